@@ -1,0 +1,163 @@
+"""The one place that knows about CuPy.
+
+Every other module asks this one for the array module (``get_array_module``), for device names,
+for moving arrays and for random generators. Devices are named as in PyTorch: ``"cpu"`` (NumPy)
+and ``"cuda"`` (CuPy). The device always follows the data; nothing here is a global switch.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+try:  # CuPy is optional: the CPU half of minigan never needs it.
+    import cupy  # noqa: F401  (the only import of cupy in minigan)
+
+    _CUPY_ERROR: Exception | None = None
+except Exception as exc:  # ImportError, or a broken CUDA install that fails at import
+    _CUPY_ERROR = exc
+
+    class _CupyStub:
+        """Stands in for cupy so that ``isinstance(x, cupy.ndarray)`` is simply False."""
+
+        class ndarray:  # noqa: N801 - mirrors cupy.ndarray
+            pass
+
+        def __getattr__(self, name):
+            raise DeviceError(_install_hint())
+
+    cupy = _CupyStub()
+
+CUPY_IMPORTED = _CUPY_ERROR is None
+DEVICES = ("cpu", "cuda")
+
+
+class DeviceError(RuntimeError):
+    """A device was asked for that is not available, or devices were mixed."""
+
+
+def _install_hint() -> str:
+    why = f" (import failed: {_CUPY_ERROR})" if _CUPY_ERROR is not None else ""
+    return (
+        "device 'cuda' needs CuPy and an NVIDIA GPU" + why + ". Install the extra that matches "
+        "your CUDA toolkit: pip install 'minigan[cuda12]' or pip install 'minigan[cuda13]'."
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_available() -> bool:
+    """True when CuPy imports and sees at least one GPU."""
+    if not CUPY_IMPORTED:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def normalize_device(device) -> str:
+    """Turn ``None``/"cpu"/"cuda"/"cuda:0"/"gpu"/"auto" into "cpu" or "cuda", checking availability."""
+    if device is None:
+        return "cpu"
+    name = str(device).lower()
+    if name == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if name in ("gpu",) or name.startswith("cuda"):
+        if name not in ("gpu", "cuda", "cuda:0"):
+            raise DeviceError(f"device {device!r}: minigan drives one GPU, use 'cuda'")
+        if not cuda_available():
+            raise DeviceError(_install_hint())
+        return "cuda"
+    if name == "cpu":
+        return "cpu"
+    raise DeviceError(f"unknown device {device!r}; expected 'cpu', 'cuda' or 'auto'")
+
+
+def is_cupy_array(x) -> bool:
+    return CUPY_IMPORTED and isinstance(x, cupy.ndarray)
+
+
+def device_of(x) -> str:
+    """The device an array lives on."""
+    return "cuda" if is_cupy_array(x) else "cpu"
+
+
+def xp_for(device: str):
+    """The array module for a device name."""
+    return cupy if normalize_device(device) == "cuda" else np
+
+
+def get_array_module(*xs):
+    """NumPy or CuPy, from the arrays given; raises if they live on different devices."""
+    devices = {device_of(x) for x in xs if x is not None and hasattr(x, "shape")}
+    if len(devices) > 1:
+        raise DeviceError("arrays on different devices: cpu and cuda; move them with .to(device)")
+    return cupy if devices == {"cuda"} else np
+
+
+def check_same_device(*xs, what: str = "operation") -> str:
+    """Return the common device of the arrays, or raise an error that names both devices."""
+    seen = None
+    for x in xs:
+        if x is None or not hasattr(x, "shape"):
+            continue
+        d = device_of(x)
+        if seen is None:
+            seen = d
+        elif d != seen:
+            raise DeviceError(
+                f"{what}: expected all inputs on one device, got {seen} and {d}; "
+                "move them with .to(device)"
+            )
+    return seen or "cpu"
+
+
+def to_device(x, device: str):
+    """Copy an array to a device (no copy when it is already there)."""
+    device = normalize_device(device)
+    if device == "cuda":
+        return x if is_cupy_array(x) else cupy.asarray(x)
+    return cupy.asnumpy(x) if is_cupy_array(x) else np.asarray(x)
+
+
+def to_numpy(x) -> np.ndarray:
+    return cupy.asnumpy(x) if is_cupy_array(x) else np.asarray(x)
+
+
+def synchronize(device: str = "cuda") -> None:
+    """Wait for queued GPU work; a no-op on the CPU."""
+    if device == "cuda" and cuda_available():
+        cupy.cuda.get_current_stream().synchronize()
+
+
+# Compiled GPU kernels, built on first use and cached.
+
+@functools.lru_cache(maxsize=None)
+def elementwise_kernel(in_params: str, out_params: str, operation: str, name: str,
+                       preamble: str = ""):
+    return cupy.ElementwiseKernel(in_params, out_params, operation, name, preamble=preamble)
+
+
+@functools.lru_cache(maxsize=None)
+def reduction_kernel(in_params: str, out_params: str, map_expr: str, reduce_expr: str,
+                     post_map_expr: str, identity: str, name: str):
+    return cupy.ReductionKernel(in_params, out_params, map_expr, reduce_expr, post_map_expr,
+                                identity, name)
+
+
+@functools.lru_cache(maxsize=None)
+def raw_kernel(code: str, name: str, options: tuple = ()):
+    return cupy.RawKernel(code, name, options=options)
+
+
+def scatter_add(target, indices, values) -> None:
+    """``target[indices] += values`` with repeated indices accumulated, on either device."""
+    if is_cupy_array(target):
+        cupy.add.at(target, indices, values)
+    else:
+        np.add.at(target, indices, values)
+
+
+def tf32_enabled() -> bool:
+    return os.environ.get("CUPY_TF32", "0") == "1"
