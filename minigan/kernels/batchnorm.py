@@ -1,0 +1,300 @@
+"""Batch normalisation kernels for (N, C) and (N, C, *spatial) arrays, statistics per channel C.
+
+PyTorch's semantics. With m = N * prod(spatial) values per channel:
+
+    mean = sum(x) / m,   var = sum((x - mean)^2) / m   (biased, two passes: no E[x^2] - E[x]^2)
+    invstd = 1 / sqrt(var + eps),   xhat = (x - mean) * invstd,   y = w * xhat + b
+    running = (1 - momentum) * running + momentum * stat,  with the UNBIASED var * m / (m - 1)
+
+Backward (first order, the closed form):
+
+    gb = sum(gy),   gw = sum(gy * xhat),   gx = w * invstd * (gy - gb / m - xhat * gw / m)
+
+Both devices view x as (N, C, S) with S = prod(spatial) (S = 1 for (N, C)), so per-channel
+vectors broadcast as (1, C, 1) and the reductions run over axes (0, 2).
+
+GPU: no host synchronisation anywhere (nothing is read back to Python), two launches each way.
+Training forward is one statistics kernel (a thread block per channel: mean, the centred sum of
+squares, invstd, scale and the in-place running-stat update, all accumulated in double) and one
+fused normalise+affine ElementwiseKernel; backward is one per-channel reduction (gb and gw
+together) and one fused ElementwiseKernel for gx. Evaluation is a single fused kernel.
+
+CPU: NumPy with at most two full-size temporaries, updated in place.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+
+__all__ = ["batch_norm_backward_train", "batch_norm_forward_eval", "batch_norm_forward_train"]
+
+
+def _as3d(x):
+    """x as (N, C, S) (a view when x is contiguous) and m = N * S."""
+    if x.ndim < 2:
+        raise ValueError(f"batch norm expects (N, C) or (N, C, ...), got shape {x.shape}")
+    n, c = x.shape[:2]
+    x3 = x.reshape(n, c, -1)
+    return x3, n * x3.shape[2]
+
+
+def _col(v):
+    """A per-channel vector (C,) as (1, C, 1), to broadcast against (N, C, S)."""
+    return v.reshape(1, -1, 1)
+
+
+def _check_m(m: int) -> None:
+    if m <= 1:
+        raise ValueError(f"batch norm in training needs more than 1 value per channel, got {m}")
+
+
+# Forward, training
+
+def batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentum: float,
+                             eps: float):
+    """Normalise with batch statistics; returns ``(y, mean, invstd)``, the last two of shape (C,).
+
+    ``running_mean``/``running_var`` (or None) are updated in place with the unbiased variance.
+    ``weight``/``bias`` may be None (no affine transform).
+    """
+    x3, m = _as3d(x)
+    _check_m(m)
+    if backend.is_cupy_array(x):
+        y, mean, invstd = _forward_train_cupy(x3, m, weight, bias, running_mean, running_var,
+                                              float(momentum), float(eps))
+    else:
+        y, mean, invstd = _forward_train_numpy(x3, m, weight, bias, running_mean, running_var,
+                                               float(momentum), float(eps))
+    return y.reshape(x.shape), mean, invstd
+
+
+def _forward_train_numpy(x3, m, weight, bias, running_mean, running_var, momentum, eps):
+    # NumPy sums float32 mostly sequentially, so accumulate in double (buffered, no big copy)
+    mean = x3.mean(axis=(0, 2), dtype=np.float64).astype(x3.dtype)
+    y = x3 - _col(mean)  # the centred x; becomes y in place
+    sq = np.square(y)
+    var64 = sq.mean(axis=(0, 2), dtype=np.float64)
+    del sq
+    # per-channel numbers in double, in the same order as the GPU's per-channel kernel
+    invstd64 = 1.0 / np.sqrt(var64 + eps)
+    invstd = invstd64.astype(x3.dtype)
+    scale = invstd if weight is None else (weight * invstd64).astype(x3.dtype)
+    y *= _col(scale)
+    if bias is not None:
+        y += _col(bias)
+    if running_mean is not None:
+        running_mean[...] = ((1.0 - momentum) * running_mean.astype(np.float64)
+                             + momentum * mean.astype(np.float64))
+    if running_var is not None:
+        running_var[...] = ((1.0 - momentum) * running_var.astype(np.float64)
+                            + momentum * (m / (m - 1)) * var64)
+    return y, mean, invstd
+
+
+# GPU statistics: one thread block per channel c of x viewed as (N, C, S). The block walks the
+# channel's m = N*S values (element (n, s) sits at c*S + n*C*S + s) and sums them in double with
+# a warp-shuffle block reduction. The kernel launch is the only host action: nothing is synced.
+_BN_CUDA = r"""
+__device__ __forceinline__ double minigan_block_sum(double v, double* sh) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) sh[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < (int)(blockDim.x >> 5) ? sh[lane] : 0.0;
+        #pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) sh[32] = v;
+    }
+    __syncthreads();
+    v = sh[32];
+    __syncthreads();  // sh is reused by the next call
+    return v;
+}
+
+// Walks k = threadIdx.x, +blockDim.x, ... < m as (n, s) without a 64-bit division per element.
+struct MiniganChannelWalk {
+    long long n, s, dn, ds, S;
+    __device__ MiniganChannelWalk(long long S_) : S(S_) {
+        n = threadIdx.x / S; s = threadIdx.x - n * S;
+        dn = blockDim.x / S; ds = blockDim.x - dn * S;
+    }
+    __device__ void next() { s += ds; n += dn; if (s >= S) { s -= S; ++n; } }
+};
+
+// Two passes (sum, then sum of squared deviations: no E[x^2] - E[x]^2 cancellation); thread 0
+// writes mean, invstd, scale = w * invstd and moves the running statistics (unbiased variance).
+extern "C" __global__ void minigan_bn_stats_DTYPE(
+        const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ mean_out,
+        T* __restrict__ invstd_out, T* __restrict__ scale_out, T* __restrict__ run_mean,
+        T* __restrict__ run_var, const long long N, const long long C, const long long S,
+        const double eps, const double momentum, const int flags) {
+    // flags: 1 = weight given, 2 = update run_mean, 4 = update run_var
+    __shared__ double sh[33];
+    const long long c = blockIdx.x, stride = C * S;
+    const T* xc = x + c * S;
+    double acc = 0.0;
+    for (MiniganChannelWalk it(S); it.n < N; it.next()) acc += (double)xc[it.n * stride + it.s];
+    const double m = (double)(N * S);
+    const double mean = minigan_block_sum(acc, sh) / m;
+    acc = 0.0;
+    for (MiniganChannelWalk it(S); it.n < N; it.next()) {
+        const double d = (double)xc[it.n * stride + it.s] - mean;
+        acc += d * d;
+    }
+    const double var = minigan_block_sum(acc, sh) / m;
+    if (threadIdx.x == 0) {
+        const double invstd = 1.0 / sqrt(var + eps);
+        mean_out[c] = (T)mean;
+        invstd_out[c] = (T)invstd;
+        scale_out[c] = (T)((flags & 1 ? (double)w[c] : 1.0) * invstd);
+        if (flags & 2) run_mean[c] = (T)((1.0 - momentum) * (double)run_mean[c] + momentum * mean);
+        if (flags & 4) {
+            run_var[c] = (T)((1.0 - momentum) * (double)run_var[c]
+                             + momentum * (m / (m - 1.0)) * var);
+        }
+    }
+}
+
+// One pass: gb = sum(gy), gw = invstd * sum(gy * (x - mean)).
+extern "C" __global__ void minigan_bn_grad_stats_DTYPE(
+        const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ mean,
+        const T* __restrict__ invstd, T* __restrict__ gw_out, T* __restrict__ gb_out,
+        const long long N, const long long C, const long long S) {
+    __shared__ double sh[33];
+    const long long c = blockIdx.x, stride = C * S;
+    const double mu = (double)mean[c];
+    double sg = 0.0, sgx = 0.0;
+    for (MiniganChannelWalk it(S); it.n < N; it.next()) {
+        const long long k = c * S + it.n * stride + it.s;
+        const double g = (double)gy[k];
+        sg += g;
+        sgx += g * ((double)x[k] - mu);
+    }
+    sg = minigan_block_sum(sg, sh);
+    sgx = minigan_block_sum(sgx, sh);
+    if (threadIdx.x == 0) {
+        gb_out[c] = (T)sg;
+        gw_out[c] = (T)(sgx * (double)invstd[c]);
+    }
+}
+"""
+_CTYPES = {np.dtype(np.float32): ("float", "f32"), np.dtype(np.float64): ("double", "f64")}
+
+
+def _bn_raw_kernel(which: str, dtype):
+    ctype, tag = _CTYPES[np.dtype(dtype)]
+    code = _BN_CUDA.replace("DTYPE", tag).replace("T*", ctype + "*").replace("(T)", f"({ctype})")
+    return backend.raw_kernel(code, f"minigan_bn_{which}_{tag}")
+
+
+def _block(m: int) -> int:
+    """Threads per channel block: enough to keep many loads in flight, at most 1024."""
+    return int(min(1024, max(32, -(-m // 32) * 32)))
+
+
+def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum, eps):
+    cp = backend.cupy
+    x3 = cp.ascontiguousarray(x3)
+    n, c, s = x3.shape
+    dt = x3.dtype
+    mean, invstd, scale = cp.empty((3, c), dtype=dt)  # one allocation, three contiguous rows
+    # unused pointer arguments get `mean`, which the flags keep the kernel from touching
+    w = cp.ascontiguousarray(weight, dtype=dt) if weight is not None else mean
+    # running buffers of another dtype or layout are updated through a copy (rare)
+    run = [r if r is None or (r.dtype == dt and r.flags.c_contiguous) else r.astype(dt)
+           for r in (running_mean, running_var)]
+    flags = (weight is not None) | (run[0] is not None) << 1 | (run[1] is not None) << 2
+    _bn_raw_kernel("stats", dt)(
+        (c,), (_block(m),),
+        (x3, w, mean, invstd, scale, mean if run[0] is None else run[0],
+         mean if run[1] is None else run[1], np.int64(n), np.int64(c), np.int64(s),
+         np.float64(eps), np.float64(momentum), np.int32(flags)))
+    for r, new in zip((running_mean, running_var), run):
+        if r is not new:
+            r[...] = new
+    norm = backend.elementwise_kernel("T x, T mean, T scale, T b", "T y",
+                                      "y = (x - mean) * scale + b", "minigan_bn_normalize")
+    b = _col(bias) if bias is not None else dt.type(0)
+    y = norm(x3, _col(mean), _col(scale), b)
+    return y, mean, invstd
+
+
+# Forward, evaluation
+
+def batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps: float):
+    """y = (x - running_mean) / sqrt(running_var + eps) * w + b, per channel."""
+    x3, _ = _as3d(x)
+    if backend.is_cupy_array(x):
+        cp = backend.cupy
+        dt = x.dtype.type
+        k = backend.elementwise_kernel(
+            "T x, T rm, T rv, T w, T b, float64 eps", "T y",
+            "y = (x - rm) * (T)((double)w / sqrt((double)rv + eps)) + b",
+            "minigan_bn_eval")
+        w = dt(1) if weight is None else _col(weight)
+        b = dt(0) if bias is None else _col(bias)
+        y = k(cp.ascontiguousarray(x3), _col(running_mean), _col(running_var), w, b, float(eps))
+        return y.reshape(x.shape)
+    scale = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+    if weight is not None:
+        scale *= weight
+    y = x3 - _col(running_mean)
+    y *= _col(scale.astype(x.dtype))
+    if bias is not None:
+        y += _col(bias)
+    return y.reshape(x.shape)
+
+
+# Backward, training
+
+def batch_norm_backward_train(gy, x, weight, mean, invstd):
+    """First-order gradients ``(gx, gweight, gbias)`` from the forward's mean and invstd.
+
+    gweight and gbias are computed even when ``weight`` is None (the caller may drop them).
+    """
+    x3, m = _as3d(x)
+    gy3 = gy.reshape(x3.shape)
+    if backend.is_cupy_array(x):
+        gx, gw, gb = _backward_cupy(gy3, x3, m, weight, mean, invstd)
+    else:
+        gx, gw, gb = _backward_numpy(gy3, x3, m, weight, mean, invstd)
+    return gx.reshape(x.shape), gw, gb
+
+
+def _backward_numpy(gy3, x3, m, weight, mean, invstd):
+    xhat = x3 - _col(mean)
+    xhat *= _col(invstd)
+    gb = gy3.sum(axis=(0, 2), dtype=np.float64).astype(x3.dtype)
+    tmp = gy3 * xhat
+    gw = tmp.sum(axis=(0, 2), dtype=np.float64).astype(x3.dtype)
+    # gx = w * invstd * (gy - gb/m - xhat * gw/m), built in tmp
+    np.multiply(xhat, _col(gw / m), out=tmp)
+    np.subtract(gy3, tmp, out=tmp)
+    tmp -= _col(gb / m)
+    tmp *= _col(invstd if weight is None else weight * invstd)
+    return tmp, gw, gb
+
+
+_GX_OP = """
+    const T xhat = (x - mean) * invstd;
+    gx = w * invstd * (gy - gb * inv_m - xhat * (gw * inv_m));
+"""
+
+
+def _backward_cupy(gy3, x3, m, weight, mean, invstd):
+    cp = backend.cupy
+    gy3, x3 = cp.ascontiguousarray(gy3), cp.ascontiguousarray(x3)
+    n, c, s = x3.shape
+    dt = x3.dtype
+    mean, invstd = cp.ascontiguousarray(mean, dtype=dt), cp.ascontiguousarray(invstd, dtype=dt)
+    gw, gb = cp.empty((2, c), dtype=dt)
+    _bn_raw_kernel("grad_stats", dt)(
+        (c,), (_block(m),), (gy3, x3, mean, invstd, gw, gb, np.int64(n), np.int64(c), np.int64(s)))
+    k = backend.elementwise_kernel("T gy, T x, T mean, T invstd, T w, T gb, T gw, T inv_m",
+                                   "T gx", _GX_OP, "minigan_bn_grad_input")
+    w = dt.type(1) if weight is None else _col(weight)
+    gx = k(gy3, x3, _col(mean), _col(invstd), w, _col(gb), _col(gw), dt.type(1.0 / m))
+    return gx, gw, gb

@@ -1,0 +1,639 @@
+"""2-D convolution kernels (groups=1): arrays in, arrays out, in PyTorch's layouts.
+
+Notation: x is (N, C, H, W); a conv weight is (O, C, kh, kw), a conv-transpose weight
+(Cin, Cout, kh, kw); stride s, padding p, dilation d, each an (h, w) pair. With xpad the input
+zero-padded by p,
+
+    conv2d:              y[n,o,a,b]  = b[o] + sum_{c,i,j} w[o,c,i,j] xpad[n,c, a*s+i*d, b*s+j*d]
+    conv2d_grad_weight:  gw[o,c,i,j] =        sum_{n,a,b} gy[n,o,a,b] xpad[n,c, a*s+i*d, b*s+j*d]
+    conv_transpose2d:    the adjoint of conv2d in x: every x[n,c,a,b] spreads w[c,:,i,j] onto
+                         output pixel (a*s - p + i*d, b*s - p + j*d), so that
+                         <conv2d(x, w), g> = <x, conv_transpose2d(g, w)>.
+
+All three are one GEMM plus an index shuffle. im2col copies every window into a column,
+
+    cols[(c,i,j), (n,a,b)] = xpad[n, c, a*s + i*d, b*s + j*d]     shape (C*kh*kw, N*Ho*Wo),
+
+so conv2d is ``w.reshape(O, -1) @ cols`` and the weight gradient ``gy^T @ cols^T``. col2im is
+the adjoint of im2col (each column entry is added back onto the pixel it was copied from), so
+conv_transpose2d is ``col2im(w.reshape(Cin, -1)^T @ x)``.
+
+The rows of cols are ordered (c, i, j), as in the weight, so weights reshape for free; the
+columns are ordered (n, a, b) so that one GEMM covers the whole batch (BLAS and cuBLAS are far
+more efficient on one big product than on N small ones).
+
+CPU: im2col is a strided view of the padded input (``as_strided``) copied once into a reused
+workspace; col2im is at most kh*kw strided slice-adds (no loop over batch or pixels). GEMMs are
+NumPy's BLAS ``matmul``. Temporaries live in per-thread workspaces because allocating tens of
+MB per call costs page faults that can exceed the copy itself.
+
+GPU: im2col and col2im are RawKernels in gather form (every output element is written by one
+thread, no atomics, deterministic); GEMMs are cuBLAS through ``cupy.matmul``. Kernels are
+compiled on first use for float32/float64 and for 32-bit or 64-bit indexing (32-bit whenever
+every array has fewer than 2**31 elements: integer division is much cheaper).
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .. import backend
+
+__all__ = [
+    "col2im",
+    "conv2d_forward",
+    "conv2d_grad_weight",
+    "conv_output_size",
+    "conv_transpose2d_forward",
+    "conv_transpose_output_padding",
+    "conv_transpose_output_size",
+    "im2col",
+    "release_workspace",
+]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_INT32_LIMIT = 2**31 - 1
+
+
+# Argument checking and output sizes
+
+def _pair(v, name: str, minimum: int) -> tuple:
+    """An int or an (h, w) pair as a pair of Python ints, each >= minimum."""
+    if isinstance(v, (int, np.integer)):
+        v = (int(v), int(v))
+    else:
+        try:
+            v = tuple(int(i) for i in v)
+        except TypeError:
+            raise TypeError(f"{name} must be an int or an (h, w) pair, got {v!r}") from None
+        if len(v) != 2:
+            raise ValueError(f"{name} must be an int or an (h, w) pair, got {v}")
+    if min(v) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    return v
+
+
+def _same_form(template, values):
+    """Return ints when the caller passed an int size, else a tuple."""
+    return values[0] if isinstance(template, (int, np.integer)) else tuple(values)
+
+
+def conv_output_size(in_size, kernel_size, stride=1, padding=0, dilation=1):
+    """Output size of a convolution: floor((H + 2p - d*(k-1) - 1) / s) + 1.
+
+    Every argument is an int or an (h, w) pair; the result is an int when ``in_size`` is an int.
+    The result may be <= 0 (the checking callers turn that into an error).
+    """
+    h = _pair(in_size, "input size", 0)
+    k, s = _pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1)
+    p, d = _pair(padding, "padding", 0), _pair(dilation, "dilation", 1)
+    return _same_form(in_size, [(h[t] + 2 * p[t] - d[t] * (k[t] - 1) - 1) // s[t] + 1
+                                for t in range(2)])
+
+
+def conv_transpose_output_size(in_size, kernel_size, stride=1, padding=0, output_padding=0,
+                               dilation=1):
+    """Output size of a transposed convolution: (H - 1)*s - 2p + d*(k-1) + output_padding + 1."""
+    h = _pair(in_size, "input size", 0)
+    k, s = _pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1)
+    p, d = _pair(padding, "padding", 0), _pair(dilation, "dilation", 1)
+    op = _pair(output_padding, "output_padding", 0)
+    return _same_form(in_size, [(h[t] - 1) * s[t] - 2 * p[t] + d[t] * (k[t] - 1) + op[t] + 1
+                                for t in range(2)])
+
+
+def conv_transpose_output_padding(in_size, out_size, kernel_size, stride=1, padding=0,
+                                  dilation=1):
+    """The output_padding that makes conv_transpose2d map a conv's output size ``out_size``
+    back to the conv's input size ``in_size``: in - ((out - 1)*s - 2p + d*(k-1) + 1).
+
+    A conv with stride s maps s different input sizes to one output size, so the input gradient
+    (a transposed conv) needs this to know which one to produce; the result is < s.
+    """
+    h, o = _pair(in_size, "input size", 0), _pair(out_size, "output size", 0)
+    k, s = _pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1)
+    p, d = _pair(padding, "padding", 0), _pair(dilation, "dilation", 1)
+    op = [h[t] - ((o[t] - 1) * s[t] - 2 * p[t] + d[t] * (k[t] - 1) + 1) for t in range(2)]
+    if min(op) < 0 or any(op[t] >= max(s[t], d[t]) for t in range(2)):
+        raise ValueError(
+            f"conv_transpose_output_padding: no output_padding maps size {o} back to {h} with "
+            f"kernel {k}, stride {s}, padding {p}, dilation {d} (got {tuple(op)})")
+    return _same_form(in_size, op)
+
+
+def _check_4d(what, name, a):
+    if a.ndim != 4:
+        raise ValueError(f"{what}: {name} must be 4-D, got shape {tuple(a.shape)}")
+
+
+def _check_dtypes(what, **arrays):
+    """All arrays float32 or float64 and of one dtype (there is no silent promotion here)."""
+    items = [(k, a) for k, a in arrays.items() if a is not None]
+    dt = items[0][1].dtype
+    if dt not in _FLOATS:
+        raise TypeError(f"{what}: supported dtypes are float32 and float64, got {items[0][0]} "
+                        f"of dtype {dt}")
+    for k, a in items[1:]:
+        if a.dtype != dt:
+            raise TypeError(f"{what}: {items[0][0]} has dtype {dt} but {k} has dtype {a.dtype}")
+
+
+def _check_bias(what, b, channels):
+    if b is not None and tuple(b.shape) != (channels,):
+        raise ValueError(f"{what}: bias must have shape ({channels},), got {tuple(b.shape)}")
+
+
+def _conv_out_or_raise(what, hw, k, s, p, d):
+    out = conv_output_size(hw, k, s, p, d)
+    if min(out) <= 0:
+        raise ValueError(
+            f"{what}: output size {out} is not positive for input size {tuple(hw)}, kernel {k}, "
+            f"stride {s}, padding {p}, dilation {d} (the dilated kernel d*(k-1)+1 = "
+            f"{tuple(d[t] * (k[t] - 1) + 1 for t in range(2))} must fit in the padded input "
+            f"{tuple(hw[t] + 2 * p[t] for t in range(2))})")
+    return out
+
+
+def _geometry(kernel_size, stride, padding, dilation):
+    return (_pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1),
+            _pair(padding, "padding", 0), _pair(dilation, "dilation", 1))
+
+
+# CPU workspaces
+
+class _Workspace(threading.local):
+    """Scratch buffers reused across calls, one set per thread.
+
+    The im2col matrix of a DCGAN layer is 1-70 MB. Allocating that afresh each call makes the
+    allocator map new pages and the first write to each page fault, which measured slower than
+    the copy itself; reusing the buffer avoids both. Results handed back are never workspace.
+    """
+
+    def __init__(self):
+        self.buffers = {}
+
+    def take(self, role: str, shape, dtype):
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        buf = self.buffers.get(role)
+        if buf is None or buf.nbytes < nbytes:
+            buf = np.empty(max(nbytes, 64), np.uint8)
+            self.buffers[role] = buf
+        return buf[:nbytes].view(dtype).reshape(shape)
+
+
+_workspace = _Workspace()
+
+
+def release_workspace() -> None:
+    """Free this thread's CPU scratch buffers (they are re-created on demand)."""
+    _workspace.buffers.clear()
+
+
+# CPU: im2col and col2im
+
+def _pad_cpu(x, p, role="pad"):
+    """x zero-padded by p = (ph, pw), in a workspace buffer (x itself when p is 0)."""
+    ph, pw = p
+    if ph == 0 and pw == 0:
+        return x
+    n, c, h, w = x.shape
+    xp = _workspace.take(role, (n, c, h + 2 * ph, w + 2 * pw), x.dtype)
+    # the buffer is reused with other shapes, so the border is zeroed each time (4 thin strips)
+    xp[:, :, :ph] = 0
+    xp[:, :, h + ph:] = 0
+    xp[:, :, ph:h + ph, :pw] = 0
+    xp[:, :, ph:h + ph, w + pw:] = 0
+    xp[:, :, ph:h + ph, pw:w + pw] = x
+    return xp
+
+
+def _im2col_cpu(x, k, s, p, d, out_hw, out=None):
+    """cols (C*kh*kw, N*Ho*Wo) of x, written into ``out`` or a workspace buffer."""
+    n, c = x.shape[:2]
+    ho, wo = out_hw
+    xp = _pad_cpu(x, p)
+    sn, sc, sh, sw = xp.strides
+    # a read-only 6-D view (c, i, j, n, a, b) -> xpad[n, c, a*s + i*d, b*s + j*d]; copying it
+    # in C order is the whole im2col. Its innermost run is a row of the output grid.
+    windows = as_strided(xp, (c, k[0], k[1], n, ho, wo),
+                         (sc, d[0] * sh, d[1] * sw, sn, s[0] * sh, s[1] * sw), writeable=False)
+    if out is None:
+        out = _workspace.take("cols", (c * k[0] * k[1], n * ho * wo), x.dtype)
+    np.copyto(out.reshape(windows.shape), windows)
+    return out
+
+
+def _offset_slices(offset, stride, pad, grid_len, image_len):
+    """For one kernel tap at ``offset`` = i*d: the grid positions a whose image row
+    a*s - p + offset lies inside [0, image_len), as (grid slice, image slice), or None."""
+    first = offset - pad  # image row of grid position 0
+    lo = max(0, -(first // stride))  # ceil(-first / s)
+    hi = min(grid_len, (image_len - 1 - first) // stride + 1)
+    if hi <= lo:
+        return None
+    row = lo * stride + first
+    return slice(lo, hi), slice(row, row + (hi - lo - 1) * stride + 1, stride)
+
+
+def _col2im_cpu(cols, image_shape, grid_hw, k, s, p, d, bias=None):
+    """Adjoint of im2col: y[n,c,a*s-p+i*d, b*s-p+j*d] += cols[(c,i,j),(n,a,b)], plus bias[c].
+
+    One strided slice-add per kernel tap (kh*kw of them), clipped to the image so no padded
+    buffer or final crop is needed.
+    """
+    n, c, h, w = image_shape
+    gh, gw = grid_hw
+    y = np.empty(image_shape, cols.dtype)
+    if bias is None:
+        y.fill(0)
+    else:
+        np.copyto(y, bias.reshape(1, c, 1, 1))
+    taps = cols.reshape(c, k[0], k[1], n, gh, gw)
+    for i in range(k[0]):
+        rows = _offset_slices(i * d[0], s[0], p[0], gh, h)
+        if rows is None:
+            continue
+        for j in range(k[1]):
+            cs = _offset_slices(j * d[1], s[1], p[1], gw, w)
+            if cs is None:
+                continue
+            dst = y[:, :, rows[1], cs[1]]
+            # (c, n, a, b) -> (n, c, a, b): a transposed read, while the inner run stays a row
+            np.add(dst, taps[:, i, j, :, rows[0], cs[0]].transpose(1, 0, 2, 3), out=dst)
+    return y
+
+
+# GPU: im2col and col2im kernels (gather form)
+
+_CONV_CUDA = r"""
+// im2col: one thread per (c, n, a, b), looping over the kh*kw taps. Consecutive threads differ
+// in b, so both the reads of x and the writes of cols are (strided-)coalesced. cols element
+// ((c*kh + i)*kw + j, n, a, b) lives at ((c*kh + i)*kw + j)*strideK + n*strideN + a*Wo + b, so
+// one kernel writes both the (K, N*Ho*Wo) layout and the batch-major (N, K, Ho*Wo) one.
+extern "C" __global__ void minigan_im2col_SUFFIX(
+        const T* __restrict__ x, T* __restrict__ cols, const I total,
+        const I N, const I C, const I H, const I W, const I Ho, const I Wo,
+        const int kh, const int kw, const int sh, const int sw, const int ph, const int pw,
+        const int dh, const int dw, const I strideK, const I strideN) {
+    const I t = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x;
+    if (t >= total) return;
+    const I b = t % Wo;
+    I r = t / Wo;
+    const I a = r % Ho;
+    r /= Ho;
+    const I n = r % N;
+    const I c = r / N;
+    const T* xc = x + (n * C + c) * H * W;
+    T* out = cols + c * (I)(kh * kw) * strideK + n * strideN + a * Wo + b;
+    const I h0 = a * sh - ph, w0 = b * sw - pw;
+    for (int i = 0; i < kh; ++i) {
+        const I h = h0 + (I)i * dh;
+        const bool row_in = h >= 0 && h < H;
+        for (int j = 0; j < kw; ++j) {
+            const I w = w0 + (I)j * dw;
+            out[(I)(i * kw + j) * strideK] = (row_in && w >= 0 && w < W) ? xc[h * W + w] : (T)0;
+        }
+    }
+}
+
+// col2im: one thread per image pixel (n, c, h, w) gathers every cols entry that im2col copied
+// from it: tap (i, j) at grid position (a, b) with a*s - p + i*d = h, i.e. a = (h + p - i*d)/s
+// when that divides exactly and 0 <= a < Ho. No atomics, so the sum is deterministic. Adds the
+// bias when has_bias. (h + p - i*d) falls as i grows, so the loop stops at the first negative.
+extern "C" __global__ void minigan_col2im_SUFFIX(
+        const T* __restrict__ cols, const T* __restrict__ bias, T* __restrict__ y,
+        const I total, const I C, const I H, const I W, const I Ho, const I Wo,
+        const int kh, const int kw, const int sh, const int sw, const int ph, const int pw,
+        const int dh, const int dw, const I strideK, const I strideN, const int has_bias) {
+    const I t = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x;
+    if (t >= total) return;
+    const I w = t % W;
+    I r = t / W;
+    const I h = r % H;
+    r /= H;
+    const I c = r % C;
+    const I n = r / C;
+    const T* base = cols + c * (I)(kh * kw) * strideK + n * strideN;
+    T acc = (T)0;
+    for (int i = 0; i < kh; ++i) {
+        const I hh = h + ph - (I)i * dh;
+        if (hh < 0) break;
+        if (hh % sh != 0) continue;
+        const I a = hh / sh;
+        if (a >= Ho) continue;
+        for (int j = 0; j < kw; ++j) {
+            const I ww = w + pw - (I)j * dw;
+            if (ww < 0) break;
+            if (ww % sw != 0) continue;
+            const I b = ww / sw;
+            if (b >= Wo) continue;
+            acc += base[(I)(i * kw + j) * strideK + a * Wo + b];
+        }
+    }
+    y[t] = has_bias ? acc + bias[c] : acc;
+}
+"""
+
+_CTYPES = {np.dtype(np.float32): ("float", "f32"), np.dtype(np.float64): ("double", "f64")}
+
+
+def _index_type(*sizes):
+    """("int", np.int32) when every size fits in 31 bits, else ("long long", np.int64)."""
+    return ("int", np.int32) if max(sizes) <= _INT32_LIMIT else ("long long", np.int64)
+
+
+def _conv_kernel(which: str, dtype, idx_ctype: str):
+    ctype, tag = _CTYPES[np.dtype(dtype)]
+    suffix = f"{tag}_{'i32' if idx_ctype == 'int' else 'i64'}"
+    code = (f"typedef {ctype} T;\ntypedef {idx_ctype} I;\n"
+            + _CONV_CUDA.replace("SUFFIX", suffix))
+    return backend.raw_kernel(code, f"minigan_{which}_{suffix}")
+
+
+_BLOCK = 256
+# Whether the GPU GEMMs use batch-major cols (N, K, Ho*Wo) and one broadcast batched GEMM,
+# which writes NCHW directly, or flat cols (K, N*Ho*Wo), one GEMM and a transpose copy.
+_GPU_BATCH_MAJOR = False
+
+
+def _launch(kernel, total, args):
+    if total > 0:
+        kernel(((total + _BLOCK - 1) // _BLOCK,), (_BLOCK,), args)
+
+
+def _geometry_args(k, s, p, d):
+    return tuple(np.int32(v) for v in (*k, *s, *p, *d))
+
+
+def _im2col_cupy(x, k, s, p, d, out_hw, batch_major=False):
+    """cols as (C*kh*kw, N*Ho*Wo), or (N, C*kh*kw, Ho*Wo) when batch_major."""
+    cp = backend.cupy
+    x = cp.ascontiguousarray(x)
+    n, c, h, w = x.shape
+    ho, wo = out_hw
+    kk = c * k[0] * k[1]
+    cols = cp.empty((n, kk, ho * wo) if batch_major else (kk, n * ho * wo), x.dtype)
+    stride_k, stride_n = (ho * wo, kk * ho * wo) if batch_major else (n * ho * wo, ho * wo)
+    total = c * n * ho * wo
+    ictype, itype = _index_type(x.size, cols.size)
+    _launch(_conv_kernel("im2col", x.dtype, ictype), total,
+            (x, cols, itype(total), *(itype(v) for v in (n, c, h, w, ho, wo)),
+             *_geometry_args(k, s, p, d), itype(stride_k), itype(stride_n)))
+    return cols
+
+
+def _col2im_cupy(cols, image_shape, grid_hw, k, s, p, d, bias=None, batch_major=False):
+    """Adjoint of im2col on the GPU (cols in either layout), plus bias[c]."""
+    cp = backend.cupy
+    cols = cp.ascontiguousarray(cols)
+    n, c, h, w = image_shape
+    gh, gw = grid_hw
+    kk = c * k[0] * k[1]
+    stride_k, stride_n = (gh * gw, kk * gh * gw) if batch_major else (n * gh * gw, gh * gw)
+    y = cp.empty(image_shape, cols.dtype)
+    b = y if bias is None else cp.ascontiguousarray(bias)  # y only fills an unused pointer
+    ictype, itype = _index_type(y.size, cols.size)
+    _launch(_conv_kernel("col2im", cols.dtype, ictype), y.size,
+            (cols, b, y, itype(y.size), *(itype(v) for v in (c, h, w, gh, gw)),
+             *_geometry_args(k, s, p, d), itype(stride_k), itype(stride_n),
+             np.int32(bias is not None)))
+    return y
+
+
+# Public im2col / col2im
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """cols[(c,i,j), (n,a,b)] = xpad[n, c, a*s + i*d, b*s + j*d], of shape (C*kh*kw, N*Ho*Wo)."""
+    _check_4d("im2col", "input", x)
+    k, s, p, d = _geometry(kernel_size, stride, padding, dilation)
+    out_hw = _conv_out_or_raise("im2col", x.shape[2:], k, s, p, d)
+    if backend.is_cupy_array(x):
+        _check_dtypes("im2col", input=x)
+        return _im2col_cupy(x, k, s, p, d, out_hw)
+    n, c = x.shape[:2]
+    out = np.empty((c * k[0] * k[1], n * out_hw[0] * out_hw[1]), x.dtype)
+    return _im2col_cpu(x, k, s, p, d, out_hw, out=out)
+
+
+def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
+    """The adjoint of im2col: an array of shape ``x_shape`` = (N, C, H, W) where every pixel
+    is the sum of the cols entries that im2col copied from it."""
+    k, s, p, d = _geometry(kernel_size, stride, padding, dilation)
+    if len(x_shape) != 4:
+        raise ValueError(f"col2im: x_shape must be (N, C, H, W), got {tuple(x_shape)}")
+    n, c, h, w = (int(v) for v in x_shape)
+    grid = _conv_out_or_raise("col2im", (h, w), k, s, p, d)
+    want = (c * k[0] * k[1], n * grid[0] * grid[1])
+    if tuple(cols.shape) != want:
+        raise ValueError(f"col2im: cols of shape {tuple(cols.shape)} do not match x_shape "
+                         f"{(n, c, h, w)} with kernel {k}: expected {want}")
+    _check_dtypes("col2im", cols=cols)
+    if backend.is_cupy_array(cols):
+        return _col2im_cupy(cols, (n, c, h, w), grid, k, s, p, d)
+    return _col2im_cpu(cols, (n, c, h, w), grid, k, s, p, d)
+
+
+# conv2d
+
+def _is_dense(hw, k, p, d):
+    """True when the single window covers the whole unpadded input: im2col is then a
+    reshape of x (no copy), as for a DCGAN discriminator's last k=7 layer on a 7x7 map."""
+    return tuple(hw) == tuple(k) and p == (0, 0) and d == (1, 1)
+
+
+def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1):
+    """y = conv2d(x, w) + b: x (N, C, H, W), w (O, C, kh, kw), b (O,) or None -> (N, O, Ho, Wo).
+
+    Computed as the GEMM ``w.reshape(O, C*kh*kw) @ im2col(x)``.
+    """
+    _check_4d("conv2d", "input", x)
+    _check_4d("conv2d", "weight", w)
+    c, h, wd = x.shape[1:]
+    o, cw, kh, kw = w.shape
+    if c != cw:
+        raise ValueError(f"conv2d: input {tuple(x.shape)} has {c} channels but weight "
+                         f"{tuple(w.shape)} expects {cw}")
+    _check_dtypes("conv2d", input=x, weight=w, bias=b)
+    _check_bias("conv2d", b, o)
+    k, s, p, d = _geometry((kh, kw), stride, padding, dilation)
+    ho, wo = _conv_out_or_raise("conv2d", (h, wd), k, s, p, d)
+    if backend.is_cupy_array(x):
+        return _conv2d_forward_cupy(x, w, b, k, s, p, d, (ho, wo))
+    return _conv2d_forward_numpy(x, w, b, k, s, p, d, (ho, wo))
+
+
+def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw):
+    n, o = x.shape[0], w.shape[0]
+    ho, wo = out_hw
+    w2 = np.ascontiguousarray(w).reshape(o, -1)
+    if _is_dense(x.shape[2:], k, p, d):
+        y = np.ascontiguousarray(x).reshape(n, -1) @ w2.T
+        if b is not None:
+            y += b
+        return y.reshape(n, o, 1, 1)
+    cols = _im2col_cpu(x, k, s, p, d, out_hw)
+    # One GEMM over the whole batch gives (O, N*Ho*Wo); the move to (N, O, Ho*Wo) is a copy of
+    # the (smaller) output, fused with the bias add. Per-sample GEMMs avoided that copy but ran
+    # slower on the deep layers, where BLAS needs the long N*Ho*Wo dimension.
+    prod = np.matmul(w2, cols, out=_workspace.take("gemm", (o, cols.shape[1]), x.dtype))
+    src = prod.reshape(o, n, ho * wo).transpose(1, 0, 2)
+    y = np.empty((n, o, ho * wo), x.dtype)
+    if b is None:
+        np.copyto(y, src)
+    else:
+        np.add(src, b.reshape(1, o, 1), out=y)
+    return y.reshape(n, o, ho, wo)
+
+
+def _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw):
+    cp = backend.cupy
+    n, o = x.shape[0], w.shape[0]
+    ho, wo = out_hw
+    w2 = cp.ascontiguousarray(w).reshape(o, -1)
+    if _is_dense(x.shape[2:], k, p, d):
+        y = cp.matmul(cp.ascontiguousarray(x).reshape(n, -1), w2.T)
+        if b is not None:
+            y += b
+        return y.reshape(n, o, 1, 1)
+    if _GPU_BATCH_MAJOR:
+        # cols (N, K, Ho*Wo): a batched GEMM with w2 broadcast writes y in NCHW directly
+        cols = _im2col_cupy(x, k, s, p, d, out_hw, batch_major=True)
+        y = cp.matmul(w2, cols)
+        if b is not None:
+            y += b.reshape(1, o, 1)
+        return y.reshape(n, o, ho, wo)
+    cols = _im2col_cupy(x, k, s, p, d, out_hw)
+    prod = cp.matmul(w2, cols).reshape(o, n, ho * wo).transpose(1, 0, 2)
+    y = cp.empty((n, o, ho * wo), x.dtype)
+    if b is None:
+        y[...] = prod
+    else:
+        cp.add(prod, b.reshape(1, o, 1), out=y)
+    return y.reshape(n, o, ho, wo)
+
+
+
+# conv2d weight gradient
+
+def conv2d_grad_weight(x, gy, kernel_size, stride=1, padding=0, dilation=1):
+    """gw[o,c,i,j] = sum_{n,a,b} gy[n,o,a,b] * xpad[n, c, a*s + i*d, b*s + j*d], (O, C, kh, kw).
+
+    The gradient of sum(gy * conv2d(x, w)) with respect to w, as ``gy^T @ im2col(x)^T``. It is
+    generic in its two arguments: conv_transpose2d's weight gradient is
+    ``conv2d_grad_weight(gy, x)``. gy's spatial size may be smaller than conv2d's output (as
+    for a transposed conv whose output_padding is >= its stride); only the positions gy has
+    enter the sum.
+    """
+    _check_4d("conv2d_grad_weight", "input", x)
+    _check_4d("conv2d_grad_weight", "grad_output", gy)
+    _check_dtypes("conv2d_grad_weight", input=x, grad_output=gy)
+    k, s, p, d = _geometry(kernel_size, stride, padding, dilation)
+    full = _conv_out_or_raise("conv2d_grad_weight", x.shape[2:], k, s, p, d)
+    n = x.shape[0]
+    if gy.shape[0] != n or gy.shape[2] > full[0] or gy.shape[3] > full[1]:
+        raise ValueError(
+            f"conv2d_grad_weight: grad_output {tuple(gy.shape)} does not match input "
+            f"{tuple(x.shape)}: expected ({n}, O, {full[0]}, {full[1]}) for kernel {k}, "
+            f"stride {s}, padding {p}, dilation {d}")
+    out_hw = tuple(gy.shape[2:])
+    if backend.is_cupy_array(x):
+        return _grad_weight_cupy(x, gy, k, s, p, d, out_hw)
+    return _grad_weight_numpy(x, gy, k, s, p, d, out_hw)
+
+
+def _grad_weight_numpy(x, gy, k, s, p, d, out_hw):
+    n, c = x.shape[:2]
+    o = gy.shape[1]
+    if _is_dense(x.shape[2:], k, p, d):
+        gw = np.ascontiguousarray(gy).reshape(n, o).T @ np.ascontiguousarray(x).reshape(n, -1)
+        return gw.reshape(o, c, k[0], k[1])
+    cols = _im2col_cpu(x, k, s, p, d, out_hw)
+    # gy as (O, N*Ho*Wo): a copy of gy, far smaller than cols, so the GEMM can use cols^T as is
+    gyt = _workspace.take("gyt", (o, n, out_hw[0] * out_hw[1]), x.dtype)
+    np.copyto(gyt, gy.reshape(n, o, -1).transpose(1, 0, 2))
+    gw = np.matmul(gyt.reshape(o, -1), cols.T)
+    return gw.reshape(o, c, k[0], k[1])
+
+
+def _grad_weight_cupy(x, gy, k, s, p, d, out_hw):
+    cp = backend.cupy
+    n, c = x.shape[:2]
+    o = gy.shape[1]
+    gy = cp.ascontiguousarray(gy)
+    if _is_dense(x.shape[2:], k, p, d):
+        gw = cp.matmul(gy.reshape(n, o).T, cp.ascontiguousarray(x).reshape(n, -1))
+        return gw.reshape(o, c, k[0], k[1])
+    cols = _im2col_cupy(x, k, s, p, d, out_hw)
+    gyt = cp.ascontiguousarray(gy.reshape(n, o, -1).transpose(1, 0, 2)).reshape(o, -1)
+    return cp.matmul(gyt, cols.T).reshape(o, c, k[0], k[1])
+
+
+# conv_transpose2d
+
+def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0, dilation=1):
+    """y = conv_transpose2d(x, w) + b: x (N, Cin, H, W), w (Cin, Cout, kh, kw) -> (N, Cout,
+    Ho, Wo) with Ho = (H - 1)*s - 2p + d*(kh - 1) + output_padding + 1.
+
+    It is conv2d's input gradient: y = col2im(w.reshape(Cin, -1)^T @ x as (Cin, N*H*W)). An
+    input of 1x1 pixels with padding 0 and dilation 1 (a generator's first layer) is a plain
+    GEMM: y[n] = x[n] @ w.reshape(Cin, -1).
+    """
+    _check_4d("conv_transpose2d", "input", x)
+    _check_4d("conv_transpose2d", "weight", w)
+    n, cin, h, wd = x.shape
+    cw, cout, kh, kw = w.shape
+    if cin != cw:
+        raise ValueError(f"conv_transpose2d: input {tuple(x.shape)} has {cin} channels but "
+                         f"weight {tuple(w.shape)} expects {cw}")
+    _check_dtypes("conv_transpose2d", input=x, weight=w, bias=b)
+    _check_bias("conv_transpose2d", b, cout)
+    k, s, p, d = _geometry((kh, kw), stride, padding, dilation)
+    op = _pair(output_padding, "output_padding", 0)
+    if any(op[t] >= max(s[t], d[t]) for t in range(2)):
+        raise ValueError(f"conv_transpose2d: output_padding {op} must be smaller than either "
+                         f"stride {s} or dilation {d}")
+    out_hw = conv_transpose_output_size((h, wd), k, s, p, op, d)
+    if min(out_hw) <= 0:
+        raise ValueError(f"conv_transpose2d: output size {out_hw} is not positive for input size "
+                         f"{(h, wd)}, kernel {k}, stride {s}, padding {p}, output_padding {op}, "
+                         f"dilation {d}")
+    xp = backend.get_array_module(x)
+    if (h, wd) == (1, 1) and p == (0, 0) and d == (1, 1) and op == (0, 0):
+        y = xp.matmul(xp.ascontiguousarray(x).reshape(n, cin),
+                      xp.ascontiguousarray(w).reshape(cin, -1)).reshape(n, cout, kh, kw)
+        if b is not None:
+            y += b.reshape(1, cout, 1, 1)
+        return y
+    if xp is not np:
+        return _conv_transpose_cupy(x, w, b, k, s, p, d, out_hw)
+    return _conv_transpose_numpy(x, w, b, k, s, p, d, out_hw)
+
+
+def _conv_transpose_numpy(x, w, b, k, s, p, d, out_hw):
+    n, cin, h, wd = x.shape
+    cout = w.shape[1]
+    # x as (Cin, N*H*W): a copy of the (small) input so that one GEMM covers the batch
+    xt = _workspace.take("xt", (cin, n, h * wd), x.dtype)
+    np.copyto(xt, x.reshape(n, cin, -1).transpose(1, 0, 2))
+    w2 = np.ascontiguousarray(w).reshape(cin, -1)
+    cols = np.matmul(w2.T, xt.reshape(cin, -1),
+                     out=_workspace.take("cols", (w2.shape[1], n * h * wd), x.dtype))
+    return _col2im_cpu(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)
+
+
+def _conv_transpose_cupy(x, w, b, k, s, p, d, out_hw):
+    cp = backend.cupy
+    n, cin, h, wd = x.shape
+    cout = w.shape[1]
+    w2 = cp.ascontiguousarray(w).reshape(cin, -1)
+    x = cp.ascontiguousarray(x)
+    if _GPU_BATCH_MAJOR:
+        cols = cp.matmul(w2.T, x.reshape(n, cin, h * wd))  # (N, Cout*kh*kw, H*W)
+        return _col2im_cupy(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b,
+                            batch_major=True)
+    xt = cp.ascontiguousarray(x.reshape(n, cin, -1).transpose(1, 0, 2)).reshape(cin, -1)
+    cols = cp.matmul(w2.T, xt)  # (Cout*kh*kw, N*H*W)
+    return _col2im_cupy(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)

@@ -1,0 +1,207 @@
+"""Elementwise activation and loss kernels: arrays in, arrays out.
+
+Each kernel has its NumPy version (written to make few temporaries) and, beside it, its CuPy
+version: one fused ``ElementwiseKernel`` that reads each input once and writes the output once,
+where the NumPy expression would have launched a kernel per operator.
+
+Scalars are handed to the GPU kernels as NumPy scalars of the array's own dtype (``_scalar``), so
+that CuPy binds the type placeholder ``T`` to the array dtype and never has to guess.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from . import random as _random
+
+__all__ = [
+    "bce_with_logits_backward",
+    "bce_with_logits_forward",
+    "dropout_mask",
+    "leaky_relu_backward",
+    "leaky_relu_forward",
+    "relu_backward",
+    "relu_forward",
+    "sigmoid_backward",
+    "sigmoid_forward",
+    "softplus_forward",
+    "tanh_backward",
+]
+
+
+def _scalar(x, value):
+    return x.dtype.type(value)
+
+
+def _inplace(ufunc, a, b):
+    """``ufunc(a, b)``, written into ``a`` when broadcasting leaves a's shape unchanged."""
+    if np.broadcast_shapes(a.shape, np.shape(b)) == a.shape:
+        return ufunc(a, b, out=a)
+    return ufunc(a, b)
+
+
+def _ew(in_params, out_params, operation, name):
+    return backend.elementwise_kernel(in_params, out_params, operation, name)
+
+
+# LeakyReLU and ReLU
+
+def leaky_relu_forward(x, negative_slope: float):
+    """y = x if x >= 0 else s*x (NaN propagates)."""
+    if backend.is_cupy_array(x):
+        k = _ew("T x, T s", "T y", "y = x < (T)0 ? x * s : x", "minigan_leaky_relu_fwd")
+        return k(x, _scalar(x, negative_slope))
+    # One temporary: leaky_relu(x) = max(x, s*x) for s <= 1 and min(x, s*x) for s > 1.
+    y = x * negative_slope
+    return (np.maximum if negative_slope <= 1.0 else np.minimum)(x, y, out=y)
+
+
+def leaky_relu_backward(gy, x, negative_slope: float):
+    """gx = gy if x > 0 else s*gy. Linear in gy with a mask that depends only on x, so the same
+    call with the same x also computes its own derivative."""
+    if backend.is_cupy_array(gy):
+        k = _ew("T gy, T x, T s", "T gx", "gx = x > (T)0 ? gy : gy * s",
+                "minigan_leaky_relu_bwd")
+        return k(gy, x, _scalar(gy, negative_slope))
+    gx = gy * negative_slope  # float-dtype result even for slope 0, and a fresh buffer
+    np.copyto(gx, gy, where=x > 0)  # the bool mask is the only other temporary
+    return gx
+
+
+def relu_forward(x):
+    """y = max(x, 0) (NaN propagates)."""
+    if backend.is_cupy_array(x):
+        return _ew("T x", "T y", "y = x < (T)0 ? (T)0 : x", "minigan_relu_fwd")(x)
+    return np.maximum(x, 0)
+
+
+def relu_backward(gy, x):
+    """gx = gy if x > 0 else 0."""
+    if backend.is_cupy_array(gy):
+        return _ew("T gy, T x", "T gx", "gx = x > (T)0 ? gy : (T)0", "minigan_relu_bwd")(gy, x)
+    return np.where(x > 0, gy, np.zeros((), dtype=gy.dtype))
+
+
+# tanh and sigmoid (forward of tanh is xp.tanh itself)
+
+def tanh_backward(gy, y):
+    """gx = gy * (1 - y^2), from the forward output y = tanh(x)."""
+    if backend.is_cupy_array(gy):
+        return _ew("T gy, T y", "T gx", "gx = gy * ((T)1 - y * y)", "minigan_tanh_bwd")(gy, y)
+    gx = np.multiply(y, y)
+    np.subtract(1, gx, out=gx)
+    gx *= gy
+    return gx
+
+
+def sigmoid_forward(x):
+    """y = 1 / (1 + exp(-x)), computed from e = exp(-|x|) so that nothing overflows:
+    y = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0 (which keeps tiny outputs accurate)."""
+    if backend.is_cupy_array(x):
+        return _ew("T x", "T y", """
+            const T e = exp(-fabs(x));
+            const T r = (T)1 / ((T)1 + e);
+            y = x >= (T)0 ? r : e * r;
+            """, "minigan_sigmoid_fwd")(x)
+    e = np.abs(x)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    y = np.add(e, 1)
+    np.reciprocal(y, out=y)
+    np.multiply(e, y, out=e)  # e now holds the x < 0 branch
+    np.copyto(y, e, where=x < 0)
+    return y
+
+
+def sigmoid_backward(gy, y):
+    """gx = gy * y * (1 - y), from the forward output y = sigmoid(x)."""
+    if backend.is_cupy_array(gy):
+        return _ew("T gy, T y", "T gx", "gx = gy * y * ((T)1 - y)", "minigan_sigmoid_bwd")(gy, y)
+    gx = np.subtract(1, y)
+    gx *= y
+    gx *= gy
+    return gx
+
+
+# softplus
+
+def softplus_forward(x, beta: float = 1.0, threshold: float = 20.0):
+    """y = x where beta*x > threshold, else log(1 + exp(beta*x)) / beta (PyTorch's Softplus).
+
+    log(1 + exp(z)) is evaluated as max(z, 0) + log1p(exp(-|z|)), which neither overflows for
+    large z nor loses the small values for very negative z.
+    """
+    if backend.is_cupy_array(x):
+        k = _ew("T x, T beta, T threshold", "T y", """
+            const T z = x * beta;
+            y = z > threshold ? x : (fmax(z, (T)0) + log1p(exp(-fabs(z)))) / beta;
+            """, "minigan_softplus_fwd")
+        return k(x, _scalar(x, beta), _scalar(x, threshold))
+    z = x * beta  # a fresh buffer, reused below for max(z, 0)
+    linear = z > threshold
+    y = np.abs(z)
+    np.negative(y, out=y)
+    np.exp(y, out=y)
+    np.log1p(y, out=y)
+    y += np.maximum(z, 0, out=z)
+    if beta != 1.0:
+        y /= beta
+    np.copyto(y, x, where=linear)
+    return y
+
+
+# Binary cross-entropy with logits
+
+def bce_with_logits_forward(x, t, weight=None):
+    """Per-element loss l = w * (softplus(x) - x*t) = w * (max(x, 0) - x*t + log1p(exp(-|x|))).
+
+    This is -w * (t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))) without ever forming a log of
+    a rounded probability. ``t`` and ``weight`` broadcast against ``x``.
+    """
+    if backend.is_cupy_array(x):
+        op = "l = fmax(x, (T)0) - x * t + log1p(exp(-fabs(x)))"
+        if weight is None:
+            return _ew("T x, T t", "T l", op, "minigan_bce_logits_fwd")(x, t)
+        return _ew("T x, T t, T w", "T l", op + "; l *= w", "minigan_bce_logits_fwd_w")(x, t,
+                                                                                         weight)
+    loss = np.abs(x)
+    np.negative(loss, out=loss)
+    np.exp(loss, out=loss)
+    np.log1p(loss, out=loss)
+    loss += np.maximum(x, 0)
+    loss = _inplace(np.subtract, loss, x * t)
+    if weight is not None:
+        loss = _inplace(np.multiply, loss, weight)
+    return loss
+
+
+def bce_with_logits_backward(gy, x, t, weight=None):
+    """gx = gy * (sigmoid(x) - t) * w; gy, t and weight broadcast against x."""
+    if backend.is_cupy_array(x):
+        op = """
+            const T e = exp(-fabs(x));
+            const T r = (T)1 / ((T)1 + e);
+            const T s = x >= (T)0 ? r : e * r;
+            gx = gy * (s - t)"""
+        if weight is None:
+            return _ew("T gy, T x, T t", "T gx", op, "minigan_bce_logits_bwd")(gy, x, t)
+        return _ew("T gy, T x, T t, T w", "T gx", op + " * w", "minigan_bce_logits_bwd_w")(
+            gy, x, t, weight)
+    gx = sigmoid_forward(x)
+    gx = _inplace(np.subtract, gx, t)
+    gx = _inplace(np.multiply, gx, gy)
+    if weight is not None:
+        gx = _inplace(np.multiply, gx, weight)
+    return gx
+
+
+# Dropout
+
+def dropout_mask(shape, p: float, seed: int, offset: int, xp=np, dtype=np.float32):
+    """The inverted-dropout multiplier: 0 with probability p, else 1/(1 - p).
+
+    Drawn from the counter-based Philox stream at (seed, offset), one 32-bit word per element
+    (``ceil(n/4)`` counters), so it is reproducible, identical on both devices and, on the GPU,
+    a single kernel with no cuRAND call (it can sit inside a CUDA graph).
+    """
+    return _random.dropout_mask(shape, p, seed, offset, xp, dtype)

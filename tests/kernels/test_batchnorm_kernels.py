@@ -1,0 +1,257 @@
+"""Batch-norm kernels vs float64 formulas and finite differences, plus GPU-vs-NumPy parity."""
+import numpy as np
+import pytest
+
+from minigan import backend
+from minigan.kernels import batchnorm as KB
+
+to_np = backend.to_numpy
+SHAPES = [(8, 3), (4, 3, 5, 6), (2, 4, 7)]
+
+
+def _data(shape, seed=0, loc=0.5):
+    rng = np.random.default_rng(seed)
+    c = shape[1]
+    x = rng.standard_normal(shape) * rng.uniform(0.5, 2.0, (1, c) + (1,) * (len(shape) - 2)) + loc
+    w = rng.uniform(0.5, 1.5, c)
+    b = rng.standard_normal(c)
+    rm = rng.standard_normal(c) * 0.1
+    rv = rng.uniform(0.5, 2.0, c)
+    gy = rng.standard_normal(shape)
+    return x, w, b, rm, rv, gy
+
+
+def _axes(x):
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def _bc(v, x):
+    return v.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+def _ref_train(x, w, b, eps):
+    ax = _axes(x)
+    mean = x.mean(ax)
+    var = ((x - _bc(mean, x)) ** 2).mean(ax)
+    invstd = 1 / np.sqrt(var + eps)
+    y = (x - _bc(mean, x)) * _bc(invstd, x)
+    if w is not None:
+        y = y * _bc(w, x)
+    if b is not None:
+        y = y + _bc(b, x)
+    return y, mean, var, invstd
+
+
+def _ref_backward(gy, x, w, eps):
+    ax = _axes(x)
+    m = x.size // x.shape[1]
+    _, mean, _, invstd = _ref_train(x, None, None, eps)
+    xhat = (x - _bc(mean, x)) * _bc(invstd, x)
+    gb = gy.sum(ax)
+    gw = (gy * xhat).sum(ax)
+    w = np.ones(x.shape[1]) if w is None else w
+    gx = _bc(w * invstd, x) * (gy - _bc(gb, x) / m - xhat * _bc(gw, x) / m)
+    return gx, gw, gb
+
+
+def _tol(dtype):
+    return {"rtol": 2e-5, "atol": 2e-5} if dtype == np.float32 else {"rtol": 1e-11, "atol": 1e-11}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("affine", [True, False])
+def test_forward_train_and_running_stats(xp, dtype, shape, affine):
+    x, w, b, rm, rv, _ = _data(shape)
+    eps, momentum = 1e-5, 0.1
+    if not affine:
+        w = b = None
+    x, rm, rv = x.astype(dtype), rm.astype(dtype), rv.astype(dtype)
+    w = w.astype(dtype) if affine else None
+    b = b.astype(dtype) if affine else None
+
+    def d(a):
+        return None if a is None else xp.asarray(a)
+
+    rm_d, rv_d = d(rm.copy()), d(rv.copy())  # on the CPU asarray would alias rm, rv
+    y, mean, invstd = KB.batch_norm_forward_train(d(x), d(w), d(b), rm_d, rv_d, momentum, eps)
+    x64 = x.astype(np.float64)
+    y_ref, mean_ref, var_ref, invstd_ref = _ref_train(
+        x64, None if w is None else w.astype(np.float64),
+        None if b is None else b.astype(np.float64), eps)
+    assert y.shape == shape and y.dtype == dtype
+    assert mean.shape == invstd.shape == (shape[1],)
+    np.testing.assert_allclose(to_np(y), y_ref, **_tol(dtype))
+    np.testing.assert_allclose(to_np(mean), mean_ref, **_tol(dtype))
+    np.testing.assert_allclose(to_np(invstd), invstd_ref, **_tol(dtype))
+    # running stats, updated in place: momentum toward the batch mean and UNBIASED variance
+    m = x.size // shape[1]
+    np.testing.assert_allclose(to_np(rm_d), 0.9 * rm + 0.1 * mean_ref, **_tol(dtype))
+    np.testing.assert_allclose(to_np(rv_d), 0.9 * rv + 0.1 * var_ref * m / (m - 1), **_tol(dtype))
+
+
+def test_forward_train_without_running_stats(xp):
+    x, w, b, _, rv, _ = _data((4, 3, 2, 2))
+    y, _, _ = KB.batch_norm_forward_train(xp.asarray(x), xp.asarray(w), xp.asarray(b), None,
+                                          None, 0.1, 1e-5)
+    np.testing.assert_allclose(to_np(y), _ref_train(x, w, b, 1e-5)[0], rtol=1e-12, atol=1e-12)
+    # one buffer alone is updated, the other left out
+    rv_d = xp.asarray(rv.copy())
+    KB.batch_norm_forward_train(xp.asarray(x), None, None, None, rv_d, 0.3, 1e-5)
+    var = _ref_train(x, None, None, 1e-5)[2]
+    np.testing.assert_allclose(to_np(rv_d), 0.7 * rv + 0.3 * var * 16 / 15, rtol=1e-12)
+
+
+def test_forward_train_needs_two_values_per_channel(xp):
+    with pytest.raises(ValueError, match="more than 1 value"):
+        KB.batch_norm_forward_train(xp.ones((1, 3)), None, None, None, None, 0.1, 1e-5)
+
+
+def test_variance_is_two_pass_accurate(xp):
+    # |mean| / std = 1e4: E[x^2] - E[x]^2 in float32 would lose every digit of the variance.
+    rng = np.random.default_rng(3)
+    x = (1e4 + rng.standard_normal((64, 2, 4, 4))).astype(np.float32)
+    y, _, invstd = KB.batch_norm_forward_train(xp.asarray(x), None, None, None, None, 0.1, 1e-5)
+    var = x.astype(np.float64).var(axis=(0, 2, 3))
+    np.testing.assert_allclose(to_np(invstd), 1 / np.sqrt(var + 1e-5), rtol=2e-3)
+    y = to_np(y).astype(np.float64)
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0.0, atol=2e-3)
+    np.testing.assert_allclose(y.std(axis=(0, 2, 3)), 1.0, rtol=2e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("affine", [True, False])
+def test_forward_eval(xp, dtype, shape, affine):
+    x, w, b, rm, rv, _ = _data(shape)
+    eps = 1e-3
+    args = [a.astype(dtype) for a in (x, w, b, rm, rv)]
+    if not affine:
+        args[1] = args[2] = None
+    d = [None if a is None else xp.asarray(a) for a in args]
+    y = KB.batch_norm_forward_eval(d[0], d[1], d[2], d[3], d[4], eps)
+    x64, w64, b64, rm64, rv64 = (a.astype(dtype).astype(np.float64) for a in (x, w, b, rm, rv))
+    ref = (x64 - _bc(rm64, x)) / np.sqrt(_bc(rv64, x) + eps)
+    if affine:
+        ref = ref * _bc(w64, x) + _bc(b64, x)
+    assert y.dtype == dtype and y.shape == shape
+    np.testing.assert_allclose(to_np(y), ref, **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("affine", [True, False])
+def test_backward_closed_form(xp, dtype, shape, affine):
+    x, w, b, _, _, gy = _data(shape)
+    eps = 1e-5
+    x, w, b, gy = (a.astype(dtype) for a in (x, w, b, gy))
+    wd = xp.asarray(w) if affine else None
+    _, mean, invstd = KB.batch_norm_forward_train(xp.asarray(x), wd, xp.asarray(b), None, None,
+                                                  0.1, eps)
+    gx, gw, gb = KB.batch_norm_backward_train(xp.asarray(gy), xp.asarray(x), wd, mean, invstd)
+    x64, w64, gy64 = (a.astype(np.float64) for a in (x, w, gy))
+    gx_ref, gw_ref, gb_ref = _ref_backward(gy64, x64, w64 if affine else None, eps)
+    assert gx.shape == shape and gw.shape == gb.shape == (shape[1],)
+    assert gx.dtype == gw.dtype == gb.dtype == dtype
+    tol = _tol(dtype)
+    np.testing.assert_allclose(to_np(gx), gx_ref, **tol)
+    np.testing.assert_allclose(to_np(gw), gw_ref, **tol)
+    np.testing.assert_allclose(to_np(gb), gb_ref, **tol)
+
+
+@pytest.mark.parametrize("shape", [(5, 2), (3, 2, 2, 3)])
+def test_backward_matches_finite_differences(shape):
+    """gx, gw, gb are the gradients of L = sum(gy * y(x, w, b)), y the training forward."""
+    x, w, b, _, _, gy = _data(shape, seed=4)
+    eps, h = 1e-3, 1e-6
+
+    def loss(x, w, b):
+        return float((gy * KB.batch_norm_forward_train(x, w, b, None, None, 0.1, eps)[0]).sum())
+
+    def numeric(arr, fn):
+        g = np.zeros_like(arr)
+        for i in np.ndindex(arr.shape):
+            old = arr[i]
+            arr[i] = old + h
+            up = fn()
+            arr[i] = old - h
+            down = fn()
+            arr[i] = old
+            g[i] = (up - down) / (2 * h)
+        return g
+
+    _, mean, invstd = KB.batch_norm_forward_train(x, w, b, None, None, 0.1, eps)
+    gx, gw, gb = KB.batch_norm_backward_train(gy, x, w, mean, invstd)
+    np.testing.assert_allclose(gx, numeric(x, lambda: loss(x, w, b)), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(gw, numeric(w, lambda: loss(x, w, b)), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(gb, numeric(b, lambda: loss(x, w, b)), rtol=1e-6, atol=1e-8)
+
+
+def test_non_contiguous_input(xp):
+    x, w, b, _, _, gy = _data((3, 4, 5, 6))
+    xt = xp.asarray(x.transpose(0, 1, 3, 2))  # a strided view
+    y, mean, invstd = KB.batch_norm_forward_train(xt, xp.asarray(w), xp.asarray(b), None, None,
+                                                  0.1, 1e-5)
+    xc = np.ascontiguousarray(x.transpose(0, 1, 3, 2))
+    np.testing.assert_allclose(to_np(y), _ref_train(xc, w, b, 1e-5)[0], rtol=1e-12, atol=1e-12)
+    gyt = xp.asarray(gy.transpose(0, 1, 3, 2))
+    gx = KB.batch_norm_backward_train(gyt, xt, xp.asarray(w), mean, invstd)[0]
+    ref = _ref_backward(np.ascontiguousarray(gy.transpose(0, 1, 3, 2)), xc, w, 1e-5)[0]
+    np.testing.assert_allclose(to_np(gx), ref, rtol=1e-11, atol=1e-11)
+
+
+def test_matches_torch_if_available():
+    torch = pytest.importorskip("torch")
+    x, w, b, rm, rv, gy = _data((4, 3, 5, 5))
+    rm_t, rv_t = torch.tensor(rm), torch.tensor(rv)
+    xt = torch.tensor(x, requires_grad=True)
+    wt, bt = torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)
+    yt = torch.nn.functional.batch_norm(xt, rm_t, rv_t, wt, bt, True, 0.1, 1e-5)
+    yt.backward(torch.tensor(gy))
+    y, mean, invstd = KB.batch_norm_forward_train(x, w, b, rm, rv, 0.1, 1e-5)
+    gx, gw, gb = KB.batch_norm_backward_train(gy, x, w, mean, invstd)
+    for ours, theirs in ((y, yt), (rm, rm_t), (rv, rv_t), (gx, xt.grad), (gw, wt.grad),
+                         (gb, bt.grad)):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+# GPU vs NumPy parity, float32.
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", SHAPES + [(64, 16, 8, 8)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_parity_cuda(cuda, shape, affine):
+    x, w, b, rm, rv, gy = (a.astype(np.float32) for a in _data(shape, seed=9, loc=3.0))
+    if not affine:
+        w = b = None
+
+    def g(a):
+        return None if a is None else cuda.asarray(a)
+
+    tol = {"rtol": 1e-5, "atol": 1e-5}
+    rm_c, rv_c, rm_g, rv_g = rm.copy(), rv.copy(), g(rm), g(rv)
+    yc, mc, ic = KB.batch_norm_forward_train(x, w, b, rm_c, rv_c, 0.1, 1e-5)
+    yg, mg, ig = KB.batch_norm_forward_train(g(x), g(w), g(b), rm_g, rv_g, 0.1, 1e-5)
+    for c_, g_ in ((yc, yg), (mc, mg), (ic, ig), (rm_c, rm_g), (rv_c, rv_g)):
+        assert isinstance(g_, cuda.ndarray) and g_.dtype == np.float32
+        np.testing.assert_allclose(g_.get(), c_, **tol)
+    ec = KB.batch_norm_forward_eval(x, w, b, rm, rv, 1e-5)
+    eg = KB.batch_norm_forward_eval(g(x), g(w), g(b), g(rm), g(rv), 1e-5)
+    np.testing.assert_allclose(eg.get(), ec, **tol)
+    bc = KB.batch_norm_backward_train(gy, x, w, mc, ic)
+    bg = KB.batch_norm_backward_train(g(gy), g(x), g(w), mg, ig)
+    m = x.size // x.shape[1]
+    for c_, g_, scale in zip(bc, bg, (1.0, np.sqrt(m), np.sqrt(m))):  # sums grow like sqrt(m)
+        np.testing.assert_allclose(g_.get(), c_, rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.mark.gpu
+def test_parity_cuda_one_running_buffer_and_strided(cuda):
+    x, w, b, _, rv, _ = (a.astype(np.float32) for a in _data((3, 4, 5, 6)))
+    xt = x.transpose(0, 1, 3, 2)
+    rv_c, rv_g = rv.copy(), cuda.asarray(rv)
+    yc = KB.batch_norm_forward_train(xt, w, b, None, rv_c, 0.2, 1e-5)[0]
+    yg = KB.batch_norm_forward_train(cuda.asarray(x).transpose(0, 1, 3, 2), cuda.asarray(w),
+                                     cuda.asarray(b), None, rv_g, 0.2, 1e-5)[0]
+    np.testing.assert_allclose(yg.get(), yc, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(rv_g.get(), rv_c, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,479 @@
+"""Convolution kernels vs naive float64 loops (hypothesis over strides, paddings, dilations,
+output paddings, odd and non-square sizes), adjoint identities, error messages, and GPU-vs-NumPy
+parity for every kernel in float32 and float64."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from minigan import backend
+from minigan.kernels import conv as KC
+
+to_np = backend.to_numpy
+FAST = settings(max_examples=40, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+# Naive references: loops straight from the definitions, float64
+
+def _pad(x, p):
+    return np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
+
+
+def ref_conv2d(x, w, b, s, p, d):
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    ho = (h + 2 * p[0] - d[0] * (kh - 1) - 1) // s[0] + 1
+    wo = (wd + 2 * p[1] - d[1] * (kw - 1) - 1) // s[1] + 1
+    xp = _pad(x, p)
+    y = np.zeros((n, o, ho, wo))
+    for nn in range(n):
+        for oo in range(o):
+            for a in range(ho):
+                for bb in range(wo):
+                    acc = 0.0 if b is None else b[oo]
+                    for cc in range(c):
+                        for i in range(kh):
+                            for j in range(kw):
+                                acc += w[oo, cc, i, j] * xp[nn, cc, a * s[0] + i * d[0],
+                                                            bb * s[1] + j * d[1]]
+                    y[nn, oo, a, bb] = acc
+    return y
+
+
+def ref_conv_transpose2d(x, w, b, s, p, op, d):
+    """Scatter form: x[n,c,h,w] * w[c,o,i,j] lands on (h*s - p + i*d, w*s - p + j*d)."""
+    n, cin, h, wd = x.shape
+    _, cout, kh, kw = w.shape
+    ho = (h - 1) * s[0] - 2 * p[0] + d[0] * (kh - 1) + op[0] + 1
+    wo = (wd - 1) * s[1] - 2 * p[1] + d[1] * (kw - 1) + op[1] + 1
+    big = np.zeros((n, cout, ho + 2 * p[0], wo + 2 * p[1]))
+    for nn in range(n):
+        for cc in range(cin):
+            for hh in range(h):
+                for ww in range(wd):
+                    for i in range(kh):
+                        for j in range(kw):
+                            big[nn, :, hh * s[0] + i * d[0], ww * s[1] + j * d[1]] += (
+                                x[nn, cc, hh, ww] * w[cc, :, i, j])
+    y = big[:, :, p[0]:p[0] + ho, p[1]:p[1] + wo]
+    if b is not None:
+        y = y + b.reshape(1, -1, 1, 1)
+    return y
+
+
+def ref_grad_weight(x, gy, k, s, p, d):
+    n, c = x.shape[:2]
+    o, ho, wo = gy.shape[1:]
+    xp = _pad(x, p)
+    gw = np.zeros((o, c, k[0], k[1]))
+    for oo in range(o):
+        for cc in range(c):
+            for i in range(k[0]):
+                for j in range(k[1]):
+                    acc = 0.0
+                    for nn in range(n):
+                        for a in range(ho):
+                            for bb in range(wo):
+                                acc += gy[nn, oo, a, bb] * xp[nn, cc, a * s[0] + i * d[0],
+                                                              bb * s[1] + j * d[1]]
+                    gw[oo, cc, i, j] = acc
+    return gw
+
+
+# Random configurations
+
+pairs = st.tuples
+
+
+@st.composite
+def conv_configs(draw):
+    """A conv geometry with a positive output size; tiny so the naive loops stay fast."""
+    k = draw(pairs(st.integers(1, 4), st.integers(1, 4)))
+    s = draw(pairs(st.integers(1, 3), st.integers(1, 3)))
+    p = draw(pairs(st.integers(0, 2), st.integers(0, 2)))
+    d = draw(pairs(st.integers(1, 2), st.integers(1, 2)))
+    hw = draw(pairs(st.integers(1, 9), st.integers(1, 9)))
+    out = KC.conv_output_size(hw, k, s, p, d)
+    assume(min(out) >= 1)
+    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    bias = draw(st.booleans())
+    seed = draw(st.integers(0, 2**31 - 1))
+    return {"k": k, "s": s, "p": p, "d": d, "hw": hw, "n": n, "c": c, "o": o, "bias": bias,
+            "seed": seed}
+
+
+@st.composite
+def transpose_configs(draw):
+    k = draw(pairs(st.integers(1, 4), st.integers(1, 4)))
+    s = draw(pairs(st.integers(1, 3), st.integers(1, 3)))
+    p = draw(pairs(st.integers(0, 2), st.integers(0, 2)))
+    d = draw(pairs(st.integers(1, 2), st.integers(1, 2)))
+    op = draw(pairs(st.integers(0, max(s[0], d[0]) - 1), st.integers(0, max(s[1], d[1]) - 1)))
+    hw = draw(pairs(st.integers(1, 6), st.integers(1, 6)))
+    out = KC.conv_transpose_output_size(hw, k, s, p, op, d)
+    assume(min(out) >= 1)
+    n, cin, cout = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return {"k": k, "s": s, "p": p, "op": op, "d": d, "hw": hw, "n": n, "cin": cin,
+            "cout": cout, "bias": draw(st.booleans()), "seed": draw(st.integers(0, 2**31 - 1))}
+
+
+def _rand(rng, *shape):
+    return rng.standard_normal(shape)
+
+
+# Forward passes and the weight gradient vs the naive loops
+
+@FAST
+@given(conv_configs())
+def test_conv2d_forward_matches_naive_loops(cfg):
+    rng = np.random.default_rng(cfg["seed"])
+    x = _rand(rng, cfg["n"], cfg["c"], *cfg["hw"])
+    w = _rand(rng, cfg["o"], cfg["c"], *cfg["k"])
+    b = _rand(rng, cfg["o"]) if cfg["bias"] else None
+    y = KC.conv2d_forward(x, w, b, cfg["s"], cfg["p"], cfg["d"])
+    np.testing.assert_allclose(y, ref_conv2d(x, w, b, cfg["s"], cfg["p"], cfg["d"]),
+                               rtol=1e-12, atol=1e-12)
+
+
+@FAST
+@given(conv_configs())
+def test_conv2d_grad_weight_matches_naive_loops(cfg):
+    rng = np.random.default_rng(cfg["seed"])
+    x = _rand(rng, cfg["n"], cfg["c"], *cfg["hw"])
+    out = KC.conv_output_size(cfg["hw"], cfg["k"], cfg["s"], cfg["p"], cfg["d"])
+    gy = _rand(rng, cfg["n"], cfg["o"], *out)
+    gw = KC.conv2d_grad_weight(x, gy, cfg["k"], cfg["s"], cfg["p"], cfg["d"])
+    assert gw.shape == (cfg["o"], cfg["c"], *cfg["k"])
+    np.testing.assert_allclose(gw, ref_grad_weight(x, gy, cfg["k"], cfg["s"], cfg["p"], cfg["d"]),
+                               rtol=1e-12, atol=1e-12)
+
+
+@FAST
+@given(transpose_configs())
+def test_conv_transpose2d_forward_matches_naive_loops(cfg):
+    rng = np.random.default_rng(cfg["seed"])
+    x = _rand(rng, cfg["n"], cfg["cin"], *cfg["hw"])
+    w = _rand(rng, cfg["cin"], cfg["cout"], *cfg["k"])
+    b = _rand(rng, cfg["cout"]) if cfg["bias"] else None
+    y = KC.conv_transpose2d_forward(x, w, b, cfg["s"], cfg["p"], cfg["op"], cfg["d"])
+    ref = ref_conv_transpose2d(x, w, b, cfg["s"], cfg["p"], cfg["op"], cfg["d"])
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+
+
+@FAST
+@given(transpose_configs())
+def test_conv_transpose_weight_grad_is_grad_weight_with_roles_swapped(cfg):
+    """conv_transpose2d's weight gradient is conv2d_grad_weight(gy, x): check it against the
+    derivative of the naive scatter, <d y / d w[c,o,i,j], gy>, via bilinearity."""
+    rng = np.random.default_rng(cfg["seed"])
+    s, p, op, d, k = cfg["s"], cfg["p"], cfg["op"], cfg["d"], cfg["k"]
+    x = _rand(rng, cfg["n"], cfg["cin"], *cfg["hw"])
+    w = _rand(rng, cfg["cin"], cfg["cout"], *k)
+    out = KC.conv_transpose_output_size(cfg["hw"], k, s, p, op, d)
+    gy = _rand(rng, cfg["n"], cfg["cout"], *out)
+    gw = KC.conv2d_grad_weight(gy, x, k, s, p, d)
+    assert gw.shape == w.shape
+    # y is linear in w, so <y(w), gy> = <w, gw> for every w
+    lhs = np.vdot(ref_conv_transpose2d(x, w, None, s, p, op, d), gy)
+    assert np.isclose(lhs, np.vdot(w, gw), rtol=1e-10, atol=1e-10)
+
+
+def test_transpose_of_1x1_input_is_a_gemm_and_matches_general_path():
+    """The generator's first layer (1x1 input, k7 s1 p0) takes the GEMM-only shortcut."""
+    rng = np.random.default_rng(3)
+    x, w, b = _rand(rng, 3, 5, 1, 1), _rand(rng, 5, 4, 7, 7), _rand(rng, 4)
+    y = KC.conv_transpose2d_forward(x, w, b)
+    np.testing.assert_allclose(y, ref_conv_transpose2d(x, w, b, (1, 1), (0, 0), (0, 0), (1, 1)),
+                               rtol=1e-12, atol=1e-12)
+    # stride is irrelevant for a single input pixel; output_padding leaves the shortcut
+    y2 = KC.conv_transpose2d_forward(x, w, b, stride=2, output_padding=1)
+    np.testing.assert_allclose(y2, ref_conv_transpose2d(x, w, b, (2, 2), (0, 0), (1, 1), (1, 1)),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_dense_window_conv_shortcut():
+    """A kernel covering the whole input (D's last layer, k7 on 7x7) is a plain GEMM."""
+    rng = np.random.default_rng(4)
+    x, w, b = _rand(rng, 3, 4, 7, 5), _rand(rng, 2, 4, 7, 5), _rand(rng, 2)
+    y = KC.conv2d_forward(x, w, b)
+    np.testing.assert_allclose(y, ref_conv2d(x, w, b, (1, 1), (0, 0), (1, 1)), rtol=1e-12)
+    gy = _rand(rng, 3, 2, 1, 1)
+    np.testing.assert_allclose(KC.conv2d_grad_weight(x, gy, (7, 5)),
+                               ref_grad_weight(x, gy, (7, 5), (1, 1), (0, 0), (1, 1)),
+                               rtol=1e-12)
+
+
+# Adjoint identities: <conv(x, w), gy> = <x, conv_transpose(gy, w)> = <w, grad_weight(x, gy)>
+
+@FAST
+@given(conv_configs())
+def test_adjoint_identities(cfg):
+    rng = np.random.default_rng(cfg["seed"])
+    k, s, p, d = cfg["k"], cfg["s"], cfg["p"], cfg["d"]
+    x = _rand(rng, cfg["n"], cfg["c"], *cfg["hw"])
+    w = _rand(rng, cfg["o"], cfg["c"], *k)
+    y = KC.conv2d_forward(x, w, None, s, p, d)
+    gy = _rand(rng, *y.shape)
+    op = KC.conv_transpose_output_padding(cfg["hw"], y.shape[2:], k, s, p, d)
+    gx = KC.conv_transpose2d_forward(gy, w, None, s, p, op, d)
+    assert gx.shape == x.shape
+    gw = KC.conv2d_grad_weight(x, gy, k, s, p, d)
+    lhs = np.vdot(y, gy)
+    assert np.isclose(lhs, np.vdot(x, gx), rtol=1e-10, atol=1e-10)
+    assert np.isclose(lhs, np.vdot(w, gw), rtol=1e-10, atol=1e-10)
+
+
+@FAST
+@given(conv_configs())
+def test_im2col_col2im_are_adjoint(cfg):
+    rng = np.random.default_rng(cfg["seed"])
+    k, s, p, d = cfg["k"], cfg["s"], cfg["p"], cfg["d"]
+    x = _rand(rng, cfg["n"], cfg["c"], *cfg["hw"])
+    cols = KC.im2col(x, k, s, p, d)
+    ho, wo = KC.conv_output_size(cfg["hw"], k, s, p, d)
+    assert cols.shape == (cfg["c"] * k[0] * k[1], cfg["n"] * ho * wo)
+    g = _rand(rng, *cols.shape)
+    back = KC.col2im(g, x.shape, k, s, p, d)
+    assert back.shape == x.shape
+    assert np.isclose(np.vdot(cols, g), np.vdot(x, back), rtol=1e-10, atol=1e-10)
+    # and the columns really are the windows: conv = w2 @ cols
+    w = _rand(rng, 2, cfg["c"], *k)
+    y = (w.reshape(2, -1) @ cols).reshape(2, cfg["n"], ho, wo).transpose(1, 0, 2, 3)
+    np.testing.assert_allclose(y, ref_conv2d(x, w, None, s, p, d), rtol=1e-12, atol=1e-12)
+
+
+def test_float32_in_float32_out_and_non_contiguous_inputs():
+    rng = np.random.default_rng(5)
+    x = _rand(rng, 2, 3, 9, 8).astype(np.float32)
+    w = _rand(rng, 4, 3, 3, 3).astype(np.float32)
+    xt = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # F-ish strides
+    y = KC.conv2d_forward(xt, w, None, 2, 1)
+    assert y.dtype == np.float32 and y.flags.c_contiguous
+    np.testing.assert_allclose(y, ref_conv2d(x.astype(np.float64), w.astype(np.float64), None,
+                                             (2, 2), (1, 1), (1, 1)), rtol=1e-4, atol=1e-4)
+    gy = _rand(rng, *y.shape).astype(np.float32)
+    gy_nc = np.asfortranarray(gy)  # same values, non-C-contiguous
+    op = KC.conv_transpose_output_padding(x.shape[2:], y.shape[2:], 3, 2, 1)
+    gx = KC.conv_transpose2d_forward(gy_nc, w, None, 2, 1, op)
+    assert gx.dtype == np.float32 and gx.shape == x.shape
+    np.testing.assert_allclose(gx, KC.conv_transpose2d_forward(gy, w, None, 2, 1, op))
+    assert KC.conv2d_grad_weight(x, gy, 3, 2, 1).dtype == np.float32
+
+
+def test_workspace_reuse_across_shapes_keeps_padding_zero():
+    """A larger call leaves garbage in the reused pad buffer; the next call must re-zero it."""
+    rng = np.random.default_rng(6)
+    big = _rand(rng, 2, 3, 11, 11) * 1e3
+    KC.conv2d_forward(big, _rand(rng, 2, 3, 3, 3), None, 1, 2)
+    x, w = _rand(rng, 1, 2, 5, 4), _rand(rng, 3, 2, 3, 3)
+    np.testing.assert_allclose(KC.conv2d_forward(x, w, None, 1, 1),
+                               ref_conv2d(x, w, None, (1, 1), (1, 1), (1, 1)), rtol=1e-12)
+    KC.release_workspace()
+    np.testing.assert_allclose(KC.conv2d_forward(x, w, None, 1, 1),
+                               ref_conv2d(x, w, None, (1, 1), (1, 1), (1, 1)), rtol=1e-12)
+
+
+# Output sizes
+
+def test_output_size_helpers():
+    assert KC.conv_output_size(28, 4, 2, 1) == 14
+    assert KC.conv_output_size((28, 9), (4, 3), (2, 1), (1, 0), (1, 2)) == (14, 5)
+    assert KC.conv_transpose_output_size(7, 4, 2, 1) == 14
+    assert KC.conv_transpose_output_size(1, 7) == 7
+    assert KC.conv_transpose_output_size((7, 3), (4, 2), 2, 1, (1, 0)) == (15, 4)
+    for h in range(5, 12):  # stride 3 maps several sizes to one: output_padding picks back
+        o = KC.conv_output_size(h, 3, 3, 1)
+        op = KC.conv_transpose_output_padding(h, o, 3, 3, 1)
+        assert KC.conv_transpose_output_size(o, 3, 3, 1, op) == h
+        assert 0 <= op < 3
+    assert KC.conv_transpose_output_padding((28, 27), (14, 13), 4, 2, 1) == (0, 1)
+    with pytest.raises(ValueError, match="no output_padding"):
+        KC.conv_transpose_output_padding(20, 14, 4, 2, 1)
+
+
+# Error messages
+
+def test_conv2d_channel_mismatch_names_shapes():
+    x, w = np.zeros((2, 3, 8, 8)), np.zeros((8, 4, 3, 3))
+    with pytest.raises(ValueError, match=r"input \(2, 3, 8, 8\) has 3 channels but weight "
+                                         r"\(8, 4, 3, 3\) expects 4"):
+        KC.conv2d_forward(x, w)
+
+
+def test_conv_transpose_channel_mismatch_names_shapes():
+    with pytest.raises(ValueError, match=r"has 3 channels but weight \(4, 8, 3, 3\) expects 4"):
+        KC.conv_transpose2d_forward(np.zeros((1, 3, 4, 4)), np.zeros((4, 8, 3, 3)))
+
+
+def test_output_size_not_positive_names_everything():
+    with pytest.raises(ValueError) as e:
+        KC.conv2d_forward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 5, 5)), None, 1, 0, 1)
+    msg = str(e.value)
+    for part in ("input size (3, 3)", "kernel (5, 5)", "stride (1, 1)", "padding (0, 0)",
+                 "dilation (1, 1)"):
+        assert part in msg
+    with pytest.raises(ValueError, match="output size"):
+        KC.conv_transpose2d_forward(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1)), None, 1, 1)
+
+
+def test_output_padding_must_be_below_stride_or_dilation():
+    x, w = np.zeros((1, 2, 3, 3)), np.zeros((2, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"output_padding \(2, 2\) must be smaller than either "
+                                         r"stride \(2, 2\) or dilation \(1, 1\)"):
+        KC.conv_transpose2d_forward(x, w, None, 2, 1, 2)
+    # allowed when smaller than the dilation, as in PyTorch
+    assert KC.conv_transpose2d_forward(x, w, None, 1, 0, 1, 2).shape == (1, 2, 8, 8)
+
+
+def test_dtype_errors_are_named():
+    x, w = np.zeros((1, 2, 4, 4), np.float32), np.zeros((3, 2, 3, 3), np.float64)
+    with pytest.raises(TypeError, match="input has dtype float32 but weight has dtype float64"):
+        KC.conv2d_forward(x, w)
+    with pytest.raises(TypeError, match="float32 and float64"):
+        KC.conv2d_forward(x.astype(np.int64), w.astype(np.int64))
+    with pytest.raises(TypeError, match="bias has dtype float32"):
+        KC.conv2d_forward(x.astype(np.float64), w, np.zeros(3, np.float32))
+
+
+def test_other_shape_errors():
+    with pytest.raises(ValueError, match="4-D"):
+        KC.conv2d_forward(np.zeros((2, 3, 4)), np.zeros((1, 3, 1, 1)))
+    with pytest.raises(ValueError, match=r"bias must have shape \(5,\)"):
+        KC.conv2d_forward(np.zeros((1, 3, 4, 4)), np.zeros((5, 3, 1, 1)), np.zeros(4))
+    with pytest.raises(ValueError, match=r"grad_output \(2, 5, 4, 4\) does not match input"):
+        KC.conv2d_grad_weight(np.zeros((2, 3, 4, 4)), np.zeros((2, 5, 4, 4)), 3)
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        KC.conv2d_forward(np.zeros((1, 3, 4, 4)), np.zeros((5, 3, 1, 1)), None, 0)
+    with pytest.raises(ValueError, match="padding must be >= 0"):
+        KC.conv2d_forward(np.zeros((1, 3, 4, 4)), np.zeros((5, 3, 1, 1)), None, 1, -1)
+    with pytest.raises(ValueError, match="do not match x_shape"):
+        KC.col2im(np.zeros((9, 5)), (1, 1, 4, 4), 3)
+
+
+# GPU parity: every kernel on the GPU vs the NumPy path
+
+def _gpu_conv_cases():
+    """Random geometries (seeded) plus the DCGAN layers, as (kind, config) pairs."""
+    rng = np.random.default_rng(123)
+    cases = []
+    while len(cases) < 24:
+        k = tuple(int(v) for v in rng.integers(1, 6, 2))
+        s = tuple(int(v) for v in rng.integers(1, 4, 2))
+        p = tuple(int(v) for v in rng.integers(0, 3, 2))
+        d = tuple(int(v) for v in rng.integers(1, 3, 2))
+        hw = tuple(int(v) for v in rng.integers(1, 14, 2))
+        op = tuple(int(rng.integers(0, max(s[t], d[t]))) for t in range(2))
+        if min(KC.conv_output_size(hw, k, s, p, d)) < 1:
+            continue
+        if min(KC.conv_transpose_output_size(hw, k, s, p, op, d)) < 1:
+            continue
+        cases.append({"n": int(rng.integers(1, 4)), "c": int(rng.integers(1, 6)),
+                      "o": int(rng.integers(1, 6)), "hw": hw, "k": k, "s": s, "p": p, "d": d,
+                      "op": op, "bias": bool(rng.integers(0, 2))})
+    dcgan = [  # (c, o, hw, k, s, p): conv layers; transposes use the same geometry reversed
+        (1, 64, (28, 28), (4, 4), (2, 2), (1, 1)), (64, 128, (14, 14), (4, 4), (2, 2), (1, 1)),
+        (128, 1, (7, 7), (7, 7), (1, 1), (0, 0)), (100, 256, (1, 1), (7, 7), (1, 1), (0, 0)),
+        (256, 128, (7, 7), (4, 4), (2, 2), (1, 1)), (3, 64, (64, 64), (4, 4), (2, 2), (1, 1))]
+    for c, o, hw, k, s, p in dcgan:
+        cases.append({"n": 8, "c": c, "o": o, "hw": hw, "k": k, "s": s, "p": p, "d": (1, 1),
+                      "op": (0, 0), "bias": True})
+    return cases
+
+
+GPU_CASES = _gpu_conv_cases()
+
+
+def _gpu_tol(dtype):
+    return {"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-10}
+
+
+@pytest.fixture(params=["i32", "i64"])
+def index_width(request, monkeypatch):
+    """Run the GPU kernels with 32-bit and (forced) 64-bit indexing."""
+    if request.param == "i64":
+        monkeypatch.setattr(KC, "_INT32_LIMIT", 0)
+    return request.param
+
+
+@pytest.fixture(params=[False, True], ids=["flat_gemm", "batched_gemm"])
+def gemm_layout(request, monkeypatch):
+    monkeypatch.setattr(KC, "_GPU_BATCH_MAJOR", request.param)
+    return request.param
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(GPU_CASES)))
+def test_gpu_parity_conv_family(cuda, dtype, case, index_width, gemm_layout):
+    cfg = GPU_CASES[case]
+    rng = np.random.default_rng(case)
+    k, s, p, d, op = cfg["k"], cfg["s"], cfg["p"], cfg["d"], cfg["op"]
+    x = _rand(rng, cfg["n"], cfg["c"], *cfg["hw"]).astype(dtype)
+    w = (_rand(rng, cfg["o"], cfg["c"], *k) / np.sqrt(cfg["c"] * k[0] * k[1])).astype(dtype)
+    b = _rand(rng, cfg["o"]).astype(dtype) if cfg["bias"] else None
+    g = lambda a: None if a is None else cuda.asarray(a)
+    tol = _gpu_tol(dtype)
+
+    y = KC.conv2d_forward(x, w, b, s, p, d)
+    y_gpu = KC.conv2d_forward(g(x), g(w), g(b), s, p, d)
+    assert isinstance(y_gpu, cuda.ndarray) and y_gpu.dtype == dtype
+    np.testing.assert_allclose(to_np(y_gpu), y, **tol)
+
+    gy = _rand(rng, *y.shape).astype(dtype)
+    gw = KC.conv2d_grad_weight(x, gy, k, s, p, d)
+    np.testing.assert_allclose(to_np(KC.conv2d_grad_weight(g(x), g(gy), k, s, p, d)), gw, **tol)
+
+    cols = KC.im2col(x, k, s, p, d)
+    np.testing.assert_allclose(to_np(KC.im2col(g(x), k, s, p, d)), cols, **tol)
+    np.testing.assert_allclose(to_np(KC.col2im(g(cols), x.shape, k, s, p, d)),
+                               KC.col2im(cols, x.shape, k, s, p, d), **tol)
+
+    # the input gradient of the conv, and a free-standing transposed conv with output_padding
+    wt = w.transpose(1, 0, 2, 3).copy()  # (c, o, kh, kw) read as a transpose weight (in=o ...)
+    opad = KC.conv_transpose_output_padding(cfg["hw"], y.shape[2:], k, s, p, d)
+    gx = KC.conv_transpose2d_forward(gy, w, None, s, p, opad, d)
+    np.testing.assert_allclose(to_np(KC.conv_transpose2d_forward(g(gy), g(w), None, s, p, opad,
+                                                                 d)), gx, **tol)
+    xt = _rand(rng, cfg["n"], cfg["c"], *cfg["hw"]).astype(dtype)
+    bt = _rand(rng, cfg["o"]).astype(dtype) if cfg["bias"] else None
+    yt = KC.conv_transpose2d_forward(xt, wt, bt, s, p, op, d)
+    yt_gpu = KC.conv_transpose2d_forward(g(xt), g(wt), g(bt), s, p, op, d)
+    np.testing.assert_allclose(to_np(yt_gpu), yt, **tol)
+    gyt = _rand(rng, *yt.shape).astype(dtype)
+    np.testing.assert_allclose(to_np(KC.conv2d_grad_weight(g(gyt), g(xt), k, s, p, d)),
+                               KC.conv2d_grad_weight(gyt, xt, k, s, p, d), **tol)
+
+
+@pytest.mark.gpu
+def test_gpu_matches_naive_reference_in_float64(cuda):
+    """Not only parity: one GPU conv, transpose and weight gradient against the loops."""
+    rng = np.random.default_rng(9)
+    s, p, d, op = (2, 1), (1, 2), (1, 2), (1, 0)
+    x, w, b = _rand(rng, 2, 3, 7, 6), _rand(rng, 4, 3, 3, 2), _rand(rng, 4)
+    y = to_np(KC.conv2d_forward(cuda.asarray(x), cuda.asarray(w), cuda.asarray(b), s, p, d))
+    np.testing.assert_allclose(y, ref_conv2d(x, w, b, s, p, d), rtol=1e-12, atol=1e-12)
+    gy = _rand(rng, *y.shape)
+    gw = to_np(KC.conv2d_grad_weight(cuda.asarray(x), cuda.asarray(gy), (3, 2), s, p, d))
+    np.testing.assert_allclose(gw, ref_grad_weight(x, gy, (3, 2), s, p, d), rtol=1e-12,
+                               atol=1e-12)
+    wt = _rand(rng, 3, 4, 3, 2)
+    yt = to_np(KC.conv_transpose2d_forward(cuda.asarray(x), cuda.asarray(wt), cuda.asarray(b),
+                                           s, p, op, d))
+    np.testing.assert_allclose(yt, ref_conv_transpose2d(x, wt, b, s, p, op, d), rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.gpu
+def test_gpu_errors_and_non_contiguous(cuda):
+    x = cuda.asarray(np.random.default_rng(0).standard_normal((2, 3, 9, 8)).astype(np.float32))
+    w = cuda.asarray(np.random.default_rng(1).standard_normal((4, 3, 3, 3)).astype(np.float32))
+    with pytest.raises(TypeError, match="dtype"):
+        KC.conv2d_forward(x, w.astype(np.float64))
+    with pytest.raises(ValueError, match="channels"):
+        KC.conv2d_forward(x[:, :2], w)
+    xs = x.transpose(0, 1, 3, 2)
+    np.testing.assert_allclose(to_np(KC.conv2d_forward(xs, w, None, 2, 1)),
+                               KC.conv2d_forward(to_np(xs), to_np(w), None, 2, 1),
+                               rtol=1e-4, atol=1e-4)

@@ -1,0 +1,215 @@
+"""Elementwise kernels vs float64 NumPy formulas, on each device, plus GPU-vs-NumPy parity."""
+import numpy as np
+import pytest
+
+from minigan import backend
+from minigan.kernels import elementwise as K
+from minigan.kernels import random as R
+
+to_np = backend.to_numpy
+
+
+def _x(shape=(6, 7), seed=0, low=-4.0, high=4.0, gap=0.05):
+    """Inputs away from the kinks at 0 (|x| > gap)."""
+    x = np.random.default_rng(seed).uniform(low, high, shape)
+    x[np.abs(x) < gap] += 2 * gap
+    return x
+
+
+def _g(shape=(6, 7), seed=1):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def _softplus64(x, beta=1.0, threshold=20.0):
+    return np.where(beta * x > threshold, x, np.logaddexp(0.0, beta * x) / beta)
+
+
+def _sigmoid64(x):
+    return np.exp(-np.logaddexp(0.0, -x))
+
+
+def _check(xp, fn, ref, *args, dtype=np.float32, rtol=None, atol=None, **kw):
+    """Run fn on xp arrays of dtype made from float64 args; compare with ref(*args)."""
+    tol = 2e-6 if dtype == np.float32 else 1e-13
+    conv = [xp.asarray(a.astype(dtype)) if isinstance(a, np.ndarray) else a for a in args]
+    out = fn(*conv, **kw)
+    assert out.dtype == dtype
+    assert backend.device_of(out) == backend.device_of(conv[0])
+    # the reference sees the inputs as rounded to dtype, so only the arithmetic is compared
+    ref_args = [a.astype(dtype).astype(np.float64) if isinstance(a, np.ndarray) else a
+                for a in args]
+    np.testing.assert_allclose(to_np(out), ref(*ref_args), rtol=rtol or tol, atol=atol or tol)
+
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("slope", [0.2, 0.0, 1.5, -0.3])
+def test_leaky_relu(xp, dtype, slope):
+    x, gy = _x(), _g()
+    _check(xp, K.leaky_relu_forward, lambda x, s: np.where(x > 0, x, s * x), x, slope,
+           dtype=dtype)
+    _check(xp, K.leaky_relu_backward, lambda g, x, s: np.where(x > 0, g, s * g), gy, x, slope,
+           dtype=dtype)
+
+
+def test_leaky_relu_backward_is_linear_in_gy(xp):
+    x = xp.asarray(_x())
+    g1, g2 = xp.asarray(_g(seed=2)), xp.asarray(_g(seed=3))
+    lhs = K.leaky_relu_backward(2.0 * g1 - 3.0 * g2, x, 0.2)
+    rhs = 2.0 * K.leaky_relu_backward(g1, x, 0.2) - 3.0 * K.leaky_relu_backward(g2, x, 0.2)
+    np.testing.assert_allclose(to_np(lhs), to_np(rhs), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu(xp, dtype):
+    x, gy = _x(), _g()
+    _check(xp, K.relu_forward, lambda x: np.maximum(x, 0.0), x, dtype=dtype)
+    _check(xp, K.relu_backward, lambda g, x: np.where(x > 0, g, 0.0), gy, x, dtype=dtype)
+
+
+def test_relu_and_leaky_propagate_nan(xp):
+    x = xp.asarray(np.array([np.nan, -1.0, 2.0], dtype=np.float32))
+    assert np.isnan(to_np(K.relu_forward(x))[0])
+    assert np.isnan(to_np(K.leaky_relu_forward(x, 0.2))[0])
+    np.testing.assert_allclose(to_np(K.leaky_relu_forward(x, 0.2))[1:], [-0.2, 2.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tanh_backward(xp, dtype):
+    y, gy = np.tanh(_x()), _g()
+    _check(xp, K.tanh_backward, lambda g, y: g * (1 - y * y), gy, y, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid(xp, dtype):
+    x = np.concatenate([_x(low=-10, high=10).ravel(), [-100.0, -80.0, 0.0, 80.0, 100.0]])
+    _check(xp, K.sigmoid_forward, _sigmoid64, x, dtype=dtype, atol=1e-30)
+    y, gy = _sigmoid64(_x()), _g()
+    _check(xp, K.sigmoid_backward, lambda g, y: g * y * (1 - y), gy, y, dtype=dtype)
+
+
+def test_sigmoid_extremes_are_finite_and_accurate(xp):
+    x = xp.asarray(np.array([-1000.0, -80.0, 1000.0, 40.0], dtype=np.float32))
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow is fine
+        y = to_np(K.sigmoid_forward(x))
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, [0.0, 1.8048513e-35, 1.0, 1.0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta,threshold", [(1.0, 20.0), (2.0, 20.0), (0.5, 3.0)])
+def test_softplus(xp, dtype, beta, threshold):
+    x = np.concatenate([_x(low=-30, high=30).ravel(), [-1e4, -90.0, 9.0, 10.5, 1e4]])
+    _check(xp, K.softplus_forward, _softplus64, x, beta, threshold, dtype=dtype, atol=1e-30)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bce_with_logits_forward(xp, dtype):
+    x = _x(low=-30, high=30)
+    x[0, :3] = [-200.0, 200.0, 0.0]
+    t = np.random.default_rng(5).uniform(0, 1, x.shape)
+    w = np.random.default_rng(6).uniform(0, 2, x.shape)
+
+    def ref(x, t):
+        return np.logaddexp(0.0, x) - x * t
+
+    _check(xp, K.bce_with_logits_forward, ref, x, t, dtype=dtype)
+    _check(xp, K.bce_with_logits_forward, lambda x, t, w: ref(x, t) * w, x, t, w, dtype=dtype)
+    # the textbook form, where it is representable
+    xs = np.clip(x, -15, 15)
+    p = _sigmoid64(xs)
+    textbook = -(t * np.log(p) + (1 - t) * np.log1p(-p))
+    out = K.bce_with_logits_forward(xp.asarray(xs), xp.asarray(t))
+    np.testing.assert_allclose(to_np(out), textbook, rtol=1e-9, atol=1e-12)
+
+
+def test_bce_with_logits_broadcasts_weight(xp):
+    x, t = xp.asarray(_x((4, 3))), xp.asarray(np.ones((4, 3)))
+    w = xp.asarray(np.array([1.0, 2.0, 0.0]))
+    full = K.bce_with_logits_forward(x, t)
+    np.testing.assert_allclose(to_np(K.bce_with_logits_forward(x, t, w)), to_np(full * w))
+    g = K.bce_with_logits_backward(xp.asarray(np.ones((4, 3))), x, t, w)
+    assert (to_np(g)[:, 2] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bce_with_logits_backward(xp, dtype):
+    x = _x(low=-30, high=30)
+    t = np.random.default_rng(5).uniform(0, 1, x.shape)
+    w = np.random.default_rng(6).uniform(0, 2, x.shape)
+    gy = _g()
+
+    def ref(g, x, t):
+        return g * (_sigmoid64(x) - t)
+
+    _check(xp, K.bce_with_logits_backward, ref, gy, x, t, dtype=dtype)
+    _check(xp, K.bce_with_logits_backward, lambda g, x, t, w: ref(g, x, t) * w, gy, x, t, w,
+           dtype=dtype)
+
+
+def test_bce_backward_is_derivative_of_forward():
+    x = _x((5, 4), low=-6, high=6)
+    t = np.random.default_rng(2).uniform(0, 1, x.shape)
+    h = 1e-6
+    num = (K.bce_with_logits_forward(x + h, t) - K.bce_with_logits_forward(x - h, t)) / (2 * h)
+    np.testing.assert_allclose(K.bce_with_logits_backward(np.ones_like(x), x, t), num,
+                               rtol=1e-7, atol=1e-9)
+
+
+def test_dropout_mask(xp, device):
+    m = K.dropout_mask((300, 100), 0.2, 7, 3, xp, np.float32)
+    assert m.shape == (300, 100) and m.dtype == np.float32
+    assert backend.device_of(m) == device
+    vals = np.unique(to_np(m))
+    np.testing.assert_allclose(vals, [0.0, 1.25])
+    assert abs(float(to_np(m).mean()) - 1.0) < 0.02
+    np.testing.assert_array_equal(to_np(m), R.dropout_mask((300, 100), 0.2, 7, 3))
+
+
+# GPU vs NumPy parity in float32 (the CPU path is the reference).
+
+def _parity(cuda, fn, *args, rtol=1e-5, atol=1e-6, **kw):
+    cpu_args = [a.astype(np.float32) if isinstance(a, np.ndarray) else a for a in args]
+    gpu_args = [cuda.asarray(a) if isinstance(a, np.ndarray) else a for a in cpu_args]
+    cpu, gpu = fn(*cpu_args, **kw), fn(*gpu_args, **kw)
+    assert isinstance(gpu, cuda.ndarray) and gpu.dtype == cpu.dtype == np.float32
+    np.testing.assert_allclose(gpu.get(), cpu, rtol=rtol, atol=atol)
+
+
+@pytest.mark.gpu
+def test_activation_parity_cuda(cuda):
+    x, gy = _x((33, 17), low=-30, high=30), _g((33, 17))
+    for s in (0.2, 0.0, 1.5):
+        _parity(cuda, K.leaky_relu_forward, x, s)
+        _parity(cuda, K.leaky_relu_backward, gy, x, s)
+    _parity(cuda, K.relu_forward, x)
+    _parity(cuda, K.relu_backward, gy, x)
+    _parity(cuda, K.tanh_backward, gy, np.tanh(x))
+    _parity(cuda, K.sigmoid_forward, x, atol=1e-30)
+    _parity(cuda, K.sigmoid_backward, gy, _sigmoid64(x))
+    for beta, th in ((1.0, 20.0), (2.0, 20.0), (0.5, 3.0)):
+        _parity(cuda, K.softplus_forward, x, beta, th, atol=1e-30)
+
+
+@pytest.mark.gpu
+def test_bce_parity_cuda(cuda):
+    x = _x((33, 17), low=-30, high=30)
+    x[0, :2] = [-300.0, 300.0]
+    t = np.random.default_rng(5).uniform(0, 1, x.shape)
+    w = np.random.default_rng(6).uniform(0, 2, x.shape)
+    gy = _g((33, 17))
+    _parity(cuda, K.bce_with_logits_forward, x, t)
+    _parity(cuda, K.bce_with_logits_forward, x, t, w)
+    _parity(cuda, K.bce_with_logits_backward, gy, x, t)
+    _parity(cuda, K.bce_with_logits_backward, gy, x, t, w)
+    _parity(cuda, K.bce_with_logits_backward, np.ones((1, 17)), x, t, w[0])  # broadcasting
+
+
+@pytest.mark.gpu
+def test_dropout_mask_parity_cuda(cuda):
+    for p in (0.0, 0.5, 0.9, 1.0):
+        gpu = K.dropout_mask((7, 9, 5), p, 123, 2 ** 32 - 1, cuda, np.float32)
+        cpu = K.dropout_mask((7, 9, 5), p, 123, 2 ** 32 - 1, np, np.float32)
+        np.testing.assert_array_equal(gpu.get(), cpu)
