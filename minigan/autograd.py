@@ -1,0 +1,471 @@
+"""Reverse-mode automatic differentiation: ``Tensor``, ``Function``, ``grad``, ``no_grad``.
+
+A ``Tensor`` wraps one NumPy or CuPy array. Applying a ``Function`` to tensors records the
+function as the ``creator`` of its outputs, so the graph is a web of functions pointing back at
+their input tensors. ``backward``/``grad`` walk that graph from the outputs in reverse
+topological order (by ``generation``).
+
+Higher-order gradients come for free from one rule (see ``Function``): a function's backward is
+written with differentiable functions on tensors. With ``create_graph=True`` the backward pass runs
+with recording on, so the gradients it returns are themselves tensors in a graph, and can be
+differentiated again. Without it, the backward pass runs under ``no_grad`` and records nothing.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import weakref
+
+import numpy as np
+
+from . import backend
+
+
+class _GradMode(threading.local):
+    enabled = True
+
+
+_mode = _GradMode()
+
+
+def is_grad_enabled() -> bool:
+    return _mode.enabled
+
+
+class _SetGradMode:
+    """Context manager (and decorator) that sets whether functions record a graph."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.prev = _mode.enabled
+        _mode.enabled = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        _mode.enabled = self.prev
+        return False
+
+    def __call__(self, fn):
+        def wrapped(*args, **kwargs):
+            with _SetGradMode(self.enabled):
+                return fn(*args, **kwargs)
+
+        wrapped.__name__ = getattr(fn, "__name__", "wrapped")
+        wrapped.__doc__ = getattr(fn, "__doc__", None)
+        return wrapped
+
+
+def no_grad():
+    """Inside ``with minigan.no_grad():`` no graph is recorded (also usable as a decorator)."""
+    return _SetGradMode(False)
+
+
+def enable_grad():
+    return _SetGradMode(True)
+
+
+FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+# Creation order of recorded functions: ties in the backward queue are broken by it, so that
+# gradients are always accumulated in the same order (float addition is not associative, and
+# breaking ties by memory address made runs differ in the last bit).
+_sequence = itertools.count()
+
+
+class Tensor:
+    """An array (NumPy on "cpu", CuPy on "cuda") with an optional gradient and graph history.
+
+    Attributes: ``data`` (the array), ``grad`` (a Tensor or None), ``requires_grad``,
+    ``creator`` (the Function that made it, None for leaves).
+    """
+
+    # Make ``ndarray <op> Tensor`` call the Tensor's reflected operator instead of NumPy's.
+    __array_priority__ = 1000
+
+    def __init__(self, data, requires_grad: bool = False):
+        if isinstance(data, Tensor):
+            data = data.data
+        if not (isinstance(data, np.ndarray) or backend.is_cupy_array(data)):
+            raise TypeError(f"Tensor wraps a numpy or cupy array, got {type(data).__name__}; "
+                            "use minigan.tensor(...) to convert other data")
+        if requires_grad and data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients, got {data.dtype}")
+        self.data = data
+        self.grad: Tensor | None = None
+        self.requires_grad = bool(requires_grad)
+        self.creator: Function | None = None
+        self.generation = 0
+
+    # ----- array-like attributes
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self) -> str:
+        return backend.device_of(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.creator is None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        dev = ", device='cuda'" if self.device == "cuda" else ""
+        body = np.array2string(backend.to_numpy(self.data), prefix="tensor(", precision=4)
+        return f"tensor({body}{dev}{extra})"
+
+    # ----- conversions
+    def numpy(self) -> np.ndarray:
+        """The values as a NumPy array (a copy from the GPU; the array itself on the CPU)."""
+        return backend.to_numpy(self.data)
+
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self) -> "Tensor":
+        """The same array, cut from the graph."""
+        return Tensor(self.data)
+
+    def requires_grad_(self, flag: bool = True) -> "Tensor":
+        if not self.is_leaf and not flag:
+            raise RuntimeError("requires_grad can only be switched off on leaf tensors; "
+                               "use .detach()")
+        if flag and self.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients, got {self.dtype}")
+        self.requires_grad = bool(flag)
+        return self
+
+    def to(self, device=None, dtype=None) -> "Tensor":
+        """A tensor on ``device`` and/or of ``dtype``; differentiable, like PyTorch's ``.to``."""
+        from .functional import to_device, astype  # late import: ops sit above autograd
+
+        out = self
+        if device is not None and backend.normalize_device(device) != self.device:
+            out = to_device(out, device)
+        if dtype is not None and np.dtype(dtype) != self.dtype:
+            out = astype(out, dtype)
+        return out
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self) -> "Tensor":
+        return self.to("cuda")
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ----- differentiation
+    def backward(self, grad=None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        ``grad`` is the gradient of some scalar with respect to ``self``; it may be omitted only
+        when ``self`` holds a single element.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward(): this tensor does not require grad and has no graph; "
+                               "did you create it under no_grad() or from tensors that do not "
+                               "require grad?")
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(
+                    f"backward() without a gradient needs a tensor with one element, got shape "
+                    f"{self.shape}; pass grad= of the same shape, or reduce first (e.g. .sum())")
+            grad = Tensor(backend.get_array_module(self.data).ones_like(self.data))
+        else:
+            grad = _as_grad(grad, self)
+        _run_backward([self], [grad], None, create_graph, retain_graph)
+
+    # Tensors are compared by identity in graph bookkeeping; == is elementwise in ops.
+    __hash__ = object.__hash__
+
+
+def _as_grad(g, like: Tensor) -> Tensor:
+    if not isinstance(g, Tensor):
+        xp = backend.get_array_module(like.data)
+        g = Tensor(xp.asarray(g, dtype=like.dtype))
+    backend.check_same_device(like.data, g.data, what="backward(grad=...)")
+    if g.shape != like.shape:
+        raise ValueError(f"gradient of shape {g.shape} given for a tensor of shape {like.shape}")
+    return g
+
+
+def tensor(data, requires_grad: bool = False, device=None, dtype=None) -> Tensor:
+    """Make a leaf tensor from array-like data. Floats default to float32, as in PyTorch."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+    if device is None:
+        device = backend.device_of(data)
+    device = backend.normalize_device(device)
+    xp = backend.xp_for(device)
+    if dtype is None:
+        probe = data if hasattr(data, "dtype") else np.asarray(data)
+        if probe.dtype.kind == "f":
+            # keep explicit float arrays' precision; plain Python floats become float32
+            dtype = probe.dtype if hasattr(data, "dtype") else np.dtype(np.float32)
+        elif probe.dtype.kind in "iu":
+            dtype = np.dtype(np.int64) if not hasattr(data, "dtype") else probe.dtype
+        else:
+            dtype = probe.dtype
+    if backend.is_cupy_array(data) and device == "cpu":
+        data = backend.to_numpy(data)
+    arr = xp.array(data, dtype=dtype)  # always a copy, as torch.tensor
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def as_tensor(x, like: Tensor | None = None) -> Tensor:
+    """Wrap arrays and Python numbers (as constants); scalars take ``like``'s dtype and device."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, np.ndarray) or backend.is_cupy_array(x):
+        return Tensor(x)
+    if like is not None:
+        xp = backend.get_array_module(like.data)
+        dtype = like.dtype if like.dtype.kind == "f" else None
+        return Tensor(xp.asarray(x, dtype=dtype))
+    return tensor(x)
+
+
+class Function:
+    """A differentiable operation. Subclasses implement ``forward`` and ``backward``.
+
+    The contract (it is what makes higher-order gradients exact):
+
+    1. ``forward(*arrays) -> array or tuple of arrays`` computes on raw arrays with kernels. It
+       may keep its inputs, its outputs, and masks that are piecewise constant in the inputs
+       (in ``self.saved``), nothing else.
+    2. ``backward(*grad_outputs: Tensor) -> Tensor, tuple of Tensors or None per input`` is
+       written with minigan's differentiable functions on Tensors (``self.inputs`` and
+       ``self.output(i)``). It never treats a cached intermediate array (say 1/std) as a constant.
+       Under ``create_graph=True`` it therefore records its own graph, and higher derivatives are
+       exact with no extra code. ``self.needs_input_grad[i]`` says which input gradients are
+       wanted; return None for the others.
+    3. A function that cannot follow rule 2 sets ``once_differentiable = True``; going through it
+       with ``create_graph=True`` raises an error instead of returning wrong numbers.
+    """
+
+    once_differentiable = False
+
+    def __call__(self, *inputs):
+        like = next((x for x in inputs if isinstance(x, Tensor)), None)
+        tensors = [as_tensor(x, like) for x in inputs]
+        backend.check_same_device(*(t.data for t in tensors), what=type(self).__name__)
+        outs = self.forward(*(t.data for t in tensors))
+        single = not isinstance(outs, tuple)
+        if single:
+            outs = (outs,)
+        record = _mode.enabled and any(t.requires_grad for t in tensors)
+        # NumPy reductions to 0-d return scalars, not arrays: wrap them back
+        outputs = tuple(Tensor(np.asarray(o) if isinstance(o, np.generic) else o,
+                               requires_grad=record) for o in outs)
+        if record:
+            self.inputs = tensors
+            self.generation = max(t.generation for t in tensors)
+            self.sequence = next(_sequence)
+            # weak references: an output keeps its creator alive, not the other way round
+            self.outputs = [weakref.ref(o) for o in outputs]
+            for o in outputs:
+                o.creator = self
+                o.generation = self.generation + 1
+        return outputs[0] if single else outputs
+
+    def forward(self, *xs):
+        raise NotImplementedError
+
+    def backward(self, *gys):
+        raise NotImplementedError
+
+    def output(self, i: int = 0) -> Tensor:
+        """Output ``i`` as a Tensor of the graph (for backward formulas that use the result)."""
+        out = self.outputs[i]()
+        if out is None:
+            raise RuntimeError(f"{type(self).__name__}: output {i} was freed before backward")
+        return out
+
+    def release(self) -> None:
+        """Free what backward needed; called after use unless the graph is retained."""
+        self.inputs = None
+        self.saved = None
+        self.released = True
+
+    def __lt__(self, other):  # heap tie-breaker: the later-created function first
+        return self.sequence > other.sequence
+
+
+def _needed_functions(outputs, inputs) -> set:
+    """Functions on a path from ``outputs`` back to any of ``inputs`` (for pruning in grad())."""
+    targets = {id(t) for t in inputs}
+    memo: dict[int, bool] = {}
+    needed = set()
+    stack = [(o.creator, False) for o in outputs if o.creator is not None]
+    while stack:
+        f, expanded = stack.pop()
+        if id(f) in memo:
+            continue
+        if not expanded:
+            stack.append((f, True))
+            for x in f.inputs or ():
+                if x.creator is not None and id(x.creator) not in memo:
+                    stack.append((x.creator, False))
+            continue
+        hit = False
+        for x in f.inputs or ():
+            if id(x) in targets or (x.creator is not None and memo.get(id(x.creator), False)):
+                hit = True
+        memo[id(f)] = hit
+        if hit:
+            needed.add(id(f))
+    return needed
+
+
+def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
+    """Propagate gradients from ``outputs``. With ``inputs`` None, accumulate into leaves' .grad;
+    otherwise return the gradients of ``inputs`` (and leave every .grad alone)."""
+    if retain_graph is None:
+        retain_graph = create_graph
+    grads: dict[int, Tensor] = {}
+    keep: dict[int, Tensor] = {}  # keeps tensors alive so that their ids stay unique
+    for o, g in zip(outputs, grad_outputs):
+        if id(o) in grads:
+            grads[id(o)] = grads[id(o)] + g
+        else:
+            grads[id(o)] = g
+        keep[id(o)] = o
+    target_ids = None if inputs is None else {id(t) for t in inputs}
+    needed = None if inputs is None else _needed_functions(outputs, inputs)
+
+    heap: list = []
+    queued = set()
+
+    def push(f):
+        if f is not None and id(f) not in queued and (needed is None or id(f) in needed):
+            queued.add(id(f))
+            heapq.heappush(heap, (-f.generation, f))
+
+    for o in outputs:
+        push(o.creator)
+
+    with _SetGradMode(create_graph):
+        while heap:
+            _, f = heapq.heappop(heap)
+            if getattr(f, "released", False):
+                raise RuntimeError(
+                    f"backward through {type(f).__name__} a second time: its graph was freed "
+                    "after the first backward; pass retain_graph=True the first time")
+            if create_graph and f.once_differentiable:
+                raise RuntimeError(
+                    f"{type(f).__name__} is once-differentiable: its backward cannot be "
+                    "differentiated again, so create_graph=True cannot go through it")
+            gys = []
+            for ref in f.outputs:
+                o = ref()
+                if o is None:
+                    gys.append(None)
+                elif target_ids is not None and id(o) in target_ids:
+                    gys.append(grads.get(id(o)))  # a requested gradient: keep it for the caller
+                else:
+                    gys.append(grads.pop(id(o), None))
+            if all(g is None for g in gys):
+                continue
+            for i, g in enumerate(gys):  # multi-output functions get zeros for unused outputs
+                if g is None:
+                    o = f.outputs[i]()
+                    xp = backend.get_array_module(f.inputs[0].data)
+                    shape, dtype = (o.shape, o.dtype) if o is not None else (None, None)
+                    if shape is None:
+                        raise RuntimeError(f"{type(f).__name__}: an output was freed")
+                    gys[i] = Tensor(xp.zeros(shape, dtype))
+            f.needs_input_grad = tuple(
+                x.requires_grad and (
+                    target_ids is None or id(x) in target_ids
+                    or (x.creator is not None and id(x.creator) in needed))
+                for x in f.inputs)
+            gxs = f.backward(*gys)
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            if len(gxs) != len(f.inputs):
+                raise RuntimeError(f"{type(f).__name__}.backward returned {len(gxs)} gradients "
+                                   f"for {len(f.inputs)} inputs")
+            for x, gx, want in zip(f.inputs, gxs, f.needs_input_grad):
+                if gx is None or not want:
+                    continue
+                if gx.shape != x.shape:
+                    raise RuntimeError(f"{type(f).__name__}.backward returned a gradient of shape "
+                                       f"{gx.shape} for an input of shape {x.shape}")
+                if x.creator is None and target_ids is None:  # a leaf: accumulate into .grad
+                    x.grad = gx if x.grad is None else x.grad + gx
+                    continue
+                k = id(x)
+                grads[k] = gx if k not in grads else grads[k] + gx
+                keep[k] = x
+                push(x.creator)
+            if not retain_graph:
+                f.release()
+    if inputs is None:
+        return None
+    return [grads.get(id(t)) for t in inputs]
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple:
+    """Gradients of ``outputs`` with respect to ``inputs``, as a tuple of Tensors.
+
+    Like ``torch.autograd.grad``: ``.grad`` attributes are left untouched. With
+    ``create_graph=True`` the returned gradients are part of a graph and can be differentiated
+    again (this is what a gradient penalty needs).
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single_input = isinstance(inputs, Tensor)
+    inputs = [inputs] if single_input else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor) or not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad(): {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    gos = []
+    for o, g in zip(outputs, grad_outputs):
+        if not o.requires_grad:
+            raise RuntimeError("grad(): an output does not require grad and has no graph")
+        if g is None:
+            if o.size != 1:
+                raise RuntimeError(f"grad(): output of shape {o.shape} is not a scalar; "
+                                   "pass grad_outputs")
+            g = Tensor(backend.get_array_module(o.data).ones_like(o.data))
+        gos.append(_as_grad(g, o))
+    for t in inputs:
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError("grad(): every input must be a Tensor that requires grad")
+    result = _run_backward(outputs, gos, inputs, create_graph, retain_graph)
+    for t, g in zip(inputs, result):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad(): an input of shape {t.shape} was not used to compute "
+                               "the outputs; pass allow_unused=True to get None for it")
+    return tuple(result)

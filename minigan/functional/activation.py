@@ -1,0 +1,138 @@
+"""Activations and dropout.
+
+The gradient functions (``LeakyReLUGrad``, ``TanhGrad``, ``SigmoidGrad``) are Functions of their
+own: one fused kernel on the fast first-order path, and an exact backward of their own for
+higher orders.
+"""
+from __future__ import annotations
+
+from .. import backend
+from ..autograd import Function, Tensor, as_tensor
+from ..kernels import elementwise as K
+from .basic import mul
+
+
+class LeakyReLU(Function):
+    """y = x if x > 0 else s*x; gx = LeakyReLUGrad(x)(gy)."""
+
+    def __init__(self, slope: float):
+        self.slope = float(slope)
+
+    def forward(self, x):
+        return K.leaky_relu_forward(x, self.slope)
+
+    def backward(self, gy):
+        return LeakyReLUGrad(self.inputs[0].data, self.slope)(gy)
+
+
+class LeakyReLUGrad(Function):
+    """gx = gy where x > 0 else s*gy. Linear in gy with a piecewise-constant mask, so its own
+    backward is itself (and its derivative with respect to x is zero almost everywhere)."""
+
+    def __init__(self, x, slope: float):
+        self.x, self.slope = x, slope
+
+    def forward(self, gy):
+        return K.leaky_relu_backward(gy, self.x, self.slope)
+
+    def backward(self, ggx):
+        return LeakyReLUGrad(self.x, self.slope)(ggx)
+
+
+def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
+    return LeakyReLU(negative_slope)(as_tensor(x))
+
+
+def relu(x) -> Tensor:
+    return LeakyReLU(0.0)(as_tensor(x))
+
+
+class Tanh(Function):
+    """y = tanh(x); gx = gy * (1 - y^2)."""
+
+    def forward(self, x):
+        return backend.get_array_module(x).tanh(x)
+
+    def backward(self, gy):
+        return TanhGrad()(gy, self.output())
+
+
+class TanhGrad(Function):
+    """gx = gy * (1 - y^2); d/dgy = ggx * (1 - y^2), d/dy = -2 ggx * gy * y."""
+
+    def forward(self, gy, y):
+        return K.tanh_backward(gy, y)
+
+    def backward(self, ggx):
+        gy, y = self.inputs
+        g_gy = TanhGrad()(ggx, y) if self.needs_input_grad[0] else None
+        g_y = ggx * gy * y * -2.0 if self.needs_input_grad[1] else None
+        return g_gy, g_y
+
+
+def tanh(x) -> Tensor:
+    return Tanh()(as_tensor(x))
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + exp(-x)); gx = gy * y * (1 - y)."""
+
+    def forward(self, x):
+        return K.sigmoid_forward(x)
+
+    def backward(self, gy):
+        return SigmoidGrad()(gy, self.output())
+
+
+class SigmoidGrad(Function):
+    """gx = gy * y * (1 - y); d/dgy = ggx * y * (1 - y), d/dy = ggx * gy * (1 - 2y)."""
+
+    def forward(self, gy, y):
+        return K.sigmoid_backward(gy, y)
+
+    def backward(self, ggx):
+        gy, y = self.inputs
+        g_gy = SigmoidGrad()(ggx, y) if self.needs_input_grad[0] else None
+        g_y = ggx * gy * (1.0 - y * 2.0) if self.needs_input_grad[1] else None
+        return g_gy, g_y
+
+
+def sigmoid(x) -> Tensor:
+    return Sigmoid()(as_tensor(x))
+
+
+class Softplus(Function):
+    """y = log(1 + exp(b*x)) / b (linear above the threshold); gx = gy * sigmoid(b*x)."""
+
+    def __init__(self, beta: float, threshold: float):
+        self.beta, self.threshold = float(beta), float(threshold)
+
+    def forward(self, x):
+        return K.softplus_forward(x, self.beta, self.threshold)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        return gy * sigmoid(x * self.beta if self.beta != 1.0 else x)
+
+
+def softplus(x, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return Softplus(beta, threshold)(as_tensor(x))
+
+
+def dropout(x, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout).
+
+    The mask is a constant drawn from the device's counter-based generator, so a seeded run is
+    reproducible on either device.
+    """
+    x = as_tensor(x)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    from ..random import default_generator  # the generators sit beside the ops
+    gen = generator if generator is not None else default_generator(x.device)
+    if gen.device != x.device:
+        raise backend.DeviceError(f"dropout: generator on {gen.device} but input on {x.device}")
+    mask = gen.dropout_mask(x.shape, p, x.dtype)
+    return mul(x, Tensor(mask))

@@ -1,0 +1,675 @@
+"""Arithmetic, reductions, shape ops and linear algebra as differentiable functions.
+
+Every backward here is written with the functions of this module, so each one is differentiable
+again (the Function contract in ``minigan.autograd``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function, Tensor, as_tensor
+
+
+def _shape_str(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _broadcast_check(op: str, *shapes) -> tuple:
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ValueError(f"{op}: shapes " + " and ".join(_shape_str(s) for s in shapes)
+                         + " cannot be broadcast together") from None
+
+
+def _binary(a, b):
+    """Two operands as tensors; Python numbers become constants of the tensor's dtype and device."""
+    if isinstance(a, Tensor):
+        return a, as_tensor(b, a)
+    b = as_tensor(b)
+    return as_tensor(a, b), b
+
+
+# ----------------------------------------------------------------------------- broadcasting
+
+class BroadcastTo(Function):
+    """y = broadcast of x to ``shape``; gx = sum_to(gy, x.shape)."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.broadcast_to(x, self.shape)
+
+    def backward(self, gy):
+        return sum_to(gy, self.inputs[0].shape)
+
+
+class SumTo(Function):
+    """y = x summed over broadcast axes down to ``shape``; gx = broadcast_to(gy, x.shape)."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return _sum_to_array(x, self.shape)
+
+    def backward(self, gy):
+        return broadcast_to(gy, self.inputs[0].shape)
+
+
+def _sum_to_array(x, shape):
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, s in enumerate(shape) if s == 1 and x.shape[i + lead] != 1)
+    y = x.sum(axis=axes, keepdims=True) if axes else x
+    if lead:
+        y = y.reshape(shape)
+    return y
+
+
+def broadcast_to(x, shape) -> Tensor:
+    x = as_tensor(x)
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    _broadcast_check("broadcast_to", x.shape, shape)
+    if np.broadcast_shapes(x.shape, shape) != shape:
+        raise ValueError(f"broadcast_to: shape {_shape_str(x.shape)} cannot be broadcast "
+                         f"to {_shape_str(shape)}")
+    return BroadcastTo(shape)(x)
+
+
+def sum_to(x, shape) -> Tensor:
+    """Sum ``x`` down to ``shape`` (the inverse of broadcasting; used by every backward)."""
+    x = as_tensor(x)
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    if np.broadcast_shapes(x.shape, shape) != x.shape:
+        raise ValueError(f"sum_to: shape {_shape_str(x.shape)} cannot be summed to "
+                         f"{_shape_str(shape)}")
+    return SumTo(shape)(x)
+
+
+# ----------------------------------------------------------------------------- arithmetic
+
+class Add(Function):
+    """y = a + b; ga = sum_to(gy), gb = sum_to(gy)."""
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        return sum_to(gy, a.shape), sum_to(gy, b.shape)
+
+
+class Sub(Function):
+    """y = a - b; ga = sum_to(gy), gb = -sum_to(gy)."""
+
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        gb = neg(sum_to(gy, b.shape)) if self.needs_input_grad[1] else None
+        return sum_to(gy, a.shape), gb
+
+
+class Mul(Function):
+    """y = a * b; ga = gy * b, gb = gy * a."""
+
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = sum_to(gy * b, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(gy * a, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    """y = a / b; ga = gy / b, gb = -gy * y / b."""
+
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = sum_to(gy / b, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(-(gy * a) / (b * b), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Neg(Function):
+    """y = -x; gx = -gy."""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return neg(gy)
+
+
+class PowConst(Function):
+    """y = x ** c for a constant c; gx = gy * c * x ** (c - 1)."""
+
+    def __init__(self, c: float):
+        self.c = c
+
+    def forward(self, x):
+        return x ** x.dtype.type(self.c) if x.dtype.kind == "f" else x ** self.c
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        c = self.c
+        if c == 2:
+            return gy * x * 2.0
+        return gy * c * pow(x, c - 1)
+
+
+class Pow(Function):
+    """y = a ** b; ga = gy * b * a ** (b - 1), gb = gy * y * log(a)."""
+
+    def forward(self, a, b):
+        return a ** b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = sum_to(gy * b * pow(a, b - 1.0), a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(gy * self.output() * log(a), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Exp(Function):
+    """y = exp(x); gx = gy * y."""
+
+    def forward(self, x):
+        return backend.get_array_module(x).exp(x)
+
+    def backward(self, gy):
+        return gy * self.output()
+
+
+class Log(Function):
+    """y = log(x); gx = gy / x."""
+
+    def forward(self, x):
+        return backend.get_array_module(x).log(x)
+
+    def backward(self, gy):
+        return gy / self.inputs[0]
+
+
+class Sqrt(Function):
+    """y = sqrt(x); gx = gy / (2 y)."""
+
+    def forward(self, x):
+        return backend.get_array_module(x).sqrt(x)
+
+    def backward(self, gy):
+        return gy / (self.output() * 2.0)
+
+
+class Abs(Function):
+    """y = |x|; gx = gy * sign(x) (sign is piecewise constant)."""
+
+    def forward(self, x):
+        self.saved = backend.get_array_module(x).sign(x)
+        return backend.get_array_module(x).abs(x)
+
+    def backward(self, gy):
+        return gy * Tensor(self.saved)
+
+
+def add(a, b) -> Tensor:
+    a, b = _binary(a, b)
+    _broadcast_check("add", a.shape, b.shape)
+    return Add()(a, b)
+
+
+def sub(a, b) -> Tensor:
+    a, b = _binary(a, b)
+    _broadcast_check("sub", a.shape, b.shape)
+    return Sub()(a, b)
+
+
+def mul(a, b) -> Tensor:
+    a, b = _binary(a, b)
+    _broadcast_check("mul", a.shape, b.shape)
+    return Mul()(a, b)
+
+
+def div(a, b) -> Tensor:
+    a, b = _binary(a, b)
+    _broadcast_check("div", a.shape, b.shape)
+    return Div()(a, b)
+
+
+def neg(x) -> Tensor:
+    return Neg()(as_tensor(x))
+
+
+def pow(x, exponent) -> Tensor:  # noqa: A001 - PyTorch's name
+    """x ** exponent; a Python-number exponent is a constant, a tensor exponent is differentiable."""
+    if isinstance(exponent, (int, float)) and isinstance(x, Tensor):
+        if exponent == 1:
+            return x
+        return PowConst(float(exponent))(x)
+    a, b = _binary(x, exponent)
+    _broadcast_check("pow", a.shape, b.shape)
+    return Pow()(a, b)
+
+
+def exp(x) -> Tensor:
+    return Exp()(as_tensor(x))
+
+
+def log(x) -> Tensor:
+    return Log()(as_tensor(x))
+
+
+def sqrt(x) -> Tensor:
+    return Sqrt()(as_tensor(x))
+
+
+def abs(x) -> Tensor:  # noqa: A001 - PyTorch's name
+    return Abs()(as_tensor(x))
+
+
+def square(x) -> Tensor:
+    x = as_tensor(x)
+    return x * x
+
+
+# ----------------------------------------------------------------------------- reductions
+
+def _norm_axis(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        axis = (axis,)
+    out = []
+    for a in axis:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(a % ndim)
+    return tuple(sorted(set(out)))
+
+
+class Sum(Function):
+    """y = sum of x over ``axis``; gx = broadcast of gy back to x's shape."""
+
+    def __init__(self, axis, keepdims):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        return x.sum(axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        if not self.keepdims:
+            shape = list(x.shape)
+            for a in self.axis:
+                shape[a] = 1
+            gy = reshape(gy, tuple(shape))
+        return broadcast_to(gy, x.shape)
+
+
+def sum(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001 - PyTorch's name
+    x = as_tensor(x)
+    return Sum(_norm_axis(axis, x.ndim), keepdims)(x)
+
+
+def mean(x, axis=None, keepdims: bool = False) -> Tensor:
+    x = as_tensor(x)
+    axes = _norm_axis(axis, x.ndim)
+    n = 1
+    for a in axes:
+        n *= x.shape[a]
+    return Sum(axes, keepdims)(x) * (1.0 / max(n, 1))
+
+
+def var(x, axis=None, keepdims: bool = False, unbiased: bool = False) -> Tensor:
+    x = as_tensor(x)
+    axes = _norm_axis(axis, x.ndim)
+    n = 1
+    for a in axes:
+        n *= x.shape[a]
+    d = x - mean(x, axes, keepdims=True)
+    return sum(d * d, axes, keepdims) * (1.0 / max(n - (1 if unbiased else 0), 1))
+
+
+# ----------------------------------------------------------------------------- shape ops
+
+class Reshape(Function):
+    """y = x reshaped; gx = gy reshaped back."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        return x.reshape(self.shape)
+
+    def backward(self, gy):
+        return reshape(gy, self.inputs[0].shape)
+
+
+def reshape(x, *shape) -> Tensor:
+    x = as_tensor(x)
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    try:
+        resolved = _resolve_shape(x.shape, shape)
+    except ValueError:
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {_shape_str(x.shape)} "
+                         f"({x.size} elements) into {_shape_str(shape)}") from None
+    if resolved == x.shape:
+        return x
+    return Reshape(resolved)(x)
+
+
+def _resolve_shape(old, new) -> tuple:
+    size = int(np.prod(old)) if old else 1
+    new = list(int(s) for s in new)
+    if new.count(-1) > 1:
+        raise ValueError("more than one -1")
+    if -1 in new:
+        rest = int(np.prod([s for s in new if s != -1])) if len(new) > 1 else 1
+        if rest == 0 or size % rest:
+            raise ValueError("does not divide")
+        new[new.index(-1)] = size // rest
+    if int(np.prod(new)) != size:
+        raise ValueError("size mismatch")
+    return tuple(new)
+
+
+def flatten(x, start_dim: int = 1, end_dim: int = -1) -> Tensor:
+    x = as_tensor(x)
+    nd = x.ndim
+    s, e = start_dim % nd, end_dim % nd
+    shape = x.shape[:s] + (-1,) + x.shape[e + 1:]
+    return reshape(x, shape)
+
+
+class Transpose(Function):
+    """y = x with axes permuted; gx = gy with the inverse permutation."""
+
+    def __init__(self, axes):
+        self.axes = tuple(axes)
+
+    def forward(self, x):
+        return x.transpose(self.axes)
+
+    def backward(self, gy):
+        inv = tuple(int(i) for i in np.argsort(self.axes))
+        return Transpose(inv)(gy)
+
+
+def permute(x, *axes) -> Tensor:
+    x = as_tensor(x)
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    if sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
+        raise ValueError(f"permute: {axes} is not a permutation of the {x.ndim} axes of a "
+                         f"tensor of shape {_shape_str(x.shape)}")
+    return Transpose(tuple(a % x.ndim for a in axes))(x)
+
+
+def transpose(x, dim0: int = -2, dim1: int = -1) -> Tensor:
+    """Swap two axes (PyTorch's ``transpose(x, dim0, dim1)``)."""
+    x = as_tensor(x)
+    axes = list(range(x.ndim))
+    axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+    return Transpose(tuple(axes))(x)
+
+
+class GetItem(Function):
+    """y = x[index]; gx = zeros with gy scattered (added) at index."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def forward(self, x):
+        return x[self.index]
+
+    def backward(self, gy):
+        return GetItemGrad(self.index, self.inputs[0].shape)(gy)
+
+
+class GetItemGrad(Function):
+    """y = zeros(shape) with x added at index; gx = gy[index] (it is linear)."""
+
+    def __init__(self, index, shape):
+        self.index, self.shape = index, shape
+
+    def forward(self, gy):
+        xp = backend.get_array_module(gy)
+        gx = xp.zeros(self.shape, dtype=gy.dtype)
+        backend.scatter_add(gx, self.index, gy)
+        return gx
+
+    def backward(self, ggx):
+        return GetItem(self.index)(ggx)
+
+
+def _device_index(index, x: Tensor):
+    """Index arrays must live on the tensor's device; tensors used as indices are unwrapped."""
+    def conv(i):
+        if isinstance(i, Tensor):
+            i = i.data
+        if hasattr(i, "shape") and not isinstance(i, (int, np.integer)):
+            backend.check_same_device(x.data, i, what="indexing")
+        return i
+    if isinstance(index, tuple):
+        return tuple(conv(i) for i in index)
+    return conv(index)
+
+
+def getitem(x, index) -> Tensor:
+    x = as_tensor(x)
+    return GetItem(_device_index(index, x))(x)
+
+
+class Concat(Function):
+    """y = concatenation along ``axis``; each gx is the matching slice of gy."""
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, *xs):
+        return backend.get_array_module(*xs).concatenate(xs, axis=self.axis)
+
+    def backward(self, gy):
+        out, start = [], 0
+        for x, want in zip(self.inputs, self.needs_input_grad):
+            stop = start + x.shape[self.axis]
+            if want:
+                idx = (slice(None),) * self.axis + (slice(start, stop),)
+                out.append(getitem(gy, idx))
+            else:
+                out.append(None)
+            start = stop
+        return tuple(out)
+
+
+def concat(tensors, axis: int = 0) -> Tensor:
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("concat: needs at least one tensor")
+    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    tensors = [as_tensor(t, like) for t in tensors]
+    nd = tensors[0].ndim
+    axis = axis % nd
+    for t in tensors[1:]:
+        if t.ndim != nd or any(a != b for i, (a, b) in enumerate(zip(t.shape, tensors[0].shape))
+                               if i != axis):
+            raise ValueError("concat: shapes " + ", ".join(_shape_str(t.shape) for t in tensors)
+                             + f" differ outside axis {axis}")
+    if len(tensors) == 1:
+        return tensors[0]
+    return Concat(axis)(*tensors)
+
+
+cat = concat
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    tensors = [as_tensor(t) for t in tensors]
+    nd = tensors[0].ndim + 1
+    axis = axis % nd
+    return concat([reshape(t, t.shape[:axis] + (1,) + t.shape[axis:]) for t in tensors], axis)
+
+
+class Where(Function):
+    """y = where(mask, a, b) with a constant mask; ga = where(mask, gy, 0), gb = where(mask, 0, gy)."""
+
+    def __init__(self, mask):
+        self.mask = mask
+
+    def forward(self, a, b):
+        return backend.get_array_module(a, b).where(self.mask, a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        zero = Tensor(backend.get_array_module(gy.data).zeros((), dtype=gy.dtype))
+        ga = sum_to(where(self.mask, gy, zero), a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(where(self.mask, zero, gy), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+def where(condition, a, b) -> Tensor:
+    """Elementwise choice; ``condition`` is a constant (a bool array or a tensor read as one)."""
+    if isinstance(condition, Tensor):
+        condition = condition.data
+    a, b = _binary(a, b)
+    backend.check_same_device(condition, a.data, b.data, what="where")
+    _broadcast_check("where", condition.shape, a.shape, b.shape)
+    return Where(condition.astype(bool))(a, b)
+
+
+# ----------------------------------------------------------------------------- linear algebra
+
+def _swap_last(x: Tensor) -> Tensor:
+    return transpose(x, -1, -2)
+
+
+class MatMul(Function):
+    """y = a @ b (2-D or batched); ga = gy @ b^T, gb = a^T @ gy (summed over broadcast batches)."""
+
+    def forward(self, a, b):
+        return a @ b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = sum_to(matmul(gy, _swap_last(b)), a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(matmul(_swap_last(a), gy), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+def matmul(a, b) -> Tensor:
+    a, b = _binary(a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least one dimension, got shapes "
+                         f"{_shape_str(a.shape)} and {_shape_str(b.shape)}")
+    if a.ndim == 1 or b.ndim == 1:  # promote as NumPy/PyTorch do, then drop the added axis
+        a2 = reshape(a, (1, -1)) if a.ndim == 1 else a
+        b2 = reshape(b, (-1, 1)) if b.ndim == 1 else b
+        y = matmul(a2, b2)
+        shape = y.shape[:-2] + (() if a.ndim == 1 else (y.shape[-2],)) + \
+            (() if b.ndim == 1 else (y.shape[-1],))
+        return reshape(y, shape)
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: shapes {_shape_str(a.shape)} and {_shape_str(b.shape)} do not "
+                         f"match ({a.shape[-1]} != {b.shape[-2]})")
+    _broadcast_check("matmul (batch dimensions)", a.shape[:-2], b.shape[:-2])
+    return MatMul()(a, b)
+
+
+class Linear(Function):
+    """y = x W^T + b for 2-D x; gx = gy W, gW = gy^T x, gb = sum of gy over the batch."""
+
+    def forward(self, x, w, b=None):
+        y = x @ w.T
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, gy):
+        x, w = self.inputs[0], self.inputs[1]
+        gx = matmul(gy, w) if self.needs_input_grad[0] else None
+        gw = matmul(_swap_last(gy), x) if self.needs_input_grad[1] else None
+        if len(self.inputs) == 3:
+            gb = sum(gy, 0) if self.needs_input_grad[2] else None
+            return gx, gw, gb
+        return gx, gw
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """PyTorch's ``F.linear``: ``x @ weight.T + bias`` with weight of shape (out, in)."""
+    x = as_tensor(x)
+    weight = as_tensor(weight, x)
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out, in), got shape "
+                         f"{_shape_str(weight.shape)}")
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {_shape_str(x.shape)} does not match weight of "
+                         f"shape {_shape_str(weight.shape)} (expected last dim {weight.shape[1]})")
+    if bias is not None:
+        bias = as_tensor(bias, x)
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"linear: bias of shape {_shape_str(bias.shape)} does not match "
+                             f"weight of shape {_shape_str(weight.shape)}")
+    lead = x.shape[:-1]
+    x2 = x if x.ndim == 2 else reshape(x, (-1, x.shape[-1]))
+    y = Linear()(x2, weight) if bias is None else Linear()(x2, weight, bias)
+    return y if x.ndim == 2 else reshape(y, lead + (weight.shape[0],))
+
+
+# ----------------------------------------------------------------------------- devices, dtypes
+
+class ToDevice(Function):
+    """y = x copied to ``device``; gx = gy copied back."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def forward(self, x):
+        self.src = backend.device_of(x)
+        return backend.to_device(x, self.device)
+
+    def backward(self, gy):
+        return ToDevice(self.src)(gy)
+
+
+def to_device(x, device) -> Tensor:
+    x = as_tensor(x)
+    device = backend.normalize_device(device)
+    if x.device == device:
+        return x
+    return ToDevice(device)(x)
+
+
+class AsType(Function):
+    """y = x cast to ``dtype``; gx = gy cast back."""
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+
+    def forward(self, x):
+        self.src = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, gy):
+        return AsType(self.src)(gy)
+
+
+def astype(x, dtype) -> Tensor:
+    x = as_tensor(x)
+    if x.dtype == np.dtype(dtype):
+        return x
+    return AsType(dtype)(x)

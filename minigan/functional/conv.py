@@ -1,0 +1,254 @@
+"""Convolutions, pooling and upsampling as differentiable functions.
+
+conv2d, conv_transpose2d and conv2d_grad_weight cover each other's backward passes, so every
+one of them can be differentiated any number of times:
+
+* conv2d(x, W):           gx = conv_transpose2d(gy, W),   gW = conv2d_grad_weight(x, gy)
+* conv_transpose2d(x, W): gx = conv2d(gy, W),             gW = conv2d_grad_weight(gy, x)
+* conv2d_grad_weight(x, gy) -> gW:  gx = conv_transpose2d(gy, ggW),  ggy = conv2d(x, ggW)
+"""
+from __future__ import annotations
+
+from ..autograd import Function, Tensor, as_tensor
+from ..kernels import conv as KC
+from ..kernels import pool as KP
+from . import basic as B
+
+
+def _pair(v, name: str) -> tuple:
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(i) for i in v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a pair, got {v}")
+    return v
+
+
+def _output_padding(in_size, out_size, k, s, p, d) -> tuple:
+    """The output_padding that makes conv_transpose2d map ``out_size`` back to ``in_size``."""
+    return tuple(i - ((o - 1) * s_ - 2 * p_ + d_ * (k_ - 1) + 1)
+                 for i, o, k_, s_, p_, d_ in zip(in_size, out_size, k, s, p, d))
+
+
+class Conv2d(Function):
+    """y = conv2d(x, W) + b; gx = conv_transpose2d(gy, W), gW = conv2d_grad_weight(x, gy),
+    gb = sum of gy over (N, H, W)."""
+
+    def __init__(self, stride, padding, dilation):
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+
+    def forward(self, x, w, b=None):
+        return KC.conv2d_forward(x, w, b, self.stride, self.padding, self.dilation)
+
+    def backward(self, gy):
+        x, w = self.inputs[0], self.inputs[1]
+        s, p, d = self.stride, self.padding, self.dilation
+        gx = gw = None
+        if self.needs_input_grad[0]:
+            op = _output_padding(x.shape[2:], gy.shape[2:], w.shape[2:], s, p, d)
+            gx = conv_transpose2d(gy, w, None, s, p, op, d)
+        if self.needs_input_grad[1]:
+            gw = conv2d_grad_weight(x, gy, w.shape[2:], s, p, d)
+        if len(self.inputs) == 3:
+            gb = B.sum(gy, (0, 2, 3)) if self.needs_input_grad[2] else None
+            return gx, gw, gb
+        return gx, gw
+
+
+class ConvTranspose2d(Function):
+    """y = conv_transpose2d(x, W) + b; gx = conv2d(gy, W), gW = conv2d_grad_weight(gy, x),
+    gb = sum of gy over (N, H, W)."""
+
+    def __init__(self, stride, padding, output_padding, dilation):
+        self.stride, self.padding = stride, padding
+        self.output_padding, self.dilation = output_padding, dilation
+
+    def forward(self, x, w, b=None):
+        return KC.conv_transpose2d_forward(x, w, b, self.stride, self.padding,
+                                           self.output_padding, self.dilation)
+
+    def backward(self, gy):
+        x, w = self.inputs[0], self.inputs[1]
+        s, p, d = self.stride, self.padding, self.dilation
+        gx = conv2d(gy, w, None, s, p, d) if self.needs_input_grad[0] else None
+        gw = conv2d_grad_weight(gy, x, w.shape[2:], s, p, d) if self.needs_input_grad[1] else None
+        if len(self.inputs) == 3:
+            gb = B.sum(gy, (0, 2, 3)) if self.needs_input_grad[2] else None
+            return gx, gw, gb
+        return gx, gw
+
+
+class Conv2dGradWeight(Function):
+    """gW = conv2d_grad_weight(x, gy), the weight gradient of conv2d. It is bilinear in (x, gy):
+    gx = conv_transpose2d(gy, ggW), ggy = conv2d(x, ggW)."""
+
+    def __init__(self, kernel_size, stride, padding, dilation):
+        self.kernel_size = kernel_size
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+
+    def forward(self, x, gy):
+        return KC.conv2d_grad_weight(x, gy, self.kernel_size, self.stride, self.padding,
+                                     self.dilation)
+
+    def backward(self, ggw):
+        x, gy = self.inputs
+        s, p, d = self.stride, self.padding, self.dilation
+        gx = ggy = None
+        if self.needs_input_grad[0]:
+            op = _output_padding(x.shape[2:], gy.shape[2:], self.kernel_size, s, p, d)
+            gx = conv_transpose2d(gy, ggw, None, s, p, op, d)
+        if self.needs_input_grad[1]:
+            ggy = conv2d(x, ggw, None, s, p, d)
+        return gx, ggy
+
+
+def _check_4d(name, x):
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1) -> Tensor:
+    """PyTorch's ``F.conv2d`` (groups=1); weight of shape (out, in, kh, kw)."""
+    x = as_tensor(input)
+    w = as_tensor(weight, x)
+    _check_4d("conv2d", x)
+    if w.ndim != 4:
+        raise ValueError(f"conv2d: weight must be 4-D (out, in, kh, kw), got shape {w.shape}")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"conv2d: input of shape {x.shape} has {x.shape[1]} channels but weight "
+                         f"of shape {w.shape} expects {w.shape[1]}")
+    f = Conv2d(_pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation"))
+    return f(x, w) if bias is None else f(x, w, as_tensor(bias, x))
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     dilation=1) -> Tensor:
+    """PyTorch's ``F.conv_transpose2d`` (groups=1); weight of shape (in, out, kh, kw)."""
+    x = as_tensor(input)
+    w = as_tensor(weight, x)
+    _check_4d("conv_transpose2d", x)
+    if w.ndim != 4:
+        raise ValueError(f"conv_transpose2d: weight must be 4-D (in, out, kh, kw), got shape "
+                         f"{w.shape}")
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"conv_transpose2d: input of shape {x.shape} has {x.shape[1]} channels "
+                         f"but weight of shape {w.shape} expects {w.shape[0]}")
+    f = ConvTranspose2d(_pair(stride, "stride"), _pair(padding, "padding"),
+                        _pair(output_padding, "output_padding"), _pair(dilation, "dilation"))
+    return f(x, w) if bias is None else f(x, w, as_tensor(bias, x))
+
+
+def conv2d_grad_weight(input, grad_output, kernel_size, stride=1, padding=0,
+                       dilation=1) -> Tensor:
+    """The gradient of ``sum(grad_output * conv2d(input, W))`` with respect to W."""
+    x = as_tensor(input)
+    gy = as_tensor(grad_output, x)
+    return Conv2dGradWeight(_pair(kernel_size, "kernel_size"), _pair(stride, "stride"),
+                            _pair(padding, "padding"), _pair(dilation, "dilation"))(x, gy)
+
+
+# ----------------------------------------------------------------------------- pooling
+
+class MaxPool2d(Function):
+    """y = max over each window; gx = gy routed to each window's argmax.
+
+    Declared once-differentiable: it is only used by the evaluation classifier, which never
+    needs second derivatives.
+    """
+
+    once_differentiable = True
+
+    def __init__(self, kernel_size, stride, padding):
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x):
+        y, self.saved = KP.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
+        return y
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        return Tensor(KP.max_pool2d_backward(gy.data, self.saved, x.shape, self.kernel_size,
+                                             self.stride, self.padding))
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0) -> Tensor:
+    x = as_tensor(input)
+    _check_4d("max_pool2d", x)
+    k = _pair(kernel_size, "kernel_size")
+    s = k if stride is None else _pair(stride, "stride")
+    return MaxPool2d(k, s, _pair(padding, "padding"))(x)
+
+
+class AvgPool2d(Function):
+    """y = mean over each window (padding counted); gx = AvgPool2dGrad(gy), a linear map."""
+
+    def __init__(self, kernel_size, stride, padding):
+        self.args = (kernel_size, stride, padding)
+
+    def forward(self, x):
+        return KP.avg_pool2d_forward(x, *self.args)
+
+    def backward(self, gy):
+        return AvgPool2dGrad(self.inputs[0].shape, self.args)(gy)
+
+
+class AvgPool2dGrad(Function):
+    """gx = adjoint of average pooling applied to gy; its own backward is average pooling."""
+
+    def __init__(self, x_shape, args):
+        self.x_shape, self.args = x_shape, args
+
+    def forward(self, gy):
+        return KP.avg_pool2d_backward(gy, self.x_shape, *self.args)
+
+    def backward(self, ggx):
+        return AvgPool2d(*self.args)(ggx)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0) -> Tensor:
+    x = as_tensor(input)
+    _check_4d("avg_pool2d", x)
+    k = _pair(kernel_size, "kernel_size")
+    s = k if stride is None else _pair(stride, "stride")
+    return AvgPool2d(k, s, _pair(padding, "padding"))(x)
+
+
+def adaptive_avg_pool2d_1(input) -> Tensor:
+    """Global average pooling to 1x1 (N, C, 1, 1)."""
+    x = as_tensor(input)
+    return B.mean(x, (2, 3), keepdims=True)
+
+
+class UpsampleNearest2d(Function):
+    """y = each pixel repeated s x s times; gx = gy summed over each s x s block."""
+
+    def __init__(self, scale):
+        self.scale = scale
+
+    def forward(self, x):
+        return KP.upsample_nearest2d_forward(x, self.scale)
+
+    def backward(self, gy):
+        return UpsampleNearest2dGrad(self.scale)(gy)
+
+
+class UpsampleNearest2dGrad(Function):
+    """gx = block sums of gy (the adjoint of nearest upsampling); its backward is upsampling."""
+
+    def __init__(self, scale):
+        self.scale = scale
+
+    def forward(self, gy):
+        return KP.upsample_nearest2d_backward(gy, self.scale)
+
+    def backward(self, ggx):
+        return UpsampleNearest2d(self.scale)(ggx)
+
+
+def upsample_nearest2d(input, scale_factor: int = 2) -> Tensor:
+    x = as_tensor(input)
+    _check_4d("upsample_nearest2d", x)
+    if int(scale_factor) != scale_factor or scale_factor < 1:
+        raise ValueError(f"upsample_nearest2d: scale_factor must be a positive integer, got "
+                         f"{scale_factor}")
+    return UpsampleNearest2d(int(scale_factor))(x)

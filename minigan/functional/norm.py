@@ -1,0 +1,99 @@
+"""Batch normalisation with exact derivatives of every order."""
+from __future__ import annotations
+
+from .. import backend
+from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
+from ..kernels import batchnorm as KB
+from . import basic as B
+
+
+def _axes(ndim: int) -> tuple:
+    return (0,) + tuple(range(2, ndim))
+
+
+def _per_channel(v: Tensor, ndim: int) -> Tensor:
+    return B.reshape(v, (1, -1) + (1,) * (ndim - 2))
+
+
+class BatchNormTrain(Function):
+    """y = w * (x - mean) / sqrt(var + eps) + b with batch statistics over all axes but 1.
+
+    gx = w * invstd * (gy - mean(gy) - xhat * mean(gy * xhat)), gw = sum(gy * xhat), gb = sum(gy).
+
+    Without a graph to build, backward is one fused kernel that uses the forward's cached mean and
+    1/std. With ``create_graph`` it recomputes the statistics from x with differentiable ops, so
+    the second derivative includes how mean and 1/std move with x (treating the cached 1/std as a
+    constant is the classic silent bug).
+    """
+
+    def __init__(self, running_mean, running_var, momentum, eps):
+        self.running_mean, self.running_var = running_mean, running_var
+        self.momentum, self.eps = momentum, eps
+
+    def forward(self, x, w, b):
+        y, mean, invstd = KB.batch_norm_forward_train(
+            x, w, b, self.running_mean, self.running_var, self.momentum, self.eps)
+        self.saved = (mean, invstd)
+        return y
+
+    def backward(self, gy):
+        x, w, _ = self.inputs
+        if not is_grad_enabled():
+            mean, invstd = self.saved
+            gx, gw, gb = KB.batch_norm_backward_train(gy.data, x.data, w.data, mean, invstd)
+            return Tensor(gx), Tensor(gw), Tensor(gb)
+        axes, nd = _axes(x.ndim), x.ndim
+        m = x.size // x.shape[1]
+        xc = x - B.mean(x, axes, keepdims=True)
+        invstd = B.pow(B.mean(xc * xc, axes, keepdims=True) + self.eps, -0.5)
+        xhat = xc * invstd
+        gb = B.sum(gy, axes)
+        gw = B.sum(gy * xhat, axes)
+        gx = None
+        if self.needs_input_grad[0]:
+            inner = gy - _per_channel(gb, nd) * (1.0 / m) - xhat * _per_channel(gw, nd) * (1.0 / m)
+            gx = _per_channel(w, nd) * invstd * inner
+        return gx, gw, gb
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """PyTorch's ``F.batch_norm``: per-channel (axis 1) normalisation of (N, C) or (N, C, ...).
+
+    In training, batch statistics normalise and the running buffers (arrays, updated in place)
+    move by ``momentum`` toward the batch mean and unbiased variance. In evaluation the running
+    statistics normalise.
+    """
+    x = as_tensor(input)
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, ...), got {x.shape}")
+    c = x.shape[1]
+    xp = backend.get_array_module(x.data)
+    for name, buf in (("running_mean", running_mean), ("running_var", running_var)):
+        buf = buf.data if isinstance(buf, Tensor) else buf
+        if buf is not None:
+            backend.check_same_device(x.data, buf, what=f"batch_norm ({name})")
+            if buf.shape != (c,):
+                raise ValueError(f"batch_norm: {name} of shape {buf.shape} does not match input "
+                                 f"of shape {x.shape} ({c} channels)")
+    w = as_tensor(weight, x) if weight is not None else Tensor(xp.ones(c, dtype=x.dtype))
+    b = as_tensor(bias, x) if bias is not None else Tensor(xp.zeros(c, dtype=x.dtype))
+    for name, p in (("weight", w), ("bias", b)):
+        if p.shape != (c,):
+            raise ValueError(f"batch_norm: {name} of shape {p.shape} does not match input of "
+                             f"shape {x.shape} ({c} channels)")
+    rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+    rv = running_var.data if isinstance(running_var, Tensor) else running_var
+    if training:
+        if x.size // c <= 1:
+            raise ValueError(f"batch_norm: training needs more than one value per channel, got "
+                             f"input of shape {x.shape}")
+        return BatchNormTrain(rm, rv, momentum, eps)(x, w, b)
+    if rm is None or rv is None:
+        raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
+    # Evaluation is an affine map with constant statistics: compose it, exact to every order.
+    nd = x.ndim
+    scale = Tensor((1.0 / xp.sqrt(rv + eps)).astype(x.dtype))
+    shift = Tensor(rm.astype(x.dtype))
+    xhat = (x - _per_channel(shift, nd)) * _per_channel(scale, nd)
+    return xhat * _per_channel(w, nd) + _per_channel(b, nd)

@@ -1,0 +1,170 @@
+"""First- and second-order checks of the convolution family, pooling and batch norm."""
+import numpy as np
+import pytest
+
+import minigan
+import minigan.nn.functional as F
+from minigan import Tensor
+from minigan.testing import check_backward, check_double_backward
+
+R = np.random.default_rng(42)
+
+CONV_CONFIGS = [  # x shape, w shape, stride, padding, dilation
+    ((2, 3, 5, 6), (4, 3, 3, 2), 1, 0, 1),
+    ((1, 2, 7, 7), (3, 2, 3, 3), 2, 1, 1),
+    ((2, 2, 6, 5), (2, 2, 2, 3), (1, 2), (2, 1), (2, 1)),
+]
+
+
+def _xp_inputs(xp, *arrays):
+    return [xp.asarray(a) for a in arrays]
+
+
+@pytest.mark.parametrize("xs,ws,s,p,d", CONV_CONFIGS)
+def test_conv2d_first_and_second_order(xp, xs, ws, s, p, d):
+    x, w, b = _xp_inputs(xp, R.standard_normal(xs), R.standard_normal(ws),
+                         R.standard_normal(ws[0]))
+
+    def f(x, w, b):
+        return F.conv2d(x, w, b, s, p, d)
+
+    check_backward(f, [x, w, b])
+    check_double_backward(f, [x, w, b])
+
+
+@pytest.mark.parametrize("xs,ws,s,p,op,d", [
+    ((2, 3, 3, 4), (3, 2, 3, 3), 1, 0, 0, 1),
+    ((1, 2, 4, 3), (2, 3, 4, 4), 2, 1, 1, 1),
+    ((2, 2, 3, 3), (2, 2, 3, 2), (2, 3), (1, 0), (1, 2), (1, 2)),
+])
+def test_conv_transpose2d_first_and_second_order(xp, xs, ws, s, p, op, d):
+    x, w, b = _xp_inputs(xp, R.standard_normal(xs), R.standard_normal(ws),
+                         R.standard_normal(ws[1]))
+
+    def f(x, w, b):
+        return F.conv_transpose2d(x, w, b, s, p, op, d)
+
+    check_backward(f, [x, w, b])
+    check_double_backward(f, [x, w, b])
+
+
+@pytest.mark.parametrize("xs,ws,s,p,d", CONV_CONFIGS)
+def test_conv2d_grad_weight_first_and_second_order(xp, xs, ws, s, p, d):
+    x = xp.asarray(R.standard_normal(xs))
+    y = F.conv2d(Tensor(x), Tensor(xp.asarray(R.standard_normal(ws))), None, s, p, d)
+    gy = xp.asarray(R.standard_normal(y.shape))
+
+    def f(x, gy):
+        return F.conv2d_grad_weight(x, gy, ws[2:], s, p, d)
+
+    check_backward(f, [x, gy])
+    check_double_backward(f, [x, gy])
+
+
+def test_conv2d_grad_weight_is_the_weight_gradient():
+    x = R.standard_normal((2, 3, 6, 6))
+    w = Tensor(R.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    y = F.conv2d(Tensor(x), w, None, 2, 1)
+    gy = R.standard_normal(y.shape)
+    (gw,) = minigan.grad(y, w, Tensor(gy))
+    direct = F.conv2d_grad_weight(Tensor(x), Tensor(gy), (3, 3), 2, 1)
+    np.testing.assert_allclose(gw.numpy(), direct.numpy(), rtol=1e-12)
+
+
+def test_conv_errors_name_shapes():
+    x = Tensor(np.ones((1, 3, 5, 5)))
+    with pytest.raises(ValueError, match=r"3 channels but weight of shape \(2, 4, 3, 3\)"):
+        F.conv2d(x, np.ones((2, 4, 3, 3)))
+    with pytest.raises(ValueError, match="4-D"):
+        F.conv2d(Tensor(np.ones((3, 5, 5))), np.ones((2, 3, 3, 3)))
+    with pytest.raises(ValueError, match=r"conv_transpose2d.*3 channels"):
+        F.conv_transpose2d(x, np.ones((2, 4, 3, 3)))
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 3, 2)])
+def test_batch_norm_training_first_and_second_order(xp, shape):
+    c = shape[1]
+    x, w, b = _xp_inputs(xp, R.standard_normal(shape) * 2 + 1, R.uniform(0.5, 1.5, c),
+                         R.standard_normal(c))
+
+    def f(x, w, b):
+        return F.batch_norm(x, None, None, w, b, training=True)
+
+    check_backward(f, [x, w, b])
+    check_double_backward(f, [x, w, b])
+
+
+def test_batch_norm_second_order_is_not_the_cached_invstd_bug():
+    """Differentiating sum(grad_x(BN)^2) wrt x: treating 1/std as a constant gives a visibly
+    different answer, so this pins the exact composition."""
+    x = R.standard_normal((5, 2)) * 3
+    check_double_backward(lambda x: F.batch_norm(x, None, None, None, None, True), [x])
+
+
+def test_batch_norm_updates_running_stats_and_eval_uses_them(xp):
+    x = xp.asarray(R.standard_normal((8, 3, 2, 2)))
+    rm, rv = xp.zeros(3), xp.ones(3)
+    F.batch_norm(Tensor(x), rm, rv, training=True, momentum=0.1)
+    xn = minigan.backend.to_numpy(x)
+    m = xn.mean((0, 2, 3))
+    v = xn.var((0, 2, 3), ddof=1)
+    np.testing.assert_allclose(minigan.backend.to_numpy(rm), 0.1 * m, rtol=1e-10)
+    np.testing.assert_allclose(minigan.backend.to_numpy(rv), 0.9 + 0.1 * v, rtol=1e-10)
+    y = F.batch_norm(Tensor(x), rm, rv, training=False)
+    expected = (xn - (0.1 * m)[None, :, None, None]) / np.sqrt(0.9 + 0.1 * v + 1e-5)[
+        None, :, None, None]
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-10)
+
+    def f(x, w, b):
+        return F.batch_norm(x, rm, rv, w, b, training=False)
+
+    check_double_backward(f, _xp_inputs(xp, xn, R.standard_normal(3), R.standard_normal(3)))
+
+
+def test_pooling_and_upsample_orders(xp):
+    x = xp.asarray(R.standard_normal((2, 2, 6, 6)))
+    for f in (lambda x: F.avg_pool2d(x, 2), lambda x: F.avg_pool2d(x, 3, 2, 1),
+              lambda x: F.upsample_nearest2d(x, 2), lambda x: F.max_pool2d(x, 2),
+              lambda x: F.max_pool2d(x, 3, 2, 1)):
+        check_backward(f, [x])
+    for f in (lambda x: F.avg_pool2d(x, 3, 2, 1), lambda x: F.upsample_nearest2d(x, 3)):
+        check_double_backward(f, [x])
+
+
+def test_max_pool_refuses_create_graph():
+    x = Tensor(R.standard_normal((1, 1, 4, 4)), requires_grad=True)
+    with pytest.raises(RuntimeError, match="once-differentiable"):
+        minigan.grad(F.max_pool2d(x, 2).sum(), x, create_graph=True)
+
+
+class _BNDisc:
+    """A conv D with batch norm and leaky_relu, as functions of its weights."""
+
+    @staticmethod
+    def forward(x, w1, w2, g, b, w3):
+        h = F.leaky_relu(F.conv2d(x, w1, None, 2, 1), 0.2)
+        h = F.leaky_relu(F.batch_norm(F.conv2d(h, w2, None, 1, 1), None, None, g, b, True), 0.2)
+        return F.sum(F.conv2d(h, w3), (1, 2, 3))
+
+
+@pytest.mark.parametrize("with_bn", [False, True])
+def test_dragan_style_penalty_through_conv_d(xp, with_bn):
+    """||grad_x D(x)||^2 differentiated with respect to D's weights, for a conv D with
+    leaky_relu, with and without batch norm."""
+    x0 = R.standard_normal((3, 1, 6, 6))
+    ws = [R.standard_normal((3, 1, 3, 3)) * 0.5, R.standard_normal((4, 3, 3, 3)) * 0.3,
+          R.uniform(0.5, 1.5, 4), R.standard_normal(4) * 0.1, R.standard_normal((1, 4, 3, 3))]
+
+    def penalty(*weights):
+        xt = Tensor(xp.asarray(x0), requires_grad=True)
+        w1, w2, g, b, w3 = weights
+        if with_bn:
+            out = _BNDisc.forward(xt, w1, w2, g, b, w3)
+        else:
+            h = F.leaky_relu(F.conv2d(xt, w1, None, 2, 1), 0.2)
+            h = F.leaky_relu(F.conv2d(h, w2, None, 1, 1) * F.reshape(g, (1, 4, 1, 1)), 0.2)
+            out = F.sum(F.conv2d(h, w3), (1, 2, 3)) + F.sum(b)
+        (gx,) = minigan.grad(F.sum(out), xt, create_graph=True)
+        return F.sum(gx * gx)
+
+    check_backward(penalty, _xp_inputs(xp, *ws), rtol=1e-5, atol=1e-7)

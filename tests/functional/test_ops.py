@@ -1,0 +1,141 @@
+"""Declarative op tests: every case yields a forward test against NumPy, a first-order and a
+second-order gradient check in float64, on each backend."""
+import numpy as np
+import pytest
+
+import minigan
+import minigan.nn.functional as F
+from minigan import backend
+from minigan.testing import check_backward, check_double_backward
+
+R = np.random.default_rng(1234)
+
+
+def normal(*shape):
+    return R.standard_normal(shape)
+
+
+def away_from_zero(*shape, margin=0.1):
+    """Values with |x| > margin, so kinks (relu, leaky_relu, abs) are not straddled by eps."""
+    x = R.uniform(margin, 2.0, shape)
+    return x * R.choice([-1.0, 1.0], shape)
+
+
+def positive(*shape):
+    return R.uniform(0.5, 2.0, shape)
+
+
+def np_softplus(x):
+    return np.logaddexp(0, x)
+
+
+def np_sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+MASK = R.standard_normal((3, 4)) > 0
+IDX = np.array([2, 0, 2, 1])
+
+# name, function on tensors, NumPy reference on arrays, inputs
+CASES = [
+    ("add", lambda a, b: a + b, lambda a, b: a + b, [normal(3, 4), normal(4)]),
+    ("add_scalar", lambda a: a + 2.5, lambda a: a + 2.5, [normal(3, 4)]),
+    ("sub", lambda a, b: a - b, lambda a, b: a - b, [normal(3, 1), normal(1, 4)]),
+    ("rsub", lambda a: 1.0 - a, lambda a: 1.0 - a, [normal(3, 4)]),
+    ("mul", lambda a, b: a * b, lambda a, b: a * b, [normal(2, 3, 4), normal(3, 1)]),
+    ("div", lambda a, b: a / b, lambda a, b: a / b, [normal(3, 4), positive(3, 4)]),
+    ("rdiv", lambda a: 2.0 / a, lambda a: 2.0 / a, [positive(3, 4)]),
+    ("neg", lambda a: -a, lambda a: -a, [normal(3, 4)]),
+    ("pow_const", lambda a: a ** 3, lambda a: a ** 3, [normal(3, 4)]),
+    ("pow_frac", lambda a: F.pow(a, -0.5), lambda a: a ** -0.5, [positive(3, 4)]),
+    ("pow_tensor", lambda a, b: a ** b, lambda a, b: a ** b, [positive(3, 4), normal(4)]),
+    ("exp", F.exp, np.exp, [normal(3, 4)]),
+    ("log", F.log, np.log, [positive(3, 4)]),
+    ("sqrt", F.sqrt, np.sqrt, [positive(3, 4)]),
+    ("abs", F.abs, np.abs, [away_from_zero(3, 4)]),
+    ("tanh", F.tanh, np.tanh, [normal(3, 4)]),
+    ("sigmoid", F.sigmoid, np_sigmoid, [normal(3, 4) * 3]),
+    ("relu", F.relu, lambda a: np.maximum(a, 0), [away_from_zero(3, 4)]),
+    ("leaky_relu", lambda a: F.leaky_relu(a, 0.2), lambda a: np.where(a > 0, a, 0.2 * a),
+     [away_from_zero(3, 4)]),
+    ("softplus", F.softplus, np_softplus, [normal(3, 4) * 3]),
+    ("softplus_beta", lambda a: F.softplus(a, beta=2.0), lambda a: np.logaddexp(0, 2 * a) / 2,
+     [normal(3, 4)]),
+    ("matmul", F.matmul, np.matmul, [normal(3, 4), normal(4, 5)]),
+    ("matmul_batched", F.matmul, np.matmul, [normal(2, 3, 4), normal(4, 5)]),
+    ("matmul_vec", F.matmul, np.matmul, [normal(4), normal(4, 5)]),
+    ("linear", F.linear, lambda x, w, b: x @ w.T + b, [normal(3, 4), normal(5, 4), normal(5)]),
+    ("linear_nobias", F.linear, lambda x, w: x @ w.T, [normal(2, 3, 4), normal(5, 4)]),
+    ("sum_all", F.sum, np.sum, [normal(3, 4)]),
+    ("sum_axis", lambda a: F.sum(a, 1), lambda a: a.sum(1), [normal(3, 4, 2)]),
+    ("sum_keepdims", lambda a: F.sum(a, (0, 2), keepdims=True),
+     lambda a: a.sum((0, 2), keepdims=True), [normal(3, 4, 2)]),
+    ("mean", lambda a: F.mean(a, 0), lambda a: a.mean(0), [normal(3, 4)]),
+    ("var", lambda a: F.var(a, 1, unbiased=True), lambda a: a.var(1, ddof=1), [normal(3, 5)]),
+    ("reshape", lambda a: F.reshape(a, (4, -1)), lambda a: a.reshape(4, -1), [normal(3, 4)]),
+    ("flatten", lambda a: F.flatten(a), lambda a: a.reshape(2, -1), [normal(2, 3, 4)]),
+    ("permute", lambda a: F.permute(a, (2, 0, 1)), lambda a: a.transpose(2, 0, 1),
+     [normal(2, 3, 4)]),
+    ("transpose", lambda a: F.transpose(a, 0, 1), lambda a: a.swapaxes(0, 1), [normal(3, 4)]),
+    ("broadcast_to", lambda a: F.broadcast_to(a, (2, 3, 4)),
+     lambda a: np.broadcast_to(a, (2, 3, 4)), [normal(3, 1)]),
+    ("sum_to", lambda a: F.sum_to(a, (3, 1)), lambda a: a.sum(axis=(0, 2), keepdims=True)[0],
+     [normal(2, 3, 4)]),
+    ("concat", lambda a, b: F.concat([a, b], 1), lambda a, b: np.concatenate([a, b], 1),
+     [normal(3, 2), normal(3, 4)]),
+    ("stack", lambda a, b: F.stack([a, b], 0), lambda a, b: np.stack([a, b], 0),
+     [normal(3, 2), normal(3, 2)]),
+    ("slice", lambda a: a[1:, ::2], lambda a: a[1:, ::2], [normal(3, 4)]),
+    ("fancy_index", lambda a: a[_on(IDX, a)], lambda a: a[IDX], [normal(3, 4)]),
+    ("where", lambda a, b: F.where(_on(MASK, a), a, b), lambda a, b: np.where(MASK, a, b),
+     [normal(3, 4), normal(4)]),
+    ("bce_logits", lambda x, t: F.binary_cross_entropy_with_logits(x, t),
+     lambda x, t: np.mean(np_softplus(x) - x * t), [normal(3, 4) * 3, R.uniform(0, 1, (3, 4))]),
+    ("bce_logits_weight", lambda x, t, w: F.binary_cross_entropy_with_logits(x, t, w, "sum"),
+     lambda x, t, w: np.sum((np_softplus(x) - x * t) * w),
+     [normal(3, 4), R.uniform(0, 1, (3, 4)), positive(4)]),
+    ("bce_logits_posw", lambda x, t: F.binary_cross_entropy_with_logits(
+        x, t, pos_weight=_on(np.array(2.0), x), reduction="none"),
+     lambda x, t: 2.0 * t * np_softplus(-x) + (1 - t) * np_softplus(x),
+     [normal(3, 4), R.uniform(0, 1, (3, 4))]),
+    ("mse", F.mse_loss, lambda a, b: np.mean((a - b) ** 2), [normal(3, 4), normal(3, 4)]),
+    ("log_softmax", lambda a: F.log_softmax(a, 1),
+     lambda a: a - np.log(np.exp(a).sum(1, keepdims=True)), [normal(3, 5)]),
+    ("cross_entropy", lambda a: F.cross_entropy(a, _on(np.array([0, 4, 2]), a)),
+     lambda a: -np.mean((a - np.log(np.exp(a).sum(1, keepdims=True)))[[0, 1, 2], [0, 4, 2]]),
+     [normal(3, 5)]),
+]
+
+
+def _on(array, like):
+    """A constant (mask, index) moved to the device of the tensor it is used with."""
+    return backend.to_device(array, like.device)
+
+
+def _to(xp, arrays):
+    return [xp.asarray(a) for a in arrays]
+
+
+@pytest.mark.parametrize("name,fn,ref,inputs", CASES, ids=[c[0] for c in CASES])
+def test_forward(name, fn, ref, inputs, xp):
+    y = fn(*[minigan.Tensor(a) for a in _to(xp, inputs)])
+    expected = ref(*inputs)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,fn,ref,inputs", CASES, ids=[c[0] for c in CASES])
+def test_backward(name, fn, ref, inputs, xp):
+    check_backward(fn, _to(xp, inputs))
+
+
+@pytest.mark.parametrize("name,fn,ref,inputs", CASES, ids=[c[0] for c in CASES])
+def test_double_backward(name, fn, ref, inputs, xp):
+    check_double_backward(fn, _to(xp, inputs))
+
+
+@pytest.mark.parametrize("name,fn,ref,inputs", [c for c in CASES if c[0] in
+                                                ("mul", "linear", "softplus", "bce_logits",
+                                                 "fancy_index", "log_softmax")],
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_full_jacobian(name, fn, ref, inputs, xp):
+    check_backward(fn, _to(xp, inputs), mode="jacobian")

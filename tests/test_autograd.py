@@ -1,0 +1,325 @@
+"""The engine core: graph building, gradients of every order, errors, memory."""
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import minigan
+import minigan.nn.functional as F
+from minigan import Function, Tensor, backend
+from minigan.testing import GradientCheckError, check_backward, check_double_backward
+
+
+def test_tensor_defaults_and_attributes():
+    t = minigan.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    assert t.dtype == np.float32 and t.shape == (2, 2) and t.device == "cpu"
+    assert t.is_leaf and t.grad is None
+    assert minigan.tensor([1, 2]).dtype == np.int64
+    assert minigan.tensor(np.ones(3)).dtype == np.float64  # explicit arrays keep their dtype
+    assert minigan.tensor([1.0], dtype="float64").dtype == np.float64
+    assert (t * 2.0).dtype == np.float32 and (2 * t).dtype == np.float32
+    assert t.detach().requires_grad is False
+    assert isinstance(t.numpy(), np.ndarray)
+    assert minigan.tensor(3.5).item() == 3.5
+    with pytest.raises(ValueError, match="one element"):
+        t.item()
+    with pytest.raises(TypeError, match="floating-point"):
+        minigan.tensor([1, 2], requires_grad=True)
+
+
+def test_backward_accumulates_into_leaves():
+    x = minigan.tensor([1.0, -2.0, 3.0], requires_grad=True, dtype="float64")
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, -4.0, 6.0])
+    (x * 3.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [5.0, -1.0, 9.0])
+
+
+def test_ndarray_on_the_left_defers_to_tensor():
+    x = minigan.tensor([1.0, 2.0], requires_grad=True)
+    y = np.array([3.0, 4.0], dtype=np.float32) * x
+    assert isinstance(y, Tensor) and y.requires_grad
+
+
+def test_diamond_graph_gradients_add_up():
+    x = minigan.tensor(2.0, requires_grad=True, dtype="float64")
+    a = x * x
+    y = a * a + a  # dy/dx = (2a + 1) * 2x = 9 * 4 = 36
+    (gx,) = minigan.grad(y, x)
+    assert gx.item() == pytest.approx(36.0)
+
+
+def test_grad_leaves_dot_grad_alone_and_prunes():
+    w = minigan.tensor(np.ones((3, 2)), requires_grad=True)
+    x = minigan.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    y = F.matmul(x, w).sum()
+    (gx,) = minigan.grad(y, x)
+    assert w.grad is None and x.grad is None
+    np.testing.assert_allclose(gx.numpy(), np.full((2, 3), 2.0))
+
+
+def test_grad_through_an_intermediate_input_keeps_every_path():
+    w = minigan.tensor(3.0, requires_grad=True, dtype="float64")
+    h = w * w
+    y = h * w  # w^3: dy/dw = 27 in total, dy/dh = w = 3
+    gh, gw = minigan.grad(y, [h, w])
+    assert gh.item() == pytest.approx(3.0)
+    assert gw.item() == pytest.approx(27.0)
+
+
+def test_without_create_graph_no_graph_is_built():
+    x = minigan.tensor(np.linspace(-1, 1, 5), requires_grad=True)
+    (gx,) = minigan.grad(F.tanh(x).sum(), x)
+    assert gx.creator is None and not gx.requires_grad
+    (gx2,) = minigan.grad(F.tanh(x).sum(), x, create_graph=True)
+    assert gx2.creator is not None and gx2.requires_grad
+
+
+def test_second_derivative_of_tanh_is_exact():
+    xv = np.linspace(-2, 2, 7)
+    x = minigan.tensor(xv, requires_grad=True)
+    (g,) = minigan.grad(F.tanh(x).sum(), x, create_graph=True)
+    (gg,) = minigan.grad(g.sum(), x)
+    t = np.tanh(xv)
+    np.testing.assert_allclose(gg.numpy(), -2 * t * (1 - t * t), rtol=1e-12)
+
+
+def test_no_grad_records_nothing():
+    x = minigan.tensor([1.0], requires_grad=True)
+    with minigan.no_grad():
+        y = x * 2.0
+    assert y.creator is None and not y.requires_grad
+
+    @minigan.no_grad()
+    def f(t):
+        return t * 3.0
+
+    assert f(x).creator is None
+    assert minigan.is_grad_enabled()
+
+
+def _mlp_params(rng):
+    return [rng.standard_normal((6, 3)) * 0.7, rng.standard_normal(6) * 0.1,
+            rng.standard_normal((5, 6)) * 0.5, rng.standard_normal(5) * 0.1,
+            rng.standard_normal((1, 5)) * 0.5]
+
+
+def _mlp(x, w1, b1, w2, b2, w3):
+    h = F.leaky_relu(F.linear(x, w1, b1), 0.2)
+    h = F.tanh(F.linear(h, w2, b2)) + F.sigmoid(h[:, :5]) * F.softplus(h[:, 1:])
+    return F.linear(h, w3)
+
+
+def test_input_gradient_norm_of_mlp_matches_finite_differences():
+    """The acceptance test: ||d f / d x||^2 through grad(create_graph=True), differentiated with
+    respect to the weights, matches central differences to 1e-6 relative in float64."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 3))
+    params = _mlp_params(rng)
+
+    def penalty(*ws):
+        xt = Tensor(x.copy(), requires_grad=True)
+        y = _mlp(xt, *ws)
+        (gx,) = minigan.grad(y.sum(), xt, create_graph=True)
+        return (gx * gx).sum()
+
+    weights = [Tensor(w, requires_grad=True) for w in params]
+    value = penalty(*weights)
+    analytic = minigan.grad(value, weights)
+    eps = 1e-6
+    for w_index in range(len(params)):
+        flat = params[w_index].ravel()
+        for j in range(0, flat.size, max(1, flat.size // 7)):
+            plus = [p.copy() for p in params]
+            minus = [p.copy() for p in params]
+            plus[w_index].ravel()[j] += eps
+            minus[w_index].ravel()[j] -= eps
+            with minigan.enable_grad():
+                num = (penalty(*[Tensor(p) for p in plus]).item()
+                       - penalty(*[Tensor(p) for p in minus]).item()) / (2 * eps)
+            ana = analytic[w_index].numpy().ravel()[j]
+            assert abs(ana - num) <= 1e-6 * max(1.0, abs(num)), (w_index, j, ana, num)
+
+
+def test_gradient_penalty_passes_full_checker():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 3))
+
+    def penalty(*ws):
+        xt = Tensor(x.copy(), requires_grad=True)
+        (gx,) = minigan.grad(_mlp(xt, *ws).sum(), xt, create_graph=True)
+        return ((F.sqrt((gx * gx).sum(1) + 1e-12) - 1.0) ** 2).mean()
+
+    check_backward(penalty, _mlp_params(rng))
+
+
+class _WrongSquare(Function):
+    """x^2 with a deliberately wrong backward (3x instead of 2x)."""
+
+    def forward(self, x):
+        return x * x
+
+    def backward(self, gy):
+        return gy * self.inputs[0] * 3.0
+
+
+class _WrongSecondOrder(Function):
+    """x^3 whose backward treats the input as a constant array: right first derivative,
+    wrong second derivative (the cached-intermediate bug the contract forbids)."""
+
+    def forward(self, x):
+        return x ** 3
+
+    def backward(self, gy):
+        return gy * Tensor(3 * self.inputs[0].data ** 2)
+
+
+def test_checker_catches_a_wrong_backward():
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    with pytest.raises(GradientCheckError, match="finite differences"):
+        check_backward(lambda a: _WrongSquare()(a), [x])
+    with pytest.raises(GradientCheckError):
+        check_backward(lambda a: _WrongSquare()(a), [x], mode="jacobian")
+
+
+def test_checker_catches_a_wrong_second_derivative():
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    check_backward(lambda a: _WrongSecondOrder()(a), [x])  # first order is right
+    with pytest.raises(GradientCheckError):
+        check_double_backward(lambda a: _WrongSecondOrder()(a), [x])
+
+
+class _OnceOnly(Function):
+    once_differentiable = True
+
+    def forward(self, x):
+        return x * 2
+
+    def backward(self, gy):
+        return gy * 2.0
+
+
+def test_create_graph_through_once_differentiable_op_raises():
+    x = minigan.tensor([1.0, 2.0], requires_grad=True)
+    y = _OnceOnly()(x).sum()
+    with pytest.raises(RuntimeError, match="once-differentiable"):
+        minigan.grad(y, x, create_graph=True)
+    (g,) = minigan.grad(_OnceOnly()(x).sum(), x)  # first order is fine
+    np.testing.assert_allclose(g.numpy(), [2.0, 2.0])
+
+
+def test_backward_on_non_scalar_without_grad_raises():
+    x = minigan.tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"one element, got shape \(2, 3\)"):
+        (x * 2.0).backward()
+    (x * 2.0).backward(np.ones((2, 3)))
+    np.testing.assert_allclose(x.grad.numpy(), np.full((2, 3), 2.0))
+    with pytest.raises(ValueError, match=r"\(3,\).*\(2, 3\)"):
+        (x * 2.0).backward(np.ones(3))
+
+
+def test_shape_errors_name_both_shapes():
+    a = minigan.tensor(np.ones((2, 3)))
+    b = minigan.tensor(np.ones((4, 5)))
+    with pytest.raises(ValueError, match=r"matmul: shapes \(2, 3\) and \(4, 5\)"):
+        F.matmul(a, b)
+    with pytest.raises(ValueError, match=r"add: shapes \(2, 3\) and \(4, 5\)"):
+        a + b
+    with pytest.raises(ValueError, match=r"mul: shapes \(2, 3\) and \(4,\)"):
+        a * minigan.tensor(np.ones(4))
+    with pytest.raises(ValueError, match=r"linear: input of shape \(2, 3\).*\(4, 5\)"):
+        F.linear(a, b)
+    with pytest.raises(ValueError, match=r"reshape.*\(2, 3\).*\(4,\)"):
+        a.reshape(4)
+
+
+def test_second_backward_through_freed_graph_raises_clearly():
+    x = minigan.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+    z = (x * x).sum()
+    z.backward(retain_graph=True)
+    z.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0 + 2 * 2, 4.0 + 2 * 4])
+
+
+def test_mixed_devices_error_names_both(monkeypatch):
+    """Simulated here (CI has no GPU): the check reads each array's device through the backend."""
+    a = minigan.tensor(np.ones(3))
+    b = minigan.tensor(np.ones(3))
+    real = backend.device_of
+    monkeypatch.setattr(backend, "device_of", lambda x: "cuda" if x is b.data else real(x))
+    with pytest.raises(backend.DeviceError, match="cpu and cuda"):
+        a + b
+
+
+@pytest.mark.gpu
+def test_mixed_devices_error_names_both_on_gpu(cuda):
+    a = minigan.tensor(np.ones(3))
+    b = minigan.tensor(np.ones(3), device="cuda")
+    with pytest.raises(backend.DeviceError, match="cpu and cuda"):
+        a + b
+    with pytest.raises(backend.DeviceError, match="cpu and cuda"):
+        F.matmul(a.reshape(1, 3), b.reshape(3, 1))
+    c = (b * 2.0).to("cpu")
+    assert c.device == "cpu" and np.allclose(c.numpy(), 2.0)
+
+
+def test_asking_for_cuda_without_gpu_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(backend, "cuda_available", lambda: False)
+    with pytest.raises(backend.DeviceError, match=r"minigan\[cuda12\]"):
+        minigan.tensor([1.0], device="cuda")
+
+
+def test_to_device_round_trip_is_differentiable(device):
+    x = minigan.tensor(np.arange(3.0), requires_grad=True)
+    y = (x.to(device) * 2.0).to("cpu").sum()
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0, 2.0])
+
+
+def test_float64_end_to_end(device):
+    x = minigan.tensor(np.ones((2, 3)), requires_grad=True, device=device, dtype="float64")
+    w = minigan.tensor(np.ones((4, 3)), requires_grad=True, device=device, dtype="float64")
+    y = F.softplus(F.linear(x, w)).mean()
+    y.backward()
+    assert y.dtype == np.float64 and x.grad.dtype == np.float64 and w.grad.dtype == np.float64
+
+
+def test_graph_memory_stays_flat_over_1000_iterations():
+    rng = np.random.default_rng(0)
+    w1 = minigan.tensor(rng.standard_normal((32, 16)) * 0.1, requires_grad=True)
+    w2 = minigan.tensor(rng.standard_normal((1, 32)) * 0.1, requires_grad=True)
+    x = minigan.tensor(rng.standard_normal((64, 16)).astype(np.float32))
+
+    def step():
+        xt = Tensor(x.data, requires_grad=True)
+        out = F.linear(F.leaky_relu(F.linear(xt, w1), 0.2), w2)
+        (gx,) = minigan.grad(out.sum(), xt, create_graph=True)
+        loss = F.softplus(out).mean() + ((gx * gx).sum(1) - 1.0).mean() ** 2
+        loss.backward()
+        w1.data -= 1e-3 * w1.grad.data
+        w2.data -= 1e-3 * w2.grad.data
+        w1.grad = w2.grad = None
+
+    for _ in range(50):
+        step()
+    gc.collect()
+    tracemalloc.start()
+    for _ in range(100):
+        step()
+    base, _ = tracemalloc.get_traced_memory()
+    gc.disable()  # graphs must die by reference counting alone, with no cycle collector
+    try:
+        for _ in range(900):
+            step()
+        now, _ = tracemalloc.get_traced_memory()
+        cyclic = gc.collect()
+    finally:
+        gc.enable()
+        tracemalloc.stop()
+    assert now - base < 256 * 1024, f"memory grew by {now - base} bytes over 900 iterations"
+    assert cyclic < 100, f"{cyclic} objects were only freeable by the cycle collector"
