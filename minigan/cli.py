@@ -1,0 +1,280 @@
+"""The ``minigan`` command line: train, sample, interpolate, info, eval.
+
+A thin layer over the Python API (``minigan.gan``); every flag maps to a ``TrainConfig`` field.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+PRESETS = ("gan", "dcgan", "dcgan64", "cgan", "dragan")
+
+
+def _train_parser(sub):
+    p = sub.add_parser("train", help="train a GAN preset",
+                       description="Train a GAN. Outputs go to --out: config.json, metrics.jsonl, "
+                                   "samples/, progress.gif, losses.png, checkpoints/.")
+    p.add_argument("preset", nargs="?", choices=PRESETS,
+                   help="model preset (omit with --resume)")
+    p.add_argument("--dataset", default="mnist",
+                   help="mnist, fashion-mnist, ring8, grid25, or a folder of images")
+    p.add_argument("--data-dir", help="folder holding the dataset files (else MINIGAN_DATA, "
+                                      "the cache, or a download)")
+    p.add_argument("--image-size", type=int, help="resize images to this size")
+    p.add_argument("--epochs", type=float, help="epochs to train (default 1)")
+    p.add_argument("--steps", type=int, help="iterations to train (overrides --epochs)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr-g", type=float, help="G learning rate (preset default)")
+    p.add_argument("--lr-d", type=float, help="D learning rate (preset default)")
+    p.add_argument("--beta1", type=float, help="Adam beta1 (preset default)")
+    p.add_argument("--beta2", type=float, help="Adam beta2 (preset default)")
+    p.add_argument("--z-dim", type=int, default=100)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output folder (default runs/PRESET-DATASET)")
+    p.add_argument("--sample-every", type=int, default=200, help="steps between sample grids")
+    p.add_argument("--checkpoint-every", type=int, default=1000,
+                   help="steps between checkpoints")
+    p.add_argument("--keep-checkpoints", type=int, default=3)
+    p.add_argument("--log-every", type=int, default=50, help="steps between metric lines")
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="steps between quality metrics appended to metrics.jsonl (0: off)")
+    p.add_argument("--g-loss", choices=("nonsaturating", "minimax"), default="nonsaturating")
+    p.add_argument("--n-critic", type=int, default=1, help="D steps per iteration")
+    p.add_argument("--n-gen", type=int, default=1, help="G steps per iteration")
+    p.add_argument("--label-smoothing", type=float, default=0.0,
+                   help="one-sided: real label = 1 - s")
+    p.add_argument("--joint-d-batch", action="store_true",
+                   help="one D pass over real+fake instead of separate batches")
+    p.add_argument("--arch", choices=("mlp", "conv"), help="network family for cgan/dragan")
+    p.add_argument("--g-upsample", action="store_true",
+                   help="dcgan G with nearest upsampling + conv instead of transposed convs")
+    p.add_argument("--gp-lambda", type=float, default=10.0, help="DRAGAN penalty weight")
+    p.add_argument("--dragan-perturb", choices=("official", "gaussian"), default="official")
+    p.add_argument("--dragan-c", type=float, default=0.5)
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def cmd_train(a) -> int:
+    from .gan.run import Run, TrainingDiverged
+    from .gan.trainer import TrainConfig
+
+    try:
+        if a.resume:
+            run = Run.resume(a.resume, quiet=a.quiet, steps=a.steps, epochs=a.epochs,
+                             device=None if a.device == "auto" else a.device)
+        else:
+            if a.preset is None:
+                print("minigan train: give a preset (gan, dcgan, dcgan64, cgan, dragan) or "
+                      "--resume DIR", file=sys.stderr)
+                return 2
+            cfg = TrainConfig(
+                preset=a.preset, dataset=a.dataset, data_dir=a.data_dir,
+                image_size=a.image_size, epochs=a.epochs, steps=a.steps,
+                batch_size=a.batch_size, lr_g=a.lr_g, lr_d=a.lr_d, beta1=a.beta1,
+                beta2=a.beta2, z_dim=a.z_dim, device=a.device, seed=a.seed, out=a.out,
+                sample_every=a.sample_every, checkpoint_every=a.checkpoint_every,
+                keep_checkpoints=a.keep_checkpoints, log_every=a.log_every,
+                eval_every=a.eval_every, g_loss=a.g_loss, n_critic=a.n_critic, n_gen=a.n_gen,
+                label_smoothing=a.label_smoothing, joint_d_batch=a.joint_d_batch, arch=a.arch,
+                g_upsample=a.g_upsample, gp_lambda=a.gp_lambda,
+                dragan_perturb=a.dragan_perturb, dragan_c=a.dragan_c)
+            run = Run(cfg, quiet=a.quiet)
+        out = run.train()
+    except KeyboardInterrupt:
+        return 130
+    except TrainingDiverged as e:
+        print(f"minigan train: {e}", file=sys.stderr)
+        return 3
+    print(f"done: {run.step} steps; outputs in {out}")
+    return 0
+
+
+def _load_labels_arg(a, n, num_classes):
+    if not num_classes:
+        if a.label is not None:
+            raise SystemExit("minigan sample: --label needs a conditional (cgan) checkpoint")
+        return None
+    if a.label is not None:
+        if not 0 <= a.label < num_classes:
+            raise SystemExit(f"minigan sample: --label must be in [0, {num_classes})")
+        return np.full(n, a.label, dtype=np.int64)
+    return np.arange(n, dtype=np.int64) % num_classes
+
+
+def cmd_sample(a) -> int:
+    from . import backend
+    from .autograd import Tensor
+    from .gan.images import save_grid
+    from .gan.run import load_generator
+    from .gan.trainer import generate_images
+    from .kernels.random import Generator
+
+    device = backend.normalize_device(a.device)
+    G, meta = load_generator(a.checkpoint, device)
+    k = meta["num_classes"] if meta["config"]["preset"] == "cgan" else 0
+    labels = _load_labels_arg(a, a.n, k)
+    z = Tensor(Generator(a.seed, device).normal((a.n, meta["config"]["z_dim"]),
+                                               dtype=np.float32))
+    x = generate_images(G, z, None if labels is None else backend.to_device(labels, device))
+    nrow = 10 if (k and a.label is None) else int(np.ceil(np.sqrt(a.n)))
+    if len(x.shape) == 4:
+        save_grid(x, a.out, nrow=nrow)
+        print(f"wrote {a.out}")
+    if a.npy:
+        _save_npy(a.npy, x.astype(np.float32))
+        print(f"wrote {a.npy} ({x.shape[0]} samples, shape {x.shape})")
+    if a.labels_npy:
+        if labels is None:
+            raise SystemExit("minigan sample: --labels-npy needs a conditional checkpoint")
+        _save_npy(a.labels_npy, labels)
+        print(f"wrote {a.labels_npy}")
+    return 0
+
+
+def _save_npy(path, arr):
+    import os
+    import tempfile
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix="." + p.name, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, arr, allow_pickle=False)
+    os.replace(tmp, p)
+
+
+def cmd_interpolate(a) -> int:
+    from . import backend
+    from .autograd import Tensor
+    from .gan.images import save_gif, save_grid
+    from .gan.run import load_generator
+    from .gan.trainer import generate_images
+    from .kernels.random import Generator
+
+    device = backend.normalize_device(a.device)
+    G, meta = load_generator(a.checkpoint, device)
+    zdim = meta["config"]["z_dim"]
+    k = meta["num_classes"] if meta["config"]["preset"] == "cgan" else 0
+    pts = Generator(a.seed, "cpu").normal((a.points, zdim), dtype=np.float32)
+    pts = backend.to_numpy(pts)
+    t = np.linspace(0, 1, a.frames, endpoint=False)[:, None]
+    walk = []
+    for i in range(a.points - 1 if not a.loop else a.points):
+        z0, z1 = pts[i], pts[(i + 1) % a.points]
+        if a.slerp:
+            walk.append(_slerp(z0, z1, t))
+        else:
+            walk.append(z0 * (1 - t) + z1 * t)
+    walk.append(pts[-1:] if not a.loop else pts[:1])
+    z = np.concatenate(walk).astype(np.float32)
+    labels = None
+    if k:
+        labels = np.full(len(z), a.label if a.label is not None else 0, dtype=np.int64)
+    x = generate_images(G, Tensor(backend.to_device(z, device)),
+                        None if labels is None else backend.to_device(labels, device))
+    out = Path(a.out)
+    save_grid(x, out, nrow=a.frames)
+    print(f"wrote {out} ({len(z)} frames along {a.points} points)")
+    if a.gif:
+        frames_dir = out.parent / (out.stem + "_frames")
+        paths = [save_grid(x[i:i + 1], frames_dir / f"{i:04d}.png", nrow=1, scale=4)
+                 for i in range(len(x))]
+        save_gif(paths, a.gif, duration_ms=80)
+        print(f"wrote {a.gif}")
+    return 0
+
+
+def _slerp(z0, z1, t):
+    cos = np.dot(z0, z1) / (np.linalg.norm(z0) * np.linalg.norm(z1))
+    omega = np.arccos(np.clip(cos, -1, 1))
+    if omega < 1e-6:
+        return z0 * (1 - t) + z1 * t
+    return (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)
+
+
+def cmd_info(a) -> int:
+    from .checkpoint import load_checkpoint
+
+    arrays, meta = load_checkpoint(a.checkpoint)
+    cfg = meta.get("config", {})
+    print(f"checkpoint: {a.checkpoint}")
+    print(f"preset: {cfg.get('preset')}  dataset: {cfg.get('dataset')}  step: {meta.get('step')}"
+          f" of {meta.get('total_steps')}  device: {cfg.get('device')}")
+    for group, arrs in arrays.items():
+        if isinstance(arrs, dict):
+            n = int(sum(int(np.prod(v.shape)) for v in arrs.values()))
+            print(f"  {group}: {len(arrs)} arrays, {n:,} values")
+    if a.json:
+        print(json.dumps({"step": meta.get("step"), "config": cfg}, indent=2))
+    return 0
+
+
+def cmd_eval(a) -> int:
+    from .metrics import eval_checkpoint
+
+    return eval_checkpoint(a.checkpoint, n=a.n, device=a.device, seed=a.seed, as_json=a.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minigan", description="A from-scratch GAN engine on "
+                                                                 "NumPy and CuPy.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+
+    p = sub.add_parser("sample", help="draw samples from a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--out", default="grid.png")
+    p.add_argument("--npy", help="also write raw samples in [-1, 1] as N x C x H x W")
+    p.add_argument("--label", type=int, help="class for a conditional GAN")
+    p.add_argument("--labels-npy", help="write the labels used (conditional GAN)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+
+    p = sub.add_parser("interpolate", help="a latent walk between random points")
+    p.add_argument("checkpoint")
+    p.add_argument("--points", type=int, default=4)
+    p.add_argument("--frames", type=int, default=10, help="frames between two points")
+    p.add_argument("--slerp", action="store_true", help="spherical instead of linear paths")
+    p.add_argument("--loop", action="store_true", help="return to the first point")
+    p.add_argument("--label", type=int)
+    p.add_argument("--out", default="interpolation.png")
+    p.add_argument("--gif", help="also write the walk as an animated GIF")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+
+    p = sub.add_parser("info", help="describe a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("eval", help="sample-quality metrics of a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--n", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--json", action="store_true", help="print only the JSON line")
+    return parser
+
+
+def main(argv=None) -> int:
+    from .backend import DeviceError
+    from .checkpoint import CheckpointError
+
+    args = build_parser().parse_args(argv)
+    handler = {"train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate,
+               "info": cmd_info, "eval": cmd_eval}[args.command]
+    try:
+        return handler(args)
+    except (CheckpointError, DeviceError, FileNotFoundError, ValueError) as e:
+        print(f"minigan {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

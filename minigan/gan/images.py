@@ -1,0 +1,132 @@
+"""Writing what a person looks at: sample grids, the progress GIF, the loss plot."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """[-1, 1] floats (N, C, H, W) to uint8 (N, H, W, C)."""
+    x = np.clip((np.asarray(images, dtype=np.float32) + 1.0) * 127.5 + 0.5, 0, 255)
+    return x.astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def make_grid(images: np.ndarray, nrow: int, padding: int = 2) -> np.ndarray:
+    """Tile (N, C, H, W) images in [-1, 1] into one uint8 (H', W', C) picture, ``nrow`` per row."""
+    imgs = to_uint8(images)
+    n, h, w, c = imgs.shape
+    ncol = nrow
+    nrows = -(-n // ncol)
+    grid = np.zeros((nrows * (h + padding) + padding, ncol * (w + padding) + padding, c),
+                    dtype=np.uint8)
+    # place every tile with one strided assignment, no loop over images
+    tiles = np.zeros((nrows * ncol, h, w, c), dtype=np.uint8)
+    tiles[:n] = imgs
+    tiles = tiles.reshape(nrows, ncol, h, w, c)
+    view = grid[padding:, padding:].reshape(nrows, h + padding, ncol, w + padding, c)
+    view[:, :h, :, :w] = tiles.transpose(0, 2, 1, 3, 4)
+    return grid
+
+
+def _atomic_save(img, path: Path, **kwargs) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        img.save(tmp, format=kwargs.pop("format", None) or path.suffix[1:].upper(), **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_grid(images: np.ndarray, path, nrow: int = 8, scale: int = 1) -> Path:
+    """Write a grid of [-1, 1] images as a PNG; grayscale stays grayscale."""
+    from PIL import Image
+
+    grid = make_grid(images, nrow)
+    if grid.shape[2] == 1:
+        img = Image.fromarray(grid[:, :, 0], mode="L")
+    else:
+        img = Image.fromarray(grid, mode="RGB")
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    path = Path(path)
+    _atomic_save(img, path)
+    return path
+
+
+def save_gif(frames, path, duration_ms: int = 200) -> Path | None:
+    """Assemble PNG frames (paths) into an animated GIF that loops forever."""
+    from PIL import Image
+
+    frames = [Path(f) for f in frames]
+    if not frames:
+        return None
+    images = []
+    for f in frames:
+        with Image.open(f) as im:
+            images.append(im.convert("P", palette=Image.ADAPTIVE) if im.mode == "RGB"
+                          else im.copy())
+    path = Path(path)
+    _atomic_save(images[0], path, format="GIF", save_all=True, append_images=images[1:],
+                 duration=duration_ms, loop=0)
+    return path
+
+
+def read_metrics(path) -> list[dict]:
+    rows = []
+    p = Path(path)
+    if not p.exists():
+        return rows
+    with open(p) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+def plot_losses(metrics_path, out_path) -> Path | None:
+    """Plot losses and D outputs from metrics.jsonl; returns None when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = [r for r in read_metrics(metrics_path) if "d_loss" in r]
+    if not rows:
+        return None
+    steps = [r["step"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    axes[0].plot(steps, [r["d_loss"] for r in rows], label="D loss")
+    axes[0].plot(steps, [r["g_loss"] for r in rows], label="G loss")
+    if any(r.get("penalty") is not None for r in rows):
+        axes[0].plot(steps, [r.get("penalty") or 0.0 for r in rows], label="gradient penalty")
+    axes[0].set_xlabel("step")
+    axes[0].legend()
+    axes[0].set_title("losses")
+    axes[1].plot(steps, [r["d_real"] for r in rows], label="D(x)")
+    axes[1].plot(steps, [r["d_fake"] for r in rows], label="D(G(z))")
+    axes[1].set_ylim(0, 1)
+    axes[1].set_xlabel("step")
+    axes[1].legend()
+    axes[1].set_title("discriminator outputs")
+    fig.tight_layout()
+    out = Path(out_path)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix="." + out.name, suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out

@@ -1,0 +1,55 @@
+"""GAN losses on discriminator logits, and DRAGAN's gradient penalty."""
+from __future__ import annotations
+
+from .. import backend
+from ..autograd import Tensor, grad
+from ..functional import binary_cross_entropy_with_logits, mean, reshape, softplus, sqrt, sum
+
+
+def _full(like: Tensor, value: float) -> Tensor:
+    xp = backend.get_array_module(like.data)
+    return Tensor(xp.full(like.shape, value, dtype=like.dtype))
+
+
+def d_loss_bce(real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
+    """-log D(x) - log(1 - D(G(z))), with one-sided label smoothing through ``real_label``."""
+    return (binary_cross_entropy_with_logits(real_logits, _full(real_logits, real_label))
+            + binary_cross_entropy_with_logits(fake_logits, _full(fake_logits, 0.0)))
+
+
+def g_loss_nonsaturating(fake_logits: Tensor) -> Tensor:
+    """-log D(G(z)): the generator loss of Goodfellow et al.'s practical recipe."""
+    return binary_cross_entropy_with_logits(fake_logits, _full(fake_logits, 1.0))
+
+
+def g_loss_minimax(fake_logits: Tensor) -> Tensor:
+    """log(1 - D(G(z))) = -softplus(logit): the original minimax objective (saturates early)."""
+    return mean(-softplus(fake_logits))
+
+
+def dragan_perturb(x, generator, mode: str = "official", c: float = 0.5):
+    """DRAGAN's perturbed samples around the data, as arrays on x's device.
+
+    official (the authors' code): x_p = x + c * std(x) * U[0, 1), with one std over the whole
+    batch; gaussian (the paper): x_p = x + N(0, c I).
+    """
+    xp = backend.get_array_module(x)
+    if mode == "official":
+        u = generator.uniform(x.shape, dtype=x.dtype)
+        return x + (c * xp.std(x)).astype(x.dtype) * u
+    if mode == "gaussian":
+        return x + generator.normal(x.shape, dtype=x.dtype) * x.dtype.type(c ** 0.5)
+    raise ValueError(f"DRAGAN perturbation must be 'official' or 'gaussian', got {mode!r}")
+
+
+def gradient_penalty(D, x, x_perturbed, generator, lam: float = 10.0, labels=None):
+    """lam * mean_i (||grad_x D(x_hat_i)||_2 - 1)^2 with x_hat = x + alpha (x_p - x), one alpha
+    per sample, and the norm over all of a sample's values. Differentiable in D's weights."""
+    xp = backend.get_array_module(x)
+    alpha = generator.uniform((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype)
+    x_hat = Tensor(xp.ascontiguousarray(x + alpha * (x_perturbed - x)), requires_grad=True)
+    logits = D(x_hat, labels) if labels is not None else D(x_hat)
+    (g,) = grad(sum(logits), x_hat, create_graph=True)
+    g = reshape(g, (g.shape[0], -1))
+    norm = sqrt(sum(g * g, 1) + 1e-12)
+    return mean((norm - 1.0) ** 2) * lam

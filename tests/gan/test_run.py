@@ -1,0 +1,137 @@
+"""Training runs end to end on tiny data: every preset, outputs, exact resume, NaN stop, Ctrl-C."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minigan.data
+from minigan.checkpoint import load_checkpoint
+from minigan.data import Dataset
+from minigan.gan.run import Run, TrainingDiverged
+from minigan.gan.trainer import TrainConfig
+
+
+def _tiny_images(shape, n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    # class-dependent blobs so the data has structure
+    images = rng.integers(0, 60, (n,) + shape).astype(np.uint8)
+    images[:, :, 2:6, 2:6] += (labels * 18)[:, None, None, None].astype(np.uint8)
+    return Dataset(images, labels, name="tiny", kind="image",
+                   classes=tuple(str(i) for i in range(10)))
+
+
+@pytest.fixture
+def tiny_data(monkeypatch):
+    def fake_load(name, split="train", image_size=None, root=None, **kw):
+        if name in ("ring8", "grid25"):
+            return real(name, split, image_size, root, n=512)
+        size = image_size or 28
+        return _tiny_images((3 if size != 28 else 1, size, size))
+    real = minigan.data.load_dataset
+    monkeypatch.setattr(minigan.data, "load_dataset", fake_load)
+
+
+def _cfg(tmp_path, preset, **kw):
+    base = dict(preset=preset, dataset="tiny", steps=2, batch_size=16, device="cpu",
+                out=str(tmp_path / preset), sample_every=1, checkpoint_every=2, log_every=1,
+                seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("preset,kw", [
+    ("gan", {}), ("dcgan", {}), ("dcgan64", {"image_size": 32, "ngf": 8, "ndf": 8}),
+    ("cgan", {}), ("cgan", {"arch": "conv"}), ("dragan", {}), ("dragan", {"arch": "conv"}),
+    ("gan", {"dataset": "ring8"}), ("dragan", {"dataset": "grid25"}),
+    ("dcgan", {"n_critic": 2, "g_loss": "minimax", "label_smoothing": 0.1,
+               "joint_d_batch": True, "g_upsample": True}),
+])
+def test_two_step_smoke_per_preset(tmp_path, tiny_data, preset, kw):
+    out = Run(_cfg(tmp_path, preset, **kw), quiet=True).train()
+    assert json.loads((out / "config.json").read_text())["preset"] == preset
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    for r in rows:
+        assert np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"])
+        assert 0 < r["d_real"] < 1 and 0 < r["d_fake"] < 1
+        assert (r["penalty"] is not None) == (preset == "dragan")
+    assert len(list((out / "samples").glob("step_*.png"))) == 3  # step 0, 1, 2
+    assert (out / "progress.gif").stat().st_size > 0
+    ckpts = list((out / "checkpoints").glob("ckpt_*.npz"))
+    assert [c.name for c in ckpts] == ["ckpt_00000002.npz"]
+    arrays, meta = load_checkpoint(ckpts[0])
+    assert meta["step"] == 2 and "G" in arrays and "opt_D" in arrays
+
+
+def _rows(out):
+    rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+    for r in rows:
+        r.pop("img_per_s")
+    return rows
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "dragan", "cgan"])
+def test_resume_matches_uninterrupted_run_exactly(tmp_path, tiny_data, preset):
+    straight = Run(_cfg(tmp_path / "a", preset, steps=8, checkpoint_every=4), quiet=True).train()
+    Run(_cfg(tmp_path / "b", preset, steps=4, checkpoint_every=4), quiet=True).train()
+    resumed = Run.resume(tmp_path / "b" / preset, quiet=True, steps=8).train()
+    a, b = _rows(straight), _rows(resumed)
+    assert [r["step"] for r in b] == list(range(1, 9))
+    assert a == b  # bit-identical losses and D outputs at every step
+    wa, _ = load_checkpoint(straight / "checkpoints" / "ckpt_00000008.npz")
+    wb, _ = load_checkpoint(resumed / "checkpoints" / "ckpt_00000008.npz")
+    for group in ("G", "D", "opt_G", "opt_D"):
+        for k in wa[group]:
+            np.testing.assert_array_equal(wa[group][k], wb[group][k], err_msg=f"{group}/{k}")
+
+
+def test_nonfinite_loss_stops_with_the_step_and_keeps_last_checkpoint(tmp_path, tiny_data):
+    cfg = _cfg(tmp_path, "gan", steps=40, checkpoint_every=2, log_every=4, lr_d=1e35,
+               lr_g=1e35)
+    with pytest.raises(TrainingDiverged, match=r"non-finite loss at step \d+") as info:
+        Run(cfg, quiet=True).train()
+    bad_step = int(str(info.value).split("at step ")[1].split()[0])
+    ckpts = sorted((tmp_path / "gan" / "checkpoints").glob("ckpt_*.npz"))
+    for c in ckpts:  # whatever was kept is loadable and finite
+        arrays, meta = load_checkpoint(c)
+        assert meta["step"] < bad_step
+        assert all(np.isfinite(v).all() for v in arrays["G"].values())
+
+
+def test_resume_of_a_folder_without_checkpoints_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        Run.resume(tmp_path)
+
+
+def test_ctrl_c_saves_a_loadable_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "minigan", "train", "gan", "--dataset", "ring8", "--steps",
+         "1000000", "--batch-size", "32", "--device", "cpu", "--out", str(out),
+         "--log-every", "5", "--checkpoint-every", "1000000", "--sample-every", "1000000"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        metrics = out / "metrics.jsonl"
+        while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size):
+            time.sleep(0.2)
+        assert metrics.exists(), proc.stderr.read().decode()[-2000:]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert b"checkpoint saved" in err
+    ckpts = list((out / "checkpoints").glob("ckpt_*.npz"))
+    assert len(ckpts) == 1
+    arrays, meta = load_checkpoint(ckpts[0])
+    assert meta["step"] >= 5 and "G" in arrays
