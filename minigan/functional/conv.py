@@ -30,6 +30,18 @@ def _output_padding(in_size, out_size, k, s, p, d) -> tuple:
                  for i, o, k_, s_, p_, d_ in zip(in_size, out_size, k, s, p, d))
 
 
+def _crop_to(t: Tensor, shape) -> Tensor:
+    """Drop trailing rows/columns a conv produced beyond ``shape``.
+
+    With output_padding >= stride (allowed when it is below the dilation) a transposed conv's
+    output has rows that no input pixel produced; convolving back over them yields positions
+    that have no input to receive a gradient.
+    """
+    if t.shape == tuple(shape):
+        return t
+    return B.getitem(t, (slice(None), slice(None), slice(0, shape[2]), slice(0, shape[3])))
+
+
 class Conv2d(Function):
     """y = conv2d(x, W) + b; gx = conv_transpose2d(gy, W), gW = conv2d_grad_weight(x, gy),
     gb = sum of gy over (N, H, W)."""
@@ -70,7 +82,9 @@ class ConvTranspose2d(Function):
     def backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]
         s, p, d = self.stride, self.padding, self.dilation
-        gx = conv2d(gy, w, None, s, p, d) if self.needs_input_grad[0] else None
+        gx = None
+        if self.needs_input_grad[0]:
+            gx = _crop_to(conv2d(gy, w, None, s, p, d), x.shape)
         gw = conv2d_grad_weight(gy, x, w.shape[2:], s, p, d) if self.needs_input_grad[1] else None
         if len(self.inputs) == 3:
             gb = B.sum(gy, (0, 2, 3)) if self.needs_input_grad[2] else None
@@ -98,7 +112,7 @@ class Conv2dGradWeight(Function):
             op = _output_padding(x.shape[2:], gy.shape[2:], self.kernel_size, s, p, d)
             gx = conv_transpose2d(gy, ggw, None, s, p, op, d)
         if self.needs_input_grad[1]:
-            ggy = conv2d(x, ggw, None, s, p, d)
+            ggy = _crop_to(conv2d(x, ggw, None, s, p, d), gy.shape)
         return gx, ggy
 
 

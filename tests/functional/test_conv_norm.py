@@ -36,6 +36,7 @@ def test_conv2d_first_and_second_order(xp, xs, ws, s, p, d):
     ((2, 3, 3, 4), (3, 2, 3, 3), 1, 0, 0, 1),
     ((1, 2, 4, 3), (2, 3, 4, 4), 2, 1, 1, 1),
     ((2, 2, 3, 3), (2, 2, 3, 2), (2, 3), (1, 0), (1, 2), (1, 2)),
+    ((1, 2, 3, 3), (2, 2, 3, 3), 1, 0, 1, 2),  # output_padding >= stride (below the dilation)
 ])
 def test_conv_transpose2d_first_and_second_order(xp, xs, ws, s, p, op, d):
     x, w, b = _xp_inputs(xp, R.standard_normal(xs), R.standard_normal(ws),
