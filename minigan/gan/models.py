@@ -2,7 +2,7 @@
 
 Names and shapes are fixed, because the benchmarks compare them with PyTorch twins:
 
-* ``gan``: MLPs. G: z -> 256 -> 512 -> 1024 -> C*H*W (LeakyReLU 0.2, tanh);
+* ``gan``: MLPs. G: z -> 256 -> 512 -> 1024 -> C*H*W (BatchNorm1d + LeakyReLU 0.2, tanh);
   D: C*H*W -> 1024 -> 512 -> 256 -> 1 (LeakyReLU 0.2, no batch norm).
 * ``dcgan`` (28x28): G: ConvT(z,256,7,1,0)-BN-ReLU-ConvT(256,128,4,2,1)-BN-ReLU-ConvT(128,C,4,2,1)
   -tanh; D: Conv(C,64,4,2,1)-LReLU-Conv(64,128,4,2,1)-BN-LReLU-Conv(128,1,7,1,0). No conv bias.
@@ -215,7 +215,10 @@ def build_models(preset: str, data_shape, num_classes: int = 0, z_dim: int = 100
     if arch is None:
         arch = {"gan": "mlp", "cgan": "mlp", "dragan": "mlp"}.get(preset, "conv")
     if preset in ("gan", "cgan", "dragan") and arch == "mlp":
-        return (MLPGenerator(z_dim, data_shape, (256, 512, 1024), k),
+        # batch norm in the MLP generator, as in the usual Keras/PyTorch recipe (momentum 0.1,
+        # eps 1e-5; not the eps=0.8 slip of a well-known collection): without it the MLP G
+        # collapses to a few modes within the first epochs
+        return (MLPGenerator(z_dim, data_shape, (256, 512, 1024), k, batch_norm=True),
                 MLPDiscriminator(data_shape, (1024, 512, 256), k, dropout=d_dropout))
     if arch != "conv":
         raise ValueError(f"arch must be 'mlp' or 'conv', got {arch!r}")
