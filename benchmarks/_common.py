@@ -1,0 +1,216 @@
+"""Helpers shared by the benchmark scripts: import paths, optional PyTorch, the environment
+header, timing statistics and memory probes. Benchmarks only; minigan never imports this."""
+from __future__ import annotations
+
+import io
+import os
+import platform
+import sys
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for _p in (str(ROOT), str(HERE)):  # run as `python benchmarks/x.py` from anywhere
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import numpy as np
+
+from minigan import backend
+
+
+def load_torch(device: str):
+    """torch, configured for a fair comparison, or (None, why) when it cannot run here.
+
+    Threads: all cores, as NumPy's OpenBLAS uses. TF32: follows CUPY_TF32 (off unless it is 1),
+    for matmul and cuDNN convolutions alike (cuDNN allows TF32 by default in PyTorch).
+    """
+    try:
+        import torch
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a broken install of any kind
+        return None, f"PyTorch is not installed ({exc.__class__.__name__}: {exc})"
+    if device == "cuda" and not torch.cuda.is_available():
+        return None, f"PyTorch {torch.__version__} has no CUDA device here"
+    torch.set_num_threads(os.cpu_count() or 1)
+    tf32 = backend.tf32_enabled()
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = False  # PyTorch's default; eager as users run it
+    return torch, None
+
+
+def synchronize(device: str, torch=None) -> None:
+    backend.synchronize(device)
+    if torch is not None and device == "cuda":
+        torch.cuda.synchronize()
+
+
+def summarize_ms(samples_s) -> dict:
+    """Median, p10, p90 and mean of per-step times given in seconds, in milliseconds."""
+    a = np.asarray(samples_s, dtype=np.float64) * 1e3
+    return {"median": float(np.median(a)), "p10": float(np.percentile(a, 10)),
+            "p90": float(np.percentile(a, 90)), "mean": float(a.mean()), "n": int(a.size)}
+
+
+def time_calls(fn, device: str, torch=None, warmup: int = 3, repeats: int = 20,
+               min_sample_s: float = 0.002) -> list:
+    """Seconds per call of ``fn()``: warm-up, then ``repeats`` samples, each a run of calls
+    between two synchronisations. Short GPU ops run several calls per sample so that the
+    synchronisation itself does not dominate (``min_sample_s`` per sample)."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device, torch)
+    t0 = time.perf_counter()
+    fn()
+    synchronize(device, torch)
+    once = time.perf_counter() - t0
+    inner = max(1, min(1000, int(min_sample_s / max(once, 1e-7))))
+    out = []
+    for _ in range(repeats):
+        synchronize(device, torch)
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        synchronize(device, torch)
+        out.append((time.perf_counter() - t0) / inner)
+    return out
+
+
+def _proc_status_mb(field: str):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def rss_mb() -> float:
+    """The current resident set size (Linux /proc), else the high-water mark, in MiB."""
+    now = _proc_status_mb("VmRSS")
+    return max_rss_mb() if now is None else now
+
+
+def rss_file_mb():
+    """Resident file-backed pages (shared-library code and data), MiB, or None off Linux."""
+    return _proc_status_mb("RssFile")
+
+
+def max_rss_mb() -> float:
+    """The process's RSS high-water mark in MiB.
+
+    VmHWM where Linux has it: ru_maxrss survives execve, so a child forked from a big parent
+    would report the parent's RSS at fork time as its own peak.
+    """
+    peak = _proc_status_mb("VmHWM")
+    if peak is not None:
+        return peak
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS, KiB else
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas_summary() -> str:
+    """NumPy's BLAS: threadpoolctl's view when installed, else numpy.show_config's."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        threadpoolctl = None
+    if threadpoolctl is not None:
+        infos = [f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads, "
+                 f"{i.get('threading_layer', '?')}, {i.get('architecture', '?')})"
+                 for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+        if infos:
+            return "; ".join(infos)
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg["Build Dependencies"]["blas"]
+        return f"{blas.get('name')} {blas.get('version', '')} (numpy.show_config)".strip()
+    except (TypeError, KeyError):  # NumPy before 1.25 prints its config only
+        buf = io.StringIO()
+        with redirect_stdout(buf):
+            np.show_config()
+        lines = [ln.strip() for ln in buf.getvalue().splitlines() if "blas" in ln.lower()]
+        return "; ".join(lines[:3]) or "unknown"
+
+
+def numpy_blas_threads():
+    """Threads of the OpenBLAS that NumPy loaded, asked through its own C API (Linux), or None."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {ln.split()[-1] for ln in f if "openblas" in ln.lower() and "/" in ln}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for sym in ("openblas_get_num_threads", "openblas_get_num_threads64_",
+                    "scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads"):
+            fn = getattr(lib, sym, None)
+            if fn is not None:
+                return int(fn())
+    return None
+
+
+def gpu_summary() -> dict:
+    if not backend.cuda_available():
+        return {}
+    cp = backend.cupy
+    props = cp.cuda.runtime.getDeviceProperties(0)
+    name = props["name"]
+    return {"gpu": name.decode() if isinstance(name, bytes) else str(name),
+            "cupy": cp.__version__, "cuda_runtime": cp.cuda.runtime.runtimeGetVersion()}
+
+
+def environment(device: str, torch=None) -> dict:
+    """Machine, library versions, thread counts and the TF32 setting, for headers and JSON."""
+    env = {
+        "machine": f"{_cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} "
+                   f"{platform.machine()}",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numpy_blas": blas_summary(),
+        "numpy_blas_threads": numpy_blas_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "tf32": backend.tf32_enabled(),
+    }
+    try:
+        env["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    except OSError:
+        pass
+    if device == "cuda":
+        env.update(gpu_summary())
+    if torch is not None:
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+        if device == "cuda":
+            env["torch_cudnn"] = torch.backends.cudnn.version()
+    return env
+
+
+def print_header(env: dict, file=None) -> None:
+    file = file or sys.stdout
+    for k, v in env.items():
+        if v is not None:
+            print(f"# {k}: {v}", file=file)

@@ -1,0 +1,138 @@
+"""Markdown tables for benchmarks/README.md from the JSON lines the benchmarks wrote.
+
+    python benchmarks/report.py benchmarks/results/*.jsonl
+
+Train-step records (train_step.py --json) become one row per (model, device, batch) with the
+minigan/PyTorch ratios; kernel records (kernels.py --json) a per-op summary; profiles
+(train_step.py --profile --json) their per-category shares.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+# Targets of the performance issue: (device, model, batch) -> max minigan/torch step-time ratio
+TARGETS = {("cpu", "gan", 64): 1.0, ("cpu", "dragan", 64): 1.0, ("cpu", "dcgan", 64): 1.2,
+           ("cpu", "dcgan64", 64): 1.2, ("cuda", "gan", 64): 1.0, ("cuda", "dragan", 64): 1.0,
+           ("cuda", "dcgan", 64): 1.0, ("cuda", "dcgan64", 64): 1.0,
+           ("cuda", "dcgan64", 256): 1.3}
+
+
+def read(paths):
+    steps, kernels, profiles, env = [], [], [], {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            if not line.startswith("{"):
+                continue
+            r = json.loads(line)
+            env = r.get("env", env)
+            if "shares_pct" in r:
+                profiles.append(r)
+            elif "step_ms_median" in r:
+                steps.append(r)
+            elif "op" in r:
+                kernels.append(r)
+    return steps, kernels, profiles, env
+
+
+def _fmt(v, spec=".1f"):
+    return "-" if v is None else format(v, spec)
+
+
+def step_table(steps):
+    rows = {}
+    for r in steps:  # later runs of the same configuration win
+        rows.setdefault((r["device"], r["model"], r["batch_size"]), {})[r["framework"]] = r
+    head = ("| device | model | batch | minigan ms (p10-p90) | torch ms (p10-p90) | ratio | "
+            "target | img/s minigan | img/s torch | peak MiB minigan | peak MiB torch |")
+    out = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    order = {"gan": 0, "dragan": 1, "dcgan": 2, "dcgan64": 3}
+    for key in sorted(rows, key=lambda k: (k[0], k[2], order.get(k[1], 9))):
+        m, t = rows[key].get("minigan"), rows[key].get("torch")
+        ratio = m["step_ms_median"] / t["step_ms_median"] if m and t else None
+        target = TARGETS.get(key)
+        verdict = ""
+        if ratio is not None and target is not None:
+            verdict = " ok" if ratio <= target else " MISS"
+
+        def cell(r):
+            if r is None:
+                return "-"
+            return f"{r['step_ms_median']:.2f} ({r['step_ms_p10']:.1f}-{r['step_ms_p90']:.1f})"
+
+        out.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {cell(m)} | {cell(t)} | "
+            f"{_fmt(ratio, '.2f')}{verdict} | {'≤ ' + str(target) if target else '-'} | "
+            f"{_fmt(m and m['img_per_s'], '.0f')} | {_fmt(t and t['img_per_s'], '.0f')} | "
+            f"{_fmt(m and m.get('peak_mem_mb'), '.0f')} | {_fmt(t and t.get('peak_mem_mb'), '.0f')} |")
+    return "\n".join(out)
+
+
+def kernel_table(kernels):
+    """Per (device, preset, batch, op, direction): time summed over the preset's layers, its
+    GFLOP/s, and the share of the run's roofline (GEMM rate for convolutions, copy bandwidth
+    for the memory-bound ops)."""
+    agg = {}
+    for r in kernels:
+        key = (r["device"], r["preset"], r["batch_size"] or 0, r["op"], r["direction"])
+        fw = "torch" if r["framework"] == "torch" else "minigan"
+        a = agg.setdefault(key, {}).setdefault(fw, {"ms": 0.0, "gflop": 0.0, "gb": 0.0})
+        a["ms"] += r["ms_median"]
+        a["gflop"] += r["gflop"]
+        a["gb"] += r.get("gb_per_s", 0.0) * r["ms_median"] / 1e3
+        a["roof"] = (r["copy_gb_per_s"], "BW") if "copy_gb_per_s" in r \
+            else (r["gemm_gflop_per_s"], "GEMM")
+    ops = ("conv2d", "conv_transpose2d", "batch_norm", "leaky_relu", "adam")
+    head = ("| device | preset | batch | op | dir | minigan ms | GFLOP/s | % roof | torch ms | "
+            "GFLOP/s | % roof | ratio |")
+    out = [head, "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def cells(a):
+        if a is None:
+            return "- | - | -"
+        sec = a["ms"] / 1e3
+        peak, kind = a["roof"]
+        rate = (a["gb"] if kind == "BW" else a["gflop"]) / sec
+        return f"{a['ms']:.2f} | {a['gflop'] / sec:.1f} | {100 * rate / peak:.0f}% {kind}"
+
+    for key in sorted(agg, key=lambda k: (k[0], k[1], k[2], ops.index(k[3]), k[4])):
+        m, t = agg[key].get("minigan"), agg[key].get("torch")
+        ratio = m["ms"] / t["ms"] if m and t else None
+        out.append(f"| {key[0]} | {key[1]} | {key[2] or '-'} | {key[3]} | {key[4]} | "
+                   f"{cells(m)} | {cells(t)} | {_fmt(ratio, '.2f')} |")
+    return "\n".join(out)
+
+
+def profile_tables(profiles):
+    out = []
+    for p in profiles:
+        out.append(f"**{p['model']}, batch {p['batch_size']}, {p['device']}**: "
+                   f"{p['step_ms_unprofiled']:.1f} ms/step unprofiled, "
+                   f"{p['step_ms_profiled']:.1f} ms under cProfile\n")
+        out.append("| where the time goes | share |\n|---|---:|")
+        out += [f"| {k} | {v:.1f}% |" for k, v in p["shares_pct"].items() if v >= 0.05]
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv=None) -> str:
+    paths = (argv if argv is not None else sys.argv[1:]) or sorted(
+        str(p) for p in (Path(__file__).parent / "results").glob("*.jsonl"))
+    steps, kernels, profiles, env = read(paths)
+    parts = []
+    if env:
+        parts.append("\n".join(f"- {k}: {v}" for k, v in env.items() if v is not None))
+    if steps:
+        parts.append(step_table(steps))
+    if kernels:
+        parts.append(kernel_table(kernels))
+    if profiles:
+        parts.append(profile_tables(profiles))
+    text = "\n\n".join(parts)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,536 @@
+"""Time one full GAN training step (D update + G update; DRAGAN adds its penalty) in minigan
+and, with --torch, in a PyTorch twin of the same preset, side by side in one process.
+
+    python benchmarks/train_step.py --model dcgan --batch-size 64 --device cpu --steps 30 \
+        --torch --json
+
+Each framework runs its warm-up steps, then the timed steps in interleaved blocks (minigan,
+torch, torch, minigan, ...), every step timed on its own between synchronisations. Data is a
+fixed synthetic batch in [-1, 1], resident on the device, so no data loading is timed.
+
+Peak memory: on the CPU, the RSS high-water mark (VmHWM; ru_maxrss off Linux) of a fresh child
+process per framework (``--only FRAMEWORK --mem-child``) minus its RSS after imports and data
+creation, so that models, optimizer state and every temporary count. On the GPU, the growth of
+each framework's caching allocator from the same point (CuPy's pool; PyTorch's reserved bytes,
+with its allocated bytes reported too).
+
+--profile runs minigan's steps under cProfile and prints where the time goes, per kernel/op.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import inspect
+import json
+import pstats
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import _common as C  # first: puts the repository root on sys.path for minigan
+import numpy as np
+
+import minigan
+from minigan import backend
+from minigan import random as mrandom
+from minigan.autograd import Tensor
+from minigan.gan.models import build_models
+from minigan.gan.trainer import TrainConfig, make_trainer
+from minigan.nn.init import dcgan_init_
+
+MODELS = ("gan", "dragan", "dcgan", "dcgan64")
+DATA_SHAPES = {"gan": (1, 28, 28), "dragan": (1, 28, 28), "dcgan": (1, 28, 28),
+               "dcgan64": (3, 64, 64)}
+Z_DIM = 100
+FRAMEWORKS = ("minigan", "torch")
+
+
+def synthetic_batch(batch_size: int, shape, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1.0, 1.0, (batch_size,) + tuple(shape)).astype(np.float32)
+
+
+def minigan_models(model: str, seed: int):
+    """The preset's (G, D) on the CPU, initialised as ``minigan train`` initialises them."""
+    mrandom.manual_seed(seed)
+    G, D = build_models(model, DATA_SHAPES[model], 0, Z_DIM)
+    if model in ("dcgan", "dcgan64"):
+        G.apply(dcgan_init_)
+        D.apply(dcgan_init_)
+    return G, D
+
+
+def train_config(model: str, batch_size: int, device: str, seed: int) -> TrainConfig:
+    return TrainConfig(preset=model, batch_size=batch_size, device=device, seed=seed,
+                       z_dim=Z_DIM).resolved()
+
+
+class MiniganRunner:
+    """minigan's preset, initialised and trained exactly as ``minigan train`` does."""
+
+    name = "minigan"
+
+    def __init__(self, model: str, device: str):
+        self.model, self.device = model, device
+
+    def make_data(self, batch: np.ndarray) -> None:
+        self.real = Tensor(backend.to_device(batch, self.device))
+        backend.synchronize(self.device)
+
+    def build(self, seed: int) -> None:
+        G, D = minigan_models(self.model, seed)
+        G.to(self.device)
+        D.to(self.device)
+        self.trainer = make_trainer(G, D, train_config(self.model, self.real.shape[0],
+                                                       self.device, seed))
+
+    def prepare(self, seed: int) -> None:
+        pass  # minigan's models are part of minigan's memory
+
+    def step(self) -> None:
+        self.trainer.step(self.real)
+
+    def sync(self) -> None:
+        backend.synchronize(self.device)
+
+    # GPU memory: growth of CuPy's default pool, which keeps every block it has allocated
+    def mem_baseline(self) -> None:
+        if self.device == "cuda":
+            pool = backend.cupy.get_default_memory_pool()
+            pool.free_all_blocks()
+            self._base, self._peak = pool.total_bytes(), 0
+
+    def mem_track(self) -> None:
+        if self.device == "cuda":
+            total = backend.cupy.get_default_memory_pool().total_bytes()
+            self._peak = max(self._peak, total - self._base)
+
+    def mem_report(self) -> dict:
+        return {"peak_mem_mb": self._peak / 2**20, "peak_mem_kind": "cupy pool total_bytes"}
+
+
+class TorchRunner:
+    """The PyTorch twin (benchmarks/torch_twins.py) of the same preset and step."""
+
+    name = "torch"
+
+    def __init__(self, model: str, device: str, torch):
+        self.model, self.device, self.torch = model, device, torch
+
+    def make_data(self, batch: np.ndarray) -> None:
+        self.real = self.torch.from_numpy(batch).to(self.device)
+        self.sync()
+
+    def prepare(self, seed: int) -> None:
+        """minigan's model, whose twin ``build`` makes: built before the memory baseline, so
+        that it does not count as PyTorch's."""
+        self.reference = minigan_models(self.model, seed)
+
+    def build(self, seed: int) -> None:
+        """The twin of minigan's preset, with the very same starting weights."""
+        import torch_twins
+
+        self.torch.manual_seed(seed)
+        G, D = self.reference
+        del self.reference
+        tG, tD = torch_twins.twin_of(G, D, self.device)
+        rng = np.random.default_rng(seed + 1)
+        z = rng.standard_normal((4, Z_DIM)).astype(np.float32)
+        x = rng.uniform(-1, 1, (4,) + DATA_SHAPES[self.model]).astype(np.float32)
+        self.twin_max_abs_diff = torch_twins.check_twin(G, D, tG, tD, z, x)
+        if self.twin_max_abs_diff > 1e-3:
+            raise RuntimeError(f"the PyTorch twin of {self.model} disagrees with minigan's "
+                               f"model by {self.twin_max_abs_diff:.3g}")
+        cfg = train_config(self.model, self.real.shape[0], self.device, seed)
+        self.trainer = torch_twins.TorchTrainer(tG, tD, cfg)
+
+    def step(self) -> None:
+        self.trainer.step(self.real)
+
+    def sync(self) -> None:
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+    def mem_baseline(self) -> None:
+        if self.device == "cuda":
+            cuda = self.torch.cuda
+            cuda.empty_cache()
+            cuda.reset_peak_memory_stats()
+            self._alloc0, self._res0 = cuda.memory_allocated(), cuda.memory_reserved()
+
+    def mem_track(self) -> None:
+        pass  # PyTorch tracks its own peaks
+
+    def mem_report(self) -> dict:
+        cuda = self.torch.cuda
+        return {"peak_mem_mb": (cuda.max_memory_reserved() - self._res0) / 2**20,
+                "peak_mem_kind": "torch max_memory_reserved",
+                "peak_alloc_mb": (cuda.max_memory_allocated() - self._alloc0) / 2**20}
+
+
+def make_runner(framework: str, model: str, device: str, torch=None):
+    if framework == "minigan":
+        return MiniganRunner(model, device)
+    return TorchRunner(model, device, torch)
+
+
+def time_interleaved(runners, warmup: int, steps: int, block: int) -> dict:
+    """Per-step times in seconds for each runner, in blocks of ``block`` steps whose order
+    alternates between runners so that drifts in machine load hit both alike."""
+    for r in runners:
+        for _ in range(warmup):
+            r.step()
+        r.sync()
+        r.mem_track()
+    times = {r.name: [] for r in runners}
+    order, done = list(runners), 0
+    while done < steps:
+        k = min(block, steps - done)
+        for r in order:
+            for _ in range(k):
+                r.sync()
+                t0 = time.perf_counter()
+                r.step()
+                r.sync()
+                times[r.name].append(time.perf_counter() - t0)
+                r.mem_track()
+        order.reverse()
+        done += k
+    return times
+
+
+def cpu_peak_memory(args, framework: str) -> dict:
+    """Run this script in a fresh child process for one framework and read its RSS peak."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--model", args.model,
+           "--batch-size", str(args.batch_size), "--device", "cpu", "--seed", str(args.seed),
+           "--steps", str(min(args.steps, 3)), "--warmup", str(min(args.warmup, 2)),
+           "--only", framework, "--mem-child"]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        print(f"warning: memory probe for {framework} failed:\n{proc.stderr[-2000:]}",
+              file=sys.stderr)
+        return {"peak_mem_mb": None, "peak_mem_kind": "failed"}
+    return json.loads(lines[-1])
+
+
+def mem_child(args, torch) -> None:
+    """The child side of ``cpu_peak_memory``: prints one JSON line and exits."""
+    runner = make_runner(args.only, args.model, "cpu", torch)
+    runner.make_data(synthetic_batch(args.batch_size, DATA_SHAPES[args.model], args.seed))
+    runner.prepare(args.seed)
+    base, file0 = C.rss_mb(), C.rss_file_mb()
+    runner.build(args.seed)
+    for _ in range(args.warmup + args.steps):
+        runner.step()
+    peak, file1 = C.max_rss_mb(), C.rss_file_mb()
+    # file-backed pages are mostly library code touched for the first time (PyTorch maps
+    # large kernels lazily); reported so that they can be told apart from data
+    print(json.dumps({"peak_mem_mb": peak - base,
+                      "peak_mem_kind": "RSS high-water (VmHWM) - baseline",
+                      "rss_baseline_mb": base, "rss_peak_mb": peak,
+                      "rss_file_growth_mb": None if file0 is None else file1 - file0}))
+
+
+# Profiling: where minigan's CPU time goes, grouped per kernel/op
+
+_CATEGORIES = (
+    # (path inside minigan/, qualname test, category)
+    ("kernels/conv.py", lambda q: "col2im" in q, "conv: col2im (scatter-add)"),
+    ("kernels/conv.py", lambda q: "im2col" in q or "_pad" in q, "conv: im2col (gather copy)"),
+    ("kernels/conv.py", lambda q: q.startswith(("_conv2d_forward", "_grad_weight",
+                                                 "_conv_transpose", "conv_transpose2d_forward")),
+     "conv: layout copies (NCHW <-> GEMM operands)"),
+    ("kernels/conv.py", lambda q: True, "conv: dispatch and checks"),
+    ("kernels/batchnorm.py", lambda q: True, "batch norm"),
+    ("functional/norm.py", lambda q: True, "batch norm"),
+    ("kernels/elementwise.py", lambda q: True, "elementwise (activations, BCE)"),
+    ("functional/activation.py", lambda q: True, "elementwise (activations, BCE)"),
+    ("functional/loss.py", lambda q: True, "elementwise (activations, BCE)"),
+    ("kernels/optim.py", lambda q: True, "Adam"),
+    ("optim.py", lambda q: True, "Adam"),
+    ("kernels/random.py", lambda q: True, "random numbers"),
+    ("random.py", lambda q: True, "random numbers"),
+    ("functional/basic.py", lambda q: q.split(".")[0] in ("MatMul", "Linear", "matmul", "linear"),
+     "linear layers (GEMM)"),
+    ("functional/basic.py", lambda q: True, "tensor arithmetic, reductions, reshapes"),
+    ("gan/", lambda q: True, "trainer and losses (glue)"),
+    ("", lambda q: True, "autograd + nn + dispatch overhead"),
+)
+
+
+_np_matmul = np.matmul
+
+
+def _blas_gemm(*args, **kwargs):
+    """numpy.matmul behind a Python frame. NumPy's ufuncs are invisible to cProfile (their time
+    is charged to the calling function), so while profiling ``numpy.matmul`` is this."""
+    return _np_matmul(*args, **kwargs)
+
+
+def _qualnames() -> dict:
+    """(filename, first line) -> qualified name, for every minigan function and method."""
+    out = {}
+    for name, mod in list(sys.modules.items()):
+        if not name.startswith("minigan") or mod is None:
+            continue
+        for obj in list(vars(mod).values()):
+            members = [obj]
+            if inspect.isclass(obj):
+                members = [m.__func__ if isinstance(m, (staticmethod, classmethod)) else m
+                           for m in vars(obj).values()]
+                members = [m.fget if isinstance(m, property) else m for m in members]
+            for f in members:
+                if inspect.isfunction(f):  # not getattr: the CuPy stub raises on any attribute
+                    code = f.__code__
+                    out[(code.co_filename, code.co_firstlineno)] = code.co_qualname
+    return out
+
+
+def _own_category(func, pkg: str, qualnames: dict):
+    filename, line, name = func
+    if not filename.startswith(pkg):
+        return None
+    rel = filename[len(pkg):].lstrip("/\\").replace("\\", "/")
+    qual = qualnames.get((filename, line), name)
+    for path, test, cat in _CATEGORIES:
+        if (rel == path or (path.endswith("/") and rel.startswith(path)) or path == "") \
+                and test(qual):
+            return cat
+    return None
+
+
+def categorize(stats: pstats.Stats) -> tuple:
+    """Self time per category. Time inside NumPy's Python code and C builtins is charged to
+    the minigan function that called it (through chains of non-minigan callers)."""
+    pkg = str(Path(minigan.__file__).resolve().parent)
+    qualnames = _qualnames()
+    raw = stats.stats
+    memo = {}
+
+    def dominant(func, depth=0):
+        """The category of a minigan function, or the one most of a foreign function's calls
+        come from."""
+        if func in memo:
+            return memo[func]
+        cat = _own_category(func, pkg, qualnames)
+        if cat is None:
+            callers = raw.get(func, (0, 0, 0, 0, {}))[4]
+            memo[func] = "other (outside minigan)"  # guards recursion cycles
+            if callers and depth < 20:
+                best = max(callers.items(), key=lambda kv: kv[1][3])[0]
+                cat = dominant(best, depth + 1)
+            else:
+                cat = "other (outside minigan)"
+        memo[func] = cat
+        return cat
+
+    per_cat, per_func = {}, []
+    for func, (_cc, _nc, tt, _ct, callers) in raw.items():
+        if func[2] in ("<method 'disable' of '_lsprof.Profiler' objects>",):
+            continue
+        own = _own_category(func, pkg, qualnames)
+        if func[2] == _blas_gemm.__name__ and func[0] == __file__:
+            for caller, edge in callers.items():
+                cat = dominant(caller)
+                cat = "conv: GEMM (BLAS matmul)" if cat.startswith("conv") else cat
+                per_cat[cat] = per_cat.get(cat, 0.0) + edge[2]
+        elif own is not None or not callers:
+            cat = own or "other (outside minigan)"
+            per_cat[cat] = per_cat.get(cat, 0.0) + tt
+        else:  # split a foreign function's self time over its callers
+            for caller, edge in callers.items():
+                cat = dominant(caller)
+                per_cat[cat] = per_cat.get(cat, 0.0) + edge[2]
+            cat = dominant(func)
+        label = func[2]
+        if func[2] == _blas_gemm.__name__ and func[0] == __file__:
+            label = "numpy.matmul (BLAS GEMM)"
+        elif func[0].startswith(pkg):
+            label = (func[0][len(pkg):].lstrip("/") + ":"
+                     + qualnames.get((func[0], func[1]), func[2]))
+        per_func.append((tt, label, cat))
+    return per_cat, sorted(per_func, reverse=True)
+
+
+def profile_minigan(args) -> dict:
+    runner = MiniganRunner(args.model, args.device)
+    runner.make_data(synthetic_batch(args.batch_size, DATA_SHAPES[args.model], args.seed))
+    runner.build(args.seed)
+    for _ in range(args.warmup):
+        runner.step()
+    runner.sync()
+    plain = []
+    for _ in range(max(1, args.steps // 2)):
+        t0 = time.perf_counter()
+        runner.step()
+        runner.sync()
+        plain.append(time.perf_counter() - t0)
+    prof = cProfile.Profile()
+    np.matmul = _blas_gemm  # only for the profiled steps
+    try:
+        t0 = time.perf_counter()
+        prof.enable()
+        for _ in range(args.steps):
+            runner.step()
+        runner.sync()
+        prof.disable()
+        wall = time.perf_counter() - t0
+    finally:
+        np.matmul = _np_matmul
+    per_cat, per_func = categorize(pstats.Stats(prof))
+    total = sum(per_cat.values()) or 1.0
+    return {
+        "framework": "minigan", "model": args.model, "device": args.device,
+        "batch_size": args.batch_size, "steps": args.steps,
+        "step_ms_unprofiled": C.summarize_ms(plain)["median"],
+        "step_ms_profiled": wall / args.steps * 1e3,
+        "shares_pct": {k: 100.0 * v / total
+                       for k, v in sorted(per_cat.items(), key=lambda kv: -kv[1])},
+        "top_functions": [{"function": label, "category": cat, "pct": 100.0 * tt / total,
+                           "ms_per_step": tt / args.steps * 1e3}
+                          for tt, label, cat in per_func[:args.profile_top]],
+    }
+
+
+def print_profile(p: dict) -> None:
+    print(f"\nminigan {p['model']} batch {p['batch_size']} on {p['device']}: "
+          f"{p['step_ms_unprofiled']:.1f} ms/step unprofiled, {p['step_ms_profiled']:.1f} "
+          f"under cProfile")
+    print("\n| where the time goes | share |\n|---|---:|")
+    for k, v in p["shares_pct"].items():
+        print(f"| {k} | {v:.1f}% |")
+    print("\n| top functions (self time) | category | share | ms/step |\n|---|---|---:|---:|")
+    for f in p["top_functions"]:
+        print(f"| {f['function']} | {f['category']} | {f['pct']:.1f}% | "
+              f"{f['ms_per_step']:.2f} |")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=MODELS, default="dcgan")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per framework")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps per framework first")
+    p.add_argument("--block", type=int, default=5, help="steps per interleaved block")
+    p.add_argument("--torch", action="store_true", help="also time the PyTorch twin")
+    p.add_argument("--only", choices=FRAMEWORKS, help="time one framework only")
+    p.add_argument("--json", action="store_true", help="one JSON line per framework on stdout")
+    p.add_argument("--out", help="also append the JSON lines to this file")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    p.add_argument("--profile", action="store_true",
+                   help="profile minigan's steps with cProfile (CPU) instead of timing")
+    p.add_argument("--profile-top", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mem-child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.steps < 1 or args.batch_size < 1 or args.warmup < 0 or args.block < 1:
+        p.error("--steps, --batch-size and --block must be >= 1, --warmup >= 0")
+    if args.mem_child and not args.only:
+        p.error("--mem-child needs --only")
+    return args
+
+
+def main(argv=None) -> list:
+    """Run the benchmark; returns the result records (also printed)."""
+    args = parse_args(argv)
+    device = args.device
+    if device == "cuda" and not backend.cuda_available():
+        raise SystemExit("--device cuda: CuPy or a CUDA GPU is missing here")
+    want_torch = args.only == "torch" or (args.torch and args.only != "minigan")
+    torch = None
+    if want_torch and not args.profile:
+        torch, why = C.load_torch(device)
+        if torch is None:
+            msg = f"--torch: {why}; timing minigan only"
+            if args.only == "torch":
+                raise SystemExit(msg.replace("; timing minigan only", ""))
+            print(msg, file=sys.stderr)
+    if args.mem_child:
+        mem_child(args, torch)
+        return []
+
+    env = C.environment(device, torch)
+    info = sys.stderr if args.json else sys.stdout
+    C.print_header(env, info)
+    if args.profile:
+        if device != "cpu":
+            print("note: cProfile sees host time only; GPU kernels run asynchronously",
+                  file=info)
+        prof = profile_minigan(args)
+        prof["env"] = env
+        emit([prof], args, table=print_profile)
+        return [prof]
+
+    frameworks = [args.only] if args.only else ["minigan"] + (["torch"] if torch else [])
+    runners = [make_runner(f, args.model, device, torch) for f in frameworks]
+    batch = synthetic_batch(args.batch_size, DATA_SHAPES[args.model], args.seed)
+    for r in runners:
+        r.make_data(batch)
+        r.prepare(args.seed)
+        r.mem_baseline()
+        r.build(args.seed)
+    times = time_interleaved(runners, args.warmup, args.steps, args.block)
+
+    records = []
+    for r in runners:
+        s = C.summarize_ms(times[r.name])
+        rec = {"framework": r.name, "model": args.model, "device": device,
+               "batch_size": args.batch_size, "steps": s["n"], "warmup": args.warmup,
+               "step_ms_median": s["median"], "step_ms_p10": s["p10"], "step_ms_p90": s["p90"],
+               "step_ms_mean": s["mean"],
+               "img_per_s": args.batch_size / (s["median"] / 1e3)}
+        if hasattr(r, "twin_max_abs_diff"):
+            rec["twin_max_abs_diff"] = r.twin_max_abs_diff
+        if args.no_memory:
+            rec["peak_mem_mb"] = None
+        elif device == "cpu":
+            rec.update(cpu_peak_memory(args, r.name))
+        else:
+            rec.update(r.mem_report())
+        records.append(rec)
+    if len(records) == 2:
+        ratio = records[0]["step_ms_median"] / records[1]["step_ms_median"]
+        records[0]["ratio_vs_torch"] = records[1]["ratio_vs_torch"] = ratio
+        m0, m1 = records[0].get("peak_mem_mb"), records[1].get("peak_mem_mb")
+        if m0 is not None and m1 is not None and m1 > 0:
+            records[0]["mem_ratio_vs_torch"] = records[1]["mem_ratio_vs_torch"] = m0 / m1
+    for rec in records:
+        rec["env"] = env
+    emit(records, args)
+    return records
+
+
+def emit(records, args, table=None) -> None:
+    """JSON lines to --out and (with --json) to stdout; else a table on stdout."""
+    lines = [json.dumps(rec) for rec in records]
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, "a") as f:
+            f.write("\n".join(lines) + "\n")
+    if args.json:
+        print("\n".join(lines))
+        return
+    if table is not None:
+        for rec in records:
+            table(rec)
+        return
+    print("\n| framework | model | device | batch | median ms | p10 | p90 | img/s | peak MiB |"
+          "\n|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in records:
+        mem = "-" if r.get("peak_mem_mb") is None else f"{r['peak_mem_mb']:.0f}"
+        print(f"| {r['framework']} | {r['model']} | {r['device']} | {r['batch_size']} | "
+              f"{r['step_ms_median']:.2f} | {r['step_ms_p10']:.2f} | {r['step_ms_p90']:.2f} | "
+              f"{r['img_per_s']:.0f} | {mem} |")
+    if "ratio_vs_torch" in records[0]:
+        extra = ""
+        if "mem_ratio_vs_torch" in records[0]:
+            extra = f", memory ratio {records[0]['mem_ratio_vs_torch']:.2f}"
+        print(f"\nminigan/torch step-time ratio: {records[0]['ratio_vs_torch']:.2f}{extra}")
+
+
+if __name__ == "__main__":
+    main()

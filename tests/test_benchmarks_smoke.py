@@ -1,0 +1,100 @@
+"""Smoke test of benchmarks/: both scripts' main() for one or two tiny steps on the CPU, with
+PyTorch made unimportable (the benchmarks must never need it)."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+STEP_FIELDS = {"framework", "model", "device", "batch_size", "step_ms_median", "step_ms_p10",
+               "step_ms_p90", "img_per_s", "peak_mem_mb"}
+KERNEL_FIELDS = {"op", "preset", "layer", "batch_size", "direction", "framework", "device",
+                 "ms_median", "gflop_per_s", "gemm_gflop_per_s", "gemm_share"}
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """A loader for benchmark scripts, with `import torch` failing as if it were absent."""
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.syspath_prepend(str(BENCH))
+
+    def load(name):
+        spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCH / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, spec.name, mod)  # dataclasses look their module up
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load
+
+
+def _json_lines(text):
+    return [json.loads(ln) for ln in text.splitlines() if ln.startswith("{")]
+
+
+@pytest.mark.parametrize("model", ["gan", "dragan", "dcgan", "dcgan64"])
+def test_train_step_main(bench, capsys, model):
+    ts = bench("train_step")
+    argv = ["--model", model, "--batch-size", "2", "--device", "cpu", "--steps", "2",
+            "--warmup", "1", "--block", "1", "--torch", "--json"]
+    if model in ("dragan", "dcgan64"):
+        argv.append("--no-memory")  # one memory probe child per family is enough here
+    records = ts.main(argv)
+    out = capsys.readouterr()
+    assert "PyTorch is not installed" in out.err  # --torch degrades to a clear message
+    assert [r["framework"] for r in records] == ["minigan"]
+    (line,) = _json_lines(out.out)
+    assert STEP_FIELDS <= set(line)
+    assert line["model"] == model and line["device"] == "cpu" and line["batch_size"] == 2
+    assert line["step_ms_p10"] <= line["step_ms_median"] <= line["step_ms_p90"]
+    assert line["img_per_s"] > 0
+    if "--no-memory" in argv:
+        assert line["peak_mem_mb"] is None
+    else:
+        assert line["peak_mem_mb"] > 0
+
+
+def test_train_step_profile(bench, capsys):
+    ts = bench("train_step")
+    (prof,) = ts.main(["--model", "dcgan", "--batch-size", "2", "--steps", "1", "--warmup", "1",
+                       "--profile", "--json"])
+    (line,) = _json_lines(capsys.readouterr().out)
+    assert line["model"] == "dcgan"
+    assert sum(prof["shares_pct"].values()) == pytest.approx(100.0, abs=0.5)
+    assert any(k.startswith("conv") for k in prof["shares_pct"])
+
+
+def test_kernels_main(bench, capsys, tmp_path):
+    kb = bench("kernels")
+    out_file = tmp_path / "k.jsonl"
+    records = kb.main(["--device", "cpu", "--presets", "dcgan", "--batch-sizes", "2",
+                       "--repeats", "1", "--warmup", "0", "--torch", "--json",
+                       "--out", str(out_file)])
+    out = capsys.readouterr()
+    assert "PyTorch is not installed" in out.err
+    lines = _json_lines(out.out)
+    assert lines[0]["kind"] == "roofline" and lines[0]["rooflines"]["numpy"]["gemm_gflop_per_s"] > 0
+    assert lines[1:] == records
+    assert _json_lines(out_file.read_text()) == lines
+    assert {r["op"] for r in records} == {"conv2d", "conv_transpose2d", "batch_norm",
+                                          "leaky_relu", "adam"}
+    for r in records:
+        assert KERNEL_FIELDS <= set(r)
+        assert r["framework"] == "numpy" and r["ms_median"] > 0 and r["gflop_per_s"] > 0
+    convs = [r for r in records if r["op"] == "conv2d"]
+    assert {r["direction"] for r in convs} == {"fwd", "bwd"}
+    assert len(convs) == 6  # three D layers, forward and backward
+
+
+def test_report_tables(bench, capsys, tmp_path):
+    out = tmp_path / "r.jsonl"
+    bench("train_step").main(["--model", "gan", "--batch-size", "2", "--steps", "1", "--warmup",
+                              "0", "--no-memory", "--json", "--out", str(out)])
+    bench("kernels").main(["--presets", "dcgan", "--batch-sizes", "2", "--ops", "leaky_relu",
+                           "--repeats", "1", "--warmup", "0", "--json", "--out", str(out)])
+    capsys.readouterr()
+    text = bench("report").main([str(out)])
+    assert "| cpu | gan | 2 |" in text
+    assert "| cpu | dcgan | 2 | leaky_relu | fwd |" in text
