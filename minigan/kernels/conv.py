@@ -36,12 +36,11 @@ every array has fewer than 2**31 elements: integer division is much cheaper).
 """
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import backend
+from .workspace import _workspace, release_workspace  # noqa: F401 (re-exported)
 
 __all__ = [
     "col2im",
@@ -161,37 +160,6 @@ def _conv_out_or_raise(what, hw, k, s, p, d):
 def _geometry(kernel_size, stride, padding, dilation):
     return (_pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1),
             _pair(padding, "padding", 0), _pair(dilation, "dilation", 1))
-
-
-# CPU workspaces
-
-class _Workspace(threading.local):
-    """Scratch buffers reused across calls, one set per thread.
-
-    The im2col matrix of a DCGAN layer is 1-70 MB. Allocating that afresh each call makes the
-    allocator map new pages and the first write to each page fault, which measured slower than
-    the copy itself; reusing the buffer avoids both. Results handed back are never workspace.
-    """
-
-    def __init__(self):
-        self.buffers = {}
-
-    def take(self, role: str, shape, dtype):
-        dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape)) * dtype.itemsize
-        buf = self.buffers.get(role)
-        if buf is None or buf.nbytes < nbytes:
-            buf = np.empty(max(nbytes, 64), np.uint8)
-            self.buffers[role] = buf
-        return buf[:nbytes].view(dtype).reshape(shape)
-
-
-_workspace = _Workspace()
-
-
-def release_workspace() -> None:
-    """Free this thread's CPU scratch buffers (they are re-created on demand)."""
-    _workspace.buffers.clear()
 
 
 # CPU: im2col and col2im
@@ -318,6 +286,14 @@ def _col2im_cpu_nhwc(cols, image_shape, grid_hw, k, s, p, d, bias=None):
     y = np.empty(image_shape, cols.dtype)
     np.copyto(y, yn.transpose(0, 3, 1, 2))
     return y
+
+
+def _channels_last_weight(w):
+    """w (A, B, kh, kw) as (A, kh, kw, B), copied into a workspace buffer (weights are up to a
+    few MB, and a fresh copy each call would fault in its pages)."""
+    wt = _workspace.take("weight", (w.shape[0], w.shape[2], w.shape[3], w.shape[1]), w.dtype)
+    np.copyto(wt, w.transpose(0, 2, 3, 1))
+    return wt
 
 
 # GPU: im2col and col2im kernels (gather form)
@@ -528,7 +504,7 @@ def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw):
     y = np.empty((n, o, ho * wo), x.dtype)
     if c >= _CHANNELS_LAST_MIN:
         cols = _im2col_cpu_nhwc(x, k, s, p, d, out_hw)
-        w2 = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(o, -1)  # (O, kh*kw*C)
+        w2 = _channels_last_weight(w).reshape(o, -1)  # (O, kh*kw*C)
         prod = np.matmul(cols, w2.T, out=_workspace.take("gemm", (cols.shape[0], o), x.dtype))
         src = prod.reshape(n, ho * wo, o).transpose(0, 2, 1)
     else:
@@ -606,8 +582,11 @@ def _grad_weight_numpy(x, gy, k, s, p, d, out_hw):
         cols = _im2col_cpu_nhwc(x, k, s, p, d, out_hw)
         gyn = _workspace.take("gyt", (n, hw, o), x.dtype)  # gy as (N*Ho*Wo, O)
         np.copyto(gyn, gy.reshape(n, o, hw).transpose(0, 2, 1))
-        gw = np.matmul(gyn.reshape(-1, o).T, cols)  # (O, kh*kw*C)
-        return np.ascontiguousarray(gw.reshape(o, k[0], k[1], c).transpose(0, 3, 1, 2))
+        gw = np.matmul(gyn.reshape(-1, o).T, cols,  # (O, kh*kw*C)
+                       out=_workspace.take("gemm", (o, cols.shape[1]), x.dtype))
+        # always a copy (never a view of the workspace, which ascontiguousarray would give for
+        # 1x1 kernels or one channel)
+        return gw.reshape(o, k[0], k[1], c).transpose(0, 3, 1, 2).copy()
     cols = _im2col_cpu(x, k, s, p, d, out_hw)
     # gy as (O, N*Ho*Wo): a copy of gy, far smaller than cols, so the GEMM can use cols^T as is
     gyt = _workspace.take("gyt", (o, n, hw), x.dtype)
@@ -660,8 +639,12 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
                          f"dilation {d}")
     xp = backend.get_array_module(x)
     if (h, wd) == (1, 1) and p == (0, 0) and d == (1, 1) and op == (0, 0):
-        y = xp.matmul(xp.ascontiguousarray(x).reshape(n, cin),
-                      xp.ascontiguousarray(w).reshape(cin, -1)).reshape(n, cout, kh, kw)
+        if xp is np and cin == 1:
+            # an outer product: a broadcast multiply, where BLAS's K=1 GEMM ran 30x slower
+            y = np.multiply(x.reshape(n, 1), w.reshape(1, -1)).reshape(n, cout, kh, kw)
+        else:
+            y = xp.matmul(xp.ascontiguousarray(x).reshape(n, cin),
+                          xp.ascontiguousarray(w).reshape(cin, -1)).reshape(n, cout, kh, kw)
         if b is not None:
             y += b.reshape(1, cout, 1, 1)
         return y
@@ -678,7 +661,7 @@ def _conv_transpose_numpy(x, w, b, k, s, p, d, out_hw):
         # columns (i, j, cout), so every tap's slice-add runs over Cout contiguous values
         xn = _workspace.take("xt", (n, h, wd, cin), x.dtype)
         np.copyto(xn, x.transpose(0, 2, 3, 1))
-        w2 = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(cin, -1)
+        w2 = _channels_last_weight(w).reshape(cin, -1)
         cols = np.matmul(xn.reshape(-1, cin), w2,
                          out=_workspace.take("cols", (n * h * wd, w2.shape[1]), x.dtype))
         return _col2im_cpu_nhwc(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)

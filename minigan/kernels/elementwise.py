@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import backend
 from . import random as _random
+from .workspace import SCRATCH, _workspace
 
 __all__ = [
     "bce_with_logits_backward",
@@ -63,9 +64,24 @@ def leaky_relu_backward(gy, x, negative_slope: float):
         k = _ew("T gy, T x, T s", "T gx", "gx = x > (T)0 ? gy : gy * s",
                 "minigan_leaky_relu_bwd")
         return k(gy, x, _scalar(gy, negative_slope))
-    gx = gy * negative_slope  # float-dtype result even for slope 0, and a fresh buffer
-    np.copyto(gx, gy, where=x > 0)  # the bool mask is the only other temporary
-    return gx
+    # gx = gy * f with the factor f = 1 where x > 0 else s, built from the bool mask by
+    # arithmetic. Every pass is branch-free: a masked copy (copyto with where=) or np.where
+    # branches per element and ran 10-20x slower on data whose sign is random.
+    dt = np.result_type(gy.dtype, float(negative_slope))  # gy * slope's dtype
+    s = dt.type(negative_slope)
+    # 1 where x > 0, else 0 (NaN gives 0, i.e. slope); the bool mask lives in reused scratch
+    # (a fresh temporary costs a page fault per 4 KiB, slower than the pass itself)
+    mask = np.greater(x, 0, out=_workspace.take(SCRATCH, np.shape(x), np.bool_))
+    f = mask.astype(dt)
+    if s != 0:
+        one_minus_s = dt.type(1) - s
+        if one_minus_s + s == 1:  # f*(1 - s) + s is then exactly 1 or s
+            f *= one_minus_s
+            f += s
+        else:
+            np.copyto(f, s, where=f == 0)
+    f *= gy
+    return f
 
 
 def relu_forward(x):

@@ -3,13 +3,14 @@
 On the GPU each update is ONE fused ``ElementwiseKernel`` per parameter: it reads param, grad and
 the state once and writes them once. The step-dependent scalars (bias corrections, step size) are
 computed on the host from Python numbers and passed as kernel arguments, so nothing is ever read
-back from the device. On the CPU the same arithmetic runs in place with one scratch buffer.
+back from the device. On the CPU the same arithmetic runs in place with one reused scratch buffer.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import backend
+from .workspace import SCRATCH, _workspace
 
 __all__ = ["adam_step", "adam_step_multi", "sgd_step"]
 
@@ -47,19 +48,33 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step: int, lr: float, beta1: flo
         k(grad, t(weight_decay), t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2),
           t(step_size), t(bc2_sqrt), t(eps), param, exp_avg, exp_avg_sq)
         return
-    g = grad if weight_decay == 0 else grad + weight_decay * param
-    tmp = np.multiply(g, 1.0 - beta1)
+    _adam_step_numpy(param, grad, exp_avg, exp_avg_sq, beta1, beta2, eps, weight_decay,
+                     step_size, bc2_sqrt)
+
+
+def _adam_step_numpy(param, grad, exp_avg, exp_avg_sq, beta1, beta2, eps, weight_decay,
+                     step_size, bc2_sqrt):
+    # Memory-bound: every NumPy call is one pass over the arrays, so the calls are few and the
+    # one temporary is a reused scratch buffer (a fresh one faults in new pages every step).
+    tmp = _workspace.take(SCRATCH, param.shape, param.dtype)
+    g = grad
+    if weight_decay != 0:
+        g = np.multiply(param, weight_decay, out=_workspace.take("adam_g", param.shape,
+                                                                 param.dtype))
+        g += grad
+    np.multiply(g, 1.0 - beta1, out=tmp)
     exp_avg *= beta1
     exp_avg += tmp
     np.multiply(g, g, out=tmp)
     tmp *= 1.0 - beta2
     exp_avg_sq *= beta2
     exp_avg_sq += tmp
-    np.sqrt(exp_avg_sq, out=tmp)  # tmp becomes the denominator
-    tmp /= bc2_sqrt
-    tmp += eps
+    # step_size * m / (sqrt(v) / bc2 + eps) = (step_size * bc2) * m / (sqrt(v) + eps * bc2):
+    # one pass fewer than dividing sqrt(v) by bc2
+    np.sqrt(exp_avg_sq, out=tmp)
+    tmp += eps * bc2_sqrt
     np.divide(exp_avg, tmp, out=tmp)
-    tmp *= step_size
+    tmp *= step_size * bc2_sqrt
     param -= tmp
 
 

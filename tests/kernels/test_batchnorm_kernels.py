@@ -255,3 +255,35 @@ def test_parity_cuda_one_running_buffer_and_strided(cuda):
                                      cuda.asarray(b), None, rv_g, 0.2, 1e-5)[0]
     np.testing.assert_allclose(yg.get(), yc, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(rv_g.get(), rv_c, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(150, 3, 2, 2), (129, 5), (64, 2, 3)])
+def test_channel_sums_over_many_rows(shape):
+    """The CPU statistics add rows in blocks of _SUM_ROWS (float32 inside a block, double
+    across blocks and over the spatial positions): batches above, below and at one block,
+    with a block left over, match the float64 formulas to float32 accuracy."""
+    x, w, b, _, _, gy = _data(shape, seed=8, loc=3.0)
+    x32, w32, b32, gy32 = (a.astype(np.float32) for a in (x, w, b, gy))
+    y, mean, invstd = KB.batch_norm_forward_train(x32, w32, b32, None, None, 0.1, 1e-5)
+    x64 = x32.astype(np.float64)
+    y_ref, mean_ref, _, invstd_ref = _ref_train(x64, w32.astype(np.float64),
+                                                b32.astype(np.float64), 1e-5)
+    tol = _tol(np.float32)
+    np.testing.assert_allclose(y, y_ref, **tol)
+    np.testing.assert_allclose(mean, mean_ref, **tol)
+    np.testing.assert_allclose(invstd, invstd_ref, **tol)
+    gx, gw, gb = KB.batch_norm_backward_train(gy32, x32, w32, mean, invstd)
+    gx_ref, gw_ref, gb_ref = _ref_backward(gy32.astype(np.float64), x64,
+                                           w32.astype(np.float64), 1e-5)
+    np.testing.assert_allclose(gx, gx_ref, **tol)
+    np.testing.assert_allclose(gw, gw_ref, **tol)
+    np.testing.assert_allclose(gb, gb_ref, **tol)
+
+
+def test_channel_sum_numpy_blocks_match_float64():
+    rng = np.random.default_rng(9)
+    for n in (1, 63, 64, 65, 128, 200):
+        a = (rng.standard_normal((n, 3, 5)) + 100).astype(np.float32)
+        got = KB._channel_sum_numpy(a)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, a.astype(np.float64).sum(axis=(0, 2)), rtol=1e-6)

@@ -188,10 +188,12 @@ def test_conv_transpose_weight_grad_is_grad_weight_with_roles_swapped(cfg):
     assert np.isclose(lhs, np.vdot(w, gw), rtol=1e-10, atol=1e-10)
 
 
-def test_transpose_of_1x1_input_is_a_gemm_and_matches_general_path():
-    """The generator's first layer (1x1 input, k7 s1 p0) takes the GEMM-only shortcut."""
+@pytest.mark.parametrize("cin", [5, 1])
+def test_transpose_of_1x1_input_is_a_gemm_and_matches_general_path(cin):
+    """The generator's first layer (1x1 input, k7 s1 p0) takes the GEMM-only shortcut; with one
+    input channel (the input gradient of D's last layer) it is an outer product."""
     rng = np.random.default_rng(3)
-    x, w, b = _rand(rng, 3, 5, 1, 1), _rand(rng, 5, 4, 7, 7), _rand(rng, 4)
+    x, w, b = _rand(rng, 3, cin, 1, 1), _rand(rng, cin, 4, 7, 7), _rand(rng, 4)
     y = KC.conv_transpose2d_forward(x, w, b)
     np.testing.assert_allclose(y, ref_conv_transpose2d(x, w, b, (1, 1), (0, 0), (0, 0), (1, 1)),
                                rtol=1e-12, atol=1e-12)
@@ -281,6 +283,28 @@ def test_workspace_reuse_across_shapes_keeps_padding_zero():
     KC.release_workspace()
     np.testing.assert_allclose(KC.conv2d_forward(x, w, None, 1, 1),
                                ref_conv2d(x, w, None, (1, 1), (1, 1), (1, 1)), rtol=1e-12)
+
+
+
+@pytest.mark.parametrize("k", [(1, 1), (3, 2)])
+def test_results_never_alias_the_workspace(k):
+    """Every CPU result is a fresh array: a later call (which reuses the scratch buffers) must
+    leave earlier results untouched, also for 1x1 kernels and single channels, where a
+    transposed view of a workspace buffer is already contiguous."""
+    rng = np.random.default_rng(7)
+    for c, o in [(1, 3), (3, 1), (4, 5)]:
+        x, w = _rand(rng, 2, c, 5, 6), _rand(rng, o, c, *k)
+        gy = _rand(rng, 2, o, 5 - k[0] + 1, 6 - k[1] + 1)
+        y, gw = KC.conv2d_forward(x, w), KC.conv2d_grad_weight(x, gy, k)
+        gx = KC.conv_transpose2d_forward(gy, w)
+        saved = [a.copy() for a in (y, gw, gx)]
+        KC.conv2d_forward(x * 7, w * 3)
+        KC.conv2d_grad_weight(x * 5, gy * 2, k)
+        KC.conv_transpose2d_forward(gy * 3, w * 2)
+        for a, b in zip((y, gw, gx), saved):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(gw, ref_grad_weight(x, gy, k, (1, 1), (0, 0), (1, 1)),
+                                   rtol=1e-12, atol=1e-12)
 
 
 # Output sizes

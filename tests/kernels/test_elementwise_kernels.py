@@ -63,6 +63,27 @@ def test_leaky_relu_backward_is_linear_in_gy(xp):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("slope", [0.2, 0.0, 0.01, 1.0, 1.5, -0.3, 1e-9, 3e9])
+def test_leaky_relu_backward_numpy_matches_masked_select(dtype, slope):
+    """The CPU path builds a 1-or-slope factor arithmetically (and falls back to a masked
+    fill when 1 - s + s does not round to 1, as for s = 3e9); it must give exactly
+    gy where x > 0 else s*gy, also for x = 0, NaN and non-finite gy."""
+    x = _x((5, 40), seed=4).astype(dtype)
+    x[0, :4] = [0.0, -0.0, np.nan, np.inf]
+    gy = _g((5, 40), seed=5).astype(dtype)
+    gy[1, :4] = [np.nan, np.inf, -np.inf, -0.0]
+    gy[1, 4:8] = gy[1, :4]
+    x[1, 4:8] = -1.0
+    x[1, :4] = 1.0
+    with np.errstate(invalid="ignore"):
+        want = np.where(x > 0, gy, gy * slope)
+        got = K.leaky_relu_backward(gy, x, slope)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    assert np.array_equal(np.signbit(got), np.signbit(want))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_relu(xp, dtype):
     x, gy = _x(), _g()
     _check(xp, K.relu_forward, lambda x: np.maximum(x, 0.0), x, dtype=dtype)
