@@ -27,11 +27,15 @@ def _train_parser(sub):
     p.add_argument("--image-size", type=int, help="resize images to this size")
     p.add_argument("--epochs", type=float, help="epochs to train (default 1)")
     p.add_argument("--steps", type=int, help="iterations to train (overrides --epochs)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int,
+                   help="batch size (64 for images; the toy default for ring8/grid25)")
     p.add_argument("--lr-g", type=float, help="G learning rate (preset default)")
     p.add_argument("--lr-d", type=float, help="D learning rate (preset default)")
     p.add_argument("--beta1", type=float, help="Adam beta1 (preset default)")
     p.add_argument("--beta2", type=float, help="Adam beta2 (preset default)")
+    p.add_argument("--lr-decay", choices=("none", "linear"),
+                   help="learning-rate schedule: linear decays both rates to 0 by the last step "
+                        "(default: none for images, linear for ring8/grid25)")
     p.add_argument("--z-dim", type=int, default=100)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--seed", type=int, default=0)
@@ -53,9 +57,10 @@ def _train_parser(sub):
     p.add_argument("--arch", choices=("mlp", "conv"), help="network family for cgan/dragan")
     p.add_argument("--g-upsample", action="store_true",
                    help="dcgan G with nearest upsampling + conv instead of transposed convs")
-    p.add_argument("--gp-lambda", type=float, default=10.0, help="DRAGAN penalty weight")
-    p.add_argument("--dragan-perturb", choices=("official", "gaussian"), default="official")
-    p.add_argument("--dragan-c", type=float, default=0.5)
+    p.add_argument("--gp-lambda", type=float, help="DRAGAN penalty weight (default 10)")
+    p.add_argument("--dragan-perturb", choices=("official", "gaussian"),
+                   help="DRAGAN perturbation: the authors' code (default) or the paper's N(0, cI)")
+    p.add_argument("--dragan-c", type=float, help="DRAGAN perturbation scale (default 0.5)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
@@ -78,7 +83,7 @@ def cmd_train(a) -> int:
                 preset=a.preset, dataset=a.dataset, data_dir=a.data_dir,
                 image_size=a.image_size, epochs=a.epochs, steps=a.steps,
                 batch_size=a.batch_size, lr_g=a.lr_g, lr_d=a.lr_d, beta1=a.beta1,
-                beta2=a.beta2, z_dim=a.z_dim, device=a.device, seed=a.seed, out=a.out,
+                beta2=a.beta2, lr_decay=a.lr_decay, z_dim=a.z_dim, device=a.device, seed=a.seed, out=a.out,
                 sample_every=a.sample_every, checkpoint_every=a.checkpoint_every,
                 keep_checkpoints=a.keep_checkpoints, log_every=a.log_every,
                 eval_every=a.eval_every, g_loss=a.g_loss, n_critic=a.n_critic, n_gen=a.n_gen,
@@ -218,7 +223,8 @@ def cmd_info(a) -> int:
 def cmd_eval(a) -> int:
     from .metrics import eval_checkpoint
 
-    return eval_checkpoint(a.checkpoint, n=a.n, device=a.device, seed=a.seed, as_json=a.json)
+    return eval_checkpoint(a.checkpoint, n=a.n, device=a.device, seed=a.seed, as_json=a.json,
+                           data_dir=a.data_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--json", action="store_true", help="print only the JSON line")
+    p.add_argument("--data-dir", help="folder holding the real data for the floor and FID "
+                                      "(default: the run's own --data-dir, MINIGAN_DATA, the "
+                                      "cache, or a download)")
     return parser
 
 

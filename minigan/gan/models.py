@@ -12,7 +12,12 @@ Names and shapes are fixed, because the benchmarks compare them with PyTorch twi
   concatenates labels to z and as constant channels to D's input.
 * ``dragan``: the MLP D without batch norm, or a DCGAN-style D without batch norm.
 
-Points (the 2-D toys) use small MLPs of the same shape family.
+Points (the 2-D toys) use small MLPs for every preset: G: z -> 128 -> 128 -> 128 -> 2
+(BatchNorm1d + ReLU, linear output); D: 2 -> 128 -> 128 -> 128 -> 1 (LeakyReLU 0.2, no batch
+norm, so DRAGAN's penalty stays per sample). Batch norm in G is what lets it split its noise
+into tight clusters: without it the ring8 GAN covered 3 of 8 modes in 3000 steps, with it 8 of
+8 in 2000 (seed 0). The widths and G's batch norm are ``point_hidden`` and
+``point_g_batch_norm``; the training defaults for points are ``trainer.POINT_DEFAULTS``.
 """
 from __future__ import annotations
 
@@ -28,18 +33,22 @@ def _lrelu():
 
 
 class MLPGenerator(nn.Module):
-    """z -> hidden... -> prod(out_shape), LeakyReLU 0.2 between, tanh (or identity) at the end."""
+    """z -> hidden... -> prod(out_shape), LeakyReLU 0.2 (or ReLU) between, tanh (or identity) at
+    the end."""
 
     def __init__(self, z_dim: int, out_shape, hidden=(256, 512, 1024), num_classes: int = 0,
-                 batch_norm: bool = False, out_activation: str = "tanh"):
+                 batch_norm: bool = False, out_activation: str = "tanh",
+                 activation: str = "lrelu"):
         super().__init__()
         self.z_dim, self.out_shape, self.num_classes = z_dim, tuple(out_shape), num_classes
+        if activation not in ("lrelu", "relu"):
+            raise ValueError(f"activation must be 'lrelu' or 'relu', got {activation!r}")
         layers, width = [], z_dim + num_classes
         for h in hidden:
             layers.append(nn.Linear(width, h))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(h, momentum=0.1))
-            layers.append(_lrelu())
+            layers.append(_lrelu() if activation == "lrelu" else nn.ReLU())
             width = h
         layers.append(nn.Linear(width, int(np.prod(self.out_shape))))
         if out_activation == "tanh":
@@ -188,15 +197,20 @@ class DCGANDiscriminator(nn.Module):
 
 
 PRESETS = ("gan", "dcgan", "dcgan64", "cgan", "dragan")
+POINT_HIDDEN = (128, 128, 128)   # hidden widths of G and D for points
+POINT_G_BATCH_NORM = True        # batch norm (and ReLU) in G's hidden layers for points
 
 
 def build_models(preset: str, data_shape, num_classes: int = 0, z_dim: int = 100,
                  arch: str | None = None, ngf: int = 64, ndf: int = 64,
-                 g_upsample: bool = False, d_dropout: float = 0.0):
+                 g_upsample: bool = False, d_dropout: float = 0.0, point_hidden=None,
+                 point_g_batch_norm: bool | None = None):
     """(G, D) for a preset and a data shape ((C, H, W) for images, (2,) for points).
 
     ``arch`` picks the network family for presets that have two: "mlp" or "conv" (cgan,
-    dragan). Points always use MLPs.
+    dragan). Points always use MLPs, with hidden widths ``point_hidden`` (default
+    ``POINT_HIDDEN``) and, when ``point_g_batch_norm`` (default ``POINT_G_BATCH_NORM``),
+    BatchNorm1d + ReLU in G (else LeakyReLU 0.2 without batch norm).
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -207,8 +221,10 @@ def build_models(preset: str, data_shape, num_classes: int = 0, z_dim: int = 100
         raise ValueError("cgan needs a labelled dataset (mnist, fashion-mnist, or a folder of "
                          "class subfolders)")
     if points:
-        hidden = (128, 128, 128)
-        G = MLPGenerator(z_dim, data_shape, hidden, k, out_activation="linear")
+        hidden = tuple(POINT_HIDDEN if point_hidden is None else point_hidden)
+        bn = POINT_G_BATCH_NORM if point_g_batch_norm is None else bool(point_g_batch_norm)
+        G = MLPGenerator(z_dim, data_shape, hidden, k, batch_norm=bn, out_activation="linear",
+                         activation="relu" if bn else "lrelu")
         D = MLPDiscriminator(data_shape, hidden, k)
         return G, D
     c, h, w = data_shape

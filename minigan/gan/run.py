@@ -30,7 +30,7 @@ from ..kernels.random import Generator
 from ..nn import init
 from . import images as imgs
 from .models import build_models
-from .trainer import GANTrainer, TrainConfig, generate_images, make_trainer
+from .trainer import GANTrainer, TrainConfig, generate_images, lr_scale, make_trainer
 
 
 class TrainingDiverged(RuntimeError):
@@ -89,7 +89,9 @@ class Run:
                                  drop_last=True,
                                  seed=cfg.seed, device=self.device)
         self.G, self.D = build_models(cfg.preset, self.dataset.sample_shape, self.num_classes,
-                                      cfg.z_dim, cfg.arch, cfg.ngf, cfg.ndf, cfg.g_upsample)
+                                      cfg.z_dim, cfg.arch, cfg.ngf, cfg.ndf, cfg.g_upsample,
+                                      point_hidden=cfg.point_hidden,
+                                      point_g_batch_norm=cfg.point_g_batch_norm)
         if cfg.preset in ("dcgan", "dcgan64") or (cfg.arch == "conv"):
             self.G.apply(init.dcgan_init_)
             self.D.apply(init.dcgan_init_)
@@ -251,10 +253,17 @@ class Run:
         try:
             while self.step < self.total_steps and not self._interrupted:
                 x, y = next(batches)
+                if cfg.lr_decay != "none":
+                    self.trainer.set_lr_scale(lr_scale(cfg.lr_decay, self.step,
+                                                       self.total_steps))
                 stats = self.trainer.step(Tensor(x), y if self.trainer.num_classes else None)
                 self.step += 1
                 first_bad = _track_nonfinite(first_bad, stats, self.step)
-                log_now = self.step % cfg.log_every == 0 or self.step == self.total_steps
+                # an evaluation step is always a log step too (its metrics ride on the row),
+                # whether or not eval_every is a multiple of log_every
+                eval_now = bool(cfg.eval_every) and self.step % cfg.eval_every == 0
+                log_now = (eval_now or self.step % cfg.log_every == 0
+                           or self.step == self.total_steps)
                 if log_now:
                     now = time.perf_counter()
                     row = self._metrics_row(stats, (self.step - step0) * cfg.batch_size
@@ -267,7 +276,7 @@ class Run:
                             f"g_loss={row['g_loss']}); stopped. The last good checkpoint is "
                             f"{last_good or 'none (no checkpoint was written yet)'}. Try a lower "
                             "learning rate.")
-                    if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    if eval_now:
                         row.update(self.evaluate())
                     _append_jsonl(metrics_path, row)
                     bar.update(self.step, row)
@@ -399,7 +408,8 @@ def load_generator(ckpt_path, device="cpu"):
         raise CheckpointError(f"{ckpt_path}: not a minigan training checkpoint (no G or config)")
     cfg = TrainConfig.from_dict(meta["config"])
     G, _ = build_models(cfg.preset, tuple(meta["sample_shape"]), meta["num_classes"], cfg.z_dim,
-                        cfg.arch, cfg.ngf, cfg.ndf, cfg.g_upsample)
+                        cfg.arch, cfg.ngf, cfg.ndf, cfg.g_upsample,
+                        point_hidden=cfg.point_hidden, point_g_batch_norm=cfg.point_g_batch_norm)
     G.load_state_dict(arrays["G"])
     G.to(backend.normalize_device(device)).eval()
     return G, meta
