@@ -447,3 +447,34 @@ def test_eval_checkpoint_on_a_dataset_without_metrics(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "no sample-quality metrics for dataset 'my-images'" in captured.err
     assert captured.out == ""
+
+
+def test_eval_cli_data_dir_overrides_the_runs_folder(tmp_path, fake_mnist, monkeypatch, capsys):
+    from minigan.checkpoint import save_checkpoint
+    from minigan.cli import main
+    from minigan.gan.models import build_models
+    from minigan.gan.trainer import TrainConfig
+
+    roots = []
+    real = evaluate._load_split
+
+    def recording(name, split, root=None):
+        roots.append(root)
+        return real(name, split, root)
+
+    monkeypatch.setattr(evaluate, "_load_split", recording)
+    cfg = TrainConfig(preset="gan", dataset="mnist", z_dim=4, data_dir="/trained/from/here")
+    G, _ = build_models("gan", (1, 28, 28), 0, 4)
+    meta = {"config": asdict(cfg), "num_classes": 10, "sample_shape": [1, 28, 28],
+            "dataset_name": "mnist", "step": 3}
+    path = save_checkpoint(tmp_path / "ckpt.npz", {"G": G.state_dict()}, meta)
+
+    assert main(["eval", str(path), "--n", "40", "--device", "cpu", "--json"]) == 0
+    assert roots and set(roots) == {"/trained/from/here"}  # the run's own folder by default
+    roots.clear()
+    other = str(tmp_path / "elsewhere")
+    assert main(["eval", str(path), "--n", "40", "--device", "cpu", "--json",
+                 "--data-dir", other]) == 0
+    assert roots and set(roots) == {other}
+    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rec["dataset"] == "mnist" and rec["n"] == 40 and "fid" in rec["metrics"]

@@ -243,9 +243,13 @@ def evaluate_generator(G, cfg, num_classes: int, dataset, n: int = 10000) -> dic
 
 
 def eval_checkpoint(path, n: int = 10000, device="auto", seed: int = 0,
-                    as_json: bool = False) -> int:
+                    as_json: bool = False, data_dir=None) -> int:
     """``minigan eval``: score a checkpoint's generator; print a JSON line and (unless
-    ``as_json``) a table with the real-data floor. Returns the exit code."""
+    ``as_json``) a table with the real-data floor. Returns the exit code.
+
+    The real data (test split) comes from ``data_dir`` when given, else from the folder the run
+    was trained from (``config["data_dir"]``), else from the usual resolution (MINIGAN_DATA,
+    the cache, a download)."""
     from ..gan.run import load_generator
 
     device = backend.normalize_device(device)
@@ -260,7 +264,7 @@ def eval_checkpoint(path, n: int = 10000, device="auto", seed: int = 0,
         return 2
     k = meta.get("num_classes", 0) if cfg.get("preset") == "cgan" else 0
     samples, labels = _sample(G, cfg["z_dim"], n, seed, k)
-    root = cfg.get("data_dir")
+    root = data_dir if data_dir is not None else cfg.get("data_dir")
     metrics = evaluate_samples(samples, name, labels, device, root, with_histogram=True)
     floor = real_floor(name, n, device, root)
     if k == 0:
