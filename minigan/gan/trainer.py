@@ -37,22 +37,30 @@ DRAGAN_DEFAULTS = {"gp_lambda": 10.0, "dragan_c": 0.5, "dragan_perturb": "offici
 # ring8 GAN covered 3 of 8 modes and DRAGAN none in 3000 steps. TrainConfig.resolved() applies
 # them only to the fields a user left as None; presets without an entry use "gan"'s (on points
 # every non-DRAGAN preset is the same MLP GAN). The networks for points (G with batch norm and
-# ReLU) are in models.py. Measured on ring8 (10k samples; CPU, one thread, 75-80 s a run on a
-# free CPU), modes covered for seeds 0/1/2: gan 8/8/8 (high-quality share 0.59/0.56/0.59),
-# dragan 7/7/3 (0.32/0.34/0.16), up from 3 and 0. Why:
-# * gan: the learning rates decay linearly to 0 over the run (without it: 7/7/8 modes, and the
-#   count swung by one or two between checkpoints as G drifted from mode to mode);
+# ReLU) are in models.py. Measured on ring8 (10k samples; CPU, one thread), modes covered for
+# seeds 0/1/2: gan 8/8/8 (high-quality share 0.59/0.56/0.59; 75-80 s a run on a free CPU),
+# dragan 8/8/8 (0.66/0.50/0.71; 150-165 s a run on a shared CPU; seed 3 also 8, 0.75), up from
+# 3 and 0. Why:
+# * gan and dragan: the learning rates decay linearly to 0 over the run (gan without it: 7/7/8
+#   modes, and the count swung by one or two between checkpoints as G drifted from mode to mode;
+#   dragan without it still swung between 3 and 8 modes at 9000-12000 steps);
 # * a large batch (512 for gan) gives D a view of every mode in each step and steadies the mode
 #   weights; at batch 64-256 runs kept dropping one or two modes;
 # * gan: D at half G's learning rate. A faster D (1e-3) chased G from mode to mode (2-4 modes);
 #   an equal one left two modes under-filled on some seeds;
-# * dragan: the penalty (lambda 10, the official perturbation) caps D's slope near the data, so
-#   D needs a larger learning rate than G (1e-3 vs 2e-4) and the run more steps to sharpen.
+# * dragan: the penalty (lambda 10, the official perturbation: a region ~0.7 wide around modes
+#   of std 0.02) caps D's slope near the data, so G finds the 8 modes early (mass evenly split)
+#   but sharpens slowly; the count needs >= 1.25% of samples within 3 std of each centre. D
+#   needs a larger learning rate than G (5:1; equal rates 1e-4-1e-3 gave 0-2 modes in 3000
+#   steps), and the run needs 14000 steps with the decay: at 6000 steps (rates 2e-4/1e-3) it
+#   froze G blurry (seeds 0/1: 3/6 modes); with the rates below, at 10000
+#   seeds 0/1/2 gave 8/6/8, at 12000 8/8/8 but seed 3 6. Rates 2e-4/1e-3 without decay: 7/7/3
+#   at 6000 steps; 6e-4/3e-3 collapsed to one mode. Batch 512 or beta2 0.999 did not help.
 POINT_DEFAULTS = {
     "gan": {"steps": 4000, "batch_size": 512, "lr_g": 2e-4, "lr_d": 1e-4,
             "beta1": 0.5, "beta2": 0.999, "lr_decay": "linear"},
-    "dragan": {"steps": 6000, "batch_size": 256, "lr_g": 2e-4, "lr_d": 1e-3,
-               "beta1": 0.5, "beta2": 0.9, "lr_decay": "none"},
+    "dragan": {"steps": 14000, "batch_size": 256, "lr_g": 4e-4, "lr_d": 2e-3,
+               "beta1": 0.5, "beta2": 0.9, "lr_decay": "linear"},
 }
 
 
