@@ -98,3 +98,9 @@ def test_report_tables(bench, capsys, tmp_path):
     text = bench("report").main([str(out)])
     assert "| cpu | gan | 2 |" in text
     assert "| cpu | dcgan | 2 | leaky_relu | fwd |" in text
+
+
+def test_twin_quality_without_torch_says_so(bench, capsys):
+    tq = bench("twin_quality")
+    assert tq.main(["--preset", "dcgan", "--epochs", "0.01"]) == 2
+    assert "PyTorch is not installed" in capsys.readouterr().err
