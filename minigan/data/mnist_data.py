@@ -130,6 +130,11 @@ def _load(source: _Source, split: str, root, download: bool):
         found = _from_dirs(source, split, _root_dirs(source, root), tried, strict=True)
         if found is not None:
             return found
+        # the order is root, then cache, then download; say so, since a mistyped --data-dir
+        # would otherwise go unnoticed
+        say(f"no {source.title} {split} files under {Path(root).expanduser()}"
+            f"{'' if Path(root).expanduser().is_dir() else ' (no such folder)'}; "
+            "looking in the cache")
     cdir = cache_dir(source.subdir)
     found = _from_cache(source, split, cdir, tried)
     if found is not None:

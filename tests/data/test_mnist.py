@@ -66,10 +66,17 @@ def test_root_with_out_of_range_label(tmp_path, fake):
         mnist("test", root=folder)
 
 
-def test_root_without_files_falls_through_to_cache(tmp_path, fake, isolated):
+def test_root_without_files_falls_through_to_cache(tmp_path, fake, isolated, capsys,
+                                                   monkeypatch):
+    monkeypatch.delenv("MINIGAN_QUIET")
     fake.write(isolated / "mnist")
     (tmp_path / "empty").mkdir()
     _assert_split(mnist("train", root=tmp_path / "empty"), fake, "train")
+    err = capsys.readouterr().err
+    assert f"no MNIST train files under {tmp_path / 'empty'}; looking in the cache" in err
+    # a mistyped folder is named as missing, and the cache still answers
+    _assert_split(mnist("test", root=tmp_path / "typo"), fake, "test")
+    assert f"{tmp_path / 'typo'} (no such folder)" in capsys.readouterr().err
 
 
 # 2. The cache.
