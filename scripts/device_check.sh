@@ -7,6 +7,8 @@
 #   tests     the GPU half of the test suite (`pytest -m gpu`), plus the whole suite's counts
 #   steps     steps/s of every preset on MNIST-shaped data (200 steps each, after warm-up)
 #   bench     benchmarks/run_all.sh for cuda (PyTorch twin when torch has CUDA)
+#   all       all of the below in one call of about 580 s (needs MNIST_DIR): the four MNIST
+#             runs in the background during the tests, then steps, then the benchmark ratios
 #   quality-PRESET[,PRESET...]
 #             minigan train PRESET --epochs EPOCHS (default 20) --eval-every 937 on MNIST from
 #             MNIST_DIR, with samples, metrics and the final checkpoint's `minigan eval`
@@ -27,14 +29,14 @@ limit() {  # limit SECONDS CMD...: never fatal, the exit status goes to the log
     timeout "$s" "$@" || echo "! exit $? from: $*"
 }
 
-case "$PART" in
-tests)
+run_tests() {  # run_tests LIMIT_S
     "$PY" -c "import cupy, numpy; print('cupy', cupy.__version__, 'numpy', numpy.__version__)"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-    limit 420 "$PY" -m pytest -q -p no:cacheprovider -m gpu -ra -x 2>&1 | tail -40 \
+    limit "$1" "$PY" -m pytest -q -p no:cacheprovider -m gpu -ra 2>&1 | tail -40 \
         | tee "$OUT/gpu_tests.txt"
-    ;;
-steps)
+}
+
+run_steps() {  # steps/s of every preset, 200 steps at batch 64 after 20 of warm-up
     for p in gan dcgan cgan dragan dcgan64; do
         limit 90 "$PY" - "$p" <<'EOF' 2>&1 | tee -a "$OUT/steps.txt"
 import sys, time
@@ -70,6 +72,41 @@ ms = (time.perf_counter() - t) / n * 1e3
 print(f"{preset}: {ms:.2f} ms/step, {1e3 / ms:.0f} steps/s (batch 64, cuda)")
 EOF
     done
+}
+
+run_bench_quick() {  # the train-step ratios the targets name, and the dcgan kernel table
+    local steps="$OUT/bench/train_step_cuda.jsonl"
+    mkdir -p "$OUT/bench"
+    for model in gan dragan dcgan dcgan64; do
+        limit 45 "$PY" benchmarks/train_step.py --model $model --batch-size 64 --device cuda \
+            --steps 40 --warmup 5 --block 10 --torch --json --out "$steps" >/dev/null
+    done
+    limit 45 "$PY" benchmarks/train_step.py --model dcgan64 --batch-size 256 --device cuda \
+        --steps 30 --warmup 5 --block 10 --torch --json --out "$steps" >/dev/null
+    limit 60 "$PY" benchmarks/kernels.py --device cuda --presets dcgan --batch-sizes 64 \
+        --repeats 10 --torch --json --out "$OUT/bench/kernels_cuda.jsonl" >/dev/null
+    ls "$OUT"/bench/*_cuda.jsonl >/dev/null 2>&1 &&
+        "$PY" benchmarks/report.py "$OUT"/bench/*_cuda.jsonl | tee "$OUT/bench/report_cuda.md"
+}
+
+quality_one() {  # quality_one PRESET LIMIT_S: an MNIST run, scored every epoch
+    local p=$1 t0=$SECONDS
+    limit "$2" "$PY" -m minigan train "$p" --epochs "${EPOCHS:-20}" \
+        --eval-every 937 --device cuda --data-dir "$MNIST" --out "$OUT/$p" --quiet \
+        --checkpoint-every 937 --keep-checkpoints 1 2>&1 | tail -5
+    echo "$p: wall $((SECONDS - t0)) s"
+    ck=$(ls "$OUT/$p"/checkpoints/ckpt_*.npz 2>/dev/null | tail -1)
+    [ -n "$ck" ] && limit 120 "$PY" -m minigan eval "$ck" --device cuda --data-dir "$MNIST" \
+        | tee "$OUT/$p/eval.txt"
+    rm -f "$OUT/$p"/checkpoints/ckpt_*.npz  # keep what comes back small
+}
+
+case "$PART" in
+tests)
+    run_tests 420
+    ;;
+steps)
+    run_steps
     ;;
 bench)
     limit 580 bash benchmarks/run_all.sh "$OUT/bench" cuda
@@ -78,14 +115,24 @@ quality-*)
     [ -n "$MNIST" ] || { echo "quality needs MNIST_DIR"; exit 2; }
     IFS=, read -ra presets <<<"${PART#quality-}"
     for p in "${presets[@]}"; do
-        limit "${QUALITY_LIMIT:-280}" minigan train "$p" --epochs "${EPOCHS:-20}" \
-            --eval-every 937 --device cuda --data-dir "$MNIST" --out "$OUT/$p" --quiet \
-            --checkpoint-every 4685 2>&1 | tail -5
-        ck=$(ls "$OUT/$p"/checkpoints/ckpt_*.npz 2>/dev/null | tail -1)
-        [ -n "$ck" ] && limit 120 minigan eval "$ck" --device cuda --data-dir "$MNIST" \
-            | tee "$OUT/$p/eval.txt"
-        rm -f "$OUT/$p"/checkpoints/ckpt_*.npz  # keep what comes back small
+        quality_one "$p" "${QUALITY_LIMIT:-280}"
     done
+    ;;
+all)
+    # Everything in one call of about 580 s, for a machine lent for a few minutes. Phase 1:
+    # the four MNIST runs in the background (one process each, sharing the GPU, so their wall
+    # times are upper bounds) while the GPU tests run. Phase 2, on a quiet GPU: steps/s, then
+    # the benchmark ratios. Every command has its own time limit.
+    [ -n "$MNIST" ] || { echo "all needs MNIST_DIR"; exit 2; }
+    for p in dcgan gan cgan dragan; do
+        mkdir -p "$OUT/$p"
+        quality_one "$p" "${QUALITY_LIMIT:-330}" >"$OUT/quality_$p.log" 2>&1 &
+    done
+    run_tests 300
+    wait
+    tail -n 4 "$OUT"/quality_*.log
+    run_steps
+    run_bench_quick
     ;;
 *)
     echo "unknown part $PART"; exit 2
