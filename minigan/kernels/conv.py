@@ -208,6 +208,19 @@ def _offset_slices(offset, stride, pad, grid_len, image_len):
     return slice(lo, hi), slice(row, row + (hi - lo - 1) * stride + 1, stride)
 
 
+def _tap_slices(k, s, p, d, grid_hw, image_hw):
+    """For every kernel tap (i, j) that lands inside the image: (i, j, rows, cols), each of rows
+    and cols a (grid slice, image slice) pair from _offset_slices."""
+    for i in range(k[0]):
+        rows = _offset_slices(i * d[0], s[0], p[0], grid_hw[0], image_hw[0])
+        if rows is None:
+            continue
+        for j in range(k[1]):
+            cs = _offset_slices(j * d[1], s[1], p[1], grid_hw[1], image_hw[1])
+            if cs is not None:
+                yield i, j, rows, cs
+
+
 def _col2im_cpu(cols, image_shape, grid_hw, k, s, p, d, bias=None):
     """Adjoint of im2col: y[n,c,a*s-p+i*d, b*s-p+j*d] += cols[(c,i,j),(n,a,b)], plus bias[c].
 
@@ -222,17 +235,10 @@ def _col2im_cpu(cols, image_shape, grid_hw, k, s, p, d, bias=None):
     else:
         np.copyto(y, bias.reshape(1, c, 1, 1))
     taps = cols.reshape(c, k[0], k[1], n, gh, gw)
-    for i in range(k[0]):
-        rows = _offset_slices(i * d[0], s[0], p[0], gh, h)
-        if rows is None:
-            continue
-        for j in range(k[1]):
-            cs = _offset_slices(j * d[1], s[1], p[1], gw, w)
-            if cs is None:
-                continue
-            dst = y[:, :, rows[1], cs[1]]
-            # (c, n, a, b) -> (n, c, a, b): a transposed read, while the inner run stays a row
-            np.add(dst, taps[:, i, j, :, rows[0], cs[0]].transpose(1, 0, 2, 3), out=dst)
+    for i, j, rows, cs in _tap_slices(k, s, p, d, grid_hw, (h, w)):
+        dst = y[:, :, rows[1], cs[1]]
+        # (c, n, a, b) -> (n, c, a, b): a transposed read, while the inner run stays a row
+        np.add(dst, taps[:, i, j, :, rows[0], cs[0]].transpose(1, 0, 2, 3), out=dst)
     return y
 
 
@@ -273,16 +279,9 @@ def _col2im_cpu_nhwc(cols, image_shape, grid_hw, k, s, p, d, bias=None):
     else:
         np.copyto(yn, bias)
     taps = cols.reshape(n, gh, gw, k[0], k[1], c)
-    for i in range(k[0]):
-        rows = _offset_slices(i * d[0], s[0], p[0], gh, h)
-        if rows is None:
-            continue
-        for j in range(k[1]):
-            cs = _offset_slices(j * d[1], s[1], p[1], gw, w)
-            if cs is None:
-                continue
-            dst = yn[:, rows[1], cs[1]]
-            np.add(dst, taps[:, rows[0], cs[0], i, j], out=dst)
+    for i, j, rows, cs in _tap_slices(k, s, p, d, grid_hw, (h, w)):
+        dst = yn[:, rows[1], cs[1]]
+        np.add(dst, taps[:, rows[0], cs[0], i, j], out=dst)
     y = np.empty(image_shape, cols.dtype)
     np.copyto(y, yn.transpose(0, 3, 1, 2))
     return y
