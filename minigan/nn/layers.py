@@ -136,7 +136,7 @@ class ConvTranspose2d(Module):
 class _BatchNorm(Module):
     _expected_dims: tuple = ()
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, device=None, dtype=None):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
@@ -166,11 +166,28 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}({self.num_features}): input of shape "
                              f"{x.shape} has {x.shape[1]} channels")
         use_batch = self.training or self.running_mean is None
+        momentum = self.momentum
         if self.training and self.num_batches_tracked is not None:
             self.num_batches_tracked += 1  # device-side add: no host sync
+            if momentum is None:  # a cumulative average: batch k moves the stats by 1/k
+                momentum = 1.0 / self._batches_seen()
         return F.batch_norm(x, self.running_mean if self.training or not use_batch else None,
                             self.running_var if self.training or not use_batch else None,
-                            self.weight, self.bias, use_batch, self.momentum, self.eps)
+                            self.weight, self.bias, use_batch,
+                            0.0 if momentum is None else momentum, self.eps)
+
+    def _batches_seen(self) -> int:
+        """num_batches_tracked as a Python int, counted on the host alongside the device
+        buffer so that momentum=None costs no GPU sync per step. The count is read back from
+        the buffer once whenever the buffer object changes (load_state_dict, .to())."""
+        buf = self.num_batches_tracked
+        mirror = self.__dict__.get("_count_mirror")
+        if mirror is None or mirror[0] is not buf:
+            n = int(buf)  # one read, after a load or a move
+        else:
+            n = mirror[1] + 1
+        self.__dict__["_count_mirror"] = (buf, n)
+        return n
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -186,3 +186,35 @@ def test_layer_input_errors_are_clear():
 def test_repr_lists_children():
     text = repr(Net())
     assert "(body): Sequential" in text and "Linear(in_features=4, out_features=8" in text
+
+
+@pytest.mark.parametrize("cls, shape", [(nn.BatchNorm1d, (16, 3)), (nn.BatchNorm2d, (8, 3, 4, 5))])
+def test_batchnorm_momentum_none_is_a_cumulative_average(device, cls, shape):
+    """momentum=None (as in PyTorch): the running stats are the plain mean of every batch's
+    mean and unbiased variance so far, also across a state_dict round trip and a move."""
+    rng = np.random.default_rng(3)
+    batches = [rng.standard_normal(shape) * (k + 1) + k for k in range(5)]
+    axes = (0,) if len(shape) == 2 else (0, 2, 3)
+    means = [b.mean(axes) for b in batches]
+    variances = [b.var(axes, ddof=1) for b in batches]
+
+    bn = cls(3, momentum=None).double().to(device)
+    for b in batches[:3]:
+        bn(minigan.tensor(b, device=device))
+    np.testing.assert_allclose(minigan.backend.to_numpy(bn.running_mean),
+                               np.mean(means[:3], 0), rtol=1e-12)
+    # a fresh module loading the state goes on from the stored count, not from zero
+    other = cls(3, momentum=None).double().to(device)
+    other.load_state_dict(bn.state_dict())
+    for b in batches[3:]:
+        other(minigan.tensor(b, device=device))
+    assert int(other.num_batches_tracked) == 5
+    np.testing.assert_allclose(minigan.backend.to_numpy(other.running_mean), np.mean(means, 0),
+                               rtol=1e-12)
+    np.testing.assert_allclose(minigan.backend.to_numpy(other.running_var),
+                               np.mean(variances, 0), rtol=1e-12)
+    # with a momentum the same batches give an exponential average instead
+    ema = cls(3, momentum=0.1).double().to(device)
+    for b in batches:
+        ema(minigan.tensor(b, device=device))
+    assert not np.allclose(minigan.backend.to_numpy(ema.running_mean), np.mean(means, 0))
