@@ -4,7 +4,6 @@ import pytest
 
 import minigan
 import minigan.nn as nn
-import minigan.nn.functional as F
 
 
 class Net(nn.Module):
