@@ -1,6 +1,6 @@
 """A walk through a trained generator's latent space (spherical interpolation).
 
-    python examples/latent_walk.py runs/dcgan/checkpoints/ckpt_00000938.npz
+    python examples/latent_walk.py runs/dcgan/checkpoints/ckpt_00000937.npz
 """
 import argparse
 
