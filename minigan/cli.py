@@ -109,7 +109,8 @@ def _load_labels_arg(a, n, num_classes):
         return None
     if a.label is not None:
         if not 0 <= a.label < num_classes:
-            raise SystemExit(f"minigan sample: --label must be in [0, {num_classes})")
+            raise SystemExit(f"minigan sample: --label must be in [0, {num_classes}), "
+                             f"got {a.label}")
         return np.full(n, a.label, dtype=np.int64)
     return np.arange(n, dtype=np.int64) % num_classes
 
@@ -122,10 +123,14 @@ def cmd_sample(a) -> int:
     from .gan.trainer import generate_images
     from .kernels.random import Generator
 
+    if a.n < 1:
+        raise SystemExit(f"minigan sample: --n must be at least 1, got {a.n}")
     device = backend.normalize_device(a.device)
     G, meta = load_generator(a.checkpoint, device)
     k = meta["num_classes"] if meta["config"]["preset"] == "cgan" else 0
     labels = _load_labels_arg(a, a.n, k)
+    if a.labels_npy and labels is None:
+        raise SystemExit("minigan sample: --labels-npy needs a conditional checkpoint")
     z = Tensor(Generator(a.seed, device).normal((a.n, meta["config"]["z_dim"]),
                                                dtype=np.float32))
     x = generate_images(G, z, None if labels is None else backend.to_device(labels, device))
@@ -137,8 +142,6 @@ def cmd_sample(a) -> int:
         _save_npy(a.npy, x.astype(np.float32))
         print(f"wrote {a.npy} ({x.shape[0]} samples, shape {x.shape})")
     if a.labels_npy:
-        if labels is None:
-            raise SystemExit("minigan sample: --labels-npy needs a conditional checkpoint")
         _save_npy(a.labels_npy, labels)
         print(f"wrote {a.labels_npy}")
     return 0
@@ -163,10 +166,19 @@ def cmd_interpolate(a) -> int:
     from .gan.trainer import generate_images
     from .kernels.random import Generator
 
+    if a.points < 2:
+        raise SystemExit(f"minigan interpolate: --points must be at least 2 (a walk between "
+                         f"points), got {a.points}")
+    if a.frames < 1:
+        raise SystemExit(f"minigan interpolate: --frames must be at least 1, got {a.frames}")
     device = backend.normalize_device(a.device)
     G, meta = load_generator(a.checkpoint, device)
     zdim = meta["config"]["z_dim"]
     k = meta["num_classes"] if meta["config"]["preset"] == "cgan" else 0
+    if not k and a.label is not None:
+        raise SystemExit("minigan interpolate: --label needs a conditional (cgan) checkpoint")
+    if k and a.label is not None and not 0 <= a.label < k:
+        raise SystemExit(f"minigan interpolate: --label must be in [0, {k}), got {a.label}")
     pts = Generator(a.seed, "cpu").normal((a.points, zdim), dtype=np.float32)
     pts = backend.to_numpy(pts)
     t = np.linspace(0, 1, a.frames, endpoint=False)[:, None]

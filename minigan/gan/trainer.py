@@ -150,6 +150,7 @@ class TrainConfig:
         if self.lr_decay is not None and self.lr_decay not in LR_DECAYS:
             raise ValueError(f"lr_decay must be one of {', '.join(LR_DECAYS)}, "
                              f"got {self.lr_decay!r}")
+        self._check_ranges()
         c = TrainConfig(**asdict(self))
         for name, value in self.defaults().items():
             if name == "steps" and c.epochs is not None:
@@ -157,6 +158,34 @@ class TrainConfig:
             if getattr(c, name) is None:
                 setattr(c, name, value)
         return c
+
+    # (field, smallest allowed value, whether None is allowed): intervals and sizes that would
+    # otherwise fail deep inside a run (a modulo by zero) or silently do nothing
+    _AT_LEAST = (("sample_every", 1, False), ("checkpoint_every", 1, False),
+                 ("log_every", 1, False), ("eval_every", 0, False), ("z_dim", 1, False),
+                 ("image_size", 1, True), ("batch_size", 1, True), ("n_samples_grid", 1, False),
+                 ("eval_samples", 6, False), ("ngf", 1, False), ("ndf", 1, False))
+
+    def _check_ranges(self) -> None:
+        """ValueError naming the field (and its command-line flag) that is out of range."""
+        no_flag = ("n_samples_grid", "eval_samples", "ngf", "ndf")  # Python API only
+
+        def flag(name):
+            return "" if name in no_flag else f" (--{name.replace('_', '-')})"
+
+        for name, lo, none_ok in self._AT_LEAST:
+            v = getattr(self, name)
+            if v is None and none_ok:
+                continue
+            if v is None or int(v) != v or v < lo:
+                raise ValueError(f"{name}{flag(name)} must be an integer >= {lo}, got {v!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing (--label-smoothing) must lie in [0, 1), got "
+                             f"{self.label_smoothing!r}")
+        for name in ("gp_lambda", "dragan_c"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise ValueError(f"{name}{flag(name)} must be >= 0, got {v!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

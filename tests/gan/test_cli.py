@@ -1,0 +1,123 @@
+"""The sampling side of the command line: sample, interpolate, info, and their bad input."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from minigan.cli import main
+from minigan.gan.run import Run
+from minigan.gan.trainer import TrainConfig
+
+from .conftest import _cfg
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """A 2-step gan checkpoint and a 2-step cgan checkpoint, trained on tiny data."""
+    from .conftest import _tiny_images
+    import minigan.data
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(minigan.data, "load_dataset", lambda *a, **k: _tiny_images((1, 28, 28)))
+    root = tmp_path_factory.mktemp("cli")
+    try:
+        out = {p: Run(_cfg(root, p), quiet=True).train() for p in ("gan", "cgan")}
+    finally:
+        mp.undo()
+    return {p: str(d / "checkpoints" / "ckpt_00000002.npz") for p, d in out.items()}
+
+
+def test_sample_writes_grid_and_raw_samples(checkpoints, tmp_path, capsys):
+    npy = tmp_path / "s.npy"
+    assert main(["sample", checkpoints["gan"], "--n", "7", "--out", str(tmp_path / "g.png"),
+                 "--npy", str(npy)]) == 0
+    x = np.load(npy, allow_pickle=False)
+    assert x.shape == (7, 1, 28, 28) and x.dtype == np.float32
+    assert x.min() >= -1 and x.max() <= 1
+    # 7 samples on a ceil(sqrt(7)) = 3-wide grid: 3 rows of 3 cells
+    w, h = Image.open(tmp_path / "g.png").size
+    assert w == h and w > 3 * 28
+    # the same seed gives the same samples; another seed does not
+    main(["sample", checkpoints["gan"], "--n", "7", "--out", str(tmp_path / "g2.png"),
+          "--npy", str(tmp_path / "s2.npy")])
+    np.testing.assert_array_equal(np.load(tmp_path / "s2.npy"), x)
+    main(["sample", checkpoints["gan"], "--n", "7", "--seed", "1", "--out",
+          str(tmp_path / "g3.png"), "--npy", str(tmp_path / "s3.npy")])
+    assert not np.array_equal(np.load(tmp_path / "s3.npy"), x)
+
+
+def test_conditional_sample_cycles_labels_or_uses_the_given_one(checkpoints, tmp_path):
+    lab = tmp_path / "labels.npy"
+    assert main(["sample", checkpoints["cgan"], "--n", "23", "--out", str(tmp_path / "g.png"),
+                 "--npy", str(tmp_path / "x.npy"), "--labels-npy", str(lab)]) == 0
+    np.testing.assert_array_equal(np.load(lab), np.arange(23) % 10)
+    assert np.load(tmp_path / "x.npy").shape == (23, 1, 28, 28)
+    main(["sample", checkpoints["cgan"], "--n", "5", "--label", "7", "--out",
+          str(tmp_path / "g7.png"), "--labels-npy", str(lab)])
+    np.testing.assert_array_equal(np.load(lab), np.full(5, 7))
+
+
+def test_interpolate_frame_counts_and_gif(checkpoints, tmp_path):
+    out = tmp_path / "walk.png"
+    gif = tmp_path / "walk.gif"
+    assert main(["interpolate", checkpoints["gan"], "--points", "3", "--frames", "4",
+                 "--out", str(out), "--gif", str(gif)]) == 0
+    frames = Image.open(gif)
+    assert frames.n_frames == (3 - 1) * 4 + 1  # 4 frames per leg, then the last point
+    assert main(["interpolate", checkpoints["gan"], "--points", "3", "--frames", "4", "--loop",
+                 "--slerp", "--out", str(out), "--gif", str(gif)]) == 0
+    assert Image.open(gif).n_frames == 3 * 4 + 1  # back to the first point
+    assert main(["interpolate", checkpoints["cgan"], "--label", "3", "--out", str(out)]) == 0
+
+
+def test_info_names_preset_and_step(checkpoints, capsys):
+    assert main(["info", checkpoints["cgan"]]) == 0
+    text = capsys.readouterr().out
+    assert "preset: cgan" in text and "step: 2 of 2" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "GAN", "--n", "0"], "--n must be at least 1, got 0"),
+    (["sample", "GAN", "--label", "3"], "--label needs a conditional (cgan) checkpoint"),
+    (["sample", "CGAN", "--label", "10"], "--label must be in [0, 10), got 10"),
+    (["sample", "GAN", "--labels-npy", "l.npy"], "--labels-npy needs a conditional checkpoint"),
+    (["interpolate", "GAN", "--points", "1"], "--points must be at least 2"),
+    (["interpolate", "GAN", "--frames", "0"], "--frames must be at least 1, got 0"),
+    (["interpolate", "GAN", "--label", "2"], "--label needs a conditional (cgan) checkpoint"),
+    (["interpolate", "CGAN", "--label", "-1"], "--label must be in [0, 10), got -1"),
+])
+def test_bad_sampling_arguments_are_named(checkpoints, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    argv = [checkpoints["gan"] if a == "GAN" else checkpoints["cgan"] if a == "CGAN" else a
+            for a in argv]
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--out", str(tmp_path / "never.png")])
+    assert message in str(e.value)
+    assert not (tmp_path / "never.png").exists()
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--sample-every", "0", "sample_every (--sample-every) must be an integer >= 1, got 0"),
+    ("--checkpoint-every", "0", "checkpoint_every (--checkpoint-every) must be an integer >= 1"),
+    ("--log-every", "0", "log_every (--log-every) must be an integer >= 1"),
+    ("--eval-every", "-5", "eval_every (--eval-every) must be an integer >= 0, got -5"),
+    ("--z-dim", "0", "z_dim (--z-dim) must be an integer >= 1"),
+    ("--image-size", "0", "image_size (--image-size) must be an integer >= 1"),
+    ("--label-smoothing", "1.5", "label_smoothing (--label-smoothing) must lie in [0, 1)"),
+    ("--gp-lambda", "-1", "gp_lambda (--gp-lambda) must be >= 0"),
+])
+def test_train_rejects_out_of_range_settings_before_starting(tmp_path, capsys, flag, value,
+                                                              message):
+    out = tmp_path / "run"
+    code = main(["train", "gan", "--dataset", "ring8", "--steps", "2", "--out", str(out),
+                 flag, value])
+    assert code != 0
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # nothing was started or written
+
+
+def test_config_range_check_also_guards_the_python_api():
+    with pytest.raises(ValueError, match="eval_samples must be an integer >= 6, got 3"):
+        TrainConfig(preset="gan", eval_samples=3).resolved()
+    with pytest.raises(ValueError, match=r"batch_size \(--batch-size\) must be an integer"):
+        TrainConfig(preset="gan", batch_size=0).resolved()
+    assert TrainConfig(preset="gan", eval_every=0, image_size=None).resolved().batch_size == 64
