@@ -88,7 +88,7 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False):
         if isinstance(data, Tensor):
             data = data.data
-        if not (isinstance(data, np.ndarray) or backend.is_cupy_array(data)):
+        if not isinstance(data, np.ndarray) and not backend.is_cupy_array(data):
             raise TypeError(f"Tensor wraps a numpy or cupy array, got {type(data).__name__}; "
                             "use minigan.tensor(...) to convert other data")
         if requires_grad and data.dtype.kind != "f":
@@ -274,27 +274,48 @@ class Function:
     once_differentiable = False
 
     def __call__(self, *inputs):
-        like = next((x for x in inputs if isinstance(x, Tensor)), None)
-        tensors = [as_tensor(x, like) for x in inputs]
-        backend.check_same_device(*(t.data for t in tensors), what=type(self).__name__)
-        outs = self.forward(*(t.data for t in tensors))
+        # Every op goes through here, so it is written for speed: plain loops, no generators
+        # (on the GPU a small step is bound by this Python, not by the kernels).
+        tensors = list(inputs)
+        like = None
+        for x in inputs:
+            if isinstance(x, Tensor):
+                like = x
+                break
+        arrays = []
+        record = False
+        for i, x in enumerate(inputs):
+            if not isinstance(x, Tensor):
+                x = tensors[i] = as_tensor(x, like)
+            arrays.append(x.data)
+            if x.requires_grad:
+                record = True
+        if backend.CUPY_IMPORTED:
+            backend.check_same_device(*arrays, what=type(self).__name__)
+        outs = self.forward(*arrays)
         single = not isinstance(outs, tuple)
         if single:
             outs = (outs,)
-        record = _mode.enabled and any(t.requires_grad for t in tensors)
-        # NumPy reductions to 0-d return scalars, not arrays: wrap them back
-        outputs = tuple(Tensor(np.asarray(o) if isinstance(o, np.generic) else o,
-                               requires_grad=record) for o in outs)
+        record = record and _mode.enabled
+        outputs = []
+        for o in outs:
+            if isinstance(o, np.generic):  # NumPy reductions to 0-d give scalars: wrap them
+                o = np.asarray(o)
+            outputs.append(Tensor(o, requires_grad=record))
         if record:
             self.inputs = tensors
-            self.generation = max(t.generation for t in tensors)
+            generation = 0
+            for t in tensors:
+                if t.generation > generation:
+                    generation = t.generation
+            self.generation = generation
             self.sequence = next(_sequence)
             # weak references: an output keeps its creator alive, not the other way round
             self.outputs = [weakref.ref(o) for o in outputs]
             for o in outputs:
                 o.creator = self
-                o.generation = self.generation + 1
-        return outputs[0] if single else outputs
+                o.generation = generation + 1
+        return outputs[0] if single else tuple(outputs)
 
     def forward(self, *xs):
         raise NotImplementedError
@@ -384,29 +405,38 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                     f"{type(f).__name__} is once-differentiable: its backward cannot be "
                     "differentiated again, so create_graph=True cannot go through it")
             gys = []
+            some = False
             for ref in f.outputs:
                 o = ref()
                 if o is None:
-                    gys.append(None)
+                    g = None
                 elif target_ids is not None and id(o) in target_ids:
-                    gys.append(grads.get(id(o)))  # a requested gradient: keep it for the caller
+                    g = grads.get(id(o))  # a requested gradient: keep it for the caller
                 else:
-                    gys.append(grads.pop(id(o), None))
-            if all(g is None for g in gys):
+                    g = grads.pop(id(o), None)
+                gys.append(g)
+                if g is not None:
+                    some = True
+            if not some:
                 continue
-            for i, g in enumerate(gys):  # multi-output functions get zeros for unused outputs
-                if g is None:
-                    o = f.outputs[i]()
-                    xp = backend.get_array_module(f.inputs[0].data)
-                    shape, dtype = (o.shape, o.dtype) if o is not None else (None, None)
-                    if shape is None:
-                        raise RuntimeError(f"{type(f).__name__}: an output was freed")
-                    gys[i] = Tensor(xp.zeros(shape, dtype))
-            f.needs_input_grad = tuple(
-                x.requires_grad and (
-                    target_ids is None or id(x) in target_ids
-                    or (x.creator is not None and id(x.creator) in needed))
-                for x in f.inputs)
+            if len(gys) > 1:
+                for i, g in enumerate(gys):  # multi-output functions get zeros for unused outputs
+                    if g is None:
+                        o = f.outputs[i]()
+                        if o is None:
+                            raise RuntimeError(f"{type(f).__name__}: an output was freed")
+                        xp = backend.get_array_module(f.inputs[0].data)
+                        gys[i] = Tensor(xp.zeros(o.shape, o.dtype))
+            want = []
+            for x in f.inputs:
+                if not x.requires_grad:
+                    want.append(False)
+                elif target_ids is None:
+                    want.append(True)
+                else:
+                    want.append(id(x) in target_ids
+                                or (x.creator is not None and id(x.creator) in needed))
+            f.needs_input_grad = tuple(want)
             gxs = f.backward(*gys)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)

@@ -247,11 +247,13 @@ def test_second_backward_through_freed_graph_raises_clearly():
 
 
 def test_mixed_devices_error_names_both(monkeypatch):
-    """Simulated here (CI has no GPU): the check reads each array's device through the backend."""
+    """Simulated here (CI has no GPU): the check reads each array's device through the backend
+    (and runs only where CuPy is imported, since without it every array is a NumPy array)."""
     a = minigan.tensor(np.ones(3))
     b = minigan.tensor(np.ones(3))
     real = backend.device_of
     monkeypatch.setattr(backend, "device_of", lambda x: "cuda" if x is b.data else real(x))
+    monkeypatch.setattr(backend, "CUPY_IMPORTED", True)
     with pytest.raises(backend.DeviceError, match="cpu and cuda"):
         a + b
 

@@ -16,6 +16,12 @@ def _shape_str(shape) -> str:
 
 
 def _broadcast_check(op: str, *shapes) -> tuple:
+    if len(shapes) == 2:  # the common cases, without NumPy's general (and slower) rule
+        a, b = shapes
+        if a == b or not b:
+            return tuple(a)
+        if not a:
+            return tuple(b)
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
@@ -88,7 +94,7 @@ def sum_to(x, shape) -> Tensor:
     shape = tuple(shape)
     if x.shape == shape:
         return x
-    if np.broadcast_shapes(x.shape, shape) != x.shape:
+    if shape and np.broadcast_shapes(x.shape, shape) != x.shape:  # () sums any shape
         raise ValueError(f"sum_to: shape {_shape_str(x.shape)} cannot be summed to "
                          f"{_shape_str(shape)}")
     return SumTo(shape)(x)
@@ -104,7 +110,9 @@ class Add(Function):
 
     def backward(self, gy):
         a, b = self.inputs
-        return sum_to(gy, a.shape), sum_to(gy, b.shape)
+        ga = sum_to(gy, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(gy, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
 
 
 class Sub(Function):
@@ -116,7 +124,7 @@ class Sub(Function):
     def backward(self, gy):
         a, b = self.inputs
         gb = neg(sum_to(gy, b.shape)) if self.needs_input_grad[1] else None
-        return sum_to(gy, a.shape), gb
+        return (sum_to(gy, a.shape) if self.needs_input_grad[0] else None), gb
 
 
 class Mul(Function):
