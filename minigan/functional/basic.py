@@ -5,6 +5,8 @@ again (the Function contract in ``minigan.autograd``).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import backend
@@ -382,16 +384,16 @@ def reshape(x, *shape) -> Tensor:
 
 
 def _resolve_shape(old, new) -> tuple:
-    size = int(np.prod(old)) if old else 1
-    new = list(int(s) for s in new)
+    size = math.prod(old)  # math.prod: np.prod costs microseconds on a short tuple
+    new = [int(s) for s in new]
     if new.count(-1) > 1:
         raise ValueError("more than one -1")
     if -1 in new:
-        rest = int(np.prod([s for s in new if s != -1])) if len(new) > 1 else 1
+        rest = math.prod(s for s in new if s != -1)
         if rest == 0 or size % rest:
             raise ValueError("does not divide")
         new[new.index(-1)] = size // rest
-    if int(np.prod(new)) != size:
+    if math.prod(new) != size:
         raise ValueError("size mismatch")
     return tuple(new)
 

@@ -13,6 +13,7 @@ training step that measured 4300 page faults per step against 390 with the maps.
 """
 from __future__ import annotations
 
+import math
 import mmap
 import threading
 
@@ -34,7 +35,7 @@ class _Workspace(threading.local):
 
     def take(self, role: str, shape, dtype):
         dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize  # shape: a tuple of ints
         buf = self.buffers.get(role)
         if buf is None or buf.nbytes < nbytes:
             self.buffers.pop(role, None)
