@@ -7,11 +7,13 @@
 #   tests     the GPU half of the test suite (`pytest -m gpu`), plus the whole suite's counts
 #   steps     steps/s of every preset on MNIST-shaped data (200 steps each, after warm-up)
 #   bench     benchmarks/run_all.sh for cuda (PyTorch twin when torch has CUDA)
-#   all       all of the below in one call of about 580 s (needs MNIST_DIR): the four MNIST
-#             runs in the background during the tests, then steps, then the benchmark ratios
+#   all       tests, steps, the benchmark ratios and quality-dcgan,gan,cgan,dragan in one call
+#             of about 580 s (needs MNIST_DIR): the four MNIST runs in the background during
+#             the tests, then steps, then the ratios on a quiet GPU
 #   quality-PRESET[,PRESET...]
-#             minigan train PRESET --epochs EPOCHS (default 20) --eval-every 937 on MNIST from
-#             MNIST_DIR, with samples, metrics and the final checkpoint's `minigan eval`
+#             minigan train PRESET --epochs EPOCHS (default 20) --eval-every 4685 on MNIST from
+#             MNIST_DIR (scores every 5 epochs in metrics.jsonl), plus `minigan eval` of the
+#             epoch-1 checkpoint
 #
 # Everything goes to OUT_DIR (logs, JSON lines, grids). Each command has a time limit below
 # the device tool's 600 s per call. The machine has no network: MNIST_DIR must hold the four
@@ -89,15 +91,15 @@ run_bench_quick() {  # the train-step ratios the targets name, and the dcgan ker
         "$PY" benchmarks/report.py "$OUT"/bench/*_cuda.jsonl | tee "$OUT/bench/report_cuda.md"
 }
 
-quality_one() {  # quality_one PRESET LIMIT_S: an MNIST run, scored every epoch
+quality_one() {  # quality_one PRESET LIMIT_S: an MNIST run scored at epochs 1, 5, 10, 15, 20
     local p=$1 t0=$SECONDS
     limit "$2" "$PY" -m minigan train "$p" --epochs "${EPOCHS:-20}" \
-        --eval-every 937 --device cuda --data-dir "$MNIST" --out "$OUT/$p" --quiet \
-        --checkpoint-every 937 --keep-checkpoints 1 2>&1 | tail -5
-    echo "$p: wall $((SECONDS - t0)) s"
-    ck=$(ls "$OUT/$p"/checkpoints/ckpt_*.npz 2>/dev/null | tail -1)
-    [ -n "$ck" ] && limit 120 "$PY" -m minigan eval "$ck" --device cuda --data-dir "$MNIST" \
-        | tee "$OUT/$p/eval.txt"
+        --eval-every 4685 --device cuda --data-dir "$MNIST" --out "$OUT/$p" --quiet \
+        --checkpoint-every 937 --keep-checkpoints 100 2>&1 | tail -5
+    echo "$p: wall $((SECONDS - t0)) s (scores at epochs 5, 10, ... in $p/metrics.jsonl)"
+    ck="$OUT/$p/checkpoints/ckpt_00000937.npz"
+    [ -f "$ck" ] && limit 120 "$PY" -m minigan eval "$ck" --device cuda --data-dir "$MNIST" \
+        | tee "$OUT/$p/eval_epoch1.txt"
     rm -f "$OUT/$p"/checkpoints/ckpt_*.npz  # keep what comes back small
 }
 
