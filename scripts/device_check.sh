@@ -23,6 +23,7 @@ PART=${1:?usage: scripts/device_check.sh PART OUT_DIR [MNIST_DIR]}
 OUT=${2:?usage: scripts/device_check.sh PART OUT_DIR [MNIST_DIR]}
 MNIST=${3:-}
 PY=${PYTHON:-python3}
+DEV=${DEVICE:-cuda}  # DEVICE=cpu runs the same flow here, for checking the script
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 
@@ -34,13 +35,15 @@ limit() {  # limit SECONDS CMD...: never fatal, the exit status goes to the log
 run_tests() {  # run_tests LIMIT_S
     "$PY" -c "import cupy, numpy; print('cupy', cupy.__version__, 'numpy', numpy.__version__)"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-    limit "$1" "$PY" -m pytest -q -p no:cacheprovider -m gpu -ra 2>&1 | tail -40 \
+    local par=()
+    "$PY" -c "import xdist" 2>/dev/null && par=(-n "${TEST_WORKERS:-4}")
+    limit "$1" "$PY" -m pytest -q -p no:cacheprovider -m gpu -ra "${par[@]}" 2>&1 | tail -60 \
         | tee "$OUT/gpu_tests.txt"
 }
 
 run_steps() {  # steps/s of every preset, 200 steps at batch 64 after 20 of warm-up
     for p in gan dcgan cgan dragan dcgan64; do
-        limit 90 "$PY" - "$p" <<'EOF' 2>&1 | tee -a "$OUT/steps.txt"
+        limit 90 "$PY" - "$p" "$DEV" "${STEPS_N:-200}" <<'EOF' 2>&1 | tee -a "$OUT/steps.txt"
 import sys, time
 import numpy as np
 import minigan
@@ -56,51 +59,52 @@ minigan.manual_seed(0)
 G, D = build_models(preset, shape, k)
 if preset.startswith("dcgan"):
     G.apply(dcgan_init_); D.apply(dcgan_init_)
-G.to("cuda"); D.to("cuda")
-cfg = TrainConfig(preset=preset, device="cuda").resolved()
+dev = sys.argv[2]
+G.to(dev); D.to(dev)
+cfg = TrainConfig(preset=preset, device=dev).resolved()
 tr = make_trainer(G, D, cfg, k)
-xp = backend.get_array_module("cuda")
+xp = backend.get_array_module(dev)
 x = minigan.Tensor(xp.random.uniform(-1, 1, (64,) + shape).astype(np.float32))
 y = xp.arange(64) % 10 if k else None
 for _ in range(20):
     tr.step(x, y)
-backend.synchronize("cuda")
+backend.synchronize(dev)
 t = time.perf_counter()
-n = 200
+n = int(sys.argv[3])
 for _ in range(n):
     tr.step(x, y)
-backend.synchronize("cuda")
+backend.synchronize(dev)
 ms = (time.perf_counter() - t) / n * 1e3
-print(f"{preset}: {ms:.2f} ms/step, {1e3 / ms:.0f} steps/s (batch 64, cuda)")
+print(f"{preset}: {ms:.2f} ms/step, {1e3 / ms:.0f} steps/s (batch 64, {dev})")
 EOF
     done
 }
 
 run_bench_quick() {  # the train-step ratios the targets name, and the dcgan kernel table
-    local steps="$OUT/bench/train_step_cuda.jsonl"
+    local steps="$OUT/bench/train_step_"$DEV".jsonl"
     mkdir -p "$OUT/bench"
     for model in gan dragan dcgan dcgan64; do
-        limit 45 "$PY" benchmarks/train_step.py --model $model --batch-size 64 --device cuda \
+        limit 45 "$PY" benchmarks/train_step.py --model $model --batch-size 64 --device "$DEV" \
             --steps 40 --warmup 5 --block 10 --torch --json --out "$steps" >/dev/null
     done
-    limit 45 "$PY" benchmarks/train_step.py --model dcgan64 --batch-size 256 --device cuda \
+    limit 45 "$PY" benchmarks/train_step.py --model dcgan64 --batch-size 256 --device "$DEV" \
         --steps 30 --warmup 5 --block 10 --torch --json --out "$steps" >/dev/null
-    limit 60 "$PY" benchmarks/kernels.py --device cuda --presets dcgan --batch-sizes 64 \
-        --repeats 10 --torch --json --out "$OUT/bench/kernels_cuda.jsonl" >/dev/null
-    ls "$OUT"/bench/*_cuda.jsonl >/dev/null 2>&1 &&
-        "$PY" benchmarks/report.py "$OUT"/bench/*_cuda.jsonl | tee "$OUT/bench/report_cuda.md"
+    limit 60 "$PY" benchmarks/kernels.py --device "$DEV" --presets dcgan --batch-sizes 64 \
+        --repeats 10 --torch --json --out "$OUT/bench/kernels_"$DEV".jsonl" >/dev/null
+    ls "$OUT"/bench/*_"$DEV".jsonl >/dev/null 2>&1 &&
+        "$PY" benchmarks/report.py "$OUT"/bench/*_"$DEV".jsonl | tee "$OUT/bench/report_"$DEV".md"
 }
 
-quality_one() {  # quality_one PRESET LIMIT_S: an MNIST run scored at epochs 1, 5, 10, 15, 20
-    local p=$1 t0=$SECONDS
-    limit "$2" "$PY" -m minigan train "$p" --epochs "${EPOCHS:-20}" \
-        --eval-every 4685 --device cuda --data-dir "$MNIST" --out "$OUT/$p" --quiet \
-        --checkpoint-every 937 --keep-checkpoints 100 2>&1 | tail -5
-    echo "$p: wall $((SECONDS - t0)) s (scores at epochs 5, 10, ... in $p/metrics.jsonl)"
-    ck="$OUT/$p/checkpoints/ckpt_00000937.npz"
-    [ -f "$ck" ] && limit 120 "$PY" -m minigan eval "$ck" --device cuda --data-dir "$MNIST" \
-        | tee "$OUT/$p/eval_epoch1.txt"
-    rm -f "$OUT/$p"/checkpoints/ckpt_*.npz  # keep what comes back small
+quality_one() {  # quality_one NAME LIMIT_S PRESET [ARGS...]: an MNIST run scored at epochs 1, 5, 10, 15, 20
+    local name=$1 lim=$2 p=$3 t0=$SECONDS; shift 3
+    limit "$lim" "$PY" -m minigan train "$p" --epochs "${EPOCHS:-20}" "$@" \
+        --eval-every "${EVAL_EVERY:-4685}" --device "$DEV" --data-dir "$MNIST" --out "$OUT/$name" \
+        --quiet --checkpoint-every 937 --keep-checkpoints 100 2>&1 | tail -5
+    echo "$name: wall $((SECONDS - t0)) s (scores at epochs 5, 10, ... in $name/metrics.jsonl)"
+    ck="$OUT/$name/checkpoints/ckpt_00000937.npz"
+    [ -f "$ck" ] && limit 120 "$PY" -m minigan eval "$ck" --device "$DEV" --data-dir "$MNIST" \
+        | tee "$OUT/$name/eval_epoch1.txt"
+    rm -f "$OUT/$name"/checkpoints/ckpt_*.npz  # keep what comes back small
 }
 
 case "$PART" in
@@ -117,7 +121,7 @@ quality-*)
     [ -n "$MNIST" ] || { echo "quality needs MNIST_DIR"; exit 2; }
     IFS=, read -ra presets <<<"${PART#quality-}"
     for p in "${presets[@]}"; do
-        quality_one "$p" "${QUALITY_LIMIT:-280}"
+        quality_one "$p" "${QUALITY_LIMIT:-280}" "$p"
     done
     ;;
 all)
@@ -126,11 +130,14 @@ all)
     # times are upper bounds) while the GPU tests run. Phase 2, on a quiet GPU: steps/s, then
     # the benchmark ratios. Every command has its own time limit.
     [ -n "$MNIST" ] || { echo "all needs MNIST_DIR"; exit 2; }
+    ql=${QUALITY_LIMIT:-300}
     for p in dcgan gan cgan dragan; do
-        mkdir -p "$OUT/$p"
-        quality_one "$p" "${QUALITY_LIMIT:-330}" >"$OUT/quality_$p.log" 2>&1 &
+        quality_one "$p" "$ql" "$p" >"$OUT/quality_$p.log" 2>&1 &
     done
-    run_tests 300
+    # dcgan tuning candidates for the IS >= 7.5 target (20 epochs): label smoothing, another seed
+    quality_one dcgan_ls01 "$ql" dcgan --label-smoothing 0.1 >"$OUT/quality_dcgan_ls01.log" 2>&1 &
+    quality_one dcgan_seed1 "$ql" dcgan --seed 1 >"$OUT/quality_dcgan_seed1.log" 2>&1 &
+    run_tests "${TESTS_LIMIT:-280}"
     wait
     tail -n 4 "$OUT"/quality_*.log
     run_steps
