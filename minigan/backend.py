@@ -89,8 +89,20 @@ def xp_for(device: str):
 
 
 def get_array_module(*xs):
-    """NumPy or CuPy, from the arrays given; raises if they live on different devices."""
-    devices = {device_of(x) for x in xs if x is not None and hasattr(x, "shape")}
+    """NumPy or CuPy, from the arrays given; raises if they live on different devices.
+
+    A device name is refused: ``get_array_module("cuda")`` would otherwise answer NumPy and
+    put the caller's data on the wrong device without a word. Use :func:`xp_for` for names.
+    """
+    devices = set()
+    for x in xs:
+        if x is None:
+            continue
+        if isinstance(x, str):
+            raise TypeError(f"get_array_module takes arrays, got the device name {x!r}; "
+                            "use backend.xp_for(device) for a device name")
+        if hasattr(x, "shape"):
+            devices.add(device_of(x))
     if len(devices) > 1:
         raise DeviceError("arrays on different devices: cpu and cuda; move them with .to(device)")
     return cupy if devices == {"cuda"} else np

@@ -10,6 +10,10 @@
 #   all       tests, steps, the benchmark ratios and quality-dcgan,gan,cgan,dragan in one call
 #             of about 580 s (needs MNIST_DIR): the four MNIST runs in the background during
 #             the tests, then steps, then the ratios on a quiet GPU
+#   pack      scripts/device_check.sh pack OUT_DIR DEST: DEST/results.tgz holds OUT_DIR without
+#             the sample grids (the last one per run is kept), GIFs and checkpoints, and the text
+#             summaries are copied to DEST beside it. The device tool returns at most 8 files of
+#             16 MiB each; the whole OUT_DIR of `all` (grids, GIFs) came to 75 MB.
 #   quality-PRESET[,PRESET...]
 #             minigan train PRESET --epochs EPOCHS (default 20) --eval-every 4685 on MNIST from
 #             MNIST_DIR (scores every 5 epochs in metrics.jsonl), plus `minigan eval` of the
@@ -63,8 +67,9 @@ dev = sys.argv[2]
 G.to(dev); D.to(dev)
 cfg = TrainConfig(preset=preset, device=dev).resolved()
 tr = make_trainer(G, D, cfg, k)
-xp = backend.get_array_module(dev)
+xp = backend.xp_for(dev)
 x = minigan.Tensor(xp.random.uniform(-1, 1, (64,) + shape).astype(np.float32))
+assert backend.device_of(x.data) == backend.normalize_device(dev), "data not on " + dev
 y = xp.arange(64) % 10 if k else None
 for _ in range(20):
     tr.step(x, y)
@@ -108,6 +113,21 @@ quality_one() {  # quality_one NAME LIMIT_S PRESET [ARGS...]: an MNIST run score
 }
 
 case "$PART" in
+pack)
+    DEST=${3:?usage: scripts/device_check.sh pack OUT_DIR DEST}
+    mkdir -p "$DEST"
+    for d in "$OUT"/*/samples; do
+        [ -d "$d" ] || continue
+        last=$(ls "$d"/*.png 2>/dev/null | tail -1)
+        [ -n "$last" ] && cp "$last" "$(dirname "$d")/last_grid.png"
+    done
+    tar czf "$DEST/results.tgz" --exclude='samples' --exclude='*.gif' --exclude='*.npz' \
+        -C "$(dirname "$OUT")" "$(basename "$OUT")"
+    for f in gpu_tests.txt steps.txt bench/report_"$DEV".md; do
+        [ -f "$OUT/$f" ] && cp "$OUT/$f" "$DEST/"
+    done
+    ls -la "$DEST"
+    ;;
 tests)
     run_tests 420
     ;;

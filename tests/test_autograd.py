@@ -258,6 +258,17 @@ def test_mixed_devices_error_names_both(monkeypatch):
         a + b
 
 
+def test_get_array_module_refuses_a_device_name():
+    """get_array_module("cuda") used to answer NumPy, which silently put a GPU benchmark's
+    data on the CPU; a name now raises and points to xp_for."""
+    with pytest.raises(TypeError, match=r"device name 'cuda'.*xp_for"):
+        backend.get_array_module("cuda")
+    with pytest.raises(TypeError, match="device name 'cpu'"):
+        backend.get_array_module(np.ones(2), "cpu")
+    assert backend.get_array_module(np.ones(2), None) is np
+    assert backend.xp_for("cpu") is np
+
+
 @pytest.mark.gpu
 def test_mixed_devices_error_names_both_on_gpu(cuda):
     a = minigan.tensor(np.ones(3))
