@@ -104,3 +104,25 @@ def test_twin_quality_without_torch_says_so(bench, capsys):
     tq = bench("twin_quality")
     assert tq.main(["--preset", "dcgan", "--epochs", "0.01"]) == 2
     assert "PyTorch is not installed" in capsys.readouterr().err
+
+
+def test_op_count_main(bench, capsys):
+    import minigan.autograd as ag
+
+    oc = bench("op_count")
+    call_before = ag.Function.__call__
+    one = oc.main(["--models", "gan,dcgan", "--batch-size", "2", "--steps", "1", "--json"])
+    two = oc.main(["--models", "gan,dcgan", "--batch-size", "2", "--steps", "2", "--json"])
+    out = capsys.readouterr()
+    assert "PyTorch is not installed" in out.err
+    assert ag.Function.__call__ is call_before  # the counting hooks are removed again
+    assert [(r["framework"], r["model"]) for r in one] == [("minigan", "gan"), ("minigan", "dcgan")]
+    assert len(_json_lines(out.out)) == 4
+    for a, b in zip(one, two):  # per-step counts do not depend on how many steps were counted
+        assert a["forward_functions"] == b["forward_functions"] > 0
+        assert a["backward_calls"] == b["backward_calls"] > 0
+    gan, dcgan = one
+    assert gan["optimizer_param_updates"] == 22 and dcgan["optimizer_param_updates"] == 12
+    assert "Linear" in gan["top_forward"] and "Conv2d" in dcgan["top_forward"]
+    with pytest.raises(SystemExit):
+        oc.main(["--models", "resnet"])

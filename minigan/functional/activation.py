@@ -7,7 +7,7 @@ higher orders.
 from __future__ import annotations
 
 from .. import backend
-from ..autograd import Function, Tensor, as_tensor
+from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
 from .basic import mul
 
@@ -22,6 +22,8 @@ class LeakyReLU(Function):
         return K.leaky_relu_forward(x, self.slope)
 
     def backward(self, gy):
+        if not is_grad_enabled():  # no graph to record: the kernel alone
+            return Tensor(K.leaky_relu_backward(gy.data, self.inputs[0].data, self.slope))
         return LeakyReLUGrad(self.inputs[0].data, self.slope)(gy)
 
 

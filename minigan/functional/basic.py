@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor, as_tensor
+from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
 
 
 def _shape_str(shape) -> str:
@@ -322,11 +322,17 @@ class Sum(Function):
 
     def backward(self, gy):
         x = self.inputs[0]
+        shape = None
         if not self.keepdims:
             shape = list(x.shape)
             for a in self.axis:
                 shape[a] = 1
-            gy = reshape(gy, tuple(shape))
+            shape = tuple(shape)
+        if not is_grad_enabled():  # the same broadcast view, without the two ops
+            g = gy.data if shape is None else gy.data.reshape(shape)
+            return Tensor(backend.get_array_module(g).broadcast_to(g, x.shape))
+        if shape is not None:
+            gy = reshape(gy, shape)
         return broadcast_to(gy, x.shape)
 
 
@@ -366,6 +372,8 @@ class Reshape(Function):
         return x.reshape(self.shape)
 
     def backward(self, gy):
+        if not is_grad_enabled():
+            return Tensor(gy.data.reshape(self.inputs[0].shape))
         return reshape(gy, self.inputs[0].shape)
 
 
@@ -417,6 +425,8 @@ class Transpose(Function):
 
     def backward(self, gy):
         inv = tuple(int(i) for i in np.argsort(self.axes))
+        if not is_grad_enabled():
+            return Tensor(gy.data.transpose(inv))
         return Transpose(inv)(gy)
 
 
@@ -576,6 +586,10 @@ class MatMul(Function):
 
     def backward(self, gy):
         a, b = self.inputs
+        if not is_grad_enabled() and a.ndim == 2 and b.ndim == 2:
+            g = gy.data
+            return (Tensor(g @ b.data.T) if self.needs_input_grad[0] else None,
+                    Tensor(a.data.T @ g) if self.needs_input_grad[1] else None)
         ga = sum_to(matmul(gy, _swap_last(b)), a.shape) if self.needs_input_grad[0] else None
         gb = sum_to(matmul(_swap_last(a), gy), b.shape) if self.needs_input_grad[1] else None
         return ga, gb
@@ -611,6 +625,16 @@ class Linear(Function):
 
     def backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]
+        if not is_grad_enabled():
+            # A plain backward (no create_graph): the same three array ops, without the four
+            # differentiable ops (two matmuls, a transpose, a sum) that a graph would need.
+            need = self.needs_input_grad
+            g = gy.data
+            gx = Tensor(g @ w.data) if need[0] else None
+            gw = Tensor(g.T @ x.data) if need[1] else None
+            if len(self.inputs) == 3:
+                return gx, gw, (Tensor(g.sum(axis=0)) if need[2] else None)
+            return gx, gw
         gx = matmul(gy, w) if self.needs_input_grad[0] else None
         gw = matmul(_swap_last(gy), x) if self.needs_input_grad[1] else None
         if len(self.inputs) == 3:

@@ -9,7 +9,7 @@ one of them can be differentiated any number of times:
 """
 from __future__ import annotations
 
-from ..autograd import Function, Tensor, as_tensor
+from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import conv as KC
 from ..kernels import pool as KP
 from . import basic as B
@@ -42,6 +42,38 @@ def _crop_to(t: Tensor, shape) -> Tensor:
     return B.getitem(t, (slice(None), slice(None), slice(0, shape[2]), slice(0, shape[3])))
 
 
+def _conv2d_backward_arrays(f, gy, x, w):
+    """Conv2d's first-order backward on arrays (the formulas of ``Conv2d.backward``)."""
+    s, p, d = f.stride, f.padding, f.dilation
+    need = f.needs_input_grad
+    gx = gw = None
+    if need[0]:
+        op = _output_padding(x.shape[2:], gy.shape[2:], w.shape[2:], s, p, d)
+        gx = Tensor(KC.conv_transpose2d_forward(gy, w, None, s, p, op, d))
+    if need[1]:
+        gw = Tensor(KC.conv2d_grad_weight(x, gy, w.shape[2:], s, p, d))
+    if len(f.inputs) == 3:
+        return gx, gw, (Tensor(gy.sum(axis=(0, 2, 3))) if need[2] else None)
+    return gx, gw
+
+
+def _conv_transpose2d_backward_arrays(f, gy, x, w):
+    """ConvTranspose2d's first-order backward on arrays (``ConvTranspose2d.backward``)."""
+    s, p, d = f.stride, f.padding, f.dilation
+    need = f.needs_input_grad
+    gx = gw = None
+    if need[0]:
+        g = KC.conv2d_forward(gy, w, None, s, p, d)
+        if g.shape != x.shape:
+            g = g[:, :, :x.shape[2], :x.shape[3]]
+        gx = Tensor(g)
+    if need[1]:
+        gw = Tensor(KC.conv2d_grad_weight(gy, x, w.shape[2:], s, p, d))
+    if len(f.inputs) == 3:
+        return gx, gw, (Tensor(gy.sum(axis=(0, 2, 3))) if need[2] else None)
+    return gx, gw
+
+
 class Conv2d(Function):
     """y = conv2d(x, W) + b; gx = conv_transpose2d(gy, W), gW = conv2d_grad_weight(x, gy),
     gb = sum of gy over (N, H, W)."""
@@ -55,6 +87,8 @@ class Conv2d(Function):
     def backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]
         s, p, d = self.stride, self.padding, self.dilation
+        if not is_grad_enabled():  # a plain backward: the kernels, without the op layer
+            return _conv2d_backward_arrays(self, gy.data, x.data, w.data)
         gx = gw = None
         if self.needs_input_grad[0]:
             op = _output_padding(x.shape[2:], gy.shape[2:], w.shape[2:], s, p, d)
@@ -82,6 +116,8 @@ class ConvTranspose2d(Function):
     def backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]
         s, p, d = self.stride, self.padding, self.dilation
+        if not is_grad_enabled():
+            return _conv_transpose2d_backward_arrays(self, gy.data, x.data, w.data)
         gx = None
         if self.needs_input_grad[0]:
             gx = _crop_to(conv2d(gy, w, None, s, p, d), x.shape)
