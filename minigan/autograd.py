@@ -366,6 +366,17 @@ def _needed_functions(outputs, inputs) -> set:
     return needed
 
 
+def _accumulate(a: Tensor, b: Tensor, create_graph: bool) -> Tensor:
+    """a + b for two gradients of one tensor: an op of the graph under ``create_graph``, else
+    the plain array sum (no op to dispatch; a new array, since either may be a view)."""
+    if create_graph:
+        return a + b
+    total = a.data + b.data
+    if isinstance(total, np.generic):  # NumPy gives a scalar for two 0-d arrays
+        total = np.asarray(total)
+    return Tensor(total)
+
+
 def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
     """Propagate gradients from ``outputs``. With ``inputs`` None, accumulate into leaves' .grad;
     otherwise return the gradients of ``inputs`` (and leave every .grad alone)."""
@@ -450,10 +461,10 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                     raise RuntimeError(f"{type(f).__name__}.backward returned a gradient of shape "
                                        f"{gx.shape} for an input of shape {x.shape}")
                 if x.creator is None and target_ids is None:  # a leaf: accumulate into .grad
-                    x.grad = gx if x.grad is None else x.grad + gx
+                    x.grad = gx if x.grad is None else _accumulate(x.grad, gx, create_graph)
                     continue
                 k = id(x)
-                grads[k] = gx if k not in grads else grads[k] + gx
+                grads[k] = gx if k not in grads else _accumulate(grads[k], gx, create_graph)
                 keep[k] = x
                 push(x.creator)
             if not retain_graph:

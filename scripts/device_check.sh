@@ -7,9 +7,11 @@
 #   tests     the GPU half of the test suite (`pytest -m gpu`), plus the whole suite's counts
 #   steps     steps/s of every preset on MNIST-shaped data (200 steps each, after warm-up)
 #   bench     benchmarks/run_all.sh for cuda (PyTorch twin when torch has CUDA)
-#   all       tests, steps, the benchmark ratios and quality-dcgan,gan,cgan,dragan in one call
-#             of about 580 s (needs MNIST_DIR): the four MNIST runs in the background during
-#             the tests, then steps, then the ratios on a quiet GPU
+#   all       tests, steps, the benchmark ratios, a host profile of the dcgan step and
+#             quality-dcgan,gan,cgan,dragan in one call of about 500 s (needs MNIST_DIR): the
+#             four MNIST runs in the background during the tests, then steps, then the ratios
+#             on a quiet GPU (2026-11-30, H200: 387 s with two more runs beside them)
+#   tune      two dcgan tuning runs (20 epochs, --n-gen 2, seeds 0 and 1) side by side, ~480 s
 #   pack      scripts/device_check.sh pack OUT_DIR DEST: DEST/results.tgz holds OUT_DIR without
 #             the sample grids (the last one per run is kept), GIFs and checkpoints, and the text
 #             summaries are copied to DEST beside it. The device tool returns at most 8 files of
@@ -94,6 +96,9 @@ run_bench_quick() {  # the train-step ratios the targets name, and the dcgan ker
     done
     limit 45 "$PY" benchmarks/train_step.py --model dcgan64 --batch-size 256 --device "$DEV" \
         --steps 30 --warmup 5 --block 10 --torch --json --out "$steps" >/dev/null
+    limit 60 "$PY" benchmarks/train_step.py --model dcgan --batch-size 64 --device "$DEV" \
+        --steps 20 --warmup 5 --profile --json --out "$OUT/bench/profile_"$DEV".jsonl" \
+        >"$OUT/bench/profile_"$DEV".txt" 2>&1
     limit 60 "$PY" benchmarks/kernels.py --device "$DEV" --presets dcgan --batch-sizes 64 \
         --repeats 10 --torch --json --out "$OUT/bench/kernels_"$DEV".jsonl" >/dev/null
     ls "$OUT"/bench/*_"$DEV".jsonl >/dev/null 2>&1 &&
@@ -123,7 +128,7 @@ pack)
     done
     tar czf "$DEST/results.tgz" --exclude='samples' --exclude='*.gif' --exclude='*.npz' \
         -C "$(dirname "$OUT")" "$(basename "$OUT")"
-    for f in gpu_tests.txt steps.txt bench/report_"$DEV".md; do
+    for f in gpu_tests.txt steps.txt bench/report_"$DEV".md bench/profile_"$DEV".txt; do
         [ -f "$OUT/$f" ] && cp "$OUT/$f" "$DEST/"
     done
     ls -la "$DEST"
@@ -154,14 +159,23 @@ all)
     for p in dcgan gan cgan dragan; do
         quality_one "$p" "$ql" "$p" >"$OUT/quality_$p.log" 2>&1 &
     done
-    # dcgan tuning candidates for the IS >= 7.5 target (20 epochs): label smoothing, another seed
-    quality_one dcgan_ls01 "$ql" dcgan --label-smoothing 0.1 >"$OUT/quality_dcgan_ls01.log" 2>&1 &
-    quality_one dcgan_seed1 "$ql" dcgan --seed 1 >"$OUT/quality_dcgan_seed1.log" 2>&1 &
     run_tests "${TESTS_LIMIT:-280}"
     wait
     tail -n 4 "$OUT"/quality_*.log
     run_steps
     run_bench_quick
+    ;;
+tune)
+    # dcgan candidates for the IS >= 7.5 target at 20 epochs, side by side on one GPU (their
+    # wall times are upper bounds). Measured before (2026-11-30, H200): the plain recipe, seed
+    # 1 and --label-smoothing 0.1 all end near IS 7.3-7.4. Next: two G steps per D step.
+    [ -n "$MNIST" ] || { echo "tune needs MNIST_DIR"; exit 2; }
+    quality_one dcgan_ngen2 "${QUALITY_LIMIT:-480}" dcgan --n-gen 2 \
+        >"$OUT/quality_dcgan_ngen2.log" 2>&1 &
+    quality_one dcgan_ngen2_seed1 "${QUALITY_LIMIT:-480}" dcgan --n-gen 2 --seed 1 \
+        >"$OUT/quality_dcgan_ngen2_seed1.log" 2>&1 &
+    wait
+    tail -n 4 "$OUT"/quality_*.log
     ;;
 *)
     echo "unknown part $PART"; exit 2

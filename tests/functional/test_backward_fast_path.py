@@ -113,3 +113,36 @@ def test_first_order_backward_skips_the_op_layer(monkeypatch, rng):
                    ("MatMul", "Transpose", "LeakyReLUGrad", "Conv2dGradWeight", "Conv2d",
                     "ConvTranspose2d", "Reshape", "BroadcastTo")), counts[False]
     assert {"MatMul", "LeakyReLUGrad", "Conv2dGradWeight", "ConvTranspose2d"} <= set(counts[True])
+
+
+def test_gradient_accumulation_fast_path(monkeypatch, rng):
+    """A tensor used twice gets the sum of its two gradients; without create_graph the sum is
+    an array sum (no Add op), with it the sum is part of the graph (second order still right)."""
+    a = rng.standard_normal((3, 4))
+    calls = []
+    real_call = ag.Function.__call__
+
+    def counting(self, *inputs):
+        calls.append(type(self).__name__)
+        return real_call(self, *inputs)
+
+    results = {}
+    for create_graph in (False, True):
+        x = minigan.Tensor(a.copy(), requires_grad=True)
+        h = F.leaky_relu(x, 0.1)
+        y = (h * h).sum() + (h * 3.0).sum()  # h reaches y along two paths
+        monkeypatch.setattr(ag.Function, "__call__", counting)
+        calls.clear()
+        (gx,) = minigan.grad([y], [x], create_graph=create_graph)
+        monkeypatch.setattr(ag.Function, "__call__", real_call)
+        results[create_graph] = (gx, list(calls))
+    slope = np.where(a > 0, 1.0, 0.1)
+    h = a * slope
+    expect = (2 * h + 3.0) * slope
+    np.testing.assert_allclose(results[False][0].numpy(), expect, rtol=1e-12)
+    np.testing.assert_allclose(results[True][0].numpy(), expect, rtol=1e-12)
+    assert "Add" not in results[False][1]
+    assert "Add" in results[True][1]
+    gx = results[True][0]
+    (ggx,) = minigan.grad([gx.sum()], [x])  # d/dx of sum((2h + 3) * s) = 2 s^2
+    np.testing.assert_allclose(ggx.numpy(), 2 * slope ** 2, rtol=1e-12)
