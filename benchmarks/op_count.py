@@ -129,8 +129,12 @@ def main(argv=None) -> list:
     args = ap.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     bad = [m for m in models if m not in ts.MODELS]
-    if bad:
-        ap.error(f"unknown model(s) {', '.join(bad)}; choose from {', '.join(ts.MODELS)}")
+    if bad or not models:
+        ap.error(f"unknown model(s) {', '.join(bad) or '(none given)'}; choose from "
+                 f"{', '.join(ts.MODELS)}")
+    if args.steps < 1 or args.batch_size < 1:
+        ap.error(f"--steps and --batch-size must be at least 1, got {args.steps} and "
+                 f"{args.batch_size}")
     try:
         import torch
     except ImportError as e:

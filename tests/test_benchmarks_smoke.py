@@ -124,5 +124,9 @@ def test_op_count_main(bench, capsys):
     gan, dcgan = one
     assert gan["optimizer_param_updates"] == 22 and dcgan["optimizer_param_updates"] == 12
     assert "Linear" in gan["top_forward"] and "Conv2d" in dcgan["top_forward"]
-    with pytest.raises(SystemExit):
-        oc.main(["--models", "resnet"])
+    for bad in (["--models", "resnet"], ["--models", ""], ["--steps", "0"],
+                ["--batch-size", "0"]):
+        with pytest.raises(SystemExit):
+            oc.main(bad)
+    err = capsys.readouterr().err
+    assert "resnet" in err and "(none given)" in err and "got 0 and 64" in err
