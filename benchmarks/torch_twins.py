@@ -159,10 +159,11 @@ class TorchTrainer:
     """``GANTrainer.step`` in PyTorch, configured by minigan's resolved ``TrainConfig``."""
 
     def __init__(self, G, D, cfg):
-        if cfg.g_loss != "nonsaturating" or cfg.n_critic != 1 or cfg.n_gen != 1 \
+        if cfg.g_loss != "nonsaturating" or cfg.n_critic != 1 or cfg.n_gen < 1 \
                 or cfg.label_smoothing or cfg.joint_d_batch or cfg.dragan_perturb != "official":
-            raise NotImplementedError("the twin trainer covers the presets' default steps only")
-        self.G, self.D, self.z_dim = G, D, cfg.z_dim
+            raise NotImplementedError("the twin trainer covers the presets' default steps and "
+                                      "--n-gen only")
+        self.G, self.D, self.z_dim, self.n_gen = G, D, cfg.z_dim, cfg.n_gen
         self.dragan = cfg.preset == "dragan"
         self.gp_lambda, self.dragan_c = cfg.gp_lambda, cfg.dragan_c
         betas = (cfg.beta1, cfg.beta2)
@@ -187,14 +188,18 @@ class TorchTrainer:
         d_loss.backward()
         self.opt_D.step()
         stats["d_loss"] = d_loss.detach()
-        # G update on the same fake batch; D's weights need no gradients here
-        self.opt_G.zero_grad()
-        self.D.requires_grad_(False)
-        try:
-            g_loss = _bce_const(self.D(fake), 1.0)
-            g_loss.backward()
-        finally:
-            self.D.requires_grad_(True)
-        self.opt_G.step()
+        # G updates: the first on the same fake batch, each further one (--n-gen) on new noise,
+        # as GANTrainer.step does; D's weights need no gradients here
+        for i in range(self.n_gen):
+            if i > 0:
+                fake = self.G(torch.randn(n, self.z_dim, device=real.device, dtype=real.dtype))
+            self.opt_G.zero_grad()
+            self.D.requires_grad_(False)
+            try:
+                g_loss = _bce_const(self.D(fake), 1.0)
+                g_loss.backward()
+            finally:
+                self.D.requires_grad_(True)
+            self.opt_G.step()
         stats["g_loss"] = g_loss.detach()
         return stats

@@ -130,3 +130,25 @@ def test_op_count_main(bench, capsys):
             oc.main(bad)
     err = capsys.readouterr().err
     assert "resnet" in err and "(none given)" in err and "got 0 and 64" in err
+
+
+@pytest.mark.parametrize("n_gen", [1, 2])
+def test_torch_twin_trainer_takes_n_gen_g_steps(monkeypatch, n_gen):
+    """The PyTorch twin's step makes one D update and n_gen G updates, like GANTrainer.step."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.syspath_prepend(str(BENCH))
+    import torch_twins
+    from minigan.gan.models import build_models
+    from minigan.gan.trainer import TrainConfig
+
+    G, D = build_models("gan", (1, 28, 28), 0, 100)
+    tG, tD = torch_twins.twin_of(G, D, "cpu")
+    cfg = TrainConfig(preset="gan", device="cpu", n_gen=n_gen).resolved()
+    tr = torch_twins.TorchTrainer(tG, tD, cfg)
+    tr.step(torch.rand(4, 1, 28, 28) * 2 - 1)
+    steps = lambda opt: {int(st["step"]) for st in opt.state.values()}  # noqa: E731
+    assert steps(tr.opt_D) == {1}
+    assert steps(tr.opt_G) == {n_gen}
+    with pytest.raises(NotImplementedError, match="n-gen"):
+        torch_twins.TorchTrainer(tG, tD, TrainConfig(preset="gan", device="cpu",
+                                                     n_critic=2).resolved())
