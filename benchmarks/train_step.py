@@ -62,8 +62,11 @@ def minigan_models(model: str, seed: int):
 
 
 def train_config(model: str, batch_size: int, device: str, seed: int) -> TrainConfig:
+    # One step is one D update and one G update for every model (dcgan's preset default of two
+    # G updates, PRESET_N_GEN in the trainer, would make its step incomparable with the others
+    # and with the earlier tables).
     return TrainConfig(preset=model, batch_size=batch_size, device=device, seed=seed,
-                       z_dim=Z_DIM).resolved()
+                       z_dim=Z_DIM, n_gen=1).resolved()
 
 
 class MiniganRunner:

@@ -7,10 +7,11 @@
 #   tests     the GPU half of the test suite (`pytest -m gpu`), plus the whole suite's counts
 #   steps     steps/s of every preset on MNIST-shaped data (200 steps each, after warm-up)
 #   bench     benchmarks/run_all.sh for cuda (PyTorch twin when torch has CUDA)
-#   all       tests, steps, the benchmark ratios, a host profile of the dcgan step and
-#             quality-dcgan,gan,cgan,dragan in one call of about 500 s (needs MNIST_DIR): the
-#             four MNIST runs in the background during the tests, then steps, then the ratios
-#             on a quiet GPU (2026-11-30, H200: 387 s with two more runs beside them)
+#   all       tests, steps, the benchmark ratios, a host profile of the dcgan step and 20-epoch
+#             MNIST runs in one call of about 450 s (needs MNIST_DIR): the runs (ALL_PRESETS,
+#             default "dcgan dragan", plus dcgan on the seeds in ALL_DCGAN_SEEDS, default "1")
+#             in the background during the tests, then steps, then the ratios on a quiet GPU
+#             (2026-11-30, H200: 387 s with six runs)
 #   tune      two dcgan tuning runs (20 epochs, --n-gen 2, seeds 0 and 1) side by side, ~480 s
 #   pack      scripts/device_check.sh pack OUT_DIR DEST: DEST/results.tgz holds OUT_DIR without
 #             the sample grids (the last one per run is kept), GIFs and checkpoints, and the text
@@ -82,7 +83,8 @@ for _ in range(n):
     tr.step(x, y)
 backend.synchronize(dev)
 ms = (time.perf_counter() - t) / n * 1e3
-print(f"{preset}: {ms:.2f} ms/step, {1e3 / ms:.0f} steps/s (batch 64, {dev})")
+print(f"{preset}: {ms:.2f} ms/step, {1e3 / ms:.0f} steps/s (batch 64, {dev}, "
+      f"{cfg.n_gen} G update(s) per step: the preset default)")
 EOF
     done
 }
@@ -155,9 +157,12 @@ all)
     # times are upper bounds) while the GPU tests run. Phase 2, on a quiet GPU: steps/s, then
     # the benchmark ratios. Every command has its own time limit.
     [ -n "$MNIST" ] || { echo "all needs MNIST_DIR"; exit 2; }
-    ql=${QUALITY_LIMIT:-300}
-    for p in dcgan gan cgan dragan; do
+    ql=${QUALITY_LIMIT:-330}
+    for p in ${ALL_PRESETS:-dcgan dragan}; do
         quality_one "$p" "$ql" "$p" >"$OUT/quality_$p.log" 2>&1 &
+    done
+    for s in ${ALL_DCGAN_SEEDS:-1}; do  # the dcgan preset's default on more seeds
+        quality_one "dcgan_seed$s" "$ql" dcgan --seed "$s" >"$OUT/quality_dcgan_seed$s.log" 2>&1 &
     done
     run_tests "${TESTS_LIMIT:-280}"
     wait

@@ -8,7 +8,8 @@ import minigan.data
 import minigan.nn as nn
 from minigan.gan.models import POINT_G_BATCH_NORM, POINT_HIDDEN, build_models
 from minigan.gan.run import Run, load_generator
-from minigan.gan.trainer import IMAGE_BATCH_SIZE, POINT_DEFAULTS, PRESET_OPTIM, TrainConfig
+from minigan.gan.trainer import (IMAGE_BATCH_SIZE, POINT_DEFAULTS, PRESET_OPTIM, GANTrainer,
+                                 TrainConfig)
 
 
 @pytest.mark.parametrize("preset", ["gan", "dragan"])
@@ -88,3 +89,22 @@ def test_cli_leaves_preset_defaults_to_the_config():
     a = build_parser().parse_args(["train", "gan", "--batch-size", "32", "--lr-decay", "linear",
                                    "--gp-lambda", "1", "--dragan-c", "0.1"])
     assert (a.batch_size, a.lr_decay, a.gp_lambda, a.dragan_c) == (32, "linear", 1.0, 0.1)
+
+
+@pytest.mark.parametrize("preset,dataset,n_gen", [
+    ("dcgan", "mnist", 2), ("dcgan", "fashion-mnist", 2), ("gan", "mnist", 1),
+    ("cgan", "mnist", 1), ("dragan", "mnist", 1), ("dcgan64", "mnist", 1),
+    ("dcgan", "ring8", 1), ("gan", "grid25", 1)])
+def test_g_updates_per_step_default_per_preset(preset, dataset, n_gen):
+    assert TrainConfig(preset=preset, dataset=dataset).resolved().n_gen == n_gen
+    assert TrainConfig(preset=preset, dataset=dataset, n_gen=3).resolved().n_gen == 3
+
+
+def test_bad_update_counts_and_unresolved_configs_are_refused():
+    with pytest.raises(ValueError, match=r"n_gen \(--n-gen\) must be an integer >= 1, got 0"):
+        TrainConfig(preset="dcgan", n_gen=0).resolved()
+    with pytest.raises(ValueError, match=r"n_critic \(--n-critic\) must be an integer >= 1"):
+        TrainConfig(preset="gan", n_critic=-1).resolved()
+    G, D = build_models("gan", (1, 28, 28))
+    with pytest.raises(ValueError, match="resolved config"):
+        GANTrainer(G, D, TrainConfig(preset="gan"))
