@@ -69,6 +69,53 @@ def step_table(steps):
     return "\n".join(out)
 
 
+def pipelined_table(steps):
+    """Throughput ratios (blocks of steps, one sync per block), where the records have them."""
+    rows = {}
+    for r in steps:
+        if "pipelined_ms_median" in r:
+            rows.setdefault((r["device"], r["model"], r["batch_size"]), {})[r["framework"]] = r
+    if not rows:
+        return ""
+    out = ["| device | model | batch | steps per sync | minigan ms (p10-p90) | "
+           "torch ms (p10-p90) | ratio | target |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    order = {"gan": 0, "dragan": 1, "dcgan": 2, "dcgan64": 3}
+
+    def cell(r):
+        if r is None:
+            return "-"
+        return (f"{r['pipelined_ms_median']:.2f} ({r['pipelined_ms_p10']:.1f}-"
+                f"{r['pipelined_ms_p90']:.1f})")
+
+    for key in sorted(rows, key=lambda k: (k[0], k[2], order.get(k[1], 9))):
+        m, t = rows[key].get("minigan"), rows[key].get("torch")
+        ratio = m["pipelined_ms_median"] / t["pipelined_ms_median"] if m and t else None
+        target = TARGETS.get(key)
+        verdict = ""
+        if ratio is not None and target is not None:
+            verdict = " ok" if ratio <= target else " MISS"
+        block = (m or t)["pipelined_block"]
+        out.append(f"| {key[0]} | {key[1]} | {key[2]} | {block} | {cell(m)} | {cell(t)} | "
+                   f"{_fmt(ratio, '.2f')}{verdict} | {'≤ ' + str(target) if target else '-'} |")
+    return "\n".join(out)
+
+
+def trace_tables(steps):
+    """GPU kernel traces (train_step.py --gpu-trace): kernels per step and GPU busy time."""
+    recs = [r for r in steps if "gpu_trace" in r]
+    if not recs:
+        return ""
+    out = ["| model | batch | framework | GPU activities/step | GPU busy ms/step | traced step ms "
+           "| busy share | GEMM share of busy |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in recs:
+        t = r["gpu_trace"]
+        out.append(f"| {r['model']} | {r['batch_size']} | {r['framework']} | "
+                   f"{t['kernels_per_step']:.0f} | {t['gpu_busy_ms_per_step']:.2f} | "
+                   f"{t['traced_step_ms']:.2f} | {100 * t['gpu_busy_share']:.0f}% | "
+                   f"{100 * t['gemm_share_of_busy']:.0f}% |")
+    return "\n".join(out)
+
+
 def kernel_table(kernels):
     """Per (device, preset, batch, op, direction): time summed over the preset's layers, its
     GFLOP/s, and the share of the run's roofline (GEMM rate for convolutions, copy bandwidth
@@ -125,6 +172,7 @@ def main(argv=None) -> str:
         parts.append("\n".join(f"- {k}: {v}" for k, v in env.items() if v is not None))
     if steps:
         parts.append(step_table(steps))
+        parts += [t for t in (pipelined_table(steps), trace_tables(steps)) if t]
     if kernels:
         parts.append(kernel_table(kernels))
     if profiles:

@@ -203,6 +203,100 @@ def time_interleaved(runners, warmup: int, steps: int, block: int) -> dict:
     return times
 
 
+def time_pipelined(runners, steps: int, block: int) -> dict:
+    """Per-step times in seconds, each the wall time of ``block`` back-to-back steps between
+    two synchronisations, divided by ``block``: the throughput a training loop sees, where the
+    host queues the next step's kernels while the GPU still runs the last ones (neither
+    framework syncs inside a step). Blocks alternate between runners as in
+    ``time_interleaved``; ``steps`` steps per runner, at least 3 blocks. On the CPU, where
+    nothing runs asynchronously, this equals the per-step timing up to noise."""
+    times = {r.name: [] for r in runners}
+    order = list(runners)
+    for _ in range(max(3, -(-steps // block))):
+        for r in order:
+            r.sync()
+            t0 = time.perf_counter()
+            for _ in range(block):
+                r.step()
+            r.sync()
+            times[r.name].append((time.perf_counter() - t0) / block)
+            r.mem_track()
+        order.reverse()
+    return times
+
+
+def _kernel_events(prof, device_type):
+    """(name, microseconds) of every GPU activity (kernels, copies, memsets) in a trace."""
+    out = []
+    for e in prof.events():
+        if e.device_type == device_type:
+            out.append((e.name, e.time_range.elapsed_us()))
+    return out
+
+
+def summarize_kernels(events, steps: int, wall_s: float, top: int = 15) -> dict:
+    """Per-step kernel count and GPU busy time, with the kernels that take the most time.
+
+    ``events`` holds (name, microseconds) pairs traced over ``steps`` steps that took
+    ``wall_s`` seconds of wall time (one stream, so busy times add up)."""
+    if steps < 1 or wall_s <= 0:
+        raise ValueError(f"need steps >= 1 and wall_s > 0, got {steps} and {wall_s}")
+    per_name = {}
+    for name, us in events:
+        n, t = per_name.get(name, (0, 0.0))
+        per_name[name] = (n + 1, t + us)
+    busy_us = sum(t for _, t in per_name.values())
+    gemm_us = sum(t for name, (_, t) in per_name.items()
+                  if any(k in name.lower() for k in ("gemm", "xmma", "cutlass", "sm90_", "cublas")))
+    ranked = sorted(per_name.items(), key=lambda kv: -kv[1][1])
+    wall_ms = wall_s / steps * 1e3
+    busy_ms = busy_us / steps / 1e3
+    return {
+        "kernels_per_step": len(events) / steps,
+        "gpu_busy_ms_per_step": busy_ms,
+        "traced_step_ms": wall_ms,
+        "gpu_busy_share": busy_ms / wall_ms,
+        "gemm_share_of_busy": gemm_us / busy_us if busy_us else 0.0,
+        "top_kernels": [{"kernel": name[:120], "per_step": n / steps,
+                         "us_per_step": t / steps, "share_of_busy": t / busy_us}
+                        for name, (n, t) in ranked[:top]],
+    }
+
+
+def gpu_trace(runners, steps: int, torch) -> dict:
+    """Trace every GPU activity of ``steps`` steps per runner with PyTorch's profiler (CUPTI
+    sees the kernels of every library in the process, CuPy's and cuBLAS's included)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda_type = torch.autograd.DeviceType.CUDA
+    out = {}
+    for r in runners:
+        r.sync()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                r.step()
+            r.sync()
+            wall = time.perf_counter() - t0
+        events = _kernel_events(prof, cuda_type)
+        if not events:
+            raise RuntimeError("the profiler traced no GPU activity (CUPTI unavailable?)")
+        out[r.name] = summarize_kernels(events, steps, wall)
+    return out
+
+
+def print_gpu_trace(model: str, batch: int, traces: dict) -> None:
+    for name, t in traces.items():
+        print(f"\n**{name} {model}, batch {batch}, GPU trace**: {t['kernels_per_step']:.0f} "
+              f"GPU activities/step, GPU busy {t['gpu_busy_ms_per_step']:.2f} ms of a "
+              f"{t['traced_step_ms']:.2f} ms traced step ({100 * t['gpu_busy_share']:.0f}%), "
+              f"GEMM {100 * t['gemm_share_of_busy']:.0f}% of busy time")
+        print("\n| kernel | per step | us/step | share of busy |\n|---|---:|---:|---:|")
+        for k in t["top_kernels"]:
+            print(f"| `{k['kernel'][:70]}` | {k['per_step']:.1f} | {k['us_per_step']:.1f} | "
+                  f"{100 * k['share_of_busy']:.1f}% |")
+
+
 def cpu_peak_memory(args, framework: str) -> dict:
     """Run this script in a fresh child process for one framework and read its RSS peak."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--model", args.model,
@@ -429,6 +523,12 @@ def parse_args(argv=None):
     p.add_argument("--profile", action="store_true",
                    help="profile minigan's steps with cProfile (CPU) instead of timing")
     p.add_argument("--profile-top", type=int, default=20)
+    p.add_argument("--pipelined", action="store_true",
+                   help="also time blocks of --block steps with one sync per block (the "
+                        "training-loop throughput; records get pipelined_ms_median)")
+    p.add_argument("--gpu-trace", type=int, default=0, metavar="STEPS",
+                   help="after timing, trace STEPS steps per framework with PyTorch's profiler "
+                        "(CUDA only): kernels per step, GPU busy time, top kernels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mem-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -436,6 +536,10 @@ def parse_args(argv=None):
         p.error("--steps, --batch-size and --block must be >= 1, --warmup >= 0")
     if args.mem_child and not args.only:
         p.error("--mem-child needs --only")
+    if args.gpu_trace < 0:
+        p.error("--gpu-trace must be >= 0")
+    if args.gpu_trace and args.device != "cuda":
+        p.error("--gpu-trace needs --device cuda (it traces GPU kernels)")
     return args
 
 
@@ -479,6 +583,14 @@ def main(argv=None) -> list:
         r.mem_baseline()
         r.build(args.seed)
     times = time_interleaved(runners, args.warmup, args.steps, args.block)
+    piped = time_pipelined(runners, args.steps, args.block) if args.pipelined else None
+    traces = {}
+    if args.gpu_trace:
+        if torch is None:
+            torch, why = C.load_torch(device)
+            if torch is None:
+                raise SystemExit(f"--gpu-trace needs PyTorch with CUDA: {why}")
+        traces = gpu_trace(runners, args.gpu_trace, torch)
 
     records = []
     for r in runners:
@@ -488,6 +600,13 @@ def main(argv=None) -> list:
                "step_ms_median": s["median"], "step_ms_p10": s["p10"], "step_ms_p90": s["p90"],
                "step_ms_mean": s["mean"],
                "img_per_s": args.batch_size / (s["median"] / 1e3)}
+        if piped is not None:
+            ps = C.summarize_ms(piped[r.name])
+            rec.update({"pipelined_block": args.block, "pipelined_blocks": ps["n"],
+                        "pipelined_ms_median": ps["median"], "pipelined_ms_p10": ps["p10"],
+                        "pipelined_ms_p90": ps["p90"]})
+        if r.name in traces:
+            rec["gpu_trace"] = dict(traces[r.name], steps=args.gpu_trace)
         if hasattr(r, "twin_max_abs_diff"):
             rec["twin_max_abs_diff"] = r.twin_max_abs_diff
         if args.no_memory:
@@ -500,12 +619,17 @@ def main(argv=None) -> list:
     if len(records) == 2:
         ratio = records[0]["step_ms_median"] / records[1]["step_ms_median"]
         records[0]["ratio_vs_torch"] = records[1]["ratio_vs_torch"] = ratio
+        if piped is not None:
+            pr = records[0]["pipelined_ms_median"] / records[1]["pipelined_ms_median"]
+            records[0]["pipelined_ratio_vs_torch"] = records[1]["pipelined_ratio_vs_torch"] = pr
         m0, m1 = records[0].get("peak_mem_mb"), records[1].get("peak_mem_mb")
         if m0 is not None and m1 is not None and m1 > 0:
             records[0]["mem_ratio_vs_torch"] = records[1]["mem_ratio_vs_torch"] = m0 / m1
     for rec in records:
         rec["env"] = env
     emit(records, args)
+    if traces:
+        print_gpu_trace(args.model, args.batch_size, traces)
     return records
 
 
@@ -535,6 +659,11 @@ def emit(records, args, table=None) -> None:
         if "mem_ratio_vs_torch" in records[0]:
             extra = f", memory ratio {records[0]['mem_ratio_vs_torch']:.2f}"
         print(f"\nminigan/torch step-time ratio: {records[0]['ratio_vs_torch']:.2f}{extra}")
+        if "pipelined_ratio_vs_torch" in records[0]:
+            print(f"pipelined ({records[0]['pipelined_block']} steps per sync): minigan "
+                  f"{records[0]['pipelined_ms_median']:.2f} ms, torch "
+                  f"{records[1]['pipelined_ms_median']:.2f} ms, ratio "
+                  f"{records[0]['pipelined_ratio_vs_torch']:.2f}")
 
 
 if __name__ == "__main__":

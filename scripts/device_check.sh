@@ -12,6 +12,8 @@
 #             default "dcgan dragan", plus dcgan on the seeds in ALL_DCGAN_SEEDS, default "1")
 #             in the background during the tests, then steps, then the ratios on a quiet GPU
 #             (2026-11-30, H200: 387 s with six runs)
+#   grid5     dcgan for 5 epochs: the fixed-noise grid of every epoch and 100 fresh samples
+#   round2    tests, the benchmark ratios with GPU kernel traces, then grid5 (~300 s)
 #   tune      two dcgan tuning runs (20 epochs, --n-gen 2, seeds 0 and 1) side by side, ~480 s
 #   pack      scripts/device_check.sh pack OUT_DIR DEST: DEST/results.tgz holds OUT_DIR without
 #             the sample grids (the last one per run is kept), GIFs and checkpoints, and the text
@@ -92,12 +94,16 @@ EOF
 run_bench_quick() {  # the train-step ratios the targets name, and the dcgan kernel table
     local steps="$OUT/bench/train_step_"$DEV".jsonl"
     mkdir -p "$OUT/bench"
+    local trace=()
     for model in gan dragan dcgan dcgan64; do
-        limit 45 "$PY" benchmarks/train_step.py --model $model --batch-size 64 --device "$DEV" \
-            --steps 40 --warmup 5 --block 10 --torch --json --out "$steps" >/dev/null
+        # on the GPU, also a kernel trace of 10 steps per framework (its tables in trace_MODEL)
+        [ "$DEV" = cuda ] && trace=(--gpu-trace 10)
+        limit 60 "$PY" benchmarks/train_step.py --model $model --batch-size 64 --device "$DEV" \
+            --steps 40 --warmup 5 --block 10 --torch --pipelined "${trace[@]}" --json \
+            --out "$steps" >"$OUT/bench/trace_$model.txt" 2>&1
     done
-    limit 45 "$PY" benchmarks/train_step.py --model dcgan64 --batch-size 256 --device "$DEV" \
-        --steps 30 --warmup 5 --block 10 --torch --json --out "$steps" >/dev/null
+    limit 60 "$PY" benchmarks/train_step.py --model dcgan64 --batch-size 256 --device "$DEV" \
+        --steps 30 --warmup 5 --block 10 --torch --pipelined --json --out "$steps" >/dev/null
     limit 60 "$PY" benchmarks/train_step.py --model dcgan --batch-size 64 --device "$DEV" \
         --steps 20 --warmup 5 --profile --json --out "$OUT/bench/profile_"$DEV".jsonl" \
         >"$OUT/bench/profile_"$DEV".txt" 2>&1
@@ -169,6 +175,29 @@ all)
     tail -n 4 "$OUT"/quality_*.log
     run_steps
     run_bench_quick
+    ;;
+grid5)
+    # the dcgan preset's grids after epochs 1-5 (fixed noise), and 100 fresh samples of its
+    # epoch-5 checkpoint: the "clear digits of every class after 5 epochs" check
+    [ -n "$MNIST" ] || { echo "grid5 needs MNIST_DIR"; exit 2; }
+    g="$OUT/dcgan5"
+    limit "${QUALITY_LIMIT:-200}" "$PY" -m minigan train dcgan --epochs 5 --device "$DEV" \
+        --data-dir "$MNIST" --out "$g" --quiet --sample-every 937 --checkpoint-every 4685 \
+        2>&1 | tail -3
+    mkdir -p "$g/grids"
+    cp "$g"/samples/*.png "$g/grids/" 2>/dev/null
+    ck=$(ls "$g"/checkpoints/ckpt_*.npz 2>/dev/null | tail -1)
+    [ -n "$ck" ] && limit 60 "$PY" -m minigan sample "$ck" --n 100 --seed 7 --device "$DEV" \
+        --out "$g/grids/fresh100_$(basename "$ck" .npz).png"
+    rm -f "$g"/checkpoints/ckpt_*.npz
+    ls "$g/grids"
+    ;;
+round2)
+    # a second, shorter call: the GPU tests, the benchmark ratios (per step and pipelined) with
+    # kernel traces, then grid5
+    run_tests "${TESTS_LIMIT:-200}"
+    run_bench_quick
+    bash "$0" grid5 "$OUT" "$MNIST"
     ;;
 tune)
     # dcgan candidates for the IS >= 7.5 target at 20 epochs, side by side on one GPU (their

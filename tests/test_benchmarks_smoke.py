@@ -56,6 +56,36 @@ def test_train_step_main(bench, capsys, model):
         assert line["peak_mem_mb"] > 0
 
 
+def test_train_step_pipelined_blocks(bench, capsys):
+    ts = bench("train_step")
+    (rec,) = ts.main(["--model", "gan", "--batch-size", "2", "--device", "cpu", "--steps", "4",
+                      "--warmup", "1", "--block", "2", "--pipelined", "--no-memory", "--json"])
+    assert rec["pipelined_block"] == 2 and rec["pipelined_blocks"] == 3  # at least 3 blocks
+    assert rec["pipelined_ms_p10"] <= rec["pipelined_ms_median"] <= rec["pipelined_ms_p90"]
+    assert rec["pipelined_ms_median"] > 0 and "gpu_trace" not in rec
+    with pytest.raises(SystemExit):  # a GPU kernel trace of a CPU run is refused
+        ts.parse_args(["--device", "cpu", "--gpu-trace", "5"])
+    assert "--gpu-trace needs --device cuda" in capsys.readouterr().err
+
+
+def test_kernel_trace_summary(bench):
+    ts = bench("train_step")
+    events = [("ampere_sgemm_64x64_nn", 30.0), ("cupy_add", 2.0), ("cupy_add", 2.0),
+              ("ampere_sgemm_64x64_nn", 30.0), ("Memcpy HtoD (Pageable -> Device)", 6.0)]
+    t = ts.summarize_kernels(events, steps=2, wall_s=0.001)  # 0.5 ms a step
+    assert t["kernels_per_step"] == 2.5
+    assert t["gpu_busy_ms_per_step"] == pytest.approx(0.035)
+    assert t["gpu_busy_share"] == pytest.approx(0.07)
+    assert t["gemm_share_of_busy"] == pytest.approx(60 / 70)
+    top = t["top_kernels"]
+    assert [k["kernel"] for k in top] == ["ampere_sgemm_64x64_nn",
+                                           "Memcpy HtoD (Pageable -> Device)", "cupy_add"]
+    assert top[0]["per_step"] == 1.0 and top[0]["us_per_step"] == 30.0
+    assert sum(k["share_of_busy"] for k in top) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="steps >= 1"):
+        ts.summarize_kernels(events, steps=0, wall_s=1.0)
+
+
 def test_train_step_profile(bench, capsys):
     ts = bench("train_step")
     (prof,) = ts.main(["--model", "dcgan", "--batch-size", "2", "--steps", "1", "--warmup", "1",
@@ -98,6 +128,21 @@ def test_report_tables(bench, capsys, tmp_path):
     text = bench("report").main([str(out)])
     assert "| cpu | gan | 2 |" in text
     assert "| cpu | dcgan | 2 | leaky_relu | fwd |" in text
+    assert "steps per sync" not in text and "GPU activities" not in text  # none recorded
+    # pipelined timings and GPU traces get tables of their own (a trace written by hand here:
+    # tracing needs a GPU)
+    bench("train_step").main(["--model", "gan", "--batch-size", "2", "--steps", "2", "--warmup",
+                              "0", "--block", "2", "--pipelined", "--no-memory", "--json",
+                              "--out", str(out)])
+    rec = json.loads(out.read_text().splitlines()[-1])
+    rec["gpu_trace"] = bench("train_step").summarize_kernels([("gemm_a", 4.0), ("add", 1.0)],
+                                                              steps=1, wall_s=1e-5)
+    with open(out, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    capsys.readouterr()
+    text = bench("report").main([str(out)])
+    assert "| cpu | gan | 2 | 2 |" in text  # the pipelined row: 2 steps per sync
+    assert "| gan | 2 | minigan | 2 | 0.01 | 0.01 | 50% | 80% |" in text
 
 
 def test_twin_quality_without_torch_says_so(bench, capsys):

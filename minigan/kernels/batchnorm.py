@@ -26,6 +26,8 @@ ops run over long rows.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import backend
@@ -218,6 +220,7 @@ extern "C" __global__ void minigan_bn_grad_stats_DTYPE(
 _CTYPES = {np.dtype(np.float32): ("float", "f32"), np.dtype(np.float64): ("double", "f64")}
 
 
+@functools.lru_cache(maxsize=None)
 def _bn_raw_kernel(which: str, dtype):
     ctype, tag = _CTYPES[np.dtype(dtype)]
     code = _BN_CUDA.replace("DTYPE", tag).replace("T*", ctype + "*").replace("(T)", f"({ctype})")

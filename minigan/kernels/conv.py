@@ -36,6 +36,8 @@ every array has fewer than 2**31 elements: integer division is much cheaper).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -60,15 +62,34 @@ _INT32_LIMIT = 2**31 - 1
 
 # Argument checking and output sizes
 
+_PAIRS: dict = {}  # (type, value, name, minimum) -> checked pair: every layer call asks again
+
+
 def _pair(v, name: str, minimum: int) -> tuple:
     """An int or an (h, w) pair as a pair of Python ints, each >= minimum."""
+    try:
+        key = (type(v), v, name, minimum)
+        return _PAIRS[key]
+    except (KeyError, TypeError):  # new, or unhashable (a list): check it the long way
+        pass
+    pair = _check_pair(v, name, minimum)
+    if len(_PAIRS) < 4096 and isinstance(v, (int, np.integer, tuple)):
+        _PAIRS[key] = pair
+    return pair
+
+
+def _check_pair(v, name: str, minimum: int) -> tuple:
     if isinstance(v, (int, np.integer)):
         v = (int(v), int(v))
     else:
         try:
-            v = tuple(int(i) for i in v)
-        except TypeError:
+            pair = tuple(int(i) for i in v)
+            exact = all(i == j for i, j in zip(pair, v))
+        except (TypeError, ValueError):
             raise TypeError(f"{name} must be an int or an (h, w) pair, got {v!r}") from None
+        if not exact:
+            raise TypeError(f"{name} must hold whole numbers, got {v!r}")
+        v = pair
         if len(v) != 2:
             raise ValueError(f"{name} must be an int or an (h, w) pair, got {v}")
     if min(v) < minimum:
@@ -375,6 +396,7 @@ def _index_type(*sizes):
     return ("int", np.int32) if max(sizes) <= _INT32_LIMIT else ("long long", np.int64)
 
 
+@functools.lru_cache(maxsize=None)
 def _conv_kernel(which: str, dtype, idx_ctype: str):
     ctype, tag = _CTYPES[np.dtype(dtype)]
     suffix = f"{tag}_{'i32' if idx_ctype == 'int' else 'i64'}"

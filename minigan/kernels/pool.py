@@ -18,6 +18,8 @@ element written by one thread, so the backward passes need no atomics and are de
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import backend
@@ -183,6 +185,7 @@ extern "C" __global__ void minigan_avgpool_bwd_SUFFIX(
 }
 """
 
+@functools.lru_cache(maxsize=None)
 def _pool_kernel(which: str, dtype, idx_ctype: str):
     ctype, tag = _CTYPES[np.dtype(dtype)]
     suffix = f"{tag}_{'i32' if idx_ctype == 'int' else 'i64'}"

@@ -508,3 +508,21 @@ def test_gpu_errors_and_non_contiguous(cuda):
     np.testing.assert_allclose(to_np(KC.conv2d_forward(xs, w, None, 2, 1)),
                                KC.conv2d_forward(to_np(xs), to_np(w), None, 2, 1),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_size_arguments_are_checked_on_every_call():
+    """Checked pairs are memoised per (type, value); refusals must not be, and a value that
+    was accepted once under one name stays subject to another name's minimum."""
+    x, w = np.zeros((1, 3, 4, 4)), np.zeros((5, 3, 1, 1))
+    for _ in range(2):
+        with pytest.raises(ValueError, match="stride must be >= 1, got \\(0, 0\\)"):
+            KC.conv2d_forward(x, w, None, 0)
+        with pytest.raises(TypeError, match="stride must hold whole numbers, got \\(1.5, 1\\)"):
+            KC.conv2d_forward(x, w, None, (1.5, 1))
+        with pytest.raises(TypeError, match="padding must be an int or an \\(h, w\\) pair"):
+            KC.conv2d_forward(x, w, None, 1, "ab")
+    assert KC.conv2d_forward(x, w, None, 1, 0).shape == (1, 5, 4, 4)  # padding 0 is fine...
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        KC.conv2d_forward(x, w, None, 0, 0)  # ...stride 0 is not
+    assert KC.conv2d_forward(x, w, None, [2, 2], (1, 1)).shape == (1, 5, 3, 3)  # lists work
+    assert KC.conv2d_forward(x, w, None, np.int64(2)).shape == (1, 5, 2, 2)
