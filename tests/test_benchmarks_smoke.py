@@ -84,6 +84,9 @@ def test_kernel_trace_summary(bench):
     assert sum(k["share_of_busy"] for k in top) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="steps >= 1"):
         ts.summarize_kernels(events, steps=0, wall_s=1.0)
+    # PyTorch's annotations on the GPU timeline span kernels already counted: left out
+    traced = events + [("Optimizer.step#Adam.step", 50.0)]
+    assert ts.gpu_activities(traced) == events
 
 
 def test_train_step_profile(bench, capsys):
