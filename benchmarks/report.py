@@ -40,21 +40,31 @@ def _fmt(v, spec=".1f"):
     return "-" if v is None else format(v, spec)
 
 
-def step_table(steps):
+_ORDER = {"gan": 0, "dragan": 1, "dcgan": 2, "dcgan64": 3}
+
+
+def _compared(steps, field, need=None):
+    """(key, minigan record, torch record, ratio of ``field``, target, verdict) per
+    (device, model, batch), in table order; later runs of the same configuration win."""
     rows = {}
-    for r in steps:  # later runs of the same configuration win
-        rows.setdefault((r["device"], r["model"], r["batch_size"]), {})[r["framework"]] = r
-    head = ("| device | model | batch | minigan ms (p10-p90) | torch ms (p10-p90) | ratio | "
-            "target | img/s minigan | img/s torch | peak MiB minigan | peak MiB torch |")
-    out = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    order = {"gan": 0, "dragan": 1, "dcgan": 2, "dcgan64": 3}
-    for key in sorted(rows, key=lambda k: (k[0], k[2], order.get(k[1], 9))):
+    for r in steps:
+        if need is None or need in r:
+            rows.setdefault((r["device"], r["model"], r["batch_size"]), {})[r["framework"]] = r
+    for key in sorted(rows, key=lambda k: (k[0], k[2], _ORDER.get(k[1], 9))):
         m, t = rows[key].get("minigan"), rows[key].get("torch")
-        ratio = m["step_ms_median"] / t["step_ms_median"] if m and t else None
+        ratio = m[field] / t[field] if m and t else None
         target = TARGETS.get(key)
         verdict = ""
         if ratio is not None and target is not None:
             verdict = " ok" if ratio <= target else " MISS"
+        yield key, m, t, ratio, target, verdict
+
+
+def step_table(steps):
+    head = ("| device | model | batch | minigan ms (p10-p90) | torch ms (p10-p90) | ratio | "
+            "target | img/s minigan | img/s torch | peak MiB minigan | peak MiB torch |")
+    out = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, m, t, ratio, target, verdict in _compared(steps, "step_ms_median"):
 
         def cell(r):
             if r is None:
@@ -71,15 +81,11 @@ def step_table(steps):
 
 def pipelined_table(steps):
     """Throughput ratios (blocks of steps, one sync per block), where the records have them."""
-    rows = {}
-    for r in steps:
-        if "pipelined_ms_median" in r:
-            rows.setdefault((r["device"], r["model"], r["batch_size"]), {})[r["framework"]] = r
+    rows = list(_compared(steps, "pipelined_ms_median", need="pipelined_ms_median"))
     if not rows:
         return ""
     out = ["| device | model | batch | steps per sync | minigan ms (p10-p90) | "
            "torch ms (p10-p90) | ratio | target |", "|---|---|---:|---:|---:|---:|---:|---:|"]
-    order = {"gan": 0, "dragan": 1, "dcgan": 2, "dcgan64": 3}
 
     def cell(r):
         if r is None:
@@ -87,13 +93,7 @@ def pipelined_table(steps):
         return (f"{r['pipelined_ms_median']:.2f} ({r['pipelined_ms_p10']:.1f}-"
                 f"{r['pipelined_ms_p90']:.1f})")
 
-    for key in sorted(rows, key=lambda k: (k[0], k[2], order.get(k[1], 9))):
-        m, t = rows[key].get("minigan"), rows[key].get("torch")
-        ratio = m["pipelined_ms_median"] / t["pipelined_ms_median"] if m and t else None
-        target = TARGETS.get(key)
-        verdict = ""
-        if ratio is not None and target is not None:
-            verdict = " ok" if ratio <= target else " MISS"
+    for key, m, t, ratio, target, verdict in rows:
         block = (m or t)["pipelined_block"]
         out.append(f"| {key[0]} | {key[1]} | {key[2]} | {block} | {cell(m)} | {cell(t)} | "
                    f"{_fmt(ratio, '.2f')}{verdict} | {'≤ ' + str(target) if target else '-'} |")
