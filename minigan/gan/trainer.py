@@ -31,11 +31,11 @@ PRESET_OPTIM = {
 }
 IMAGE_BATCH_SIZE = 64
 # G updates per D update on image data. The dcgan preset takes two (a seed-article variant,
-# GUIDE.md): with one, 20 epochs on MNIST ended at IS
-# 7.40 (CPU, seed 0) and 7.32 (GPU, seed 1), under the 7.5 target, with KL to uniform 0.021 and
-# 0.029; with two, the same CPU run gave IS 7.58 / KL 0.011 at epoch 15 and 7.68 / 0.013 at
-# epoch 20 (FID 48.0 and 43.4, against 61.5 for one). --label-smoothing 0.1 did not help (IS 7.12
-# at epoch 15). Every other preset, and every preset on the 2-D toys, takes one.
+# GUIDE.md). With one, 20 epochs on MNIST ended at IS 7.40 (CPU, seed 0) and 7.32 (GPU, seed 1),
+# under the 7.5 target, with KL to uniform 0.021 and 0.029. With two: CPU seed 0, IS 7.68 and KL
+# 0.013 (FID 43.4 against 61.5); GPU seeds 0 and 1, IS 7.73 and 7.71, KL 0.011 and 0.014.
+# --label-smoothing 0.1 did not help (IS 7.12 at epoch 15). Every other preset, and every preset
+# on the 2-D toys, takes one.
 PRESET_N_GEN = {"dcgan": 2}
 # DRAGAN's penalty as in the authors' code: lambda 10, x_p = x + 0.5 * std(x) * U[0, 1)
 DRAGAN_DEFAULTS = {"gp_lambda": 10.0, "dragan_c": 0.5, "dragan_perturb": "official"}
@@ -96,11 +96,11 @@ class TrainConfig:
     """Every hyperparameter of a run; ``None`` means the preset's default.
 
     ``resolved()`` fills the defaults in: the paper's optimiser settings per preset
-    (``PRESET_OPTIM``), batch size 64 and G steps per D step (``PRESET_N_GEN``) for images; ``POINT_DEFAULTS`` (steps, batch size,
-    learning rates, betas) and the point networks (``point_hidden``, ``point_g_batch_norm``,
-    see models.py) for the 2-D toys ring8 and grid25. Any field given explicitly wins; for a
-    toy, ``epochs`` alone replaces the default step count. Without ``steps`` or ``epochs`` an
-    image run trains for one epoch.
+    (``PRESET_OPTIM``), batch size 64 and G updates per D update (``PRESET_N_GEN``) for
+    images; ``POINT_DEFAULTS`` (steps, batch size, learning rates, betas) and the point
+    networks (``point_hidden``, ``point_g_batch_norm``, see models.py) for the 2-D toys ring8
+    and grid25. Any field given explicitly wins; for a toy, ``epochs`` alone replaces the
+    default step count. Without ``steps`` or ``epochs`` an image run trains for one epoch.
     """
 
     preset: str = "dcgan"
