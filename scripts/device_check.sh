@@ -13,6 +13,7 @@
 #             in the background during the tests, then steps, then the ratios on a quiet GPU
 #             (2026-11-30, H200: 387 s with six runs)
 #   grid5     dcgan for 5 epochs: the fixed-noise grid of every epoch and 100 fresh samples
+#   tune5     three dcgan variants for 5 epochs, scored at epoch 5 (~170 s)
 #   round2    tests, the benchmark ratios with GPU kernel traces, then grid5 (~300 s)
 #   tune      two dcgan tuning runs (20 epochs, --n-gen 2, seeds 0 and 1) side by side, ~480 s
 #   pack      scripts/device_check.sh pack OUT_DIR DEST: DEST/results.tgz holds OUT_DIR without
@@ -191,6 +192,20 @@ grid5)
         --out "$g/grids/fresh100_$(basename "$ck" .npz).png"
     rm -f "$g"/checkpoints/ckpt_*.npz
     ls "$g/grids"
+    ;;
+tune5)
+    # dcgan candidates for cleaner digits after 5 epochs, side by side (each scored at epoch 5;
+    # wall times are upper bounds): three G updates, a slower D, and batch 32
+    [ -n "$MNIST" ] || { echo "tune5 needs MNIST_DIR"; exit 2; }
+    export EPOCHS=5
+    EVAL_EVERY=4685 quality_one dcgan5_ngen3 "${QUALITY_LIMIT:-170}" dcgan --n-gen 3 \
+        >"$OUT/quality_dcgan5_ngen3.log" 2>&1 &
+    EVAL_EVERY=4685 quality_one dcgan5_lrd1e-4 "${QUALITY_LIMIT:-170}" dcgan --lr-d 1e-4 \
+        >"$OUT/quality_dcgan5_lrd1e-4.log" 2>&1 &
+    EVAL_EVERY=9375 quality_one dcgan5_bs32 "${QUALITY_LIMIT:-170}" dcgan --batch-size 32 \
+        >"$OUT/quality_dcgan5_bs32.log" 2>&1 &
+    wait
+    tail -n 3 "$OUT"/quality_*.log
     ;;
 round2)
     # a second, shorter call: the GPU tests, the benchmark ratios (per step and pipelined) with
