@@ -42,6 +42,13 @@ def _crop_to(t: Tensor, shape) -> Tensor:
     return B.getitem(t, (slice(None), slice(None), slice(0, shape[2]), slice(0, shape[3])))
 
 
+def _with_bias_grad(f, gy, gx, gw):
+    """(gx, gw), plus gb = the sum of gy over (N, H, W) when the layer has a bias."""
+    if len(f.inputs) == 3:
+        return gx, gw, (Tensor(gy.sum(axis=(0, 2, 3))) if f.needs_input_grad[2] else None)
+    return gx, gw
+
+
 def _conv2d_backward_arrays(f, gy, x, w):
     """Conv2d's first-order backward on arrays (the formulas of ``Conv2d.backward``)."""
     s, p, d = f.stride, f.padding, f.dilation
@@ -52,9 +59,7 @@ def _conv2d_backward_arrays(f, gy, x, w):
         gx = Tensor(KC.conv_transpose2d_forward(gy, w, None, s, p, op, d))
     if need[1]:
         gw = Tensor(KC.conv2d_grad_weight(x, gy, w.shape[2:], s, p, d))
-    if len(f.inputs) == 3:
-        return gx, gw, (Tensor(gy.sum(axis=(0, 2, 3))) if need[2] else None)
-    return gx, gw
+    return _with_bias_grad(f, gy, gx, gw)
 
 
 def _conv_transpose2d_backward_arrays(f, gy, x, w):
@@ -69,9 +74,7 @@ def _conv_transpose2d_backward_arrays(f, gy, x, w):
         gx = Tensor(g)
     if need[1]:
         gw = Tensor(KC.conv2d_grad_weight(gy, x, w.shape[2:], s, p, d))
-    if len(f.inputs) == 3:
-        return gx, gw, (Tensor(gy.sum(axis=(0, 2, 3))) if need[2] else None)
-    return gx, gw
+    return _with_bias_grad(f, gy, gx, gw)
 
 
 class Conv2d(Function):
