@@ -126,6 +126,34 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The vector extensions that decide which GEMM and convolution kernels oneDNN and OpenBLAS pick.
+# A "model name" alone does not tell CPU generations apart on a VM ("AMD EPYC"), and the same VM
+# name has landed on hosts with and without AVX-512, so a record keeps the family, model and ISA.
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
+
+
+def cpu_isa(cpuinfo: str | None = None) -> str | None:
+    """'family F model M, avx2 fma ...' from /proc/cpuinfo's first processor (None elsewhere)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return None
+    first = cpuinfo.split("\n\n", 1)[0]
+    fields = {}
+    for line in first.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    if not flags and "cpu family" not in fields:
+        return None
+    have = [f for f in _ISA_FLAGS if f in flags]
+    return (f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}, "
+            f"{' '.join(have) or 'no AVX2'}")
+
+
 def blas_summary() -> str:
     """NumPy's BLAS: threadpoolctl's view when installed, else numpy.show_config's."""
     try:
@@ -150,8 +178,9 @@ def blas_summary() -> str:
         return "; ".join(lines[:3]) or "unknown"
 
 
-def numpy_blas_threads():
-    """Threads of the OpenBLAS that NumPy loaded, asked through its own C API (Linux), or None."""
+def _openblas_fn(names):
+    """The first of ``names`` exported by an OpenBLAS that this process loaded (Linux), or
+    None. NumPy's wheels rename the symbols (scipy_openblas_*, *64_), hence the list."""
     import ctypes
 
     try:
@@ -164,12 +193,36 @@ def numpy_blas_threads():
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for sym in ("openblas_get_num_threads", "openblas_get_num_threads64_",
-                    "scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads"):
+        for sym in names:
             fn = getattr(lib, sym, None)
             if fn is not None:
-                return int(fn())
+                return fn
     return None
+
+
+def _openblas_names(base: str) -> tuple:
+    return (f"openblas_{base}", f"openblas_{base}64_", f"scipy_openblas_{base}64_",
+            f"scipy_openblas_{base}")
+
+
+def numpy_blas_threads():
+    """Threads of the OpenBLAS that NumPy loaded, asked through its own C API, or None."""
+    fn = _openblas_fn(_openblas_names("get_num_threads"))
+    return None if fn is None else int(fn())
+
+
+def numpy_blas_core():
+    """The kernel family NumPy's OpenBLAS chose for this CPU ("Haswell", "SkylakeX", "Zen"...),
+    or None. OPENBLAS_CORETYPE overrides the choice, so two hosts with different vector units
+    can run the same GEMM kernels in NumPy while PyTorch's oneDNN uses what each host has."""
+    import ctypes
+
+    fn = _openblas_fn(_openblas_names("get_corename"))
+    if fn is None:
+        return None
+    fn.restype = ctypes.c_char_p
+    name = fn()
+    return name.decode() if name else None
 
 
 def gpu_summary() -> dict:
@@ -187,10 +240,13 @@ def environment(device: str, torch=None) -> dict:
     env = {
         "machine": f"{_cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} "
                    f"{platform.machine()}",
+        "cpu_isa": cpu_isa(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numpy_blas": blas_summary(),
         "numpy_blas_threads": numpy_blas_threads(),
+        "numpy_blas_core": numpy_blas_core(),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "tf32": backend.tf32_enabled(),

@@ -200,3 +200,18 @@ def test_torch_twin_trainer_takes_n_gen_g_steps(monkeypatch, n_gen):
     with pytest.raises(NotImplementedError, match="n-gen"):
         torch_twins.TorchTrainer(tG, tD, TrainConfig(preset="gan", device="cpu",
                                                      n_critic=2).resolved())
+
+
+def test_cpu_isa_reads_family_model_and_vector_flags(bench):
+    common = bench("_common")
+    zen4 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+            "model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma avx512f avx512_bf16\n\n"
+            "processor\t: 1\ncpu family\t: 99\nmodel\t\t: 99\nflags\t\t: avx2\n")
+    assert common.cpu_isa(zen4) == "family 25 model 17, avx2 fma avx512f avx512_bf16"
+    old = "cpu family\t: 6\nmodel\t\t: 45\nflags\t\t: fpu sse2 avx\n"
+    assert common.cpu_isa(old) == "family 6 model 45, no AVX2"
+    assert common.cpu_isa("") is None
+    env = common.environment("cpu")
+    assert "cpu_isa" in env and "numpy_blas_core" in env and "openblas_coretype" in env
+    core = common.numpy_blas_core()
+    assert core is None or (isinstance(core, str) and core)
