@@ -67,6 +67,10 @@ def _train_parser(sub):
     return p
 
 
+class UsageError(Exception):
+    """A command-line value that cannot work (exit status 2, as argparse's own errors)."""
+
+
 def cmd_train(a) -> int:
     from .gan.run import Run, TrainingDiverged
     from .gan.trainer import TrainConfig
@@ -106,11 +110,11 @@ def cmd_train(a) -> int:
 def _load_labels_arg(a, n, num_classes):
     if not num_classes:
         if a.label is not None:
-            raise SystemExit("minigan sample: --label needs a conditional (cgan) checkpoint")
+            raise UsageError("--label needs a conditional (cgan) checkpoint")
         return None
     if a.label is not None:
         if not 0 <= a.label < num_classes:
-            raise SystemExit(f"minigan sample: --label must be in [0, {num_classes}), "
+            raise UsageError(f"--label must be in [0, {num_classes}), "
                              f"got {a.label}")
         return np.full(n, a.label, dtype=np.int64)
     return np.arange(n, dtype=np.int64) % num_classes
@@ -125,13 +129,13 @@ def cmd_sample(a) -> int:
     from .kernels.random import Generator
 
     if a.n < 1:
-        raise SystemExit(f"minigan sample: --n must be at least 1, got {a.n}")
+        raise UsageError(f"--n must be at least 1, got {a.n}")
     device = backend.normalize_device(a.device)
     G, meta = load_generator(a.checkpoint, device)
     k = meta["num_classes"] if meta["config"]["preset"] == "cgan" else 0
     labels = _load_labels_arg(a, a.n, k)
     if a.labels_npy and labels is None:
-        raise SystemExit("minigan sample: --labels-npy needs a conditional checkpoint")
+        raise UsageError("--labels-npy needs a conditional checkpoint")
     z = Tensor(Generator(a.seed, device).normal((a.n, meta["config"]["z_dim"]),
                                                dtype=np.float32))
     x = generate_images(G, z, None if labels is None else backend.to_device(labels, device))
@@ -168,18 +172,18 @@ def cmd_interpolate(a) -> int:
     from .kernels.random import Generator
 
     if a.points < 2:
-        raise SystemExit(f"minigan interpolate: --points must be at least 2 (a walk between "
+        raise UsageError(f"--points must be at least 2 (a walk between "
                          f"points), got {a.points}")
     if a.frames < 1:
-        raise SystemExit(f"minigan interpolate: --frames must be at least 1, got {a.frames}")
+        raise UsageError(f"--frames must be at least 1, got {a.frames}")
     device = backend.normalize_device(a.device)
     G, meta = load_generator(a.checkpoint, device)
     zdim = meta["config"]["z_dim"]
     k = meta["num_classes"] if meta["config"]["preset"] == "cgan" else 0
     if not k and a.label is not None:
-        raise SystemExit("minigan interpolate: --label needs a conditional (cgan) checkpoint")
+        raise UsageError("--label needs a conditional (cgan) checkpoint")
     if k and a.label is not None and not 0 <= a.label < k:
-        raise SystemExit(f"minigan interpolate: --label must be in [0, {k}), got {a.label}")
+        raise UsageError(f"--label must be in [0, {k}), got {a.label}")
     pts = Generator(a.seed, "cpu").normal((a.points, zdim), dtype=np.float32)
     pts = backend.to_numpy(pts)
     t = np.linspace(0, 1, a.frames, endpoint=False)[:, None]
@@ -294,7 +298,7 @@ def main(argv=None) -> int:
                "info": cmd_info, "eval": cmd_eval}[args.command]
     try:
         return handler(args)
-    except (CheckpointError, DeviceError, FileNotFoundError, ValueError) as e:
+    except (UsageError, CheckpointError, DeviceError, FileNotFoundError, ValueError) as e:
         print(f"minigan {args.command}: {e}", file=sys.stderr)
         return 2
 
