@@ -57,7 +57,7 @@ class MLPGenerator(nn.Module):
 
     def forward(self, z, labels=None):
         if self.num_classes:
-            z = concat([z, one_hot(labels, self.num_classes, z.dtype)], 1)
+            z = concat([z, _one_hot(self, labels, z)], 1)
         return reshape(self.net(z), (-1,) + self.out_shape)
 
 
@@ -81,7 +81,7 @@ class MLPDiscriminator(nn.Module):
     def forward(self, x, labels=None):
         x = reshape(x, (x.shape[0], -1))
         if self.num_classes:
-            x = concat([x, one_hot(labels, self.num_classes, x.dtype)], 1)
+            x = concat([x, _one_hot(self, labels, x)], 1)
         return reshape(self.net(x), (-1,))
 
 
@@ -106,7 +106,7 @@ class DCGANGenerator28(nn.Module):
 
     def forward(self, z, labels=None):
         if self.num_classes:
-            z = concat([z, one_hot(labels, self.num_classes, z.dtype)], 1)
+            z = concat([z, _one_hot(self, labels, z)], 1)
         return self.net(reshape(z, (z.shape[0], -1, 1, 1)))
 
 
@@ -125,13 +125,23 @@ class DCGANDiscriminator28(nn.Module):
 
     def forward(self, x, labels=None):
         if self.num_classes:
-            x = concat([x, _label_maps(labels, self.num_classes, x)], 1)
+            x = concat([x, _label_maps(self, labels, x)], 1)
         return reshape(self.net(x), (-1,))
 
 
-def _label_maps(labels, num_classes: int, like: Tensor) -> Tensor:
+def _one_hot(net, labels, like: Tensor) -> Tensor:
+    """``net``'s labels one-hot, as ``like``'s dtype; a clear error when a conditional network
+    is called without them."""
+    if labels is None:
+        raise ValueError(f"{type(net).__name__} is conditional on {net.num_classes} classes: "
+                         "call it with labels, net(x, labels)")
+    return one_hot(labels, net.num_classes, like.dtype)
+
+
+def _label_maps(net, labels, like: Tensor) -> Tensor:
     """One-hot labels as constant image channels (N, K, H, W)."""
-    oh = one_hot(labels, num_classes, like.dtype).data
+    num_classes = net.num_classes
+    oh = _one_hot(net, labels, like).data
     n, _, h, w = like.shape
     from ..backend import get_array_module
     xp = get_array_module(oh)
@@ -139,11 +149,14 @@ def _label_maps(labels, num_classes: int, like: Tensor) -> Tensor:
                                                        (n, num_classes, h, w))))
 
 
+_RADFORD_SIZES = {32: 3, 64: 4, 128: 5}  # image size -> stride-2 stages
+
+
 def _stages(image_size: int) -> int:
-    sizes = {32: 3, 64: 4, 128: 5}
-    if image_size not in sizes:
-        raise ValueError(f"dcgan64 supports image sizes 32, 64 and 128, got {image_size}")
-    return sizes[image_size]
+    if image_size not in _RADFORD_SIZES:
+        raise ValueError(f"the Radford DCGAN layout supports image sizes 32, 64 and 128, got "
+                         f"{image_size}")
+    return _RADFORD_SIZES[image_size]
 
 
 class DCGANGenerator(nn.Module):
@@ -167,7 +180,7 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, z, labels=None):
         if self.num_classes:
-            z = concat([z, one_hot(labels, self.num_classes, z.dtype)], 1)
+            z = concat([z, _one_hot(self, labels, z)], 1)
         return self.net(reshape(z, (z.shape[0], -1, 1, 1)))
 
 
@@ -192,7 +205,7 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x, labels=None):
         if self.num_classes:
-            x = concat([x, _label_maps(labels, self.num_classes, x)], 1)
+            x = concat([x, _label_maps(self, labels, x)], 1)
         return reshape(self.net(x), (-1,))
 
 
@@ -240,8 +253,11 @@ def build_models(preset: str, data_shape, num_classes: int = 0, z_dim: int = 100
         raise ValueError(f"arch must be 'mlp' or 'conv', got {arch!r}")
     bn_d = preset != "dragan"
     if preset == "dcgan64" or (h, w) != (28, 28):
-        if h != w:
-            raise ValueError(f"conv presets need square images, got {h}x{w}")
+        if h != w or h not in _RADFORD_SIZES:
+            sizes = ("32, 64 or 128" if preset == "dcgan64"
+                     else "28 (the MNIST layout), 32, 64 or 128")
+            raise ValueError(f"{preset} with {arch} networks needs square images of size "
+                             f"{sizes}, got {h}x{w}; pick one with --image-size")
         return (DCGANGenerator(z_dim, c, h, ngf, k),
                 DCGANDiscriminator(c, h, ndf, k, batch_norm=bn_d))
     return (DCGANGenerator28(z_dim, c, k, upsample=g_upsample),

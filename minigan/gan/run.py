@@ -210,7 +210,11 @@ class Run:
         n = 2000
         z = Tensor(Generator(self.cfg.seed + 99, self.device).normal((n, self.cfg.z_dim),
                                                                      dtype=np.float32))
-        fake = generate_images(self.G, z)
+        labels = None
+        if self.trainer.num_classes:  # a conditional G on points: every mode label in turn
+            labels = backend.to_device(np.arange(n, dtype=np.int64) % self.num_classes,
+                                       self.device)
+        fake = generate_images(self.G, z, labels)
         real = self.dataset.data[:n]
         size, lim = 400, float(np.abs(real).max() * 1.3)
         img = Image.new("RGB", (size, size), "white")

@@ -27,6 +27,31 @@ def test_preset_shapes(preset, shape, k):
     assert logits.shape == (n,)
 
 
+@pytest.mark.parametrize("preset,shape,size_text", [
+    ("dcgan", (1, 30, 30), "30x30"), ("dcgan", (1, 32, 28), "32x28"),
+    ("dcgan64", (3, 48, 48), "48x48"), ("dcgan64", (3, 28, 28), "28x28")])
+def test_conv_presets_name_the_preset_and_the_sizes_they_support(preset, shape, size_text):
+    with pytest.raises(ValueError) as e:
+        build_models(preset, shape)
+    msg = str(e.value)
+    assert msg.startswith(f"{preset} with conv networks") and size_text in msg
+    assert "--image-size" in msg
+    assert ("28 (the MNIST layout)" in msg) == (preset == "dcgan")
+
+
+@pytest.mark.parametrize("arch,shape", [("mlp", (1, 28, 28)), ("conv", (1, 28, 28)),
+                                        ("mlp", (2,)), ("conv", (3, 32, 32))])
+def test_conditional_networks_called_without_labels_say_so(arch, shape):
+    G, D = build_models("cgan", shape, 8, arch=arch)
+    z = minigan.randn(2, 100)
+    with pytest.raises(ValueError, match="conditional on 8 classes: call it with labels"):
+        G(z)
+    x = G(z, np.array([0, 7]))
+    with pytest.raises(ValueError, match="conditional on 8 classes"):
+        D(x)
+    assert D(x, np.array([0, 7])).shape == (2,)
+
+
 def test_dcgan_preset_is_exactly_the_specified_network():
     G, D = build_models("dcgan", (1, 28, 28))
     convs = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]

@@ -21,6 +21,7 @@ from .conftest import _cfg
     ("gan", {}), ("dcgan", {}), ("dcgan64", {"image_size": 32, "ngf": 8, "ndf": 8}),
     ("cgan", {}), ("cgan", {"arch": "conv"}), ("dragan", {}), ("dragan", {"arch": "conv"}),
     ("gan", {"dataset": "ring8"}), ("dragan", {"dataset": "grid25"}),
+    ("cgan", {"dataset": "ring8"}),  # conditional on the mode: the scatter passes labels
     ("dcgan", {"n_critic": 2, "g_loss": "minimax", "label_smoothing": 0.1,
                "joint_d_batch": True, "g_upsample": True}),
 ])
