@@ -143,6 +143,9 @@ def cmd_sample(a) -> int:
     if len(x.shape) == 4:
         save_grid(x, a.out, nrow=nrow)
         print(f"wrote {a.out}")
+    else:  # 2-D points: a scatter, over the toy's mode centres when the data set is known
+        _save_points(x, a.out, meta)
+        print(f"wrote {a.out} (a scatter of {x.shape[0]} points)")
     if a.npy:
         _save_npy(a.npy, x.astype(np.float32))
         print(f"wrote {a.npy} ({x.shape[0]} samples, shape {x.shape})")
@@ -150,6 +153,23 @@ def cmd_sample(a) -> int:
         _save_npy(a.labels_npy, labels)
         print(f"wrote {a.labels_npy}")
     return 0
+
+
+def _save_points(x, out, meta) -> None:
+    from .data import TOY_STD, toy_centers
+    from .gan.images import save_scatter
+
+    name = str(meta.get("dataset_name") or meta["config"].get("dataset", "")).lower()
+    layers = []
+    if name in TOY_STD:
+        centers = toy_centers(name)
+        layers.append((centers, (160, 160, 160)))
+        lim = float(np.abs(centers).max() * 1.3)
+    else:
+        finite = x[np.isfinite(x).all(axis=1)]
+        lim = float(np.abs(finite).max() * 1.1) if finite.size else 1.0
+    layers.append((x, (200, 30, 30)))
+    save_scatter(layers, out, lim=lim if lim > 0 else 1.0)
 
 
 def _save_npy(path, arr):
@@ -178,6 +198,9 @@ def cmd_interpolate(a) -> int:
         raise UsageError(f"--frames must be at least 1, got {a.frames}")
     device = backend.normalize_device(a.device)
     G, meta = load_generator(a.checkpoint, device)
+    if len(meta.get("sample_shape", ())) != 3:
+        raise UsageError(f"{a.checkpoint} makes 2-D points, not images; a latent walk draws "
+                         "image frames (use minigan sample --npy for the points)")
     zdim = meta["config"]["z_dim"]
     k = meta["num_classes"] if meta["config"]["preset"] == "cgan" else 0
     if not k and a.label is not None:

@@ -61,6 +61,27 @@ def save_grid(images: np.ndarray, path, nrow: int = 8, scale: int = 1) -> Path:
     return path
 
 
+def save_scatter(layers, path, lim: float, size: int = 400) -> Path:
+    """A white square PNG of 2-D point sets, each ``(points (n, 2), (r, g, b))``, drawn in
+    order (later sets on top), the axes spanning [-lim, lim] with y pointing up. Points
+    outside the square are left out."""
+    if not lim > 0:
+        raise ValueError(f"save_scatter: lim must be positive, got {lim}")
+    from PIL import Image
+
+    canvas = np.full((size, size, 3), 255, dtype=np.uint8)
+    for pts, color in layers:
+        pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        col = ((pts[:, 0] / lim + 1) * size / 2).astype(np.int64)
+        row = size - 1 - ((pts[:, 1] / lim + 1) * size / 2).astype(np.int64)
+        inside = (col >= 0) & (col < size) & (row >= 0) & (row < size)
+        canvas[row[inside], col[inside]] = color
+    path = Path(path)
+    _atomic_save(Image.fromarray(canvas), path)
+    return path
+
+
 def save_gif(frames, path, duration_ms: int = 200) -> Path | None:
     """Assemble PNG frames (paths) into an animated GIF that loops forever."""
     from PIL import Image

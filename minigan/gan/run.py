@@ -204,9 +204,7 @@ class Run:
                  "(pip install 'minigan[plot]' or pip install matplotlib)")
 
     def write_points(self) -> Path:
-        """For 2-D toys: a scatter of real and generated points."""
-        from PIL import Image, ImageDraw
-
+        """For 2-D toys: a scatter of real (grey) and generated (red) points."""
         n = 2000
         z = Tensor(Generator(self.cfg.seed + 99, self.device).normal((n, self.cfg.z_dim),
                                                                      dtype=np.float32))
@@ -216,16 +214,9 @@ class Run:
                                        self.device)
         fake = generate_images(self.G, z, labels)
         real = self.dataset.data[:n]
-        size, lim = 400, float(np.abs(real).max() * 1.3)
-        img = Image.new("RGB", (size, size), "white")
-        d = ImageDraw.Draw(img)
-        for pts, color in ((real, (160, 160, 160)), (fake, (200, 30, 30))):
-            p = ((np.asarray(pts) / lim + 1) * size / 2).astype(int)
-            for x, y in p:
-                d.point((int(x), int(size - y)), fill=color)
-        path = self.out / "samples" / f"step_{self.step:08d}.png"
-        imgs._atomic_save(img, path)
-        return path
+        return imgs.save_scatter([(real, (160, 160, 160)), (fake, (200, 30, 30))],
+                                 self.out / "samples" / f"step_{self.step:08d}.png",
+                                 lim=float(np.abs(real).max() * 1.3))
 
     # ----- the loop
     def _write_config(self) -> None:

@@ -122,3 +122,44 @@ def test_config_range_check_also_guards_the_python_api():
     with pytest.raises(ValueError, match=r"batch_size \(--batch-size\) must be an integer"):
         TrainConfig(preset="gan", batch_size=0).resolved()
     assert TrainConfig(preset="gan", eval_every=0, image_size=None).resolved().batch_size == 64
+
+
+@pytest.fixture(scope="module")
+def point_checkpoint(tmp_path_factory):
+    """A 2-step gan checkpoint on ring8 (the toy is generated, nothing to download)."""
+    root = tmp_path_factory.mktemp("points")
+    out = Run(_cfg(root, "gan", dataset="ring8"), quiet=True).train()
+    return str(out / "checkpoints" / "ckpt_00000002.npz")
+
+
+def test_sample_of_a_point_checkpoint_writes_a_scatter_and_the_points(point_checkpoint,
+                                                                      tmp_path):
+    png, npy = tmp_path / "pts.png", tmp_path / "pts.npy"
+    assert main(["sample", point_checkpoint, "--n", "300", "--out", str(png),
+                 "--npy", str(npy)]) == 0
+    pts = np.load(npy, allow_pickle=False)
+    assert pts.shape == (300, 2)
+    img = np.asarray(Image.open(png).convert("RGB"))
+    assert img.shape == (400, 400, 3)
+    red = (img == (200, 30, 30)).all(-1).sum()
+    grey = (img == (160, 160, 160)).all(-1).sum()
+    assert 0 < red <= 300 and 0 < grey <= 8  # the samples, over ring8's 8 mode centres
+
+
+def test_interpolate_refuses_a_point_checkpoint(point_checkpoint, tmp_path, capsys):
+    assert main(["interpolate", point_checkpoint, "--out", str(tmp_path / "w.png")]) == 2
+    assert "makes 2-D points, not images" in capsys.readouterr().err
+    assert not (tmp_path / "w.png").exists()
+
+
+def test_save_scatter_places_points_with_y_up_and_drops_the_rest(tmp_path):
+    from minigan.gan.images import save_scatter
+
+    path = save_scatter([(np.array([[0.0, 0.0], [-0.99, 0.99], [5.0, 0.0], [np.nan, 0.0]]),
+                          (1, 2, 3))], tmp_path / "s.png", lim=1.0, size=10)
+    img = np.asarray(Image.open(path).convert("RGB"))
+    hits = np.argwhere((img == (1, 2, 3)).all(-1))
+    assert sorted(map(tuple, hits)) == [(0, 0), (4, 5)]  # (row, col): top left, centre
+    with pytest.raises(ValueError, match="lim must be positive"):
+        save_scatter([], tmp_path / "t.png", lim=0.0)
+    assert not (tmp_path / "t.png").exists()
