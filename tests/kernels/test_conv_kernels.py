@@ -272,6 +272,41 @@ def test_float32_in_float32_out_and_non_contiguous_inputs():
     assert KC.conv2d_grad_weight(x, gy, 3, 2, 1).dtype == np.float32
 
 
+@pytest.mark.parametrize("shape, dtype", [
+    ((2, 16, 16, 16), np.float32),   # 1 KiB planes: through the padded scratch copy
+    ((2, 16, 16, 16), np.float64),   # 2 KiB planes
+    ((2, 24, 32, 32), np.float32),   # 4 KiB planes
+    ((2, 16, 9, 9), np.float32),     # planes not a multiple of 1 KiB: straight copy
+    ((2, 3, 32, 32), np.float32),    # few channels: straight copy
+])
+def test_to_channels_last_is_the_transposed_copy(shape, dtype):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(shape).astype(dtype)
+    n, c, h, w = shape
+    for src in (x, np.asfortranarray(x)):  # and a non-contiguous source
+        out = np.full((n, h + 2, w + 2, c), 7, dtype)  # write into the interior of a pad
+        KC._to_channels_last(src, out[:, 1:-1, 1:-1])
+        np.testing.assert_array_equal(out[:, 1:-1, 1:-1], x.transpose(0, 2, 3, 1))
+        assert (out[:, 0] == 7).all() and (out[:, :, -1] == 7).all()
+
+
+def test_channels_last_convs_with_planes_a_multiple_of_1kib_match_naive_loops():
+    """Shapes that take the padded-plane copy in im2col and in the transposed conv."""
+    rng = np.random.default_rng(12)
+    x, w = _rand(rng, 2, 16, 16, 16), _rand(rng, 4, 16, 4, 4)
+    np.testing.assert_allclose(KC.conv2d_forward(x, w, None, 2, 1),
+                               ref_conv2d(x, w, None, (2, 2), (1, 1), (1, 1)), rtol=1e-10,
+                               atol=1e-10)
+    xt, wt = _rand(rng, 2, 16, 16, 16), _rand(rng, 16, 16, 4, 4)  # channels-last, 2 KiB planes
+    op = (0, 0)
+    y = KC.conv_transpose2d_forward(xt, wt, None, 2, 1, op)
+    # the transposed conv is the adjoint of conv2d's input map with the same weight
+    gy = _rand(rng, *y.shape)
+    lhs = float((y * gy).sum())
+    rhs = float((xt * KC.conv2d_forward(gy, wt, None, 2, 1)).sum())
+    assert abs(lhs - rhs) <= 1e-9 * max(1.0, abs(lhs))
+
+
 def test_workspace_reuse_across_shapes_keeps_padding_zero():
     """A larger call leaves garbage in the reused pad buffer; the next call must re-zero it."""
     rng = np.random.default_rng(6)
