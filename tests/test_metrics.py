@@ -146,6 +146,34 @@ def test_modes_covered_uses_a_fraction_of_the_fair_share():
     assert core.modes_covered([50, 50], n=10000) == 0
 
 
+def test_confident_shares_count_sure_samples_per_class():
+    probs = np.array([[0.95, 0.05, 0.0],   # a sure 0
+                      [0.91, 0.09, 0.0],   # a sure 0
+                      [0.10, 0.90, 0.0],   # exactly at the threshold: sure
+                      [0.50, 0.50, 0.0],   # a tie: not sure
+                      [0.0, 0.20, 0.80],   # a hesitant 2
+                      [0.0, 0.0, 1.0]])    # a sure 2
+    overall, per_class = core.confident_shares(probs)
+    assert overall == pytest.approx(4 / 6)
+    # shares of the fair count n/K = 2: class 0 has 2 sure samples, class 1 one, class 2 one
+    np.testing.assert_allclose(per_class, [1.0, 0.5, 0.5])
+    overall, per_class = core.confident_shares(probs, threshold=0.5)
+    assert overall == pytest.approx(1.0) and per_class.sum() == pytest.approx(3.0)
+    # a collapsed generator: every sample a sure 3 of 10 classes
+    collapsed = _one_hot(np.full(100, 3), 10)
+    overall, per_class = core.confident_shares(collapsed)
+    assert overall == 1.0 and per_class[3] == pytest.approx(10.0) and per_class.min() == 0.0
+
+
+def test_confident_shares_rejects_bad_input():
+    with pytest.raises(ValueError, match="threshold"):
+        core.confident_shares(_one_hot(np.array([0, 1]), 2), threshold=0.0)
+    with pytest.raises(ValueError, match="probabilities"):
+        core.confident_shares(np.array([[0.5, 0.6]]))
+    with pytest.raises(ValueError, match="no samples"):
+        core.confident_shares(np.zeros((0, 10)))
+
+
 def test_label_accuracy():
     probs = _one_hot(np.array([0, 1, 2, 2]), 3)
     assert core.label_accuracy(probs, np.array([0, 1, 2, 0])) == pytest.approx(0.75)
@@ -334,18 +362,34 @@ def fake_mnist(monkeypatch, rng):
     return SimpleNamespace(test_x=test_x, model=model)
 
 
-def test_image_metrics_of_the_test_set_itself(fake_mnist):
+def test_image_metrics_of_the_test_set_itself(fake_mnist, monkeypatch):
+    # the fake classifier is unsure of everything; a bar at its median top probability makes
+    # about half of its answers "confident", so the confident share has something to count
+    _, probs = evaluate.features_and_probs(fake_mnist.model, fake_mnist.test_x)
+    monkeypatch.setattr(core, "CONFIDENT_P", float(np.median(probs.max(axis=1))))
     m = evaluate.evaluate_samples(fake_mnist.test_x, "mnist", labels=np.zeros(60, np.int64))
     assert m["fid"] == pytest.approx(0.0, abs=1e-6)
     assert (m["precision"], m["recall"]) == (1.0, 1.0)
     assert m["n"] == 60 and m["num_classes"] == 10
     assert 0.0 <= m["label_accuracy"] <= 1.0
+    # the confident share agrees with the classifier's own outputs on these images
+    sure = probs.max(axis=1) >= core.CONFIDENT_P
+    assert m["confident"] == pytest.approx(sure.mean()) and 0.4 <= m["confident"] <= 0.6
+    counts = np.bincount(probs.argmax(axis=1)[sure], minlength=10)
+    assert m["confident_min_class"] == pytest.approx(counts.min() / 6.0)
+    assert m["confident_weakest"] == int(counts.argmin())
     json.dumps(m)  # flat and JSON-able
     floor = evaluate.real_floor("mnist", n=60)
     assert {"fid", "is", "precision", "recall", "label_accuracy"} <= set(floor)
     assert floor["fid"] > 0
     table = evaluate.format_table(m, floor)
     assert "FID" in table and "real data" in table and "label accuracy" in table
+    assert "confident share" in table and f"(class {m['confident_weakest']})" in table
+    with_hist = evaluate.evaluate_samples(fake_mnist.test_x, "mnist", with_histogram=True)
+    assert len(with_hist["confident_per_class"]) == 10
+    assert min(with_hist["confident_per_class"]) == pytest.approx(m["confident_min_class"],
+                                                                   abs=1e-4)
+    assert "confident per class" in evaluate.format_table(with_hist, floor)
 
 
 def test_evaluate_generator_conditional_images(fake_mnist):
@@ -367,7 +411,7 @@ def test_evaluate_generator_conditional_images(fake_mnist):
     G = TinyG()
     m = evaluate.evaluate_generator(G, cfg, 10, dataset, n=40)
     assert {"fid", "is", "is_std", "class_kl", "modes_covered", "precision", "recall",
-            "label_accuracy"} <= set(m)
+            "label_accuracy", "confident", "confident_min_class", "confident_weakest"} <= set(m)
     assert all(isinstance(v, (int, float)) for v in m.values())
     assert m["fid"] > 0 and G.training  # G's mode is restored after sampling
     # the evaluation noise is fixed by cfg.seed: the same G scores the same twice

@@ -116,15 +116,20 @@ def _class_scores(probs: np.ndarray) -> dict:
     hist = core.class_histogram(probs, k)
     # Fewer than 10 samples cannot fill 10 splits; tiny evaluations use one sample per split.
     is_mean, is_std = core.inception_score(probs, splits=min(MAX_SPLITS, len(probs)))
+    confident, per_class = core.confident_shares(probs, core.CONFIDENT_P)
     return {"is": is_mean, "is_std": is_std, "class_kl": core.kl_to_uniform(hist),
-            "modes_covered": core.modes_covered(hist, len(probs)), "num_classes": k}
+            "modes_covered": core.modes_covered(hist, len(probs)), "num_classes": k,
+            "confident": confident, "confident_min_class": float(per_class.min()),
+            "confident_weakest": int(per_class.argmin())}
 
 
 def image_metrics(images, name: str, labels=None, device: str = "cpu", root=None,
                   with_histogram: bool = False) -> dict:
     """All image metrics of generated ``images`` (floats in [-1, 1] or uint8) for dataset
-    ``name``: fid, is, is_std, class_kl, modes_covered, num_classes, precision, recall, n, and
-    label_accuracy when the conditioning ``labels`` are given."""
+    ``name``: fid, is, is_std, class_kl, modes_covered, num_classes, confident,
+    confident_min_class, confident_weakest, precision, recall, n, and label_accuracy when the
+    conditioning ``labels`` are given (``with_histogram`` adds class_histogram and
+    confident_per_class)."""
     ref = _reference(name, len(images), device, root)
     feats, probs = features_and_probs(ref.model, images)
     out = {"n": len(images)}
@@ -135,6 +140,8 @@ def image_metrics(images, name: str, labels=None, device: str = "cpu", root=None
         out["label_accuracy"] = core.label_accuracy(probs, backend.to_numpy(labels))
     if with_histogram:
         out["class_histogram"] = core.class_histogram(probs, probs.shape[1]).tolist()
+        shares = core.confident_shares(probs, core.CONFIDENT_P)[1]
+        out["confident_per_class"] = [round(float(v), 4) for v in shares]
     return out
 
 
@@ -290,7 +297,7 @@ def format_table(metrics: dict, floor: dict) -> str:
     """Each score beside its real-data floor, with the direction that is better."""
     rows = []
 
-    def add(label, key, better, spec=".3f", std_key=None, total_key=None):
+    def add(label, key, better, spec=".3f", std_key=None, total_key=None, suffix_key=None):
         if key not in metrics:
             return
         cells = []
@@ -303,6 +310,8 @@ def format_table(metrics: dict, floor: dict) -> str:
                 text += f" ± {_fmt(src[std_key], spec)}"
             if total_key and total_key in src:
                 text += f"/{src[total_key]}"
+            if suffix_key and suffix_key in src:
+                text += f" (class {src[suffix_key]})"
             cells.append(text)
         rows.append((label, *cells, better))
 
@@ -310,6 +319,9 @@ def format_table(metrics: dict, floor: dict) -> str:
     add("Inception Score (10 splits)", "is", "higher", ".2f", std_key="is_std")
     add("class KL to uniform (nats)", "class_kl", "lower", ".4f")
     add("classes covered", "modes_covered", "higher", total_key="num_classes")
+    add(f"confident share (p >= {core.CONFIDENT_P})", "confident", "higher")
+    add("weakest class, confident / fair share", "confident_min_class", "higher",
+        suffix_key="confident_weakest")
     add(f"precision (k={PR_K})", "precision", "higher")
     add(f"recall (k={PR_K})", "recall", "higher")
     add("label accuracy", "label_accuracy", "higher")
@@ -326,4 +338,7 @@ def format_table(metrics: dict, floor: dict) -> str:
     lines.insert(1, "-" * len(lines[0]))
     if "class_histogram" in metrics:
         lines.append("class histogram: " + " ".join(str(c) for c in metrics["class_histogram"]))
+    if "confident_per_class" in metrics:
+        lines.append("confident per class / fair share: "
+                     + " ".join(f"{v:.2f}" for v in metrics["confident_per_class"]))
     return "\n".join(lines)
