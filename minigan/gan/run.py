@@ -112,8 +112,8 @@ class Run:
     def _fixed_noise(self):
         """The noise (and labels) behind every grid, drawn once from the seed."""
         gen = Generator(self.cfg.seed + 4242, self.device)
-        if self.num_classes:
-            k = self.num_classes
+        if self.trainer.num_classes:  # a conditional G: one row per label
+            k = self.trainer.num_classes
             per_row = 10
             self.fixed_labels = backend.to_device(np.repeat(np.arange(k), per_row), self.device)
             self.grid_nrow = per_row

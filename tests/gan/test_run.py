@@ -42,6 +42,17 @@ def test_two_step_smoke_per_preset(tmp_path, tiny_data, preset, kw):
     assert meta["step"] == 2 and "G" in arrays and "opt_D" in arrays
 
 
+@pytest.mark.parametrize("preset,cells", [("dcgan", (3, 3)), ("cgan", (10, 10))])
+def test_grid_size_follows_the_config_unless_conditional(tmp_path, tiny_data, preset, cells):
+    """An unconditional G on a labelled data set draws n_samples_grid samples (the labels
+    mean nothing to it); a conditional one draws one row of 10 per label."""
+    out = Run(_cfg(tmp_path, preset, steps=1, n_samples_grid=7), quiet=True).train()
+    from PIL import Image
+    img = Image.open(out / "samples" / "step_00000001.png")
+    cell = (28 + 2) * 2  # 28x28 tiles, 2 px padding, drawn at twice the size
+    assert img.size == (cells[1] * cell + 4, cells[0] * cell + 4)
+
+
 def _rows(out):
     rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     for r in rows:

@@ -307,6 +307,20 @@ def test_channels_last_convs_with_planes_a_multiple_of_1kib_match_naive_loops():
     assert abs(lhs - rhs) <= 1e-9 * max(1.0, abs(lhs))
 
 
+@pytest.mark.parametrize("k, s, p, op", [(4, 2, 1, 0), (4, 2, 1, 1), (3, 1, 1, 0), (5, 3, 2, 2),
+                                         (2, 3, 0, 1), ((4, 3), (2, 1), (1, 0), (1, 0))])
+def test_channels_last_transpose_with_many_channels_matches_naive_loops(k, s, p, op, cpu_layout):
+    """Channels-last transposed convs with 16 output channels (the regime the NHWC col2im is
+    for): kernels wider than, equal to and narrower than the stride, output padding, a bias."""
+    rng = np.random.default_rng(13)
+    x, w, b = _rand(rng, 2, 17, 5, 6), _rand(rng, 17, 16, *KC._pair(k, "k", 1)), _rand(rng, 16)
+    pair = lambda v: KC._pair(v, "v", 0)  # noqa: E731
+    y = KC.conv_transpose2d_forward(x, w, b, s, p, op)
+    ref = ref_conv_transpose2d(x, w, b, pair(s), pair(p), pair(op), (1, 1))
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, rtol=1e-11, atol=1e-11)
+
+
 def test_workspace_reuse_across_shapes_keeps_padding_zero():
     """A larger call leaves garbage in the reused pad buffer; the next call must re-zero it."""
     rng = np.random.default_rng(6)
