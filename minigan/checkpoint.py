@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -30,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
+from .atomic import atomic_writer
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "META_KEY", "CheckpointError", "save_checkpoint",
            "load_checkpoint", "check_state", "CheckpointManager"]
@@ -103,17 +102,6 @@ def _check_meta(meta) -> dict:
                               f"{exc}") from exc
 
 
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable. Windows cannot open a folder for fsync; skip it there.
-    if os.name == "nt":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_npz(fileobj, flat: dict, groups: list[str], meta: dict, compress: bool) -> None:
     # Written with zipfile + numpy's own .npy writer (what np.savez does inside) rather than
     # np.savez(**arrays): savez's keyword API clashes with array names such as "file", and this
@@ -145,23 +133,10 @@ def save_checkpoint(path, arrays: Mapping, meta: dict | None = None, *,
     path = Path(path)
     flat, groups = _flatten(arrays)
     meta = _check_meta({} if meta is None else meta)  # fail before touching the disk
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    # Same folder as the target: os.replace is only atomic within one file system. The leading
-    # dot and .tmp suffix keep strays out of CheckpointManager's pattern.
-    tmp = tempfile.NamedTemporaryFile(dir=folder, prefix="." + path.name + ".", suffix=".tmp",
-                                      delete=False)
-    try:
-        with tmp:
-            _write_npz(tmp, flat, groups, meta, compress)
-            tmp.flush()
-            os.fsync(tmp.fileno())  # the data must be on disk before the name points at it
-        os.replace(tmp.name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp.name)
-        raise
-    _fsync_dir(folder)
+    # a temporary file beside the target, fsynced, renamed over it (see minigan.atomic); its
+    # hidden ".ckpt_....tmp" name never matches CheckpointManager's pattern
+    with atomic_writer(path) as f:
+        _write_npz(f, flat, groups, meta, compress)
     return path
 
 

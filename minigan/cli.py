@@ -173,14 +173,9 @@ def _save_points(x, out, meta) -> None:
 
 
 def _save_npy(path, arr):
-    import os
-    import tempfile
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix="." + p.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
+    from .atomic import atomic_writer
+    with atomic_writer(path) as f:
         np.save(f, arr, allow_pickle=False)
-    os.replace(tmp, p)
 
 
 def cmd_interpolate(a) -> int:

@@ -1,17 +1,15 @@
 """Where data sets are cached, and how files get there safely.
 
 The cache directory is, in order: ``$MINIGAN_DATA``, ``$XDG_CACHE_HOME/minigan``, or
-``~/.cache/minigan``. Every write goes to a temporary file in the destination's own directory,
-is fsynced and then renamed over the destination, so an interrupted download or a crash never
-leaves a half-written file under the final name (a rename within one file system is atomic).
+``~/.cache/minigan``. Every write goes through ``minigan.atomic``: a temporary file in the
+destination's own directory, fsynced and then renamed over the destination, so an interrupted
+download or a crash never leaves a half-written file under the final name.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 ENV_DATA = "MINIGAN_DATA"
@@ -42,46 +40,6 @@ def say(message: str) -> None:
     """A progress line on stderr: fetching data takes long enough that users want to know why."""
     if not env_flag(ENV_QUIET):
         print(f"minigan.data: {message}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def atomic_writer(path):
-    """Open a temporary file next to ``path``; on clean exit fsync it and rename it to ``path``.
-
-    On an exception the temporary file is removed and ``path`` is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; cached data is not secret
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write(path, data: bytes) -> Path:
-    """Write bytes to ``path`` atomically (see `atomic_writer`)."""
-    with atomic_writer(path) as f:
-        f.write(data)
-    return Path(path)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable on POSIX; directories cannot be opened on Windows.
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def md5_hex(data: bytes) -> str:

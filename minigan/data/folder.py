@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .cache import atomic_writer, cache_dir, say
+from ..atomic import atomic_writer
+from .cache import cache_dir, say
 from .dataset import Dataset
 from .errors import DatasetError
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import atomic_write
+from ..atomic import atomic_write
 from .errors import DatasetError
 
 # Type code -> big-endian dtype, as in LeCun's description of the format.

@@ -38,7 +38,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from .cache import ENV_OFFLINE, ENV_SKIP_MIRRORS, atomic_write, cache_dir, env_flag, md5_hex, say
+from ..atomic import atomic_write
+from .cache import ENV_OFFLINE, ENV_SKIP_MIRRORS, cache_dir, env_flag, md5_hex, say
 from .errors import DatasetError
 from .idx import gunzip_if_gzipped, gzip_bytes, idx_bytes, parse_idx, read_bytes
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_writer
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -33,16 +33,9 @@ def make_grid(images: np.ndarray, nrow: int, padding: int = 2) -> np.ndarray:
 
 
 def _atomic_save(img, path: Path, **kwargs) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        img.save(tmp, format=kwargs.pop("format", None) or path.suffix[1:].upper(), **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    fmt = kwargs.pop("format", None) or path.suffix[1:].upper()
+    with atomic_writer(path) as f:
+        img.save(f, format=fmt, **kwargs)
 
 
 def save_grid(images: np.ndarray, path, nrow: int = 8, scale: int = 1) -> Path:
@@ -141,13 +134,9 @@ def plot_losses(metrics_path, out_path) -> Path | None:
     axes[1].set_title("discriminator outputs")
     fig.tight_layout()
     out = Path(out_path)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix="." + out.name, suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, out)
+        with atomic_writer(out) as f:
+            fig.savefig(f, format="png", dpi=100)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import sys
 import time
@@ -24,6 +23,7 @@ import numpy as np
 
 from .. import backend
 from .. import random as mrandom
+from ..atomic import atomic_write
 from ..autograd import Tensor
 from ..checkpoint import CheckpointError, CheckpointManager, load_checkpoint
 from ..kernels.random import Generator
@@ -335,19 +335,7 @@ def _append_jsonl(path: Path, row: dict) -> None:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    import tempfile
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, text)
 
 
 class _Progress:

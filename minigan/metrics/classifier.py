@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .. import backend, nn
+from ..atomic import atomic_writer
 from ..autograd import Tensor, no_grad
 
 __all__ = [
@@ -110,26 +110,16 @@ def save_weights(path, state: dict, meta: dict) -> Path:
     the file hash reproducible wherever the arrays are.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     members = {k: np.ascontiguousarray(backend.to_numpy(v)) for k, v in state.items()}
     members[_META_KEY] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
-                for key in sorted(members):
-                    info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-                    info.external_attr = 0o644 << 16
-                    with zf.open(info, "w") as member:
-                        np.lib.format.write_array(member, members[key], allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; package data must be world-readable
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_writer(path) as f:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+            for key in sorted(members):
+                info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                with zf.open(info, "w") as member:
+                    np.lib.format.write_array(member, members[key], allow_pickle=False)
+    os.chmod(path, 0o644)  # package data: world-readable whatever the umask
     return path
 
 

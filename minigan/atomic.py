@@ -1,0 +1,69 @@
+"""Atomic file writes, shared by everything minigan saves: checkpoints, grids, GIFs, plots,
+config.json, metrics.jsonl rewrites, .npy samples, classifier weights and the data cache.
+
+The data goes to a new temporary file in the target's own folder (a rename is atomic only
+within one file system), is flushed and fsynced, and only then renamed over the target; the
+folder is fsynced last so that the rename survives a crash too. On any error, Ctrl-C included,
+the temporary file is removed and the target is left as it was.
+
+Temporary names are ``.NAME.XXXXXXXXXXXX.tmp``: hidden, and never matching the checkpoint
+manager's ``ckpt_*.npz`` pattern. The file is created with mode 0666 less the umask, as
+``open()`` would create it; ``tempfile.mkstemp`` would make every output private (0600).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+__all__ = ["atomic_write", "atomic_writer", "fsync_dir"]
+
+
+def fsync_dir(folder) -> None:
+    """Make a rename inside ``folder`` durable (POSIX; a no-op where folders cannot be opened,
+    as on Windows)."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file beside {path}")
+
+
+@contextlib.contextmanager
+def atomic_writer(path, text: bool = False):
+    """``with atomic_writer(path) as f: ...`` writes ``path`` atomically through ``f``, a binary
+    file (a UTF-8 text file with ``text=True``). Parent folders are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _create_temp(path)
+    try:
+        with (os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write(path, data) -> Path:
+    """Write ``data`` (bytes, or str as UTF-8) to ``path`` atomically."""
+    with atomic_writer(path, text=isinstance(data, str)) as f:
+        f.write(data)
+    return Path(path)

@@ -1,0 +1,75 @@
+"""minigan.atomic: whole-file replacement, clean-up on errors, and ordinary permissions."""
+import os
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+from minigan.atomic import atomic_write, atomic_writer
+
+
+@contextmanager
+def umask(mask):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    path = tmp_path / "sub" / "f.bin"
+    atomic_write(path, b"first")
+    atomic_write(path, b"second")
+    assert path.read_bytes() == b"second"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["f.bin"]
+
+
+def test_text_is_written_as_utf8(tmp_path):
+    path = atomic_write(tmp_path / "t.json", '{"name": "Fréchet"}\n')
+    assert path.read_bytes() == '{"name": "Fréchet"}\n'.encode("utf-8")
+
+
+@pytest.mark.parametrize("error", [RuntimeError("connection dropped"), KeyboardInterrupt()])
+def test_interrupted_write_keeps_old_file_and_leaves_no_temporary(tmp_path, error):
+    path = tmp_path / "f.bin"
+    atomic_write(path, b"good")
+    seen = []
+    with pytest.raises(type(error)), atomic_writer(path) as f:
+        seen += [p.name for p in tmp_path.iterdir() if p.name != "f.bin"]
+        f.write(b"half of the new con")
+        raise error
+    assert path.read_bytes() == b"good"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+    # while writing, the temporary was hidden, beside the target, and named after it
+    assert len(seen) == 1 and seen[0].startswith(".f.bin.") and seen[0].endswith(".tmp")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permission bits")
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_new_files_get_the_umask_like_open_does(tmp_path, mask, mode):
+    """mkstemp would make every output 0600; an atomic file must look like any other."""
+    with umask(mask):
+        path = atomic_write(tmp_path / "f.bin", b"x")
+        with open(tmp_path / "plain.bin", "wb"):
+            pass
+    assert path.stat().st_mode & 0o777 == mode == (tmp_path / "plain.bin").stat().st_mode & 0o777
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permission bits")
+def test_training_outputs_are_not_private(tmp_path, monkeypatch):
+    """Grids, the GIF, config.json, metrics rewrites, checkpoints and .npy samples all go
+    through the atomic writer, so a run folder can be shared like any other."""
+    from minigan.checkpoint import save_checkpoint
+    from minigan.cli import _save_npy
+    from minigan.gan import images
+
+    with umask(0o022):
+        imgs = np.zeros((4, 1, 8, 8), np.float32)
+        grid = images.save_grid(imgs, tmp_path / "samples" / "step_1.png", nrow=2)
+        gif = images.save_gif([grid], tmp_path / "progress.gif")
+        ckpt = save_checkpoint(tmp_path / "ckpt.npz", {"w": np.ones(3, np.float32)}, {"step": 1})
+        _save_npy(tmp_path / "x.npy", imgs)
+    for p in (grid, gif, ckpt, tmp_path / "x.npy"):
+        assert p.stat().st_mode & 0o777 == 0o644, p
+    assert np.load(tmp_path / "x.npy", allow_pickle=False).shape == (4, 1, 8, 8)
