@@ -43,18 +43,34 @@ def _create_temp(path: Path) -> tuple[int, Path]:
 
 
 @contextlib.contextmanager
+def _naming(path: Path):
+    """Re-raise an OSError of our own file operations with the target in the message (the
+    temporary file's name would only confuse), keeping its type (PermissionError, ...)."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno is None:
+            raise
+        raise type(e)(e.errno, f"cannot write {path}: {e.strerror}") from e
+
+
+@contextlib.contextmanager
 def atomic_writer(path, text: bool = False):
     """``with atomic_writer(path) as f: ...`` writes ``path`` atomically through ``f``, a binary
-    file (a UTF-8 text file with ``text=True``). Parent folders are created."""
+    file (a UTF-8 text file with ``text=True``). Parent folders are created. Failing to create,
+    sync or rename the file raises an OSError that names ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp(path)
+    with _naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _create_temp(path)
     try:
         with (os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")) as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+            with _naming(path):
+                f.flush()
+                os.fsync(f.fileno())
+        with _naming(path):
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

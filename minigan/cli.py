@@ -319,6 +319,9 @@ def main(argv=None) -> int:
     except (UsageError, CheckpointError, DeviceError, FileNotFoundError, ValueError) as e:
         print(f"minigan {args.command}: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # an output that cannot be written: a full disk, a file as a folder
+        print(f"minigan {args.command}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

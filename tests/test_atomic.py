@@ -73,3 +73,28 @@ def test_training_outputs_are_not_private(tmp_path, monkeypatch):
     for p in (grid, gif, ckpt, tmp_path / "x.npy"):
         assert p.stat().st_mode & 0o777 == 0o644, p
     assert np.load(tmp_path / "x.npy", allow_pickle=False).shape == (4, 1, 8, 8)
+
+
+def test_unwritable_targets_are_named_in_the_error(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_bytes(b"x")
+    target = blocker / "sub" / "out.png"  # a folder would have to be made inside a file
+    with pytest.raises(OSError, match=f"cannot write {target}"):
+        atomic_write(target, b"data")
+    assert blocker.read_bytes() == b"x"
+
+
+def test_cli_reports_an_unwritable_output_without_a_traceback(tmp_path, capsys):
+    from minigan.checkpoint import save_checkpoint
+    from minigan.cli import main
+    from minigan.gan.models import build_models
+
+    G, _ = build_models("gan", (2,), 0, 3)
+    meta = {"config": {"preset": "gan", "z_dim": 3, "dataset": "ring8"}, "num_classes": 0,
+            "sample_shape": [2], "dataset_name": "ring8", "step": 1}
+    ckpt = save_checkpoint(tmp_path / "ckpt.npz", {"G": G.state_dict()}, meta)
+    blocker = tmp_path / "a_file"
+    blocker.write_bytes(b"x")
+    assert main(["sample", str(ckpt), "--n", "4", "--out", str(blocker / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("minigan sample: ") and f"cannot write {blocker / 'x.png'}" in err
