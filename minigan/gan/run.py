@@ -272,7 +272,9 @@ class Run:
                             f"{last_good or 'none (no checkpoint was written yet)'}. Try a lower "
                             "learning rate.")
                     if eval_now:
-                        row.update(self.evaluate())
+                        scores = self.evaluate()
+                        row.update(scores)
+                        bar.note(_eval_summary(self.step, scores))
                     _append_jsonl(metrics_path, row)
                     bar.update(self.step, row)
                 else:
@@ -309,6 +311,27 @@ class Run:
         from ..metrics import evaluate_generator
         return evaluate_generator(self.G, self.cfg, self.num_classes, self.dataset,
                                   n=self.cfg.eval_samples)
+
+
+def _eval_summary(step: int, m: dict) -> str | None:
+    """The headline scores of one --eval-every evaluation, for the log (all of them, and the
+    rest, go to metrics.jsonl)."""
+    if not m:
+        return None
+    parts = []
+    if "num_modes" in m:  # 2-D toys
+        parts.append(f"modes {m['modes_covered']}/{m['num_modes']}")
+        parts.append(f"high-quality {m['high_quality']:.3f}")
+    else:
+        parts.append(f"FID {m['fid']:.1f}")
+        parts.append(f"IS {m['is']:.2f}")
+        parts.append(f"classes {m['modes_covered']}/{m['num_classes']}")
+        parts.append(f"confident {m['confident']:.3f}")
+        parts.append(f"precision {m['precision']:.3f}")
+        parts.append(f"recall {m['recall']:.3f}")
+        if "label_accuracy" in m:
+            parts.append(f"label acc. {m['label_accuracy']:.3f}")
+    return f"eval at step {step} ({m.get('n', '?')} samples): " + "  ".join(parts)
 
 
 def _track_nonfinite(first_bad, stats, step):
@@ -372,6 +395,14 @@ class _Progress:
         else:
             _log(f"step {step}/{self.total} ({frac:.1%}) elapsed {_hms(elapsed)} "
                  f"ETA {_hms(eta)}  {self.last}")
+
+    def note(self, line: str | None) -> None:
+        """A line of its own above the bar (the bar is redrawn by the next update)."""
+        if self.quiet or not line:
+            return
+        if self.tty:
+            sys.stderr.write("\r\x1b[K")
+        _log(line)
 
     def close(self) -> None:
         if self.tty and not self.quiet:

@@ -133,6 +133,30 @@ def test_eval_every_need_not_be_a_multiple_of_log_every(tmp_path, tiny_data):
             assert 0 <= r["modes_covered"] <= 8 and 0.0 <= r["high_quality"] <= 1.0
 
 
+def test_evaluations_are_logged_in_one_line_each(tmp_path, tiny_data, capsys):
+    cfg = _cfg(tmp_path, "gan", dataset="ring8", steps=4, log_every=4, eval_every=2,
+               eval_samples=64, sample_every=100, checkpoint_every=100)
+    out = Run(cfg).train()
+    err = capsys.readouterr().err
+    rows = {r["step"]: r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())}
+    for step in (2, 4):
+        m = rows[step]
+        line = (f"eval at step {step} (64 samples): modes {m['modes_covered']}/8  "
+                f"high-quality {m['high_quality']:.3f}")
+        assert line in err.splitlines()
+
+
+def test_eval_summary_of_image_scores():
+    from minigan.gan.run import _eval_summary
+    m = {"n": 10000, "fid": 45.14, "is": 7.634, "modes_covered": 10, "num_classes": 10,
+         "confident": 0.7251, "precision": 0.573, "recall": 0.8312, "class_kl": 0.013}
+    assert _eval_summary(9, m) == ("eval at step 9 (10000 samples): FID 45.1  IS 7.63  "
+                                   "classes 10/10  confident 0.725  precision 0.573  "
+                                   "recall 0.831")
+    assert _eval_summary(9, dict(m, label_accuracy=0.9861)).endswith("label acc. 0.986")
+    assert _eval_summary(9, {}) is None  # a data set without metrics logs nothing
+
+
 def test_lr_scale_schedules():
     from minigan.gan.trainer import lr_scale
     assert [lr_scale("none", s, 4) for s in range(4)] == [1.0] * 4
