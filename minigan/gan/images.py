@@ -32,8 +32,22 @@ def make_grid(images: np.ndarray, nrow: int, padding: int = 2) -> np.ndarray:
     return grid
 
 
+def image_format(path) -> str:
+    """Pillow's format name for ``path``'s extension (.jpg -> JPEG), or a ValueError that says
+    which extensions work."""
+    from PIL import Image
+
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        what = f"{path.suffix!r} files" if path.suffix else "a name without an extension"
+        raise ValueError(f"cannot save an image as {what} ({path}): use .png, .jpg, .gif, "
+                         ".bmp, .tif or .webp")
+    return fmt
+
+
 def _atomic_save(img, path: Path, **kwargs) -> None:
-    fmt = kwargs.pop("format", None) or path.suffix[1:].upper()
+    fmt = kwargs.pop("format", None) or image_format(path)
     with atomic_writer(path) as f:
         img.save(f, format=fmt, **kwargs)
 

@@ -45,6 +45,22 @@ def test_sample_writes_grid_and_raw_samples(checkpoints, tmp_path, capsys):
     assert not np.array_equal(np.load(tmp_path / "s3.npy"), x)
 
 
+@pytest.mark.parametrize("name, fmt", [("g.jpg", "JPEG"), ("g.JPEG", "JPEG"), ("g.tif", "TIFF"),
+                                       ("g.webp", "WEBP"), ("g.bmp", "BMP")])
+def test_sample_writes_the_format_its_extension_names(checkpoints, tmp_path, name, fmt):
+    assert main(["sample", checkpoints["gan"], "--n", "4", "--out", str(tmp_path / name)]) == 0
+    assert Image.open(tmp_path / name).format == fmt
+
+
+@pytest.mark.parametrize("name", ["g.xyz", "grid"])
+def test_sample_to_an_unknown_image_extension_is_a_usage_error(checkpoints, tmp_path, capsys,
+                                                               name):
+    assert main(["sample", checkpoints["gan"], "--n", "4", "--out", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot save an image as" in err and str(tmp_path / name) in err and ".png" in err
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temporary left
+
+
 def test_conditional_sample_cycles_labels_or_uses_the_given_one(checkpoints, tmp_path):
     lab = tmp_path / "labels.npy"
     assert main(["sample", checkpoints["cgan"], "--n", "23", "--out", str(tmp_path / "g.png"),
