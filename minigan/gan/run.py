@@ -186,7 +186,7 @@ class Run:
         """Drop metric lines written after the checkpoint, so a resumed log reads as one run."""
         path = self.out / "metrics.jsonl"
         rows = [r for r in imgs.read_metrics(path) if r.get("step", 0) <= self.step]
-        _atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
 
     # ----- outputs
     def write_grid(self) -> Path:
@@ -221,8 +221,8 @@ class Run:
     # ----- the loop
     def _write_config(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(self.out / "config.json",
-                           json.dumps(asdict(self.cfg), indent=2, sort_keys=True) + "\n")
+        atomic_write(self.out / "config.json",
+                     json.dumps(asdict(self.cfg), indent=2, sort_keys=True) + "\n")
 
     def train(self) -> Path:
         cfg = self.cfg
@@ -355,10 +355,6 @@ def _append_jsonl(path: Path, row: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(row) + "\n")
         f.flush()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, text)
 
 
 class _Progress:

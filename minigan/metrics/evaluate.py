@@ -110,17 +110,22 @@ def _reference(name: str, n: int, device: str, root=None) -> _ImageReference:
     return _REFERENCES[key]
 
 
-def _class_scores(probs: np.ndarray) -> dict:
-    """The metrics that need only the classifier's outputs on one set."""
+def _class_scores(probs: np.ndarray, with_histogram: bool = False) -> dict:
+    """The metrics that need only the classifier's outputs on one set; ``with_histogram`` adds
+    the per-class lists class_histogram and confident_per_class."""
     k = probs.shape[1]
     hist = core.class_histogram(probs, k)
     # Fewer than 10 samples cannot fill 10 splits; tiny evaluations use one sample per split.
     is_mean, is_std = core.inception_score(probs, splits=min(MAX_SPLITS, len(probs)))
     confident, per_class = core.confident_shares(probs, core.CONFIDENT_P)
-    return {"is": is_mean, "is_std": is_std, "class_kl": core.kl_to_uniform(hist),
-            "modes_covered": core.modes_covered(hist, len(probs)), "num_classes": k,
-            "confident": confident, "confident_min_class": float(per_class.min()),
-            "confident_weakest": int(per_class.argmin())}
+    out = {"is": is_mean, "is_std": is_std, "class_kl": core.kl_to_uniform(hist),
+           "modes_covered": core.modes_covered(hist, len(probs)), "num_classes": k,
+           "confident": confident, "confident_min_class": float(per_class.min()),
+           "confident_weakest": int(per_class.argmin())}
+    if with_histogram:
+        out["class_histogram"] = hist.tolist()
+        out["confident_per_class"] = [round(float(v), 4) for v in per_class]
+    return out
 
 
 def image_metrics(images, name: str, labels=None, device: str = "cpu", root=None,
@@ -134,14 +139,10 @@ def image_metrics(images, name: str, labels=None, device: str = "cpu", root=None
     feats, probs = features_and_probs(ref.model, images)
     out = {"n": len(images)}
     out["fid"] = core.frechet_distance(*core.feature_stats(feats), *ref.stats)
-    out.update(_class_scores(probs))
+    out.update(_class_scores(probs, with_histogram))
     out["precision"], out["recall"] = core.precision_recall(ref.feats, feats, k=PR_K)
     if labels is not None:
         out["label_accuracy"] = core.label_accuracy(probs, backend.to_numpy(labels))
-    if with_histogram:
-        out["class_histogram"] = core.class_histogram(probs, probs.shape[1]).tolist()
-        shares = core.confident_shares(probs, core.CONFIDENT_P)[1]
-        out["confident_per_class"] = [round(float(v), 4) for v in shares]
     return out
 
 
