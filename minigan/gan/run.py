@@ -243,6 +243,18 @@ class Run:
 
         signal.signal(signal.SIGINT, on_sigint)
         last_good = None
+
+        def stop_if_diverged():
+            # a read of the device flag: done where the step syncs anyway (a log row, a grid)
+            bad = _first_bad_step(first_bad)
+            if bad is not None:
+                d, g = (float(stats[k].item()) for k in ("d_loss", "g_loss"))
+                raise TrainingDiverged(
+                    f"non-finite loss at step {bad} (at step {self.step}: d_loss={d}, "
+                    f"g_loss={g}); stopped. The last good checkpoint is "
+                    f"{last_good or 'none (no checkpoint was written yet)'}. Try a lower "
+                    "learning rate.")
+
         t0, step0 = time.perf_counter(), self.step
         batches = self.loader.batches()
         try:
@@ -264,13 +276,7 @@ class Run:
                     row = self._metrics_row(stats, (self.step - step0) * cfg.batch_size
                                             / max(now - t0, 1e-9))
                     t0, step0 = now, self.step
-                    bad = _first_bad_step(first_bad)
-                    if bad is not None:
-                        raise TrainingDiverged(
-                            f"non-finite loss at step {bad} (d_loss={row['d_loss']}, "
-                            f"g_loss={row['g_loss']}); stopped. The last good checkpoint is "
-                            f"{last_good or 'none (no checkpoint was written yet)'}. Try a lower "
-                            "learning rate.")
+                    stop_if_diverged()
                     if eval_now:
                         scores = self.evaluate()
                         row.update(scores)
@@ -280,6 +286,7 @@ class Run:
                 else:
                     bar.update(self.step)
                 if self.step % cfg.sample_every == 0 or self.step == self.total_steps:
+                    stop_if_diverged()  # no grid of a diverged G
                     write_sample()
                     self.write_gif_and_plot()
                 if self.step % cfg.checkpoint_every == 0 or self.step == self.total_steps:

@@ -86,6 +86,9 @@ def test_nonfinite_loss_stops_with_the_step_and_keeps_last_checkpoint(tmp_path, 
         arrays, meta = load_checkpoint(c)
         assert meta["step"] < bad_step
         assert all(np.isfinite(v).all() for v in arrays["G"].values())
+    # a grid every step, the loss read every 4: no grid is drawn by the diverged G
+    grids = sorted((tmp_path / "gan" / "samples").glob("step_*.png"))
+    assert grids and max(int(g.stem[5:]) for g in grids) < bad_step
 
 
 def test_resume_of_a_folder_without_checkpoints_is_a_clear_error(tmp_path):
