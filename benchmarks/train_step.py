@@ -36,7 +36,7 @@ from minigan import backend
 from minigan import random as mrandom
 from minigan.autograd import Tensor
 from minigan.gan.models import build_models
-from minigan.gan.trainer import TrainConfig, make_trainer
+from minigan.gan.trainer import PRESET_OPTIM, TrainConfig, make_trainer
 from minigan.nn.init import dcgan_init_
 
 MODELS = ("gan", "dragan", "dcgan", "dcgan64")
@@ -62,11 +62,11 @@ def minigan_models(model: str, seed: int):
 
 
 def train_config(model: str, batch_size: int, device: str, seed: int) -> TrainConfig:
-    # One step is one D update and one G update for every model (dcgan's preset default of two
-    # G updates, PRESET_N_GEN in the trainer, would make its step incomparable with the others
-    # and with the earlier tables).
+    # One step is one D update and one G update for every model, at the paper's learning rates
+    # (dcgan's tuned default of three G updates, PRESET_TUNED in the trainer, would make its
+    # step incomparable with the others and with the earlier tables).
     return TrainConfig(preset=model, batch_size=batch_size, device=device, seed=seed,
-                       z_dim=Z_DIM, n_gen=1).resolved()
+                       z_dim=Z_DIM, n_gen=1, lr_g=PRESET_OPTIM[model][0]).resolved()
 
 
 class MiniganRunner:

@@ -29,6 +29,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", help="folder with the MNIST IDX files (else the cache)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--n-gen", type=int, help="G updates per D update (the preset's default)")
+    ap.add_argument("--lr-g", type=float, help="G's learning rate (the preset's default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=10000, help="samples to score")
     ap.add_argument("--grid", help="also write a 10x10 grid of samples here")
@@ -57,7 +58,8 @@ def main(argv=None) -> int:
         G.apply(dcgan_init_)
         D.apply(dcgan_init_)
     tG, tD = twin_of(G, D)
-    cfg = TrainConfig(preset=a.preset, dataset="mnist", seed=a.seed, n_gen=a.n_gen).resolved()
+    cfg = TrainConfig(preset=a.preset, dataset="mnist", seed=a.seed, n_gen=a.n_gen,
+                      lr_g=a.lr_g).resolved()
     trainer = TorchTrainer(tG, tD, cfg)
     ds = load_dataset("mnist", "train", root=a.data_dir)
     loader = DataLoader(ds.data, ds.labels, batch_size=cfg.batch_size, shuffle=True,
