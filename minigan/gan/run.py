@@ -286,7 +286,8 @@ class Run:
                 else:
                     bar.update(self.step)
                 if self.step % cfg.sample_every == 0 or self.step == self.total_steps:
-                    stop_if_diverged()  # no grid of a diverged G
+                    if not log_now:  # a log step has just checked
+                        stop_if_diverged()  # no grid of a diverged G
                     write_sample()
                     self.write_gif_and_plot()
                 if self.step % cfg.checkpoint_every == 0 or self.step == self.total_steps:
