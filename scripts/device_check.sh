@@ -19,6 +19,10 @@
 #   round2    tests, the benchmark ratios with GPU kernel traces, then grid5 (~300 s)
 #   dcgan20   the dcgan preset's default for 20 epochs on DCGAN_SEEDS (default "0 1"), side by
 #             side; one seed per call fits 600 s
+#   graph     the GPU tests, then benchmarks/graph_probe.py: can a whole training step be captured
+#             as one CUDA graph (cuBLAS through ctypes, a private pool, Adam's step count and the
+#             Philox offset on the device), do replays match eager steps, and how fast is a
+#             replay next to PyTorch's eager step (gan, dragan, dcgan, dcgan64 at batch 64)
 #   pack      scripts/device_check.sh pack OUT_DIR DEST: DEST/results.tgz holds OUT_DIR without
 #             the sample grids (the last one per run is kept), GIFs and checkpoints, and the text
 #             summaries are copied to DEST beside it. The device tool returns at most 8 files of
@@ -140,7 +144,8 @@ pack)
     done
     tar czf "$DEST/results.tgz" --exclude='samples' --exclude='*.gif' --exclude='*.npz' \
         -C "$(dirname "$OUT")" "$(basename "$OUT")"
-    for f in gpu_tests.txt steps.txt bench/report_"$DEV".md bench/profile_"$DEV".txt; do
+    for f in gpu_tests.txt steps.txt bench/report_"$DEV".md bench/profile_"$DEV".txt \
+        graph_probe.txt graph_probe.jsonl; do
         [ -f "$OUT/$f" ] && cp "$OUT/$f" "$DEST/"
     done
     ls -la "$DEST"
@@ -216,6 +221,12 @@ round2)
     run_tests "${TESTS_LIMIT:-200}"
     run_bench_quick
     bash "$0" grid5 "$OUT" "$MNIST"
+    ;;
+graph)
+    run_tests "${TESTS_LIMIT:-240}"
+    limit "${GRAPH_LIMIT:-300}" "$PY" benchmarks/graph_probe.py --models gan,dragan,dcgan,dcgan64 \
+        --batch-size 64 --steps 200 --block 20 --torch --out "$OUT/graph_probe.jsonl" 2>&1 \
+        | tee "$OUT/graph_probe.txt"
     ;;
 dcgan20)
     # The dcgan default (three G updates per D update, lr_g 4e-4; adopted 2026-12-01 on the CPU

@@ -215,3 +215,124 @@ def test_cpu_isa_reads_family_model_and_vector_flags(bench):
     assert "cpu_isa" in env and "numpy_blas_core" in env and "openblas_coretype" in env
     core = common.numpy_blas_core()
     assert core is None or (isinstance(core, str) and core)
+
+
+# ----------------------------------------------------------------------------- graph probe
+
+def _colmajor(buf, offset, rows, cols, ld):
+    """The column-major (rows, cols) matrix with leading dimension ld at element ``offset`` of
+    the flat float64 buffer ``buf``: what cuBLAS reads for that pointer."""
+    from numpy.lib.stride_tricks import as_strided
+    return as_strided(buf[offset:], (rows, cols), (buf.itemsize, ld * buf.itemsize),
+                      writeable=False)
+
+
+def _emulated_cublas(probe, base, a, b):
+    """Row-major a @ b as graph_probe's CublasGemm hands it to cuBLAS, with cuBLAS's
+    column-major GEMM done by NumPy on the operands' raw memory (``base``, which holds both)."""
+    import numpy as np
+
+    def layout(x):
+        st = tuple(s // x.itemsize for s in x.strides)
+        lay = probe.gemm_operand(x.shape, st)
+        assert lay is not None, (x.shape, st)
+        return lay, (x.__array_interface__["data"][0] - base.__array_interface__["data"][0]) \
+            // base.itemsize
+
+    (m, k), n = a.shape, b.shape[1]
+    (la, off_a), (lb, off_b) = layout(a), layout(b)
+    ta, tb, mm, nn, kk, lda, ldb, ldc = probe.gemm_call(la, lb, m, n, k)
+    assert (mm, nn, kk, ldc) == (n, m, k, n)
+    # cuBLAS's A is our b: (M, K) as stored, or (K, M) transposed; its B is our a
+    A = _colmajor(base, off_b, *((mm, kk) if ta == probe.OP_N else (kk, mm)), lda)
+    B = _colmajor(base, off_a, *((kk, nn) if tb == probe.OP_N else (nn, kk)), ldb)
+    A = A if ta == probe.OP_N else A.T
+    B = B if tb == probe.OP_N else B.T
+    c_colmajor = A @ B  # (n, m), column-major with ldc = n: row-major c is its transpose
+    return np.ascontiguousarray(c_colmajor.T)
+
+
+def test_graph_probe_gemm_layouts_match_matmul(bench):
+    """The probe's stride bookkeeping for cuBLAS (row-major operands read as column-major
+    matrices), checked without a GPU: for contiguous, transposed, sliced, single-row and
+    single-column operands, the column-major GEMM it describes gives a @ b."""
+    import numpy as np
+    probe = bench("graph_probe")
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(20000)  # both operands are views of it, so reads stay inside
+    m, k, n = 7, 5, 6
+
+    def view(off, shape, strides):
+        from numpy.lib.stride_tricks import as_strided
+        return as_strided(base[off:], shape, tuple(s * base.itemsize for s in strides))
+
+    a_forms = {"contiguous": view(0, (m, k), (k, 1)), "transposed": view(0, (m, k), (1, m)),
+               "row slice": view(0, (m, k), (k + 3, 1)), "col-major ld": view(0, (m, k), (1, m + 4)),
+               "one row": view(0, (1, k), (999, 1)), "one column": view(0, (m, 1), (1, 999))}
+    b_forms = {"contiguous": view(5000, (k, n), (n, 1)), "transposed": view(5000, (k, n), (1, k)),
+               "row slice": view(5000, (k, n), (n + 2, 1)), "one row": view(5000, (1, n), (7, 1))}
+    checked = 0
+    for an, a in a_forms.items():
+        for bn, b in b_forms.items():
+            if a.shape[1] != b.shape[0]:
+                continue
+            got = _emulated_cublas(probe, base, a, b)
+            np.testing.assert_allclose(got, a @ b, rtol=1e-12, atol=1e-12, err_msg=f"{an} @ {bn}")
+            checked += 1
+    assert checked >= 16
+    # neither layout (both strides above 1): the probe copies such an operand first
+    assert probe.gemm_operand((4, 4), (8, 2)) is None
+    assert probe.gemm_operand((4, 4), (-4, 1)) is None
+
+
+def test_graph_probe_routes_every_gemm_and_restores(bench):
+    """``routed_gemms`` restates Linear's and MatMul's array paths with the probe's GEMM; run
+    here with a NumPy stand-in for it, a first- and a second-order backward (DRAGAN's penalty)
+    give the gradients of the unpatched code, every product goes through the stand-in, and
+    the originals are back afterwards."""
+    import types
+
+    import numpy as np
+
+    import minigan
+    import minigan.nn.functional as F
+    from minigan.functional import basic as FB
+    probe = bench("graph_probe")
+    rng = np.random.default_rng(1)
+    x0, w1, b1, w2 = (rng.standard_normal(s) for s in ((4, 3), (5, 3), (5,), (2, 5)))
+
+    def grads():
+        x = minigan.Tensor(x0.copy(), requires_grad=True)
+        ps = [minigan.Tensor(a.copy(), requires_grad=True) for a in (w1, b1, w2)]
+        h = F.leaky_relu(F.linear(x, ps[0], ps[1]), 0.2)
+        y = (h @ ps[2].T).sum()
+        (gx,) = minigan.grad(y, [x], create_graph=True)
+        loss = y + (gx * gx).sum()
+        loss.backward()
+        return [p.grad.numpy() for p in ps]
+
+    calls = []
+
+    def gemm(a, b):
+        calls.append((a.shape, b.shape))
+        return np.matmul(a, b)
+
+    fake = types.SimpleNamespace(cp=types.SimpleNamespace(matmul=np.matmul), matmul=gemm)
+    originals = (FB.Linear.forward, FB.Linear.backward, FB.MatMul.forward, FB.MatMul.backward)
+    want = grads()
+    with probe.routed_gemms(fake):
+        assert fake.cp.matmul is not np.matmul
+        got = grads()
+    assert (FB.Linear.forward, FB.Linear.backward, FB.MatMul.forward,
+            FB.MatMul.backward) == originals
+    assert fake.cp.matmul is np.matmul
+    assert len(calls) >= 8  # 2 forward products, then the first- and second-order backward
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+def test_graph_probe_without_a_gpu_says_so(bench, monkeypatch):
+    probe = bench("graph_probe")
+    monkeypatch.setattr(probe.backend, "cuda_available", lambda: False)
+    with pytest.raises(SystemExit, match="needs CuPy and a CUDA GPU"):
+        probe.main(["--models", "gan"])
