@@ -113,12 +113,15 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
-        if lr < 0:
+        # written as `not 0 <= x` so that NaN is refused too, as in torch.optim
+        if not 0.0 <= lr:
             raise ValueError(f"Adam: invalid learning rate {lr}")
         if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
-        if eps < 0:
+        if not 0.0 <= eps:
             raise ValueError(f"Adam: invalid eps {eps}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Adam: invalid weight_decay {weight_decay}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay))
 
@@ -143,8 +146,12 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
-        if lr < 0:
+        if not 0.0 <= lr:
             raise ValueError(f"SGD: invalid learning rate {lr}")
+        if not 0.0 <= momentum:
+            raise ValueError(f"SGD: invalid momentum {momentum}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"SGD: invalid weight_decay {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,

@@ -1,4 +1,6 @@
 """Optimizers: PyTorch semantics against plain formulas, and exact continuation after a reload."""
+import re
+
 import numpy as np
 import pytest
 
@@ -110,3 +112,21 @@ def test_optimizer_state_mismatch_errors():
         Adam([])
     with pytest.raises(ValueError, match="betas"):
         Adam(net.parameters(), betas=(1.5, 0.9))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: Adam(p, lr=float("nan")), "Adam: invalid learning rate nan"),
+    (lambda p: Adam(p, lr=-1e-3), "Adam: invalid learning rate -0.001"),
+    (lambda p: Adam(p, eps=float("nan")), "Adam: invalid eps nan"),
+    (lambda p: Adam(p, weight_decay=-0.1), "Adam: invalid weight_decay -0.1"),
+    (lambda p: Adam(p, betas=(float("nan"), 0.9)), "Adam: betas must lie in"),
+    (lambda p: SGD(p, lr=float("nan")), "SGD: invalid learning rate nan"),
+    (lambda p: SGD(p, momentum=-0.5), "SGD: invalid momentum -0.5"),
+    (lambda p: SGD(p, weight_decay=float("nan")), "SGD: invalid weight_decay nan"),
+])
+def test_optimizers_refuse_negative_and_nan_hyperparameters(make, message):
+    """As torch.optim does (its checks read `not 0.0 <= x`, so NaN fails them): a NaN learning
+    rate would otherwise turn every weight into NaN at the first step."""
+    p = minigan.Tensor(np.zeros(3), requires_grad=True)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make([p])

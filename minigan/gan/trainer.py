@@ -9,6 +9,7 @@ as tensors; the run loop fetches them only when it logs.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -202,10 +203,14 @@ class TrainConfig:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing (--label-smoothing) must lie in [0, 1), got "
                              f"{self.label_smoothing!r}")
-        for name in ("gp_lambda", "dragan_c"):
+        for name in ("lr_g", "lr_d", "gp_lambda", "dragan_c"):
             v = getattr(self, name)
-            if v is not None and v < 0:
-                raise ValueError(f"{name}{flag(name)} must be >= 0, got {v!r}")
+            if v is not None and not (math.isfinite(v) and v >= 0):  # NaN and inf too
+                raise ValueError(f"{name}{flag(name)} must be a finite number >= 0, got {v!r}")
+        for name in ("beta1", "beta2"):
+            v = getattr(self, name)
+            if v is not None and not 0.0 <= v < 1.0:
+                raise ValueError(f"{name}{flag(name)} must lie in [0, 1), got {v!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -120,7 +120,12 @@ def test_bad_sampling_arguments_are_named(checkpoints, tmp_path, monkeypatch, ca
     ("--z-dim", "0", "z_dim (--z-dim) must be an integer >= 1"),
     ("--image-size", "0", "image_size (--image-size) must be an integer >= 1"),
     ("--label-smoothing", "1.5", "label_smoothing (--label-smoothing) must lie in [0, 1)"),
-    ("--gp-lambda", "-1", "gp_lambda (--gp-lambda) must be >= 0"),
+    ("--gp-lambda", "-1", "gp_lambda (--gp-lambda) must be a finite number >= 0"),
+    ("--gp-lambda", "nan", "gp_lambda (--gp-lambda) must be a finite number >= 0, got nan"),
+    ("--lr-d", "nan", "lr_d (--lr-d) must be a finite number >= 0, got nan"),
+    ("--lr-g", "inf", "lr_g (--lr-g) must be a finite number >= 0, got inf"),
+    ("--beta1", "1.0", "beta1 (--beta1) must lie in [0, 1), got 1.0"),
+    ("--beta2", "nan", "beta2 (--beta2) must lie in [0, 1), got nan"),
 ])
 def test_train_rejects_out_of_range_settings_before_starting(tmp_path, capsys, flag, value,
                                                               message):
@@ -137,6 +142,9 @@ def test_config_range_check_also_guards_the_python_api():
         TrainConfig(preset="gan", eval_samples=3).resolved()
     with pytest.raises(ValueError, match=r"batch_size \(--batch-size\) must be an integer"):
         TrainConfig(preset="gan", batch_size=0).resolved()
+    with pytest.raises(ValueError, match=r"lr_g \(--lr-g\) must be a finite number >= 0, got "
+                                         r"-0.0001"):
+        TrainConfig(preset="gan", lr_g=-1e-4).resolved()
     assert TrainConfig(preset="gan", eval_every=0, image_size=None).resolved().batch_size == 64
 
 
