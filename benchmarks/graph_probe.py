@@ -15,14 +15,14 @@ It needs a CUDA GPU with CuPy. Per model:
    warm-up steps on a non-blocking stream, one trainer step is captured on that stream, under
    a private memory pool that lives as long as the graph (the graph keeps the addresses of
    every temporary, which the default pool would otherwise hand to later eager code).
-3. First replay against an eager step. Two trainers start from the same weights and run the
-   same warm-up; one then runs an eager step, the other replays the graph once. The largest
-   weight difference is reported (it should be 0 or rounding: the same kernels run).
-4. Second replay. Adam's bias corrections and step size, and the Philox offset of minigan's
-   random numbers, are Python numbers passed to the kernels, so the graph keeps the values
-   of the step it captured. The second replay is compared with a second eager step: the
-   difference shows what a real graph mode must first move onto the device.
-5. Timing: blocks of ``--block`` replays between two synchronisations, interleaved with blocks
+3. Replays against eager steps. Adam's bias corrections and step size, and the Philox offset
+   of minigan's random numbers, are Python numbers passed to the kernels, which a graph would
+   keep at the values of the step it captured. Inside ``graph_safe`` both are read from
+   counters on the device instead. Two trainers start from the same weights and run the same
+   steps, one eagerly and one as replays, both with these patches; replays 1, 2 and 10 are
+   compared with eager steps (the largest weight difference; 0 when the replay reruns exactly
+   the captured kernels, a growing one if some host value is still frozen in the graph).
+4. Timing: blocks of ``--block`` replays between two synchronisations, interleaved with blocks
    of eager minigan steps (the product as it is, CuPy's cuBLAS) and, with ``--torch``, of the
    eager PyTorch twin, as ``train_step.py --pipelined`` times them.
 
@@ -90,14 +90,22 @@ def gemm_call(a_layout, b_layout, m: int, n: int, k: int) -> tuple:
 
 
 def _find_cublas() -> str:
-    """The path of the libcublas that CuPy has loaded into this process."""
+    """The path of the libcublas that CuPy uses: from ``cuda.pathfinder`` (how CuPy 14 finds
+    it), else the one mapped into this process (call before PyTorch loads its own copy)."""
+    try:
+        from cuda.pathfinder import load_nvidia_dynamic_lib
+        return load_nvidia_dynamic_lib("cublas").abs_path
+    except Exception:  # noqa: BLE001 - older CuPy, or no pathfinder: read the process's maps
+        pass
+    found = []
     with open("/proc/self/maps") as f:
         for line in f:
             path = line.split()[-1] if line.strip() else ""
-            name = path.rsplit("/", 1)[-1]
-            if name.startswith("libcublas.so"):
-                return path
-    raise RuntimeError("libcublas is not loaded in this process (no cupy.matmul ran yet?)")
+            if path.rsplit("/", 1)[-1].startswith("libcublas.so") and path not in found:
+                found.append(path)
+    if len(found) != 1:
+        raise RuntimeError(f"expected one libcublas in this process, found {found or 'none'}")
+    return found[0]
 
 
 class CublasGemm:
@@ -266,8 +274,9 @@ def graph_safe(cp, check_offsets: bool = True):
     * Adam's step count: one (1,) float64 counter per optimizer, advanced by a kernel;
     * the Philox offset of minigan's random numbers: one (1,) uint64 counter per seed, read
       by the stream kernels (``basep[0]``) and advanced by a kernel after each draw;
-    * Python numbers made into arrays (``cupy.asarray(0.5)``, an upload) are filled in by a
-      kernel instead (``cupy.full``), since a capture refuses host-to-device copies.
+    * Python numbers made into arrays (``cupy.asarray(0.5)``) are filled in by a kernel
+      (``cupy.full``): a guard, since a capture refuses host-to-device copies (CuPy 14.2
+      fills 0-d arrays from scalars already, but older versions uploaded them).
 
     The host keeps its own counts too (Adam's ``state["step"]``, the Generator's ``offset``),
     so Python's state matches the device's after eager steps; outside a capture, the device
@@ -348,6 +357,7 @@ def check_gemm(gemm: CublasGemm) -> dict:
         b = cp.asarray(rng.standard_normal((50, 29) if not tb else (29, 50)), dtype=cp.float32)
         a, b = (a.T if ta else a), (b.T if tb else b)
         ref = cp.matmul(a, b)
+        cp.cuda.Device().synchronize()  # s does not wait for the legacy stream's uploads
         with s:
             gemm.matmul(a, b)  # warm-up on the capturing stream
             s.begin_capture()
@@ -389,12 +399,20 @@ class GraphRunner:
         self.cp, self.runner = cp, runner
         self.stream = cp.cuda.Stream(non_blocking=True)
         self.pool = cp.cuda.MemoryPool()  # only the graph's blocks; kept as long as the graph
+        if warmup < 1:  # state made in the first step (Adam's moments, the counters) must
+            # exist before the capture, or every replay would recreate it from scratch
+            raise ValueError(f"a captured step needs at least one eager warm-up step, got "
+                             f"{warmup}")
+        # the model's weights were uploaded on the legacy stream, which a non-blocking stream
+        # does not wait for
+        cp.cuda.Device().synchronize()
         with self.stream, cp.cuda.using_allocator(self.pool.malloc):
             self._capture(runner, gemm, warmup)
         self.pool_mb = self.pool.total_bytes() / 2**20
 
     def _capture(self, runner, gemm, warmup: int) -> None:
-        with routed_gemms(gemm), graph_safe(self.cp):
+        # the device counters are kept as long as the graph that reads them
+        with routed_gemms(gemm), graph_safe(self.cp) as self.device_offsets:
             for _ in range(warmup):
                 runner.step()
             self.stream.synchronize()
@@ -425,11 +443,11 @@ def probe_model(model: str, args, gemm: CublasGemm, torch) -> dict:
 
     stage = "capture"
     try:
-        ref = runner()  # eager, routed GEMMs: the twin of the captured trainer
+        ref = runner()  # eager, with the same GEMMs and counters: the captured trainer's twin
         graph = GraphRunner(runner(), gemm, args.warmup)
         rec["graph_pool_mb"] = graph.pool_mb
         stage = "first replay"
-        with routed_gemms(gemm):
+        with routed_gemms(gemm), graph_safe(cp):
             for _ in range(args.warmup + 1):
                 ref.step()
         # the graph's GEMMs share the handle's workspace with ref's, and its stream does not
@@ -443,7 +461,7 @@ def probe_model(model: str, args, gemm: CublasGemm, torch) -> dict:
         graph_done = 1
         stage = "later replays"
         for k in (2, 10):  # replays 2 and 10 against eager steps W+2 and W+10
-            with routed_gemms(gemm):
+            with routed_gemms(gemm), graph_safe(cp):
                 while graph_done < k:  # never both at once: they share the workspace
                     ref.step()
                     cp.cuda.Device().synchronize()
@@ -492,7 +510,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=200, help="timed steps per runner")
     p.add_argument("--block", type=int, default=20, help="steps between two syncs")
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=3, help="eager steps before the capture (>= 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--torch", action="store_true", help="also time the PyTorch twin")
     p.add_argument("--json", action="store_true", help="one JSON line per model on stdout")
@@ -505,6 +523,7 @@ def main(argv=None) -> list:
     if not backend.cuda_available():
         sys.exit("graph_probe: needs CuPy and a CUDA GPU")
     cp = backend.cupy
+    gemm = CublasGemm(cp)  # before PyTorch, which maps a libcublas of its own
     torch = None
     if args.torch:
         torch, why = C.load_torch("cuda")
@@ -512,7 +531,6 @@ def main(argv=None) -> list:
             print(f"# no PyTorch comparison: {why}", file=sys.stderr)
     env = C.environment("cuda", torch)
     C.print_header(env, file=sys.stderr)
-    gemm = CublasGemm(cp)
     print(f"# cuBLAS through ctypes: {gemm.lib_path}", file=sys.stderr)
     records = []
     try:
