@@ -490,6 +490,15 @@ def probe_model(model: str, args, gemm: CublasGemm, torch) -> dict:
             rec[f"{name}_ms_median"] = statistics.median(ts) * 1e3
             rec[f"{name}_ms_p10"] = float(np.percentile(ts, 10)) * 1e3
             rec[f"{name}_ms_p90"] = float(np.percentile(ts, 90)) * 1e3
+        # what one replay costs the host (enqueueing it) and the GPU (100 back to back)
+        graph.sync()
+        t0 = time.perf_counter()
+        for _ in range(100):
+            graph.step()
+        t1 = time.perf_counter()
+        graph.sync()
+        rec["graph_launch_host_us"] = (t1 - t0) / 100 * 1e6
+        rec["graph_replay_ms_back_to_back"] = (time.perf_counter() - t0) / 100 * 1e3
         if "torch_ms_median" in rec:
             rec["ratio_graph_torch"] = rec["graph_ms_median"] / rec["torch_ms_median"]
             rec["ratio_eager_torch"] = rec["minigan_ms_median"] / rec["torch_ms_median"]
