@@ -22,7 +22,8 @@
 #   graph     the GPU tests, then benchmarks/graph_probe.py: can a whole training step be captured
 #             as one CUDA graph (cuBLAS through ctypes, a private pool, Adam's step count and the
 #             Philox offset on the device), do replays match eager steps, and how fast is a
-#             replay next to PyTorch's eager step (gan, dragan, dcgan, dcgan64 at batch 64)
+#             replay next to PyTorch's eager step (gan, dragan, dcgan, dcgan64 at batch 64, and
+#             dcgan64 at 256); about 600 s with the tests, so give it a call of its own
 #   pack      scripts/device_check.sh pack OUT_DIR DEST: DEST/results.tgz holds OUT_DIR without
 #             the sample grids (the last one per run is kept), GIFs and checkpoints, and the text
 #             summaries are copied to DEST beside it. The device tool returns at most 8 files of
@@ -224,9 +225,11 @@ round2)
     ;;
 graph)
     run_tests "${TESTS_LIMIT:-240}"
-    limit "${GRAPH_LIMIT:-300}" "$PY" benchmarks/graph_probe.py --models gan,dragan,dcgan,dcgan64 \
+    limit "${GRAPH_LIMIT:-240}" "$PY" benchmarks/graph_probe.py --models gan,dragan,dcgan,dcgan64 \
         --batch-size 64 --steps 200 --block 20 --torch --out "$OUT/graph_probe.jsonl" 2>&1 \
         | tee "$OUT/graph_probe.txt"
+    limit 90 "$PY" benchmarks/graph_probe.py --models dcgan64 --batch-size 256 --steps 60 \
+        --block 10 --torch --out "$OUT/graph_probe.jsonl" 2>&1 | tee -a "$OUT/graph_probe.txt"
     ;;
 dcgan20)
     # The dcgan default (three G updates per D update, lr_g 4e-4; adopted 2026-12-01 on the CPU
