@@ -48,6 +48,7 @@ from minigan import backend
 from minigan import optim as MO
 from minigan.autograd import Tensor, is_grad_enabled
 from minigan.functional import basic as FB
+from minigan.kernels import optim as KO
 from minigan.kernels import random as KR
 
 OP_N, OP_T = 0, 1  # cublasOperation_t
@@ -140,7 +141,6 @@ class CublasGemm:
         self._check(lib.cublasCreate_v2(ctypes.byref(self.handle)), "cublasCreate_v2")
         self.workspace = cp.empty(WORKSPACE_BYTES, dtype=cp.uint8)  # 256-byte aligned
         self.stream_ptr = None
-        self.calls = 0
 
     @staticmethod
     def _check(status: int, what: str) -> None:
@@ -188,7 +188,6 @@ class CublasGemm:
         f, one, zero = self.fns[a.dtype]
         self._check(f(self.handle, ta, tb, mm, nn, kk, ctypes.byref(one), b.data.ptr, lda,
                       a.data.ptr, ldb, ctypes.byref(zero), c.data.ptr, ldc), "cublas gemm")
-        self.calls += 1
         return c
 
     def close(self) -> None:
@@ -290,24 +289,26 @@ def graph_safe(cp, check_offsets: bool = True):
     offsets = {}
 
     def adam_step(self):
+        """minigan's Adam.step (its state, its host step count), with the per-parameter kernel
+        swapped for one that reads this optimizer's device counter, advanced once per step.
+        (Every parameter of a GAN step has a gradient every step, so one counter serves all.)"""
         dev = self.__dict__.get("_probe_step")
         if dev is None:
             counts = [st["step"] for st in self.state.values()]
             dev = self._probe_step = cp.full((1,), float(counts[0] if counts else 0),
                                              dtype=cp.float64)
         dev += 1.0
-        for g, p in self._params():
-            if p.grad is None:
-                continue  # (every parameter of a GAN step has a gradient every step)
-            grad = self._grad(p)
-            st = self.state.get(id(p))
-            if st is None:
-                st = self.state[id(p)] = {"step": 0, "exp_avg": cp.zeros_like(p.data),
-                                          "exp_avg_sq": cp.zeros_like(p.data)}
-            st["step"] += 1
-            b1, b2 = g["betas"]
-            adam_kernel(grad, dev, float(g["lr"]), float(b1), float(b2), float(g["eps"]),
-                        float(g["weight_decay"]), p.data, st["exp_avg"], st["exp_avg_sq"])
+
+        def kernel(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps,
+                   weight_decay=0.0):
+            adam_kernel(grad, dev, float(lr), float(beta1), float(beta2), float(eps),
+                        float(weight_decay), param, exp_avg, exp_avg_sq)
+
+        host_kernel, KO.adam_step = KO.adam_step, kernel
+        try:
+            saved[0](self)
+        finally:
+            KO.adam_step = host_kernel
 
     def stream_kernel(out_params, extra_in, body, per_block, name):
         in_params = "raw uint64 basep, uint32 k0, uint32 k1, int64 n" + (
