@@ -1,4 +1,5 @@
-"""Writing what a person looks at: sample grids, the progress GIF, the loss plot."""
+"""Writing what a person looks at: sample grids, scatters and the progress GIF (the loss plot
+is in ``plot.py``)."""
 from __future__ import annotations
 
 import json
@@ -118,39 +119,3 @@ def read_metrics(path) -> list[dict]:
             if line:
                 rows.append(json.loads(line))
     return rows
-
-
-def plot_losses(metrics_path, out_path) -> Path | None:
-    """Plot losses and D outputs from metrics.jsonl; returns None when matplotlib is missing."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    rows = [r for r in read_metrics(metrics_path) if "d_loss" in r]
-    if not rows:
-        return None
-    steps = [r["step"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    axes[0].plot(steps, [r["d_loss"] for r in rows], label="D loss")
-    axes[0].plot(steps, [r["g_loss"] for r in rows], label="G loss")
-    if any(r.get("penalty") is not None for r in rows):
-        axes[0].plot(steps, [r.get("penalty") or 0.0 for r in rows], label="gradient penalty")
-    axes[0].set_xlabel("step")
-    axes[0].legend()
-    axes[0].set_title("losses")
-    axes[1].plot(steps, [r["d_real"] for r in rows], label="D(x)")
-    axes[1].plot(steps, [r["d_fake"] for r in rows], label="D(G(z))")
-    axes[1].set_ylim(0, 1)
-    axes[1].set_xlabel("step")
-    axes[1].legend()
-    axes[1].set_title("discriminator outputs")
-    fig.tight_layout()
-    out = Path(out_path)
-    try:
-        with atomic_writer(out) as f:
-            fig.savefig(f, format="png", dpi=100)
-    finally:
-        plt.close(fig)
-    return out

@@ -6,7 +6,7 @@ Everything a run writes goes to its output folder:
 * ``metrics.jsonl`` one JSON line per log interval: step, epoch, d_loss, g_loss, d_real (D(x)),
   d_fake (D(G(z))), penalty, img_per_s (and metrics when --eval-every is set);
 * ``samples/step_XXXXXXXX.png`` fixed-noise grids, ``progress.gif`` made from them;
-* ``losses.png`` (with matplotlib installed);
+* ``losses.png`` the losses and D outputs against the step;
 * ``checkpoints/ckpt_XXXXXXXX.npz`` atomic checkpoints, the last k kept.
 """
 from __future__ import annotations
@@ -29,6 +29,7 @@ from ..checkpoint import CheckpointError, CheckpointManager, load_checkpoint
 from ..kernels.random import Generator
 from ..nn import init
 from . import images as imgs
+from .plot import plot_losses
 from .models import build_models
 from .trainer import GANTrainer, TrainConfig, generate_images, lr_scale, make_trainer
 
@@ -197,11 +198,7 @@ class Run:
     def write_gif_and_plot(self) -> None:
         frames = sorted((self.out / "samples").glob("step_*.png"))
         imgs.save_gif(frames, self.out / "progress.gif")
-        if imgs.plot_losses(self.out / "metrics.jsonl", self.out / "losses.png") is None \
-                and not getattr(self, "_plot_warned", False):
-            self._plot_warned = True
-            _log("losses.png skipped: matplotlib is not installed "
-                 "(pip install 'minigan[plot]' or pip install matplotlib)")
+        plot_losses(self.out / "metrics.jsonl", self.out / "losses.png")
 
     def write_points(self) -> Path:
         """For 2-D toys: a scatter of real (grey) and generated (red) points."""

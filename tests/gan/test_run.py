@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from minigan.checkpoint import load_checkpoint
 from minigan.gan.run import Run, TrainingDiverged
@@ -36,6 +37,8 @@ def test_two_step_smoke_per_preset(tmp_path, tiny_data, preset, kw):
         assert (r["penalty"] is not None) == (preset == "dragan")
     assert len(list((out / "samples").glob("step_*.png"))) == 3  # step 0, 1, 2
     assert (out / "progress.gif").stat().st_size > 0
+    with Image.open(out / "losses.png") as im:
+        assert im.size == (1120, 400)
     ckpts = list((out / "checkpoints").glob("ckpt_*.npz"))
     assert [c.name for c in ckpts] == ["ckpt_00000002.npz"]
     arrays, meta = load_checkpoint(ckpts[0])
@@ -47,7 +50,6 @@ def test_grid_size_follows_the_config_unless_conditional(tmp_path, tiny_data, pr
     """An unconditional G on a labelled data set draws n_samples_grid samples (the labels
     mean nothing to it); a conditional one draws one row of 10 per label."""
     out = Run(_cfg(tmp_path, preset, steps=1, n_samples_grid=7), quiet=True).train()
-    from PIL import Image
     img = Image.open(out / "samples" / "step_00000001.png")
     cell = (28 + 2) * 2  # 28x28 tiles, 2 px padding, drawn at twice the size
     assert img.size == (cells[1] * cell + 4, cells[0] * cell + 4)
