@@ -352,7 +352,7 @@ _CATEGORIES = (
     ("functional/activation.py", lambda q: True, "elementwise (activations, BCE)"),
     ("functional/loss.py", lambda q: True, "elementwise (activations, BCE)"),
     ("kernels/optim.py", lambda q: True, "Adam"),
-    ("optim.py", lambda q: True, "Adam"),
+    ("optim/", lambda q: True, "Adam"),
     ("kernels/random.py", lambda q: True, "random numbers"),
     ("random.py", lambda q: True, "random numbers"),
     ("functional/basic.py", lambda q: q.split(".")[0] in ("MatMul", "Linear", "matmul", "linear"),

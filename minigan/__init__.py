@@ -1,16 +1,30 @@
 """minigan: a from-scratch GAN engine on NumPy (CPU) and CuPy (GPU).
 
 The core API mirrors PyTorch: ``minigan.tensor``, ``minigan.grad``, ``minigan.no_grad``,
-``minigan.nn``, ``minigan.nn.functional`` and ``minigan.optim``.
+``minigan.nn``, ``minigan.nn.functional`` and ``minigan.optim``, with the tensor factories
+(``zeros``, ``arange``, ``randn_like``, ...) and the common ops (``cat``, ``stack``, ``where``,
+``clamp``, ...) at the top level, as ``torch.*`` has them.
 """
 from . import functional  # noqa: F401  (installs the Tensor operators)
 from .autograd import (Function, Tensor, as_tensor, enable_grad, grad, is_grad_enabled,
                        no_grad, tensor)
 from .backend import DeviceError, cuda_available, synchronize
+from .creation import (arange, empty, empty_like, eye, full, full_like, linspace, ones,
+                       ones_like, rand_like, randint, randn_like, zeros, zeros_like)
+from .functional import (abs, amax, amin, argmax, argmin, cat, clamp, clip, clone, concat,
+                         exp, flatten, log, matmul, max, mean, min, permute, reshape, sigmoid,
+                         sqrt, squeeze, stack, std, sum, tanh, transpose, unsqueeze, var, where)
 from .random import manual_seed, rand, randn
+from . import nn, optim  # noqa: E402,F401  (minigan.nn and minigan.optim, as torch.nn/optim)
 
 __version__ = "0.1.0"
 
+_OPS = ["abs", "amax", "amin", "argmax", "argmin", "cat", "clamp", "clip", "clone", "concat",
+        "exp", "flatten", "log", "matmul", "max", "mean", "min", "permute", "reshape",
+        "sigmoid", "sqrt", "squeeze", "stack", "std", "sum", "tanh", "transpose", "unsqueeze",
+        "var", "where"]
 __all__ = ["Function", "Tensor", "as_tensor", "enable_grad", "grad", "is_grad_enabled",
            "no_grad", "tensor", "DeviceError", "cuda_available", "synchronize", "manual_seed",
-           "rand", "randn", "__version__"]
+           "rand", "randn", "arange", "empty", "empty_like", "eye", "full", "full_like",
+           "linspace", "ones", "ones_like", "rand_like", "randint", "randn_like", "zeros",
+           "zeros_like", "__version__"] + _OPS

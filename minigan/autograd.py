@@ -99,6 +99,9 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.creator: Function | None = None
         self.generation = 0
+        # bumped by whatever changes ``data`` in place (optimizer steps, nn.init, loading a
+        # state dict); a backward that needs the old values then refuses, as PyTorch does
+        self._version = 0
 
     # ----- array-like attributes
     @property
@@ -110,8 +113,16 @@ class Tensor:
         return self.data.ndim
 
     @property
-    def size(self) -> int:
+    def size(self) -> "_Size":
+        """The number of elements, as NumPy's ``size`` (an int). Called, it is PyTorch's
+        ``size()``: ``x.size()`` is the shape and ``x.size(0)`` its first entry."""
+        return _Size(self.data.size, self.data.shape)
+
+    def numel(self) -> int:
         return self.data.size
+
+    def dim(self) -> int:
+        return self.data.ndim
 
     @property
     def dtype(self):
@@ -127,6 +138,18 @@ class Tensor:
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is "
+                               "ambiguous: use .any() or .all() on its numpy() values")
+        return bool(self.data.reshape(()).item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
 
     def __repr__(self) -> str:
         extra = ", requires_grad=True" if self.requires_grad else ""
@@ -151,19 +174,22 @@ class Tensor:
         """The same array, cut from the graph."""
         return Tensor(self.data)
 
-    def requires_grad_(self, flag: bool = True) -> "Tensor":
-        if not self.is_leaf and not flag:
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if not self.is_leaf and not requires_grad:
             raise RuntimeError("requires_grad can only be switched off on leaf tensors; "
                                "use .detach()")
-        if flag and self.dtype.kind != "f":
+        if requires_grad and self.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, got {self.dtype}")
-        self.requires_grad = bool(flag)
+        self.requires_grad = bool(requires_grad)
         return self
 
     def to(self, device=None, dtype=None) -> "Tensor":
-        """A tensor on ``device`` and/or of ``dtype``; differentiable, like PyTorch's ``.to``."""
+        """A tensor on ``device`` and/or of ``dtype``; differentiable, like PyTorch's ``.to``.
+        A dtype may come first (``x.to(np.float64)``, ``x.to("float64")``)."""
         from .functional import to_device, astype  # late import: ops sit above autograd
 
+        if dtype is None and device is not None and _is_dtype(device):
+            device, dtype = None, device
         out = self
         if device is not None and backend.normalize_device(device) != self.device:
             out = to_device(out, device)
@@ -181,13 +207,15 @@ class Tensor:
         self.grad = None
 
     # ----- differentiation
-    def backward(self, grad=None, retain_graph: bool | None = None,
-                 create_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+    def backward(self, gradient=None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs=None) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad (or
+        only for the tensors in ``inputs``), as PyTorch's ``Tensor.backward``.
 
-        ``grad`` is the gradient of some scalar with respect to ``self``; it may be omitted only
-        when ``self`` holds a single element.
+        ``gradient`` is the gradient of some scalar with respect to ``self``; it may be omitted
+        only when ``self`` holds a single element.
         """
+        grad = gradient
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require grad and has no graph; "
                                "did you create it under no_grad() or from tensors that do not "
@@ -200,10 +228,54 @@ class Tensor:
             grad = Tensor(backend.get_array_module(self.data).ones_like(self.data))
         else:
             grad = _as_grad(grad, self)
+        if inputs is not None:
+            inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+            for t in inputs:
+                if not isinstance(t, Tensor) or not t.requires_grad:
+                    raise RuntimeError("backward(inputs=...): every input must be a Tensor "
+                                       "that requires grad")
+            got = _run_backward([self], [grad], inputs, create_graph, retain_graph)
+            for t, g in zip(inputs, got):
+                if g is not None:
+                    _store_grad(t, g, create_graph, set())
+            return
+        if self.creator is None:  # a leaf: its gradient is the one given
+            _store_grad(self, grad, create_graph, set())
+            return
         _run_backward([self], [grad], None, create_graph, retain_graph)
 
     # Tensors are compared by identity in graph bookkeeping; == is elementwise in ops.
     __hash__ = object.__hash__
+
+
+class _Size(int):
+    """A tensor's element count that, called, gives its shape (PyTorch's ``size()``)."""
+
+    def __new__(cls, n, shape):
+        self = super().__new__(cls, n)
+        self.shape = shape
+        return self
+
+    def __call__(self, dim=None):
+        if dim is None:
+            return self.shape
+        nd = len(self.shape)
+        if not -nd <= dim < nd:
+            raise IndexError(f"size({dim}): dimension out of range for a tensor of shape "
+                             f"{self.shape}")
+        return self.shape[dim]
+
+
+def _is_dtype(x) -> bool:
+    if isinstance(x, str):
+        if x in ("cpu", "cuda") or x.startswith("cuda:"):
+            return False
+        try:
+            np.dtype(x)
+        except TypeError:
+            return False
+        return True
+    return isinstance(x, (np.dtype, type)) and not isinstance(x, str)
 
 
 def _as_grad(g, like: Tensor) -> Tensor:
@@ -279,6 +351,9 @@ class Function:
     """
 
     once_differentiable = False
+    # whether backward reads the inputs' values (then changing one in place between forward
+    # and backward is refused); functions whose gradient ignores them set it False
+    saves_inputs = True
 
     def __call__(self, *inputs):
         # Every op goes through here, so it is written for speed: plain loops, no generators
@@ -312,9 +387,12 @@ class Function:
         if record:
             self.inputs = tensors
             generation = 0
+            versions = []
             for t in tensors:
+                versions.append(t._version)
                 if t.generation > generation:
                     generation = t.generation
+            self.versions = versions
             self.generation = generation
             self.sequence = next(_sequence)
             # weak references: an output keeps its creator alive, not the other way round
@@ -357,6 +435,10 @@ def _needed_functions(outputs, inputs) -> set:
         f, expanded = stack.pop()
         if id(f) in memo:
             continue
+        if getattr(f, "released", False):
+            raise RuntimeError(
+                f"grad() through {type(f).__name__} after its graph was freed by an earlier "
+                "backward; pass retain_graph=True to that backward (or to the grad() call)")
         if not expanded:
             stack.append((f, True))
             for x in f.inputs or ():
@@ -371,6 +453,24 @@ def _needed_functions(outputs, inputs) -> set:
         if hit:
             needed.add(id(f))
     return needed
+
+
+def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: set) -> None:
+    """Add ``g`` into leaf ``x``'s ``.grad``. Without a graph to keep, a new ``.grad`` is an
+    array of its own: writable and not shared with another leaf or with the caller's gradient
+    (backward passes views and the same array to several inputs), so that in-place changes
+    to it (``zero_grad(set_to_none=False)``, clipping) touch nothing else."""
+    if x.grad is not None:
+        x.grad = _accumulate(x.grad, g, create_graph)
+        return
+    if not create_graph:
+        a = g.data
+        if id(a) in stored or a.base is not None or not a.flags.writeable \
+                or not a.flags.c_contiguous:
+            a = backend.get_array_module(a).array(a, copy=True, order="C")
+            g = Tensor(a)
+        stored.add(id(a))
+    x.grad = g
 
 
 def _accumulate(a: Tensor, b: Tensor, create_graph: bool) -> Tensor:
@@ -399,6 +499,7 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
         keep[id(o)] = o
     target_ids = None if inputs is None else {id(t) for t in inputs}
     needed = None if inputs is None else _needed_functions(outputs, inputs)
+    stored = {id(g.data) for g in grad_outputs}  # arrays a leaf's .grad must not alias
 
     heap: list = []
     queued = set()
@@ -455,6 +556,13 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                     want.append(id(x) in target_ids
                                 or (x.creator is not None and id(x.creator) in needed))
             f.needs_input_grad = tuple(want)
+            if f.saves_inputs:
+                for x, v in zip(f.inputs, f.versions):
+                    if x._version != v:
+                        raise RuntimeError(
+                            f"a tensor of shape {x.shape} that {type(f).__name__}'s backward "
+                            "needs was changed in place after the forward (say by an optimizer "
+                            "step); run the forward again after the change, or backward first")
             gxs = f.backward(*gys)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
@@ -468,7 +576,7 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                     raise RuntimeError(f"{type(f).__name__}.backward returned a gradient of shape "
                                        f"{gx.shape} for an input of shape {x.shape}")
                 if x.creator is None and target_ids is None:  # a leaf: accumulate into .grad
-                    x.grad = gx if x.grad is None else _accumulate(x.grad, gx, create_graph)
+                    _store_grad(x, gx, create_graph, stored)
                     continue
                 k = id(x)
                 grads[k] = gx if k not in grads else _accumulate(grads[k], gx, create_graph)
@@ -482,12 +590,14 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
-         create_graph: bool = False, allow_unused: bool = False) -> tuple:
+         create_graph: bool = False, only_inputs: bool = True,
+         allow_unused: bool = False) -> tuple:
     """Gradients of ``outputs`` with respect to ``inputs``, as a tuple of Tensors.
 
     Like ``torch.autograd.grad``: ``.grad`` attributes are left untouched. With
     ``create_graph=True`` the returned gradients are part of a graph and can be differentiated
-    again (this is what a gradient penalty needs).
+    again (this is what a gradient penalty needs). ``only_inputs`` is accepted for old PyTorch
+    code and, as there, has no effect.
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single_input = isinstance(inputs, Tensor)

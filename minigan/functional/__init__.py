@@ -2,26 +2,35 @@
 
 This module is also the one place where Python operators are installed on ``Tensor``.
 """
+import numpy as np
+
 from .. import backend
 from ..autograd import Tensor, as_tensor
 from .activation import dropout, leaky_relu, relu, sigmoid, softplus, tanh
-from .basic import (abs, add, astype, broadcast_to, cat, concat, div, exp, flatten, getitem,
-                    linear, log, matmul, mean, mul, neg, permute, pow, reshape, sqrt, square,
-                    stack, sub, sum, sum_to, to_device, transpose, var, where)
+from .basic import (abs, add, amax, amin, argmax, argmin, astype, broadcast_to, cat, clamp, clip,
+                    clone, concat, div, exp, expand, flatten, getitem, linear, log, matmul,
+                    max_, mean, min_, mul, neg, permute, pow, reshape, sqrt, square, squeeze,
+                    stack, std, sub, sum, sum_to, to_device, transpose, unsqueeze, var, where)
 from .conv import (adaptive_avg_pool2d_1, avg_pool2d, conv2d, conv2d_grad_weight,
                    conv_transpose2d, max_pool2d, upsample_nearest2d)
-from .loss import (binary_cross_entropy_with_logits, cross_entropy, log_softmax, logsumexp,
-                   mse_loss, one_hot, softmax)
+from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
+                   huber_loss, l1_loss, log_softmax, logsumexp, mse_loss, nll_loss, one_hot,
+                   smooth_l1_loss, softmax)
 from .norm import batch_norm
 
+max = max_  # noqa: A001 - PyTorch's names
+min = min_  # noqa: A001
+
 __all__ = [
-    "abs", "adaptive_avg_pool2d_1", "add", "astype", "avg_pool2d", "batch_norm",
-    "binary_cross_entropy_with_logits", "broadcast_to", "cat", "concat", "conv2d",
-    "conv2d_grad_weight", "conv_transpose2d", "cross_entropy", "div", "dropout", "exp",
-    "flatten", "getitem", "leaky_relu", "linear", "log", "log_softmax", "logsumexp", "matmul",
-    "max_pool2d", "mean", "mse_loss", "mul", "neg", "one_hot", "permute", "pow", "relu",
-    "reshape", "sigmoid", "softmax", "softplus", "sqrt", "square", "stack", "sub", "sum",
-    "sum_to", "tanh", "to_device", "transpose", "upsample_nearest2d", "var", "where",
+    "abs", "adaptive_avg_pool2d_1", "add", "amax", "amin", "argmax", "argmin", "astype",
+    "avg_pool2d", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "broadcast_to", "cat", "clamp", "clip", "clone", "concat", "conv2d", "conv2d_grad_weight",
+    "conv_transpose2d", "cross_entropy", "div", "dropout", "exp", "expand", "flatten",
+    "getitem", "huber_loss", "l1_loss", "leaky_relu", "linear", "log", "log_softmax",
+    "logsumexp", "matmul", "max", "max_pool2d", "mean", "min", "mse_loss", "mul", "neg",
+    "nll_loss", "one_hot", "permute", "pow", "relu", "reshape", "sigmoid", "smooth_l1_loss",
+    "softmax", "softplus", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "sum_to",
+    "tanh", "to_device", "transpose", "unsqueeze", "upsample_nearest2d", "var", "where",
 ]
 
 
@@ -43,13 +52,38 @@ def _install_operators() -> None:
     T.__rmatmul__ = lambda a, b: matmul(b, a)
     T.__getitem__ = lambda a, idx: getitem(a, idx)
     T.__abs__ = lambda a: abs(a)
-    # comparisons give constant boolean tensors (no gradient), as in PyTorch
+    # comparisons give constant boolean tensors (no gradient), as in PyTorch; == and != too
+    # (the graph's bookkeeping keys tensors by id, and __hash__ stays the identity's)
     for name, op in (("__lt__", "less"), ("__le__", "less_equal"), ("__gt__", "greater"),
-                     ("__ge__", "greater_equal")):
+                     ("__ge__", "greater_equal"), ("__eq__", "equal"),
+                     ("__ne__", "not_equal")):
         setattr(T, name, _comparison(op))
-    T.sum = lambda a, axis=None, keepdims=False: sum(a, axis, keepdims)
-    T.mean = lambda a, axis=None, keepdims=False: mean(a, axis, keepdims)
-    T.var = lambda a, axis=None, keepdims=False, unbiased=False: var(a, axis, keepdims, unbiased)
+    T.__hash__ = object.__hash__
+    T.sum = lambda a, axis=None, keepdims=False, **kw: sum(a, axis, keepdims, **kw)
+    T.mean = lambda a, axis=None, keepdims=False, **kw: mean(a, axis, keepdims, **kw)
+    T.var = lambda a, axis=None, unbiased=None, keepdims=False, **kw: var(
+        a, axis, unbiased, keepdims, **kw)
+    T.std = lambda a, axis=None, unbiased=None, keepdims=False, **kw: std(
+        a, axis, unbiased, keepdims, **kw)
+    T.amax = lambda a, axis=None, keepdims=False, **kw: amax(a, axis, keepdims, **kw)
+    T.amin = lambda a, axis=None, keepdims=False, **kw: amin(a, axis, keepdims, **kw)
+    T.max = lambda a, dim=None, keepdim=False, **kw: max_(a, dim, keepdim, **kw)
+    T.min = lambda a, dim=None, keepdim=False, **kw: min_(a, dim, keepdim, **kw)
+    T.argmax = lambda a, axis=None, keepdims=False, **kw: argmax(a, axis, keepdims, **kw)
+    T.argmin = lambda a, axis=None, keepdims=False, **kw: argmin(a, axis, keepdims, **kw)
+    T.clamp = lambda a, min=None, max=None: clamp(a, min, max)  # noqa: A006
+    T.clip = T.clamp
+    T.clone = lambda a: clone(a)
+    T.unsqueeze = lambda a, dim: unsqueeze(a, dim)
+    T.squeeze = lambda a, dim=None: squeeze(a, dim)
+    T.expand = lambda a, *sizes: expand(a, *sizes)
+    T.abs = lambda a: abs(a)
+    T.neg = lambda a: neg(a)
+    T.t = lambda a: _t(a)
+    T.float = lambda a: astype(a, "float32")
+    T.double = lambda a: astype(a, "float64")
+    T.half = lambda a: astype(a, "float16")
+    T.long = lambda a: astype(a, "int64")
     T.reshape = lambda a, *shape: reshape(a, *shape)
     T.view = T.reshape
     T.flatten = lambda a, start_dim=0, end_dim=-1: flatten(a, start_dim, end_dim)
@@ -69,6 +103,12 @@ def _install_operators() -> None:
     T.astype = lambda a, dtype: astype(a, dtype)
 
 
+def _t(a: Tensor) -> Tensor:
+    if a.ndim > 2:
+        raise ValueError(f"t(): expects a tensor with at most 2 dimensions, got shape {a.shape}")
+    return transpose(a, 0, 1) if a.ndim == 2 else a
+
+
 def _const_like(value, like: Tensor) -> Tensor:
     return as_tensor(value, like)
 
@@ -77,7 +117,8 @@ def _comparison(ufunc_name):
     def compare(a, b):
         other = b.data if isinstance(b, Tensor) else b
         xp = backend.get_array_module(a.data)
-        return Tensor(getattr(xp, ufunc_name)(a.data, other))
+        out = getattr(xp, ufunc_name)(a.data, other)
+        return Tensor(np.asarray(out) if isinstance(out, np.generic) else out)
     return compare
 
 

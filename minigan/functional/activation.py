@@ -9,7 +9,7 @@ from __future__ import annotations
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
-from .basic import mul
+from .basic import mul, where
 
 
 class LeakyReLU(Function):
@@ -41,11 +41,14 @@ class LeakyReLUGrad(Function):
         return LeakyReLUGrad(self.x, self.slope)(ggx)
 
 
-def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
+def leaky_relu(x, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """``inplace`` is accepted for PyTorch code; minigan always returns a new tensor (the
+    values are the same, and the input is left as it was)."""
     return LeakyReLU(negative_slope)(as_tensor(x))
 
 
-def relu(x) -> Tensor:
+def relu(x, inplace: bool = False) -> Tensor:
+    """``inplace``: see ``leaky_relu``."""
     return LeakyReLU(0.0)(as_tensor(x))
 
 
@@ -114,15 +117,19 @@ class Softplus(Function):
 
     def backward(self, gy):
         x = self.inputs[0]
-        return gy * sigmoid(x * self.beta if self.beta != 1.0 else x)
+        g = gy * sigmoid(x * self.beta if self.beta != 1.0 else x)
+        linear = x.data * self.beta > self.threshold  # where the forward is x itself
+        return where(linear, gy, g) if linear.any() else g
 
 
 def softplus(x, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return Softplus(beta, threshold)(as_tensor(x))
 
 
-def dropout(x, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False, *,
+            generator=None) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout).
+    ``inplace`` is accepted for PyTorch code and ignored: the result is a new tensor.
 
     The mask is a constant drawn from the device's counter-based generator, so a seeded run is
     reproducible on either device.

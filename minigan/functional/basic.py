@@ -44,6 +44,8 @@ def _binary(a, b):
 class BroadcastTo(Function):
     """y = broadcast of x to ``shape``; gx = sum_to(gy, x.shape)."""
 
+    saves_inputs = False  # its gradient does not read the inputs' values
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -57,6 +59,8 @@ class BroadcastTo(Function):
 
 class SumTo(Function):
     """y = x summed over broadcast axes down to ``shape``; gx = broadcast_to(gy, x.shape)."""
+
+    saves_inputs = False  # its gradient does not read the inputs' values
 
     def __init__(self, shape):
         self.shape = tuple(shape)
@@ -107,6 +111,8 @@ def sum_to(x, shape) -> Tensor:
 class Add(Function):
     """y = a + b; ga = sum_to(gy), gb = sum_to(gy)."""
 
+    saves_inputs = False  # its gradient does not read the inputs' values
+
     def forward(self, a, b):
         return a + b
 
@@ -119,6 +125,8 @@ class Add(Function):
 
 class Sub(Function):
     """y = a - b; ga = sum_to(gy), gb = -sum_to(gy)."""
+
+    saves_inputs = False  # its gradient does not read the inputs' values
 
     def forward(self, a, b):
         return a - b
@@ -158,6 +166,8 @@ class Div(Function):
 class Neg(Function):
     """y = -x; gx = -gy."""
 
+    saves_inputs = False  # its gradient does not read the inputs' values
+
     def forward(self, x):
         return -x
 
@@ -179,6 +189,8 @@ class PowConst(Function):
         c = self.c
         if c == 2:
             return gy * x * 2.0
+        if c == 0:  # x ** 0 is 1 everywhere, 0 ** 0 included: no gradient (not 0 * inf)
+            return gy * 0.0
         return gy * c * pow(x, c - 1)
 
 
@@ -189,9 +201,21 @@ class Pow(Function):
         return a ** b
 
     def backward(self, gy):
+        # Where the base is 0 the formulas hold 0 * inf; the base is then swapped for 1 inside
+        # them (a constant choice, so higher orders stay exact), which gives PyTorch's values:
+        # d/da 0 ** 0 = 0 and d/db 0 ** b = 0 for b >= 0.
         a, b = self.inputs
-        ga = sum_to(gy * b * pow(a, b - 1.0), a.shape) if self.needs_input_grad[0] else None
-        gb = sum_to(gy * self.output() * log(a), b.shape) if self.needs_input_grad[1] else None
+        xp = backend.get_array_module(a.data)
+        zero_base = a.data == 0
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            m = zero_base & (b.data == 0)
+            base = where(m, 1.0, a) if m.any() else a
+            ga = sum_to(gy * b * pow(base, b - 1.0), a.shape)
+        if self.needs_input_grad[1]:
+            m = xp.broadcast_to(zero_base, self.output().shape)
+            base = where(m, 1.0, a) if m.any() else a
+            gb = sum_to(gy * self.output() * log(base), b.shape)
         return ga, gb
 
 
@@ -314,6 +338,8 @@ def _norm_axis(axis, ndim):
 class Sum(Function):
     """y = sum of x over ``axis``; gx = broadcast of gy back to x's shape."""
 
+    saves_inputs = False  # its gradient does not read the inputs' values
+
     def __init__(self, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
 
@@ -336,34 +362,216 @@ class Sum(Function):
         return broadcast_to(gy, x.shape)
 
 
-def sum(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001 - PyTorch's name
+def _dims(fn: str, axis, keepdims, dim, keepdim):
+    """NumPy's ``axis``/``keepdims`` or PyTorch's ``dim``/``keepdim``, not both."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{fn}: give axis or dim, not both")
+        axis = dim
+    if keepdim is not None:
+        keepdims = keepdim
+    return axis, bool(keepdims)
+
+
+def sum(x, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001 - PyTorch's name
+        keepdim=None) -> Tensor:
+    """Sum over ``axis`` (all axes by default); ``dim``/``keepdim`` are PyTorch's names."""
     x = as_tensor(x)
+    axis, keepdims = _dims("sum", axis, keepdims, dim, keepdim)
     return Sum(_norm_axis(axis, x.ndim), keepdims)(x)
 
 
-def mean(x, axis=None, keepdims: bool = False) -> Tensor:
-    x = as_tensor(x)
-    axes = _norm_axis(axis, x.ndim)
+def _count(x, axes) -> int:
     n = 1
     for a in axes:
         n *= x.shape[a]
-    return Sum(axes, keepdims)(x) * (1.0 / max(n, 1))
+    return n
 
 
-def var(x, axis=None, keepdims: bool = False, unbiased: bool = False) -> Tensor:
+def mean(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
     x = as_tensor(x)
+    axis, keepdims = _dims("mean", axis, keepdims, dim, keepdim)
     axes = _norm_axis(axis, x.ndim)
-    n = 1
-    for a in axes:
-        n *= x.shape[a]
+    return Sum(axes, keepdims)(x) * (1.0 / max(_count(x, axes), 1))
+
+
+def _correction(fn: str, unbiased, correction) -> float:
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"{fn}: give unbiased or correction, not both")
+    if correction is None:
+        return 1.0 if unbiased is None or unbiased else 0.0
+    return float(correction)
+
+
+def var(x, axis=None, unbiased=None, keepdims: bool = False, *, correction=None, dim=None,
+        keepdim=None) -> Tensor:
+    """Variance over ``axis`` with Bessel's correction by default, as ``torch.var``:
+    sum((x - mean)^2) / (n - correction); ``unbiased=False`` is ``correction=0``. With
+    n <= correction the result is NaN (or inf), as there."""
+    x = as_tensor(x)
+    axis, keepdims = _dims("var", axis, keepdims, dim, keepdim)
+    c = _correction("var", unbiased, correction)
+    axes = _norm_axis(axis, x.ndim)
+    dof = _count(x, axes) - c
     d = x - mean(x, axes, keepdims=True)
-    return sum(d * d, axes, keepdims) * (1.0 / max(n - (1 if unbiased else 0), 1))
+    return sum(d * d, axes, keepdims) * (1.0 / dof if dof > 0 else math.nan)
+
+
+def std(x, axis=None, unbiased=None, keepdims: bool = False, *, correction=None, dim=None,
+        keepdim=None) -> Tensor:
+    """Standard deviation, ``sqrt(var(...))`` with the same arguments (``torch.std``)."""
+    return sqrt(var(x, axis, unbiased, keepdims, correction=correction, dim=dim,
+                    keepdim=keepdim))
+
+
+class _Extreme(Function):
+    """y = max (or min) of x over ``axis``; the gradient is split evenly among the entries that
+    reach it (PyTorch's ``amax``/``amin``). It is linear in gy with a piecewise-constant
+    weight, so its derivatives of every order are exact."""
+
+    saves_inputs = False  # the weights are kept from the forward
+
+    def __init__(self, axis, keepdims, largest):
+        self.axis, self.keepdims, self.largest = axis, keepdims, largest
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        m = (xp.amax if self.largest else xp.amin)(x, axis=self.axis, keepdims=True)
+        hit = (x == m).astype(x.dtype)
+        self.saved = hit / hit.sum(axis=self.axis, keepdims=True)
+        return m if self.keepdims else m.reshape(
+            tuple(s for i, s in enumerate(x.shape) if i not in self.axis))
+
+    def backward(self, gy):
+        shape = tuple(1 if i in self.axis else s for i, s in enumerate(self.saved.shape))
+        return broadcast_to(reshape(gy, shape), self.saved.shape) * Tensor(self.saved)
+
+
+def amax(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+    x = as_tensor(x)
+    axis, keepdims = _dims("amax", axis, keepdims, dim, keepdim)
+    return _Extreme(_norm_axis(axis, x.ndim), keepdims, True)(x)
+
+
+def amin(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+    x = as_tensor(x)
+    axis, keepdims = _dims("amin", axis, keepdims, dim, keepdim)
+    return _Extreme(_norm_axis(axis, x.ndim), keepdims, False)(x)
+
+
+def argmax(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+    """Index of the largest entry (the first one on ties) as an int64 tensor, no gradient."""
+    return _arg(x, axis, keepdims, dim, keepdim, True)
+
+
+def argmin(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+    return _arg(x, axis, keepdims, dim, keepdim, False)
+
+
+def _arg(x, axis, keepdims, dim, keepdim, largest):
+    x = as_tensor(x)
+    axis, keepdims = _dims("argmax" if largest else "argmin", axis, keepdims, dim, keepdim)
+    xp = backend.get_array_module(x.data)
+    if axis is not None:
+        axis = _norm_axis(axis, x.ndim)[0]
+    i = (xp.argmax if largest else xp.argmin)(x.data, axis=axis, keepdims=keepdims)
+    return Tensor(xp.asarray(i, dtype=np.int64))
+
+
+class _MaxMin(tuple):
+    """``(values, indices)``, as PyTorch's ``max(x, dim)`` returns."""
+
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+
+def _max_min(x, dim, keepdim, largest, axis=None, keepdims=None):
+    x = as_tensor(x)
+    dim, keepdim = _dims("max" if largest else "min", axis, keepdim, dim, keepdims)
+    if dim is None:
+        return (amax if largest else amin)(x)
+    if not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{'max' if largest else 'min'}: dim must be one int, got {dim!r}")
+    d = _norm_axis(int(dim), x.ndim)[0]
+    idx = _arg(x, d, True, None, None, largest)
+    xp = backend.get_array_module(x.data)
+    # the value at the chosen index, through a constant one-hot mask: its gradient goes to
+    # that entry only, as in PyTorch
+    pos = xp.arange(x.shape[d]).reshape((-1,) + (1,) * (x.ndim - 1 - d))
+    onehot = (pos == idx.data).astype(x.dtype)
+    values = sum(x * Tensor(onehot), d, keepdims=bool(keepdim))
+    return _MaxMin((values, idx if keepdim else Tensor(idx.data.reshape(values.shape))))
+
+
+def max_(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+    """PyTorch's ``max`` (exported under that name; this module keeps Python's own). Without
+    ``dim``: the largest value (``amax``). With ``dim``: ``(values, indices)``."""
+    return _max_min(x, dim, keepdim, True, axis, keepdims)
+
+
+def min_(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+    """``min``: see ``max_``."""
+    return _max_min(x, dim, keepdim, False, axis, keepdims)
+
+
+class Clamp(Function):
+    """y = min(max(x, lo), hi); gx = gy where lo <= x <= hi, else 0 (PyTorch's convention)."""
+
+    saves_inputs = False  # the mask is kept from the forward
+
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        inside = xp.ones(x.shape, dtype=bool)
+        if self.lo is not None:
+            inside &= x >= self.lo
+        if self.hi is not None:
+            inside &= x <= self.hi
+        self.saved = inside.astype(x.dtype)
+        return xp.clip(x, self.lo, self.hi)
+
+    def backward(self, gy):
+        return gy * Tensor(self.saved)
+
+
+def clamp(x, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
+    """Clip to [min, max] (either may be None); numbers only, as bounds."""
+    x = as_tensor(x)
+    if min is None and max is None:
+        raise ValueError("clamp: give min, max or both")
+    for name, v in (("min", min), ("max", max)):
+        if v is not None and not isinstance(v, (int, float, np.number)):
+            raise TypeError(f"clamp: {name} must be a number, got {type(v).__name__}")
+    return Clamp(min, max)(x)
+
+
+clip = clamp
+
+
+class Clone(Function):
+    """y = a copy of x; gx = gy."""
+
+    saves_inputs = False
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        return gy
+
+
+def clone(x) -> Tensor:
+    return Clone()(as_tensor(x))
 
 
 # ----------------------------------------------------------------------------- shape ops
 
 class Reshape(Function):
     """y = x reshaped; gx = gy reshaped back."""
+
+    saves_inputs = False  # its gradient does not read the inputs' values
 
     def __init__(self, shape):
         self.shape = shape
@@ -406,6 +614,43 @@ def _resolve_shape(old, new) -> tuple:
     return tuple(new)
 
 
+def unsqueeze(x, dim: int) -> Tensor:
+    """A new axis of size 1 at ``dim`` (``-x.ndim - 1 <= dim <= x.ndim``)."""
+    x = as_tensor(x)
+    nd = x.ndim + 1
+    if not -nd <= dim < nd:
+        raise IndexError(f"unsqueeze: dim {dim} is out of range for a tensor of shape "
+                         f"{_shape_str(x.shape)}")
+    d = dim % nd
+    return reshape(x, x.shape[:d] + (1,) + x.shape[d:])
+
+
+def squeeze(x, dim=None) -> Tensor:
+    """Drop axes of size 1 (all of them, or those in ``dim`` that have size 1)."""
+    x = as_tensor(x)
+    if dim is None:
+        axes = [i for i, s in enumerate(x.shape) if s == 1]
+    else:
+        axes = [a for a in _norm_axis(dim, x.ndim) if x.shape[a] == 1]
+    return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
+
+
+def expand(x, *sizes) -> Tensor:
+    """Broadcast to ``sizes`` (PyTorch's ``expand``: -1 keeps an axis, new axes go first)."""
+    x = as_tensor(x)
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    lead = len(sizes) - x.ndim
+    if lead < 0:
+        raise ValueError(f"expand: {len(sizes)} sizes for a tensor of shape "
+                         f"{_shape_str(x.shape)}")
+    shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s
+                  for i, s in enumerate(sizes))
+    if any(s < 0 for s in shape):
+        raise ValueError(f"expand: -1 is not allowed for the new leading axes in {sizes}")
+    return broadcast_to(x, shape)
+
+
 def flatten(x, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     x = as_tensor(x)
     nd = x.ndim
@@ -416,6 +661,8 @@ def flatten(x, start_dim: int = 1, end_dim: int = -1) -> Tensor:
 
 class Transpose(Function):
     """y = x with axes permuted; gx = gy with the inverse permutation."""
+
+    saves_inputs = False  # its gradient does not read the inputs' values
 
     def __init__(self, axes):
         self.axes = tuple(axes)
@@ -451,6 +698,8 @@ def transpose(x, dim0: int = -2, dim1: int = -1) -> Tensor:
 class GetItem(Function):
     """y = x[index]; gx = zeros with gy scattered (added) at index."""
 
+    saves_inputs = False  # its gradient does not read the inputs' values
+
     def __init__(self, index):
         self.index = index
 
@@ -463,6 +712,8 @@ class GetItem(Function):
 
 class GetItemGrad(Function):
     """y = zeros(shape) with x added at index; gx = gy[index] (it is linear)."""
+
+    saves_inputs = False  # its gradient does not read the inputs' values
 
     def __init__(self, index, shape):
         self.index, self.shape = index, shape
@@ -498,6 +749,8 @@ def getitem(x, index) -> Tensor:
 class Concat(Function):
     """y = concatenation along ``axis``; each gx is the matching slice of gy."""
 
+    saves_inputs = False  # its gradient does not read the inputs' values
+
     def __init__(self, axis):
         self.axis = axis
 
@@ -517,7 +770,9 @@ class Concat(Function):
         return tuple(out)
 
 
-def concat(tensors, axis: int = 0) -> Tensor:
+def concat(tensors, axis: int = 0, *, dim=None) -> Tensor:
+    """Join along ``axis`` (PyTorch's ``cat``; ``dim`` is its name for the axis)."""
+    axis, _ = _dims("concat", None if dim is not None else axis, False, dim, None)
     tensors = list(tensors)
     if not tensors:
         raise ValueError("concat: needs at least one tensor")
@@ -538,7 +793,8 @@ def concat(tensors, axis: int = 0) -> Tensor:
 cat = concat
 
 
-def stack(tensors, axis: int = 0) -> Tensor:
+def stack(tensors, axis: int = 0, *, dim=None) -> Tensor:
+    axis, _ = _dims("stack", None if dim is not None else axis, False, dim, None)
     tensors = [as_tensor(t) for t in tensors]
     nd = tensors[0].ndim + 1
     axis = axis % nd
@@ -547,6 +803,8 @@ def stack(tensors, axis: int = 0) -> Tensor:
 
 class Where(Function):
     """y = where(mask, a, b) with a constant mask; ga = where(mask, gy, 0), gb = where(mask, 0, gy)."""
+
+    saves_inputs = False  # its gradient does not read the inputs' values
 
     def __init__(self, mask):
         self.mask = mask
@@ -669,6 +927,8 @@ def linear(x, weight, bias=None) -> Tensor:
 class ToDevice(Function):
     """y = x copied to ``device``; gx = gy copied back."""
 
+    saves_inputs = False  # its gradient does not read the inputs' values
+
     def __init__(self, device):
         self.device = device
 
@@ -690,6 +950,8 @@ def to_device(x, device) -> Tensor:
 
 class AsType(Function):
     """y = x cast to ``dtype``; gx = gy cast back."""
+
+    saves_inputs = False  # its gradient does not read the inputs' values
 
     def __init__(self, dtype):
         self.dtype = np.dtype(dtype)

@@ -95,7 +95,7 @@ class Conv2d(Function):
         gx = gw = None
         if self.needs_input_grad[0]:
             op = _output_padding(x.shape[2:], gy.shape[2:], w.shape[2:], s, p, d)
-            gx = conv_transpose2d(gy, w, None, s, p, op, d)
+            gx = conv_transpose2d(gy, w, None, s, p, op, dilation=d)
         if self.needs_input_grad[1]:
             gw = conv2d_grad_weight(x, gy, w.shape[2:], s, p, d)
         if len(self.inputs) == 3:
@@ -149,10 +149,16 @@ class Conv2dGradWeight(Function):
         gx = ggy = None
         if self.needs_input_grad[0]:
             op = _output_padding(x.shape[2:], gy.shape[2:], self.kernel_size, s, p, d)
-            gx = conv_transpose2d(gy, ggw, None, s, p, op, d)
+            gx = conv_transpose2d(gy, ggw, None, s, p, op, dilation=d)
         if self.needs_input_grad[1]:
             ggy = _crop_to(conv2d(x, ggw, None, s, p, d), gy.shape)
         return gx, ggy
+
+
+def _check_groups(name, groups):
+    if groups != 1:
+        raise NotImplementedError(f"{name}: groups={groups!r} is not supported; minigan's "
+                                  "convolutions have groups=1")
 
 
 def _check_4d(name, x):
@@ -160,8 +166,9 @@ def _check_4d(name, x):
         raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1) -> Tensor:
-    """PyTorch's ``F.conv2d`` (groups=1); weight of shape (out, in, kh, kw)."""
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """PyTorch's ``F.conv2d`` (groups=1 only); weight of shape (out, in, kh, kw)."""
+    _check_groups("conv2d", groups)
     x = as_tensor(input)
     w = as_tensor(weight, x)
     _check_4d("conv2d", x)
@@ -175,8 +182,10 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1) -> Tensor:
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     dilation=1) -> Tensor:
-    """PyTorch's ``F.conv_transpose2d`` (groups=1); weight of shape (in, out, kh, kw)."""
+                     groups=1, dilation=1) -> Tensor:
+    """PyTorch's ``F.conv_transpose2d`` (groups=1 only); weight of shape (in, out, kh, kw).
+    The arguments come in PyTorch's order: ``groups`` before ``dilation``."""
+    _check_groups("conv_transpose2d", groups)
     x = as_tensor(input)
     w = as_tensor(weight, x)
     _check_4d("conv_transpose2d", x)

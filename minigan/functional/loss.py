@@ -1,11 +1,34 @@
-"""Losses, written so that their derivatives of every order are exact."""
+"""Losses, written so that their derivatives of every order are exact.
+
+Signatures are PyTorch's, including the deprecated ``size_average``/``reduce`` positions (so
+that positional arguments line up); those two only accept None: use ``reduction``.
+"""
 from __future__ import annotations
+
+import warnings
+
+import numpy as np
 
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
 from . import basic as B
-from .activation import sigmoid
+from .activation import sigmoid, softplus
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(fn: str, size_average, reduce, reduction: str) -> None:
+    if size_average is not None or reduce is not None:
+        hint = ""
+        if isinstance(size_average, str) or isinstance(reduce, str):
+            hint = (" (as in PyTorch, the positional argument after target/weight is "
+                    "size_average, not reduction; pass reduction= by keyword)")
+        raise ValueError(f"{fn}: size_average={size_average!r} and reduce={reduce!r} are "
+                         "deprecated in PyTorch and not supported by minigan; pass "
+                         f"reduction='mean', 'sum' or 'none' instead{hint}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{fn}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
@@ -16,6 +39,94 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "none":
         return loss
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _weighted_reduce(loss: Tensor, weight: Tensor, reduction: str) -> Tensor:
+    """PyTorch's weighted mse/l1: 'mean' divides by the sum of the weights."""
+    loss = loss * weight
+    if reduction == "mean":
+        return B.sum(loss) / B.sum(weight)
+    return _reduce(loss, reduction)
+
+
+def _broadcast_weight(fn: str, name: str, w: Tensor, shape: tuple) -> Tensor:
+    """A weight that broadcasts to ``shape`` without enlarging it (as PyTorch requires)."""
+    try:
+        ok = tuple(np.broadcast_shapes(w.shape, shape)) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{fn}: {name} of shape {w.shape} cannot be broadcast to the input "
+                         f"shape {tuple(shape)}")
+    return w
+
+
+def _warn_size_mismatch(fn: str, x: Tensor, t: Tensor) -> None:
+    if t.shape != x.shape:
+        warnings.warn(f"{fn}: using a target size {t.shape} that is different to the input "
+                      f"size {x.shape}; it is broadcast, which will likely lead to incorrect "
+                      "results. Please ensure they have the same size.", stacklevel=3)
+
+
+def _clamped_log(v: Tensor, floor: float = -100.0) -> Tensor:
+    """max(log v, floor), differentiable (zero gradient where clamped, no 0/0 at v = 0)."""
+    mask = v.data > np.exp(floor)
+    return B.where(mask, B.log(B.where(mask, v, 1.0)), floor)
+
+
+_BCE_EPS = float(np.float32(1e-12))  # PyTorch clamps x (1 - x) at a float constant 1e-12
+
+
+class BinaryCrossEntropy(Function):
+    """l = -(t log x + (1 - t) log(1 - x)) with each log clamped at -100 (PyTorch's rule);
+    gx = gy (x - t) / max(x (1 - x), 1e-12) (PyTorch's formula), gt = gy (log(1-x) - log x)."""
+
+    def forward(self, x, t):
+        xp = backend.get_array_module(x)
+        with np.errstate(divide="ignore"):
+            log_x = xp.maximum(xp.log(x), -100)
+            log_1mx = xp.maximum(xp.log1p(-x), -100)
+        return (t - 1) * log_1mx - t * log_x
+
+    def backward(self, gy):
+        x, t = self.inputs
+        gx = gt = None
+        if self.needs_input_grad[0]:
+            d = x * (1.0 - x)
+            d = B.where(d.data > _BCE_EPS, d, _BCE_EPS)
+            gx = gy * (x - t) / d
+        if self.needs_input_grad[1]:
+            gt = gy * (_clamped_log(1.0 - x) - _clamped_log(x))
+        return gx, gt
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction: str = "mean") -> Tensor:
+    """PyTorch's ``F.binary_cross_entropy`` of probabilities ``input`` in [0, 1].
+
+    The logs are clamped at -100, so that x = 0 or 1 gives a finite loss (100 per element), as in
+    PyTorch. For logits, ``binary_cross_entropy_with_logits`` is the stable form. On the CPU the
+    values are checked to lie in [0, 1]; on the GPU that check would cost a host sync per call.
+    """
+    _check_reduction("binary_cross_entropy", size_average, reduce, reduction)
+    x = as_tensor(input)
+    t = as_tensor(target, x)
+    if t.shape != x.shape:
+        raise ValueError(f"binary_cross_entropy: using a target size {t.shape} that is "
+                         f"different to the input size {x.shape} is not supported (PyTorch "
+                         "refuses it too); please ensure they have the same size")
+    backend.check_same_device(x.data, t.data, what="binary_cross_entropy")
+    if not backend.is_cupy_array(x.data):
+        for name, v in (("input", x.data), ("target", t.data)):
+            if v.size and not bool(((v >= 0) & (v <= 1)).all()):
+                bad = v[~((v >= 0) & (v <= 1))].ravel()[0]
+                raise ValueError(f"binary_cross_entropy: all elements of {name} should be "
+                                 f"between 0 and 1, got {bad}")
+    loss = BinaryCrossEntropy()(x, t)
+    if weight is not None:
+        loss = loss * _broadcast_weight("binary_cross_entropy", "weight", as_tensor(weight, x),
+                                        x.shape)
+    return _reduce(loss, reduction)
 
 
 class BCEWithLogits(Function):
@@ -37,34 +148,95 @@ class BCEWithLogits(Function):
         return gx, gt
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,
+                                     reduce=None, reduction: str = "mean",
                                      pos_weight=None) -> Tensor:
-    """PyTorch's ``F.binary_cross_entropy_with_logits``, in the stable softplus form."""
+    """PyTorch's ``F.binary_cross_entropy_with_logits``, in the stable softplus form.
+
+    ``target`` must have the input's shape; ``weight`` and ``pos_weight`` (per class, along the
+    last axis) must broadcast to it.
+    """
+    _check_reduction("binary_cross_entropy_with_logits", size_average, reduce, reduction)
     x = as_tensor(input)
     t = as_tensor(target, x)
     if t.shape != x.shape:
-        if B.np.broadcast_shapes(t.shape, x.shape) != x.shape:
-            raise ValueError(f"binary_cross_entropy_with_logits: target shape {t.shape} does not "
-                             f"match input shape {x.shape}")
-        t = B.broadcast_to(t, x.shape)
+        raise ValueError(f"Target size {t.shape} must be the same as input size {x.shape} "
+                         "(binary_cross_entropy_with_logits)")
     if pos_weight is not None:
         # l = (1 - t) x + (1 + (pw - 1) t) softplus(-x)
-        from .activation import softplus
-        pw = as_tensor(pos_weight, x)
+        pw = _broadcast_weight("binary_cross_entropy_with_logits", "pos_weight",
+                               as_tensor(pos_weight, x), x.shape)
         loss = (1.0 - t) * x + (1.0 + (pw - 1.0) * t) * softplus(B.neg(x))
     else:
         loss = BCEWithLogits()(x, t)
     if weight is not None:
-        loss = loss * as_tensor(weight, x)
+        loss = loss * _broadcast_weight("binary_cross_entropy_with_logits", "weight",
+                                        as_tensor(weight, x), x.shape)
     return _reduce(loss, reduction)
 
 
-def mse_loss(input, target, reduction: str = "mean") -> Tensor:
+def _pointwise_inputs(fn: str, input, target, weight):
     x = as_tensor(input)
     t = as_tensor(target, x)
-    B._broadcast_check("mse_loss", x.shape, t.shape)
+    _warn_size_mismatch(fn, x, t)
+    B._broadcast_check(fn, x.shape, t.shape)
+    w = None
+    if weight is not None:
+        w = as_tensor(weight, x)
+        if w.shape != x.shape:
+            raise ValueError(f"{fn}: weights of shape {w.shape} and input of shape {x.shape} "
+                             "must have the same size")
+    return x, t, w
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
+             weight=None) -> Tensor:
+    """PyTorch's ``F.mse_loss``: (x - t)^2; with ``weight`` the mean is sum(w l) / sum(w)."""
+    _check_reduction("mse_loss", size_average, reduce, reduction)
+    x, t, w = _pointwise_inputs("mse_loss", input, target, weight)
     d = x - t
-    return _reduce(d * d, reduction)
+    loss = d * d
+    return _reduce(loss, reduction) if w is None else _weighted_reduce(loss, w, reduction)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
+            weight=None) -> Tensor:
+    """PyTorch's ``F.l1_loss``: |x - t|; with ``weight`` the mean is sum(w l) / sum(w)."""
+    _check_reduction("l1_loss", size_average, reduce, reduction)
+    x, t, w = _pointwise_inputs("l1_loss", input, target, weight)
+    loss = B.abs(x - t)
+    return _reduce(loss, reduction) if w is None else _weighted_reduce(loss, w, reduction)
+
+
+def _huber(d: Tensor, delta: float) -> Tensor:
+    """0.5 d^2 where |d| < delta, else delta (|d| - delta / 2): the branch is a constant mask."""
+    ad = B.abs(d)
+    xp = backend.get_array_module(d.data)
+    return B.where(xp.abs(d.data) < delta, d * d * 0.5, (ad - 0.5 * delta) * delta)
+
+
+def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0,
+               weight=None) -> Tensor:
+    """PyTorch's ``F.huber_loss``; with ``weight`` the mean is mean(w l), as in PyTorch."""
+    _check_reduction("huber_loss", None, None, reduction)
+    if not delta > 0:
+        raise ValueError(f"huber_loss does not support non-positive values for delta, got "
+                         f"{delta}")
+    x, t, w = _pointwise_inputs("huber_loss", input, target, weight)
+    loss = _huber(x - t, delta)
+    return _reduce(loss if w is None else loss * w, reduction)
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
+    """PyTorch's ``F.smooth_l1_loss``: huber_loss(delta=beta) / beta, and l1_loss for beta=0."""
+    _check_reduction("smooth_l1_loss", size_average, reduce, reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss does not support negative values for beta, got {beta}")
+    x, t, _ = _pointwise_inputs("smooth_l1_loss", input, target, None)
+    d = x - t
+    loss = B.abs(d) if beta == 0 else _huber(d, beta) * (1.0 / beta)
+    return _reduce(loss, reduction)
 
 
 def logsumexp(x, axis: int = -1, keepdims: bool = False) -> Tensor:
@@ -104,16 +276,137 @@ def one_hot(labels, num_classes: int, dtype="float32") -> Tensor:
     return Tensor(eye[data])
 
 
-def cross_entropy(input, target, reduction: str = "mean") -> Tensor:
-    """Softmax cross-entropy of logits (N, C) against integer class labels (N,)."""
-    x = as_tensor(input)
-    if x.ndim != 2:
-        raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {x.shape}")
+def _class_targets(fn: str, x: Tensor, target, ignore_index: int):
+    """Integer class targets checked against input (C,), (N, C) or (N, C, d1, ...): returns the
+    target array, the class axis and a constant mask (input's shape) of each target class, all
+    false where the target is ``ignore_index``."""
     t = target.data if isinstance(target, Tensor) else target
-    if t.shape != (x.shape[0],):
-        raise ValueError(f"cross_entropy: target shape {t.shape} does not match logits "
-                         f"shape {x.shape}")
-    oh = one_hot(t, x.shape[1], dtype=x.dtype)
-    backend.check_same_device(x.data, oh.data, what="cross_entropy")
-    nll = B.neg(B.sum(oh * log_softmax(x, 1), 1))
-    return _reduce(nll, reduction)
+    xp = backend.get_array_module(x.data)
+    if not hasattr(t, "dtype"):
+        t = xp.asarray(t)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: target must hold integer class indices, got dtype {t.dtype}")
+    backend.check_same_device(x.data, t, what=fn)
+    if x.ndim == 0:
+        raise ValueError(f"{fn}: input must have at least one dimension, got a 0-D tensor")
+    axis = 0 if x.ndim == 1 else 1
+    expected = () if x.ndim == 1 else x.shape[:1] + x.shape[2:]
+    if x.ndim >= 2 and t.ndim >= 1 and t.shape[0] != x.shape[0]:
+        raise ValueError(f"{fn}: expected input batch_size ({x.shape[0]}) to match target "
+                         f"batch_size ({t.shape[0]})")
+    if t.shape != expected:
+        raise ValueError(f"{fn}: expected target size {expected} for input of shape "
+                         f"{x.shape}, got {t.shape}")
+    n_classes = x.shape[axis]
+    valid = xp.asarray(t != ignore_index)  # an array also for 0-D targets
+    # Range check on the host only: on the GPU it would force a sync inside training steps.
+    if not backend.is_cupy_array(t) and t.size:
+        bad = valid & ((t < 0) | (t >= n_classes))
+        if bad.any():
+            raise IndexError(f"{fn}: Target {int(t[bad].ravel()[0])} is out of bounds for "
+                             f"{n_classes} classes")
+    classes = xp.arange(n_classes).reshape((n_classes,) + (1,) * (x.ndim - axis - 1))
+    mask = (xp.expand_dims(t, axis) == classes) & xp.expand_dims(valid, axis)
+    return t, axis, mask, valid
+
+
+def _class_weight(fn: str, weight, x: Tensor, axis: int):
+    """``weight`` (C,) as a tensor shaped to broadcast along the class axis, or None."""
+    if weight is None:
+        return None
+    w = as_tensor(weight, x)
+    if w.shape != (x.shape[axis],):
+        raise ValueError(f"{fn}: weight tensor should be defined either for all "
+                         f"{x.shape[axis]} classes or no classes but got weight tensor of shape "
+                         f"{w.shape}")
+    return B.reshape(w, (-1,) + (1,) * (x.ndim - axis - 1))
+
+
+def _nll(fn, logp: Tensor, target, weight, ignore_index, reduction):
+    """The summed-over-classes terms of nll_loss and the denominator of its mean."""
+    _, axis, mask, valid = _class_targets(fn, logp, target, ignore_index)
+    xp = backend.get_array_module(logp.data)
+    w = _class_weight(fn, weight, logp, axis)
+    picker = Tensor(mask.astype(logp.dtype))
+    if w is not None:
+        picker = picker * w
+    loss = B.neg(B.sum(picker * logp, axis))
+    if reduction != "mean":
+        return loss, None, w, valid, axis
+    if w is None:  # the count of non-ignored targets, kept on the device
+        denom = Tensor(xp.asarray(valid.sum(), dtype=logp.dtype))
+    else:
+        denom = B.sum(picker)
+    return loss, denom, w, valid, axis
+
+
+def _mean_over(total: Tensor, denom: Tensor) -> Tensor:
+    with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: NaN, as torch
+        return total / denom
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100,
+             reduce=None, reduction: str = "mean") -> Tensor:
+    """PyTorch's ``F.nll_loss``: -w[t] * input[t] per sample, for log-probabilities input (C,),
+    (N, C) or (N, C, d1, ...) and integer targets (), (N,) or (N, d1, ...).
+
+    Targets equal to ``ignore_index`` contribute 0; 'mean' divides by the sum of the weights of
+    the other targets (NaN when every target is ignored, as in PyTorch). Out-of-range targets
+    raise an IndexError on the CPU; on the GPU they are not checked (that needs a host sync).
+    """
+    _check_reduction("nll_loss", size_average, reduce, reduction)
+    x = as_tensor(input)
+    loss, denom, _, _, _ = _nll("nll_loss", x, target, weight, ignore_index, reduction)
+    if reduction == "mean":
+        return _mean_over(B.sum(loss), denom)
+    return _reduce(loss, reduction)
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100,
+                  reduce=None, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """PyTorch's ``F.cross_entropy`` of logits (C,), (N, C) or (N, C, d1, ...).
+
+    ``target`` holds integer class indices (with ``weight``, ``ignore_index`` and
+    ``label_smoothing`` as in PyTorch: the smoothed loss is (1 - s) nll + s/C * sum over classes
+    of -w_c log p_c, with the same denominator), or class probabilities of the input's shape.
+    """
+    _check_reduction("cross_entropy", size_average, reduce, reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got "
+                         f"{label_smoothing}")
+    x = as_tensor(input)
+    if x.ndim == 0:
+        raise ValueError("cross_entropy: input must have at least one dimension, got a 0-D "
+                         "tensor")
+    axis = 0 if x.ndim == 1 else 1
+    n_classes = x.shape[axis]
+    logp = log_softmax(x, axis)
+    t_data = target.data if isinstance(target, Tensor) else target
+    if hasattr(t_data, "dtype") and t_data.dtype.kind == "f":
+        # class probabilities
+        if ignore_index >= 0:
+            raise ValueError(f"cross_entropy: ignore_index ({ignore_index}) is not supported "
+                             "for floating point (probability) targets")
+        probs = as_tensor(target, x)
+        if probs.shape != x.shape:
+            raise ValueError(f"cross_entropy: probability targets must have the input's shape "
+                             f"{x.shape}, got {probs.shape}")
+        if label_smoothing > 0:
+            probs = probs * (1.0 - label_smoothing) + label_smoothing / n_classes
+        terms = logp * probs
+        w = _class_weight("cross_entropy", weight, x, axis)
+        if w is not None:
+            terms = terms * w
+        loss = B.neg(B.sum(terms, axis))
+        if reduction == "mean":
+            return B.sum(loss) * (n_classes / max(x.size, 1))
+        return _reduce(loss, reduction)
+    loss, denom, w, valid, axis = _nll("cross_entropy", logp, target, weight, ignore_index,
+                                       reduction)
+    if label_smoothing > 0:
+        smooth = B.neg(B.sum(logp if w is None else logp * w, axis))
+        smooth = smooth * Tensor(valid.astype(x.dtype))
+        loss = loss * (1.0 - label_smoothing) + smooth * (label_smoothing / n_classes)
+    if reduction == "mean":
+        return _mean_over(B.sum(loss), denom)
+    return _reduce(loss, reduction)

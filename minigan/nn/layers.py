@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 
 import numpy as np
 
 from .. import backend
 from .. import functional as F
-from ..autograd import Tensor
-from . import init
+from . import _ops, init
+from .container import Sequential  # noqa: F401 - its former home
 from .module import Module, Parameter
 
 
@@ -31,8 +30,13 @@ def _reset_fan_in_uniform(weight: Parameter, bias, fan_in: int) -> None:
 
 
 class Identity(Module):
-    def forward(self, x):
-        return x
+    """Returns its input; constructor arguments are accepted and ignored, as in PyTorch."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, input):
+        return input
 
 
 class Linear(Module):
@@ -43,8 +47,9 @@ class Linear(Module):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.weight = _param((out_features, in_features), device, dtype)
-        self.bias = _param((out_features,), device, dtype) if bias else None
-        if not bias:
+        if bias:
+            self.bias = _param((out_features,), device, dtype)
+        else:
             self.register_parameter("bias", None)
         self.reset_parameters()
 
@@ -59,17 +64,48 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _check_padding_mode(cls: str, padding_mode) -> None:
+    if padding_mode not in _PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {list(_PADDING_MODES)}, but got "
+                         f"padding_mode={padding_mode!r}")
+    if padding_mode != "zeros":
+        raise NotImplementedError(f"{cls}: padding_mode={padding_mode!r} is not implemented in "
+                                  "minigan; only 'zeros' is")
+
+
 class Conv2d(Module):
-    """2-D convolution, weight (out_channels, in_channels, kh, kw)."""
+    """2-D convolution, weight (out_channels, in_channels, kh, kw).
+
+    ``padding`` is an int, a pair, ``'valid'`` (no padding) or ``'same'`` (stride 1 only; the
+    output keeps the input's size). When the total 'same' padding dilation * (k - 1) is odd,
+    the extra row and column go at the bottom and right, as in PyTorch.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, device=None, dtype=None):
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device=None, dtype=None):
         super().__init__()
         if groups != 1:
-            raise NotImplementedError("Conv2d: only groups=1 is supported")
+            raise NotImplementedError(f"Conv2d: only groups=1 is supported, got groups={groups}")
+        _check_padding_mode("Conv2d", padding_mode)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.padding, self.dilation = _pair(padding), _pair(dilation)
+        self.dilation = _pair(dilation)
+        self.groups, self.padding_mode = groups, padding_mode
+        if isinstance(padding, str):
+            if padding not in ("valid", "same"):
+                raise ValueError(f"Invalid padding string {padding!r}, should be one of "
+                                 "['valid', 'same']")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"padding='same' is not supported for strided convolutions "
+                                 f"(stride={self.stride})")
+            self.padding = padding
+        else:
+            self.padding = _pair(padding)
+        self._conv_padding, self._end_padding = self._resolve_padding()
         self.weight = _param((out_channels, in_channels) + self.kernel_size, device, dtype)
         if bias:
             self.bias = _param((out_channels,), device, dtype)
@@ -77,18 +113,32 @@ class Conv2d(Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
+    def _resolve_padding(self):
+        """(symmetric padding for the conv, extra (rows, cols) at the bottom/right)."""
+        if self.padding == "valid":
+            return (0, 0), (0, 0)
+        if self.padding == "same":
+            total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+            left = tuple(t // 2 for t in total)
+            return left, tuple(t - 2 * lf for t, lf in zip(total, left))
+        return self.padding, (0, 0)
+
     def reset_parameters(self):
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
         _reset_fan_in_uniform(self.weight, self.bias, fan_in)
 
-    def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+    def forward(self, input):
+        if self._end_padding != (0, 0):
+            input = _ops.pad_end(input, *self._end_padding)
+        return F.conv2d(input, self.weight, self.bias, stride=self.stride,
+                        padding=self._conv_padding, dilation=self.dilation)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
              f"stride={self.stride}")
         if self.padding != (0, 0):
-            s += f", padding={self.padding}"
+            s += f", padding={self.padding!r}" if isinstance(self.padding, str) \
+                else f", padding={self.padding}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
         return s + ("" if self.bias is not None else ", bias=False")
@@ -98,15 +148,23 @@ class ConvTranspose2d(Module):
     """2-D transposed convolution, weight (in_channels, out_channels, kh, kw)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups: int = 1, bias: bool = True, dilation=1, device=None,
-                 dtype=None):
+                 output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
+                 padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__()
         if groups != 1:
-            raise NotImplementedError("ConvTranspose2d: only groups=1 is supported")
+            raise NotImplementedError(f"ConvTranspose2d: only groups=1 is supported, got "
+                                      f"groups={groups}")
+        if padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for ConvTranspose2d, got '
+                             f"padding_mode={padding_mode!r}")
+        if isinstance(padding, str):
+            raise ValueError(f"ConvTranspose2d: padding must be an int or a pair, got "
+                             f"{padding!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
         self.padding, self.output_padding = _pair(padding), _pair(output_padding)
         self.dilation = _pair(dilation)
+        self.groups, self.padding_mode = groups, padding_mode
         self.weight = _param((in_channels, out_channels) + self.kernel_size, device, dtype)
         if bias:
             self.bias = _param((out_channels,), device, dtype)
@@ -119,9 +177,33 @@ class ConvTranspose2d(Module):
         fan_in = self.out_channels * self.kernel_size[0] * self.kernel_size[1]
         _reset_fan_in_uniform(self.weight, self.bias, fan_in)
 
-    def forward(self, x):
-        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
-                                  self.output_padding, self.dilation)
+    def _output_padding(self, input, output_size) -> tuple:
+        """The output_padding that gives ``output_size`` ((H, W), or with N and C in front)."""
+        if output_size is None:
+            return self.output_padding
+        size = tuple(int(v) for v in output_size)
+        if len(size) == 4:
+            size = size[2:]
+        if len(size) != 2:
+            raise ValueError(f"ConvTranspose2d: output_size must have 2 or 4 elements, got "
+                             f"{tuple(output_size)}")
+        pads = []
+        for d in range(2):
+            lo = ((input.shape[d + 2] - 1) * self.stride[d] - 2 * self.padding[d]
+                  + self.dilation[d] * (self.kernel_size[d] - 1) + 1)
+            hi = lo + self.stride[d] - 1
+            if not lo <= size[d] <= hi:
+                raise ValueError(f"ConvTranspose2d: requested an output size of {size}, but "
+                                 f"valid sizes range from ({lo}..) to ({hi}..) in dimension "
+                                 f"{d + 2} for an input of shape {input.shape}")
+            pads.append(size[d] - lo)
+        return tuple(pads)
+
+    def forward(self, input, output_size=None):
+        return F.conv_transpose2d(input, self.weight, self.bias, stride=self.stride,
+                                  padding=self.padding,
+                                  output_padding=self._output_padding(input, output_size),
+                                  dilation=self.dilation)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -134,18 +216,29 @@ class ConvTranspose2d(Module):
 
 
 class _BatchNorm(Module):
+    """Batch normalisation over axis 1, with PyTorch's arguments and buffers.
+
+    ``momentum=None`` keeps a cumulative average: batch k moves the running statistics by 1/k,
+    where k is the ``num_batches_tracked`` buffer. The factor 1/k is computed from the buffer on
+    the buffer's device, so there is no device-to-host read per step and any change of the
+    buffer (``load_state_dict``, ``reset_running_stats()``, an in-place edit) is honoured.
+    """
     _expected_dims: tuple = ()
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None):
+                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None,
+                 *, bias: bool = True):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         xp = backend.xp_for(device or "cpu")
         dt = np.dtype(dtype or np.float32)
         if affine:
-            self.weight = Parameter(xp.ones(num_features, dtype=dt))
-            self.bias = Parameter(xp.zeros(num_features, dtype=dt))
+            self.weight = Parameter(xp.empty(num_features, dtype=dt))
+            if bias:
+                self.bias = Parameter(xp.empty(num_features, dtype=dt))
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -157,37 +250,54 @@ class _BatchNorm(Module):
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
 
-    def forward(self, x):
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1 and the batch count 0, in place."""
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, input):
+        x = input
         if x.ndim not in self._expected_dims:
-            raise ValueError(f"{type(self).__name__}: expected a {' or '.join(map(str, self._expected_dims))}-D "
-                             f"input, got shape {x.shape}")
+            raise ValueError(f"{type(self).__name__}: expected a "
+                             f"{' or '.join(map(str, self._expected_dims))}-D input, got shape "
+                             f"{x.shape}")
         if x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}): input of shape "
                              f"{x.shape} has {x.shape[1]} channels")
-        use_batch = self.training or self.running_mean is None
-        momentum = self.momentum
         if self.training and self.num_batches_tracked is not None:
-            self.num_batches_tracked += 1  # device-side add: no host sync
-            if momentum is None:  # a cumulative average: batch k moves the stats by 1/k
-                momentum = 1.0 / self._batches_seen()
-        return F.batch_norm(x, self.running_mean if self.training or not use_batch else None,
-                            self.running_var if self.training or not use_batch else None,
-                            self.weight, self.bias, use_batch,
-                            0.0 if momentum is None else momentum, self.eps)
+            self.num_batches_tracked += 1  # in place, on the device: no host sync
+            if self.momentum is None:
+                return self._forward_cumulative(x)
+        if self.training or self.running_mean is None:  # batch statistics
+            return F.batch_norm(x, self.running_mean if self.training else None,
+                                self.running_var if self.training else None, self.weight,
+                                self.bias, True, 0.0 if self.momentum is None else self.momentum,
+                                self.eps)
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            False, 0.0, self.eps)
 
-    def _batches_seen(self) -> int:
-        """num_batches_tracked as a Python int, counted on the host alongside the device
-        buffer so that momentum=None costs no GPU sync per step. The count is read back from
-        the buffer once whenever the buffer object changes (load_state_dict, .to())."""
-        buf = self.num_batches_tracked
-        mirror = self.__dict__.get("_count_mirror")
-        if mirror is None or mirror[0] is not buf:
-            n = int(buf)  # one read, after a load or a move
-        else:
-            n = mirror[1] + 1
-        self.__dict__["_count_mirror"] = (buf, n)
-        return n
+    def _forward_cumulative(self, x):
+        # A momentum-1 update into zeroed scratch buffers captures the batch mean and unbiased
+        # variance; they are then averaged in with 1/k read on the device from the counter.
+        xp = backend.get_array_module(self.running_mean)
+        batch_mean = xp.zeros_like(self.running_mean)
+        batch_var = xp.zeros_like(self.running_var)
+        y = F.batch_norm(x, batch_mean, batch_var, self.weight, self.bias, True, 1.0, self.eps)
+        factor = 1.0 / self.num_batches_tracked.astype(np.float64)
+        self.running_mean[...] = (1.0 - factor) * self.running_mean + factor * batch_mean
+        self.running_var[...] = (1.0 - factor) * self.running_var + factor * batch_var
+        return y
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
@@ -204,31 +314,49 @@ class BatchNorm2d(_BatchNorm):
     _expected_dims = (4,)
 
 
-class LeakyReLU(Module):
-    def __init__(self, negative_slope: float = 0.01):
-        super().__init__()
-        self.negative_slope = negative_slope
+_INPLACE_NOTE = ("``inplace`` is accepted for PyTorch compatibility; minigan never overwrites "
+                 "activations, so the result is computed out of place and is identical.")
 
-    def forward(self, x):
-        return F.leaky_relu(x, self.negative_slope)
+
+class LeakyReLU(Module):
+    """max(x, 0) + negative_slope * min(x, 0)."""
+    __doc__ += "\n\n    " + _INPLACE_NOTE
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+        super().__init__()
+        self.negative_slope, self.inplace = negative_slope, inplace
+
+    def forward(self, input):
+        return F.leaky_relu(input, self.negative_slope)
 
     def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace
+                                                            else "")
 
 
 class ReLU(Module):
-    def forward(self, x):
-        return F.relu(x)
+    """max(x, 0)."""
+    __doc__ += "\n\n    " + _INPLACE_NOTE
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.relu(input)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 class Tanh(Module):
-    def forward(self, x):
-        return F.tanh(x)
+    def forward(self, input):
+        return F.tanh(input)
 
 
 class Sigmoid(Module):
-    def forward(self, x):
-        return F.sigmoid(x)
+    def forward(self, input):
+        return F.sigmoid(input)
 
 
 class Softplus(Module):
@@ -236,22 +364,28 @@ class Softplus(Module):
         super().__init__()
         self.beta, self.threshold = beta, threshold
 
-    def forward(self, x):
-        return F.softplus(x, self.beta, self.threshold)
+    def forward(self, input):
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, threshold={self.threshold}"
 
 
 class Dropout(Module):
-    def __init__(self, p: float = 0.5):
+    """Zero each element with probability p in training, scaling the rest by 1/(1-p)."""
+    __doc__ += "\n\n    " + _INPLACE_NOTE
+
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
-        self.p = p
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p, self.inplace = p, inplace
 
-    def forward(self, x):
-        return F.dropout(x, self.p, self.training)
+    def forward(self, input):
+        return F.dropout(input, self.p, training=self.training)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class Flatten(Module):
@@ -277,89 +411,130 @@ class Unflatten(Module):
 
 
 class Upsample(Module):
-    """Nearest-neighbour upsampling by an integer factor (Keras' UpSampling2D)."""
+    """Nearest-neighbour resizing (PyTorch's ``nn.Upsample`` with ``mode='nearest'``), by a
+    ``scale_factor`` (any positive number, or a pair) or to a ``size``; integer factors use the
+    fused upsampling kernel. Other modes raise NotImplementedError."""
 
-    def __init__(self, size=None, scale_factor=None, mode: str = "nearest"):
+    def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
+                 recompute_scale_factor=None):
         super().__init__()
-        if mode != "nearest" or size is not None or scale_factor is None:
-            raise NotImplementedError("Upsample supports mode='nearest' with an integer "
-                                      "scale_factor")
-        self.scale_factor = int(scale_factor)
+        if mode != "nearest":
+            raise NotImplementedError(f"Upsample: mode={mode!r} is not implemented in minigan; "
+                                      "only mode='nearest' is")
+        if (size is None) == (scale_factor is None):
+            raise ValueError("Upsample: give exactly one of size and scale_factor, got "
+                             f"size={size!r}, scale_factor={scale_factor!r}")
+        if align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating "
+                             "modes: linear | bilinear | bicubic | trilinear")
+        self.name = type(self).__name__
+        self.size = tuple(size) if isinstance(size, (tuple, list)) else size
+        if isinstance(scale_factor, (tuple, list)):
+            self.scale_factor = tuple(float(f) for f in scale_factor)
+        else:
+            self.scale_factor = float(scale_factor) if scale_factor is not None else None
+        for f in (self.scale_factor if isinstance(self.scale_factor, tuple)
+                  else (self.scale_factor,)):
+            if f is not None and not (math.isfinite(f) and f > 0):
+                raise ValueError(f"Upsample: scale_factor must be positive and finite, got "
+                                 f"{scale_factor!r}")
+        self.mode, self.align_corners = mode, align_corners
+        self.recompute_scale_factor = recompute_scale_factor
 
-    def forward(self, x):
-        return F.upsample_nearest2d(x, self.scale_factor)
+    def forward(self, input):
+        return _ops.interpolate(input, self.size, self.scale_factor, self.mode,
+                                self.align_corners, self.recompute_scale_factor)
 
     def extra_repr(self):
-        return f"scale_factor={self.scale_factor}, mode='nearest'"
+        if self.scale_factor is not None:
+            return f"scale_factor={self.scale_factor}, mode={self.mode!r}"
+        return f"size={self.size}, mode={self.mode!r}"
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
+                 return_indices: bool = False, ceil_mode: bool = False):
         super().__init__()
+        if _pair(dilation) != (1, 1) or return_indices or ceil_mode:
+            raise NotImplementedError(
+                f"MaxPool2d: dilation={dilation!r}, return_indices={return_indices!r}, "
+                f"ceil_mode={ceil_mode!r}: minigan supports dilation=1, return_indices=False "
+                "and ceil_mode=False only")
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
-    def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+    def forward(self, input):
+        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AvgPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+    """Average pooling; padded positions count in the divisor (``count_include_pad=True``)."""
 
-    def forward(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+                 count_include_pad: bool = True, divisor_override=None):
+        super().__init__()
+        if ceil_mode or not count_include_pad or divisor_override is not None:
+            raise NotImplementedError(
+                f"AvgPool2d: ceil_mode={ceil_mode!r}, count_include_pad={count_include_pad!r}, "
+                f"divisor_override={divisor_override!r}: minigan supports ceil_mode=False, "
+                "count_include_pad=True and divisor_override=None only")
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.divisor_override = divisor_override
+
+    def forward(self, input):
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class Embedding(Module):
-    """A lookup table (num_embeddings, embedding_dim), initialised N(0, 1) as in PyTorch."""
+    """A lookup table (num_embeddings, embedding_dim), initialised N(0, 1) as in PyTorch.
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, device=None, dtype=None):
+    Indices outside [0, num_embeddings) raise an IndexError on the CPU; on the GPU they are
+    not checked (that would cost a device-to-host read per call). ``padding_idx``'s row is
+    zeroed at construction and receives no gradient. ``max_norm``, ``scale_grad_by_freq`` and
+    ``sparse`` are not supported.
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None,
+                 max_norm=None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                 sparse: bool = False, _weight=None, _freeze: bool = False, device=None,
+                 dtype=None):
         super().__init__()
+        if max_norm is not None or scale_grad_by_freq or sparse:
+            raise NotImplementedError(
+                f"Embedding: max_norm={max_norm!r}, scale_grad_by_freq={scale_grad_by_freq!r}, "
+                f"sparse={sparse!r} are not supported by minigan")
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise AssertionError(f"Padding_idx {padding_idx} must be within num_embeddings "
+                                     f"({num_embeddings})")
+            padding_idx %= num_embeddings
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = _param((num_embeddings, embedding_dim), device, dtype)
-        init.normal_(self.weight)
+        self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        if _weight is None:
+            self.weight = _param((num_embeddings, embedding_dim), device, dtype)
+            self.reset_parameters()
+        else:
+            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                raise ValueError(f"Embedding: _weight of shape {tuple(_weight.shape)} does not "
+                                 f"match ({num_embeddings}, {embedding_dim})")
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
 
-    def forward(self, idx):
-        data = idx.data if isinstance(idx, Tensor) else idx
-        if data.dtype.kind not in "iu":
-            raise TypeError(f"Embedding: indices must be integers, got {data.dtype}")
-        return F.getitem(self.weight, data)
+    def reset_parameters(self):
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            self.weight.data[self.padding_idx] = 0
+
+    def forward(self, input):
+        return _ops.embedding(input, self.weight, self.padding_idx)
 
     def extra_repr(self):
-        return f"{self.num_embeddings}, {self.embedding_dim}"
-
-
-class Sequential(Module):
-    """Modules applied in order; indexable, iterable, and named by position (or by an
-    OrderedDict's keys)."""
-
-    def __init__(self, *modules):
-        super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
-            for name, m in modules[0].items():
-                self.add_module(name, m)
-        else:
-            for i, m in enumerate(modules):
-                self.add_module(str(i), m)
-
-    def append(self, module: Module) -> "Sequential":
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, i):
-        mods = list(self._modules.values())
-        if isinstance(i, slice):
-            return Sequential(*mods[i])
-        return mods[i]
-
-    def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
-        return x
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")

@@ -1,6 +1,14 @@
-"""``Module`` and ``Parameter``: the PyTorch-style container for weights, buffers and submodules."""
+"""``Module`` and ``Parameter``: the PyTorch-style container for weights, buffers and submodules.
+
+Conventions that differ from PyTorch, on purpose:
+
+* Buffers are stored as raw arrays (NumPy or CuPy), not Tensors: nothing differentiates them.
+* ``state_dict()`` maps names to arrays (the parameters' ``.data`` and the buffers themselves,
+  references, not copies); ``keep_vars=True`` gives the ``Parameter`` objects instead.
+"""
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from typing import Iterator, NamedTuple
 
@@ -27,6 +35,106 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list
 
 
+class StateDictError(RuntimeError, KeyError):
+    """``load_state_dict`` refused a state: missing or unexpected keys, or a shape that differs.
+
+    A ``RuntimeError`` as in PyTorch, and a ``KeyError`` as minigan raised before."""
+
+    __str__ = BaseException.__str__  # KeyError's own str() would quote the message
+
+
+def _private_grads(arrays) -> list:
+    """For each gradient array, whether it may be changed in place: it owns its memory (not a
+    view, e.g. a broadcast) and no other array of the list is the same one."""
+    counts: dict = {}
+    for a in arrays:
+        counts[id(a)] = counts.get(id(a), 0) + 1
+    return [a.base is None and counts[id(a)] == 1
+            and (not isinstance(a, np.ndarray) or a.flags.writeable) for a in arrays]
+
+
+class RemovableHandle:
+    """What ``register_forward_pre_hook``/``register_forward_hook`` return: ``remove()`` undoes
+    the registration (also usable as a context manager)."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks: dict):
+        self.hooks = hooks
+        self.id = next(RemovableHandle._ids)
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False
+
+
+def _as_dtype(value):
+    """``value`` as a NumPy dtype if it names one (np.float64, 'float64', np.dtype), else None."""
+    if isinstance(value, np.dtype):
+        return value
+    if isinstance(value, type) and issubclass(value, np.generic):
+        return np.dtype(value)
+    if isinstance(value, str):
+        try:
+            return np.dtype(value)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _parse_to_args(args, kwargs):
+    """PyTorch's ``to(device=None, dtype=None, non_blocking=False)``, ``to(dtype)``,
+    ``to(device, dtype)`` and ``to(tensor)`` forms, as (device, dtype)."""
+    kwargs = dict(kwargs)
+    device = kwargs.pop("device", None)
+    dtype = kwargs.pop("dtype", None)
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("copy", None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, bool):  # non_blocking, positionally
+            continue
+        if isinstance(a, Tensor):
+            device, dtype = a.device, a.dtype
+            continue
+        as_dt = _as_dtype(a)
+        if as_dt is not None:
+            dtype = as_dt
+        elif isinstance(a, str):  # normalize_device names the unknown ones
+            device = a
+        else:
+            raise TypeError(f"to(): {a!r} is neither a device ('cpu', 'cuda') nor a dtype "
+                            "(np.float64, 'float32', ...)")
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired "
+                            f"dtype={dtype}")
+    return device, dtype
+
+
+def _state_array(value, key: str):
+    """A state-dict entry as an array: minigan Tensors, arrays, and (duck-typed) torch tensors."""
+    if isinstance(value, Tensor):
+        return value.data
+    if isinstance(value, np.ndarray) or backend.is_cupy_array(value):
+        return value
+    if hasattr(value, "detach") and hasattr(value, "cpu") and hasattr(value, "numpy"):
+        return value.detach().cpu().numpy()  # a torch.Tensor: no torch import needed
+    try:
+        return np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the key named
+        raise StateDictError(f"{key}: cannot read a {type(value).__name__} as an array "
+                             f"({exc})") from None
+
+
 class Module:
     """Base class of layers and models. Assigning a ``Parameter`` or a ``Module`` to an
     attribute registers it; ``register_buffer`` registers non-trainable state (e.g. running
@@ -35,7 +143,10 @@ class Module:
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers_set", set())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
 
     # ----- registration
@@ -46,12 +157,14 @@ class Module:
         params, bufs, mods = self._parameters, self._buffers, self._modules
         if isinstance(value, Parameter):
             bufs.pop(name, None)
+            self._non_persistent_buffers_set.discard(name)
             mods.pop(name, None)
             self.__dict__.pop(name, None)
             params[name] = value
         elif isinstance(value, Module):
             params.pop(name, None)
             bufs.pop(name, None)
+            self._non_persistent_buffers_set.discard(name)
             self.__dict__.pop(name, None)
             mods[name] = value
         elif name in params:
@@ -79,65 +192,150 @@ class Module:
         for store in (self._parameters, self._buffers, self._modules):
             if name in store:
                 del store[name]
+                self._non_persistent_buffers_set.discard(name)
                 return
         object.__delattr__(self, name)
 
-    def register_buffer(self, name: str, array) -> None:
-        """Register an array (or None) as state that is saved and moved but not trained."""
-        if isinstance(array, Tensor):
-            array = array.data
-        self.__dict__.pop(name, None)
-        self._buffers[name] = array
+    def _check_new_name(self, kind: str, name, store: dict) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string, got {type(name).__name__}")
+        if name == "":
+            raise KeyError(f'{kind} name can\'t be empty string ""')
+        if "." in name:
+            raise KeyError(f'{kind} name can\'t contain ".", got {name!r}')
+        if name not in store and hasattr(type(self), name):  # a method or property
+            raise KeyError(f"attribute {name!r} already exists")
+        self.__dict__.pop(name, None)  # a plain attribute gives way, as in __setattr__
+
+    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+        """Register an array (or a Tensor's array, or None) as state that ``to`` moves and,
+        when ``persistent``, ``state_dict`` saves; it is not trained."""
+        if "_buffers" not in self.__dict__:
+            raise AttributeError("cannot assign buffer before Module.__init__() call")
+        self._check_new_name("buffer", name, self._buffers)
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"attribute {name!r} already exists")
+        if isinstance(tensor, Tensor):
+            tensor = tensor.data
+        if tensor is not None and not (isinstance(tensor, np.ndarray)
+                                       or backend.is_cupy_array(tensor)):
+            raise TypeError(f"cannot assign a {type(tensor).__name__} object to buffer {name!r} "
+                            "(an array, a Tensor or None is required)")
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers_set.discard(name)
+        else:
+            self._non_persistent_buffers_set.add(name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("cannot assign parameter before Module.__init__() call")
+        self._check_new_name("parameter", name, self._parameters)
+        if name in self._buffers or name in self._modules:
+            raise KeyError(f"attribute {name!r} already exists")
         if param is None:
             self._parameters[name] = None
+        elif not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign a {type(param).__name__} object to parameter "
+                            f"{name!r} (nn.Parameter or None required)")
         else:
-            setattr(self, name, param)
+            self._parameters[name] = param
 
-    def add_module(self, name: str, module: "Module") -> None:
+    def add_module(self, name: str, module: "Module | None") -> None:
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        self._check_new_name("module", name, self._modules)
         self._modules[name] = module
 
+    register_module = add_module
+
+    def get_submodule(self, target: str) -> "Module":
+        """The submodule at a dotted path such as ``"net.0"`` (``""`` is this module)."""
+        if target == "":
+            return self
+        mod = self
+        for item in target.split("."):
+            if item not in mod._modules or mod._modules[item] is None:
+                raise AttributeError(f"{type(mod).__name__} has no attribute `{item}` "
+                                     f"(looking up {target!r})")
+            mod = mod._modules[item]
+        return mod
+
+    def get_parameter(self, target: str) -> Parameter:
+        mod_path, _, name = target.rpartition(".")
+        mod = self.get_submodule(mod_path)
+        if name not in mod._parameters:
+            raise AttributeError(f"{type(mod).__name__} has no parameter `{name}` "
+                                 f"(looking up {target!r})")
+        return mod._parameters[name]
+
+    def get_buffer(self, target: str):
+        mod_path, _, name = target.rpartition(".")
+        mod = self.get_submodule(mod_path)
+        if name not in mod._buffers:
+            raise AttributeError(f"{type(mod).__name__} has no buffer `{name}` "
+                                 f"(looking up {target!r})")
+        return mod._buffers[name]
+
     # ----- traversal
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, memo: set | None = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, "Module"]]:
+        """Every module of the tree, this one first, by dotted name. A module reachable by two
+        paths is given once (under its first name) unless ``remove_duplicate=False``."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, m in self._modules.items():
             if m is not None:
-                yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name,
+                                           remove_duplicate)
 
     def modules(self) -> Iterator["Module"]:
         for _, m in self.named_modules():
             yield m
 
-    def named_children(self):
-        return ((n, m) for n, m in self._modules.items() if m is not None)
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        seen = set()
+        for n, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield n, m
 
-    def children(self):
+    def children(self) -> Iterator["Module"]:
         return (m for _, m in self.named_children())
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True):
+    def _named_members(self, store: str, prefix: str, recurse: bool, remove_duplicate: bool):
         seen = set()
-        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        mods = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse
+                else [(prefix, self)])
         for mname, m in mods:
-            for pname, p in m._parameters.items():
-                if p is None or id(p) in seen:
+            for name, v in getattr(m, store).items():
+                if v is None or (remove_duplicate and id(v) in seen):
                     continue
-                seen.add(id(p))
-                yield (f"{mname}.{pname}" if mname else pname), p
+                seen.add(id(v))
+                yield (f"{mname}.{name}" if mname else name), v
 
-    def parameters(self, recurse: bool = True):
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         return (p for _, p in self.named_parameters(recurse=recurse))
 
-    def named_buffers(self, prefix: str = ""):
-        for mname, m in self.named_modules(prefix):
-            for bname, b in m._buffers.items():
-                if b is not None:
-                    yield (f"{mname}.{bname}" if mname else bname), b
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True):
+        """Buffers (arrays) by dotted name, persistent or not."""
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
-    def buffers(self):
-        return (b for _, b in self.named_buffers())
+    def buffers(self, recurse: bool = True):
+        return (b for _, b in self.named_buffers(recurse=recurse))
 
     def apply(self, fn) -> "Module":
+        """Call ``fn`` on every child (recursively), then on this module, as PyTorch does."""
         for m in self.children():
             m.apply(fn)
         fn(self)
@@ -148,24 +346,33 @@ class Module:
 
     # ----- modes and devices
     def train(self, mode: bool = True) -> "Module":
+        if not isinstance(mode, bool):
+            raise ValueError(f"training mode is expected to be boolean, got {mode!r}")
         for m in self.modules():
-            object.__setattr__(m, "training", bool(mode))
+            object.__setattr__(m, "training", mode)
         return self
 
     def eval(self) -> "Module":
         return self.train(False)
 
-    def requires_grad_(self, flag: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
         for p in self.parameters():
-            p.requires_grad_(flag)
+            p.requires_grad_(requires_grad)
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.parameters():
-            if set_to_none or p.grad is None:
+        """Drop the gradients, or with ``set_to_none=False`` zero them (in place where the
+        array is the parameter's own, else by a fresh zero array)."""
+        params = [p for p in self.parameters() if p.grad is not None]
+        if set_to_none:
+            for p in params:
                 p.grad = None
-            else:
+            return
+        for p, private in zip(params, _private_grads([p.grad.data for p in params])):
+            if private:
                 p.grad.data[...] = 0
+            else:
+                p.grad = Tensor(backend.get_array_module(p.grad.data).zeros_like(p.grad.data))
 
     @property
     def device(self) -> str:
@@ -175,15 +382,22 @@ class Module:
             return backend.device_of(b)
         return "cpu"
 
-    def to(self, device=None, dtype=None) -> "Module":
-        """Move (and/or cast) every parameter and floating buffer in place; returns self."""
+    def to(self, *args, **kwargs) -> "Module":
+        """Move and/or cast every parameter and floating buffer in place; returns self.
+
+        As in PyTorch: ``to(device)``, ``to(dtype)`` (np.float64, 'float64', np.dtype),
+        ``to(device, dtype)``, ``to(tensor)``, or the keywords ``device=``/``dtype=``. Only
+        floating-point arrays change dtype (integer buffers such as num_batches_tracked keep
+        theirs).
+        """
+        device, dtype = _parse_to_args(args, kwargs)
         if device is not None:
             device = backend.normalize_device(device)
 
-        def move(a, floating_only=True):
+        def move(a):
             if device is not None:
                 a = backend.to_device(a, device)
-            if dtype is not None and (a.dtype.kind == "f" or not floating_only):
+            if dtype is not None and a.dtype.kind == "f":
                 a = a.astype(dtype, copy=False)
             return a
 
@@ -195,15 +409,14 @@ class Module:
                         p.grad = Tensor(move(p.grad.data))
             for name, b in list(m._buffers.items()):
                 if b is not None:
-                    m._buffers[name] = move(b) if b.dtype.kind == "f" or dtype is None \
-                        else (backend.to_device(b, device) if device else b)
+                    m._buffers[name] = move(b)
         return self
 
     def cpu(self) -> "Module":
         return self.to("cpu")
 
-    def cuda(self) -> "Module":
-        return self.to("cuda")
+    def cuda(self, device=None) -> "Module":
+        return self.to("cuda" if device is None else device)
 
     def double(self) -> "Module":
         return self.to(dtype=np.float64)
@@ -212,25 +425,58 @@ class Module:
         return self.to(dtype=np.float32)
 
     # ----- state
-    def state_dict(self) -> "OrderedDict[str, object]":
-        """Parameters and buffers by dotted name, as arrays (references, not copies)."""
-        out = OrderedDict()
-        for name, m in self.named_modules():
+    def _state_items(self, prefix: str = ""):
+        """(key, module, store, name) of every saved slot, in PyTorch's order: each module's
+        parameters, then its persistent buffers, then its children's. A submodule reachable by
+        two paths appears under both, as in PyTorch."""
+        for mname, m in self.named_modules(prefix=prefix, remove_duplicate=False):
             for pname, p in m._parameters.items():
                 if p is not None:
-                    out[f"{name}.{pname}" if name else pname] = p.data
+                    yield (f"{mname}.{pname}" if mname else pname), m, "_parameters", pname
             for bname, b in m._buffers.items():
-                if b is not None:
-                    out[f"{name}.{bname}" if name else bname] = b
+                if b is not None and bname not in m._non_persistent_buffers_set:
+                    yield (f"{mname}.{bname}" if mname else bname), m, "_buffers", bname
+
+    def state_dict(self, *args, destination=None, prefix: str = "",
+                   keep_vars: bool = False) -> "OrderedDict[str, object]":
+        """Parameters and persistent buffers by dotted name.
+
+        minigan's convention: the values are arrays (each parameter's ``.data`` and each buffer,
+        references, not copies); with ``keep_vars=True`` parameters are the ``Parameter``
+        objects. ``destination`` (a dict to fill) and ``prefix`` (prepended to every key) are
+        PyTorch's; they may also be given positionally, in that order.
+        """
+        if args:
+            if len(args) > 3:
+                raise TypeError(f"state_dict() takes at most 3 positional arguments, got "
+                                f"{len(args)}")
+            destination = args[0] if destination is None else destination
+            if len(args) > 1:
+                prefix = args[1]
+            if len(args) > 2:
+                keep_vars = args[2]
+        out = OrderedDict() if destination is None else destination
+        for key, m, store, name in self._state_items():
+            v = getattr(m, store)[name]
+            if store == "_parameters" and not keep_vars:
+                v = v.data
+            out[prefix + key] = v
         return out
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(self, state_dict, strict: bool = True,
+                        assign: bool = False) -> IncompatibleKeys:
         """Copy arrays into this module's parameters and buffers, on this module's device.
 
-        Shapes and dtypes must match; with ``strict`` the key sets must match exactly. Errors
-        name the offending key. Nothing is changed unless every check passes.
+        As PyTorch's ``copy_``, values are cast to each parameter's or buffer's dtype (a float64
+        array loads into a float32 parameter); shapes must match exactly. With ``strict`` the key
+        sets must match too. Errors (``StateDictError``: both a RuntimeError and a KeyError) name
+        every offending key; nothing is changed unless every check passes. Values may be arrays,
+        minigan Tensors or torch tensors.
         """
-        own = self._state_slots()
+        if assign:
+            raise NotImplementedError("load_state_dict(assign=True) is not supported; minigan "
+                                      "always copies into the existing parameters")
+        own = OrderedDict((key, (m, store, name)) for key, m, store, name in self._state_items())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         problems = []
@@ -239,50 +485,86 @@ class Module:
                 problems.append("missing keys: " + ", ".join(missing))
             if unexpected:
                 problems.append("unexpected keys: " + ", ".join(unexpected))
-        for key, (get, _) in own.items():
+        staged = []
+        for key, (m, store, name) in own.items():
             if key not in state_dict:
                 continue
-            new = state_dict[key]
-            new = new.data if isinstance(new, Tensor) else new
-            cur = get()
-            if tuple(new.shape) != tuple(cur.shape):
+            new = _state_array(state_dict[key], key)
+            cur = getattr(m, store)[name]
+            cur_arr = cur.data if store == "_parameters" else cur
+            if tuple(new.shape) != tuple(cur_arr.shape):
                 problems.append(f"{key}: shape {tuple(new.shape)} in the state, "
-                                f"{tuple(cur.shape)} in the model")
-            elif np.dtype(new.dtype) != cur.dtype:
-                problems.append(f"{key}: dtype {np.dtype(new.dtype)} in the state, "
-                                f"{cur.dtype} in the model")
+                                f"{tuple(cur_arr.shape)} in the model")
+            elif np.dtype(new.dtype).kind not in "biuf":
+                problems.append(f"{key}: dtype {np.dtype(new.dtype)} in the state cannot be "
+                                f"cast to {cur_arr.dtype}")
+            else:
+                staged.append((m, store, name, new, cur_arr))
         if problems:
-            raise KeyError(f"load_state_dict for {type(self).__name__}: " + "; ".join(problems))
-        for key, (get, set_) in own.items():
-            if key in state_dict:
-                new = state_dict[key]
-                new = new.data if isinstance(new, Tensor) else new
-                cur = get()
-                set_(backend.to_device(new, backend.device_of(cur)).astype(cur.dtype, copy=True))
+            raise StateDictError(f"load_state_dict for {type(self).__name__}: "
+                                 + "; ".join(problems))
+        for m, store, name, new, cur_arr in staged:
+            arr = backend.to_device(new, backend.device_of(cur_arr)).astype(cur_arr.dtype,
+                                                                           copy=True)
+            if store == "_parameters":
+                m._parameters[name].data = arr
+                m._parameters[name]._version += 1  # as an in-place copy_ in PyTorch
+            else:
+                m._buffers[name] = arr
         return IncompatibleKeys(missing, unexpected)
 
-    def _state_slots(self) -> "OrderedDict[str, tuple]":
-        slots = OrderedDict()
-        for name, m in self.named_modules():
-            for pname, p in m._parameters.items():
-                if p is not None:
-                    def setp(v, p=p):
-                        p.data = v
-                    slots[f"{name}.{pname}" if name else pname] = (lambda p=p: p.data, setp)
-            for bname in list(m._buffers):
-                if m._buffers[bname] is not None:
-                    def setb(v, m=m, bname=bname):
-                        m._buffers[bname] = v
-                    slots[f"{name}.{bname}" if name else bname] = (
-                        lambda m=m, bname=bname: m._buffers[bname], setb)
-        return slots
+    # ----- hooks
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args)`` before each forward; a non-None result replaces args (a
+        tuple, or one value). With ``with_kwargs``: ``hook(module, args, kwargs)`` returning
+        None or ``(args, kwargs)``."""
+        handle = RemovableHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = (hook, with_kwargs)
+        if prepend:
+            self._forward_pre_hooks.move_to_end(handle.id, last=False)
+        return handle
+
+    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after each forward (``hook(module, args, kwargs,
+        output)`` with ``with_kwargs``); a non-None result replaces the output."""
+        if always_call:
+            raise NotImplementedError("register_forward_hook(always_call=True) is not supported")
+        handle = RemovableHandle(self._forward_hooks)
+        self._forward_hooks[handle.id] = (hook, with_kwargs)
+        if prepend:
+            self._forward_hooks.move_to_end(handle.id, last=False)
+        return handle
 
     # ----- calling and printing
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
+        if self._forward_pre_hooks or self._forward_hooks:
+            return self._call_with_hooks(args, kwargs)
         return self.forward(*args, **kwargs)
+
+    def _call_with_hooks(self, args, kwargs):
+        for hook, with_kwargs in list(self._forward_pre_hooks.values()):
+            if with_kwargs:
+                res = hook(self, args, kwargs)
+                if res is not None:
+                    if not (isinstance(res, tuple) and len(res) == 2):
+                        raise RuntimeError("forward pre-hook with kwargs must return None or a "
+                                           f"tuple of (new_args, new_kwargs), got {res!r}")
+                    args, kwargs = res
+            else:
+                res = hook(self, args)
+                if res is not None:
+                    args = res if isinstance(res, tuple) else (res,)
+        out = self.forward(*args, **kwargs)
+        for hook, with_kwargs in list(self._forward_hooks.values()):
+            res = hook(self, args, kwargs, out) if with_kwargs else hook(self, args, out)
+            if res is not None:
+                out = res
+        return out
 
     def extra_repr(self) -> str:
         return ""

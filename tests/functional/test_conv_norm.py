@@ -43,7 +43,7 @@ def test_conv_transpose2d_first_and_second_order(xp, xs, ws, s, p, op, d):
                          R.standard_normal(ws[1]))
 
     def f(x, w, b):
-        return F.conv_transpose2d(x, w, b, s, p, op, d)
+        return F.conv_transpose2d(x, w, b, s, p, op, dilation=d)
 
     check_backward(f, [x, w, b])
     check_double_backward(f, [x, w, b])

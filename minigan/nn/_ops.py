@@ -1,0 +1,160 @@
+"""Functional ops that nn's layers need beyond ``minigan.functional``: PyTorch's ``interpolate``
+(nearest), ``embedding`` (with a range check and ``padding_idx``) and end-padding for
+``Conv2d(padding='same')`` with an even total padding.
+
+Each is a composition of differentiable functions (getitem, where, concat, the nearest
+upsampling kernel), so derivatives of every order are exact.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from .. import backend
+from .. import functional as F
+from ..autograd import Tensor, as_tensor
+
+_UNSUPPORTED_MODES = ("linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
+
+
+def _nearest_source_index(in_size: int, out_size: int, scale) -> np.ndarray:
+    """PyTorch's nearest rule: src = min(floor(dst * s), in - 1) in float32, where s is
+    1/scale_factor when a factor was given, else in/out."""
+    if out_size == in_size:
+        return np.arange(out_size)
+    if out_size == 2 * in_size:
+        return np.arange(out_size) >> 1
+    s = np.float32(1.0 / scale) if scale is not None and scale > 0 else \
+        np.float32(in_size) / np.float32(out_size)
+    src = np.floor(np.arange(out_size, dtype=np.float32) * s).astype(np.int64)
+    return np.minimum(src, in_size - 1)
+
+
+def _spatial_pair(value, name: str, cast) -> tuple:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"interpolate: {name} must have 2 elements for a 4-D input "
+                             f"(N, C, H, W), got {value!r}")
+        return tuple(cast(v) for v in value)
+    return (cast(value), cast(value))
+
+
+def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
+                recompute_scale_factor=None, antialias: bool = False) -> Tensor:
+    """PyTorch's ``F.interpolate`` for ``mode='nearest'`` on (N, C, H, W) inputs, with any
+    ``size`` or positive ``scale_factor`` (1.5 gives floor(1.5 H) rows, as in PyTorch).
+
+    Integer factors run the nearest-upsampling kernel; other sizes gather rows and columns.
+    """
+    x = as_tensor(input)
+    if mode != "nearest":
+        if mode in _UNSUPPORTED_MODES:
+            raise NotImplementedError(f"interpolate: mode={mode!r} is not implemented in "
+                                      "minigan; only mode='nearest' is")
+        raise ValueError(f"interpolate: unknown mode {mode!r}")
+    if align_corners is not None:
+        raise ValueError("align_corners option can only be set with the interpolating modes: "
+                         f"linear | bilinear | bicubic | trilinear (got mode={mode!r})")
+    if antialias:
+        raise ValueError("interpolate: anti-alias option is only supported for bilinear and "
+                         "bicubic modes")
+    if x.ndim != 4:
+        raise NotImplementedError(f"interpolate: minigan supports 4-D inputs (N, C, H, W), got "
+                                  f"shape {x.shape}")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: give exactly one of size and scale_factor, got "
+                         f"size={size!r}, scale_factor={scale_factor!r}")
+    in_hw = x.shape[2:]
+    if size is not None:
+        out_hw = _spatial_pair(size, "size", int)
+        if any(s <= 0 for s in out_hw):
+            raise ValueError(f"interpolate: size must be positive, got {size!r}")
+        scales = (None, None)
+    else:
+        factors = _spatial_pair(scale_factor, "scale_factor", float)
+        if not all(math.isfinite(f) and f > 0 for f in factors):
+            raise ValueError(f"interpolate: scale_factor must be positive and finite, got "
+                             f"{scale_factor!r}")
+        out_hw = tuple(int(math.floor(i * f)) for i, f in zip(in_hw, factors))
+        if any(o <= 0 for o in out_hw):
+            raise ValueError(f"interpolate: scale_factor {scale_factor!r} gives an empty output "
+                             f"for input of shape {x.shape}")
+        scales = (None, None) if recompute_scale_factor else factors
+    k, rows, cols = _nearest_plan(tuple(in_hw), out_hw, scales)
+    if k:
+        return x if k == 1 else F.upsample_nearest2d(x, k)
+    xp = backend.get_array_module(x.data)
+    return F.getitem(x, (slice(None), slice(None), xp.asarray(rows), xp.asarray(cols)))
+
+
+@functools.lru_cache(maxsize=256)
+def _nearest_plan(in_hw: tuple, out_hw: tuple, scales: tuple):
+    """(k, None, None) when the rule is plain k-fold repetition (the fused kernel), else
+    (0, rows (H', 1), cols (1, W')) of source indices; cached, as a model's sizes repeat."""
+    rows = _nearest_source_index(in_hw[0], out_hw[0], scales[0])
+    cols = _nearest_source_index(in_hw[1], out_hw[1], scales[1])
+    k = out_hw[0] // in_hw[0]
+    if (k >= 1 and out_hw == (k * in_hw[0], k * in_hw[1])
+            and np.array_equal(rows, np.arange(out_hw[0]) // k)
+            and np.array_equal(cols, np.arange(out_hw[1]) // k)):
+        return k, None, None
+    return 0, rows.reshape(-1, 1), cols.reshape(1, -1)
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """PyTorch's ``F.embedding``: rows of ``weight`` (num_embeddings, dim) at integer indices.
+
+    Indices outside [0, num_embeddings) raise an IndexError naming the index on the CPU (a
+    negative index would otherwise silently pick a row from the end). On the GPU the check
+    would need a device-to-host read per call, so it is skipped there: validate labels once
+    where they are loaded. The row at ``padding_idx`` gets no gradient.
+    """
+    w = as_tensor(weight)
+    if max_norm is not None:
+        raise NotImplementedError("embedding: max_norm is not supported by minigan")
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: scale_grad_by_freq and sparse are not supported "
+                                  "by minigan")
+    if w.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim), got shape "
+                         f"{w.shape}")
+    n = w.shape[0]
+    idx = input.data if isinstance(input, Tensor) else input
+    if not hasattr(idx, "dtype"):
+        idx = backend.xp_for(w.device).asarray(idx)
+        if idx.dtype.kind == "f" and idx.size == 0:
+            idx = idx.astype(np.int64)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
+    backend.check_same_device(w.data, idx, what="embedding")
+    if not backend.is_cupy_array(idx) and idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= n:
+            bad = lo if lo < 0 else hi
+            raise IndexError(f"embedding: index {bad} is out of range for {n} embeddings "
+                             f"(valid indices are 0 to {n - 1})")
+    out = F.getitem(w, idx)
+    if padding_idx is not None:
+        if not -n <= padding_idx < n:
+            raise ValueError(f"embedding: padding_idx {padding_idx} must be within "
+                             f"num_embeddings ({n})")
+        keep = (idx != padding_idx % n)[..., None]
+        out = F.where(keep, out, Tensor(out.data))  # same values, no gradient to that row
+    return out
+
+
+def pad_end(x: Tensor, extra_h: int, extra_w: int) -> Tensor:
+    """x (N, C, H, W) with ``extra_h`` zero rows at the bottom and ``extra_w`` zero columns on
+    the right (how PyTorch places the odd pixel of a 'same' padding)."""
+    x = as_tensor(x)
+    xp = backend.get_array_module(x.data)
+    if extra_h:
+        n, c, _, w = x.shape
+        x = F.concat([x, Tensor(xp.zeros((n, c, extra_h, w), dtype=x.dtype))], 2)
+    if extra_w:
+        n, c, h, _ = x.shape
+        x = F.concat([x, Tensor(xp.zeros((n, c, h, extra_w), dtype=x.dtype))], 3)
+    return x

@@ -1,0 +1,235 @@
+"""Containers with PyTorch's semantics: ``Sequential``, ``ModuleList`` and ``ModuleDict``.
+
+Children are registered under the same names as in PyTorch, so parameter names and state-dict
+keys match for the same structure.
+"""
+from __future__ import annotations
+
+import operator
+from collections import OrderedDict
+from collections.abc import Mapping
+
+from .module import Module
+
+
+def _abs_index(idx, size: int, what: str) -> int:
+    idx = operator.index(idx)
+    if not -size <= idx < size:
+        raise IndexError(f"{what}: index {idx} is out of range for length {size}")
+    return idx % size
+
+
+def _renumber(container: Module) -> None:
+    mods = list(container._modules.values())
+    container._modules.clear()
+    container._modules.update((str(i), m) for i, m in enumerate(mods))
+
+
+class Sequential(Module):
+    """Modules applied in order, named "0", "1", ... (or by an OrderedDict's keys).
+
+    A slice is a new Sequential that keeps the children's names (``s[1:]`` of a three-layer
+    Sequential has children "1" and "2"), so its state-dict keys are those of the original.
+    """
+
+    def __init__(self, *args):
+        super().__init__()
+        if len(args) == 1 and isinstance(args[0], OrderedDict):
+            for name, m in args[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(args):
+                self.add_module(str(i), m)
+
+    def _key(self, idx) -> str:
+        return list(self._modules)[_abs_index(idx, len(self), type(self).__name__)]
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return type(self)(OrderedDict(list(self._modules.items())[idx]))
+        return self._modules[self._key(idx)]
+
+    def __setitem__(self, idx, module: Module) -> None:
+        setattr(self, self._key(idx), module)
+
+    def __delitem__(self, idx) -> None:
+        if isinstance(idx, slice):
+            for key in list(self._modules)[idx]:
+                del self._modules[key]
+        else:
+            del self._modules[self._key(idx)]
+        _renumber(self)  # as PyTorch does, so that append() keeps working
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> "Sequential":
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, sequential) -> "Sequential":
+        for m in sequential:
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> "Sequential":
+        if not isinstance(module, Module):
+            raise AssertionError(f"module should be of type Module, got {type(module).__name__}")
+        n = len(self._modules)
+        index = operator.index(index)
+        if not -n <= index <= n:
+            raise IndexError(f"Sequential.insert: index {index} is out of range for length {n}")
+        if index < 0:
+            index += n
+        for i in range(n, index, -1):
+            self._modules[str(i)] = self._modules[str(i - 1)]
+        self._modules[str(index)] = module
+        return self
+
+    def pop(self, key):
+        v = self[key]
+        del self[key]
+        return v
+
+    def forward(self, input):
+        for m in self._modules.values():
+            input = m(input)
+        return input
+
+
+class ModuleList(Module):
+    """A list of modules, registered as "0", "1", ... Indexing, slicing (a new ModuleList,
+    renumbered from 0 as in PyTorch), append, extend, insert, pop, del and iteration."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return type(self)(list(self._modules.values())[idx])
+        return self._modules[str(_abs_index(idx, len(self), "ModuleList"))]
+
+    def __setitem__(self, idx, module: Module) -> None:
+        idx = _abs_index(idx, len(self), "ModuleList")
+        setattr(self, str(idx), module)
+
+    def __delitem__(self, idx) -> None:
+        if isinstance(idx, slice):
+            for k in range(len(self._modules))[idx]:
+                del self._modules[str(k)]
+        else:
+            del self._modules[str(_abs_index(idx, len(self), "ModuleList"))]
+        _renumber(self)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __iadd__(self, modules) -> "ModuleList":
+        return self.extend(modules)
+
+    def __add__(self, other) -> "ModuleList":
+        return type(self)(list(self) + list(other))
+
+    def append(self, module: Module) -> "ModuleList":
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules) -> "ModuleList":
+        if isinstance(modules, (Module, Mapping)) and not isinstance(modules, (ModuleList,
+                                                                              Sequential)):
+            raise TypeError("ModuleList.extend should be called with an iterable of modules, "
+                            f"but got {type(modules).__name__}")
+        for m in list(modules):
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        n = len(self._modules)
+        index = operator.index(index)
+        if index < 0:
+            index = max(index + n, 0)
+        index = min(index, n)  # list.insert semantics
+        for i in range(n, index, -1):
+            self._modules[str(i)] = self._modules[str(i - 1)]
+        self._modules[str(index)] = None
+        self.add_module(str(index), module)
+
+    def pop(self, key=-1):
+        v = self[key]
+        del self[key]
+        return v
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ModuleList is a container and has no forward(); iterate "
+                                  "over it in your own module's forward")
+
+
+class ModuleDict(Module):
+    """An ordered dict of modules, registered under their keys: ``d[key]``, ``d[key] = m``,
+    ``del d[key]``, ``in``, ``len``, iteration over keys, keys/items/values/update/pop/clear."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        del self._modules[key]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key) -> bool:
+        return key in self._modules
+
+    def clear(self) -> None:
+        self._modules.clear()
+
+    def pop(self, key: str) -> Module:
+        v = self[key]
+        del self[key]
+        return v
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+    def update(self, modules) -> None:
+        """Add or replace entries from a mapping (in its order) or from (key, module) pairs."""
+        if isinstance(modules, (OrderedDict, ModuleDict, Mapping)):
+            for key, m in modules.items():
+                self[key] = m
+            return
+        if isinstance(modules, Module):
+            raise TypeError("ModuleDict.update should be called with a mapping or an iterable "
+                            f"of key/value pairs, but got {type(modules).__name__}")
+        for j, pair in enumerate(modules):
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise ValueError(f"ModuleDict update sequence element #{j} should be a "
+                                 f"(key, module) pair, got {pair!r}")
+            self[pair[0]] = pair[1]
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ModuleDict is a container and has no forward()")

@@ -1,0 +1,390 @@
+"""Optimizers with PyTorch's names, argument orders, defaults and semantics, running on
+minigan's fused kernels (``minigan.kernels.optim``), plus ``lr_scheduler``.
+
+What differs from ``torch.optim`` is refused loudly rather than ignored: a torch flag that
+minigan does not implement (``amsgrad``, ``foreach``, ``capturable``, ``differentiable``,
+``fused``) is accepted only at torch's default value, as a keyword argument, in a parameter group
+or in a loaded state dict, and is then dropped; any other key a parameter group carries must be a
+hyperparameter of the optimizer or one of the bookkeeping keys ``param_names`` (from
+``named_parameters()``) and ``initial_lr`` (set by a learning-rate scheduler).
+"""
+from __future__ import annotations
+
+import math
+
+from .. import backend
+from ..autograd import Tensor, enable_grad
+from ..kernels import optim as K
+
+__all__ = ["Optimizer", "Adam", "AdamW", "SGD", "lr_scheduler"]
+
+_BOOKKEEPING_KEYS = ("params", "param_names", "initial_lr")
+
+
+class Optimizer:
+    """Parameter groups and per-parameter state, as ``torch.optim.Optimizer``.
+
+    ``params`` is an iterable of Tensors, of ``(name, Tensor)`` pairs (``named_parameters()``)
+    or of dicts (parameter groups, each with a ``"params"`` entry and optional per-group
+    hyperparameters). A parameter that does not require grad (a frozen one) is accepted and
+    skipped while its ``grad`` is None. Subclasses define ``step`` and ``_check_group``, and list
+    in ``_unsupported_flags`` the torch flags they accept only at torch's default.
+    """
+
+    # flag -> the values accepted (torch's default, plus False where None is the default)
+    _unsupported_flags: dict = {}
+    # state entries that are counts: torch stores them as float tensors
+    _integer_state = ("step",)
+
+    def __init__(self, params, defaults: dict):
+        name = type(self).__name__
+        if isinstance(params, Tensor):
+            raise TypeError(f"{name}: params must be an iterable of Tensors, (name, Tensor) "
+                            "pairs or dicts, got a single Tensor; pass [tensor]")
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(f"{name}: params must be an ordered collection (a set's order "
+                            "changes between runs, and state dicts number parameters by "
+                            "position); pass a list")
+        self.defaults = dict(defaults)
+        self._check_group(self.defaults, name)
+        self.param_groups: list[dict] = []
+        self.state: dict[int, dict] = {}  # keyed by id(param)
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{name} got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ----- parameter groups
+    def add_param_group(self, param_group: dict) -> None:
+        """Append a parameter group (a dict with ``"params"``); missing hyperparameters come
+        from the optimizer's defaults. As in torch, e.g. to unfreeze layers while training."""
+        name = type(self).__name__
+        where = f"{name}: parameter group {len(self.param_groups)}"
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{name}.add_param_group: param_group must be a dict, got "
+                            f"{type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError(f"{where} has no 'params' entry")
+        group = dict(param_group)
+        params = group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError(f"{where}: params must be an ordered collection, got a set; "
+                            "pass a list")
+        else:
+            params = list(params)
+        named = [isinstance(p, tuple) for p in params]
+        if any(named):
+            if not all(named) or any(len(p) != 2 for p in params):
+                raise ValueError(f"{where}: give every parameter as a (name, Tensor) pair or "
+                                 "none of them")
+            if "param_names" in group:
+                raise ValueError(f"{where}: names given both as (name, Tensor) pairs and as "
+                                 "'param_names'")
+            group["param_names"] = [n for n, _ in params]
+            params = [p for _, p in params]
+        group["params"] = params
+        if "param_names" in group:
+            group["param_names"] = list(group["param_names"])
+            if len(group["param_names"]) != len(params):
+                raise ValueError(f"{where}: {len(group['param_names'])} param_names for "
+                                 f"{len(params)} parameters")
+        positions = {}
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{where}: {name} can only optimize Tensors, but parameter {i} "
+                                f"is a {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(f"{where}: parameter {i} (shape {p.shape}) is not a leaf: it "
+                                 "is computed from other tensors, so optimize those instead")
+            if id(p) in positions:
+                raise ValueError(f"{where} lists the same parameter (shape {p.shape}) twice, at "
+                                 f"positions {positions[id(p)]} and {i}")
+            positions[id(p)] = i
+        for gi, other in enumerate(self.param_groups):
+            for p in other["params"]:
+                if id(p) in positions:
+                    raise ValueError(f"{where}: a parameter (shape {p.shape}) is already in "
+                                     f"parameter group {gi}; some parameters appear in more "
+                                     "than one parameter group")
+            if ("param_names" in other) != ("param_names" in group):
+                raise ValueError(f"{where}: all parameter groups must be with names or all "
+                                 f"without, and parameter group {gi} is "
+                                 + ("with" if "param_names" in other else "without"))
+        for key in list(group):
+            if not self._accept_key(key, group[key], where):
+                del group[key]
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self._check_group(group, where)
+        self.param_groups.append(group)
+
+    def _accept_key(self, key, value, where: str) -> bool:
+        """True to keep a group entry, False to drop it (a torch flag at its default); raises
+        for a key this optimizer does not implement."""
+        if key in self.defaults or key in _BOOKKEEPING_KEYS:
+            return True
+        if key in self._unsupported_flags:
+            if value in self._unsupported_flags[key]:
+                return False
+            raise ValueError(f"{where}: {key}={value!r} is not implemented by minigan's "
+                             f"{type(self).__name__}; {self._supported_text()}")
+        raise ValueError(f"{where}: unknown key {key!r}; {self._supported_text()}")
+
+    def _supported_text(self) -> str:
+        flags = ", ".join(f"{k}={v[0]!r}" for k, v in self._unsupported_flags.items())
+        return (f"supported keys are {', '.join(self.defaults)}, plus "
+                f"{', '.join(_BOOKKEEPING_KEYS[1:])}"
+                + (f", and torch's flags only at their defaults ({flags})" if flags else ""))
+
+    def _refuse_flags(self, **flags) -> None:
+        """Constructor flags that minigan does not implement: torch's default, or an error."""
+        for key, value in flags.items():
+            self._accept_key(key, value, type(self).__name__)
+
+    def _check_group(self, group: dict, where: str) -> None:
+        """Validate (and normalise) a group's hyperparameters; ``where`` starts the message."""
+
+    def _params(self):
+        for g in self.param_groups:
+            for p in g["params"]:
+                yield g, p
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {g[k]}" for k in sorted(g) if k not in ("params", "param_names")]
+        return "\n".join(lines + [")"])
+
+    # ----- stepping
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for _, p in self._params():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
+
+    @staticmethod
+    def _evaluate(closure):
+        """torch's ``step(closure)``: the closure re-evaluates the loss (and usually calls
+        backward), so it runs with grad mode on even when the step is called under no_grad."""
+        if closure is None:
+            return None
+        with enable_grad():
+            return closure()
+
+    def _grad(self, p, maximize: bool = False):
+        g = p.grad.data
+        if backend.device_of(g) != p.device:
+            raise backend.DeviceError(f"{type(self).__name__}: parameter of shape {p.shape} on "
+                                      f"{p.device} has its gradient on {backend.device_of(g)}")
+        # maximize ascends: the update is the one for -grad (a new array; the grad is kept)
+        return -g if maximize else g
+
+    def step(self, closure=None):
+        raise NotImplementedError
+
+    # ----- state: arrays by position, plus JSON-able scalars
+    def state_dict(self) -> dict:
+        """``{"state": {index: {name: array or number}}, "param_groups": [...]}``, with
+        parameters numbered in group order as in PyTorch."""
+        state, groups, idx = {}, [], 0
+        for g in self.param_groups:
+            ids = []
+            for p in g["params"]:
+                if id(p) in self.state:
+                    state[idx] = dict(self.state[id(p)])
+                ids.append(idx)
+                idx += 1
+            groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": ids})
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Load a ``state_dict()`` (this optimizer's, or torch's with tensors as arrays).
+
+        Saved parameter ids map to this optimizer's parameters in group order, as in torch.
+        Group entries replace this optimizer's; a torch flag at its default is dropped, and any
+        other key this optimizer does not implement is refused. Nothing changes on an error."""
+        name = f"{type(self).__name__}.load_state_dict"
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"{name}: {len(groups)} parameter groups in the state, "
+                             f"{len(self.param_groups)} in the optimizer")
+        id_map, new_groups = {}, []
+        for gi, (g_new, g_own) in enumerate(zip(groups, self.param_groups)):
+            where = f"{name}: parameter group {gi}"
+            if len(g_new["params"]) != len(g_own["params"]):
+                raise ValueError(f"{name}: group {gi} has {len(g_new['params'])} parameters in "
+                                 f"the state, {len(g_own['params'])} in the optimizer")
+            for saved_id, p in zip(g_new["params"], g_own["params"]):
+                id_map[_param_id(saved_id, name)] = p
+            merged = dict(g_own)
+            for key, value in g_new.items():
+                if key == "params" or not self._accept_key(key, value, where):
+                    continue
+                if isinstance(value, list) and key != "param_names":
+                    value = tuple(value)  # JSON turns betas into a list
+                merged[key] = value
+            self._check_group(merged, where)
+            new_groups.append(merged)
+        new_state = {}
+        for key, st in state_dict["state"].items():
+            p = id_map.get(_param_id(key, name))
+            if p is None:
+                raise ValueError(f"{name}: state for parameter {key!r}, an id that no saved "
+                                 f"parameter group lists (they list {len(id_map)} ids)")
+            new_state[id(p)] = {k: self._load_value(k, v, p, key, name) for k, v in st.items()}
+        for g_own, merged in zip(self.param_groups, new_groups):
+            g_own.update(merged)
+        self.state = new_state
+
+    def _load_value(self, key, v, p, index, name):
+        if hasattr(v, "shape") and getattr(v, "ndim", 0) > 0:
+            if tuple(v.shape) != p.shape:
+                raise ValueError(f"{name}: state {key!r} of parameter {index} has shape "
+                                 f"{tuple(v.shape)}, the parameter has {p.shape}")
+            return backend.to_device(v, p.device).astype(p.dtype, copy=True)
+        if hasattr(v, "shape"):
+            v = v.item()
+        if key in self._integer_state and isinstance(v, float) and v.is_integer():
+            v = int(v)  # torch keeps Adam's step count as a float tensor
+        return v
+
+
+def _param_id(key, name: str) -> int:
+    try:
+        return int(key)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: parameter ids must be ints, got {key!r}") from None
+
+
+def _check_nonnegative(where: str, what: str, value) -> None:
+    # written as `not 0 <= x` so that NaN is refused too, as in torch.optim
+    if not 0.0 <= value:
+        raise ValueError(f"{where}: invalid {what} {value}")
+
+
+_NOT_IMPLEMENTED_FLAGS = {"amsgrad": (False,), "foreach": (None, False),
+                          "capturable": (False,), "differentiable": (False,),
+                          "fused": (None, False)}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction, as ``torch.optim.Adam``: ``weight_decay`` is L2
+    added to the gradient, or with ``decoupled_weight_decay=True`` (= ``AdamW``) a shrink of
+    the parameter by ``1 - lr * weight_decay`` before the step. ``maximize`` ascends.
+    One fused kernel per parameter on the GPU, in place on the CPU."""
+
+    _unsupported_flags = _NOT_IMPLEMENTED_FLAGS
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False, *, foreach=None,
+                 maximize: bool = False, capturable: bool = False, differentiable: bool = False,
+                 fused=None, decoupled_weight_decay: bool = False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      maximize=maximize,
+                                      decoupled_weight_decay=decoupled_weight_decay))
+        self._refuse_flags(amsgrad=amsgrad, foreach=foreach, capturable=capturable,
+                           differentiable=differentiable, fused=fused)
+
+    def _check_group(self, group: dict, where: str) -> None:
+        _check_nonnegative(where, "learning rate", group["lr"])
+        betas = group["betas"] = tuple(group["betas"])
+        if not (len(betas) == 2 and 0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"{where}: betas must lie in [0, 1), got {betas}")
+        _check_nonnegative(where, "eps", group["eps"])
+        _check_nonnegative(where, "weight_decay", group["weight_decay"])
+
+    def step(self, closure=None):
+        loss = self._evaluate(closure)
+        for g in self.param_groups:
+            lr, (b1, b2), eps, wd = g["lr"], g["betas"], g["eps"], g["weight_decay"]
+            decoupled = g["decoupled_weight_decay"]
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                grad = self._grad(p, g["maximize"])
+                st = self.state.get(id(p))
+                if st is None:
+                    xp = backend.get_array_module(p.data)
+                    st = self.state[id(p)] = {"step": 0, "exp_avg": xp.zeros_like(p.data),
+                                              "exp_avg_sq": xp.zeros_like(p.data)}
+                st["step"] += 1
+                if decoupled and wd != 0:
+                    p.data *= 1.0 - lr * wd
+                K.adam_step(p.data, grad, st["exp_avg"], st["exp_avg_sq"], st["step"], lr,
+                            b1, b2, eps, 0.0 if decoupled else wd)
+                p._version += 1  # a graph recorded before the step may not backward now
+        return loss
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as ``torch.optim.AdamW``: each
+    step first shrinks the parameter by ``1 - lr * weight_decay``, then takes an Adam step
+    without weight decay. Its groups always have ``decoupled_weight_decay=True``."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
+                 foreach=None, capturable: bool = False, differentiable: bool = False,
+                 fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
+                         maximize=maximize, capturable=capturable,
+                         differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)
+
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
+        group["decoupled_weight_decay"] = True  # as torch's AdamW, even for a loaded Adam state
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``;
+    ``maximize`` ascends."""
+
+    _unsupported_flags = {k: _NOT_IMPLEMENTED_FLAGS[k]
+                          for k in ("foreach", "differentiable", "fused")}
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False,
+                 foreach=None, differentiable: bool = False, fused=None):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize))
+        self._refuse_flags(foreach=foreach, differentiable=differentiable, fused=fused)
+
+    def _check_group(self, group: dict, where: str) -> None:
+        _check_nonnegative(where, "learning rate", group["lr"])
+        _check_nonnegative(where, "momentum", group["momentum"])
+        _check_nonnegative(where, "weight_decay", group["weight_decay"])
+        if not math.isfinite(group["dampening"]):
+            raise ValueError(f"{where}: invalid dampening {group['dampening']}")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"{where}: Nesterov momentum needs momentum > 0 and zero "
+                             f"dampening, got momentum={group['momentum']}, "
+                             f"dampening={group['dampening']}")
+
+    def step(self, closure=None):
+        loss = self._evaluate(closure)
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                grad = self._grad(p, g["maximize"])
+                st = self.state.setdefault(id(p), {})
+                buf = st.get("momentum_buffer")
+                first = buf is None
+                if first and g["momentum"] != 0:
+                    xp = backend.get_array_module(p.data)
+                    buf = st["momentum_buffer"] = xp.zeros_like(p.data)
+                K.sgd_step(p.data, grad, buf, g["lr"], g["momentum"], g["weight_decay"],
+                           g["dampening"], g["nesterov"], first)
+                p._version += 1
+        return loss
+
+
+from . import lr_scheduler  # noqa: E402  (it needs Optimizer, defined above)

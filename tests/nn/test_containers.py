@@ -1,0 +1,140 @@
+"""Sequential, ModuleList and ModuleDict: PyTorch's names, so that state-dict keys match."""
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import minigan
+import minigan.nn as nn
+
+
+def _keys(m):
+    return list(m.state_dict())
+
+
+def test_sequential_slice_keeps_the_original_names():
+    s = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    tail = s[1:]
+    assert isinstance(tail, nn.Sequential) and list(tail._modules) == ["1", "2"]
+    assert _keys(tail) == ["2.weight", "2.bias"]
+    assert tail[1] is s[2] and tail[-1] is s[2]
+    named = nn.Sequential(OrderedDict(a=nn.Linear(2, 2), b=nn.ReLU(), c=nn.Linear(2, 1)))
+    assert list(named[0:2]._modules) == ["a", "b"]
+    assert _keys(named[::2]) == ["a.weight", "a.bias", "c.weight", "c.bias"]
+    x = minigan.tensor(np.ones((1, 2)))
+    np.testing.assert_array_equal(named[:2](x).numpy(), named.b(named.a(x)).numpy())
+
+
+def test_sequential_editing_as_in_torch():
+    a, b, c, d = nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 2), nn.Tanh()
+    s = nn.Sequential(a, b)
+    s.append(c)
+    assert list(s._modules) == ["0", "1", "2"] and s[-1] is c
+    s.insert(1, d)
+    assert [m for m in s] == [a, d, b, c]
+    del s[1]
+    assert list(s._modules) == ["0", "1", "2"] and [m for m in s] == [a, b, c]
+    s[1] = d
+    assert s[1] is d and len(s) == 3
+    assert s.pop(0) is a and _keys(s) == ["1.weight", "1.bias"]
+    s.extend([nn.Identity()])
+    assert len(s) == 3
+    with pytest.raises(IndexError, match="index 3 is out of range for length 3"):
+        s[3]
+    with pytest.raises(IndexError, match="index -4 is out of range"):
+        s[-4]
+
+
+def test_module_list():
+    layers = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)])
+    assert len(layers) == 3 and _keys(layers)[:2] == ["0.weight", "0.bias"]
+    layers.append(nn.ReLU())
+    layers.extend([nn.Tanh(), nn.Identity()])
+    assert [type(m).__name__ for m in layers] == ["Linear"] * 3 + ["ReLU", "Tanh", "Identity"]
+    sub = layers[1:3]
+    assert isinstance(sub, nn.ModuleList) and list(sub._modules) == ["0", "1"]  # renumbered
+    assert sub[0] is layers[1]
+    relu = layers[3]
+    layers.insert(0, nn.Sigmoid())
+    assert isinstance(layers[0], nn.Sigmoid) and layers[4] is relu and len(layers) == 7
+    del layers[0]
+    assert layers[3] is relu and list(layers._modules) == [str(i) for i in range(6)]
+    layers[3] = nn.Softplus()
+    assert isinstance(layers[3], nn.Softplus)
+    assert isinstance(layers.pop(), nn.Identity) and len(layers) == 5
+    layers += nn.ModuleList([nn.ReLU()])
+    assert len(layers) == 6
+    with pytest.raises(IndexError, match="index 6 is out of range for length 6"):
+        layers[6]
+    with pytest.raises(TypeError, match="iterable of modules"):
+        layers.extend(nn.Linear(1, 1))
+    with pytest.raises(NotImplementedError, match="no forward"):
+        layers(minigan.tensor(np.ones(2)))
+
+
+def test_module_list_in_a_model_registers_parameters():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Linear(3, 3), nn.Linear(3, 2)])
+
+        def forward(self, x):
+            for b in self.blocks:
+                x = b(x)
+            return x
+
+    net = Net()
+    assert _keys(net) == ["blocks.0.weight", "blocks.0.bias", "blocks.1.weight", "blocks.1.bias"]
+    assert len(list(net.parameters())) == 4
+    assert net(minigan.tensor(np.ones((1, 3), np.float32))).shape == (1, 2)
+
+
+def test_module_dict():
+    d = nn.ModuleDict({"enc": nn.Linear(2, 3), "act": nn.ReLU()})
+    d["dec"] = nn.Linear(3, 2)
+    assert list(d) == ["enc", "act", "dec"] and list(d.keys()) == ["enc", "act", "dec"]
+    assert "act" in d and len(d) == 3
+    assert [k for k, _ in d.items()] == list(d.keys()) and d["dec"] is list(d.values())[2]
+    assert _keys(d) == ["enc.weight", "enc.bias", "dec.weight", "dec.bias"]
+    d.update([("act", nn.Tanh()), ("extra", nn.Identity())])
+    assert isinstance(d["act"], nn.Tanh) and list(d) == ["enc", "act", "dec", "extra"]
+    d.update(OrderedDict(z=nn.Sigmoid()))
+    assert isinstance(d.pop("z"), nn.Sigmoid) and "z" not in d
+    del d["extra"]
+    assert list(d) == ["enc", "act", "dec"]
+    with pytest.raises(ValueError, match="element #0 should be a \\(key, module\\) pair"):
+        d.update([nn.ReLU()])
+    with pytest.raises(KeyError, match="module name can.*contain"):
+        d["a.b"] = nn.ReLU()
+    with pytest.raises(TypeError, match="is not a Module subclass"):
+        d["bad"] = 3
+    d.clear()
+    assert len(d) == 0
+
+
+def test_structures_give_torchs_state_dict_keys():
+    torch = pytest.importorskip("torch")
+    tn = torch.nn
+
+    def build(lib):
+        return lib.Sequential(OrderedDict(
+            stem=lib.Conv2d(1, 2, 3),
+            blocks=lib.ModuleList([lib.Sequential(lib.Linear(2, 2), lib.ReLU()),
+                                   lib.BatchNorm1d(2)]),
+            heads=lib.ModuleDict({"a": lib.Linear(2, 1), "b": lib.Linear(2, 3)}),
+        ))
+
+    ours, theirs = build(nn), build(tn)
+    assert _keys(ours) == list(theirs.state_dict())
+    assert _keys(ours[1:]) == list(theirs[1:].state_dict())
+    assert _keys(ours.blocks[1:]) == list(theirs.blocks[1:].state_dict())
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
+    del ours.blocks[0], theirs.blocks[0]
+    ours.blocks.insert(0, nn.Identity()), theirs.blocks.insert(0, tn.Identity())
+    assert _keys(ours) == list(theirs.state_dict())
+    # a slice of a plain Sequential keeps the names too
+    ts = tn.Sequential(tn.Linear(2, 3), tn.ReLU(), tn.Linear(3, 1))
+    s = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    assert _keys(s[1:]) == list(ts[1:].state_dict())
+    del s[0], ts[0]
+    assert _keys(s) == list(ts.state_dict())

@@ -1,0 +1,356 @@
+"""Layer arguments as in PyTorch: padding strings, Upsample factors and sizes, BatchNorm's
+cumulative average and resets, Embedding's range check and padding_idx, ``inplace`` flags."""
+import inspect
+import warnings
+
+import numpy as np
+import pytest
+
+import minigan
+import minigan.nn as nn
+import minigan.nn.functional as F
+from minigan import backend
+from minigan.nn import _ops
+from minigan.testing import check_backward, check_double_backward
+
+R = np.random.default_rng(11)
+
+
+def _np(a):
+    return backend.to_numpy(a)
+
+
+# ----------------------------------------------------------------------------- Conv2d padding
+
+@pytest.mark.parametrize("k,d", [(3, 1), (4, 1), (4, 2), ((2, 3), 1), ((5, 4), (2, 1))])
+def test_conv_same_padding_keeps_the_size_and_pads_the_odd_pixel_bottom_right(k, d, device):
+    conv = nn.Conv2d(2, 3, k, padding="same", dilation=d).double().to(device)
+    x = R.standard_normal((2, 2, 7, 6))
+    y = conv(minigan.tensor(x, device=device))
+    assert y.shape == (2, 3, 7, 6)
+    # the reference: pad explicitly (left = total // 2, the rest on the right), then 'valid'
+    kh, kw = conv.kernel_size
+    dh, dw = conv.dilation
+    th, tw = dh * (kh - 1), dw * (kw - 1)
+    xp = np.pad(x, ((0, 0), (0, 0), (th // 2, th - th // 2), (tw // 2, tw - tw // 2)))
+    ref = F.conv2d(minigan.tensor(xp, device=device), conv.weight, conv.bias, dilation=d)
+    np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-13, atol=1e-13)
+
+
+def test_conv_same_with_an_even_kernel_is_differentiable_twice():
+    conv = nn.Conv2d(2, 2, 4, padding="same").double()
+
+    def padded_conv(x, w):  # what the layer computes, with the weight as an input
+        return F.conv2d(_ops.pad_end(x, 1, 1), w, None, padding=1)
+
+    x, w = R.standard_normal((1, 2, 5, 4)), R.standard_normal((2, 2, 4, 4))
+    for fn, inputs in ((padded_conv, [x, w]), (conv, [x])):
+        check_backward(fn, inputs)
+        check_double_backward(fn, inputs)
+
+
+def test_conv_valid_padding_and_errors():
+    x = minigan.tensor(np.ones((1, 2, 5, 5), np.float32))
+    assert nn.Conv2d(2, 3, 3, padding="valid")(x).shape == (1, 3, 3, 3)
+    assert "padding='same'" in repr(nn.Conv2d(2, 3, 3, padding="same"))
+    with pytest.raises(ValueError, match="Invalid padding string 'full'"):
+        nn.Conv2d(2, 3, 3, padding="full")
+    with pytest.raises(ValueError, match=r"'same' is not supported for strided.*\(2, 2\)"):
+        nn.Conv2d(2, 3, 3, stride=2, padding="same")
+    with pytest.raises(NotImplementedError, match="padding_mode='reflect'"):
+        nn.Conv2d(2, 3, 3, padding_mode="reflect")
+    with pytest.raises(ValueError, match="padding_mode='foo'"):
+        nn.Conv2d(2, 3, 3, padding_mode="foo")
+    with pytest.raises(ValueError, match="Only \"zeros\" padding mode.*'circular'"):
+        nn.ConvTranspose2d(2, 3, 3, padding_mode="circular")
+
+
+def test_conv_same_matches_torch():
+    torch = pytest.importorskip("torch")
+    for k, d in [(4, 1), (3, 2), ((2, 5), (3, 1))]:
+        ours = nn.Conv2d(2, 3, k, padding="same", dilation=d).double()
+        theirs = torch.nn.Conv2d(2, 3, k, padding="same", dilation=d).double()
+        with torch.no_grad():
+            theirs.weight.copy_(torch.tensor(ours.weight.numpy()))
+            theirs.bias.copy_(torch.tensor(ours.bias.numpy()))
+        x = R.standard_normal((2, 2, 6, 7))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns that it copies the input to pad it
+            ref = theirs(torch.tensor(x)).detach().numpy()
+        np.testing.assert_allclose(ours(minigan.tensor(x)).numpy(), ref, rtol=1e-12, atol=1e-13)
+
+
+def test_conv_transpose_output_size():
+    ct = nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1)
+    x = minigan.tensor(np.ones((1, 2, 4, 4), np.float32))
+    assert ct(x).shape == (1, 3, 7, 7)
+    assert ct(x, output_size=(8, 8)).shape == (1, 3, 8, 8)
+    assert ct(x, output_size=[1, 3, 8, 7]).shape == (1, 3, 8, 7)
+    with pytest.raises(ValueError, match=r"output size of \(9, 9\).*from \(7..\) to \(8..\)"):
+        ct(x, output_size=(9, 9))
+
+
+# ----------------------------------------------------------------------------- Upsample
+
+def nearest_np(x, out_hw, scales=(None, None)):
+    """PyTorch's nearest rule, in float32: src = min(floor(dst * s), in - 1)."""
+    idx = []
+    for n_in, n_out, sc in zip(x.shape[2:], out_hw, scales):
+        s = np.float32(1.0 / sc) if sc else np.float32(n_in) / np.float32(n_out)
+        src = np.floor(np.arange(n_out, dtype=np.float32) * s).astype(int)
+        idx.append(np.minimum(src, n_in - 1))
+    return x[:, :, idx[0][:, None], idx[1][None, :]]
+
+
+@pytest.mark.parametrize("kw,out_hw,scales", [
+    ({"scale_factor": 1.5}, (6, 7), (1.5, 1.5)),
+    ({"scale_factor": 2.5}, (10, 12), (2.5, 2.5)),
+    ({"scale_factor": 0.5}, (2, 2), (0.5, 0.5)),
+    ({"scale_factor": (2, 3)}, (8, 15), (2, 3)),
+    ({"scale_factor": 1.7, "recompute_scale_factor": True}, (6, 8), (None, None)),
+    ({"size": (7, 9)}, (7, 9), (None, None)),
+    ({"size": 3}, (3, 3), (None, None)),
+])
+def test_upsample_any_factor_or_size(kw, out_hw, scales, device):
+    x = R.standard_normal((2, 3, 4, 5))
+    y = nn.Upsample(**kw)(minigan.tensor(x, device=device))
+    assert y.shape == (2, 3) + out_hw
+    np.testing.assert_array_equal(y.numpy(), nearest_np(x, out_hw, scales))
+    z = F.interpolate(minigan.tensor(x, device=device), mode="nearest", **kw)
+    np.testing.assert_array_equal(z.numpy(), y.numpy())
+
+
+def test_upsample_integer_factor_is_plain_repetition():
+    x = R.standard_normal((1, 2, 3, 4))
+    for sf in (2, 2.0, (3, 3)):
+        y = nn.Upsample(scale_factor=sf)(minigan.tensor(x)).numpy()
+        k = 2 if sf in (2, 2.0) else 3
+        np.testing.assert_array_equal(y, x.repeat(k, 2).repeat(k, 3))
+
+
+@pytest.mark.parametrize("kw", [{"scale_factor": 1.5}, {"size": (5, 3)}, {"scale_factor": 2}])
+def test_upsample_gradients_first_and_second_order(kw):
+    up = nn.Upsample(**kw)
+    x = R.standard_normal((1, 2, 3, 4))
+    check_backward(up, [x], mode="jacobian")
+    check_double_backward(up, [x])
+
+
+def test_upsample_refuses_what_it_does_not_implement():
+    with pytest.raises(NotImplementedError, match="mode='bilinear'"):
+        nn.Upsample(scale_factor=2, mode="bilinear")
+    with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
+        nn.Upsample()
+    with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
+        nn.Upsample(size=4, scale_factor=2)
+    with pytest.raises(ValueError, match="scale_factor must be positive.*-2"):
+        nn.Upsample(scale_factor=-2)
+    with pytest.raises(ValueError, match="align_corners"):
+        nn.Upsample(scale_factor=2, align_corners=True)
+    with pytest.raises(NotImplementedError, match=r"4-D inputs.*\(2, 3, 4\)"):
+        nn.Upsample(scale_factor=2)(minigan.tensor(np.ones((2, 3, 4))))
+
+
+def test_upsample_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = R.standard_normal((2, 3, 5, 7))
+    for kw in ({"scale_factor": 1.5}, {"scale_factor": (0.6, 2.2)}, {"size": (11, 4)},
+               {"scale_factor": 3}, {"scale_factor": 1.3, "recompute_scale_factor": True}):
+        ref = torch.nn.Upsample(**kw)(torch.tensor(x)).numpy()
+        np.testing.assert_array_equal(nn.Upsample(**kw)(minigan.tensor(x)).numpy(), ref)
+
+
+# ----------------------------------------------------------------------------- BatchNorm
+
+def test_batchnorm_cumulative_average_follows_in_place_resets(device):
+    """momentum=None reads the batch count from the buffer: zeroing it in place (or through
+    reset_running_stats) restarts the average, as in PyTorch."""
+    bn = nn.BatchNorm1d(1, momentum=None).double().to(device)
+    bn(minigan.tensor(np.array([[0.0], [2.0]]), device=device))
+    bn.num_batches_tracked[...] = 0
+    bn.running_mean[...] = 0
+    bn.running_var[...] = 1
+    bn(minigan.tensor(np.array([[10.0], [12.0]]), device=device))
+    np.testing.assert_allclose(_np(bn.running_mean), [11.0])
+    np.testing.assert_allclose(_np(bn.running_var), [2.0])
+    bn.reset_running_stats()
+    assert int(bn.num_batches_tracked) == 0 and float(bn.running_var[0]) == 1.0
+    for batch in ([[1.0], [3.0]], [[5.0], [9.0]]):
+        bn(minigan.tensor(np.array(batch), device=device))
+    np.testing.assert_allclose(_np(bn.running_mean), [(2.0 + 7.0) / 2])
+    np.testing.assert_allclose(_np(bn.running_var), [(2.0 + 8.0) / 2])
+    assert int(bn.num_batches_tracked) == 2
+
+
+def test_batchnorm_cumulative_average_second_order():
+    bn = nn.BatchNorm1d(3, momentum=None).double()
+    x = R.standard_normal((5, 3))
+    check_backward(bn, [x])
+    check_double_backward(bn, [x])
+
+
+def test_batchnorm_reset_parameters_and_bias_keyword():
+    bn = nn.BatchNorm2d(3)
+    bn.weight.data[...] = 5
+    bn.running_mean[...] = 2
+    bn.reset_parameters()
+    assert np.all(bn.weight.numpy() == 1) and np.all(bn.running_mean == 0)
+    nb = nn.BatchNorm2d(3, bias=False)
+    assert nb.bias is None and list(nb.state_dict())[:2] == ["weight", "running_mean"]
+    x = R.standard_normal((4, 3, 2, 2))
+    y = nb.double()(minigan.tensor(x)).numpy()
+    mean, var = x.mean((0, 2, 3), keepdims=True), x.var((0, 2, 3), keepdims=True)
+    np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 1e-5), rtol=1e-10)
+    plain = nn.BatchNorm1d(2, momentum=None, track_running_stats=False)
+    assert plain(minigan.tensor(np.ones((3, 2), np.float32))).shape == (3, 2)
+
+
+def test_batchnorm_momentum_none_matches_torch_after_reset():
+    torch = pytest.importorskip("torch")
+    ours = nn.BatchNorm2d(2, momentum=None).double()
+    theirs = torch.nn.BatchNorm2d(2, momentum=None).double()
+    batches = [R.standard_normal((3, 2, 2, 2)) * (k + 1) for k in range(4)]
+    for k, b in enumerate(batches):
+        if k == 2:
+            ours.reset_running_stats()
+            theirs.reset_running_stats()
+        ours(minigan.tensor(b))
+        theirs(torch.tensor(b))
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name).numpy(),
+                                   rtol=1e-13)
+
+
+# ----------------------------------------------------------------------------- Embedding
+
+def test_embedding_refuses_out_of_range_indices():
+    emb = nn.Embedding(4, 2)
+    for bad in (-1, 4):
+        with pytest.raises(IndexError, match=f"index {bad} is out of range for 4 embeddings"):
+            emb(np.array([0, bad]))
+    assert emb(np.array([[0, 3]])).shape == (1, 2, 2)
+    assert emb(minigan.tensor([1, 2])).shape == (2, 2)
+
+
+def test_embedding_padding_idx_row_is_zero_and_gets_no_gradient():
+    emb = nn.Embedding(4, 3, padding_idx=-1).double()
+    assert emb.padding_idx == 3 and np.all(emb.weight.numpy()[3] == 0)
+    out = emb(np.array([3, 1, 3]))
+    (out * minigan.tensor(R.standard_normal((3, 3)))).sum().backward()
+    g = emb.weight.grad.numpy()
+    assert np.all(g[3] == 0) and np.any(g[1] != 0)
+    with pytest.raises(AssertionError, match="Padding_idx 4 must be within num_embeddings"):
+        nn.Embedding(4, 3, padding_idx=4)
+    with pytest.raises(NotImplementedError, match="max_norm=1.0"):
+        nn.Embedding(4, 3, max_norm=1.0)
+    w = minigan.tensor(np.ones((4, 3), np.float32))
+    frozen = nn.Embedding(4, 3, _weight=w, _freeze=True)
+    assert not frozen.weight.requires_grad and np.all(frozen.weight.numpy() == 1)
+
+
+def test_embedding_matches_torch_with_padding_idx():
+    torch = pytest.importorskip("torch")
+    ours = nn.Embedding(5, 3, padding_idx=2).double()
+    theirs = torch.nn.Embedding(5, 3, padding_idx=2).double()
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(ours.weight.numpy()))
+    idx = np.array([[2, 0], [4, 2]])
+    g = R.standard_normal((2, 2, 3))
+    y = ours(idx)
+    ty = theirs(torch.tensor(idx))
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    y.backward(minigan.tensor(g))
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(ours.weight.grad.numpy(), theirs.weight.grad.numpy())
+
+
+# ----------------------------------------------------------------------------- activations
+
+def test_inplace_flags_are_accepted_and_results_identical():
+    x = minigan.tensor(R.standard_normal((3, 4)))
+    before = x.numpy().copy()
+    np.testing.assert_array_equal(nn.ReLU(True)(x).numpy(), np.maximum(before, 0))
+    np.testing.assert_array_equal(nn.LeakyReLU(0.2, inplace=True)(x).numpy(),
+                                  np.where(before > 0, before, 0.2 * before))
+    d = nn.Dropout(0.5, True).eval()
+    assert d(x) is x or np.array_equal(d(x).numpy(), before)
+    np.testing.assert_array_equal(x.numpy(), before)  # the input is never overwritten
+    assert repr(nn.ReLU(inplace=True)) == "ReLU(inplace=True)" and repr(nn.ReLU()) == "ReLU()"
+    assert repr(nn.LeakyReLU(0.2, True)) == "LeakyReLU(negative_slope=0.2, inplace=True)"
+    assert repr(nn.Dropout(0.3)) == "Dropout(p=0.3, inplace=False)"
+    with pytest.raises(ValueError, match="between 0 and 1, but got 1.5"):
+        nn.Dropout(1.5)
+
+
+def test_pooling_arguments_in_torch_positions():
+    x = minigan.tensor(np.ones((1, 1, 4, 4), np.float32))
+    assert nn.MaxPool2d(2, 2, 0, 1, False, False)(x).shape == (1, 1, 2, 2)
+    assert nn.AvgPool2d(2, None, 0, False, True, None)(x).shape == (1, 1, 2, 2)
+    with pytest.raises(NotImplementedError, match="ceil_mode=True"):
+        nn.MaxPool2d(2, ceil_mode=True)
+    with pytest.raises(NotImplementedError, match="count_include_pad=False"):
+        nn.AvgPool2d(2, count_include_pad=False)
+
+
+def test_dcgan_tutorial_model_builds_and_runs():
+    """The official PyTorch DCGAN tutorial's generator and weights_init, verbatim."""
+    ngpu, nz, ngf, nc = 1, 8, 4, 1
+
+    class Generator(nn.Module):
+        def __init__(self, ngpu):
+            super(Generator, self).__init__()
+            self.ngpu = ngpu
+            self.main = nn.Sequential(
+                nn.ConvTranspose2d(nz, ngf * 2, 4, 1, 0, bias=False),
+                nn.BatchNorm2d(ngf * 2),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(ngf * 2, nc, 4, 2, 1, bias=False),
+                nn.Tanh(),
+            )
+
+        def forward(self, input):
+            return self.main(input)
+
+    class Discriminator(nn.Module):
+        def __init__(self, ngpu):
+            super(Discriminator, self).__init__()
+            self.main = nn.Sequential(
+                nn.Conv2d(nc, ngf, 4, 2, 1, bias=False),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(ngf, 1, 4, 1, 0, bias=False),
+                nn.Sigmoid(),
+            )
+
+        def forward(self, input):
+            return self.main(input)
+
+    def weights_init(m):
+        classname = m.__class__.__name__
+        if classname.find("Conv") != -1:
+            nn.init.normal_(m.weight.data, 0.0, 0.02)
+        elif classname.find("BatchNorm") != -1:
+            nn.init.normal_(m.weight.data, 1.0, 0.02)
+            nn.init.constant_(m.bias.data, 0)
+
+    minigan.manual_seed(0)
+    G, D = Generator(ngpu), Discriminator(ngpu)
+    G.apply(weights_init), D.apply(weights_init)
+    assert abs(G.main[0].weight.numpy().std() - 0.02) < 0.005
+    criterion = nn.BCELoss()
+    fake = G(minigan.randn(2, nz, 1, 1))
+    out = D(fake).view(-1)
+    assert fake.shape == (2, nc, 8, 8) and out.shape == (2,)
+    loss = criterion(out, minigan.tensor(np.ones(2, np.float32)))
+    loss.backward()
+    assert G.main[0].weight.grad is not None
+
+
+def test_constructor_signatures_match_torch():
+    torch = pytest.importorskip("torch")
+    for name in ("Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
+                 "LeakyReLU", "Dropout", "Softplus", "Embedding", "MaxPool2d", "AvgPool2d",
+                 "Upsample", "Flatten", "Unflatten", "ModuleList", "ModuleDict"):
+        ours = inspect.signature(getattr(nn, name).__init__).parameters
+        theirs = inspect.signature(getattr(torch.nn, name).__init__).parameters
+        assert list(ours) == list(theirs), name
+        assert [p.default for p in ours.values()] == [p.default for p in theirs.values()], name

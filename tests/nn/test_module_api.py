@@ -1,0 +1,215 @@
+"""Module API details that PyTorch code relies on: traversal with shared modules, buffers,
+state dicts, load casting and errors, ``to`` forms, submodule lookup and forward hooks."""
+import numpy as np
+import pytest
+
+import minigan
+import minigan.nn as nn
+
+
+class Shared(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(2, 2)
+        self.b = self.a  # the same module under two names
+        self.c = nn.Sequential(self.a, nn.ReLU())
+
+
+def test_named_modules_deduplicates_shared_modules():
+    m = Shared()
+    assert [n for n, _ in m.named_modules()] == ["", "a", "c", "c.1"]
+    assert [n for n, _ in m.named_modules(remove_duplicate=False)] == \
+        ["", "a", "b", "c", "c.0", "c.1"]
+    assert [n for n, _ in m.named_modules(prefix="net")] == ["net", "net.a", "net.c", "net.c.1"]
+    assert [n for n, _ in m.named_children()] == ["a", "c"]
+    assert [n for n, _ in m.named_parameters()] == ["a.weight", "a.bias"]
+    assert [n for n, _ in m.named_parameters(remove_duplicate=False)] == [
+        "a.weight", "a.bias", "b.weight", "b.bias", "c.0.weight", "c.0.bias"]
+    # state_dict keeps every path, as in PyTorch
+    assert list(m.state_dict()) == ["a.weight", "a.bias", "b.weight", "b.bias", "c.0.weight",
+                                    "c.0.bias"]
+
+
+def test_apply_visits_a_module_shared_by_two_children_once():
+    seen = []
+    outer = nn.Module()
+    lin = nn.Linear(1, 1)
+    outer.x, outer.y = lin, lin
+    outer.apply(seen.append)
+    assert seen == [lin, outer]
+
+
+def test_named_modules_matches_torch_with_sharing():
+    torch = pytest.importorskip("torch")
+
+    class TShared(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(2, 2)
+            self.b = self.a
+            self.c = torch.nn.Sequential(self.a, torch.nn.ReLU())
+
+    ours, theirs = Shared(), TShared()
+    for kw in ({}, {"remove_duplicate": False}):
+        assert [n for n, _ in ours.named_modules(**kw)] == \
+            [n for n, _ in theirs.named_modules(**kw)]
+        assert [n for n, _ in ours.named_parameters(**kw)] == \
+            [n for n, _ in theirs.named_parameters(**kw)]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    seen_o, seen_t = [], []
+    ours.apply(lambda m: seen_o.append(type(m).__name__))
+    theirs.apply(lambda m: seen_t.append(type(m).__name__.replace("TShared", "Shared")))
+    assert seen_o == seen_t
+
+
+def test_requires_grad_keyword():
+    lin = nn.Linear(2, 2)
+    assert lin.requires_grad_(requires_grad=False) is lin
+    assert not any(p.requires_grad for p in lin.parameters())
+    lin.requires_grad_()
+    assert all(p.requires_grad for p in lin.parameters())
+
+
+def test_non_persistent_buffers_are_moved_but_not_saved():
+    m = nn.Module()
+    m.register_buffer("kept", np.zeros(2, np.float32))
+    m.register_buffer("scratch", minigan.tensor(np.ones(3, np.float32)), persistent=False)
+    assert isinstance(m.scratch, np.ndarray)  # buffers are arrays in minigan
+    assert list(m.state_dict()) == ["kept"]
+    assert [n for n, _ in m.named_buffers()] == ["kept", "scratch"]
+    m.double()
+    assert m.scratch.dtype == np.float64 and m.kept.dtype == np.float64
+    m.load_state_dict({"kept": np.ones(2)})  # scratch is not expected
+    with pytest.raises(KeyError, match="unexpected keys: scratch"):
+        m.load_state_dict({"kept": np.ones(2), "scratch": np.ones(3)})
+    m.register_buffer("scratch", np.ones(3), persistent=True)
+    assert list(m.state_dict()) == ["kept", "scratch"]
+    with pytest.raises(KeyError, match="already exists"):
+        m.register_buffer("double", np.ones(1))
+    with pytest.raises(TypeError, match="buffer 'x'"):
+        m.register_buffer("x", [1, 2])
+
+
+def test_state_dict_arguments():
+    lin = nn.Linear(2, 3)
+    sd = lin.state_dict(prefix="head.")
+    assert list(sd) == ["head.weight", "head.bias"] and isinstance(sd["head.weight"], np.ndarray)
+    assert sd["head.weight"] is lin.weight.data  # a reference, not a copy
+    kv = lin.state_dict(keep_vars=True)
+    assert kv["weight"] is lin.weight
+    dest = {"other": 1}
+    assert lin.state_dict(destination=dest, prefix="p.") is dest
+    assert list(dest) == ["other", "p.weight", "p.bias"]
+
+
+def test_load_state_dict_casts_dtypes_but_refuses_shapes():
+    lin = nn.Linear(2, 3)
+    sd = {"weight": np.arange(6.0).reshape(3, 2), "bias": minigan.tensor(np.ones(3))}
+    lin.load_state_dict(sd)
+    assert lin.weight.dtype == np.float32 and lin.bias.dtype == np.float32
+    np.testing.assert_array_equal(lin.weight.numpy(), np.arange(6.0).reshape(3, 2))
+    sd["bias"] = np.ones(4)
+    with pytest.raises(RuntimeError, match=r"bias: shape \(4,\) in the state, \(3,\)"):
+        lin.load_state_dict(sd)
+    bn = nn.BatchNorm1d(2)
+    state = dict(bn.state_dict())
+    state["num_batches_tracked"] = np.array(7.0)  # cast to the int64 buffer
+    bn.load_state_dict(state)
+    assert bn.num_batches_tracked.dtype == np.int64 and int(bn.num_batches_tracked) == 7
+
+
+def test_load_errors_are_runtime_and_key_errors_with_a_plain_message():
+    lin = nn.Linear(2, 3)
+    with pytest.raises(nn.StateDictError) as info:
+        lin.load_state_dict({"weight": np.zeros((3, 2))})
+    err = info.value
+    assert isinstance(err, RuntimeError) and isinstance(err, KeyError)
+    assert str(err) == "load_state_dict for Linear: missing keys: bias"  # not KeyError's quotes
+    res = lin.load_state_dict({"weight": np.zeros((3, 2)), "x": 1}, strict=False)
+    assert res.missing_keys == ["bias"] and res.unexpected_keys == ["x"]
+    with pytest.raises(NotImplementedError, match="assign=True"):
+        lin.load_state_dict(lin.state_dict(), assign=True)
+
+
+def test_loads_a_torch_state_dict():
+    torch = pytest.importorskip("torch")
+    t = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2),
+                            torch.nn.LeakyReLU(0.2), torch.nn.Flatten(), torch.nn.Linear(18, 1))
+    t(torch.randn(4, 1, 5, 5))  # move the running stats
+    t.eval()
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.LeakyReLU(0.2), nn.Flatten(),
+                      nn.Linear(18, 1)).eval()
+    m.load_state_dict(t.state_dict())
+    x = np.random.default_rng(0).standard_normal((2, 1, 5, 5)).astype(np.float32)
+    np.testing.assert_allclose(m(minigan.tensor(x)).numpy(),
+                               t(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("arg", [np.float64, "float64", np.dtype("float64")])
+def test_to_accepts_a_positional_dtype(arg):
+    bn = nn.BatchNorm1d(2)
+    assert bn.to(arg) is bn
+    assert bn.weight.dtype == np.float64 and bn.running_mean.dtype == np.float64
+    assert bn.num_batches_tracked.dtype == np.int64  # integer buffers keep their dtype
+
+
+def test_to_forms():
+    lin = nn.Linear(2, 2)
+    lin.to("cpu", np.float64)
+    assert lin.weight.dtype == np.float64
+    lin.to(minigan.tensor(np.zeros(1, np.float32)))
+    assert lin.weight.dtype == np.float32
+    lin.to(device="cpu", dtype="float64", non_blocking=True)
+    assert lin.weight.dtype == np.float64
+    with pytest.raises(TypeError, match="only accepts floating point dtypes.*int64"):
+        lin.to(np.int64)
+    with pytest.raises(minigan.backend.DeviceError, match="unknown device 'tpu'"):
+        lin.to("tpu")
+    with pytest.raises(TypeError, match="neither a device"):
+        lin.to(3)
+
+
+def test_get_submodule_parameter_buffer():
+    net = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.BatchNorm1d(2)))
+    assert net.get_submodule("") is net
+    assert net.get_submodule("1.0") is net[1][0]
+    assert net.get_parameter("0.weight") is net[0].weight
+    assert net.get_buffer("1.0.running_mean") is net[1][0].running_mean
+    with pytest.raises(AttributeError, match="has no attribute `2`"):
+        net.get_submodule("2")
+    with pytest.raises(AttributeError, match="has no attribute `weight`"):
+        net.get_submodule("0.weight")
+
+
+def test_forward_hooks():
+    lin = nn.Linear(2, 2, bias=False).double()
+    lin.weight.data[...] = np.eye(2)
+    x = minigan.tensor(np.array([[1.0, 2.0]]))
+    calls = []
+    h1 = lin.register_forward_pre_hook(lambda m, args: (args[0] * 2.0,))
+    h2 = lin.register_forward_hook(lambda m, args, out: calls.append(out.numpy().copy()))
+    np.testing.assert_array_equal(lin(x).numpy(), [[2.0, 4.0]])
+    assert len(calls) == 1
+    h3 = lin.register_forward_hook(lambda m, args, out: out + 1.0, prepend=True)
+    np.testing.assert_array_equal(lin(x).numpy(), [[3.0, 5.0]])
+    np.testing.assert_array_equal(calls[-1], [[3.0, 5.0]])  # ran after the prepended hook
+    h1.remove(), h2.remove(), h3.remove()
+    np.testing.assert_array_equal(lin(x).numpy(), [[1.0, 2.0]])
+    with lin.register_forward_pre_hook(lambda m, a, kw: ((a[0] * 0.0,), kw), with_kwargs=True):
+        assert np.all(lin(x).numpy() == 0)
+    np.testing.assert_array_equal(lin(x).numpy(), [[1.0, 2.0]])
+
+
+def test_register_parameter_and_add_module_validate_like_torch():
+    m = nn.Module()
+    with pytest.raises(TypeError, match="nn.Parameter or None required"):
+        m.register_parameter("w", minigan.tensor(np.ones(1)))
+    with pytest.raises(KeyError, match="already exists"):
+        m.add_module("train", nn.ReLU())
+    with pytest.raises(KeyError, match=r'contain "\."'):
+        m.register_parameter("a.b", None)
+    m.plain = None  # a plain attribute gives way to a registration
+    m.register_parameter("plain", None)
+    assert "plain" in m._parameters
+    with pytest.raises(ValueError, match="training mode is expected to be boolean"):
+        m.train("no")
