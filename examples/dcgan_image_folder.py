@@ -16,5 +16,6 @@ p.add_argument("--device", default="auto")
 a = p.parse_args()
 out = Run(TrainConfig(preset="dcgan64", dataset=a.folder, image_size=a.image_size,
                       epochs=a.epochs, batch_size=a.batch_size, device=a.device,
-                      out="runs/example-folder", sample_every=100)).train()
+                      out="runs/example-folder", sample_every=100),
+          overwrite=True).train()  # a rerun replaces the last run
 print("outputs in", out)

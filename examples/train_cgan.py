@@ -13,5 +13,6 @@ p.add_argument("--device", default="auto")
 p.add_argument("--arch", default="mlp", choices=("mlp", "conv"))
 a = p.parse_args()
 out = Run(TrainConfig(preset="cgan", dataset="mnist", epochs=a.epochs, device=a.device,
-                      arch=a.arch, out="runs/example-cgan")).train()
+                      arch=a.arch, out="runs/example-cgan"),
+          overwrite=True).train()  # a rerun replaces the last run
 print("rows of the grids in", out / "samples", "are the digits 0..9")

@@ -15,5 +15,6 @@ p.add_argument("--epochs", type=float)
 p.add_argument("--device", default="auto")
 a = p.parse_args()
 out = Run(TrainConfig(preset="dragan", dataset=a.dataset, steps=a.steps, epochs=a.epochs,
-                      device=a.device, out=f"runs/example-dragan-{a.dataset}")).train()
+                      device=a.device, out=f"runs/example-dragan-{a.dataset}"),
+          overwrite=True).train()  # a rerun replaces the last run
 print("outputs in", out)

@@ -13,5 +13,6 @@ p.add_argument("--device", default="auto")
 a = p.parse_args()
 
 out = Run(TrainConfig(preset="gan", dataset="mnist", epochs=a.epochs, device=a.device,
-                      out="runs/example-gan")).train()
+                      out="runs/example-gan"),
+          overwrite=True).train()  # a rerun replaces the last run
 print("grids, GIF, metrics and checkpoints are in", out)

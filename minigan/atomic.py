@@ -13,6 +13,7 @@ manager's ``ckpt_*.npz`` pattern. The file is created with mode 0666 less the um
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from pathlib import Path
@@ -43,35 +44,59 @@ def _create_temp(path: Path) -> tuple[int, Path]:
 
 
 @contextlib.contextmanager
-def _naming(path: Path):
+def _naming(path: Path, only_unnamed: bool = False):
     """Re-raise an OSError of our own file operations with the target in the message (the
-    temporary file's name would only confuse), keeping its type (PermissionError, ...)."""
+    temporary file's name would only confuse), keeping its type (PermissionError, ...).
+
+    ``only_unnamed``: for errors raised by the caller's code inside the ``with``, rename only
+    those that name no file of their own (a write to our file that hits a full disk names none;
+    a failed ``open`` of some other file names that file, and is left as it is)."""
     try:
         yield
     except OSError as e:
-        if e.errno is None:
+        if e.errno is None or (only_unnamed and e.filename is not None):
             raise
         raise type(e)(e.errno, f"cannot write {path}: {e.strerror}") from e
+
+
+def _make_parents(path: Path) -> None:
+    """Create ``path``'s missing parent folders; a file in the way is named as such (mkdir
+    would only say "File exists"). Called under ``_naming``, which adds the target."""
+    for parent in (path.parent, *path.parent.parents):
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{parent} is not a folder")
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
 
 
 @contextlib.contextmanager
 def atomic_writer(path, text: bool = False):
     """``with atomic_writer(path) as f: ...`` writes ``path`` atomically through ``f``, a binary
     file (a UTF-8 text file with ``text=True``). Parent folders are created. Failing to create,
-    sync or rename the file raises an OSError that names ``path``."""
+    write, sync or rename the file raises an OSError that names ``path``."""
     path = Path(path)
     with _naming(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_parents(path)
         fd, tmp = _create_temp(path)
+    f = None
     try:
-        with (os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")) as f:
+        f = os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")
+        with _naming(path, only_unnamed=True):  # e.g. a full disk during f.write
             yield f
-            with _naming(path):
-                f.flush()
-                os.fsync(f.fileno())
         with _naming(path):
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
             os.replace(tmp, path)
     except BaseException:
+        # close() flushes what is buffered, which fails again on a full disk; that second
+        # error would hide the first (and the temporary file is deleted anyway)
+        with contextlib.suppress(OSError):
+            if f is not None:
+                f.close()
+            else:
+                os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise

@@ -71,10 +71,28 @@ def _flatten(arrays: Mapping) -> tuple[dict, list[str]]:
         if isinstance(value, Mapping):
             groups.append(top)  # kept so that empty groups survive the round trip
             for name, arr in value.items():
-                flat[top + _SEP + _check_name(name, "array")] = arr
+                key = top + _SEP + _check_name(name, "array")
+                if isinstance(arr, Mapping):
+                    raise CheckpointError(f"{key!r} is a mapping: groups nest one level only "
+                                          "(a group holds arrays, not other groups)")
+                flat[key] = arr
         else:
             flat[top] = value
+    for key, arr in flat.items():
+        # refused before the disk is touched; numpy and cupy arrays say their dtype without a
+        # copy (lists and scalars are checked again once converted, in _to_host)
+        dtype = getattr(arr, "dtype", None)
+        if arr is None or (dtype is not None and np.dtype(dtype).hasobject):
+            raise CheckpointError(_object_message(key, arr))
     return flat, groups
+
+
+def _object_message(key: str, value) -> str:
+    if value is None:
+        what = "is None"
+    else:
+        what = f"has dtype {np.dtype(value.dtype)}, which holds Python objects"
+    return f"array {key!r} {what}; checkpoints store plain arrays only, never pickles"
 
 
 def _crc32(a: np.ndarray) -> int:
@@ -84,8 +102,8 @@ def _crc32(a: np.ndarray) -> int:
 
 def _to_host(key: str, value) -> np.ndarray:
     a = backend.to_numpy(value)
-    if a.dtype.kind == "O":
-        raise CheckpointError(f"array {key!r} has dtype object; checkpoints never store pickles")
+    if a.dtype.hasobject:  # an object array, or a structured dtype with an object field
+        raise CheckpointError(_object_message(key, a))
     # Store C order so the checksum covers the same bytes that load_checkpoint sees.
     return a if a.flags.c_contiguous else a.copy(order="C")
 
@@ -164,7 +182,31 @@ def _read_meta(npz, where: str) -> dict:
     for field, kind in (("arrays", dict), ("groups", list), ("meta", dict)):
         if not isinstance(info.get(field), kind):
             raise CheckpointError(f"{where}: metadata field {field!r} is missing or malformed")
+    for key, spec in info["arrays"].items():
+        if not _valid_spec(spec):
+            raise CheckpointError(f"{where}: metadata for array {key!r} is malformed (expected "
+                                  f"{{'shape': [ints], 'dtype': str, 'crc32': int}}, got "
+                                  f"{_short(spec)})")
+    for group in info["groups"]:
+        if not isinstance(group, str) or not group or _SEP in group:
+            raise CheckpointError(f"{where}: metadata lists a malformed group name "
+                                  f"{_short(group)}")
     return info
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _valid_spec(spec) -> bool:
+    return (isinstance(spec, dict) and isinstance(spec.get("shape"), list)
+            and all(_is_int(n) and n >= 0 for n in spec["shape"])
+            and isinstance(spec.get("dtype"), str) and _is_int(spec.get("crc32")))
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _read_arrays(npz, info: dict, where: str) -> dict:
@@ -289,6 +331,22 @@ class CheckpointManager:
         self.prefix = prefix
         # Only our own names: other files and stray ".name.XXXX.tmp" temp files never match.
         self._pattern = re.compile(re.escape(prefix) + r"_(\d{8,})\.npz")
+        self.remove_stale_temps()
+
+    def remove_stale_temps(self) -> list[Path]:
+        """Delete the temporary files (``.ckpt_XXXXXXXX.npz.<hex>.tmp``, see minigan.atomic)
+        that a writer killed mid-save leaves behind; each is a checkpoint's size. Only this
+        manager's own pattern is touched. Called once at start-up: a second process saving
+        into the same folder at the same time is not supported. Returns what was removed."""
+        stale = re.compile(r"\." + self._pattern.pattern + r"\.[0-9a-f]+\.tmp")
+        removed = []
+        if self.folder.is_dir():
+            for entry in self.folder.iterdir():
+                if stale.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink():
+                    with contextlib.suppress(FileNotFoundError):
+                        entry.unlink()
+                        removed.append(entry)
+        return removed
 
     def path_for(self, step: int) -> Path:
         return self.folder / f"{self.prefix}_{step:08d}.npz"

@@ -39,7 +39,6 @@ def _train_parser(sub):
     p.add_argument("--z-dim", type=int, default=100)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="output folder (default runs/PRESET-DATASET)")
     p.add_argument("--sample-every", type=int, default=200, help="steps between sample grids")
     p.add_argument("--checkpoint-every", type=int, default=1000,
                    help="steps between checkpoints")
@@ -55,20 +54,52 @@ def _train_parser(sub):
                    help="one-sided: real label = 1 - s")
     p.add_argument("--joint-d-batch", action="store_true",
                    help="one D pass over real+fake instead of separate batches")
-    p.add_argument("--arch", choices=("mlp", "conv"), help="network family for cgan/dragan")
+    p.add_argument("--arch", choices=("mlp", "conv"),
+                   help="network family for gan/cgan/dragan on images (default mlp; dcgan and "
+                        "dcgan64 are conv only)")
     p.add_argument("--g-upsample", action="store_true",
-                   help="dcgan G with nearest upsampling + conv instead of transposed convs")
+                   help="the 28x28 conv G with nearest upsampling + conv instead of transposed "
+                        "convs (dcgan, or --arch conv)")
     p.add_argument("--gp-lambda", type=float, help="DRAGAN penalty weight (default 10)")
     p.add_argument("--dragan-perturb", choices=("official", "gaussian"),
                    help="DRAGAN perturbation: the authors' code (default) or the paper's N(0, cI)")
     p.add_argument("--dragan-c", type=float, help="DRAGAN perturbation scale (default 0.5)")
-    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly")
+    p.add_argument("--out", help="output folder (default runs/PRESET-DATASET); a folder that "
+                                 "already holds a run is refused (see --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start again in an --out folder that holds a run: first delete that "
+                        "run's outputs (config.json, metrics.jsonl, samples/, checkpoints/, "
+                        "progress.gif, losses.png), and nothing else")
+    p.add_argument("--resume", metavar="DIR",
+                   help="continue the run in DIR exactly, with its own settings. Only "
+                        f"{', '.join(RESUME_FLAGS)} may go with it: --steps or --epochs sets a "
+                        "new total (either replaces the other; below the step reached is an "
+                        "error), --device moves the run (--device cpu continues a GPU run on a "
+                        "machine without one). Any other training flag is refused, and a "
+                        "preset must be the run's own")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
 
+# The flags that may go with --resume; any other training flag given with it is an error.
+RESUME_FLAGS = ("--steps", "--epochs", "--device", "--quiet")
+
+
 class UsageError(Exception):
     """A command-line value that cannot work (exit status 2, as argparse's own errors)."""
+
+
+def _given_train_flags(argv) -> list[str]:
+    """The train options written on the command line, as flags (defaults left out), in the
+    parser's order."""
+    probe = argparse.ArgumentParser(add_help=False)
+    train = _train_parser(probe.add_subparsers(dest="command"))
+    # argparse has no public list of a parser's actions; _actions is stable since Python 3.2
+    options = [a for a in train._actions if a.option_strings and a.dest != "help"]
+    for action in options:  # a second parse in which only what was written gets set
+        action.default = argparse.SUPPRESS
+    given = vars(probe.parse_args(argv))
+    return [a.option_strings[0] for a in options if a.dest in given]
 
 
 def cmd_train(a) -> int:
@@ -76,9 +107,17 @@ def cmd_train(a) -> int:
     from .gan.trainer import TrainConfig
 
     try:
-        if a.resume:
+        if a.resume is not None:
+            others = [f for f in a.given_flags if f not in RESUME_FLAGS + ("--resume",)]
+            if others:
+                raise UsageError(
+                    f"--resume {a.resume} continues the run with the settings in its "
+                    f"config.json; {', '.join(others)} cannot go with it (only "
+                    f"{', '.join(RESUME_FLAGS)} can). For other settings start a new run with "
+                    "another --out")
             run = Run.resume(a.resume, quiet=a.quiet, steps=a.steps, epochs=a.epochs,
-                             device=None if a.device == "auto" else a.device)
+                             device=a.device if "--device" in a.given_flags else None,
+                             preset=a.preset)
         else:
             if a.preset is None:
                 print("minigan train: give a preset (gan, dcgan, dcgan64, cgan, dragan) or "
@@ -96,7 +135,7 @@ def cmd_train(a) -> int:
                 label_smoothing=a.label_smoothing, joint_d_batch=a.joint_d_batch, arch=a.arch,
                 g_upsample=a.g_upsample, gp_lambda=a.gp_lambda,
                 dragan_perturb=a.dragan_perturb, dragan_c=a.dragan_c)
-            run = Run(cfg, quiet=a.quiet)
+            run = Run(cfg, quiet=a.quiet, overwrite=a.overwrite)
         out = run.train()
     except KeyboardInterrupt:
         return 130
@@ -243,7 +282,7 @@ def cmd_info(a) -> int:
     from .checkpoint import load_checkpoint
 
     arrays, meta = load_checkpoint(a.checkpoint)
-    cfg = meta.get("config", {})
+    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
     print(f"checkpoint: {a.checkpoint}")
     print(f"preset: {cfg.get('preset')}  dataset: {cfg.get('dataset')}  step: {meta.get('step')}"
           f" of {meta.get('total_steps')}  device: {cfg.get('device')}")
@@ -311,17 +350,40 @@ def main(argv=None) -> int:
     from .backend import DeviceError
     from .checkpoint import CheckpointError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     handler = {"train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate,
                "info": cmd_info, "eval": cmd_eval}[args.command]
     try:
+        empty = [name for name, v in vars(args).items() if isinstance(v, str) and not v.strip()]
+        if empty:  # "" would quietly mean the current folder, or the default
+            raise UsageError(", ".join(_flag(n) for n in empty) + " must not be empty")
+        if args.command == "train":
+            args.given_flags = _given_train_flags(argv)
         return handler(args)
     except (UsageError, CheckpointError, DeviceError, FileNotFoundError, ValueError) as e:
         print(f"minigan {args.command}: {e}", file=sys.stderr)
         return 2
+    except MemoryError as e:  # numpy says what it could not allocate: the shape and the size
+        print(f"minigan {args.command}: out of memory: {e or 'MemoryError'}; "
+              f"{_MEMORY_HINT[args.command].format(**vars(args))}", file=sys.stderr)
+        return 1
     except OSError as e:  # an output that cannot be written: a full disk, a file as a folder
         print(f"minigan {args.command}: {e}", file=sys.stderr)
         return 1
+
+
+_MEMORY_HINT = {
+    "train": "try a smaller --batch-size, --z-dim or --image-size",
+    "sample": "ask for fewer samples than --n {n}",
+    "interpolate": "ask for fewer than --points {points} or --frames {frames}",
+    "eval": "score fewer samples than --n {n}",
+    "info": "the checkpoint is larger than this machine's memory",
+}
+
+
+def _flag(dest: str) -> str:
+    return dest if dest == "checkpoint" else f"--{dest.replace('_', '-')}"
 
 
 if __name__ == "__main__":

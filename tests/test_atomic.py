@@ -98,3 +98,64 @@ def test_cli_reports_an_unwritable_output_without_a_traceback(tmp_path, capsys):
     assert main(["sample", str(ckpt), "--n", "4", "--out", str(blocker / "x.png")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("minigan sample: ") and f"cannot write {blocker / 'x.png'}" in err
+
+
+def test_a_file_in_the_way_is_named_as_such(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_bytes(b"x")
+    with pytest.raises(NotADirectoryError, match=f"cannot write {blocker / 'x.png'}: "
+                                                 f"{blocker} is not a folder"):
+        atomic_write(blocker / "x.png", b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_a_full_disk_while_writing_names_the_file(tmp_path):
+    """An OSError raised by a write inside the ``with`` (it names no file of its own) gets the
+    target's name, as errors of the writer's own sync and rename do."""
+    import errno
+    path = tmp_path / "f.bin"
+    with pytest.raises(OSError, match=f"cannot write {path}: No space left") as err, \
+            atomic_writer(path) as f:
+        f.write(b"some")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert err.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
+    # an error about some other file already names that file: left as it is
+    with pytest.raises(FileNotFoundError) as err, atomic_writer(path):
+        open(tmp_path / "missing.txt")
+    assert "cannot write" not in str(err.value) and "missing.txt" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_close_does_not_hide_the_first_error(tmp_path, monkeypatch):
+    """On a full disk, closing the temporary file flushes its buffer and fails again; the error
+    the caller sees is still the first one, with the target named."""
+    import errno
+    real_fdopen = os.fdopen
+
+    class Failing:
+        def __init__(self, f):
+            self.f = f
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def close(self):
+            self.f.close()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fdopen", lambda *a, **k: Failing(real_fdopen(*a, **k)))
+    path = tmp_path / "f.bin"
+    with pytest.raises(OSError, match=f"cannot write {path}: No space left"):
+        atomic_write(path, b"data")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []

@@ -120,6 +120,10 @@ def test_overwrite_replaces_previous(tmp_path):
     ({"__meta__": np.ones(1)}, "reserved"),
     ({"G": {"": np.ones(1)}}, "non-empty"),
     ({"G": {"w": np.array([{"a": 1}], dtype=object)}}, "object"),
+    # an object field inside a structured dtype is a pickle too (dtype.kind is "V", not "O")
+    ({"G": {"w": np.zeros(2, np.dtype([("a", "f4"), ("b", "O")]))}}, "holds Python objects"),
+    ({"G": {"w": None}}, "'G/w' is None"),
+    ({"G": {"h": {"w": np.ones(1)}}}, "'G/h' is a mapping: groups nest one level only"),
 ])
 def test_save_refuses_bad_names_and_object_arrays(tmp_path, arrays, message):
     path = tmp_path / "c.npz"
@@ -274,6 +278,12 @@ def test_future_version(tmp_path, monkeypatch):
     (lambda info: info["arrays"]["G/w"].update(dtype="<f4"), "'G/w' has shape"),
     (lambda info: info["arrays"].update({"G/gone": info["arrays"]["G/w"]}), "missing: \\['G/gone"),
     (lambda info: info["arrays"].pop("D/b"), "unexpected: \\['D/b"),
+    # crafted metadata: still a CheckpointError, never an AttributeError or a TypeError
+    (lambda info: info["arrays"].update({"G/w": [1, 2]}), "metadata for array 'G/w' is malformed"),
+    (lambda info: info["arrays"]["G/w"].update(shape="abc"), "'G/w' is malformed"),
+    (lambda info: info["arrays"]["G/w"].update(crc32=None), "'G/w' is malformed"),
+    (lambda info: info["groups"].append(["G"]), "malformed group name \\['G'\\]"),
+    (lambda info: info["groups"].append("a/b"), "malformed group name 'a/b'"),
 ])
 def test_metadata_mismatches(tmp_path, edit, message):
     path = _saved(tmp_path)
@@ -355,6 +365,23 @@ def test_manager_falls_back_when_newest_is_corrupt(tmp_path):
     with pytest.warns(RuntimeWarning):
         assert manager.latest() is None
     assert CheckpointManager(tmp_path / "missing").latest() is None
+
+
+def test_manager_removes_its_own_stale_temp_files_at_start_up(tmp_path):
+    """A writer killed mid-save leaves a checkpoint-sized hidden temp file; the next manager
+    deletes those, and nothing else."""
+    manager = CheckpointManager(tmp_path)
+    manager.save({"G": {"w": np.ones(3)}}, {}, 1)
+    stale = [".ckpt_00000002.npz.fba18351b33e.tmp", ".ckpt_00000273.npz.0123456789ab.tmp"]
+    kept = ["ckpt_00000001.npz", ".other.npz.fba18351b33e.tmp", ".ckpt_00000002.npz.tmp",
+            "notes.tmp", ".ckpt_00000002.npz.fba18351b33e.tmp.bak"]
+    for name in stale + kept[1:]:
+        (tmp_path / name).write_bytes(b"PK\x03\x04partial")
+    removed = CheckpointManager(tmp_path).remove_stale_temps()  # the constructor ran it first
+    assert removed == []
+    assert sorted(os.listdir(tmp_path)) == sorted(kept)
+    assert CheckpointManager(tmp_path, prefix="other").list() == []  # another prefix: untouched
+    assert sorted(os.listdir(tmp_path)) == sorted(kept)
 
 
 # A writer killed mid-save

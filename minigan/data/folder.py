@@ -67,7 +67,8 @@ def image_folder(path, image_size: int = 64, channels: int | None = None,
     rel = [f.relative_to(root).as_posix() for f in files]
 
     cache_path = _cache_path(root, files, rel, image_size, channels) if cache else None
-    cached = _read_cache(cache_path) if cache_path is not None else None
+    cached = (_read_cache(cache_path, image_size, channels) if cache_path is not None
+              else None)
     if cached is not None:
         images, kept = cached
     else:
@@ -178,8 +179,10 @@ def _cache_path(root: Path, files, rel, image_size, channels) -> Path:
     return cache_dir("folders") / f"{slug}-{folder}-{digest}.npz"
 
 
-def _read_cache(path: Path):
-    """``(images, kept relative paths)`` from a cache file, or None (missing or corrupt)."""
+def _read_cache(path: Path, image_size: int, channels: int | None):
+    """``(images, kept relative paths)`` from a cache file, or None (missing, corrupt, or not
+    of the requested (channels, image_size, image_size): the key should rule that out, so a
+    mismatch means a damaged or foreign file)."""
     if not path.is_file():
         return None
     try:
@@ -187,6 +190,12 @@ def _read_cache(path: Path):
             images, kept = z["images"], [str(k) for k in z["kept"]]
         if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(kept):
             raise ValueError("unexpected arrays")
+        c, h, w = images.shape[1:]
+        if (h, w) != (image_size, image_size) or c not in ((1, 3) if channels is None
+                                                          else (channels,)):
+            want = "1 or 3" if channels is None else channels
+            raise ValueError(f"images of shape {(c, h, w)}, expected {want} channel(s) of "
+                             f"{image_size}x{image_size}")
         return images, kept
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         say(f"ignoring the corrupt cache file {path} ({exc}); decoding again")

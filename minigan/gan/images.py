@@ -3,6 +3,7 @@ is in ``plot.py``)."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -108,14 +109,42 @@ def save_gif(frames, path, duration_ms: int = 200) -> Path | None:
     return path
 
 
-def read_metrics(path) -> list[dict]:
-    rows = []
+def read_metrics(path, torn_last: str = "warn") -> list[dict]:
+    """The rows of a ``metrics.jsonl`` (one JSON object a line), [] when there is no file.
+
+    The log is appended line by line, so a crash or a full disk can leave its last line torn
+    (cut short, without its newline). ``torn_last`` says what to do with a last line that is
+    not valid JSON: "warn" (drop it with a RuntimeWarning naming the file), "drop" (drop it
+    silently) or "error". A bad line anywhere else is never a torn write: it raises a
+    ValueError naming the file and the line number, and nothing is dropped.
+    """
+    if torn_last not in ("warn", "drop", "error"):
+        raise ValueError(f"torn_last must be 'warn', 'drop' or 'error', got {torn_last!r}")
     p = Path(path)
     if not p.exists():
-        return rows
-    with open(p) as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                rows.append(json.loads(line))
+        return []
+    with open(p, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    rows = []
+    for number, raw in enumerate(lines, 1):
+        text = raw.strip()
+        if not text:
+            continue
+        last = number == len(lines)  # no newline after it: where a torn write ends
+        try:
+            row = json.loads(text.decode("utf-8"))
+            if not isinstance(row, dict):
+                raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            if last and torn_last != "error":
+                if torn_last == "warn":
+                    shown = raw[:60].decode("utf-8", "replace")
+                    warnings.warn(f"{p}, line {number}: dropped a torn last line (a write cut "
+                                  f"short by a crash or a full disk): {shown!r}",
+                                  RuntimeWarning, stacklevel=2)
+                break
+            raise ValueError(f"{p}, line {number}: not a valid metrics row ({exc}); fix or "
+                             "delete that line") from exc
+        rows.append(row)
     return rows

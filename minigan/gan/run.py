@@ -8,14 +8,21 @@ Everything a run writes goes to its output folder:
 * ``samples/step_XXXXXXXX.png`` fixed-noise grids, ``progress.gif`` made from them;
 * ``losses.png`` the losses and D outputs against the step;
 * ``checkpoints/ckpt_XXXXXXXX.npz`` atomic checkpoints, the last k kept.
+
+Every file but ``metrics.jsonl`` is written atomically; the log is appended one complete line
+per write, and a resume drops a last line torn by a crash (it was written after the checkpoint
+the run continues from anyway). A fresh run refuses a folder that already holds these outputs,
+unless told to ``overwrite`` them.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,13 +36,35 @@ from ..checkpoint import CheckpointError, CheckpointManager, load_checkpoint
 from ..kernels.random import Generator
 from ..nn import init
 from . import images as imgs
-from .plot import plot_losses
 from .models import build_models
-from .trainer import GANTrainer, TrainConfig, generate_images, lr_scale, make_trainer
+from .plot import plot_losses
+from .trainer import (GANTrainer, TrainConfig, check_preset_settings, generate_images,
+                      lr_scale, make_trainer)
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite."""
+
+
+class RunFolderError(ValueError):
+    """An output folder that a fresh run must not write into (it holds another run's outputs,
+    or it is a file)."""
+
+
+# What a run writes into its folder (and all that ``overwrite`` deletes): files, and patterns
+# inside sub-folders.
+_OUTPUT_FILES = ("config.json", "metrics.jsonl", "progress.gif", "losses.png")
+_OUTPUT_GLOBS = (("samples", "step_*.png"), ("checkpoints", "ckpt_*.npz"),
+                 ("checkpoints", ".ckpt_*.npz.*.tmp"))
+
+# The settings that make a run what it is: a resume refuses a config.json that disagrees with
+# its checkpoint's own copy on any of them (the others, such as steps, epochs, device, out,
+# data_dir and the logging intervals, may change between sessions).
+_RESUME_MUST_MATCH = ("preset", "dataset", "image_size", "channels", "batch_size", "lr_g",
+                      "lr_d", "beta1", "beta2", "z_dim", "seed", "g_loss", "n_critic", "n_gen",
+                      "label_smoothing", "joint_d_batch", "arch", "g_upsample", "ngf", "ndf",
+                      "gp_lambda", "dragan_perturb", "dragan_c", "lr_decay", "point_hidden",
+                      "point_g_batch_norm")
 
 
 def _log(msg: str) -> None:
@@ -73,18 +102,36 @@ def optimizer_from_arrays(opt, arrays: dict, meta: dict) -> None:
 # ----------------------------------------------------------------------------- the run
 
 class Run:
-    """A training run bound to an output folder; ``Run(cfg).train()`` or ``Run.resume(dir)``."""
+    """A training run bound to an output folder; ``Run(cfg).train()`` or ``Run.resume(dir)``.
 
-    def __init__(self, cfg: TrainConfig, quiet: bool = False):
+    A fresh run refuses a folder that already holds a run's outputs (``RunFolderError``);
+    ``overwrite=True`` deletes those outputs (only the files a run writes) when ``train()``
+    starts, once everything else has been set up.
+    """
+
+    def __init__(self, cfg: TrainConfig, quiet: bool = False, overwrite: bool = False, *,
+                 _resuming: bool = False):
         from ..data import DataLoader, load_dataset
 
         self.cfg = cfg = cfg.resolved()
         self.quiet = quiet
-        self.device = backend.normalize_device(cfg.device)
         self.out = Path(cfg.out or f"runs/{cfg.preset}-{Path(str(cfg.dataset)).name}")
+        self._fresh = not _resuming
+        self._overwrite = bool(overwrite)
+        if self._fresh:  # checked before anything slow: a clash costs no data loading
+            check_preset_settings(cfg)
+            _check_out_folder(self.out, self._overwrite)
+        self.device = backend.normalize_device(cfg.device)
         mrandom.manual_seed(cfg.seed)
         self.dataset = load_dataset(cfg.dataset, split="train", image_size=cfg.image_size,
-                                    root=cfg.data_dir)
+                                    root=cfg.data_dir, channels=cfg.channels)
+        shape = tuple(self.dataset.sample_shape)
+        if self._fresh:
+            check_preset_settings(cfg, shape)
+        if self.dataset.kind == "image" and len(shape) == 3 and shape[1] == shape[2]:
+            # what was detected, kept in config.json: a resume then reads the data the same
+            # way even if the folder has changed (one colour image added to a grey folder)
+            cfg.channels, cfg.image_size = int(shape[0]), int(shape[1])
         self.num_classes = self.dataset.num_classes or 0
         self.loader = DataLoader(self.dataset, batch_size=cfg.batch_size, shuffle=True,
                                  drop_last=True,
@@ -104,7 +151,8 @@ class Run:
             cfg.epochs = 1
         self.total_steps = int(cfg.steps if cfg.steps is not None else math.ceil(cfg.epochs * spe))
         if self.total_steps < 1:
-            raise ValueError("nothing to train: --steps/--epochs give zero steps")
+            raise ValueError(f"nothing to train: --epochs {cfg.epochs} is less than one step "
+                             f"(an epoch is {spe} steps)")
         self.step = 0
         self._fixed_noise()
         self.ckpts = CheckpointManager(self.out / "checkpoints", keep_last=cfg.keep_checkpoints)
@@ -150,43 +198,123 @@ class Run:
                                        "weights; the last good checkpoint is kept")
         return self.ckpts.save(arrays, meta, self.step)
 
-    def _restore(self, arrays: dict, meta: dict) -> None:
-        self.G.load_state_dict(arrays["G"])
-        self.D.load_state_dict(arrays["D"])
-        optimizer_from_arrays(self.trainer.opt_G, arrays.get("opt_G", {}), meta["opt_G"])
-        optimizer_from_arrays(self.trainer.opt_D, arrays.get("opt_D", {}), meta["opt_D"])
-        self.trainer.load_rng_state(meta["trainer_rng"])
-        mrandom.set_rng_state(meta["global_rng"])
-        self.loader.load_state_dict(meta["loader"])
-        self.step = int(meta["step"])
+    def _restore(self, arrays: dict, meta: dict, path: Path) -> None:
+        """Load a checkpoint's state into this run; anything in it that does not fit (another
+        preset's weights, a hand-edited config, a damaged file) is a CheckpointError naming the
+        file and what did not fit, before the run has changed."""
+        part = "the checkpoint"
+        try:
+            for part, module in (("G", self.G), ("D", self.D)):
+                # load_state_dict raises KeyError (or RuntimeError) listing the mismatches
+                module.load_state_dict(arrays[part])
+            for part, opt in (("opt_G", self.trainer.opt_G), ("opt_D", self.trainer.opt_D)):
+                optimizer_from_arrays(opt, arrays.get(part, {}), meta[part])
+            part = "the random-number states"
+            self.trainer.load_rng_state(meta["trainer_rng"])
+            # a GPU run's CUDA stream is not needed (nor available) on a CPU-only machine
+            mrandom.set_rng_state({dev: st for dev, st in meta["global_rng"].items()
+                                   if dev == "cpu" or backend.cuda_available()})
+            part = "the data loader's position"
+            self.loader.load_state_dict(meta["loader"])
+            part = "the step"
+            step = meta["step"]
+            if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+                raise ValueError(f"step {step!r} is not a non-negative integer")
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError,
+                AttributeError) as exc:
+            raise CheckpointError(
+                f"checkpoint {path} does not fit the {self.cfg.preset} run that "
+                f"{self.out / 'config.json'} describes ({part}: {_reason(exc)}); was the "
+                "checkpoint or config.json copied from another run, or edited?") from exc
+        self.step = step
 
     @classmethod
-    def resume(cls, out_dir, quiet: bool = False, **overrides) -> "Run":
-        """Reopen a run folder at its newest valid checkpoint. ``overrides`` may extend the run
-        (steps/epochs) or change where it runs (device)."""
+    def resume(cls, out_dir, quiet: bool = False, steps: int | None = None,
+               epochs: float | None = None, device: str | None = None,
+               preset: str | None = None) -> "Run":
+        """Reopen a run folder at its newest valid checkpoint.
+
+        ``steps`` or ``epochs`` sets a new total for the run (either one replaces the other;
+        ``steps`` wins when both are given, as for a fresh run); a total below the step already
+        reached is an error. ``device`` moves the run ("cpu" continues a GPU run on a machine
+        without one). ``preset``, when given, must be the run's own. Everything else comes from
+        the folder's config.json, which must agree with the checkpoint's own copy.
+        """
+        if not str(out_dir).strip():
+            raise ValueError("--resume needs a run folder, got an empty string")
         out = Path(out_dir)
+        if not out.is_dir():
+            raise FileNotFoundError(f"--resume {out}: no such folder" if not out.exists() else
+                                    f"--resume {out}: not a folder")
         cfg_path = out / "config.json"
         if not cfg_path.exists():
             raise FileNotFoundError(f"--resume {out}: no config.json there; is it a run folder?")
-        cfg = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
-        for k, v in overrides.items():
-            if v is not None:
-                setattr(cfg, k, v)
+        stored = _read_config(cfg_path)
+        try:
+            cfg = TrainConfig.from_dict(stored)
+            cfg.validate()
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{cfg_path}: {exc}") from exc
+        if preset is not None and preset != cfg.preset:
+            raise ValueError(f"--resume {out} is a {cfg.preset} run, not {preset}; leave the "
+                             f"preset out to continue it, or start a {preset} run with a new "
+                             "--out")
+        if steps is not None or epochs is not None:
+            cfg.steps, cfg.epochs = steps, epochs  # the new total, from whichever is given
+        if device is not None:
+            cfg.device = device
         cfg.out = str(out)
-        run = cls(cfg, quiet=quiet)
-        found = run.ckpts.load_latest(device=run.device)
+        cfg.validate()  # the new --steps/--epochs/--device, named as flags
+        try:
+            run_device = backend.normalize_device(cfg.device)
+        except backend.DeviceError as exc:
+            if device is None:
+                raise backend.DeviceError(
+                    f"{exc} This run was trained with --device {cfg.device}; to continue it "
+                    f"on this machine's CPU, add --device cpu.") from exc
+            raise
+        found = CheckpointManager(out / "checkpoints").load_latest(device=run_device)
         if found is None:
             raise CheckpointError(f"--resume {out}: no valid checkpoint in {out / 'checkpoints'}")
         latest, arrays, meta = found
-        run._restore(arrays, meta)
+        _check_same_run(stored, meta, cfg_path, latest)
+        run = cls(cfg, quiet=quiet, _resuming=True)
+        saved, now = meta.get("sample_shape"), list(run.dataset.sample_shape)
+        if isinstance(saved, list) and saved != now:
+            hint = ""
+            if len(saved) == 3 and ("channels" not in stored or stored.get("image_size") is None):
+                hint = (f' ({cfg_path} is older than minigan\'s record of what it found: add '
+                        f'"channels": {saved[0]} and "image_size": {saved[-1]} to it)')
+            raise CheckpointError(
+                f"checkpoint {latest} was trained on samples of shape {tuple(saved)}, but "
+                f"{cfg.dataset} now gives {tuple(now)}: has the data changed?{hint}")
+        run._restore(arrays, meta, latest)
+        if run.total_steps < run.step:
+            if steps is not None:
+                given = f"--steps {steps}"
+            elif epochs is not None:
+                given = f"--epochs {epochs} ({run.total_steps} steps)"
+            else:
+                given = f"the total in {cfg_path} ({run.total_steps} steps)"
+            raise ValueError(f"--resume {out}: {given} is below step {run.step}, which the run "
+                             f"has already reached ({latest.name}); give a larger total")
         run._truncate_metrics()
         _log(f"resumed {out} at step {run.step} from {latest.name}")
+        if run.step == run.total_steps:
+            _log(f"the run is already at its total of {run.total_steps} steps: nothing to "
+                 "train; give a larger --steps or --epochs to continue it")
         return run
 
     def _truncate_metrics(self) -> None:
-        """Drop metric lines written after the checkpoint, so a resumed log reads as one run."""
+        """Drop metric lines written after the checkpoint (and a last line torn by a crash, with
+        a warning), so a resumed log reads as one run; the file is rewritten atomically."""
         path = self.out / "metrics.jsonl"
-        rows = [r for r in imgs.read_metrics(path) if r.get("step", 0) <= self.step]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rows = imgs.read_metrics(path, torn_last="warn")
+        for w in caught:  # a line of the log like the others, not a warning's source line
+            _log(f"warning: {w.message}")
+        rows = [r for r in rows if _row_step(r, path) <= self.step]
         atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
 
     # ----- outputs
@@ -221,12 +349,28 @@ class Run:
         atomic_write(self.out / "config.json",
                      json.dumps(asdict(self.cfg), indent=2, sort_keys=True) + "\n")
 
+    def _clear_folder(self) -> None:
+        """Before a fresh run's first write: refuse another run's outputs, or (overwrite)
+        delete them, and only them."""
+        _check_out_folder(self.out, self._overwrite)
+        old = _run_outputs(self.out)
+        for path in old:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        for sub in {sub for sub, _ in _OUTPUT_GLOBS}:
+            with contextlib.suppress(OSError):  # only if empty: other files stay
+                (self.out / sub).rmdir()
+        if old:
+            _log(f"--overwrite: deleted {_describe(old, self.out)} of the previous run in "
+                 f"{self.out}")
+
     def train(self) -> Path:
         cfg = self.cfg
+        if self._fresh:
+            self._clear_folder()
+            self._fresh = False
         self._write_config()
         metrics_path = self.out / "metrics.jsonl"
-        if self.step == 0 and metrics_path.exists():
-            metrics_path.unlink()  # a fresh run in an old folder starts a fresh log
         points = self.dataset.kind == "points"
         write_sample = self.write_points if points else self.write_grid
         if self.step == 0:
@@ -357,9 +501,130 @@ def _first_bad_step(first_bad):
 
 
 def _append_jsonl(path: Path, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
+    """Append one line in one write call (an unbuffered file): a crash or a full disk can tear
+    only the last line, which a resume drops (read_metrics). Not fsynced: the log is rewritten
+    from the checkpoint's step on resume anyway."""
+    data = memoryview((json.dumps(row) + "\n").encode("utf-8"))
+    try:
+        with open(path, "ab", buffering=0) as f:
+            while data:  # a short write (a disk filling up) goes on with the rest
+                data = data[f.write(data):]
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's message without KeyError's quotes; a bare missing key says so."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        msg = exc.args[0]
+        return msg if " " in msg else f"no {msg!r} entry"
+    return str(exc) or type(exc).__name__
+
+
+def _row_step(row: dict, path: Path):
+    step = row.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, (int, float)):
+        raise ValueError(f"{path}: a row with step {step!r}, not a number: "
+                         f"{json.dumps(row)[:80]}")
+    return step
+
+
+def _read_config(path: Path) -> dict:
+    """config.json as a dict; anything else is a ValueError naming the file."""
+    hint = "each checkpoint keeps a copy of it: minigan info --json CKPT"
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); {hint}") from exc
+    if not isinstance(d, dict):
+        raise ValueError(f"{path} must hold a JSON object of settings, not a "
+                         f"{type(d).__name__}; {hint}")
+    return d
+
+
+def _same_dataset(a, b) -> bool:
+    from ..data import DATASET_NAMES
+
+    if a == b:
+        return True
+    names = {n.replace("-", "") for n in DATASET_NAMES}
+
+    def known(x):
+        return str(x).lower().replace("_", "").replace("-", "") in names
+
+    # an image folder that was moved (and config.json edited to the new place) keeps its name
+    return (isinstance(a, str) and isinstance(b, str) and not known(a) and not known(b)
+            and Path(a).name == Path(b).name)
+
+
+def _check_same_run(stored: dict, meta: dict, cfg_path: Path, ckpt: Path) -> None:
+    """CheckpointError when config.json and the checkpoint's own copy of the config disagree
+    on a setting that makes the run what it is (a hand edit, or files of two runs mixed)."""
+    theirs = meta.get("config")
+    if not isinstance(theirs, dict):
+        raise CheckpointError(f"checkpoint {ckpt} is not a minigan training checkpoint (its "
+                              "metadata has no config)")
+    diffs = []
+    for key in _RESUME_MUST_MATCH:
+        if key not in stored or key not in theirs:
+            continue  # a config from before the key existed
+        a, b = stored[key], theirs[key]
+        if (key in ("image_size", "channels") and (a is None or b is None)) or (
+                key == "dataset" and _same_dataset(a, b)):
+            continue
+        if a != b:
+            diffs.append(f"{key} {a!r} there, {b!r} in the checkpoint")
+    if diffs:
+        raise CheckpointError(
+            f"{cfg_path} does not describe the run that wrote {ckpt}: {'; '.join(diffs)}. A "
+            "resume continues the run as it was: restore config.json (minigan info --json "
+            "CKPT prints the checkpoint's copy), or start a new run with another --out for new "
+            "settings")
+
+
+def _run_outputs(out: Path) -> list[Path]:
+    """The files of a run in ``out``: exactly what a run writes there."""
+    if not out.is_dir():
+        return []
+    found = [out / name for name in _OUTPUT_FILES if (out / name).is_file()]
+    for sub, pattern in _OUTPUT_GLOBS:
+        if (out / sub).is_dir():
+            found += sorted(p for p in (out / sub).glob(pattern) if p.is_file())
+    return found
+
+
+def _describe(paths: list[Path], out: Path) -> str:
+    """``config.json, metrics.jsonl, 3 checkpoint(s), the newest ckpt_00000030.npz, ...``"""
+    parts = [p.name for p in paths if p.parent == out]
+    ckpts = sorted(p.name for p in paths if p.parent != out and p.name.startswith("ckpt_"))
+    grids = [p for p in paths if p.parent.name == "samples"]
+    temps = [p for p in paths if p.name.endswith(".tmp")]
+    if ckpts:
+        parts.append(f"{len(ckpts)} checkpoint(s), the newest {ckpts[-1]}")
+    if grids:
+        parts.append(f"{len(grids)} sample grid(s)")
+    if temps:
+        parts.append(f"{len(temps)} temporary file(s)")
+    return ", ".join(parts)
+
+
+def _check_out_folder(out: Path, overwrite: bool) -> None:
+    """RunFolderError when a fresh run cannot use ``out``: a file stands in the way, or it
+    holds another run's outputs and ``overwrite`` is off (an empty or unrelated folder is
+    fine)."""
+    for p in (out, *out.parents):
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                raise RunFolderError(f"--out {out}: {p} is a file, not a folder")
+            break
+    found = _run_outputs(out)
+    if found and not overwrite:
+        raise RunFolderError(
+            f"--out {out} already holds a run ({_describe(found, out)}); continue it with "
+            f"--resume {out}, choose a new --out, or add --overwrite to delete its outputs "
+            "and start again")
 
 
 class _Progress:
@@ -417,14 +682,43 @@ def _hms(seconds: float) -> str:
 
 
 def load_generator(ckpt_path, device="cpu"):
-    """(G, meta) from a checkpoint file, ready to sample, in eval mode."""
+    """(G, meta) from a checkpoint file, ready to sample, in eval mode.
+
+    ``meta``'s "config" (a dict), "sample_shape" (a list) and "num_classes" (an int) are
+    checked; anything that does not describe a generator, or a G whose arrays do not fit it,
+    is a CheckpointError naming the file."""
     arrays, meta = load_checkpoint(ckpt_path, device="cpu")
-    if "G" not in arrays or "config" not in meta:
+    where = f"checkpoint {ckpt_path}"
+    if not isinstance(arrays.get("G"), dict) or not isinstance(meta.get("config"), dict):
         raise CheckpointError(f"{ckpt_path}: not a minigan training checkpoint (no G or config)")
-    cfg = TrainConfig.from_dict(meta["config"])
-    G, _ = build_models(cfg.preset, tuple(meta["sample_shape"]), meta["num_classes"], cfg.z_dim,
-                        cfg.arch, cfg.ngf, cfg.ndf, cfg.g_upsample,
-                        point_hidden=cfg.point_hidden, point_g_batch_norm=cfg.point_g_batch_norm)
-    G.load_state_dict(arrays["G"])
+    try:
+        cfg = TrainConfig.from_dict(meta["config"])
+        cfg.validate()
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{where}: its config is malformed: {exc}") from exc
+    shape, k = meta.get("sample_shape"), meta.get("num_classes", 0)
+    if not (isinstance(shape, list) and len(shape) in (1, 3)
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
+        raise CheckpointError(f"{where}: its sample_shape {shape!r} is not a list of 1 (points) "
+                              "or 3 (images: C, H, W) positive integers")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise CheckpointError(f"{where}: its num_classes {k!r} is not an integer >= 0")
+    try:
+        G, _ = build_models(cfg.preset, tuple(shape), k, cfg.z_dim, cfg.arch, cfg.ngf,
+                            cfg.ndf, cfg.g_upsample, point_hidden=cfg.point_hidden,
+                            point_g_batch_norm=cfg.point_g_batch_norm)
+    except MemoryError as exc:
+        raise CheckpointError(f"{where}: not enough memory for the generator it describes "
+                              f"(z_dim {cfg.z_dim}, samples of shape {tuple(shape)}): "
+                              f"{exc}") from exc
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{where}: its config describes no generator: "
+                              f"{_reason(exc)}") from exc
+    try:
+        G.load_state_dict(arrays["G"])  # KeyError (or RuntimeError) listing the mismatches
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: its G does not fit the {cfg.preset} generator its "
+                              f"config describes: {_reason(exc)}") from exc
     G.to(backend.normalize_device(device)).eval()
+    meta = dict(meta, num_classes=k, sample_shape=list(shape))
     return G, meta

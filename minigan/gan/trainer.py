@@ -10,6 +10,7 @@ as tensors; the run loop fetches them only when it logs.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -113,12 +114,16 @@ class TrainConfig:
     networks (``point_hidden``, ``point_g_batch_norm``, see models.py) for the 2-D toys ring8
     and grid25. Any field given explicitly wins; for a toy, ``epochs`` alone replaces the
     default step count. Without ``steps`` or ``epochs`` an image run trains for one epoch.
+
+    ``image_size`` and ``channels`` (1 grey, 3 RGB) of image data are detected when None; a
+    run stores what it found in its config.json, so a resume reads the data the same way.
     """
 
     preset: str = "dcgan"
     dataset: str = "mnist"
     data_dir: str | None = None
     image_size: int | None = None
+    channels: int | None = None
     epochs: float | None = None
     steps: int | None = None
     batch_size: int | None = None
@@ -167,10 +172,7 @@ class TrainConfig:
 
     def resolved(self) -> "TrainConfig":
         """A copy with the preset (and, for the 2-D toys, point-data) defaults filled in."""
-        if self.lr_decay is not None and self.lr_decay not in LR_DECAYS:
-            raise ValueError(f"lr_decay must be one of {', '.join(LR_DECAYS)}, "
-                             f"got {self.lr_decay!r}")
-        self._check_ranges()
+        self.validate()
         c = TrainConfig(**asdict(self))
         for name, value in self.defaults().items():
             if name == "steps" and c.epochs is not None:
@@ -181,44 +183,133 @@ class TrainConfig:
 
     # (field, smallest allowed value, whether None is allowed): intervals and sizes that would
     # otherwise fail deep inside a run (a modulo by zero) or silently do nothing
-    _AT_LEAST = (("sample_every", 1, False), ("checkpoint_every", 1, False),
-                 ("log_every", 1, False), ("eval_every", 0, False), ("z_dim", 1, False),
+    _AT_LEAST = (("steps", 1, True), ("sample_every", 1, False), ("checkpoint_every", 1, False),
+                 ("keep_checkpoints", 1, True), ("log_every", 1, False),
+                 ("eval_every", 0, False), ("z_dim", 1, False), ("seed", 0, False),
                  ("image_size", 1, True), ("batch_size", 1, True), ("n_samples_grid", 1, False),
                  ("eval_samples", 6, False), ("ngf", 1, False), ("ndf", 1, False),
                  ("n_critic", 1, False), ("n_gen", 1, True))
+    # (field, allowed values, whether None is allowed)
+    _ONE_OF = (("preset", tuple(PRESET_OPTIM), False),
+               ("g_loss", ("nonsaturating", "minimax"), False),
+               ("arch", ("mlp", "conv"), True),
+               ("dragan_perturb", ("official", "gaussian"), True),
+               ("lr_decay", LR_DECAYS, True),
+               ("channels", (1, 3), True))
+    _NO_FLAG = ("n_samples_grid", "eval_samples", "ngf", "ndf", "channels", "point_hidden",
+                "point_g_batch_norm", "extra")  # Python API (and config.json) only
+
+    def validate(self) -> None:
+        """ValueError naming the field (and its command-line flag) that is out of range or of
+        the wrong type; a hand-edited config.json is checked the same way."""
+        self._check_ranges()
 
     def _check_ranges(self) -> None:
-        """ValueError naming the field (and its command-line flag) that is out of range."""
-        no_flag = ("n_samples_grid", "eval_samples", "ngf", "ndf")  # Python API only
-
         def flag(name):
-            return "" if name in no_flag else f" (--{name.replace('_', '-')})"
+            return "" if name in self._NO_FLAG else f" (--{name.replace('_', '-')})"
 
+        def real(v):
+            return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+        for name, choices, none_ok in self._ONE_OF:
+            v = getattr(self, name)
+            if v is None and none_ok:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (str, int)) or v not in choices:
+                expected = ", ".join(map(str, choices))
+                if name == "preset":
+                    raise ValueError(f"unknown preset {v!r}: expected one of {expected}")
+                raise ValueError(f"{name}{flag(name)} must be one of {expected}, got {v!r}")
+        for name, none_ok in (("dataset", False), ("data_dir", True), ("out", True),
+                              ("device", False)):
+            v = getattr(self, name)
+            if v is None and none_ok:
+                continue
+            if not isinstance(v, str) or not v.strip():
+                raise ValueError(f"{name}{flag(name)} must be a non-empty "
+                                 f"{'path' if name in ('data_dir', 'out') else 'name'}, got "
+                                 f"{v!r}")
         for name, lo, none_ok in self._AT_LEAST:
             v = getattr(self, name)
             if v is None and none_ok:
                 continue
-            if v is None or int(v) != v or v < lo:
+            if not real(v) or int(v) != v or v < lo:
                 raise ValueError(f"{name}{flag(name)} must be an integer >= {lo}, got {v!r}")
-        if not 0.0 <= self.label_smoothing < 1.0:
+        if self.epochs is not None and not (real(self.epochs) and self.epochs > 0):
+            raise ValueError(f"epochs (--epochs) must be a finite number > 0, got "
+                             f"{self.epochs!r}")
+        if not (real(self.label_smoothing) and 0.0 <= self.label_smoothing < 1.0):
             raise ValueError(f"label_smoothing (--label-smoothing) must lie in [0, 1), got "
                              f"{self.label_smoothing!r}")
         for name in ("lr_g", "lr_d", "gp_lambda", "dragan_c"):
             v = getattr(self, name)
-            if v is not None and not (math.isfinite(v) and v >= 0):  # NaN and inf too
+            if v is not None and not (real(v) and v >= 0):  # NaN and inf too
                 raise ValueError(f"{name}{flag(name)} must be a finite number >= 0, got {v!r}")
         for name in ("beta1", "beta2"):
             v = getattr(self, name)
-            if v is not None and not 0.0 <= v < 1.0:
+            if v is not None and not (real(v) and 0.0 <= v < 1.0):
                 raise ValueError(f"{name}{flag(name)} must lie in [0, 1), got {v!r}")
+        for name, none_ok in (("joint_d_batch", False), ("g_upsample", False),
+                              ("point_g_batch_norm", True)):
+            v = getattr(self, name)
+            if not (isinstance(v, bool) or (v is None and none_ok)):
+                raise ValueError(f"{name}{flag(name)} must be true or false, got {v!r}")
+        hidden = self.point_hidden
+        if hidden is not None and not (
+                isinstance(hidden, (tuple, list)) and hidden
+                and all(isinstance(h, numbers.Integral) and not isinstance(h, bool) and h > 0
+                        for h in hidden)):
+            raise ValueError(f"point_hidden must be a list of positive integers, got "
+                             f"{hidden!r}")
+        if not isinstance(self.extra, dict):
+            raise ValueError(f"extra must be a dict, got {self.extra!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """A config from a dict such as config.json's (not validated: see ``validate``)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a config must be a JSON object (a dict), got "
+                             f"{type(d).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(map(str, set(d) - known))
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        d = dict(d)
+        if d.get("out") == "":
+            d["out"] = None  # older versions stored --out "" (which meant the default folder)
         return cls(**d)
+
+
+def check_preset_settings(cfg: TrainConfig, sample_shape=None) -> None:
+    """ValueError for a setting that the preset would build no network with (so it would be
+    silently ignored): ``--arch`` on the 2-D toys or ``--arch mlp`` for dcgan/dcgan64, and
+    ``--g-upsample`` wherever G is not the 28x28 conv generator. ``sample_shape``, once the
+    data is loaded, adds the image-size case."""
+    points = is_toy_dataset(cfg.dataset) or (sample_shape is not None
+                                             and len(sample_shape) == 1)
+    if cfg.arch is not None:
+        if points:
+            raise ValueError(f"--arch {cfg.arch}: the {cfg.preset} preset uses MLPs on the 2-D "
+                             f"points of {cfg.dataset}, whatever --arch says; drop --arch")
+        if cfg.preset in ("dcgan", "dcgan64") and cfg.arch != "conv":
+            raise ValueError(f"--arch {cfg.arch}: the {cfg.preset} preset has conv networks "
+                             "only; drop --arch (gan, cgan and dragan have MLPs)")
+    if cfg.g_upsample:
+        arch = cfg.arch or ("mlp" if cfg.preset in ("gan", "cgan", "dragan") else "conv")
+        why = None
+        if points:
+            why = f"its G is an MLP on the 2-D points of {cfg.dataset}"
+        elif arch == "mlp":
+            why = "its G is an MLP here (add --arch conv for the conv G that can upsample)"
+        elif cfg.preset == "dcgan64":
+            why = "its G (Radford et al.'s) has transposed convolutions only"
+        elif sample_shape is not None and tuple(sample_shape[1:]) != (28, 28):
+            h, w = sample_shape[1:]
+            why = (f"only the 28x28 conv G can upsample, and these images are {h}x{w} "
+                   "(Radford et al.'s G is used)")
+        if why:
+            raise ValueError(f"--g-upsample is ignored by the {cfg.preset} preset: {why}; "
+                             "drop --g-upsample")
 
 
 class GANTrainer:

@@ -165,6 +165,32 @@ def test_corrupt_cache_is_rebuilt(tmp_path, isolated):
     assert entry.stat().st_size > 100
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 4, 4), (1, 2, 8, 8), (1, 3, 8, 4)])
+def test_cache_of_another_shape_is_rebuilt(tmp_path, isolated, shape):
+    """A cache file whose images are not (channels, image_size, image_size) is damaged or
+    foreign: decoded again, as any other corruption, never trained on."""
+    _save(tmp_path / "a.png", _rgb(8, 8, (10, 10, 10)))
+    image_folder(tmp_path, image_size=8)
+    (entry,) = (isolated / "folders").glob("*.npz")
+    with np.load(entry) as z:
+        kept = z["kept"]
+    np.savez(entry, images=np.zeros(shape, np.uint8), kept=kept)
+    ds = image_folder(tmp_path, image_size=8)
+    assert ds.data.shape == (1, 3, 8, 8) and ds.data[0, 0, 0, 0] == 10
+    with np.load(entry) as z:  # and the cache holds the right array again
+        assert z["images"].shape == (1, 3, 8, 8)
+
+
+def test_cache_is_checked_against_the_channels_asked_for(tmp_path, isolated):
+    _save(tmp_path / "a.png", np.full((8, 8), 40, np.uint8))
+    image_folder(tmp_path, image_size=8, channels=1)
+    (entry,) = (isolated / "folders").glob("*.npz")
+    with np.load(entry) as z:
+        kept = z["kept"]
+    np.savez(entry, images=np.zeros((1, 3, 8, 8), np.uint8), kept=kept)
+    assert image_folder(tmp_path, image_size=8, channels=1).data.shape == (1, 1, 8, 8)
+
+
 def test_cache_can_be_disabled(tmp_path, isolated):
     _save(tmp_path / "a.png", _rgb(8, 8, (10, 10, 10)))
     image_folder(tmp_path, image_size=8, cache=False)

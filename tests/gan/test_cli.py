@@ -126,6 +126,12 @@ def test_bad_sampling_arguments_are_named(checkpoints, tmp_path, monkeypatch, ca
     ("--lr-g", "inf", "lr_g (--lr-g) must be a finite number >= 0, got inf"),
     ("--beta1", "1.0", "beta1 (--beta1) must lie in [0, 1), got 1.0"),
     ("--beta2", "nan", "beta2 (--beta2) must lie in [0, 1), got nan"),
+    ("--epochs", "inf", "epochs (--epochs) must be a finite number > 0, got inf"),
+    ("--epochs", "nan", "epochs (--epochs) must be a finite number > 0, got nan"),
+    ("--epochs", "0", "epochs (--epochs) must be a finite number > 0, got 0.0"),
+    ("--steps", "0", "steps (--steps) must be an integer >= 1, got 0"),
+    ("--keep-checkpoints", "0", "keep_checkpoints (--keep-checkpoints) must be an integer >= 1"),
+    ("--seed", "-1", "seed (--seed) must be an integer >= 0, got -1"),
 ])
 def test_train_rejects_out_of_range_settings_before_starting(tmp_path, capsys, flag, value,
                                                               message):

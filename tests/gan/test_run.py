@@ -169,7 +169,8 @@ def test_lr_scale_schedules():
     assert lr_scale("linear", 10, 4) == 0.0  # never negative past the end
     with pytest.raises(ValueError, match="lr_decay must be one of none, linear, got 'cosine'"):
         lr_scale("cosine", 0, 4)
-    with pytest.raises(ValueError, match="lr_decay must be one of"):
+    with pytest.raises(ValueError, match=r"lr_decay \(--lr-decay\) must be one of none, "
+                                         r"linear, got 'cosine'"):
         TrainConfig(preset="gan", lr_decay="cosine").resolved()
 
 
