@@ -262,20 +262,19 @@ class Module:
         return mod
 
     def get_parameter(self, target: str) -> Parameter:
-        mod_path, _, name = target.rpartition(".")
-        mod = self.get_submodule(mod_path)
-        if name not in mod._parameters:
-            raise AttributeError(f"{type(mod).__name__} has no parameter `{name}` "
-                                 f"(looking up {target!r})")
-        return mod._parameters[name]
+        return self._get_member(target, "_parameters", "parameter")
 
     def get_buffer(self, target: str):
+        return self._get_member(target, "_buffers", "buffer")
+
+    def _get_member(self, target: str, store: str, kind: str):
         mod_path, _, name = target.rpartition(".")
         mod = self.get_submodule(mod_path)
-        if name not in mod._buffers:
-            raise AttributeError(f"{type(mod).__name__} has no buffer `{name}` "
+        members = getattr(mod, store)
+        if name not in members:
+            raise AttributeError(f"{type(mod).__name__} has no {kind} `{name}` "
                                  f"(looking up {target!r})")
-        return mod._buffers[name]
+        return members[name]
 
     # ----- traversal
     def named_modules(self, memo: set | None = None, prefix: str = "",

@@ -292,59 +292,6 @@ def test_pooling_arguments_in_torch_positions():
         nn.AvgPool2d(2, count_include_pad=False)
 
 
-def test_dcgan_tutorial_model_builds_and_runs():
-    """The official PyTorch DCGAN tutorial's generator and weights_init, verbatim."""
-    ngpu, nz, ngf, nc = 1, 8, 4, 1
-
-    class Generator(nn.Module):
-        def __init__(self, ngpu):
-            super(Generator, self).__init__()
-            self.ngpu = ngpu
-            self.main = nn.Sequential(
-                nn.ConvTranspose2d(nz, ngf * 2, 4, 1, 0, bias=False),
-                nn.BatchNorm2d(ngf * 2),
-                nn.ReLU(True),
-                nn.ConvTranspose2d(ngf * 2, nc, 4, 2, 1, bias=False),
-                nn.Tanh(),
-            )
-
-        def forward(self, input):
-            return self.main(input)
-
-    class Discriminator(nn.Module):
-        def __init__(self, ngpu):
-            super(Discriminator, self).__init__()
-            self.main = nn.Sequential(
-                nn.Conv2d(nc, ngf, 4, 2, 1, bias=False),
-                nn.LeakyReLU(0.2, inplace=True),
-                nn.Conv2d(ngf, 1, 4, 1, 0, bias=False),
-                nn.Sigmoid(),
-            )
-
-        def forward(self, input):
-            return self.main(input)
-
-    def weights_init(m):
-        classname = m.__class__.__name__
-        if classname.find("Conv") != -1:
-            nn.init.normal_(m.weight.data, 0.0, 0.02)
-        elif classname.find("BatchNorm") != -1:
-            nn.init.normal_(m.weight.data, 1.0, 0.02)
-            nn.init.constant_(m.bias.data, 0)
-
-    minigan.manual_seed(0)
-    G, D = Generator(ngpu), Discriminator(ngpu)
-    G.apply(weights_init), D.apply(weights_init)
-    assert abs(G.main[0].weight.numpy().std() - 0.02) < 0.005
-    criterion = nn.BCELoss()
-    fake = G(minigan.randn(2, nz, 1, 1))
-    out = D(fake).view(-1)
-    assert fake.shape == (2, nc, 8, 8) and out.shape == (2,)
-    loss = criterion(out, minigan.tensor(np.ones(2, np.float32)))
-    loss.backward()
-    assert G.main[0].weight.grad is not None
-
-
 def test_constructor_signatures_match_torch():
     torch = pytest.importorskip("torch")
     for name in ("Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
