@@ -85,6 +85,9 @@ class Tensor:
 
     # Make ``ndarray <op> Tensor`` call the Tensor's reflected operator instead of NumPy's.
     __array_priority__ = 1000
+    # When ``data`` was last changed in place (see ``mark_modified``); a class default, so a new
+    # tensor costs nothing for it
+    _modified_at = 0
 
     def __init__(self, data, requires_grad: bool = False):
         if isinstance(data, Tensor):
@@ -99,9 +102,6 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.creator: Function | None = None
         self.generation = 0
-        # bumped by whatever changes ``data`` in place (optimizer steps, nn.init, loading a
-        # state dict); a backward that needs the old values then refuses, as PyTorch does
-        self._version = 0
 
     # ----- array-like attributes
     @property
@@ -387,12 +387,10 @@ class Function:
         if record:
             self.inputs = tensors
             generation = 0
-            versions = []
             for t in tensors:
-                versions.append(t._version)
                 if t.generation > generation:
                     generation = t.generation
-            self.versions = versions
+            self.stamp = _mutations[0]
             self.generation = generation
             self.sequence = next(_sequence)
             # weak references: an output keeps its creator alive, not the other way round
@@ -453,6 +451,23 @@ def _needed_functions(outputs, inputs) -> set:
         if hit:
             needed.add(id(f))
     return needed
+
+
+# In-place changes of tensors' data (optimizer steps, nn.init, load_state_dict) are counted
+# here. A recording function notes the count (one store per op, no loop over its inputs); its
+# backward then checks its inputs only if something was changed since, which in a training
+# loop (forward, backward, step) never happens before the backward.
+_mutations = [0]
+
+
+def mark_modified(*tensors) -> None:
+    """Say that these tensors' arrays were just changed in place. A backward through a function
+    recorded before the change, that needs those values, then raises instead of returning a
+    gradient of neither the old nor the new values (PyTorch's version counter does the same)."""
+    _mutations[0] += 1
+    n = _mutations[0]
+    for t in tensors:
+        t._modified_at = n
 
 
 def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: set) -> None:
@@ -556,9 +571,9 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                     want.append(id(x) in target_ids
                                 or (x.creator is not None and id(x.creator) in needed))
             f.needs_input_grad = tuple(want)
-            if f.saves_inputs:
-                for x, v in zip(f.inputs, f.versions):
-                    if x._version != v:
+            if f.saves_inputs and f.stamp != _mutations[0]:
+                for x in f.inputs:
+                    if x._modified_at > f.stamp:
                         raise RuntimeError(
                             f"a tensor of shape {x.shape} that {type(f).__name__}'s backward "
                             "needs was changed in place after the forward (say by an optimizer "

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .. import backend
-from ..autograd import Tensor
+from ..autograd import Tensor, mark_modified
 from ..random import default_generator
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_",
@@ -27,7 +27,7 @@ def _array(tensor, write: bool = True):
     in-place change (a graph that used its old values can no longer backward)."""
     arr = tensor.data if isinstance(tensor, Tensor) else tensor
     if write and isinstance(tensor, Tensor):
-        tensor._version += 1
+        mark_modified(tensor)
     if not (isinstance(arr, np.ndarray) or backend.is_cupy_array(arr)):
         raise TypeError(f"nn.init expects a Tensor, a Parameter or its .data array, got "
                         f"{type(tensor).__name__}")

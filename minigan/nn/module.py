@@ -15,7 +15,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from .. import backend
-from ..autograd import Tensor
+from ..autograd import Tensor, mark_modified
 
 
 class Parameter(Tensor):
@@ -507,7 +507,7 @@ class Module:
                                                                            copy=True)
             if store == "_parameters":
                 m._parameters[name].data = arr
-                m._parameters[name]._version += 1  # as an in-place copy_ in PyTorch
+                mark_modified(m._parameters[name])  # as an in-place copy_ in PyTorch
             else:
                 m._buffers[name] = arr
         return IncompatibleKeys(missing, unexpected)

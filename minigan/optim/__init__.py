@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from .. import backend
-from ..autograd import Tensor, enable_grad
+from ..autograd import Tensor, enable_grad, mark_modified
 from ..kernels import optim as K
 
 __all__ = ["Optimizer", "Adam", "AdamW", "SGD", "lr_scheduler"]
@@ -319,7 +319,7 @@ class Adam(Optimizer):
                     p.data *= 1.0 - lr * wd
                 K.adam_step(p.data, grad, st["exp_avg"], st["exp_avg_sq"], st["step"], lr,
                             b1, b2, eps, 0.0 if decoupled else wd)
-                p._version += 1  # a graph recorded before the step may not backward now
+                mark_modified(p)  # a graph recorded before the step may not backward now
         return loss
 
 
@@ -383,7 +383,7 @@ class SGD(Optimizer):
                     buf = st["momentum_buffer"] = xp.zeros_like(p.data)
                 K.sgd_step(p.data, grad, buf, g["lr"], g["momentum"], g["weight_decay"],
                            g["dampening"], g["nesterov"], first)
-                p._version += 1
+                mark_modified(p)
         return loss
 
 
