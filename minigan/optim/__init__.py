@@ -302,6 +302,7 @@ class Adam(Optimizer):
 
     def step(self, closure=None):
         loss = self._evaluate(closure)
+        updated = []
         for g in self.param_groups:
             lr, (b1, b2), eps, wd = g["lr"], g["betas"], g["eps"], g["weight_decay"]
             decoupled = g["decoupled_weight_decay"]
@@ -319,7 +320,8 @@ class Adam(Optimizer):
                     p.data *= 1.0 - lr * wd
                 K.adam_step(p.data, grad, st["exp_avg"], st["exp_avg_sq"], st["step"], lr,
                             b1, b2, eps, 0.0 if decoupled else wd)
-                mark_modified(p)  # a graph recorded before the step may not backward now
+                updated.append(p)
+        mark_modified(*updated)  # a graph recorded before the step may not backward now
         return loss
 
 
@@ -370,6 +372,7 @@ class SGD(Optimizer):
 
     def step(self, closure=None):
         loss = self._evaluate(closure)
+        updated = []
         for g in self.param_groups:
             for p in g["params"]:
                 if p.grad is None:
@@ -383,7 +386,8 @@ class SGD(Optimizer):
                     buf = st["momentum_buffer"] = xp.zeros_like(p.data)
                 K.sgd_step(p.data, grad, buf, g["lr"], g["momentum"], g["weight_decay"],
                            g["dampening"], g["nesterov"], first)
-                mark_modified(p)
+                updated.append(p)
+        mark_modified(*updated)
         return loss
 
 
