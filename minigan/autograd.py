@@ -480,8 +480,9 @@ def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: set) -> None:
         return
     if not create_graph:
         a = g.data
-        if id(a) in stored or a.base is not None or not a.flags.writeable \
-                or not a.flags.c_contiguous:
+        # (CuPy arrays have no writeable flag: a CuPy view shows as a base)
+        if id(a) in stored or a.base is not None or not a.flags.c_contiguous \
+                or not getattr(a.flags, "writeable", True):
             a = backend.get_array_module(a).array(a, copy=True, order="C")
             g = Tensor(a)
         stored.add(id(a))

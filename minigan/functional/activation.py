@@ -119,7 +119,10 @@ class Softplus(Function):
         x = self.inputs[0]
         g = gy * sigmoid(x * self.beta if self.beta != 1.0 else x)
         linear = x.data * self.beta > self.threshold  # where the forward is x itself
-        return where(linear, gy, g) if linear.any() else g
+        # the mask is only looked at on the CPU: on the GPU that would be a sync per backward
+        if backend.is_cupy_array(linear) or linear.any():
+            return where(linear, gy, g)
+        return g
 
 
 def softplus(x, beta: float = 1.0, threshold: float = 20.0) -> Tensor:

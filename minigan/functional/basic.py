@@ -194,6 +194,12 @@ class PowConst(Function):
         return gy * c * pow(x, c - 1)
 
 
+def _may_hold(mask) -> bool:
+    """Whether a mask may have a True: read on the CPU, assumed on the GPU (reading it there
+    would be a device-to-host sync)."""
+    return backend.is_cupy_array(mask) or bool(mask.any())
+
+
 class Pow(Function):
     """y = a ** b; ga = gy * b * a ** (b - 1), gb = gy * y * log(a)."""
 
@@ -210,11 +216,11 @@ class Pow(Function):
         ga = gb = None
         if self.needs_input_grad[0]:
             m = zero_base & (b.data == 0)
-            base = where(m, 1.0, a) if m.any() else a
+            base = where(m, 1.0, a) if _may_hold(m) else a
             ga = sum_to(gy * b * pow(base, b - 1.0), a.shape)
         if self.needs_input_grad[1]:
             m = xp.broadcast_to(zero_base, self.output().shape)
-            base = where(m, 1.0, a) if m.any() else a
+            base = where(m, 1.0, a) if _may_hold(m) else a
             gb = sum_to(gy * self.output() * log(base), b.shape)
         return ga, gb
 
