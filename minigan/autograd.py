@@ -237,10 +237,10 @@ class Tensor:
             got = _run_backward([self], [grad], inputs, create_graph, retain_graph)
             for t, g in zip(inputs, got):
                 if g is not None:
-                    _store_grad(t, g, create_graph, set())
+                    _store_grad(t, g, create_graph, {id(grad.data)})
             return
         if self.creator is None:  # a leaf: its gradient is the one given
-            _store_grad(self, grad, create_graph, set())
+            _store_grad(self, grad, create_graph, {id(grad.data)})
             return
         _run_backward([self], [grad], None, create_graph, retain_graph)
 
@@ -474,15 +474,19 @@ def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: set) -> None:
     """Add ``g`` into leaf ``x``'s ``.grad``. Without a graph to keep, a new ``.grad`` is an
     array of its own: writable and not shared with another leaf or with the caller's gradient
     (backward passes views and the same array to several inputs), so that in-place changes
-    to it (``zero_grad(set_to_none=False)``, clipping) touch nothing else."""
+    to it (``zero_grad(set_to_none=False)``, clipping) touch nothing else. As in PyTorch, the
+    gradient has the leaf's dtype (a float64 loss term does not make a float32 weight's
+    gradient float64, which the optimizers' GPU kernels would refuse)."""
+    if g.dtype != x.dtype:
+        g = g.to(dtype=x.dtype)
     if x.grad is not None:
         x.grad = _accumulate(x.grad, g, create_graph)
         return
     if not create_graph:
         a = g.data
-        # (CuPy arrays have no writeable flag: a CuPy view shows as a base)
+        # (only NumPy has read-only arrays; a CuPy view shows as a base)
         if id(a) in stored or a.base is not None or not a.flags.c_contiguous \
-                or not getattr(a.flags, "writeable", True):
+                or (type(a) is np.ndarray and not a.flags.writeable):
             a = backend.get_array_module(a).array(a, copy=True, order="C")
             g = Tensor(a)
         stored.add(id(a))

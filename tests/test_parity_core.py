@@ -291,3 +291,58 @@ def test_init_of_a_raw_array_or_reading_fans_marks_nothing():
     minigan.nn.init._calculate_fan_in_and_fan_out(m.weight)
     y.backward()  # reading the shape is not a change
     assert m.weight.grad is not None
+
+
+def test_a_leafs_gradient_has_its_dtype():
+    w = minigan.nn.Parameter(np.ones(3, np.float32))
+    F.sum(w * Tensor(np.ones(3))).backward()  # a float64 term
+    assert w.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("loss", [
+    lambda x, t: F.binary_cross_entropy_with_logits(x, t),
+    lambda x, t: F.binary_cross_entropy_with_logits(x, t, pos_weight=np.array([2.0, 2.0])),
+    lambda x, t: F.mse_loss(x, t),
+    lambda x, t: F.l1_loss(x, t),
+    lambda x, t: minigan.nn.BCEWithLogitsLoss(weight=np.array([1.0, 3.0]))(x, t),
+])
+def test_float64_targets_and_weights_keep_a_float32_loss(loss):
+    x = minigan.tensor([0.3, -0.2], requires_grad=True)
+    y = loss(x, np.array([1.0, 0.0]))
+    assert y.dtype == np.float32
+    y.backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_clamp_keeps_the_dtype_with_numpy_bounds():
+    x = minigan.tensor([0.5, -2.0])
+    assert x.clamp(np.float64(-1), np.float64(0.25)).dtype == np.float32
+
+
+def test_comparing_with_none_is_by_identity():
+    x = minigan.tensor([1.0, 2.0])
+    assert (x == None) is False and (x != None) is True  # noqa: E711
+
+
+def test_optimizer_zero_grad_in_place_leaves_shared_arrays_alone():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    shared = Tensor(np.array([5.0, 6.0]))
+    a.grad = b.grad = shared
+    minigan.optim.SGD([a, b], lr=0.1).zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(shared.numpy(), [5.0, 6.0])
+    np.testing.assert_array_equal(a.grad.numpy(), [0.0, 0.0])
+    np.testing.assert_array_equal(b.grad.numpy(), [0.0, 0.0])
+
+
+def test_amax_of_a_zero_d_tensor():
+    a = leaf(3.0)
+    a.amax().backward()
+    assert a.grad.item() == 1.0
+
+
+def test_backward_on_a_leaf_copies_the_callers_gradient():
+    x = leaf([1.0, 2.0])
+    g = Tensor(np.array([3.0, 4.0]))
+    x.backward(g)
+    x.grad.data[...] = 0.0
+    np.testing.assert_array_equal(g.numpy(), [3.0, 4.0])

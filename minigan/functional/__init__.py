@@ -115,6 +115,8 @@ def _const_like(value, like: Tensor) -> Tensor:
 
 def _comparison(ufunc_name):
     def compare(a, b):
+        if b is None:  # t == None is False (and != is True), by identity, as in PyTorch
+            return NotImplemented
         other = b.data if isinstance(b, Tensor) else b
         xp = backend.get_array_module(a.data)
         out = getattr(xp, ufunc_name)(a.data, other)

@@ -444,7 +444,7 @@ class _Extreme(Function):
         xp = backend.get_array_module(x)
         m = (xp.amax if self.largest else xp.amin)(x, axis=self.axis, keepdims=True)
         hit = (x == m).astype(x.dtype)
-        self.saved = hit / hit.sum(axis=self.axis, keepdims=True)
+        self.saved = xp.asarray(hit / hit.sum(axis=self.axis, keepdims=True))  # 0-d stays array
         return m if self.keepdims else m.reshape(
             tuple(s for i, s in enumerate(x.shape) if i not in self.axis))
 
@@ -550,6 +550,9 @@ def clamp(x, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
     for name, v in (("min", min), ("max", max)):
         if v is not None and not isinstance(v, (int, float, np.number)):
             raise TypeError(f"clamp: {name} must be a number, got {type(v).__name__}")
+    if x.dtype.kind == "f":  # bounds in the tensor's dtype: np.float64 ones would promote it
+        min = None if min is None else x.dtype.type(min)  # noqa: A001
+        max = None if max is None else x.dtype.type(max)  # noqa: A001
     return Clamp(min, max)(x)
 
 

@@ -18,6 +18,16 @@ from .activation import sigmoid, softplus
 _REDUCTIONS = ("mean", "sum", "none")
 
 
+def _float_like(v, x: Tensor) -> Tensor:
+    """A target or weight as a tensor on ``x``'s device; floats take ``x``'s float dtype (a
+    float64 NumPy target with a float32 input would otherwise make the loss, and the GPU
+    kernels' operands, float64)."""
+    t = as_tensor(v, x)
+    if t.dtype.kind == "f" and x.dtype.kind == "f" and t.dtype != x.dtype:
+        t = t.to(dtype=x.dtype)
+    return t
+
+
 def _check_reduction(fn: str, size_average, reduce, reduction: str) -> None:
     if size_average is not None or reduce is not None:
         hint = ""
@@ -110,7 +120,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     """
     _check_reduction("binary_cross_entropy", size_average, reduce, reduction)
     x = as_tensor(input)
-    t = as_tensor(target, x)
+    t = _float_like(target, x)
     if t.shape != x.shape:
         raise ValueError(f"binary_cross_entropy: using a target size {t.shape} that is "
                          f"different to the input size {x.shape} is not supported (PyTorch "
@@ -124,7 +134,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
                                  f"between 0 and 1, got {bad}")
     loss = BinaryCrossEntropy()(x, t)
     if weight is not None:
-        loss = loss * _broadcast_weight("binary_cross_entropy", "weight", as_tensor(weight, x),
+        loss = loss * _broadcast_weight("binary_cross_entropy", "weight", _float_like(weight, x),
                                         x.shape)
     return _reduce(loss, reduction)
 
@@ -158,31 +168,31 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     """
     _check_reduction("binary_cross_entropy_with_logits", size_average, reduce, reduction)
     x = as_tensor(input)
-    t = as_tensor(target, x)
+    t = _float_like(target, x)
     if t.shape != x.shape:
         raise ValueError(f"Target size {t.shape} must be the same as input size {x.shape} "
                          "(binary_cross_entropy_with_logits)")
     if pos_weight is not None:
         # l = (1 - t) x + (1 + (pw - 1) t) softplus(-x)
         pw = _broadcast_weight("binary_cross_entropy_with_logits", "pos_weight",
-                               as_tensor(pos_weight, x), x.shape)
+                               _float_like(pos_weight, x), x.shape)
         loss = (1.0 - t) * x + (1.0 + (pw - 1.0) * t) * softplus(B.neg(x))
     else:
         loss = BCEWithLogits()(x, t)
     if weight is not None:
         loss = loss * _broadcast_weight("binary_cross_entropy_with_logits", "weight",
-                                        as_tensor(weight, x), x.shape)
+                                        _float_like(weight, x), x.shape)
     return _reduce(loss, reduction)
 
 
 def _pointwise_inputs(fn: str, input, target, weight):
     x = as_tensor(input)
-    t = as_tensor(target, x)
+    t = _float_like(target, x)
     _warn_size_mismatch(fn, x, t)
     B._broadcast_check(fn, x.shape, t.shape)
     w = None
     if weight is not None:
-        w = as_tensor(weight, x)
+        w = _float_like(weight, x)
         if w.shape != x.shape:
             raise ValueError(f"{fn}: weights of shape {w.shape} and input of shape {x.shape} "
                              "must have the same size")
@@ -314,7 +324,7 @@ def _class_weight(fn: str, weight, x: Tensor, axis: int):
     """``weight`` (C,) as a tensor shaped to broadcast along the class axis, or None."""
     if weight is None:
         return None
-    w = as_tensor(weight, x)
+    w = _float_like(weight, x)
     if w.shape != (x.shape[axis],):
         raise ValueError(f"{fn}: weight tensor should be defined either for all "
                          f"{x.shape[axis]} classes or no classes but got weight tensor of shape "
@@ -387,7 +397,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         if ignore_index >= 0:
             raise ValueError(f"cross_entropy: ignore_index ({ignore_index}) is not supported "
                              "for floating point (probability) targets")
-        probs = as_tensor(target, x)
+        probs = _float_like(target, x)
         if probs.shape != x.shape:
             raise ValueError(f"cross_entropy: probability targets must have the input's shape "
                              f"{x.shape}, got {probs.shape}")
