@@ -362,7 +362,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
 
     Targets equal to ``ignore_index`` contribute 0; 'mean' divides by the sum of the weights of
     the other targets (NaN when every target is ignored, as in PyTorch). Out-of-range targets
-    raise an IndexError on the CPU; on the GPU they are not checked (that needs a host sync).
+    raise an IndexError on the CPU. On the GPU they are not checked (that needs a host sync):
+    such a target adds 0 to the loss but still counts in the mean's denominator.
     """
     _check_reduction("nll_loss", size_average, reduce, reduction)
     x = as_tensor(input)

@@ -109,8 +109,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
 
     Indices outside [0, num_embeddings) raise an IndexError naming the index on the CPU (a
     negative index would otherwise silently pick a row from the end). On the GPU the check
-    would need a device-to-host read per call, so it is skipped there: validate labels once
-    where they are loaded. The row at ``padding_idx`` gets no gradient.
+    would need a device-to-host read per call, so it is skipped there, and an index out of range
+    reads a wrong row (it wraps around) without an error: validate labels once where they are
+    loaded. The row at ``padding_idx`` gets no gradient.
     """
     w = as_tensor(weight)
     if max_norm is not None:

@@ -496,7 +496,8 @@ class Embedding(Module):
     """A lookup table (num_embeddings, embedding_dim), initialised N(0, 1) as in PyTorch.
 
     Indices outside [0, num_embeddings) raise an IndexError on the CPU; on the GPU they are
-    not checked (that would cost a device-to-host read per call). ``padding_idx``'s row is
+    not checked (that would cost a device-to-host read per call), and an index out of range
+    wraps around to a wrong row. ``padding_idx``'s row is
     zeroed at construction and receives no gradient. ``max_norm``, ``scale_grad_by_freq`` and
     ``sparse`` are not supported.
     """
