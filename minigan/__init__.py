@@ -19,12 +19,12 @@ from . import nn, optim  # noqa: E402,F401  (minigan.nn and minigan.optim, as to
 
 __version__ = "0.1.0"
 
-_OPS = ["abs", "amax", "amin", "argmax", "argmin", "cat", "clamp", "clip", "clone", "concat",
-        "exp", "flatten", "log", "matmul", "max", "mean", "min", "permute", "reshape",
-        "sigmoid", "sqrt", "squeeze", "stack", "std", "sum", "tanh", "transpose", "unsqueeze",
-        "var", "where"]
-__all__ = ["Function", "Tensor", "as_tensor", "enable_grad", "grad", "is_grad_enabled",
-           "no_grad", "tensor", "DeviceError", "cuda_available", "synchronize", "manual_seed",
-           "rand", "randn", "arange", "empty", "empty_like", "eye", "full", "full_like",
-           "linspace", "ones", "ones_like", "rand_like", "randint", "randn_like", "zeros",
-           "zeros_like", "__version__"] + _OPS
+__all__ = [
+    "Function", "Tensor", "as_tensor", "enable_grad", "grad", "is_grad_enabled", "no_grad",
+    "tensor", "DeviceError", "cuda_available", "synchronize", "manual_seed", "rand", "randn",
+    "arange", "empty", "empty_like", "eye", "full", "full_like", "linspace", "ones",
+    "ones_like", "rand_like", "randint", "randn_like", "zeros", "zeros_like", "__version__",
+    "abs", "amax", "amin", "argmax", "argmin", "cat", "clamp", "clip", "clone", "concat",
+    "exp", "flatten", "log", "matmul", "max", "mean", "min", "permute", "reshape", "sigmoid",
+    "sqrt", "squeeze", "stack", "std", "sum", "tanh", "transpose", "unsqueeze", "var", "where",
+]

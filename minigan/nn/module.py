@@ -53,6 +53,21 @@ def _private_grads(arrays) -> list:
             and (not isinstance(a, np.ndarray) or a.flags.writeable) for a in arrays]
 
 
+def zero_grads(params, set_to_none: bool) -> None:
+    """``zero_grad`` of modules and optimizers: drop the gradients, or zero them in place where
+    the array is the parameter's own (else replace it by a fresh zero array)."""
+    params = [p for p in params if p.grad is not None]
+    if set_to_none:
+        for p in params:
+            p.grad = None
+        return
+    for p, private in zip(params, _private_grads([p.grad.data for p in params])):
+        if private:
+            p.grad.data[...] = 0
+        else:
+            p.grad = Tensor(backend.get_array_module(p.grad.data).zeros_like(p.grad.data))
+
+
 class RemovableHandle:
     """What ``register_forward_pre_hook``/``register_forward_hook`` return: ``remove()`` undoes
     the registration (also usable as a context manager)."""
@@ -362,16 +377,7 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop the gradients, or with ``set_to_none=False`` zero them (in place where the
         array is the parameter's own, else by a fresh zero array)."""
-        params = [p for p in self.parameters() if p.grad is not None]
-        if set_to_none:
-            for p in params:
-                p.grad = None
-            return
-        for p, private in zip(params, _private_grads([p.grad.data for p in params])):
-            if private:
-                p.grad.data[...] = 0
-            else:
-                p.grad = Tensor(backend.get_array_module(p.grad.data).zeros_like(p.grad.data))
+        zero_grads(self.parameters(), set_to_none)
 
     @property
     def device(self) -> str:

@@ -14,7 +14,7 @@ import math
 
 from .. import backend
 from ..autograd import Tensor, enable_grad, mark_modified
-from ..nn.module import _private_grads
+from ..nn.module import zero_grads
 from ..kernels import optim as K
 
 __all__ = ["Optimizer", "Adam", "AdamW", "SGD", "lr_scheduler"]
@@ -164,18 +164,7 @@ class Optimizer:
 
     # ----- stepping
     def zero_grad(self, set_to_none: bool = True) -> None:
-        params = [p for _, p in self._params() if p.grad is not None]
-        if set_to_none:
-            for p in params:
-                p.grad = None
-            return
-        # zeros in place only into an array the gradient owns (not a view or an array shared
-        # with another tensor), as Module.zero_grad does
-        for p, private in zip(params, _private_grads([p.grad.data for p in params])):
-            if private:
-                p.grad.data[...] = 0
-            else:
-                p.grad = Tensor(backend.get_array_module(p.grad.data).zeros_like(p.grad.data))
+        zero_grads([p for _, p in self._params()], set_to_none)
 
     @staticmethod
     def _evaluate(closure):

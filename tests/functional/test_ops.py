@@ -114,7 +114,8 @@ CASES = [
      [normal(3, 4), normal(4)]),
     ("bce_logits", lambda x, t: F.binary_cross_entropy_with_logits(x, t),
      lambda x, t: np.mean(np_softplus(x) - x * t), [normal(3, 4) * 3, R.uniform(0, 1, (3, 4))]),
-    ("bce_logits_weight", lambda x, t, w: F.binary_cross_entropy_with_logits(x, t, w, reduction="sum"),
+    ("bce_logits_weight",
+     lambda x, t, w: F.binary_cross_entropy_with_logits(x, t, w, reduction="sum"),
      lambda x, t, w: np.sum((np_softplus(x) - x * t) * w),
      [normal(3, 4), R.uniform(0, 1, (3, 4)), positive(4)]),
     ("bce_logits_posw", lambda x, t: F.binary_cross_entropy_with_logits(
