@@ -13,7 +13,9 @@ and the busiest backward formulas then work on arrays directly (rule 4 of ``Func
 """
 from __future__ import annotations
 
+import functools
 import heapq
+import inspect
 import itertools
 import threading
 import weakref
@@ -50,12 +52,25 @@ class _SetGradMode:
         return False
 
     def __call__(self, fn):
+        if inspect.isgeneratorfunction(fn):  # the mode holds in the body, between yields too
+            def wrapped(*args, **kwargs):
+                gen = fn(*args, **kwargs)
+                sent = None
+                while True:
+                    with _SetGradMode(self.enabled):
+                        try:
+                            value = gen.send(sent)
+                        except StopIteration as stop:
+                            return stop.value
+                    sent = yield value
+
+            return functools.wraps(fn)(wrapped)
+
         def wrapped(*args, **kwargs):
             with _SetGradMode(self.enabled):
                 return fn(*args, **kwargs)
 
-        wrapped.__name__ = getattr(fn, "__name__", "wrapped")
-        wrapped.__doc__ = getattr(fn, "__doc__", None)
+        functools.update_wrapper(wrapped, fn)
         return wrapped
 
 

@@ -346,3 +346,22 @@ def test_backward_on_a_leaf_copies_the_callers_gradient():
     x.backward(g)
     x.grad.data[...] = 0.0
     np.testing.assert_array_equal(g.numpy(), [3.0, 4.0])
+
+
+def test_no_grad_on_a_generator_function_covers_its_body():
+    @minigan.no_grad()
+    def steps(x):
+        for _ in range(2):
+            got = yield (x * 2.0).requires_grad, minigan.is_grad_enabled()
+            assert got in (None, "sent")
+        return "done"
+
+    x = leaf([1.0])
+    gen = steps(x)
+    assert next(gen) == (False, False)
+    assert minigan.is_grad_enabled()  # outside the body the mode is the caller's
+    assert gen.send("sent") == (False, False)
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert stop.value.value == "done"
+    assert (x * 2.0).requires_grad
