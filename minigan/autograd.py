@@ -55,14 +55,21 @@ class _SetGradMode:
         if inspect.isgeneratorfunction(fn):  # the mode holds in the body, between yields too
             def wrapped(*args, **kwargs):
                 gen = fn(*args, **kwargs)
-                sent = None
+                resume = gen.send, None  # the first resume: send(None), i.e. next()
                 while True:
                     with _SetGradMode(self.enabled):
                         try:
-                            value = gen.send(sent)
+                            value = resume[0](resume[1])
                         except StopIteration as stop:
                             return stop.value
-                    sent = yield value
+                    try:
+                        resume = gen.send, (yield value)
+                    except GeneratorExit:  # close(): the body's cleanup runs in the mode too
+                        with _SetGradMode(self.enabled):
+                            gen.close()
+                        raise
+                    except BaseException as exc:  # throw(): into the body
+                        resume = gen.throw, exc
 
             return functools.wraps(fn)(wrapped)
 
@@ -441,12 +448,19 @@ class Function:
 def _needed_functions(outputs, inputs) -> set:
     """Functions on a path from ``outputs`` back to any of ``inputs`` (for pruning in grad())."""
     targets = {id(t) for t in inputs}
+    # Generations grow along the graph, so a function below the lowest target generation has
+    # no target upstream: it is pruned unseen (and its graph may well be freed: grad() with
+    # respect to x_hat = a + fake never needs the graph that made fake).
+    lowest = min(t.generation for t in inputs)
     memo: dict[int, bool] = {}
     needed = set()
     stack = [(o.creator, False) for o in outputs if o.creator is not None]
     while stack:
         f, expanded = stack.pop()
         if id(f) in memo:
+            continue
+        if f.generation < lowest:
+            memo[id(f)] = False
             continue
         if getattr(f, "released", False):
             raise RuntimeError(
@@ -499,12 +513,19 @@ def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: set) -> None:
         return
     if not create_graph:
         a = g.data
-        # (only NumPy has read-only arrays; a CuPy view shows as a base)
-        if id(a) in stored or a.base is not None or not a.flags.c_contiguous \
+        base = a.base
+        # Copied: an array (or a view of one) already given to another leaf or passed in by the
+        # caller, a broadcast (zero strides), a non-contiguous view, a read-only NumPy array.
+        # A contiguous view of a fresh result (a reshaped GEMM output) is kept as it is.
+        if id(a) in stored or (base is not None and id(base) in stored) \
+                or not a.flags.c_contiguous or 0 in a.strides \
                 or (type(a) is np.ndarray and not a.flags.writeable):
             a = backend.get_array_module(a).array(a, copy=True, order="C")
             g = Tensor(a)
+            base = None
         stored.add(id(a))
+        if base is not None:
+            stored.add(id(base))
     x.grad = g
 
 

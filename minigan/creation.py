@@ -161,8 +161,9 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     """Integers uniform on [low, high): ``randint(high, size)`` or ``randint(low, high,
     size)``, as ``torch.randint``; int64 unless ``dtype`` says otherwise."""
     if size is None:  # randint(high, size)
-        if high is None:
-            raise TypeError("randint: give (high, size) or (low, high, size)")
+        if not isinstance(high, (tuple, list)):
+            raise TypeError("randint: give (high, size) or (low, high, size), the size a tuple; "
+                            f"got low/high {low!r}, {high!r} and no size")
         low, high, size = 0, low, high
     if not high > low:
         raise ValueError(f"randint: need low < high, got low={low}, high={high}")

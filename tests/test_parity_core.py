@@ -262,6 +262,7 @@ def test_random_factories_are_seeded_and_in_range():
     (lambda: minigan.arange(0, 5, 0), "non-zero"),
     (lambda: minigan.arange(5, 0, 1), "goes away"),
     (lambda: minigan.randint(3, 3, (2,)), "low < high"),
+    (lambda: minigan.randint(3, 10), "the size a tuple"),
     (lambda: minigan.randn_like(minigan.zeros(2, dtype=np.int64)), "floating dtype"),
     (lambda: minigan.zeros_like(np.zeros(2)), "expected a Tensor"),
 ])
@@ -365,3 +366,51 @@ def test_no_grad_on_a_generator_function_covers_its_body():
         next(gen)
     assert stop.value.value == "done"
     assert (x * 2.0).requires_grad
+
+
+def test_grad_needs_no_graph_below_its_inputs():
+    b = leaf([1.0, 2.0, 3.0])
+    bb = F.exp(b)
+    F.sum(bb).backward()  # frees Exp's graph
+    xh = bb + 0.0  # a penalty's x_hat built on a tensor whose graph is gone
+    g, = minigan.grad(F.sum(xh * xh), xh)
+    np.testing.assert_allclose(g.numpy(), 2 * np.exp([1.0, 2.0, 3.0]), rtol=1e-12)
+
+
+def test_a_view_of_another_leafs_gradient_is_copied():
+    a, b = leaf([[1.0, 2.0], [3.0, 4.0]]), leaf([1.0, 2.0, 3.0, 4.0])
+    F.sum((F.reshape(b, (2, 2)) + a) * 3.0).backward()  # b gets a reshaped view of a's array
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data[...] = 0.0
+    np.testing.assert_array_equal(b.grad.numpy(), [3.0] * 4)
+
+
+def test_max_with_dim_over_infinities():
+    x = leaf([[-np.inf, 1.0, 2.0], [3.0, np.inf, 0.0]])
+    values, indices = x.max(1)
+    np.testing.assert_array_equal(values.numpy(), [2.0, np.inf])
+    np.testing.assert_array_equal(indices.numpy(), [2, 1])
+    F.sum(x.min(1).values).backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[1, 0, 0], [0, 0, 1]])
+
+
+def test_no_grad_generator_forwards_throw_and_close_into_the_body():
+    seen = []
+
+    @minigan.no_grad()
+    def body():
+        try:
+            while True:
+                try:
+                    yield 1
+                except ValueError:
+                    seen.append(("caught", minigan.is_grad_enabled()))
+        finally:
+            seen.append(("finally", minigan.is_grad_enabled()))
+
+    gen = body()
+    next(gen)
+    assert gen.throw(ValueError("x")) == 1
+    gen.close()
+    assert seen == [("caught", False), ("finally", False)]
+    assert minigan.is_grad_enabled()

@@ -504,8 +504,9 @@ def _max_min(x, dim, keepdim, largest, axis=None, keepdims=None):
     # the value at the chosen index, through a constant one-hot mask: its gradient goes to
     # that entry only, as in PyTorch
     pos = xp.arange(x.shape[d]).reshape((-1,) + (1,) * (x.ndim - 1 - d))
-    onehot = (pos == idx.data).astype(x.dtype)
-    values = sum(x * Tensor(onehot), d, keepdims=bool(keepdim))
+    onehot = pos == idx.data
+    # where, not a product with the one-hot: inf * 0 would be NaN
+    values = sum(where(onehot, x, 0.0), d, keepdims=bool(keepdim))
     return _MaxMin((values, idx if keepdim else Tensor(idx.data.reshape(values.shape))))
 
 

@@ -255,3 +255,12 @@ def test_spectral_norm_matches_torch():
         ours2 = spectral_norm(make(nn).double())
         ours2.load_state_dict(theirs.state_dict())
         np.testing.assert_allclose(ours2.weight_v, theirs.weight_v.numpy())
+
+
+def test_clip_grad_norm_of_float16_gradients_takes_the_norm_in_float32():
+    p = minigan.nn.Parameter(np.ones(4, np.float16))
+    p.grad = minigan.tensor(np.full(4, 300, np.float16))
+    total = minigan.nn.utils.clip_grad_norm_([p], 1.0)
+    assert abs(float(total) - 600.0) < 0.5
+    np.testing.assert_allclose(p.grad.numpy(), 0.5, rtol=1e-3)
+    assert p.grad.dtype == np.float16

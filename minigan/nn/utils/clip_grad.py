@@ -38,11 +38,13 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
         return Tensor(np.zeros((), dtype=np.float32))
     arrays = [p.grad.data for p in params]
     xp = backend.get_array_module(*arrays)  # refuses gradients on two devices
+    # float16 norms are taken in float32: the sum of squares overflows float16 at a norm of 256
+    wide = [a.astype(xp.float32) if a.dtype == xp.float16 else a for a in arrays]
     if math.isinf(norm_type):
-        norms = [xp.max(xp.abs(a)) if a.size else xp.zeros((), a.dtype) for a in arrays]
+        norms = [xp.max(xp.abs(a)) if a.size else xp.zeros((), a.dtype) for a in wide]
         total = xp.max(xp.stack([xp.asarray(n) for n in norms]))
     else:
-        norms = [xp.linalg.norm(a.ravel(), norm_type) for a in arrays]
+        norms = [xp.linalg.norm(a.ravel(), norm_type) for a in wide]
         total = xp.linalg.norm(xp.stack([xp.asarray(n) for n in norms]), norm_type)
     total = xp.asarray(total)
     if error_if_nonfinite and not bool(xp.isfinite(total)):
