@@ -16,9 +16,11 @@ unless told to ``overwrite`` them.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -111,8 +113,6 @@ class Run:
 
     def __init__(self, cfg: TrainConfig, quiet: bool = False, overwrite: bool = False, *,
                  _resuming: bool = False):
-        from ..data import DataLoader, load_dataset
-
         self.cfg = cfg = cfg.resolved()
         self.quiet = quiet
         self.out = Path(cfg.out or f"runs/{cfg.preset}-{Path(str(cfg.dataset)).name}")
@@ -121,6 +121,17 @@ class Run:
         if self._fresh:  # checked before anything slow: a clash costs no data loading
             check_preset_settings(cfg)
             _check_out_folder(self.out, self._overwrite)
+        self.lock = RunLock(self.out)
+        self.lock.acquire()
+        try:
+            self._setup(cfg)
+        except BaseException:
+            self.lock.release()  # nothing started: the folder is as it was
+            raise
+
+    def _setup(self, cfg: TrainConfig) -> None:
+        from ..data import DataLoader, load_dataset
+
         self.device = backend.normalize_device(cfg.device)
         mrandom.manual_seed(cfg.seed)
         self.dataset = load_dataset(cfg.dataset, split="train", image_size=cfg.image_size,
@@ -273,37 +284,44 @@ class Run:
                     f"{exc} This run was trained with --device {cfg.device}; to continue it "
                     f"on this machine's CPU, add --device cpu.") from exc
             raise
-        found = CheckpointManager(out / "checkpoints").load_latest(device=run_device)
-        if found is None:
-            raise CheckpointError(f"--resume {out}: no valid checkpoint in {out / 'checkpoints'}")
-        latest, arrays, meta = found
-        _check_same_run(stored, meta, cfg_path, latest)
-        run = cls(cfg, quiet=quiet, _resuming=True)
-        saved, now = meta.get("sample_shape"), list(run.dataset.sample_shape)
-        if isinstance(saved, list) and saved != now:
-            hint = ""
-            if len(saved) == 3 and ("channels" not in stored or stored.get("image_size") is None):
-                hint = (f' ({cfg_path} is older than minigan\'s record of what it found: add '
-                        f'"channels": {saved[0]} and "image_size": {saved[-1]} to it)')
-            raise CheckpointError(
-                f"checkpoint {latest} was trained on samples of shape {tuple(saved)}, but "
-                f"{cfg.dataset} now gives {tuple(now)}: has the data changed?{hint}")
-        run._restore(arrays, meta, latest)
-        if run.total_steps < run.step:
-            if steps is not None:
-                given = f"--steps {steps}"
-            elif epochs is not None:
-                given = f"--epochs {epochs} ({run.total_steps} steps)"
-            else:
-                given = f"the total in {cfg_path} ({run.total_steps} steps)"
-            raise ValueError(f"--resume {out}: {given} is below step {run.step}, which the run "
-                             f"has already reached ({latest.name}); give a larger total")
-        run._truncate_metrics()
-        _log(f"resumed {out} at step {run.step} from {latest.name}")
-        if run.step == run.total_steps:
-            _log(f"the run is already at its total of {run.total_steps} steps: nothing to "
-                 "train; give a larger --steps or --epochs to continue it")
-        return run
+        lock = RunLock(out)
+        lock.acquire()  # before the checkpoint manager, which clears stale temporary files
+        try:
+            found = CheckpointManager(out / "checkpoints").load_latest(device=run_device)
+            if found is None:
+                raise CheckpointError(f"--resume {out}: no valid checkpoint in "
+                                      f"{out / 'checkpoints'}")
+            latest, arrays, meta = found
+            _check_same_run(stored, meta, cfg_path, latest)
+            run = cls(cfg, quiet=quiet, _resuming=True)
+            saved, now = meta.get("sample_shape"), list(run.dataset.sample_shape)
+            if isinstance(saved, list) and saved != now:
+                hint = ""
+                if len(saved) == 3 and ("channels" not in stored or stored.get("image_size") is None):
+                    hint = (f' ({cfg_path} is older than minigan\'s record of what it found: add '
+                            f'"channels": {saved[0]} and "image_size": {saved[-1]} to it)')
+                raise CheckpointError(
+                    f"checkpoint {latest} was trained on samples of shape {tuple(saved)}, but "
+                    f"{cfg.dataset} now gives {tuple(now)}: has the data changed?{hint}")
+            run._restore(arrays, meta, latest)
+            if run.total_steps < run.step:
+                if steps is not None:
+                    given = f"--steps {steps}"
+                elif epochs is not None:
+                    given = f"--epochs {epochs} ({run.total_steps} steps)"
+                else:
+                    given = f"the total in {cfg_path} ({run.total_steps} steps)"
+                raise ValueError(f"--resume {out}: {given} is below step {run.step}, which the run "
+                                 f"has already reached ({latest.name}); give a larger total")
+            run._truncate_metrics()
+            _log(f"resumed {out} at step {run.step} from {latest.name}")
+            if run.step == run.total_steps:
+                _log(f"the run is already at its total of {run.total_steps} steps: nothing to "
+                     "train; give a larger --steps or --epochs to continue it")
+            return run
+        except BaseException:
+            lock.release()  # nothing resumed: the folder is free again
+            raise
 
     def _truncate_metrics(self) -> None:
         """Drop metric lines written after the checkpoint (and a last line torn by a crash, with
@@ -365,6 +383,15 @@ class Run:
                  f"{self.out}")
 
     def train(self) -> Path:
+        """Train to the run's total (or until Ctrl-C, which saves a checkpoint); returns the
+        output folder. The folder's lock is held meanwhile and released at the end."""
+        self.lock.acquire()
+        try:
+            return self._train()
+        finally:
+            self.lock.release()
+
+    def _train(self) -> Path:
         cfg = self.cfg
         if self._fresh:
             self._clear_folder()
@@ -625,6 +652,84 @@ def _check_out_folder(out: Path, overwrite: bool) -> None:
             f"--out {out} already holds a run ({_describe(found, out)}); continue it with "
             f"--resume {out}, choose a new --out, or add --overwrite to delete its outputs "
             "and start again")
+
+
+class RunLock:
+    """``DIR/.minigan.lock``: the id of the process training the run in DIR. Two processes on
+    one run folder would interleave its metrics and prune each other's checkpoints, so a second
+    one is refused while the first lives. A lock left by a process that has died (killed, a
+    power loss) is taken over. Released when training ends, and at exit."""
+
+    NAME = ".minigan.lock"
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / self.NAME
+        self.held = False
+        self.made_folder = False  # the run folder did not exist before the lock
+
+    def _owner(self):
+        try:
+            return int(self.path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def acquire(self) -> None:
+        if self.held:
+            return
+        if not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.made_folder = True
+        me = os.getpid()
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner == me:  # another Run of this process: the same training job
+                    self.held = True
+                    return
+                if owner is not None and _pid_alive(owner) or owner is None and _young(self.path):
+                    who = f"process {owner}" if owner is not None else "another process"
+                    raise RunFolderError(
+                        f"{self.path.parent} is being trained by {who} (lock {self.path}); "
+                        f"wait for it to end or stop it. If no run is going on there, delete "
+                        f"{self.path}") from None
+                with contextlib.suppress(FileNotFoundError):  # its process has gone: stale
+                    self.path.unlink()
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{me}\n")
+            self.held = True
+            atexit.register(self.release)
+            return
+        raise RunFolderError(f"could not take the lock {self.path}")
+
+    def release(self) -> None:
+        if self.held and self._owner() == os.getpid():
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            if self.made_folder:  # a run that never started leaves no empty folder behind
+                with contextlib.suppress(OSError):
+                    self.path.parent.rmdir()
+        self.held = False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, under another user
+        return True
+    return True
+
+
+def _young(path: Path, seconds: float = 10.0) -> bool:
+    """A lock file without a readable id is being written right now if it is this young."""
+    try:
+        return time.time() - path.stat().st_mtime < seconds
+    except OSError:
+        return False
 
 
 class _Progress:
