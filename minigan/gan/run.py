@@ -297,7 +297,8 @@ class Run:
             saved, now = meta.get("sample_shape"), list(run.dataset.sample_shape)
             if isinstance(saved, list) and saved != now:
                 hint = ""
-                if len(saved) == 3 and ("channels" not in stored or stored.get("image_size") is None):
+                if len(saved) == 3 and ("channels" not in stored
+                                        or stored.get("image_size") is None):
                     hint = (f' ({cfg_path} is older than minigan\'s record of what it found: add '
                             f'"channels": {saved[0]} and "image_size": {saved[-1]} to it)')
                 raise CheckpointError(
