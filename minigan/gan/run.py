@@ -212,7 +212,8 @@ class Run:
     def _restore(self, arrays: dict, meta: dict, path: Path) -> None:
         """Load a checkpoint's state into this run; anything in it that does not fit (another
         preset's weights, a hand-edited config, a damaged file) is a CheckpointError naming the
-        file and what did not fit, before the run has changed."""
+        file and what did not fit. After such an error the run is half loaded and must not be
+        trained (``resume`` discards it)."""
         part = "the checkpoint"
         try:
             for part, module in (("G", self.G), ("D", self.D)):
