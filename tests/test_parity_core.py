@@ -414,3 +414,9 @@ def test_no_grad_generator_forwards_throw_and_close_into_the_body():
     gen.close()
     assert seen == [("caught", False), ("finally", False)]
     assert minigan.is_grad_enabled()
+
+
+def test_the_mean_of_nothing_is_nan_as_in_pytorch():
+    assert math.isnan(minigan.zeros(0).mean().item())
+    assert math.isnan(F.mse_loss(minigan.zeros(0), minigan.zeros(0)).item())
+    assert minigan.zeros(2, 0).mean(0).shape == (0,)

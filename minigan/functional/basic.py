@@ -398,7 +398,8 @@ def mean(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Ten
     x = as_tensor(x)
     axis, keepdims = _dims("mean", axis, keepdims, dim, keepdim)
     axes = _norm_axis(axis, x.ndim)
-    return Sum(axes, keepdims)(x) * (1.0 / max(_count(x, axes), 1))
+    n = _count(x, axes)
+    return Sum(axes, keepdims)(x) * (1.0 / n if n else math.nan)  # NaN over nothing, as torch
 
 
 def _correction(fn: str, unbiased, correction) -> float:
