@@ -12,12 +12,20 @@ from .backend import DeviceError, cuda_available, synchronize
 from .creation import (arange, empty, empty_like, eye, full, full_like, linspace, ones,
                        ones_like, rand_like, randint, randn_like, zeros, zeros_like)
 from .functional import (abs, amax, amin, argmax, argmin, cat, clamp, clip, clone, concat,
-                         exp, flatten, log, matmul, max, mean, min, permute, reshape, sigmoid,
-                         sqrt, squeeze, stack, std, sum, tanh, transpose, unsqueeze, var, where)
+                         exp, log, matmul, max, mean, min, permute, reshape, sigmoid, sqrt,
+                         squeeze, stack, std, sum, tanh, transpose, unsqueeze, var, where)
+from .functional import flatten as _flatten_from
 from .random import manual_seed, rand, randn
 from . import nn, optim  # noqa: E402,F401  (minigan.nn and minigan.optim, as torch.nn/optim)
 
 __version__ = "0.1.0"
+
+
+def flatten(input, start_dim: int = 0, end_dim: int = -1):
+    """``torch.flatten``: from ``start_dim`` 0 by default (``nn.functional.flatten`` and
+    ``nn.Flatten`` start at 1, as ``nn.Flatten`` does in PyTorch)."""
+    return _flatten_from(input, start_dim, end_dim)
+
 
 __all__ = [
     "Function", "Tensor", "as_tensor", "enable_grad", "grad", "is_grad_enabled", "no_grad",

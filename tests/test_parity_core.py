@@ -420,3 +420,9 @@ def test_the_mean_of_nothing_is_nan_as_in_pytorch():
     assert math.isnan(minigan.zeros(0).mean().item())
     assert math.isnan(F.mse_loss(minigan.zeros(0), minigan.zeros(0)).item())
     assert minigan.zeros(2, 0).mean(0).shape == (0,)
+
+
+def test_top_level_flatten_starts_at_zero_as_torch_flatten():
+    x = minigan.zeros(2, 3, 4)
+    assert minigan.flatten(x).shape == (24,) and minigan.flatten(x, 1).shape == (2, 12)
+    assert x.flatten().shape == (24,)
