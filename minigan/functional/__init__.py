@@ -8,15 +8,17 @@ from .. import backend
 from ..autograd import Tensor, as_tensor
 from .activation import dropout, leaky_relu, relu, sigmoid, softplus, tanh
 from .basic import (abs, add, amax, amin, argmax, argmin, astype, broadcast_to, cat, clamp, clip,
-                    clone, concat, div, exp, expand, flatten, getitem, linear, log, matmul,
-                    max_, mean, min_, mul, neg, permute, pow, reshape, sqrt, square, squeeze,
-                    stack, std, sub, sum, sum_to, to_device, transpose, unsqueeze, var, where)
+                    clone, concat, div, embedding, exp, expand, flatten, getitem, linear, log,
+                    matmul, max_, mean, min_, mul, neg, permute, pow, reshape, sqrt, square,
+                    squeeze, stack, std, sub, sum, sum_to, to_device, transpose, unsqueeze, var,
+                    where)
 from .conv import (adaptive_avg_pool2d_1, avg_pool2d, conv2d, conv2d_grad_weight,
                    conv_transpose2d, max_pool2d, upsample_nearest2d)
 from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
                    huber_loss, l1_loss, log_softmax, logsumexp, mse_loss, nll_loss, one_hot,
                    smooth_l1_loss, softmax)
 from .norm import batch_norm
+from .resize import interpolate
 
 max = max_  # noqa: A001 - PyTorch's names
 min = min_  # noqa: A001
@@ -25,12 +27,13 @@ __all__ = [
     "abs", "adaptive_avg_pool2d_1", "add", "amax", "amin", "argmax", "argmin", "astype",
     "avg_pool2d", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "broadcast_to", "cat", "clamp", "clip", "clone", "concat", "conv2d", "conv2d_grad_weight",
-    "conv_transpose2d", "cross_entropy", "div", "dropout", "exp", "expand", "flatten",
-    "getitem", "huber_loss", "l1_loss", "leaky_relu", "linear", "log", "log_softmax",
-    "logsumexp", "matmul", "max", "max_pool2d", "mean", "min", "mse_loss", "mul", "neg",
-    "nll_loss", "one_hot", "permute", "pow", "relu", "reshape", "sigmoid", "smooth_l1_loss",
-    "softmax", "softplus", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "sum_to",
-    "tanh", "to_device", "transpose", "unsqueeze", "upsample_nearest2d", "var", "where",
+    "conv_transpose2d", "cross_entropy", "div", "dropout", "embedding", "exp", "expand",
+    "flatten", "getitem", "huber_loss", "interpolate", "l1_loss", "leaky_relu", "linear",
+    "log", "log_softmax", "logsumexp", "matmul", "max", "max_pool2d", "mean", "min",
+    "mse_loss", "mul", "neg", "nll_loss", "one_hot", "permute", "pow", "relu", "reshape",
+    "sigmoid", "smooth_l1_loss", "softmax", "softplus", "sqrt", "square", "squeeze", "stack",
+    "std", "sub", "sum", "sum_to", "tanh", "to_device", "transpose", "unsqueeze",
+    "upsample_nearest2d", "var", "where",
 ]
 
 

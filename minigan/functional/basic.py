@@ -841,6 +841,50 @@ def where(condition, a, b) -> Tensor:
     return Where(condition.astype(bool))(a, b)
 
 
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """PyTorch's ``F.embedding``: rows of ``weight`` (num_embeddings, dim) at integer indices.
+
+    Indices outside [0, num_embeddings) raise an IndexError naming the index on the CPU (a
+    negative index would otherwise silently pick a row from the end). On the GPU the check
+    would need a device-to-host read per call, so it is skipped there, and an index out of range
+    reads a wrong row (it wraps around) without an error: validate labels once where they are
+    loaded. The row at ``padding_idx`` gets no gradient.
+    """
+    w = as_tensor(weight)
+    if max_norm is not None:
+        raise NotImplementedError("embedding: max_norm is not supported by minigan")
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: scale_grad_by_freq and sparse are not supported "
+                                  "by minigan")
+    if w.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim), got shape "
+                         f"{w.shape}")
+    n = w.shape[0]
+    idx = input.data if isinstance(input, Tensor) else input
+    if not hasattr(idx, "dtype"):
+        idx = backend.xp_for(w.device).asarray(idx)
+        if idx.dtype.kind == "f" and idx.size == 0:
+            idx = idx.astype(np.int64)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
+    backend.check_same_device(w.data, idx, what="embedding")
+    if not backend.is_cupy_array(idx) and idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= n:
+            bad = lo if lo < 0 else hi
+            raise IndexError(f"embedding: index {bad} is out of range for {n} embeddings "
+                             f"(valid indices are 0 to {n - 1})")
+    out = getitem(w, idx)
+    if padding_idx is not None:
+        if not -n <= padding_idx < n:
+            raise ValueError(f"embedding: padding_idx {padding_idx} must be within "
+                             f"num_embeddings ({n})")
+        keep = (idx != padding_idx % n)[..., None]
+        out = where(keep, out, Tensor(out.data))  # same values, no gradient to that row
+    return out
+
+
 # ----------------------------------------------------------------------------- linear algebra
 
 def _swap_last(x: Tensor) -> Tensor:

@@ -7,7 +7,8 @@ import numpy as np
 
 from .. import backend
 from .. import functional as F
-from . import _ops, init
+from ..functional.resize import pad_end
+from . import init
 from .container import Sequential  # noqa: F401 - its former home
 from .module import Module, Parameter
 
@@ -129,7 +130,7 @@ class Conv2d(Module):
 
     def forward(self, input):
         if self._end_padding != (0, 0):
-            input = _ops.pad_end(input, *self._end_padding)
+            input = pad_end(input, *self._end_padding)
         return F.conv2d(input, self.weight, self.bias, stride=self.stride,
                         padding=self._conv_padding, dilation=self.dilation)
 
@@ -442,7 +443,7 @@ class Upsample(Module):
         self.recompute_scale_factor = recompute_scale_factor
 
     def forward(self, input):
-        return _ops.interpolate(input, self.size, self.scale_factor, self.mode,
+        return F.interpolate(input, self.size, self.scale_factor, self.mode,
                                 self.align_corners, self.recompute_scale_factor)
 
     def extra_repr(self):
@@ -534,7 +535,7 @@ class Embedding(Module):
             self.weight.data[self.padding_idx] = 0
 
     def forward(self, input):
-        return _ops.embedding(input, self.weight, self.padding_idx)
+        return F.embedding(input, self.weight, self.padding_idx)
 
     def extra_repr(self):
         s = f"{self.num_embeddings}, {self.embedding_dim}"

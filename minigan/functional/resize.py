@@ -1,9 +1,8 @@
-"""Functional ops that nn's layers need beyond ``minigan.functional``: PyTorch's ``interpolate``
-(nearest), ``embedding`` (with a range check and ``padding_idx``) and end-padding for
+"""Resizing and padding: PyTorch's ``interpolate`` (nearest) and end-padding for
 ``Conv2d(padding='same')`` with an even total padding.
 
-Each is a composition of differentiable functions (getitem, where, concat, the nearest
-upsampling kernel), so derivatives of every order are exact.
+Both are compositions of differentiable functions (getitem, concat, the nearest upsampling
+kernel), so derivatives of every order are exact.
 """
 from __future__ import annotations
 
@@ -13,8 +12,9 @@ import math
 import numpy as np
 
 from .. import backend
-from .. import functional as F
 from ..autograd import Tensor, as_tensor
+from . import basic as B
+from .conv import upsample_nearest2d
 
 _UNSUPPORTED_MODES = ("linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
 
@@ -82,17 +82,17 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
             raise ValueError(f"interpolate: scale_factor {scale_factor!r} gives an empty output "
                              f"for input of shape {x.shape}")
         scales = (None, None) if recompute_scale_factor else factors
-    k, rows, cols = _nearest_plan(tuple(in_hw), out_hw, scales)
+    k, rows, cols = _nearest_plan(tuple(in_hw), out_hw, scales, x.device)
     if k:
-        return x if k == 1 else F.upsample_nearest2d(x, k)
-    xp = backend.get_array_module(x.data)
-    return F.getitem(x, (slice(None), slice(None), xp.asarray(rows), xp.asarray(cols)))
+        return x if k == 1 else upsample_nearest2d(x, k)
+    return B.getitem(x, (slice(None), slice(None), rows, cols))
 
 
 @functools.lru_cache(maxsize=256)
-def _nearest_plan(in_hw: tuple, out_hw: tuple, scales: tuple):
+def _nearest_plan(in_hw: tuple, out_hw: tuple, scales: tuple, device: str):
     """(k, None, None) when the rule is plain k-fold repetition (the fused kernel), else
-    (0, rows (H', 1), cols (1, W')) of source indices; cached, as a model's sizes repeat."""
+    (0, rows (H', 1), cols (1, W')) of source indices on ``device``; cached, as a model's
+    sizes repeat (so the GPU gets its index arrays once, not on every call)."""
     rows = _nearest_source_index(in_hw[0], out_hw[0], scales[0])
     cols = _nearest_source_index(in_hw[1], out_hw[1], scales[1])
     k = out_hw[0] // in_hw[0]
@@ -100,51 +100,8 @@ def _nearest_plan(in_hw: tuple, out_hw: tuple, scales: tuple):
             and np.array_equal(rows, np.arange(out_hw[0]) // k)
             and np.array_equal(cols, np.arange(out_hw[1]) // k)):
         return k, None, None
-    return 0, rows.reshape(-1, 1), cols.reshape(1, -1)
-
-
-def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float = 2.0,
-              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
-    """PyTorch's ``F.embedding``: rows of ``weight`` (num_embeddings, dim) at integer indices.
-
-    Indices outside [0, num_embeddings) raise an IndexError naming the index on the CPU (a
-    negative index would otherwise silently pick a row from the end). On the GPU the check
-    would need a device-to-host read per call, so it is skipped there, and an index out of range
-    reads a wrong row (it wraps around) without an error: validate labels once where they are
-    loaded. The row at ``padding_idx`` gets no gradient.
-    """
-    w = as_tensor(weight)
-    if max_norm is not None:
-        raise NotImplementedError("embedding: max_norm is not supported by minigan")
-    if scale_grad_by_freq or sparse:
-        raise NotImplementedError("embedding: scale_grad_by_freq and sparse are not supported "
-                                  "by minigan")
-    if w.ndim != 2:
-        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim), got shape "
-                         f"{w.shape}")
-    n = w.shape[0]
-    idx = input.data if isinstance(input, Tensor) else input
-    if not hasattr(idx, "dtype"):
-        idx = backend.xp_for(w.device).asarray(idx)
-        if idx.dtype.kind == "f" and idx.size == 0:
-            idx = idx.astype(np.int64)
-    if idx.dtype.kind not in "iu":
-        raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
-    backend.check_same_device(w.data, idx, what="embedding")
-    if not backend.is_cupy_array(idx) and idx.size:
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= n:
-            bad = lo if lo < 0 else hi
-            raise IndexError(f"embedding: index {bad} is out of range for {n} embeddings "
-                             f"(valid indices are 0 to {n - 1})")
-    out = F.getitem(w, idx)
-    if padding_idx is not None:
-        if not -n <= padding_idx < n:
-            raise ValueError(f"embedding: padding_idx {padding_idx} must be within "
-                             f"num_embeddings ({n})")
-        keep = (idx != padding_idx % n)[..., None]
-        out = F.where(keep, out, Tensor(out.data))  # same values, no gradient to that row
-    return out
+    return (0, backend.to_device(rows.reshape(-1, 1), device),
+            backend.to_device(cols.reshape(1, -1), device))
 
 
 def pad_end(x: Tensor, extra_h: int, extra_w: int) -> Tensor:
@@ -154,8 +111,8 @@ def pad_end(x: Tensor, extra_h: int, extra_w: int) -> Tensor:
     xp = backend.get_array_module(x.data)
     if extra_h:
         n, c, _, w = x.shape
-        x = F.concat([x, Tensor(xp.zeros((n, c, extra_h, w), dtype=x.dtype))], 2)
+        x = B.concat([x, Tensor(xp.zeros((n, c, extra_h, w), dtype=x.dtype))], 2)
     if extra_w:
         n, c, h, _ = x.shape
-        x = F.concat([x, Tensor(xp.zeros((n, c, h, extra_w), dtype=x.dtype))], 3)
+        x = B.concat([x, Tensor(xp.zeros((n, c, h, extra_w), dtype=x.dtype))], 3)
     return x
