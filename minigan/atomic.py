@@ -59,14 +59,21 @@ def _naming(path: Path, only_unnamed: bool = False):
         raise type(e)(e.errno, f"cannot write {path}: {e.strerror}") from e
 
 
+def file_in_the_way(folder: Path) -> Path | None:
+    """The nearest existing entry of ``folder`` or its parents when it is not a folder (a file
+    where a folder must be), else None."""
+    for p in (folder, *folder.parents):
+        if p.exists() or p.is_symlink():
+            return None if p.is_dir() else p
+    return None
+
+
 def _make_parents(path: Path) -> None:
     """Create ``path``'s missing parent folders; a file in the way is named as such (mkdir
     would only say "File exists"). Called under ``_naming``, which adds the target."""
-    for parent in (path.parent, *path.parent.parents):
-        if parent.exists() or parent.is_symlink():
-            if not parent.is_dir():
-                raise NotADirectoryError(errno.ENOTDIR, f"{parent} is not a folder")
-            break
+    blocker = file_in_the_way(path.parent)
+    if blocker is not None:
+        raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
 
 

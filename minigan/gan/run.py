@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import backend
 from .. import random as mrandom
-from ..atomic import atomic_write
+from ..atomic import atomic_write, file_in_the_way
 from ..autograd import Tensor
 from ..checkpoint import CheckpointError, CheckpointManager, load_checkpoint
 from ..kernels.random import Generator
@@ -643,11 +643,9 @@ def _check_out_folder(out: Path, overwrite: bool) -> None:
     """RunFolderError when a fresh run cannot use ``out``: a file stands in the way, or it
     holds another run's outputs and ``overwrite`` is off (an empty or unrelated folder is
     fine)."""
-    for p in (out, *out.parents):
-        if p.exists() or p.is_symlink():
-            if not p.is_dir():
-                raise RunFolderError(f"--out {out}: {p} is a file, not a folder")
-            break
+    blocker = file_in_the_way(out)
+    if blocker is not None:
+        raise RunFolderError(f"--out {out}: {blocker} is a file, not a folder")
     found = _run_outputs(out)
     if found and not overwrite:
         raise RunFolderError(
