@@ -24,7 +24,8 @@ from minigan import backend
 def load_torch(device: str):
     """torch, configured for a fair comparison, or (None, why) when it cannot run here.
 
-    Threads: all cores, as NumPy's OpenBLAS uses. TF32: follows CUPY_TF32 (off unless it is 1),
+    Threads: as many as NumPy's OpenBLAS runs (all cores unless OPENBLAS_NUM_THREADS says
+    otherwise; all cores when that count cannot be read). TF32: follows CUPY_TF32 (off unless it is 1),
     for matmul and cuDNN convolutions alike (cuDNN allows TF32 by default in PyTorch).
     """
     try:
@@ -33,7 +34,7 @@ def load_torch(device: str):
         return None, f"PyTorch is not installed ({exc.__class__.__name__}: {exc})"
     if device == "cuda" and not torch.cuda.is_available():
         return None, f"PyTorch {torch.__version__} has no CUDA device here"
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(numpy_blas_threads() or os.cpu_count() or 1)
     tf32 = backend.tf32_enabled()
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
