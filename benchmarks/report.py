@@ -3,8 +3,9 @@
     python benchmarks/report.py benchmarks/results/*.jsonl
 
 Train-step records (train_step.py --json) become one row per (model, device, batch) with the
-minigan/PyTorch ratios; kernel records (kernels.py --json) a per-op summary; profiles
-(train_step.py --profile --json) their per-category shares.
+minigan/PyTorch ratios (runs with --narrow get rows of their own, with no target); kernel
+records (kernels.py --json) a per-op summary; profiles (train_step.py --profile --json) their
+per-category shares; launch_cost.py records the host cost per call.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ TARGETS = {("cpu", "gan", 64): 1.0, ("cpu", "dragan", 64): 1.0, ("cpu", "dcgan",
 
 
 def read(paths):
-    steps, kernels, profiles, env = [], [], [], {}
+    steps, kernels, profiles, launches, env = [], [], [], [], {}
     for path in paths:
         for line in Path(path).read_text().splitlines():
             if not line.startswith("{"):
@@ -29,11 +30,13 @@ def read(paths):
             env = r.get("env", env)
             if "shares_pct" in r:
                 profiles.append(r)
+            elif "case" in r:
+                launches.append(r)
             elif "step_ms_median" in r:
                 steps.append(r)
             elif "op" in r:
                 kernels.append(r)
-    return steps, kernels, profiles, env
+    return steps, kernels, profiles, launches, env
 
 
 def _fmt(v, spec=".1f"):
@@ -49,11 +52,13 @@ def _compared(steps, field, need=None):
     rows = {}
     for r in steps:
         if need is None or need in r:
-            rows.setdefault((r["device"], r["model"], r["batch_size"]), {})[r["framework"]] = r
-    for key in sorted(rows, key=lambda k: (k[0], k[2], _ORDER.get(k[1], 9))):
+            narrow = r.get("narrow") or 1
+            model = r["model"] if narrow == 1 else f"{r['model']} (narrow {narrow})"
+            rows.setdefault((r["device"], model, r["batch_size"]), {})[r["framework"]] = r
+    for key in sorted(rows, key=lambda k: (k[0], k[2], _ORDER.get(k[1].split()[0], 9), k[1])):
         m, t = rows[key].get("minigan"), rows[key].get("torch")
         ratio = m[field] / t[field] if m and t else None
-        target = TARGETS.get(key)
+        target = TARGETS.get(key)  # a narrowed model's key is no preset's: no target
         verdict = ""
         if ratio is not None and target is not None:
             verdict = " ok" if ratio <= target else " MISS"
@@ -151,6 +156,18 @@ def kernel_table(kernels):
     return "\n".join(out)
 
 
+def launch_table(launches):
+    """launch_cost.py: host microseconds per call, minigan's array library against PyTorch."""
+    out = [("| device | call | minigan host µs | total µs | PyTorch host µs | total µs | "
+            "host ratio |"), "|---|---|---:|---:|---:|---:|---:|"]
+    for r in launches:
+        ratio = r.get("host_ratio_vs_torch")
+        out.append(f"| {r['device']} | {r['case']} | {_fmt(r.get('minigan_host_us'))} | "
+                   f"{_fmt(r.get('minigan_total_us'))} | {_fmt(r.get('torch_host_us'))} | "
+                   f"{_fmt(r.get('torch_total_us'))} | {_fmt(ratio, '.2f')} |")
+    return "\n".join(out)
+
+
 def profile_tables(profiles):
     out = []
     for p in profiles:
@@ -166,7 +183,7 @@ def profile_tables(profiles):
 def main(argv=None) -> str:
     paths = (argv if argv is not None else sys.argv[1:]) or sorted(
         str(p) for p in (Path(__file__).parent / "results").glob("*.jsonl"))
-    steps, kernels, profiles, env = read(paths)
+    steps, kernels, profiles, launches, env = read(paths)
     parts = []
     if env:
         parts.append("\n".join(f"- {k}: {v}" for k, v in env.items() if v is not None))
@@ -177,6 +194,8 @@ def main(argv=None) -> str:
         parts.append(kernel_table(kernels))
     if profiles:
         parts.append(profile_tables(profiles))
+    if launches:
+        parts.append(launch_table(launches))
     text = "\n\n".join(parts)
     print(text)
     return text

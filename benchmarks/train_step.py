@@ -15,6 +15,12 @@ each framework's caching allocator from the same point (CuPy's pool; PyTorch's r
 with its allocated bytes reported too).
 
 --profile runs minigan's steps under cProfile and prints where the time goes, per kernel/op.
+
+--narrow K divides every hidden width of the preset by K (at least 2 channels or units; the
+image and z stay as they are), so that both frameworks run the preset's very ops and step on
+tiny arrays. On the CPU that makes the step cost what each framework spends per op on the host
+(Python or C++ dispatch, autograd, small-array calls), which is what bounds a batch-64 step on
+the GPU: a host-cost proxy that needs no GPU.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ import numpy as np
 
 import minigan
 from minigan import backend
+from minigan import nn as mnn
 from minigan import random as mrandom
 from minigan.autograd import Tensor
 from minigan.gan.models import build_models
@@ -51,10 +58,46 @@ def synthetic_batch(batch_size: int, shape, seed: int) -> np.ndarray:
     return rng.uniform(-1.0, 1.0, (batch_size,) + tuple(shape)).astype(np.float32)
 
 
-def minigan_models(model: str, seed: int):
-    """The preset's (G, D) on the CPU, initialised as ``minigan train`` initialises them."""
+def _narrowed(layer, cin: int, cout: int):
+    """A fresh layer of ``layer``'s class and hyperparameters with cin inputs, cout outputs."""
+    if isinstance(layer, mnn.Linear):
+        return mnn.Linear(cin, cout, bias=layer.bias is not None)
+    if isinstance(layer, mnn.ConvTranspose2d):
+        return mnn.ConvTranspose2d(cin, cout, layer.kernel_size, stride=layer.stride,
+                                   padding=layer.padding, output_padding=layer.output_padding,
+                                   bias=layer.bias is not None, dilation=layer.dilation)
+    return mnn.Conv2d(cin, cout, layer.kernel_size, stride=layer.stride, padding=layer.padding,
+                      dilation=layer.dilation, bias=layer.bias is not None)
+
+
+def narrow_net(net, k: int):
+    """``net`` (an ``nn.Sequential``) with every hidden width divided by k, at least 2: the
+    first layer keeps its inputs and the last its outputs; batch norms follow their layer."""
+    layers = list(net)
+    carriers = [i for i, m in enumerate(layers)
+                if isinstance(m, (mnn.Linear, mnn.Conv2d, mnn.ConvTranspose2d))]
+    width = None
+    for i, m in enumerate(layers):
+        if i in carriers:
+            cin = m.in_features if isinstance(m, mnn.Linear) else m.in_channels
+            cout = m.out_features if isinstance(m, mnn.Linear) else m.out_channels
+            if i != carriers[-1]:
+                cout = max(2, cout // k)
+            layers[i] = _narrowed(m, cin if width is None else width, cout)
+            width = cout
+        elif isinstance(m, (mnn.BatchNorm1d, mnn.BatchNorm2d)):
+            layers[i] = type(m)(width, eps=m.eps, momentum=m.momentum, affine=m.affine,
+                                track_running_stats=m.track_running_stats)
+    return mnn.Sequential(*layers)
+
+
+def minigan_models(model: str, seed: int, narrow: int = 1):
+    """The preset's (G, D) on the CPU, initialised as ``minigan train`` initialises them; with
+    ``narrow`` > 1, every hidden width divided by it (``narrow_net``)."""
     mrandom.manual_seed(seed)
     G, D = build_models(model, DATA_SHAPES[model], 0, Z_DIM)
+    if narrow > 1:
+        G.net, D.net = narrow_net(G.net, narrow), narrow_net(D.net, narrow)
     if model in ("dcgan", "dcgan64"):
         G.apply(dcgan_init_)
         D.apply(dcgan_init_)
@@ -74,15 +117,15 @@ class MiniganRunner:
 
     name = "minigan"
 
-    def __init__(self, model: str, device: str):
-        self.model, self.device = model, device
+    def __init__(self, model: str, device: str, narrow: int = 1):
+        self.model, self.device, self.narrow = model, device, narrow
 
     def make_data(self, batch: np.ndarray) -> None:
         self.real = Tensor(backend.to_device(batch, self.device))
         backend.synchronize(self.device)
 
     def build(self, seed: int) -> None:
-        G, D = minigan_models(self.model, seed)
+        G, D = minigan_models(self.model, seed, self.narrow)
         G.to(self.device)
         D.to(self.device)
         self.trainer = make_trainer(G, D, train_config(self.model, self.real.shape[0],
@@ -118,8 +161,8 @@ class TorchRunner:
 
     name = "torch"
 
-    def __init__(self, model: str, device: str, torch):
-        self.model, self.device, self.torch = model, device, torch
+    def __init__(self, model: str, device: str, torch, narrow: int = 1):
+        self.model, self.device, self.torch, self.narrow = model, device, torch, narrow
 
     def make_data(self, batch: np.ndarray) -> None:
         self.real = self.torch.from_numpy(batch).to(self.device)
@@ -128,7 +171,7 @@ class TorchRunner:
     def prepare(self, seed: int) -> None:
         """minigan's model, whose twin ``build`` makes: built before the memory baseline, so
         that it does not count as PyTorch's."""
-        self.reference = minigan_models(self.model, seed)
+        self.reference = minigan_models(self.model, seed, self.narrow)
 
     def build(self, seed: int) -> None:
         """The twin of minigan's preset, with the very same starting weights."""
@@ -172,10 +215,10 @@ class TorchRunner:
                 "peak_alloc_mb": (cuda.max_memory_allocated() - self._alloc0) / 2**20}
 
 
-def make_runner(framework: str, model: str, device: str, torch=None):
+def make_runner(framework: str, model: str, device: str, torch=None, narrow: int = 1):
     if framework == "minigan":
-        return MiniganRunner(model, device)
-    return TorchRunner(model, device, torch)
+        return MiniganRunner(model, device, narrow)
+    return TorchRunner(model, device, torch, narrow)
 
 
 def time_interleaved(runners, warmup: int, steps: int, block: int) -> dict:
@@ -306,7 +349,7 @@ def cpu_peak_memory(args, framework: str) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--model", args.model,
            "--batch-size", str(args.batch_size), "--device", "cpu", "--seed", str(args.seed),
            "--steps", str(min(args.steps, 3)), "--warmup", str(min(args.warmup, 2)),
-           "--only", framework, "--mem-child"]
+           "--narrow", str(args.narrow), "--only", framework, "--mem-child"]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -318,7 +361,7 @@ def cpu_peak_memory(args, framework: str) -> dict:
 
 def mem_child(args, torch) -> None:
     """The child side of ``cpu_peak_memory``: prints one JSON line and exits."""
-    runner = make_runner(args.only, args.model, "cpu", torch)
+    runner = make_runner(args.only, args.model, "cpu", torch, args.narrow)
     runner.make_data(synthetic_batch(args.batch_size, DATA_SHAPES[args.model], args.seed))
     runner.prepare(args.seed)
     base, file0 = C.rss_mb(), C.rss_file_mb()
@@ -458,7 +501,7 @@ def categorize(stats: pstats.Stats) -> tuple:
 
 
 def profile_minigan(args) -> dict:
-    runner = MiniganRunner(args.model, args.device)
+    runner = MiniganRunner(args.model, args.device, args.narrow)
     runner.make_data(synthetic_batch(args.batch_size, DATA_SHAPES[args.model], args.seed))
     runner.build(args.seed)
     for _ in range(args.warmup):
@@ -533,6 +576,9 @@ def parse_args(argv=None):
     p.add_argument("--gpu-trace", type=int, default=0, metavar="STEPS",
                    help="after timing, trace STEPS steps per framework with PyTorch's profiler "
                         "(CUDA only): kernels per step, GPU busy time, top kernels")
+    p.add_argument("--narrow", type=int, default=1, metavar="K",
+                   help="divide every hidden width by K (at least 2): the preset's ops on tiny "
+                        "arrays, a proxy for the host cost per step (see above)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mem-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -542,6 +588,8 @@ def parse_args(argv=None):
         p.error("--mem-child needs --only")
     if args.gpu_trace < 0:
         p.error("--gpu-trace must be >= 0")
+    if args.narrow < 1:
+        p.error(f"--narrow must be >= 1, got {args.narrow}")
     if args.gpu_trace and args.device != "cuda":
         p.error("--gpu-trace needs --device cuda (it traces GPU kernels)")
     return args
@@ -579,7 +627,8 @@ def main(argv=None) -> list:
         return [prof]
 
     frameworks = [args.only] if args.only else ["minigan"] + (["torch"] if torch else [])
-    runners = [make_runner(f, args.model, device, torch) for f in frameworks]
+    runners = [make_runner(f, args.model, device, torch, args.narrow)
+               for f in frameworks]
     batch = synthetic_batch(args.batch_size, DATA_SHAPES[args.model], args.seed)
     for r in runners:
         r.make_data(batch)
@@ -600,7 +649,8 @@ def main(argv=None) -> list:
     for r in runners:
         s = C.summarize_ms(times[r.name])
         rec = {"framework": r.name, "model": args.model, "device": device,
-               "batch_size": args.batch_size, "steps": s["n"], "warmup": args.warmup,
+               "batch_size": args.batch_size, "narrow": args.narrow,
+               "steps": s["n"], "warmup": args.warmup,
                "step_ms_median": s["median"], "step_ms_p10": s["p10"], "step_ms_p90": s["p90"],
                "step_ms_mean": s["mean"],
                "img_per_s": args.batch_size / (s["median"] / 1e3)}

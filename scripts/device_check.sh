@@ -24,6 +24,11 @@
 #             Philox offset on the device), do replays match eager steps, and how fast is a
 #             replay next to PyTorch's eager step (gan, dragan, dcgan, dcgan64 at batch 64, and
 #             dcgan64 at 256); about 600 s with the tests, so give it a call of its own
+#   short     for a machine lent for 15 minutes in all, start included: the GPU tests, the
+#             batch-64 and batch-256 ratios (per step and pipelined, no traces), the host cost
+#             per call of CuPy and PyTorch (benchmarks/launch_cost.py), then the graph probe on
+#             gan and dcgan at batch 64; every command capped so that the whole part
+#             stays under about 420 s. Give the call a timeout_s of 480.
 #   pack      scripts/device_check.sh pack OUT_DIR DEST: DEST/results.tgz holds OUT_DIR without
 #             the sample grids (the last one per run is kept), GIFs and checkpoints, and the text
 #             summaries are copied to DEST beside it. The device tool returns at most 8 files of
@@ -146,7 +151,7 @@ pack)
     tar czf "$DEST/results.tgz" --exclude='samples' --exclude='*.gif' --exclude='*.npz' \
         -C "$(dirname "$OUT")" "$(basename "$OUT")"
     for f in gpu_tests.txt steps.txt bench/report_"$DEV".md bench/profile_"$DEV".txt \
-        graph_probe.txt graph_probe.jsonl; do
+        bench/launch_cost_"$DEV".md graph_probe.txt graph_probe.jsonl; do
         [ -f "$OUT/$f" ] && cp "$OUT/$f" "$DEST/"
     done
     ls -la "$DEST"
@@ -222,6 +227,29 @@ round2)
     run_tests "${TESTS_LIMIT:-200}"
     run_bench_quick
     bash "$0" grid5 "$OUT" "$MNIST"
+    ;;
+short)
+    # the order is the order of what matters most if the call is cut short: the tests, the
+    # target ratios, then the probe of the CUDA-graph plan
+    run_tests "${TESTS_LIMIT:-150}"
+    mkdir -p "$OUT/bench"
+    for spec in "gan 64 40" "dragan 64 40" "dcgan 64 40" "dcgan64 64 30" "dcgan64 256 20"; do
+        set -- $spec
+        limit 45 "$PY" benchmarks/train_step.py --model "$1" --batch-size "$2" --device "$DEV" \
+            --steps "$3" --warmup 5 --block 10 --torch --pipelined --no-memory --json \
+            --out "$OUT/bench/train_step_$DEV.jsonl" >>"$OUT/bench/log_$DEV.txt" 2>&1
+    done
+    "$PY" benchmarks/report.py "$OUT"/bench/train_step_"$DEV".jsonl \
+        | tee "$OUT/bench/report_$DEV.md"
+    limit 40 "$PY" benchmarks/launch_cost.py --device "$DEV" --json \
+        --out "$OUT/bench/launch_cost_$DEV.jsonl" >/dev/null 2>>"$OUT/bench/log_$DEV.txt"
+    limit 20 "$PY" benchmarks/report.py "$OUT/bench/launch_cost_$DEV.jsonl" \
+        | tee "$OUT/bench/launch_cost_$DEV.md"
+    if [ "$DEV" = cuda ]; then
+        limit 110 "$PY" benchmarks/graph_probe.py --models gan,dcgan --batch-size 64 \
+            --steps 100 --block 20 --torch --out "$OUT/graph_probe.jsonl" 2>&1 \
+            | tee "$OUT/graph_probe.txt"
+    fi
     ;;
 graph)
     run_tests "${TESTS_LIMIT:-240}"

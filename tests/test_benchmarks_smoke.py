@@ -1,6 +1,7 @@
 """Smoke test of benchmarks/: both scripts' main() for one or two tiny steps on the CPU, with
 PyTorch made unimportable (the benchmarks must never need it)."""
 import importlib.util
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -66,6 +67,40 @@ def test_train_step_pipelined_blocks(bench, capsys):
     with pytest.raises(SystemExit):  # a GPU kernel trace of a CPU run is refused
         ts.parse_args(["--device", "cpu", "--gpu-trace", "5"])
     assert "--gpu-trace needs --device cuda" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["gan", "dcgan", "dcgan64"])
+def test_narrow_divides_hidden_widths_and_keeps_the_step(bench, model):
+    """--narrow K: the preset's layers and step, every hidden width divided by K (at least 2),
+    the image and z untouched, the batch norms following their layer."""
+    from minigan import nn
+
+    ts = bench("train_step")
+    G, D = ts.minigan_models(model, 0)
+    g, d = ts.minigan_models(model, 0, narrow=32)
+
+    def widths(net):
+        return [(m.in_features, m.out_features) if isinstance(m, nn.Linear)
+                else (m.in_channels, m.out_channels) for m in net
+                if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+
+    for big, small in ((G.net, g.net), (D.net, d.net)):
+        wb, ws = widths(big), widths(small)
+        assert len(wb) == len(ws) > 1
+        assert ws[0][0] == wb[0][0] and ws[-1][1] == wb[-1][1]  # z/image in, image/logit out
+        for (bi, bo), (si, so) in list(zip(wb, ws))[:-1]:
+            assert so == max(2, bo // 32) < bo
+        for (_, so), (si, _) in itertools.pairwise(ws):
+            assert si == so  # each layer takes what the one before gives
+        assert [type(m) for m in big] == [type(m) for m in small]
+        for i, m in enumerate(small):
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                assert m.num_features == widths(small[:i])[-1][1]
+    rec, = ts.main(["--model", model, "--narrow", "32", "--batch-size", "2", "--steps", "2",
+                    "--warmup", "1", "--block", "1", "--no-memory", "--json"])
+    assert rec["narrow"] == 32 and rec["step_ms_median"] > 0
+    with pytest.raises(SystemExit):
+        ts.parse_args(["--narrow", "0"])
 
 
 def test_kernel_trace_summary(bench):
@@ -146,6 +181,52 @@ def test_report_tables(bench, capsys, tmp_path):
     text = bench("report").main([str(out)])
     assert "| cpu | gan | 2 | 2 |" in text  # the pipelined row: 2 steps per sync
     assert "| gan | 2 | minigan | 2 | 0.01 | 0.01 | 50% | 80% |" in text
+
+
+def test_report_keeps_narrow_runs_apart_and_tables_launch_costs(bench, capsys, tmp_path):
+    """A --narrow run is not the preset: it gets a row of its own, with no target verdict.
+    launch_cost.py's records get their own table."""
+    out = tmp_path / "r.jsonl"
+    ts = bench("train_step")
+    for narrow in ("1", "16"):
+        ts.main(["--model", "gan", "--batch-size", "64", "--steps", "1", "--warmup", "0",
+                 "--narrow", narrow, "--no-memory", "--json", "--out", str(out)])
+    recs = [json.loads(ln) for ln in out.read_text().splitlines()]
+    for rec in recs:  # the twin's side, written by hand: torch is unimportable here
+        twin = dict(rec, framework="torch", step_ms_median=rec["step_ms_median"] * 2)
+        with open(out, "a") as f:
+            f.write(json.dumps(twin) + "\n")
+    bench("launch_cost").main(["--device", "cpu", "--calls", "2", "--repeats", "1",
+                               "--warmup", "0", "--json", "--out", str(out)])
+    capsys.readouterr()
+    text = bench("report").main([str(out)])
+    assert "| cpu | gan | 64 |" in text and "0.50 ok | ≤ 1.0 |" in text
+    narrow_rows = [ln for ln in text.splitlines() if ln.startswith("| cpu | gan (narrow 16) | 64 |")]
+    assert len(narrow_rows) == 1 and "0.50 |" in narrow_rows[0]
+    assert " ok " not in narrow_rows[0] and "≤" not in narrow_rows[0]
+    assert "| cpu | Adam.step, one parameter |" in text
+
+
+def test_launch_cost_times_each_call_and_degrades_without_torch(bench, capsys, monkeypatch):
+    lc = bench("launch_cost")
+    records = lc.main(["--device", "cpu", "--calls", "3", "--repeats", "2", "--warmup", "1"])
+    out = capsys.readouterr()
+    assert "no PyTorch comparison" in out.err
+    cases = {r["case"] for r in records}
+    assert {"matmul (64x128 @ 128x128)", "Adam.step, one parameter",
+            "autograd: (x*w + b).sum().backward()"} <= cases
+    assert "RawKernel launch, 4 arguments" not in cases  # a GPU-only case
+    for r in records:
+        assert 0 < r["minigan_host_us"] <= r["minigan_total_us"] and "torch_host_us" not in r
+    assert "| Adam.step, one parameter |" in out.out
+    with pytest.raises(SystemExit):
+        lc.parse_args(["--calls", "0"])
+
+    calls = []  # time_run: host time excludes the final synchronisation, the total includes it
+    clock = iter([0.0, 1.0, 3.0])
+    monkeypatch.setattr(lc.time, "perf_counter", lambda: next(clock))
+    host, total = lc.time_run(lambda: calls.append(1), 4, lambda: None)
+    assert (host, total, len(calls)) == (0.25, 0.75, 4)
 
 
 def test_twin_quality_without_torch_says_so(bench, capsys):
