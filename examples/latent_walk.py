@@ -19,6 +19,12 @@ p.add_argument("--out", default="walk.png")
 a = p.parse_args()
 
 G, meta = load_generator(a.checkpoint)
+if len(meta.get("sample_shape", ())) != 3:
+    raise SystemExit(f"{a.checkpoint} makes 2-D points, not images: a latent walk draws image "
+                     "frames (minigan sample --npy gives the points)")
+if a.points < 2 or a.frames < 1:
+    raise SystemExit(f"--points must be at least 2 and --frames at least 1, got {a.points} and "
+                     f"{a.frames}")
 rng = np.random.default_rng(0)
 anchors = rng.standard_normal((a.points, meta["config"]["z_dim"])).astype(np.float32)
 

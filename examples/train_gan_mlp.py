@@ -1,4 +1,5 @@
-"""Train the MLP GAN on MNIST with the Python API, then save a sample grid.
+"""Train the MLP GAN on MNIST with the Python API (`Run`), which writes the sample grids, GIF,
+metrics and checkpoints to runs/example-gan (a rerun replaces them).
 
     python examples/train_gan_mlp.py --epochs 5 --device auto
 """

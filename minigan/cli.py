@@ -49,7 +49,7 @@ def _train_parser(sub):
     p.add_argument("--g-loss", choices=("nonsaturating", "minimax"), default="nonsaturating")
     p.add_argument("--n-critic", type=int, default=1, help="D steps per iteration")
     p.add_argument("--n-gen", type=int,
-                   help="G steps per iteration (preset default: 3 for dcgan, 1 otherwise)")
+                   help="G steps per iteration (preset default: 3 for dcgan on images, 1 otherwise)")
     p.add_argument("--label-smoothing", type=float, default=0.0,
                    help="one-sided: real label = 1 - s")
     p.add_argument("--joint-d-batch", action="store_true",

@@ -1,4 +1,5 @@
-"""GAN trainers: one D step then one G step, in the style of Chainer's DCGAN updater.
+"""GAN trainers: one D step then ``n_gen`` G steps (one for every preset but dcgan on images,
+which takes three), in the style of Chainer's DCGAN updater.
 
 A trainer owns ``d_loss``, ``g_loss``, ``d_step``, ``g_step`` and ``step``. ``DRAGANTrainer``
 overrides ``d_loss`` to add the gradient penalty; the conditional GAN is the same trainer with
@@ -46,8 +47,9 @@ IMAGE_BATCH_SIZE = 64
 #   this recipe waits for a device (scripts/device_check.sh dcgan20).
 # Either change alone did less at epoch 5 (n_gen 3: FID 78.2, weakest class 0.44; lr_g 4e-4:
 # 82.2, 0.47). --label-smoothing 0.1 did not help (IS 7.12 at epoch 15, n_gen 2), nor did
-# --joint-d-batch (BatchNorm in D then lets the fake-only G batch fool D). Every other preset,
-# and every preset on the 2-D toys, keeps PRESET_OPTIM and one G update.
+# --joint-d-batch (BatchNorm in D then lets the fake-only G batch fool D). Every other preset
+# keeps PRESET_OPTIM and one G update; on the 2-D toys every preset, dcgan included, takes
+# POINT_DEFAULTS and one G update instead.
 PRESET_TUNED = {"dcgan": {"n_gen": 3, "lr_g": 4e-4}}
 # DRAGAN's penalty as in the authors' code: lambda 10, x_p = x + 0.5 * std(x) * U[0, 1)
 DRAGAN_DEFAULTS = {"gp_lambda": 10.0, "dragan_c": 0.5, "dragan_perturb": "official"}
