@@ -82,7 +82,8 @@ def minigan_cases(device: str) -> dict:
         raw = backend.raw_kernel(RAW_SCALE, "minigan_bench_scale")
         n = np.int32(a.size)
         s = np.float32(0.5)
-        cases["RawKernel launch, 4 arguments"] = lambda: raw((1,), (128,), (a, c, n, s))
+        blocks = (a.size + 127) // 128
+        cases["RawKernel launch, 4 arguments"] = lambda: raw((blocks,), (128,), (a, c, n, s))
     return cases
 
 
