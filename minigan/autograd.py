@@ -288,6 +288,10 @@ class _Size(int):
         return self.shape[dim]
 
 
+_new_tensor = object.__new__
+_ARRAY_CLASSES = backend.ARRAY_CLASSES
+
+
 def _is_dtype(x) -> bool:
     if isinstance(x, str):
         if x in ("cpu", "cuda") or x.startswith("cuda:"):
@@ -373,6 +377,7 @@ class Function:
     """
 
     once_differentiable = False
+    released = False  # set by release(): the graph below this function was freed
     # whether backward reads the inputs' values (then changing one in place between forward
     # and backward is refused); functions whose gradient ignores them set it False
     saves_inputs = True
@@ -380,24 +385,22 @@ class Function:
     def __call__(self, *inputs):
         # Every op goes through here, so it is written for speed: plain loops, no generators
         # (on the GPU a small step is bound by this Python, not by the kernels).
-        tensors = list(inputs)
-        like = None
-        for x in inputs:
-            if isinstance(x, Tensor):
-                like = x
-                break
         arrays = []
         record = False
-        for i, x in enumerate(inputs):
-            if not isinstance(x, Tensor):
-                x = tensors[i] = as_tensor(x, like)
+        for x in inputs:
+            if x.__class__ is not Tensor and not isinstance(x, Tensor):
+                break  # a Python number or array among the inputs: the general path below
             arrays.append(x.data)
             if x.requires_grad:
                 record = True
+        else:
+            tensors = inputs
+        if len(arrays) != len(inputs):
+            tensors, arrays, record = self._as_tensors(inputs)
         if backend.CUPY_IMPORTED:
             backend.check_same_device(*arrays, what=type(self).__name__)
         outs = self.forward(*arrays)
-        single = not isinstance(outs, tuple)
+        single = outs.__class__ is not tuple
         if single:
             outs = (outs,)
         record = record and _mode.enabled
@@ -405,7 +408,12 @@ class Function:
         for o in outs:
             if isinstance(o, np.generic):  # NumPy reductions to 0-d give scalars: wrap them
                 o = np.asarray(o)
-            outputs.append(Tensor(o, requires_grad=record))
+            if o.__class__ in _ARRAY_CLASSES and (not record or o.dtype.kind == "f"):
+                t = _new_tensor(Tensor)  # what Tensor(o, record) makes, without its checks
+                t.data, t.grad, t.requires_grad, t.creator, t.generation = o, None, record, None, 0
+                outputs.append(t)
+            else:
+                outputs.append(Tensor(o, requires_grad=record))
         if record:
             self.inputs = tensors
             generation = 0
@@ -421,6 +429,25 @@ class Function:
                 o.creator = self
                 o.generation = generation + 1
         return outputs[0] if single else tuple(outputs)
+
+    @staticmethod
+    def _as_tensors(inputs):
+        """Inputs as tensors (numbers and arrays become constants like the first tensor), their
+        arrays, and whether any requires grad."""
+        like = None
+        for x in inputs:
+            if isinstance(x, Tensor):
+                like = x
+                break
+        tensors, arrays, record = [], [], False
+        for x in inputs:
+            if not isinstance(x, Tensor):
+                x = as_tensor(x, like)
+            tensors.append(x)
+            arrays.append(x.data)
+            if x.requires_grad:
+                record = True
+        return tensors, arrays, record
 
     def forward(self, *xs):
         raise NotImplementedError
@@ -462,7 +489,7 @@ def _needed_functions(outputs, inputs) -> set:
         if f.generation < lowest:
             memo[id(f)] = False
             continue
-        if getattr(f, "released", False):
+        if f.released:
             raise RuntimeError(
                 f"grad() through {type(f).__name__} after its graph was freed by an earlier "
                 "backward; pass retain_graph=True to that backward (or to the grad() call)")
@@ -571,7 +598,7 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
     with _SetGradMode(create_graph):
         while heap:
             _, f = heapq.heappop(heap)
-            if getattr(f, "released", False):
+            if f.released:
                 raise RuntimeError(
                     f"backward through {type(f).__name__} a second time: its graph was freed "
                     "after the first backward; pass retain_graph=True the first time")
@@ -594,7 +621,7 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                     some = True
             if not some:
                 continue
-            if len(gys) > 1:
+            if len(gys) > 1:  # (a single output's gradient is never None here)
                 for i, g in enumerate(gys):  # multi-output functions get zeros for unused outputs
                     if g is None:
                         o = f.outputs[i]()
@@ -628,16 +655,19 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
             for x, gx, want in zip(f.inputs, gxs, f.needs_input_grad):
                 if gx is None or not want:
                     continue
-                if gx.shape != x.shape:
+                if gx.data.shape != x.data.shape:
                     raise RuntimeError(f"{type(f).__name__}.backward returned a gradient of shape "
                                        f"{gx.shape} for an input of shape {x.shape}")
-                if x.creator is None and target_ids is None:  # a leaf: accumulate into .grad
+                c = x.creator
+                if c is None and target_ids is None:  # a leaf: accumulate into .grad
                     _store_grad(x, gx, create_graph, stored)
                     continue
                 k = id(x)
                 grads[k] = gx if k not in grads else _accumulate(grads[k], gx, create_graph)
                 keep[k] = x
-                push(x.creator)
+                if c is not None and id(c) not in queued and (needed is None or id(c) in needed):
+                    queued.add(id(c))  # push(c), inlined: this loop runs once per edge
+                    heapq.heappush(heap, (-c.generation, c))
             if not retain_graph:
                 f.release()
     if inputs is None:

@@ -31,6 +31,8 @@ except Exception as exc:  # ImportError, or a broken CUDA install that fails at 
 
 CUPY_IMPORTED = _CUPY_ERROR is None
 DEVICES = ("cpu", "cuda")
+# The exact array classes a Tensor wraps (for checks on the hot path, by identity of class)
+ARRAY_CLASSES = (np.ndarray, cupy.ndarray) if CUPY_IMPORTED else (np.ndarray,)
 
 
 class DeviceError(RuntimeError):
