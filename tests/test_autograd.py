@@ -28,6 +28,42 @@ def test_tensor_defaults_and_attributes():
         minigan.tensor([1, 2], requires_grad=True)
 
 
+def test_function_outputs_are_plain_tensors_whatever_the_inputs():
+    """Function.__call__ wraps outputs itself (no Tensor() checks on its fast path): they must
+    still be Tensors with every attribute set, 0-d NumPy scalars become arrays, numbers and
+    arrays among the inputs become constants, and a recorded non-float output is refused as
+    Tensor() refuses it."""
+
+    class Pair(Function):
+        def forward(self, a, b):
+            return a * b, (a + b).sum()  # the second: a NumPy scalar for 1-d inputs
+
+        def backward(self, g0, g1):
+            a, b = self.inputs
+            return g0 * b + g1, g0 * a + g1
+
+    x = minigan.tensor([1.0, 2.0], requires_grad=True, dtype="float64")
+    for other in (minigan.tensor([3.0, 4.0], dtype="float64"), np.array([3.0, 4.0]), 3.0):
+        y, total = Pair()(x, other)
+        for t in (y, total):
+            assert type(t) is Tensor and type(t.data) is np.ndarray
+            assert t.requires_grad and t.grad is None and t.creator is not None
+            assert t.generation == x.generation + 1 and t._modified_at == 0
+        assert total.shape == () and isinstance(Pair()(x.detach(), other)[0], Tensor)
+        assert not Pair()(x.detach(), other)[0].requires_grad  # nothing to record
+        (y.sum() + total).backward()
+    # d/dx of sum(x * o) + sum(x + o) is o + 1, for o = [3, 4] twice and then 3
+    np.testing.assert_allclose(x.grad.numpy(), [4 + 4 + 4, 5 + 5 + 4])
+
+    class ToInt(Function):
+        def forward(self, a):
+            return (a > 0).astype(np.int64)
+
+    with pytest.raises(TypeError, match="floating-point"):
+        ToInt()(x)
+    assert ToInt()(x.detach()).dtype == np.int64  # not recorded: an int output is fine
+
+
 def test_backward_accumulates_into_leaves():
     x = minigan.tensor([1.0, -2.0, 3.0], requires_grad=True, dtype="float64")
     (x * x).sum().backward()
