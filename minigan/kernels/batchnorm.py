@@ -19,19 +19,22 @@ squares, invstd, scale and the in-place running-stat update, all accumulated in 
 fused normalise+affine ElementwiseKernel; backward is one per-channel reduction (gb and gw
 together) and one fused ElementwiseKernel for gx. Evaluation is a single fused kernel.
 
-CPU: NumPy with one full-size scratch buffer (reused across calls) besides the result. The
-per-channel sums add contiguous rows over N first and reduce the small (C, S) rest in double
-(``_channel_sum_numpy``); per-channel vectors are repeated to (C*S,), so that the elementwise
-ops run over long rows.
+CPU: NumPy with one full-size scratch buffer (reused across calls) besides the result, which
+comes back in x's layout (``_Layout``). For NCHW input the per-channel sums add contiguous rows
+over N first and reduce the small (C, S) rest in double (``_channel_sum_numpy``), and
+per-channel vectors are repeated to (C*S,), so that the elementwise ops run over long rows. For
+input stored channels-last (as the CPU conv kernels return it) x is the (N*H*W, C) view, the
+sums add blocks of rows (``_row_sum_numpy``) and per-channel vectors broadcast as they are.
 """
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
 from .. import backend
-from .workspace import SCRATCH, _workspace
+from .workspace import SCRATCH, _workspace, is_channels_last
 
 __all__ = ["batch_norm_backward_train", "batch_norm_forward_eval", "batch_norm_forward_train"]
 
@@ -64,40 +67,83 @@ def batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentu
     ``running_mean``/``running_var`` (or None) are updated in place with the unbiased variance.
     ``weight``/``bias`` may be None (no affine transform).
     """
-    x3, m = _as3d(x)
-    _check_m(m)
     if backend.is_cupy_array(x):
+        x3, m = _as3d(x)
+        _check_m(m)
         y, mean, invstd = _forward_train_cupy(x3, m, weight, bias, running_mean, running_var,
                                               float(momentum), float(eps))
-    else:
-        y, mean, invstd = _forward_train_numpy(x3, m, weight, bias, running_mean, running_var,
-                                               float(momentum), float(eps))
-    return y.reshape(x.shape), mean, invstd
+        return y.reshape(x.shape), mean, invstd
+    lay = _Layout(x)
+    _check_m(lay.m)
+    y, mean, invstd = _forward_train_numpy(lay.rows(x), lay, weight, bias, running_mean,
+                                           running_var, float(momentum), float(eps))
+    return lay.back(y), mean, invstd
 
 
-def _forward_train_numpy(x3, m, weight, bias, running_mean, running_var, momentum, eps):
-    x3 = np.ascontiguousarray(x3)
-    n, c, s = x3.shape
-    dt = x3.dtype
-    mean64 = _channel_sum_numpy(x3) / m
+def _forward_train_numpy(x2, lay, weight, bias, running_mean, running_var, momentum, eps):
+    dt, m = x2.dtype, lay.m
+    mean64 = lay.sum(x2) / m
     mean = mean64.astype(dt)
-    y = np.subtract(x3.reshape(n, c * s), _per_channel(mean, s))  # centred x; becomes y
+    y = np.subtract(x2, lay.vec(mean))  # centred x; becomes y
     sq = np.square(y, out=_workspace.take(SCRATCH, y.shape, dt))
-    var64 = _channel_sum_numpy(sq.reshape(n, c, s)) / m
+    var64 = lay.sum(sq) / m
     # per-channel numbers in double, in the same order as the GPU's per-channel kernel
     invstd64 = 1.0 / np.sqrt(var64 + eps)
     invstd = invstd64.astype(dt)
     scale = invstd if weight is None else (weight * invstd64).astype(dt)
-    y *= _per_channel(scale, s)
+    y *= lay.vec(scale)
     if bias is not None:
-        y += _per_channel(bias, s)
+        y += lay.vec(bias)
     if running_mean is not None:
         running_mean[...] = ((1.0 - momentum) * running_mean.astype(np.float64)
                              + momentum * mean.astype(np.float64))
     if running_var is not None:
         running_var[...] = ((1.0 - momentum) * running_var.astype(np.float64)
                             + momentum * (m / (m - 1)) * var64)
-    return y.reshape(n, c, s), mean, invstd
+    return y, mean, invstd
+
+
+class _Layout:
+    """How the NumPy paths see x: as rows whose per-channel vectors broadcast cheaply.
+
+    * NCHW (or any other layout, copied to C order): x as (N, C*S) with S = prod(spatial); a
+      per-channel vector is repeated to (C*S,) and the sums add rows over N first.
+    * Stored channels-last (a 4-D array whose (N, H, W, C) transpose is C-contiguous, as the
+      CPU conv kernels return): x as the (N*H*W, C) view, no copy; a per-channel vector
+      broadcasts as it is and the sums add blocks of rows.
+    Results come back in x's layout."""
+
+    def __init__(self, x):
+        if x.ndim < 2:
+            raise ValueError(f"batch norm expects (N, C) or (N, C, ...), got shape {x.shape}")
+        self.shape = x.shape
+        n = x.shape[0]
+        self.s = math.prod(x.shape[2:])
+        self.m = n * self.s
+        self.last = is_channels_last(x)
+
+    def rows(self, a):
+        """a (shaped as x, any layout) as this layout's 2-D rows, a view where it can be."""
+        n, c = self.shape[:2]
+        if self.last:
+            return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).reshape(-1, c)
+        return np.ascontiguousarray(a).reshape(n, c * self.s)
+
+    def back(self, a2):
+        if self.last:
+            n, c, h, w = self.shape
+            return a2.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+        return a2.reshape(self.shape)
+
+    def vec(self, v):
+        return v if self.last or self.s == 1 else np.repeat(v, self.s)
+
+    def sum(self, a2):
+        """Per-channel sums of rows(...)-shaped a2, as float64 of shape (C,)."""
+        if self.last:
+            return _row_sum_numpy(a2)
+        n, c = self.shape[:2]
+        return _channel_sum_numpy(a2.reshape(n, c, self.s))
 
 
 # CPU reductions. NumPy runs a reduction over axes (0, 2) of (N, C, S) as short strided inner
@@ -122,10 +168,16 @@ def _channel_sum_numpy(a3):
     return part.reshape(-1, c, s).sum(axis=(0, 2), dtype=np.float64)
 
 
-def _per_channel(v, s):
-    """A per-channel vector (C,) repeated to (C*S,), to broadcast against x as (N, C*S): the
-    elementwise ops then run over rows of C*S values instead of S (as few as 16 for DCGAN)."""
-    return v if s == 1 else np.repeat(v, s)
+def _row_sum_numpy(a2):
+    """Per-column sums of a C-contiguous (M, C) array, as float64 of shape (C,): blocks of
+    _SUM_ROWS rows are added in the array's dtype (whole rows at a time), the block sums in
+    double."""
+    m, c = a2.shape
+    full = m - m % _SUM_ROWS
+    total = a2[:full].reshape(-1, _SUM_ROWS, c).sum(axis=1).sum(axis=0, dtype=np.float64)
+    if full < m:
+        total += a2[full:].sum(axis=0, dtype=np.float64)
+    return total
 
 
 # GPU statistics: one thread block per channel c of x viewed as (N, C, S). The block walks the
@@ -263,8 +315,8 @@ def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum
 
 def batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps: float):
     """y = (x - running_mean) / sqrt(running_var + eps) * w + b, per channel."""
-    x3, _ = _as3d(x)
     if backend.is_cupy_array(x):
+        x3, _ = _as3d(x)
         cp = backend.cupy
         dt = x.dtype.type
         k = backend.elementwise_kernel(
@@ -275,14 +327,17 @@ def batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps: flo
         b = dt(0) if bias is None else _col(bias)
         y = k(cp.ascontiguousarray(x3), _col(running_mean), _col(running_var), w, b, float(eps))
         return y.reshape(x.shape)
+    if x.ndim < 2:
+        raise ValueError(f"batch norm expects (N, C) or (N, C, ...), got shape {x.shape}")
     scale = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
     if weight is not None:
         scale *= weight
-    y = x3 - _col(running_mean)
-    y *= _col(scale.astype(x.dtype))
+    col = (1, -1) + (1,) * (x.ndim - 2)  # per-channel vectors against x as it is (any layout)
+    y = x - running_mean.reshape(col)
+    y *= scale.astype(x.dtype).reshape(col)
     if bias is not None:
-        y += _col(bias)
-    return y.reshape(x.shape)
+        y += bias.reshape(col)
+    return y
 
 
 # Backward, training
@@ -292,34 +347,34 @@ def batch_norm_backward_train(gy, x, weight, mean, invstd):
 
     gweight and gbias are computed even when ``weight`` is None (the caller may drop them).
     """
-    x3, m = _as3d(x)
-    gy3 = gy.reshape(x3.shape)
     if backend.is_cupy_array(x):
-        gx, gw, gb = _backward_cupy(gy3, x3, m, weight, mean, invstd)
-    else:
-        gx, gw, gb = _backward_numpy(gy3, x3, m, weight, mean, invstd)
-    return gx.reshape(x.shape), gw, gb
+        x3, m = _as3d(x)
+        gx, gw, gb = _backward_cupy(gy.reshape(x3.shape), x3, m, weight, mean, invstd)
+        return gx.reshape(x.shape), gw, gb
+    lay = _Layout(x)
+    if tuple(gy.shape) != tuple(x.shape):
+        raise ValueError(f"batch norm backward: grad_output of shape {tuple(gy.shape)} for an "
+                         f"input of shape {tuple(x.shape)}")
+    gx, gw, gb = _backward_numpy(lay.rows(gy), lay.rows(x), lay, weight, mean, invstd)
+    return lay.back(gx), gw, gb
 
 
-def _backward_numpy(gy3, x3, m, weight, mean, invstd):
-    x3, gy3 = np.ascontiguousarray(x3), np.ascontiguousarray(gy3)
-    n, c, s = x3.shape
-    dt = x3.dtype
-    x2, gy2 = x3.reshape(n, c * s), gy3.reshape(n, c * s)
-    gb64 = _channel_sum_numpy(gy3)
+def _backward_numpy(gy2, x2, lay, weight, mean, invstd):
+    dt, m = x2.dtype, lay.m
+    gb64 = lay.sum(gy2)
     # x - mean, kept in scratch (no cancellation below); tmp becomes gx
-    xc = np.subtract(x2, _per_channel(mean, s), out=_workspace.take(SCRATCH, x2.shape, dt))
+    xc = np.subtract(x2, lay.vec(mean), out=_workspace.take(SCRATCH, x2.shape, dt))
     tmp = np.multiply(gy2, xc)
-    gw64 = _channel_sum_numpy(tmp.reshape(n, c, s)) * invstd.astype(np.float64)
+    gw64 = lay.sum(tmp) * invstd.astype(np.float64)
     gw, gb = gw64.astype(dt), gb64.astype(dt)
     # gx = a * (gy - gb/m - xhat * gw/m) with a = w * invstd and xhat = (x - mean) * invstd:
     # a*gy - (x - mean) * (a * invstd * gw/m) - a * gb/m, built in tmp
     a = invstd if weight is None else weight * invstd
-    np.multiply(gy2, _per_channel(a, s), out=tmp)
-    xc *= _per_channel(a * invstd * (gw / m), s)
+    np.multiply(gy2, lay.vec(a), out=tmp)
+    xc *= lay.vec(a * invstd * (gw / m))
     tmp -= xc
-    tmp -= _per_channel(a * (gb / m), s)
-    return tmp.reshape(n, c, s), gw, gb
+    tmp -= lay.vec(a * (gb / m))
+    return tmp, gw, gb
 
 
 _GX_OP = """

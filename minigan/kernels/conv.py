@@ -26,8 +26,14 @@ CPU: im2col is a strided view of the padded input (``as_strided``) copied once i
 workspace; col2im is at most kh*kw strided slice-adds (no loop over batch or pixels). GEMMs are
 NumPy's BLAS ``matmul``. With 16 or more channels both run channels-last internally (cols as
 (N*Ho*Wo, kh*kw*C)), so that NumPy's innermost loops run over channels rather than over short
-image rows. Temporaries live in per-thread workspaces because allocating tens of MB per call
-costs page faults that can exceed the copy itself.
+image rows, and an output with 16 or more channels is returned stored channels-last: an
+(N, C, H, W) array that is the transpose of a C-contiguous (N, H, W, C) one, which is how the
+GEMM produces it. The other CPU kernels (batch norm, activations) keep that layout, so the next
+conv's channels-last im2col reads it with a plain copy and no layout copy is made between
+layers. A transposed conv whose kernel is a multiple of its stride (DCGAN's k=4, s=2) skips
+col2im: its output phases come from one im2col of the input and one GEMM (the "sub-pixel" form,
+see ``_conv_transpose_subpixel_numpy``). Temporaries live in per-thread workspaces because
+allocating tens of MB per call costs page faults that can exceed the copy itself.
 
 GPU: im2col and col2im are RawKernels in gather form (every output element is written by one
 thread, no atomics, deterministic); GEMMs are cuBLAS through ``cupy.matmul``. Kernels are
@@ -42,7 +48,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import backend
-from .workspace import _workspace, release_workspace  # noqa: F401 (re-exported)
+from .workspace import _workspace, is_channels_last, release_workspace  # noqa: F401 (re-exported)
 
 __all__ = [
     "col2im",
@@ -271,6 +277,12 @@ _CHANNELS_LAST_MIN = 16
 _PLANE_PAD = 16  # elements added to each H*W plane of the scratch copy in _to_channels_last
 
 
+def _channels_last_view(a):
+    """a (N, C, H, W) as its C-contiguous (N, H, W, C) transpose when a is stored
+    channels-last (as the CPU conv kernels return their outputs), else None."""
+    return a.transpose(0, 2, 3, 1) if is_channels_last(a) else None
+
+
 def _to_channels_last(x, out):
     """``np.copyto(out, x.transpose(0, 2, 3, 1))`` for x (N, C, H, W) and out (N, H, W, C), which
     may be a view (the interior of a padded buffer).
@@ -281,8 +293,10 @@ def _to_channels_last(x, out):
     whose planes are 16 elements longer breaks the pattern, and the two copies take 5 ms."""
     n, c, h, w = x.shape
     plane_bytes = h * w * x.itemsize
-    if c < _CHANNELS_LAST_MIN or plane_bytes < 1024 or plane_bytes % 1024:
-        np.copyto(out, x.transpose(0, 2, 3, 1))
+    xt = x.transpose(0, 2, 3, 1)
+    if c < _CHANNELS_LAST_MIN or plane_bytes < 1024 or plane_bytes % 1024 \
+            or xt.flags.c_contiguous:
+        np.copyto(out, xt)  # (a plain copy when x is already stored channels-last)
         return out
     planes = _workspace.take("planes", (n, c, h * w + _PLANE_PAD), x.dtype)[:, :, :h * w]
     planes = planes.reshape(n, c, h, w)
@@ -312,10 +326,11 @@ def _im2col_cpu_nhwc(x, k, s, p, d, out_hw):
 
 
 def _col2im_cpu_nhwc(cols, image_shape, grid_hw, k, s, p, d, bias=None):
-    """Adjoint of _im2col_cpu_nhwc: cols (N*gh*gw, kh*kw*C) summed into an NCHW image."""
+    """Adjoint of _im2col_cpu_nhwc: cols (N*gh*gw, kh*kw*C) summed into an (N, C, H, W) image
+    that is stored channels-last (the transpose of a fresh (N, H, W, C) array)."""
     n, c, h, w = image_shape
     gh, gw = grid_hw
-    yn = _workspace.take("image", (n, h, w, c), cols.dtype)
+    yn = np.empty((n, h, w, c), cols.dtype)
     if bias is None:
         yn.fill(0)
     else:
@@ -324,9 +339,7 @@ def _col2im_cpu_nhwc(cols, image_shape, grid_hw, k, s, p, d, bias=None):
     for i, j, rows, cs in _tap_slices(k, s, p, d, grid_hw, (h, w)):
         dst = yn[:, rows[1], cs[1]]
         np.add(dst, taps[:, rows[0], cs[0], i, j], out=dst)
-    y = np.empty(image_shape, cols.dtype)
-    np.copyto(y, yn.transpose(0, 3, 1, 2))
-    return y
+    return yn.transpose(0, 3, 1, 2)
 
 
 def _channels_last_weight(w):
@@ -539,21 +552,34 @@ def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw):
     o = w.shape[0]
     ho, wo = out_hw
     if _is_dense(x.shape[2:], k, p, d):
-        y = np.ascontiguousarray(x).reshape(n, -1) @ np.ascontiguousarray(w).reshape(o, -1).T
+        xl = _channels_last_view(x)
+        if xl is not None:  # x stored channels-last: the weight as (O, kh*kw*C) instead
+            y = xl.reshape(n, -1) @ _channels_last_weight(w).reshape(o, -1).T
+        else:
+            y = np.ascontiguousarray(x).reshape(n, -1) @ np.ascontiguousarray(w).reshape(o, -1).T
         if b is not None:
             y += b
         return y.reshape(n, o, 1, 1)
-    y = np.empty((n, o, ho * wo), x.dtype)
     if c >= _CHANNELS_LAST_MIN:
+        # the GEMM's (N*Ho*Wo, O) product is the output itself, stored channels-last
         cols = _im2col_cpu_nhwc(x, k, s, p, d, out_hw)
         w2 = _channels_last_weight(w).reshape(o, -1)  # (O, kh*kw*C)
-        prod = np.matmul(cols, w2.T, out=_workspace.take("gemm", (cols.shape[0], o), x.dtype))
-        src = prod.reshape(n, ho * wo, o).transpose(0, 2, 1)
-    else:
-        cols = _im2col_cpu(x, k, s, p, d, out_hw)
-        w2 = np.ascontiguousarray(w).reshape(o, -1)
-        prod = np.matmul(w2, cols, out=_workspace.take("gemm", (o, cols.shape[1]), x.dtype))
-        src = prod.reshape(o, n, ho * wo).transpose(1, 0, 2)
+        yn = np.matmul(cols, w2.T)
+        if b is not None:
+            yn += b
+        return yn.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
+    cols = _im2col_cpu(x, k, s, p, d, out_hw)
+    w2 = np.ascontiguousarray(w).reshape(o, -1)
+    if o >= _CHANNELS_LAST_MIN:
+        # few input channels (an image) but many output ones: the transposed product
+        # cols^T @ w2^T is the output stored channels-last, like the branch above
+        yn = np.matmul(cols.T, w2.T)
+        if b is not None:
+            yn += b
+        return yn.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
+    prod = np.matmul(w2, cols, out=_workspace.take("gemm", (o, cols.shape[1]), x.dtype))
+    src = prod.reshape(o, n, ho * wo).transpose(1, 0, 2)
+    y = np.empty((n, o, ho * wo), x.dtype)
     # One GEMM over the whole batch; its move to (N, O, Ho*Wo) is a copy of the (smaller)
     # output, fused with the bias add. Per-sample GEMMs avoided that copy but ran slower on
     # the deep layers, where BLAS wants the long N*Ho*Wo dimension.
@@ -617,22 +643,29 @@ def _grad_weight_numpy(x, gy, k, s, p, d, out_hw):
     n, c = x.shape[:2]
     o = gy.shape[1]
     if _is_dense(x.shape[2:], k, p, d):
-        gw = np.ascontiguousarray(gy).reshape(n, o).T @ np.ascontiguousarray(x).reshape(n, -1)
+        g2 = np.ascontiguousarray(gy).reshape(n, o).T
+        xl = _channels_last_view(x)
+        if xl is not None:  # x stored channels-last: the product comes out as (O, kh, kw, C)
+            return (g2 @ xl.reshape(n, -1)).reshape(o, k[0], k[1], c).transpose(0, 3, 1, 2).copy()
+        gw = g2 @ np.ascontiguousarray(x).reshape(n, -1)
         return gw.reshape(o, c, k[0], k[1])
-    hw = out_hw[0] * out_hw[1]
+    gyn = _channels_last_view(gy)  # gy as (N*Ho*Wo, O): free when stored channels-last
     if c >= _CHANNELS_LAST_MIN:
         cols = _im2col_cpu_nhwc(x, k, s, p, d, out_hw)
-        gyn = _workspace.take("gyt", (n, hw, o), x.dtype)  # gy as (N*Ho*Wo, O)
-        np.copyto(gyn, gy.reshape(n, o, hw).transpose(0, 2, 1))
+        if gyn is None:
+            gyn = _workspace.take("gyt", (n, out_hw[0], out_hw[1], o), x.dtype)
+            np.copyto(gyn, gy.transpose(0, 2, 3, 1))
         gw = np.matmul(gyn.reshape(-1, o).T, cols,  # (O, kh*kw*C)
                        out=_workspace.take("gemm", (o, cols.shape[1]), x.dtype))
         # always a copy (never a view of the workspace, which ascontiguousarray would give for
         # 1x1 kernels or one channel)
         return gw.reshape(o, k[0], k[1], c).transpose(0, 3, 1, 2).copy()
     cols = _im2col_cpu(x, k, s, p, d, out_hw)
+    if gyn is not None:
+        return np.matmul(gyn.reshape(-1, o).T, cols.T).reshape(o, c, k[0], k[1])
     # gy as (O, N*Ho*Wo): a copy of gy, far smaller than cols, so the GEMM can use cols^T as is
-    gyt = _workspace.take("gyt", (o, n, hw), x.dtype)
-    np.copyto(gyt, gy.reshape(n, o, hw).transpose(1, 0, 2))
+    gyt = _workspace.take("gyt", (o, n) + tuple(out_hw), x.dtype)
+    np.copyto(gyt, gy.transpose(1, 0, 2, 3))  # (any layout of gy: no reshape, which may copy)
     gw = np.matmul(gyt.reshape(o, -1), cols.T)
     return gw.reshape(o, c, k[0], k[1])
 
@@ -684,6 +717,13 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
         if xp is np and cin == 1:
             # an outer product: a broadcast multiply, where BLAS's K=1 GEMM ran 30x slower
             y = np.multiply(x.reshape(n, 1), w.reshape(1, -1)).reshape(n, cout, kh, kw)
+        elif xp is np and cout >= _CHANNELS_LAST_MIN:
+            # the weight's columns as (i, j, cout): the product is the output channels-last
+            yn = np.matmul(np.ascontiguousarray(x).reshape(n, cin),
+                           _channels_last_weight(w).reshape(cin, -1)).reshape(n, kh, kw, cout)
+            if b is not None:
+                yn += b
+            return yn.transpose(0, 3, 1, 2)
         else:
             y = xp.matmul(xp.ascontiguousarray(x).reshape(n, cin),
                           xp.ascontiguousarray(w).reshape(cin, -1)).reshape(n, cout, kh, kw)
@@ -698,6 +738,10 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
 def _conv_transpose_numpy(x, w, b, k, s, p, d, out_hw):
     n, cin, h, wd = x.shape
     cout = w.shape[1]
+    grid = _subpixel_grid(k, s, p, d, out_hw)
+    if cout >= _CHANNELS_LAST_MIN and grid is not None and (
+            grid[0][2] * grid[1][2] <= _SUBPIXEL_MAX_GROWTH * h * wd):
+        return _conv_transpose_subpixel_numpy(x, w, b, k, s, p, out_hw, grid)
     if cout >= _CHANNELS_LAST_MIN:
         # x as (N*H*W, Cin) and w as (Cin, kh*kw*Cout): the GEMM's rows are input pixels and its
         # columns (i, j, cout), so every tap's slice-add runs over Cout contiguous values
@@ -708,12 +752,98 @@ def _conv_transpose_numpy(x, w, b, k, s, p, d, out_hw):
                          out=_workspace.take("cols", (n * h * wd, w2.shape[1]), x.dtype))
         return _col2im_cpu_nhwc(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)
     # x as (Cin, N*H*W): a copy of the (small) input so that one GEMM covers the batch
-    xt = _workspace.take("xt", (cin, n, h * wd), x.dtype)
-    np.copyto(xt, x.reshape(n, cin, -1).transpose(1, 0, 2))
+    xt = _workspace.take("xt", (cin, n, h, wd), x.dtype)
+    np.copyto(xt, x.transpose(1, 0, 2, 3))  # (any layout of x: no reshape, which may copy)
     w2 = np.ascontiguousarray(w).reshape(cin, -1)
     cols = np.matmul(w2.T, xt.reshape(cin, -1),
                      out=_workspace.take("cols", (w2.shape[1], n * h * wd), x.dtype))
     return _col2im_cpu(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)
+
+
+# CPU conv_transpose2d by output phases ("sub-pixel"), for a kernel that is a multiple of the
+# stride and no dilation: output row q = oh + p = r*s + a (phase a in [0, s)) receives input row
+# ih = r - t through tap i = t*s + a, for t in [0, m), m = k // s. So every output phase is a
+# stride-1 correlation of x with an m x m slice of the kernel, and all s*s phases share the
+# same m x m input windows: ONE im2col of x (windows of m x m pixels, N*R*Rw rows of m*m*Cin)
+# and ONE GEMM against the kernel rearranged as (m*m*Cin, s*s*Cout) give every output pixel
+# exactly once. That replaces the col2im scatter (kh*kw strided read-modify-write passes over
+# the output, reading a cols matrix kh*kw*Cout wide) by a gather of the smaller input. The
+# GEMM covers R x Rw window positions, slightly more than the H x W input pixels (one extra
+# row and column for DCGAN's k=4, s=2, p=1), so it is used only while that growth is small.
+_SUBPIXEL_MAX_GROWTH = 1.35
+
+
+def _subpixel_axis(k, s, p, d, out_len):
+    """One axis of the sub-pixel form: (m, r_first, R) with R window positions r_first..,
+    or None when the kernel is not a multiple of the stride (or dilated)."""
+    if d != 1 or s < 2 or k % s:
+        return None
+    r_first = p // s
+    return k // s, r_first, (out_len - 1 + p) // s - r_first + 1
+
+
+def _subpixel_grid(k, s, p, d, out_hw):
+    rows = _subpixel_axis(k[0], s[0], p[0], d[0], out_hw[0])
+    cols = _subpixel_axis(k[1], s[1], p[1], d[1], out_hw[1])
+    return None if rows is None or cols is None else (rows, cols)
+
+
+def _phase_slices(a, s, first, count, out_len):
+    """For output phase a: the window positions r in [0, count) whose output index
+    r*s + a - first lies in [0, out_len), as (window slice, output slice), or None."""
+    lo = max(0, -((a - first) // s))  # ceil((first - a) / s)
+    hi = min(count, (out_len - 1 + first - a) // s + 1)
+    if hi <= lo:
+        return None
+    o = lo * s + a - first
+    return slice(lo, hi), slice(o, o + (hi - lo - 1) * s + 1, s)
+
+
+def _conv_transpose_subpixel_numpy(x, w, b, k, s, p, out_hw, grid):
+    n, cin, h, wd = x.shape
+    cout = w.shape[1]
+    (mh, r0, rh), (mw, c0, rw) = grid
+    # the padded channels-last input holds input rows r0 - mh + 1 .. r0 + rh - 1 (zeros where
+    # they fall outside x); window r covers its rows r .. r + mh - 1
+    top, left = mh - 1 - r0, mw - 1 - c0
+    ph_, pw_ = rh + mh - 1, rw + mw - 1
+    xn = _workspace.take("pad", (n, ph_, pw_, cin), x.dtype)
+    i0, i1 = max(0, -top), min(h, ph_ - top)
+    j0, j1 = max(0, -left), min(wd, pw_ - left)
+    u0, u1, v0, v1 = i0 + top, i1 + top, j0 + left, j1 + left
+    xn[:, :u0] = 0
+    xn[:, u1:] = 0
+    xn[:, u0:u1, :v0] = 0
+    xn[:, u0:u1, v1:] = 0
+    _to_channels_last(x[:, :, i0:i1, j0:j1], xn[:, u0:u1, v0:v1])
+    sn, sh, sw, sc = xn.strides
+    windows = as_strided(xn, (n, rh, rw, mh, mw, cin), (sn, sh, sw, sh, sw, sc),
+                         writeable=False)
+    cols = _workspace.take("cols", (n * rh * rw, mh * mw * cin), x.dtype)
+    np.copyto(cols.reshape(windows.shape), windows)
+    # wsub[(e, f, ci), (a, b, co)] = w[ci, co, (mh-1-e)*sh + a, (mw-1-f)*sw + b]
+    wsub = _workspace.take("weight", (mh, mw, cin, s[0], s[1], cout), w.dtype)
+    w6 = w.reshape(cin, cout, mh, s[0], mw, s[1])[:, :, ::-1, :, ::-1, :]
+    np.copyto(wsub, w6.transpose(2, 4, 0, 3, 5, 1))
+    z = np.matmul(cols, wsub.reshape(mh * mw * cin, -1),
+                  out=_workspace.take("gemm", (cols.shape[0], s[0] * s[1] * cout), x.dtype))
+    z = z.reshape(n, rh, rw, s[0], s[1], cout)
+    yn = np.empty((n, *out_hw, cout), x.dtype)
+    # window (r, c) phase (a, b) is output pixel (r*sh + a - (p - r0*sh), c*sw + b - ...)
+    first_h, first_w = p[0] - r0 * s[0], p[1] - c0 * s[1]
+    for a in range(s[0]):
+        rows = _phase_slices(a, s[0], first_h, rh, out_hw[0])
+        for b_ in range(s[1]):
+            cs = _phase_slices(b_, s[1], first_w, rw, out_hw[1])
+            if rows is None or cs is None:
+                continue
+            src = z[:, rows[0], cs[0], a, b_]
+            dst = yn[:, rows[1], cs[1]]
+            if b is None:
+                np.copyto(dst, src)
+            else:
+                np.add(src, b, out=dst)
+    return yn.transpose(0, 3, 1, 2)  # stored channels-last, as conv2d's output
 
 
 def _conv_transpose_cupy(x, w, b, k, s, p, d, out_hw):

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import backend
 from . import random as _random
-from .workspace import SCRATCH, _workspace
+from .workspace import SCRATCH, take_like
 
 __all__ = [
     "bce_with_logits_backward",
@@ -71,7 +71,7 @@ def leaky_relu_backward(gy, x, negative_slope: float):
     s = dt.type(negative_slope)
     # 1 where x > 0, else 0 (NaN gives 0, i.e. slope); the bool mask lives in reused scratch
     # (a fresh temporary costs a page fault per 4 KiB, slower than the pass itself)
-    mask = np.greater(x, 0, out=_workspace.take(SCRATCH, np.shape(x), np.bool_))
+    mask = np.greater(x, 0, out=take_like(SCRATCH, x, np.bool_))  # in x's layout
     f = mask.astype(dt)
     if s != 0:
         one_minus_s = dt.type(1) - s

@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["release_workspace"]
+__all__ = ["is_channels_last", "release_workspace"]
 
 # Buffers never outlive the kernel call that takes them, and no kernel runs inside another's call,
 # so kernels outside conv (batch norm, leaky_relu, Adam) borrow conv's largest buffer, the
@@ -50,3 +50,19 @@ _workspace = _Workspace()
 def release_workspace() -> None:
     """Free this thread's CPU scratch buffers (they are re-created on demand)."""
     _workspace.buffers.clear()
+
+
+def is_channels_last(a) -> bool:
+    """True for a 4-D (N, C, H, W) array stored channels-last, i.e. not C-contiguous but with a
+    C-contiguous (N, H, W, C) transpose: the layout the CPU conv kernels give outputs with many
+    channels, which the other CPU kernels keep (a plain NCHW array is False)."""
+    return (a.ndim == 4 and not a.flags.c_contiguous
+            and a.transpose(0, 2, 3, 1).flags.c_contiguous)
+
+
+def take_like(role: str, a, dtype):
+    """A workspace buffer shaped as ``a``, stored channels-last when ``a`` is."""
+    if is_channels_last(a):
+        n, c, h, w = a.shape
+        return _workspace.take(role, (n, h, w, c), dtype).transpose(0, 3, 1, 2)
+    return _workspace.take(role, a.shape, dtype)

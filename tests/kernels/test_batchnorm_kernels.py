@@ -287,3 +287,63 @@ def test_channel_sum_numpy_blocks_match_float64():
         got = KB._channel_sum_numpy(a)
         assert got.dtype == np.float64
         np.testing.assert_allclose(got, a.astype(np.float64).sum(axis=(0, 2)), rtol=1e-6)
+
+
+def _channels_last(a):
+    """The same values stored channels-last, as the CPU conv kernels return 4-D outputs."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (70, 5, 3, 2)])  # 120 and 420 rows
+def test_channels_last_input_matches_formulas_and_keeps_its_layout(dtype, shape):
+    """Input stored channels-last takes the (N*H*W, C) row path: every result matches the
+    float64 formulas, and y and gx come back channels-last (no layout copy for the next
+    conv). gy may arrive in either layout."""
+    x, w, b, rm, rv, gy = _data(shape, seed=10, loc=2.0)
+    x, w, b, rm, rv, gy = (a.astype(dtype) for a in (x, w, b, rm, rv, gy))
+    xl = _channels_last(x)
+    assert KB.is_channels_last(xl)
+    rm_l, rv_l = rm.copy(), rv.copy()
+    y, mean, invstd = KB.batch_norm_forward_train(xl, w, b, rm_l, rv_l, 0.1, 1e-5)
+    x64 = x.astype(np.float64)
+    y_ref, mean_ref, var_ref, invstd_ref = _ref_train(x64, w.astype(np.float64),
+                                                      b.astype(np.float64), 1e-5)
+    tol = _tol(dtype)
+    np.testing.assert_allclose(y, y_ref, **tol)
+    np.testing.assert_allclose(mean, mean_ref, **tol)
+    np.testing.assert_allclose(invstd, invstd_ref, **tol)
+    m = x.size // x.shape[1]
+    np.testing.assert_allclose(rm_l, 0.9 * rm + 0.1 * mean_ref, **tol)
+    np.testing.assert_allclose(rv_l, 0.9 * rv + 0.1 * var_ref * m / (m - 1), **tol)
+    assert KB.is_channels_last(y)
+    gx_ref, gw_ref, gb_ref = _ref_backward(gy.astype(np.float64), x64, w.astype(np.float64),
+                                           1e-5)
+    for g in (_channels_last(gy), gy):
+        gx, gw, gb = KB.batch_norm_backward_train(g, xl, w, mean, invstd)
+        np.testing.assert_allclose(gx, gx_ref, **tol)
+        np.testing.assert_allclose(gw, gw_ref, **tol)
+        np.testing.assert_allclose(gb, gb_ref, **tol)
+        assert KB.is_channels_last(gx)
+    ye = KB.batch_norm_forward_eval(xl, w, b, rm, rv, 1e-5)
+    np.testing.assert_allclose(ye, KB.batch_norm_forward_eval(x, w, b, rm, rv, 1e-5), **tol)
+    assert KB.is_channels_last(ye)
+
+
+def test_channels_last_variance_is_two_pass_accurate():
+    rng = np.random.default_rng(4)
+    x = (1e4 + rng.standard_normal((64, 20, 4, 4))).astype(np.float32)
+    y, _, invstd = KB.batch_norm_forward_train(_channels_last(x), None, None, None, None, 0.1,
+                                               1e-5)
+    var = x.astype(np.float64).var(axis=(0, 2, 3))
+    np.testing.assert_allclose(invstd, 1 / np.sqrt(var + 1e-5), rtol=2e-3)
+    np.testing.assert_allclose(y.astype(np.float64).std(axis=(0, 2, 3)), 1.0, rtol=2e-3)
+
+
+def test_row_sum_numpy_blocks_match_float64():
+    rng = np.random.default_rng(11)
+    for m in (1, 63, 64, 65, 128, 200, 4097):
+        a = (rng.standard_normal((m, 7)) + 100).astype(np.float32)
+        got = KB._row_sum_numpy(a)
+        assert got.dtype == np.float64 and got.shape == (7,)
+        np.testing.assert_allclose(got, a.astype(np.float64).sum(axis=0), rtol=1e-6)

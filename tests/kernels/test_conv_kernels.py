@@ -10,15 +10,20 @@ from minigan import backend
 from minigan.kernels import conv as KC
 
 to_np = backend.to_numpy
+DEFAULT_SUBPIXEL_GROWTH = KC._SUBPIXEL_MAX_GROWTH  # read before the fixture below patches it
 FAST = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                        HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(autouse=True, params=["nchw", "nhwc"])
+@pytest.fixture(autouse=True, params=["nchw", "nhwc", "nhwc-subpixel"])
 def cpu_layout(request, monkeypatch):
-    """Every CPU test runs through both CPU layouts: the channel-count switch is forced."""
+    """Every CPU test runs through every CPU path: the channel-count switch is forced, and a
+    transposed conv whose kernel is a multiple of its stride goes through col2im ("nhwc") or
+    through the sub-pixel GEMM whatever its size ("nhwc-subpixel")."""
     monkeypatch.setattr(KC, "_CHANNELS_LAST_MIN", 10**9 if request.param == "nchw" else 1)
+    monkeypatch.setattr(KC, "_SUBPIXEL_MAX_GROWTH",
+                        float("inf") if request.param == "nhwc-subpixel" else 0.0)
     return request.param
 
 
@@ -254,13 +259,19 @@ def test_im2col_col2im_are_adjoint(cfg):
     np.testing.assert_allclose(y, ref_conv2d(x, w, None, s, p, d), rtol=1e-12, atol=1e-12)
 
 
-def test_float32_in_float32_out_and_non_contiguous_inputs():
+def _stored_channels_last(a):
+    return a.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def test_float32_in_float32_out_and_non_contiguous_inputs(cpu_layout):
     rng = np.random.default_rng(5)
     x = _rand(rng, 2, 3, 9, 8).astype(np.float32)
     w = _rand(rng, 4, 3, 3, 3).astype(np.float32)
     xt = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # F-ish strides
     y = KC.conv2d_forward(xt, w, None, 2, 1)
-    assert y.dtype == np.float32 and y.flags.c_contiguous
+    assert y.dtype == np.float32
+    # the output is dense: NCHW, or (with many output channels) stored channels-last
+    assert y.flags.c_contiguous if cpu_layout == "nchw" else _stored_channels_last(y)
     np.testing.assert_allclose(y, ref_conv2d(x.astype(np.float64), w.astype(np.float64), None,
                                              (2, 2), (1, 1), (1, 1)), rtol=1e-4, atol=1e-4)
     gy = _rand(rng, *y.shape).astype(np.float32)
@@ -314,11 +325,93 @@ def test_channels_last_transpose_with_many_channels_matches_naive_loops(k, s, p,
     for): kernels wider than, equal to and narrower than the stride, output padding, a bias."""
     rng = np.random.default_rng(13)
     x, w, b = _rand(rng, 2, 17, 5, 6), _rand(rng, 17, 16, *KC._pair(k, "k", 1)), _rand(rng, 16)
-    pair = lambda v: KC._pair(v, "v", 0)  # noqa: E731
+    pair = lambda v: KC._pair(v, "v", 0)
     y = KC.conv_transpose2d_forward(x, w, b, s, p, op)
     ref = ref_conv_transpose2d(x, w, b, pair(s), pair(p), pair(op), (1, 1))
     assert y.shape == ref.shape
     np.testing.assert_allclose(y, ref, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("k, s, p, op, hw", [
+    (4, 2, 1, 0, (5, 5)),                      # DCGAN's layers
+    (4, 2, 1, 1, (4, 3)),                      # output padding, odd sizes
+    (4, 2, 3, 0, (6, 6)),                      # padding past half the kernel: rows cropped
+    (2, 2, 2, 1, (5, 4)),                      # padding as large as the kernel
+    (2, 2, 0, 0, (3, 4)),                      # m = 1: a pixel shuffle of one GEMM
+    (3, 3, 0, 2, (2, 3)),
+    ((4, 6), (2, 3), (1, 2), (1, 0), (4, 5)),  # different strides and kernels per axis
+    ((6, 2), (3, 2), (2, 0), (0, 1), (1, 1)),  # a one-pixel input
+])
+def test_subpixel_transposed_conv_matches_naive_loops(k, s, p, op, hw, cpu_layout, monkeypatch):
+    """Kernels that are a multiple of the stride: in the "nhwc-subpixel" layout every such
+    call takes the sub-pixel GEMM (a spy checks it), in "nhwc" the col2im scatter."""
+    calls = []
+    real = KC._conv_transpose_subpixel_numpy
+    monkeypatch.setattr(KC, "_conv_transpose_subpixel_numpy",
+                        lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(14)
+    pair = lambda v, m=0: KC._pair(v, "v", m)
+    x, w, b = _rand(rng, 2, 5, *hw), _rand(rng, 5, 3, *pair(k, 1)), _rand(rng, 3)
+    for bias in (None, b):
+        y = KC.conv_transpose2d_forward(x, w, bias, s, p, op)
+        ref = ref_conv_transpose2d(x, w, bias, pair(s), pair(p), pair(op), (1, 1))
+        assert y.shape == ref.shape
+        np.testing.assert_allclose(y, ref, rtol=1e-11, atol=1e-11)
+    assert len(calls) == (2 if cpu_layout == "nhwc-subpixel" else 0)
+    y32 = KC.conv_transpose2d_forward(x.astype(np.float32), w.astype(np.float32), None, s, p, op)
+    assert y32.dtype == np.float32
+
+
+def test_subpixel_is_chosen_only_while_its_gemm_grows_little():
+    """The default switch: DCGAN's 16x16 -> 32x32 and 7x7 -> 14x14 layers (GEMM 13% and 31%
+    larger) take the sub-pixel form, its 4x4 -> 8x8 layer (56% larger) keeps col2im, and so
+    does any kernel that is not a multiple of the stride, or is dilated, or has stride 1."""
+    for h, expected in ((16, True), (7, True), (4, False)):
+        (_, _, r), (_, _, c) = KC._subpixel_grid((4, 4), (2, 2), (1, 1), (1, 1), (2 * h, 2 * h))
+        assert (r * c <= DEFAULT_SUBPIXEL_GROWTH * h * h) is expected, h
+    assert KC._subpixel_grid((3, 3), (2, 2), (1, 1), (1, 1), (8, 8)) is None
+    assert KC._subpixel_grid((4, 4), (2, 2), (1, 1), (2, 2), (8, 8)) is None
+    assert KC._subpixel_grid((3, 3), (1, 1), (1, 1), (1, 1), (8, 8)) is None
+
+
+def test_kernels_take_channels_last_inputs_and_return_them_for_many_channels(cpu_layout):
+    """The CPU kernels return outputs with 16+ channels stored channels-last (so the next
+    layer's channels-last im2col is a plain copy); fed such arrays, every kernel gives what it
+    gives for the same values stored NCHW."""
+    rng = np.random.default_rng(15)
+    x, w, b = _rand(rng, 2, 16, 9, 8), _rand(rng, 16, 16, 4, 4), _rand(rng, 16)
+    as_nhwc = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    xl = as_nhwc(x)
+    assert _stored_channels_last(xl) and not xl.flags.c_contiguous
+    y = KC.conv2d_forward(x, w, b, 2, 1)
+    np.testing.assert_array_equal(KC.conv2d_forward(xl, w, b, 2, 1), y)
+    gy = _rand(rng, *y.shape)
+    gyl = as_nhwc(gy)
+    np.testing.assert_allclose(KC.conv2d_grad_weight(xl, gyl, 4, 2, 1),
+                               KC.conv2d_grad_weight(x, gy, 4, 2, 1), rtol=1e-12, atol=1e-12)
+    gx = KC.conv_transpose2d_forward(gy, w, None, 2, 1, (1, 0))
+    np.testing.assert_allclose(KC.conv_transpose2d_forward(gyl, w, None, 2, 1, (1, 0)), gx,
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gx, ref_conv_transpose2d(gy, w, None, (2, 2), (1, 1), (1, 0),
+                                                        (1, 1)), rtol=1e-11, atol=1e-11)
+    if cpu_layout != "nchw":
+        assert _stored_channels_last(y) and _stored_channels_last(gx)
+    # a window as large as the input (a discriminator's last layer): a plain GEMM either way
+    wd = _rand(rng, 3, 16, 9, 8)
+    np.testing.assert_allclose(KC.conv2d_forward(xl, wd, b[:3]), KC.conv2d_forward(x, wd, b[:3]),
+                               rtol=1e-12, atol=1e-12)
+    gyd = _rand(rng, 2, 3, 1, 1)
+    gwd = KC.conv2d_grad_weight(xl, gyd, (9, 8))
+    np.testing.assert_allclose(gwd, KC.conv2d_grad_weight(x, gyd, (9, 8)), rtol=1e-12,
+                               atol=1e-12)
+    assert gwd.flags.c_contiguous  # a weight gradient is a plain array, never channels-last
+    # one input channel (an image) into many: the transposed GEMM gives channels-last too
+    img = _rand(rng, 2, 1, 8, 8)
+    w1 = _rand(rng, 16, 1, 4, 4)
+    y1 = KC.conv2d_forward(img, w1, b, 2, 1)
+    np.testing.assert_allclose(y1, ref_conv2d(img, w1, b, (2, 2), (1, 1), (1, 1)), rtol=1e-11,
+                               atol=1e-11)
+    assert _stored_channels_last(y1) is (cpu_layout != "nchw")
 
 
 def test_workspace_reuse_across_shapes_keeps_padding_zero():

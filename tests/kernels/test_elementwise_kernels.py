@@ -83,6 +83,21 @@ def test_leaky_relu_backward_numpy_matches_masked_select(dtype, slope):
     assert np.array_equal(np.signbit(got), np.signbit(want))
 
 
+def test_leaky_relu_keeps_a_channels_last_layout():
+    """Activations stored channels-last (as the CPU conv kernels return them) come back so,
+    forward and backward, with the values of the NCHW computation."""
+    x = _x((2, 16, 3, 5), seed=6)
+    gy = _g((2, 16, 3, 5), seed=7)
+    xl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    gyl = np.ascontiguousarray(gy.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    y = K.leaky_relu_forward(xl, 0.2)
+    np.testing.assert_array_equal(y, K.leaky_relu_forward(x, 0.2))
+    gx = K.leaky_relu_backward(gyl, xl, 0.2)
+    np.testing.assert_array_equal(gx, K.leaky_relu_backward(gy, x, 0.2))
+    for a in (y, gx):
+        assert a.transpose(0, 2, 3, 1).flags.c_contiguous and not a.flags.c_contiguous
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_relu(xp, dtype):
     x, gy = _x(), _g()
