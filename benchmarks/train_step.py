@@ -383,9 +383,11 @@ _CATEGORIES = (
     # (path inside minigan/, qualname test, category)
     ("kernels/conv.py", lambda q: "col2im" in q, "conv: col2im (scatter-add)"),
     ("kernels/conv.py", lambda q: "im2col" in q or "_pad" in q, "conv: im2col (gather copy)"),
+    ("kernels/conv.py", lambda q: "subpixel" in q,
+     "conv: sub-pixel transposed conv (window gather, phase writes)"),
     ("kernels/conv.py", lambda q: q.startswith(("_conv2d_forward", "_grad_weight",
                                                  "_conv_transpose", "conv_transpose2d_forward",
-                                                 "_channels_last_weight")),
+                                                 "_channels_last_weight", "_to_channels_last")),
      "conv: layout copies (NCHW <-> GEMM operands)"),
     ("kernels/conv.py", lambda q: True, "conv: dispatch and checks"),
     ("kernels/workspace.py", lambda q: True, "conv: dispatch and checks"),

@@ -564,7 +564,7 @@ def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw):
         # the GEMM's (N*Ho*Wo, O) product is the output itself, stored channels-last
         cols = _im2col_cpu_nhwc(x, k, s, p, d, out_hw)
         w2 = _channels_last_weight(w).reshape(o, -1)  # (O, kh*kw*C)
-        yn = np.matmul(cols, w2.T)
+        yn = np.matmul(cols, w2.T, out=np.empty((cols.shape[0], o), x.dtype))
         if b is not None:
             yn += b
         return yn.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
@@ -572,8 +572,9 @@ def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw):
     w2 = np.ascontiguousarray(w).reshape(o, -1)
     if o >= _CHANNELS_LAST_MIN:
         # few input channels (an image) but many output ones: the transposed product
-        # cols^T @ w2^T is the output stored channels-last, like the branch above
-        yn = np.matmul(cols.T, w2.T)
+        # cols^T @ w2^T is the output stored channels-last, like the branch above. (Its C-order
+        # output is given: left to itself, matmul returns F-order for these F-order operands.)
+        yn = np.matmul(cols.T, w2.T, out=np.empty((cols.shape[1], o), x.dtype))
         if b is not None:
             yn += b
         return yn.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
@@ -720,7 +721,8 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
         elif xp is np and cout >= _CHANNELS_LAST_MIN:
             # the weight's columns as (i, j, cout): the product is the output channels-last
             yn = np.matmul(np.ascontiguousarray(x).reshape(n, cin),
-                           _channels_last_weight(w).reshape(cin, -1)).reshape(n, kh, kw, cout)
+                           _channels_last_weight(w).reshape(cin, -1),
+                           out=np.empty((n, kh * kw * cout), x.dtype)).reshape(n, kh, kw, cout)
             if b is not None:
                 yn += b
             return yn.transpose(0, 3, 1, 2)

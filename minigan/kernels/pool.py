@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import backend
 from .conv import _CTYPES, _check_4d, _check_dtypes, _index_type, _launch, _offset_slices, _pair
+from .workspace import is_channels_last
 
 __all__ = [
     "avg_pool2d_backward",
@@ -65,6 +66,16 @@ def _check_grad(what, gy, x_shape, out_hw):
     if tuple(gy.shape) != want:
         raise ValueError(f"{what}: grad_output has shape {tuple(gy.shape)} but the input "
                          f"{tuple(x_shape)} pools to {want}")
+
+
+def _like_layout(x, shape, dtype):
+    """A new (N, C, Ho, Wo) array stored as x is: channels-last when x is (the CPU conv
+    kernels' outputs), so that the per-tap slices of x and of the result run over the same
+    contiguous channel rows, and the next conv reads the result without a layout copy."""
+    if is_channels_last(x):
+        n, c, ho, wo = shape
+        return np.empty((n, ho, wo, c), dtype).transpose(0, 3, 1, 2)
+    return np.empty(shape, dtype)
 
 
 def _taps(k, s, p, out_hw, in_hw):
@@ -220,12 +231,13 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
                 (x, y, index, itype(y.size), *_sizes(itype, (h, w), (ho, wo)),
                  *_geom(k, s, p), x.dtype.type(-np.inf)))
         return y, index
-    y = np.full((n, c, ho, wo), -np.inf, x.dtype)
+    y = _like_layout(x, (n, c, ho, wo), x.dtype)
+    y.fill(-np.inf)
     # every window starts at its first real pixel, as in PyTorch (matters only when a window
     # holds nothing but -inf)
     hs = np.maximum(np.arange(ho) * s[0] - p[0], 0)
     ws = np.maximum(np.arange(wo) * s[1] - p[1], 0)
-    index = np.empty((n, c, ho, wo), np.int64)
+    index = _like_layout(x, (n, c, ho, wo), np.int64)
     index[...] = hs[:, None] * w + ws[None, :]
     rows_of, cols_of = np.arange(h), np.arange(w)
     for _, _, out_sl, in_sl in _taps(k, s, p, (ho, wo), (h, w)):
@@ -290,7 +302,8 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0):
         _launch(_pool_kernel("avgpool_fwd", x.dtype, ictype), y.size,
                 (x, y, itype(y.size), *_sizes(itype, (h, w), (ho, wo)), *_geom(k, s, p)))
         return y
-    y = np.zeros((n, c, ho, wo), x.dtype)
+    y = _like_layout(x, (n, c, ho, wo), x.dtype)
+    y.fill(0)
     for _, _, out_sl, in_sl in _taps(k, s, p, (ho, wo), (h, w)):
         dst = y[(slice(None), slice(None)) + out_sl]
         np.add(dst, x[(slice(None), slice(None)) + in_sl], out=dst)

@@ -91,16 +91,33 @@ def _x(cfg, ties=False):
     return rng.integers(-2, 3, shape).astype(np.float64) if ties else rng.standard_normal(shape)
 
 
+def _stored_as(x, channels_last):
+    """x as given, or the same values stored channels-last (as the CPU conv kernels return)."""
+    if not channels_last:
+        return x
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def _check_layout(out, x):
+    # results are stored as their input is (channels-last in, channels-last out)
+    if KC.is_channels_last(x):
+        assert out.transpose(0, 2, 3, 1).flags.c_contiguous  # (may also be C-contiguous)
+    else:
+        assert out.flags.c_contiguous
+
+
 @FAST
 @given(pool_configs(), st.booleans())
-def test_max_pool_forward_and_backward_match_loops(cfg, ties):
-    x = _x(cfg, ties)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_forward_and_backward_match_loops(channels_last, cfg, ties):
+    x = _stored_as(_x(cfg, ties), channels_last)
     k, s, p = cfg["k"], cfg["s"], cfg["p"]
     y, idx = KP.max_pool2d_forward(x, k, s, p)
     ry, ridx = ref_max_pool(x, k, s, p)
     np.testing.assert_array_equal(y, ry)
     np.testing.assert_array_equal(idx, ridx)
     assert idx.dtype == np.int64
+    _check_layout(y, x)
     gy = np.random.default_rng(cfg["seed"] + 1).standard_normal(y.shape)
     gx = KP.max_pool2d_backward(gy, idx, x.shape, k, s, p)
     np.testing.assert_allclose(gx, ref_max_pool_backward(gy, idx, x.shape), rtol=1e-12,
@@ -109,11 +126,13 @@ def test_max_pool_forward_and_backward_match_loops(cfg, ties):
 
 @FAST
 @given(pool_configs())
-def test_avg_pool_forward_matches_loops_and_backward_is_adjoint(cfg):
-    x = _x(cfg)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_avg_pool_forward_matches_loops_and_backward_is_adjoint(channels_last, cfg):
+    x = _stored_as(_x(cfg), channels_last)
     k, s, p = cfg["k"], cfg["s"], cfg["p"]
     y = KP.avg_pool2d_forward(x, k, s, p)
     np.testing.assert_allclose(y, ref_avg_pool(x, k, s, p), rtol=1e-12, atol=1e-12)
+    _check_layout(y, x)
     gy = np.random.default_rng(cfg["seed"] + 1).standard_normal(y.shape)
     gx = KP.avg_pool2d_backward(gy, x.shape, k, s, p)
     assert gx.shape == x.shape
