@@ -31,6 +31,8 @@ anchors = rng.standard_normal((a.points, meta["config"]["z_dim"])).astype(np.flo
 
 def slerp(z0, z1, t):
     omega = np.arccos(np.clip(z0 @ z1 / np.linalg.norm(z0) / np.linalg.norm(z1), -1, 1))
+    if np.sin(omega) < 1e-6:  # (anti)parallel anchors: no unique great circle, so a line
+        return (1 - t) * z0 + t * z1
     return (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)
 
 

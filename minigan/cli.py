@@ -273,7 +273,7 @@ def cmd_interpolate(a) -> int:
 def _slerp(z0, z1, t):
     cos = np.dot(z0, z1) / (np.linalg.norm(z0) * np.linalg.norm(z1))
     omega = np.arccos(np.clip(cos, -1, 1))
-    if omega < 1e-6:
+    if np.sin(omega) < 1e-6:  # (anti)parallel anchors: no unique great circle, so a line
         return z0 * (1 - t) + z1 * t
     return (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)
 

@@ -193,3 +193,18 @@ def test_save_scatter_places_points_with_y_up_and_drops_the_rest(tmp_path):
     with pytest.raises(ValueError, match="lim must be positive"):
         save_scatter([], tmp_path / "t.png", lim=0.0)
     assert not (tmp_path / "t.png").exists()
+
+
+def test_slerp_stays_on_the_sphere_and_falls_back_to_a_line_for_parallel_anchors():
+    from minigan.cli import _slerp
+    rng = np.random.default_rng(0)
+    z0, z1 = rng.standard_normal(8), rng.standard_normal(8)
+    z1 *= np.linalg.norm(z0) / np.linalg.norm(z1)  # equal norms: the path keeps that norm
+    np.testing.assert_allclose(_slerp(z0, z1, 0.0), z0, atol=1e-12)
+    np.testing.assert_allclose(_slerp(z0, z1, 1.0), z1, atol=1e-12)
+    for t in (0.25, 0.5, 0.8):
+        assert np.isclose(np.linalg.norm(_slerp(z0, z1, t)), np.linalg.norm(z0))
+    for other in (2 * z0, -z0):  # parallel and antiparallel: no great circle, no 0/0
+        mid = _slerp(z0, other, 0.3)
+        assert np.all(np.isfinite(mid))
+        np.testing.assert_allclose(mid, 0.7 * z0 + 0.3 * other, atol=1e-12)
