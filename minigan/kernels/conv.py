@@ -753,12 +753,17 @@ def _conv_transpose_numpy(x, w, b, k, s, p, d, out_hw):
         cols = np.matmul(xn.reshape(-1, cin), w2,
                          out=_workspace.take("cols", (n * h * wd, w2.shape[1]), x.dtype))
         return _col2im_cpu_nhwc(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)
-    # x as (Cin, N*H*W): a copy of the (small) input so that one GEMM covers the batch
-    xt = _workspace.take("xt", (cin, n, h, wd), x.dtype)
-    np.copyto(xt, x.transpose(1, 0, 2, 3))  # (any layout of x: no reshape, which may copy)
+    # x as (Cin, N*H*W), so that one GEMM covers the batch: the transpose of x's free
+    # (N*H*W, Cin) view when x is stored channels-last, else a copy of the (small) input
+    xl = _channels_last_view(x)
+    if xl is not None:
+        xt = xl.reshape(-1, cin).T
+    else:
+        xt = _workspace.take("xt", (cin, n, h, wd), x.dtype)
+        np.copyto(xt, x.transpose(1, 0, 2, 3))  # (any layout of x: no reshape, which may copy)
+        xt = xt.reshape(cin, -1)
     w2 = np.ascontiguousarray(w).reshape(cin, -1)
-    cols = np.matmul(w2.T, xt.reshape(cin, -1),
-                     out=_workspace.take("cols", (w2.shape[1], n * h * wd), x.dtype))
+    cols = np.matmul(w2.T, xt, out=_workspace.take("cols", (w2.shape[1], n * h * wd), x.dtype))
     return _col2im_cpu(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)
 
 
