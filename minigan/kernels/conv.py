@@ -740,15 +740,15 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
 def _conv_transpose_numpy(x, w, b, k, s, p, d, out_hw):
     n, cin, h, wd = x.shape
     cout = w.shape[1]
-    grid = _subpixel_grid(k, s, p, d, out_hw)
-    if cout >= _CHANNELS_LAST_MIN and grid is not None and (
-            grid[0][2] * grid[1][2] <= _SUBPIXEL_MAX_GROWTH * h * wd):
-        return _conv_transpose_subpixel_numpy(x, w, b, k, s, p, out_hw, grid)
     if cout >= _CHANNELS_LAST_MIN:
+        grid = _subpixel_grid(k, s, p, d, out_hw)
+        if grid is not None and grid[0][2] * grid[1][2] <= _SUBPIXEL_MAX_GROWTH * h * wd:
+            return _conv_transpose_subpixel_numpy(x, w, b, k, s, p, out_hw, grid)
         # x as (N*H*W, Cin) and w as (Cin, kh*kw*Cout): the GEMM's rows are input pixels and its
         # columns (i, j, cout), so every tap's slice-add runs over Cout contiguous values
-        xn = _workspace.take("xt", (n, h, wd, cin), x.dtype)
-        _to_channels_last(x, xn)
+        xn = _channels_last_view(x)  # free when x is stored channels-last, else a copy
+        if xn is None:
+            xn = _to_channels_last(x, _workspace.take("xt", (n, h, wd, cin), x.dtype))
         w2 = _channels_last_weight(w).reshape(cin, -1)
         cols = np.matmul(xn.reshape(-1, cin), w2,
                          out=_workspace.take("cols", (n * h * wd, w2.shape[1]), x.dtype))
