@@ -42,6 +42,24 @@ def load_torch(device: str):
     return torch, None
 
 
+def require_device(device: str, script: str) -> None:
+    """Exit, naming the script, when ``--device cuda`` cannot run on this machine."""
+    if device == "cuda" and not backend.cuda_available():
+        raise SystemExit(f"{script}: --device cuda needs CuPy and a CUDA GPU, and this machine "
+                         "has none")
+
+
+def torch_or_note(device: str, wanted: bool, note: str):
+    """PyTorch for the side-by-side comparison, or None: when it is not ``wanted``, or when it
+    cannot run here, in which case ``note`` (formatted with ``why``) goes to stderr."""
+    if not wanted:
+        return None
+    torch, why = load_torch(device)
+    if torch is None:
+        print(note.format(why=why), file=sys.stderr)
+    return torch
+
+
 def synchronize(device: str, torch=None) -> None:
     backend.synchronize(device)
     if torch is not None and device == "cuda":

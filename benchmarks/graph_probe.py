@@ -534,11 +534,7 @@ def main(argv=None) -> list:
         sys.exit("graph_probe: needs CuPy and a CUDA GPU")
     cp = backend.cupy
     gemm = CublasGemm(cp)  # before PyTorch, which maps a libcublas of its own
-    torch = None
-    if args.torch:
-        torch, why = C.load_torch("cuda")
-        if torch is None:
-            print(f"# no PyTorch comparison: {why}", file=sys.stderr)
+    torch = C.torch_or_note("cuda", args.torch, "# no PyTorch comparison: {why}")
     env = C.environment("cuda", torch)
     C.print_header(env, file=sys.stderr)
     print(f"# cuBLAS through ctypes: {gemm.lib_path}", file=sys.stderr)

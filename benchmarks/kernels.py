@@ -395,13 +395,8 @@ def main(argv=None) -> list:
     """Run the kernel benchmarks; returns the result records (also printed)."""
     args = parse_args(argv)
     device = args.device
-    if device == "cuda" and not backend.cuda_available():
-        raise SystemExit("--device cuda: CuPy or a CUDA GPU is missing here")
-    torch = None
-    if args.torch:
-        torch, why = C.load_torch(device)
-        if torch is None:
-            print(f"--torch: {why}; timing minigan only", file=sys.stderr)
+    C.require_device(device, "kernels")
+    torch = C.torch_or_note(device, args.torch, "--torch: {why}; timing minigan only")
     env = C.environment(device, torch)
     info = sys.stderr if args.json else sys.stdout
     C.print_header(env, info)

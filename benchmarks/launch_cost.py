@@ -177,13 +177,8 @@ def parse_args(argv=None):
 def main(argv=None) -> list:
     args = parse_args(argv)
     device = args.device
-    if device == "cuda" and not backend.cuda_available():
-        raise SystemExit("launch_cost: --device cuda needs CuPy and a CUDA GPU")
-    torch = None
-    if not args.no_torch:
-        torch, why = C.load_torch(device)
-        if torch is None:
-            print(f"# no PyTorch comparison: {why}", file=sys.stderr)
+    C.require_device(device, "launch_cost")
+    torch = C.torch_or_note(device, not args.no_torch, "# no PyTorch comparison: {why}")
     env = C.environment(device, torch)
     C.print_header(env, file=sys.stderr if args.json else sys.stdout)
     lib = "cupy" if device == "cuda" else "numpy"

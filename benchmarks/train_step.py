@@ -601,8 +601,7 @@ def main(argv=None) -> list:
     """Run the benchmark; returns the result records (also printed)."""
     args = parse_args(argv)
     device = args.device
-    if device == "cuda" and not backend.cuda_available():
-        raise SystemExit("--device cuda: CuPy or a CUDA GPU is missing here")
+    C.require_device(device, "train_step")
     want_torch = args.only == "torch" or (args.torch and args.only != "minigan")
     torch = None
     if want_torch and not args.profile:
