@@ -289,8 +289,8 @@ def graph_safe(cp, check_offsets: bool = True):
     offsets = {}
 
     def adam_step(self):
-        """minigan's Adam.step (its state, its host step count), with the per-parameter kernel
-        swapped for one that reads this optimizer's device counter, advanced once per step.
+        """minigan's Adam.step (its state, its host step count), with its update swapped for
+        per-parameter kernels that read this optimizer's device counter, advanced once per step.
         (Every parameter of a GAN step has a gradient every step, so one counter serves all.)"""
         dev = self.__dict__.get("_probe_step")
         if dev is None:
@@ -299,16 +299,19 @@ def graph_safe(cp, check_offsets: bool = True):
                                              dtype=cp.float64)
         dev += 1.0
 
-        def kernel(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps,
-                   weight_decay=0.0):
-            adam_kernel(grad, dev, float(lr), float(beta1), float(beta2), float(eps),
-                        float(weight_decay), param, exp_avg, exp_avg_sq)
+        def kernel(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
+                   weight_decay=0.0, *, decoupled=False, maximize=False, foreach=True):
+            if decoupled or maximize:
+                raise NotImplementedError("the probe's Adam has no AdamW decay or maximize")
+            for param, grad, exp_avg, exp_avg_sq in zip(params, grads, exp_avgs, exp_avg_sqs):
+                adam_kernel(grad, dev, float(lr), float(beta1), float(beta2), float(eps),
+                            float(weight_decay), param, exp_avg, exp_avg_sq)
 
-        host_kernel, KO.adam_step = KO.adam_step, kernel
+        host_kernel, KO.adam_step_multi = KO.adam_step_multi, kernel
         try:
             saved[0](self)
         finally:
-            KO.adam_step = host_kernel
+            KO.adam_step_multi = host_kernel
 
     def stream_kernel(out_params, extra_in, body, per_block, name):
         in_params = "raw uint64 basep, uint32 k0, uint32 k1, int64 n" + (

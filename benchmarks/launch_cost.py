@@ -37,6 +37,9 @@ from minigan.autograd import Tensor
 from minigan.kernels import elementwise as KE
 
 SHAPE = (64, 128)
+# the parameter count of the gan preset's two optimizers together: 11 weights and 11 biases
+MANY_SHAPES = [(128, 128), (128,)] * 11
+ADAM_MANY = "Adam.step, 22 parameters"
 RAW_SCALE = r"""
 extern "C" __global__ void minigan_bench_scale(const float* x, float* y, const int n,
                                                const float s) {
@@ -59,6 +62,11 @@ def minigan_cases(device: str) -> dict:
     p = Tensor(arr(*SHAPE), requires_grad=True)
     p.grad = Tensor(arr(*SHAPE))
     opt = moptim.Adam([p], lr=1e-4, betas=(0.5, 0.999))
+    many = [Tensor(arr(*s), requires_grad=True) for s in MANY_SHAPES]
+    for q in many:
+        q.grad = Tensor(arr(*q.shape))
+    opt_many = moptim.Adam(many, lr=1e-4, betas=(0.5, 0.999))
+    opt_loop = moptim.Adam(many, lr=1e-4, betas=(0.5, 0.999), foreach=False)
     x = Tensor(arr(*SHAPE))
     wt = Tensor(arr(*SHAPE), requires_grad=True)
     bt = Tensor(arr(SHAPE[1]), requires_grad=True)
@@ -76,6 +84,8 @@ def minigan_cases(device: str) -> dict:
         "matmul, transposed operand": lambda: xp.matmul(a, w.T),
         "empty (allocation)": lambda: xp.empty(SHAPE, np.float32),
         "Adam.step, one parameter": opt.step,
+        ADAM_MANY: opt_many.step,
+        ADAM_MANY + ", foreach=False": opt_loop.step,
         "autograd: (x*w + b).sum().backward()": autograd_chain,
     }
     if device == "cuda":
@@ -102,6 +112,11 @@ def torch_cases(torch, device: str) -> dict:
     p.grad = arr(*SHAPE)
     # the optimizer PyTorch picks for this device by default (foreach on CUDA)
     opt = torch.optim.Adam([p], lr=1e-4, betas=(0.5, 0.999))
+    many = [torch.nn.Parameter(arr(*s)) for s in MANY_SHAPES]
+    for q in many:
+        q.grad = arr(*q.shape)
+    opt_many = torch.optim.Adam(many, lr=1e-4, betas=(0.5, 0.999))
+    opt_loop = torch.optim.Adam(many, lr=1e-4, betas=(0.5, 0.999), foreach=False)
     x = arr(*SHAPE)
     wt = arr(*SHAPE).requires_grad_(True)
     bt = arr(SHAPE[1]).requires_grad_(True)
@@ -120,6 +135,8 @@ def torch_cases(torch, device: str) -> dict:
         "matmul, transposed operand": lambda: torch.mm(a, w.t()),
         "empty (allocation)": lambda: torch.empty(SHAPE, device=dev),
         "Adam.step, one parameter": opt.step,
+        ADAM_MANY: opt_many.step,
+        ADAM_MANY + ", foreach=False": opt_loop.step,
         "autograd: (x*w + b).sum().backward()": autograd_chain,
     }
 

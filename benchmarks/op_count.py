@@ -8,7 +8,9 @@ on the CPU, where this script runs:
 
 - minigan: autograd ``Function`` applications (forward ops, including the differentiable ops
   that backward formulas are built from) and ``backward`` calls, plus the optimizer's
-  parameter updates (one fused kernel per parameter on the GPU);
+  parameter updates and the GPU launches they take: one multi-tensor kernel per optimizer (per
+  dtype, step count and 48 tensors) with ``foreach`` at its default, one per parameter with
+  ``foreach=False``;
 - PyTorch (if installed): every aten op that reaches the dispatcher during the forward and
   backward passes (``TorchDispatchMode``), with the view and metadata ops counted apart since
   they launch nothing. The optimizer steps are left out of PyTorch's count, because its CPU
@@ -24,6 +26,7 @@ import sys
 import _common as C  # first: puts the repository root on sys.path for minigan
 
 import minigan.autograd as ag
+import minigan.kernels.optim as KO
 import train_step as ts
 
 VIEW_OPS = frozenset({"view", "_unsafe_view", "t", "transpose", "permute", "expand", "detach",
@@ -59,8 +62,21 @@ def count_minigan(model: str, batch: int, steps: int) -> dict:
             return f(self, *gys)
         return backward
 
+    opt = collections.Counter()
+    orig_multi = KO.adam_step_multi
+
+    def counted_multi(params, grads, exp_avgs, exp_avg_sqs, step, *args, foreach=True, **kw):
+        opt["param_updates"] += len(params)
+        step_of = [step] * len(params) if isinstance(step, int) else list(step)
+        buckets = collections.Counter((p.dtype.name, s) for p, s in zip(params, step_of))
+        opt["gpu_launches"] += (sum(-(-n // KO._MULTI_MAX_TENSORS) for n in buckets.values())
+                                if foreach else len(params))
+        return orig_multi(params, grads, exp_avgs, exp_avg_sqs, step, *args, foreach=foreach,
+                          **kw)
+
     patched = {c: c.__dict__["backward"] for c in _function_classes() if "backward" in c.__dict__}
     ag.Function.__call__ = counted_call
+    KO.adam_step_multi = counted_multi
     for cls, f in patched.items():
         cls.backward = counted_backward(cls, f)
     try:
@@ -68,14 +84,14 @@ def count_minigan(model: str, batch: int, steps: int) -> dict:
             runner.step()
     finally:
         ag.Function.__call__ = orig_call
+        KO.adam_step_multi = orig_multi
         for cls, f in patched.items():
             cls.backward = f
-    tr = runner.trainer
-    n_params = len(list(tr.G.parameters())) + len(list(tr.D.parameters()))
     return {"framework": "minigan", "model": model, "batch_size": batch,
             "forward_functions": sum(fwd.values()) / steps,
             "backward_calls": sum(bwd.values()) / steps,
-            "optimizer_param_updates": n_params,  # one D and one G update per step
+            "optimizer_param_updates": opt["param_updates"] / steps,
+            "optimizer_gpu_launches": opt["gpu_launches"] / steps,
             "top_forward": {k: v / steps for k, v in fwd.most_common(10)},
             "top_backward": {k: v / steps for k, v in bwd.most_common(8)}}
 
@@ -150,14 +166,15 @@ def main(argv=None) -> list:
             print(json.dumps(r))
         return records
     print("| model | minigan forward Functions | minigan backward calls | minigan Adam updates "
-          "| torch aten ops (fwd+bwd) | of them views |")
-    print("|---|---:|---:|---:|---:|---:|")
+          "| their GPU launches | torch aten ops (fwd+bwd) | of them views |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for m in models:
         mg = next(r for r in records if r["model"] == m and r["framework"] == "minigan")
         th = next((r for r in records if r["model"] == m and r["framework"] == "torch"), None)
         tcells = (f"{th['aten_ops']:.0f} | {th['view_ops']:.0f}" if th else "- | -")
         print(f"| {m} | {mg['forward_functions']:.0f} | {mg['backward_calls']:.0f} | "
-              f"{mg['optimizer_param_updates']} | {tcells} |")
+              f"{mg['optimizer_param_updates']:.0f} | {mg['optimizer_gpu_launches']:.0f} | "
+              f"{tcells} |")
     for r in records:
         top = r.get("top_forward") or r.get("top")
         print(f"# {r['framework']} {r['model']} most frequent: "

@@ -252,6 +252,10 @@ def test_op_count_main(bench, capsys):
         assert a["backward_calls"] == b["backward_calls"] > 0
     gan, dcgan = one
     assert gan["optimizer_param_updates"] == 22 and dcgan["optimizer_param_updates"] == 12
+    # foreach at its default: one multi-tensor launch per optimizer (D and G)
+    assert gan["optimizer_gpu_launches"] == dcgan["optimizer_gpu_launches"] == 2
+    import minigan.kernels.optim as KO
+    assert KO.adam_step_multi.__name__ == "adam_step_multi"  # the hook is removed again
     assert "Linear" in gan["top_forward"] and "Conv2d" in dcgan["top_forward"]
     for bad in (["--models", "resnet"], ["--models", ""], ["--steps", "0"],
                 ["--batch-size", "0"]):

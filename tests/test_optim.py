@@ -46,9 +46,10 @@ def _run(opt_cls, steps, device="cpu", **kw):
     return p0, target, p.numpy()
 
 
+@pytest.mark.parametrize("foreach", [None, False])  # the GPU's multi-tensor or per-param kernel
 @pytest.mark.parametrize("wd", [0.0, 0.1])
-def test_adam_matches_formula_over_100_steps(device, wd):
-    kw = dict(lr=1e-2, betas=(0.5, 0.999), eps=1e-8, weight_decay=wd)
+def test_adam_matches_formula_over_100_steps(device, wd, foreach):
+    kw = dict(lr=1e-2, betas=(0.5, 0.999), eps=1e-8, weight_decay=wd, foreach=foreach)
     p0, target, got = _run(Adam, 100, device, **kw)
     ref = _adam_reference(p0, target, 100, 1e-2, 0.5, 0.999, 1e-8, wd)
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-9)
@@ -232,7 +233,8 @@ def test_repr_lists_each_group_like_torch():
     (lambda p: Adam(p, 1e-3, (0.9, 0.999), 1e-8, 0.0, True), "amsgrad=True is not implemented"),
     (lambda p: AdamW(p, amsgrad=True), "AdamW: amsgrad=True is not implemented"),
     (lambda p: Adam(p, fused=True), "Adam: fused=True is not implemented"),
-    (lambda p: Adam(p, foreach=True), "Adam: foreach=True is not implemented"),
+    (lambda p: Adam(p, foreach="yes"), "Adam: foreach must be None, True or False, got 'yes'"),
+    (lambda p: SGD(p, foreach=True), "SGD: foreach=True is not implemented by minigan's SGD"),
     (lambda p: Adam(p, capturable=True), "Adam: capturable=True is not implemented"),
     (lambda p: AdamW(p, differentiable=True), "AdamW: differentiable=True is not implemented"),
     (lambda p: SGD(p, fused=True), "SGD: fused=True is not implemented by minigan's SGD"),
@@ -241,7 +243,8 @@ def test_repr_lists_each_group_like_torch():
      "Adam: parameter group 0: amsgrad=True is not implemented"),
     (lambda p: Adam([{"params": p, "momentum": 0.9}]),
      ("Adam: parameter group 0: unknown key 'momentum'; supported keys are lr, betas, eps, "
-      "weight_decay, maximize, decoupled_weight_decay, plus param_names, initial_lr")),
+      "weight_decay, maximize, foreach, decoupled_weight_decay, plus param_names, "
+      "initial_lr")),
     (lambda p: SGD([{"params": p, "betas": (0.9, 0.9)}]),
      ("SGD: parameter group 0: unknown key 'betas'; supported keys are lr, momentum, "
       "dampening, weight_decay, nesterov, maximize")),
@@ -265,7 +268,8 @@ def test_flags_at_torch_defaults_are_accepted_in_torch_argument_order():
                capturable=False, differentiable=False, fused=None, decoupled_weight_decay=False)
     g = opt.param_groups[0]
     assert (g["lr"], g["betas"], g["eps"], g["weight_decay"]) == (2e-3, (0.5, 0.9), 1e-6, 0.1)
-    assert not {"amsgrad", "foreach", "capturable", "differentiable", "fused"} & set(g)
+    assert not {"amsgrad", "capturable", "differentiable", "fused"} & set(g)
+    assert g["foreach"] is None  # implemented: it picks the GPU kernel
     opt = SGD([p], 0.1, 0.9, 0.0, 0.01, True, maximize=True, foreach=False, fused=None)
     g = opt.param_groups[0]
     assert (g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"],
@@ -275,9 +279,10 @@ def test_flags_at_torch_defaults_are_accepted_in_torch_argument_order():
 def test_defaults_follow_torch():
     p = _p(3)
     assert Adam([p]).defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                                      maximize=False, decoupled_weight_decay=False)
+                                      maximize=False, foreach=None,
+                                      decoupled_weight_decay=False)
     assert AdamW([p]).defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
-                                       weight_decay=1e-2, maximize=False,
+                                       weight_decay=1e-2, maximize=False, foreach=None,
                                        decoupled_weight_decay=True)
     assert SGD([p]).defaults == dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
                                      nesterov=False, maximize=False)
@@ -288,7 +293,7 @@ def _adam_sd(**group):
                                            "weight_decay": 0.0, **group, "params": [0]}]}
 
 
-@pytest.mark.parametrize("key,value", [("amsgrad", True), ("fused", True), ("foreach", True),
+@pytest.mark.parametrize("key,value", [("amsgrad", True), ("fused", True),
                                        ("capturable", True), ("differentiable", True)])
 def test_load_state_dict_refuses_unimplemented_flags(key, value):
     opt = Adam([_p(3)], lr=0.5)
@@ -304,8 +309,9 @@ def test_load_state_dict_refuses_unknown_keys(key, value):
     opt = Adam([_p(3)], lr=0.5)
     with pytest.raises(ValueError, match=re.escape(
             f"Adam.load_state_dict: parameter group 0: unknown key {key!r}; supported keys are "
-            "lr, betas, eps, weight_decay, maximize, decoupled_weight_decay, plus param_names, "
-            "initial_lr, and torch's flags only at their defaults (amsgrad=False, foreach=None")):
+            "lr, betas, eps, weight_decay, maximize, foreach, decoupled_weight_decay, plus "
+            "param_names, initial_lr, and torch's flags only at their defaults (amsgrad=False, "
+            "capturable=False")):
         opt.load_state_dict(_adam_sd(lr=0.1, **{key: value}))
     assert opt.param_groups[0]["lr"] == 0.5
 
@@ -317,8 +323,20 @@ def test_load_state_dict_drops_torch_flags_at_their_defaults_and_keeps_implement
                                  decoupled_weight_decay=True, initial_lr=0.2))
     g = opt.param_groups[0]
     assert {k: v for k, v in g.items() if k != "params"} == dict(
-        lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=True,
+        lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=True, foreach=None,
         decoupled_weight_decay=True, initial_lr=0.2)
+
+
+@pytest.mark.parametrize("value", [True, False, None])
+def test_load_state_dict_keeps_adams_foreach(value):
+    opt = Adam([_p(3)], foreach=not value)
+    opt.load_state_dict(_adam_sd(foreach=value))
+    assert opt.param_groups[0]["foreach"] is value
+    with pytest.raises(ValueError, match=re.escape(
+            "Adam.load_state_dict: parameter group 0: foreach must be None, True or False, got "
+            "'no'")):
+        opt.load_state_dict(_adam_sd(foreach="no"))
+    assert opt.param_groups[0]["foreach"] is value  # nothing changed
 
 
 def test_load_state_dict_validates_values_and_types():
@@ -463,10 +481,11 @@ def _adamw_reference(p, target, steps, lr, b1, b2, eps, wd):
     return p
 
 
+@pytest.mark.parametrize("foreach", [None, False])
 @pytest.mark.parametrize("kw", [dict(), dict(lr=1e-2, betas=(0.5, 0.9), eps=1e-6,
                                              weight_decay=0.3)])
-def test_adamw_matches_formula_over_20_steps_in_float64(device, kw):
-    p0, target, got = _run(AdamW, 20, device, **kw)
+def test_adamw_matches_formula_over_20_steps_in_float64(device, kw, foreach):
+    p0, target, got = _run(AdamW, 20, device, foreach=foreach, **kw)
     full = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2) | kw
     ref = _adamw_reference(p0, target, 20, full["lr"], *full["betas"], full["eps"],
                            full["weight_decay"])

@@ -1,11 +1,16 @@
 """Optimizer update kernels with PyTorch's semantics, updating every array in place.
 
-On the GPU each update is ONE fused ``ElementwiseKernel`` per parameter: it reads param, grad and
-the state once and writes them once. The step-dependent scalars (bias corrections, step size) are
-computed on the host from Python numbers and passed as kernel arguments, so nothing is ever read
-back from the device. On the CPU the same arithmetic runs in place with one reused scratch buffer.
+On the GPU an update reads param, grad and the state once and writes them once. ``adam_step``
+is ONE fused ``ElementwiseKernel`` per parameter; ``adam_step_multi`` (what ``optim.Adam`` calls)
+puts all of an optimizer's parameters through ONE multi-tensor ``RawKernel`` launch, as
+PyTorch's foreach Adam does on CUDA, since a small training step is bound by the host's cost per
+launch. The step-dependent scalars (bias corrections, step size) are computed on the host from
+Python numbers and passed as kernel arguments, so nothing is ever read back from the device. On
+the CPU the same arithmetic runs in place with one reused scratch buffer.
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -79,14 +84,144 @@ def _adam_step_numpy(param, grad, exp_avg, exp_avg_sq, beta1, beta2, eps, weight
 
 
 def adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, step, lr: float, beta1: float,
-                    beta2: float, eps: float, weight_decay: float = 0.0) -> None:
-    """``adam_step`` over lists of parameters; ``step`` is one int or one per parameter."""
+                    beta2: float, eps: float, weight_decay: float = 0.0, *,
+                    decoupled: bool = False, maximize: bool = False,
+                    foreach: bool = True) -> None:
+    """Adam over lists of parameters, in place; ``step`` is one int or one per parameter.
+
+    ``decoupled`` makes ``weight_decay`` AdamW's: the parameter is first scaled by
+    ``1 - lr * weight_decay`` and no L2 term is added; ``maximize`` ascends (the step for
+    -grad). On the GPU, with ``foreach``, the parameters go through ONE multi-tensor kernel per
+    dtype and step count (``adam_multi_source``) instead of one launch per parameter; a
+    parameter whose arrays are not all C-contiguous takes the per-parameter kernel. On the CPU
+    the update is per parameter either way (NumPy has no launch cost to save)."""
     n = len(params)
     if not len(grads) == len(exp_avgs) == len(exp_avg_sqs) == n:
         raise ValueError("adam_step_multi: params, grads and states differ in length")
     steps = [step] * n if np.isscalar(step) else list(step)
-    for p, g, m, v, s in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
-        adam_step(p, g, m, v, s, lr, beta1, beta2, eps, weight_decay)
+    if len(steps) != n:
+        raise ValueError(f"adam_step_multi: {len(steps)} step counts for {n} parameters")
+    for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
+        if not p.shape == g.shape == m.shape == v.shape:
+            raise ValueError(f"adam_step_multi: parameter {i} has shape {tuple(p.shape)}, its "
+                             f"gradient {tuple(g.shape)} and its state {tuple(m.shape)} and "
+                             f"{tuple(v.shape)}; they must all match")
+    decay = 1.0 - lr * weight_decay if decoupled else 1.0
+    l2 = 0.0 if decoupled else weight_decay
+    rest = range(n)
+    if foreach and n and backend.is_cupy_array(params[0]):
+        rest = _adam_multi_cupy(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2,
+                                eps, l2, decay, maximize)
+    for i in rest:
+        p, g = params[i], grads[i]
+        if decay != 1.0:
+            p *= decay
+        adam_step(p, -g if maximize else g, exp_avgs[i], exp_avg_sqs[i], steps[i], lr, beta1,
+                  beta2, eps, l2)
+
+
+# The multi-tensor kernel's launch shape. Each tensor owns a run of blocks (at most
+# _MULTI_MAX_BLOCKS; a longer tensor is walked by a grid-stride loop) and each launch at most
+# _MULTI_MAX_TENSORS tensors: four pointers each, 1.5 KiB of kernel arguments in all, well
+# inside the 4 KiB that every CUDA version accepts.
+_MULTI_THREADS = 256
+_MULTI_MAX_BLOCKS = 512
+_MULTI_MAX_TENSORS = 48
+_MULTI_DTYPES = {"float32": "float", "float64": "double"}
+
+
+def _adam_multi_cupy(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, l2,
+                     decay, maximize) -> list:
+    """Launch the multi-tensor kernel over every parameter it can take; returns the indices
+    left for the per-parameter kernel."""
+    buckets, rest = {}, []
+    for i, arrays in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
+        dt = arrays[0].dtype
+        if (dt.name in _MULTI_DTYPES and all(a.dtype == dt and a.flags.c_contiguous
+                                             for a in arrays)):
+            if arrays[0].size:
+                buckets.setdefault((dt.name, int(steps[i])), []).append(i)
+        else:
+            rest.append(i)
+    for (dtype_name, step), idx in buckets.items():
+        if step < 1:
+            raise ValueError(f"adam_step_multi: step counts from 1, got {step}")
+        t = np.dtype(dtype_name).type
+        bc2_sqrt = (1.0 - beta2 ** step) ** 0.5
+        scalars = (t(decay), t(-1.0 if maximize else 1.0), t(l2), t(beta1), t(1.0 - beta1),
+                   t(beta2), t(1.0 - beta2), t(lr / (1.0 - beta1 ** step)), t(bc2_sqrt), t(eps))
+        for start in range(0, len(idx), _MULTI_MAX_TENSORS):
+            chunk = idx[start:start + _MULTI_MAX_TENSORS]
+            kernel, grid = _adam_multi_kernel(dtype_name, tuple(params[i].size for i in chunk))
+            args = []
+            for i in chunk:
+                args += (params[i], grads[i], exp_avgs[i], exp_avg_sqs[i])
+            kernel((grid,), (_MULTI_THREADS,), (*args, *scalars))
+    return rest
+
+
+@functools.lru_cache(maxsize=128)
+def _adam_multi_kernel(dtype_name: str, sizes: tuple):
+    code, name, grid = adam_multi_source(_MULTI_DTYPES[dtype_name], sizes)
+    return backend.raw_kernel(code, name), grid
+
+
+def adam_multi_source(ctype: str, sizes, max_blocks: int = _MULTI_MAX_BLOCKS,
+                      threads: int = _MULTI_THREADS) -> tuple:
+    """CUDA source of the multi-tensor Adam kernel for tensors of these element counts:
+    ``(code, kernel name, blocks in the grid)``.
+
+    Arguments: for each tensor ``p, g, m, v`` (pointers), then the scalars ``decay, sign, wd,
+    b1, one_minus_b1, b2, one_minus_b2, step_size, bc2_sqrt, eps``. Tensor k owns the blocks
+    ``[first_k, first_k + blocks_k)``; a block finds its tensor by a binary search compiled
+    into the code (the sizes are constants of the source, which is cached per size list), so
+    nothing but the kernel arguments crosses to the device. Per element, with the parameter's
+    AdamW shrink applied first (``decay`` is 1 for plain Adam), it is ``adam_step``'s update:
+
+        p = decay p;  g = sign grad + wd p;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+        p -= step_size m / (sqrt(v) / bc2_sqrt + eps)
+    """
+    sizes = [int(s) for s in sizes]
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"adam_multi_source: needs tensors of at least one element, got "
+                         f"sizes {sizes}")
+    blocks = [min(-(-s // threads), max_blocks) for s in sizes]
+    firsts = [sum(blocks[:k]) for k in range(len(sizes))]
+    name = "minigan_adam_multi"
+
+    def pick(lo, hi, indent):
+        pad = " " * indent
+        if hi - lo == 1:
+            k = lo
+            return (f"{pad}p = p{k}; g = g{k}; m = m{k}; v = v{k}; n = {sizes[k]}LL; "
+                    f"first = {firsts[k]}u; nblocks = {blocks[k]}u;\n")
+        mid = (lo + hi) // 2
+        return (f"{pad}if (blockIdx.x < {firsts[mid]}u) {{\n" + pick(lo, mid, indent + 4)
+                + f"{pad}}} else {{\n" + pick(mid, hi, indent + 4) + f"{pad}}}\n")
+
+    params = ",\n".join(f"    T* __restrict__ p{k}, const T* __restrict__ g{k}, "
+                        f"T* __restrict__ m{k}, T* __restrict__ v{k}" for k in range(len(sizes)))
+    code = f"""typedef {ctype} T;
+extern "C" __global__ void {name}(
+{params},
+    const T decay, const T sign, const T wd, const T b1, const T one_minus_b1, const T b2,
+    const T one_minus_b2, const T step_size, const T bc2_sqrt, const T eps)
+{{
+    T* p; const T* g; T* m; T* v; long long n; unsigned int first, nblocks;
+{pick(0, len(sizes), 4)}    const long long stride = (long long)nblocks * blockDim.x;
+    for (long long i = (long long)(blockIdx.x - first) * blockDim.x + threadIdx.x; i < n;
+         i += stride) {{
+        const T pi = p[i] * decay;
+        const T gi = sign * g[i] + wd * pi;
+        const T mi = b1 * m[i] + one_minus_b1 * gi;
+        const T vi = b2 * v[i] + one_minus_b2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = pi - step_size * (mi / (sqrt(vi) / bc2_sqrt + eps));
+    }}
+}}
+"""
+    return code, name, sum(blocks)
 
 
 # SGD

@@ -2,11 +2,12 @@
 minigan's fused kernels (``minigan.kernels.optim``), plus ``lr_scheduler``.
 
 What differs from ``torch.optim`` is refused loudly rather than ignored: a torch flag that
-minigan does not implement (``amsgrad``, ``foreach``, ``capturable``, ``differentiable``,
-``fused``) is accepted only at torch's default value, as a keyword argument, in a parameter group
-or in a loaded state dict, and is then dropped; any other key a parameter group carries must be a
-hyperparameter of the optimizer or one of the bookkeeping keys ``param_names`` (from
-``named_parameters()``) and ``initial_lr`` (set by a learning-rate scheduler).
+minigan does not implement (``amsgrad``, ``capturable``, ``differentiable``, ``fused``, and
+SGD's ``foreach``) is accepted only at torch's default value, as a keyword argument, in a
+parameter group or in a loaded state dict, and is then dropped; any other key a parameter group
+carries must be a hyperparameter of the optimizer or one of the bookkeeping keys
+``param_names`` (from ``named_parameters()``) and ``initial_lr`` (set by a learning-rate
+scheduler). Adam's ``foreach`` is implemented: it picks the GPU kernel (see ``Adam``).
 """
 from __future__ import annotations
 
@@ -275,21 +276,28 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction, as ``torch.optim.Adam``: ``weight_decay`` is L2
     added to the gradient, or with ``decoupled_weight_decay=True`` (= ``AdamW``) a shrink of
     the parameter by ``1 - lr * weight_decay`` before the step. ``maximize`` ascends.
-    One fused kernel per parameter on the GPU, in place on the CPU."""
 
-    _unsupported_flags = _NOT_IMPLEMENTED_FLAGS
+    ``foreach`` picks the GPU implementation, as in torch: None (the default) or True updates
+    all of a group's parameters with ONE multi-tensor kernel launch (per dtype and step count),
+    False with one fused kernel per parameter. The results agree to rounding. On the CPU the
+    update runs in place per parameter whatever ``foreach`` says."""
+
+    _unsupported_flags = {k: v for k, v in _NOT_IMPLEMENTED_FLAGS.items() if k != "foreach"}
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *, foreach=None,
                  maximize: bool = False, capturable: bool = False, differentiable: bool = False,
                  fused=None, decoupled_weight_decay: bool = False):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize,
+                                      maximize=maximize, foreach=foreach,
                                       decoupled_weight_decay=decoupled_weight_decay))
-        self._refuse_flags(amsgrad=amsgrad, foreach=foreach, capturable=capturable,
+        self._refuse_flags(amsgrad=amsgrad, capturable=capturable,
                            differentiable=differentiable, fused=fused)
 
     def _check_group(self, group: dict, where: str) -> None:
+        if group["foreach"] not in (None, True, False):
+            raise ValueError(f"{where}: foreach must be None, True or False, got "
+                             f"{group['foreach']!r}")
         _check_nonnegative(where, "learning rate", group["lr"])
         betas = group["betas"] = tuple(group["betas"])
         if not (len(betas) == 2 and 0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
@@ -302,22 +310,26 @@ class Adam(Optimizer):
         updated = []
         for g in self.param_groups:
             lr, (b1, b2), eps, wd = g["lr"], g["betas"], g["eps"], g["weight_decay"]
-            decoupled = g["decoupled_weight_decay"]
+            datas, grads, avgs, avg_sqs, steps = [], [], [], [], []
             for p in g["params"]:
                 if p.grad is None:
                     continue
-                grad = self._grad(p, g["maximize"])
                 st = self.state.get(id(p))
                 if st is None:
                     xp = backend.get_array_module(p.data)
                     st = self.state[id(p)] = {"step": 0, "exp_avg": xp.zeros_like(p.data),
                                               "exp_avg_sq": xp.zeros_like(p.data)}
                 st["step"] += 1
-                if decoupled and wd != 0:
-                    p.data *= 1.0 - lr * wd
-                K.adam_step(p.data, grad, st["exp_avg"], st["exp_avg_sq"], st["step"], lr,
-                            b1, b2, eps, 0.0 if decoupled else wd)
+                datas.append(p.data)
+                grads.append(self._grad(p))
+                avgs.append(st["exp_avg"])
+                avg_sqs.append(st["exp_avg_sq"])
+                steps.append(st["step"])
                 updated.append(p)
+            if datas:
+                K.adam_step_multi(datas, grads, avgs, avg_sqs, steps, lr, b1, b2, eps, wd,
+                                  decoupled=g["decoupled_weight_decay"],
+                                  maximize=g["maximize"], foreach=g["foreach"] is not False)
         mark_modified(*updated)  # a graph recorded before the step may not backward now
         return loss
 

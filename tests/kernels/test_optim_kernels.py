@@ -1,5 +1,7 @@
 """Adam and SGD kernels: 100 steps against plain-formula references, plus GPU-vs-NumPy parity."""
 import math
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -82,7 +84,8 @@ def test_adam_first_step_moves_by_lr(xp):
         KO.adam_step(p, g, xp.zeros_like(p), xp.zeros_like(p), 0, 0.1, 0.9, 0.999, 1e-8, 0.0)
 
 
-def test_adam_multi_matches_single(xp):
+@pytest.mark.parametrize("foreach", [True, False])
+def test_adam_multi_matches_single(xp, foreach):
     rng = np.random.default_rng(1)
     shapes = [(3, 2), (5,), (2, 2, 2)]
     ps = [xp.asarray(rng.standard_normal(s)) for s in shapes]
@@ -91,13 +94,146 @@ def test_adam_multi_matches_single(xp):
     mq, vq = [xp.zeros_like(p) for p in ps], [xp.zeros_like(p) for p in ps]
     for t in range(1, 6):
         gs = [xp.asarray(rng.standard_normal(s)) for s in shapes]
-        KO.adam_step_multi(ps, gs, ms, vs, t, 1e-2, 0.9, 0.999, 1e-8, 0.01)
+        KO.adam_step_multi(ps, gs, ms, vs, t, 1e-2, 0.9, 0.999, 1e-8, 0.01, foreach=foreach)
         for q, g, m, v in zip(qs, gs, mq, vq):
             KO.adam_step(q, g, m, v, t, 1e-2, 0.9, 0.999, 1e-8, 0.01)
     for p, q in zip(ps, qs):
-        np.testing.assert_array_equal(to_np(p), to_np(q))
-    with pytest.raises(ValueError):
+        if foreach and xp is not np:  # another kernel: the compiler may contract differently
+            np.testing.assert_allclose(to_np(p), to_np(q), rtol=1e-13, atol=1e-15)
+        else:
+            np.testing.assert_array_equal(to_np(p), to_np(q))
+    with pytest.raises(ValueError, match="differ in length"):
         KO.adam_step_multi(ps, gs[:1], ms, vs, 1, 1e-2, 0.9, 0.999, 1e-8)
+    with pytest.raises(ValueError, match="2 step counts for 3 parameters"):
+        KO.adam_step_multi(ps, gs, ms, vs, [1, 2], 1e-2, 0.9, 0.999, 1e-8)
+    before = [to_np(p).copy() for p in ps]
+    with pytest.raises(ValueError, match=re.escape(
+            "adam_step_multi: parameter 1 has shape (5,), its gradient (1,) and its state (5,) "
+            "and (5,); they must all match")):
+        KO.adam_step_multi(ps, [gs[0], gs[1][:1], gs[2]], ms, vs, 6, 1e-2, 0.9, 0.999, 1e-8,
+                           foreach=foreach)
+    for p, b in zip(ps, before):  # checked before anything was updated
+        np.testing.assert_array_equal(to_np(p), b)
+
+
+@pytest.mark.parametrize("decoupled,maximize", [(True, False), (False, True), (True, True)])
+def test_adam_multi_decoupled_and_maximize(xp, decoupled, maximize):
+    """AdamW's shrink and maximize's ascent, against the formulas written out."""
+    rng = np.random.default_rng(3)
+    p0, lr, wd = rng.standard_normal((4, 3)), 0.05, 0.1
+    p, m, v = xp.asarray(p0), xp.zeros((4, 3)), xp.zeros((4, 3))
+    pr, mr, vr = p0.copy(), np.zeros((4, 3)), np.zeros((4, 3))
+    for t in range(1, 4):
+        g0 = rng.standard_normal((4, 3))
+        KO.adam_step_multi([p], [xp.asarray(g0)], [m], [v], t, lr, 0.9, 0.99, 1e-8, wd,
+                           decoupled=decoupled, maximize=maximize)
+        g = -g0 if maximize else g0.copy()
+        if decoupled:
+            pr *= 1 - lr * wd
+        else:
+            g += wd * pr
+        mr = 0.9 * mr + 0.1 * g
+        vr = 0.99 * vr + 0.01 * g * g
+        pr -= lr * (mr / (1 - 0.9 ** t)) / (np.sqrt(vr / (1 - 0.99 ** t)) + 1e-8)
+    np.testing.assert_allclose(to_np(p), pr, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_np(m), mr, rtol=1e-12, atol=1e-14)
+
+
+# The multi-tensor kernel's source without a GPU: run on the CPU by an emulator that calls it
+# once per (block, thread), and compiled by nvcc where it is installed.
+
+def _emulated_multi(tmp_path, monkeypatch, max_blocks, max_tensors):
+    """Point the GPU path's kernel lookup at emulated kernels; returns the launches made."""
+    from tests.kernels import cuda_emulation as emu
+    if not emu.have_cxx():
+        pytest.skip("no C++ compiler (g++) to emulate the kernel with")
+    built, launches = {}, []
+
+    def kernel_for(dtype_name, sizes):
+        ctype = KO._MULTI_DTYPES[dtype_name]
+        code, name, grid = KO.adam_multi_source(ctype, sizes, max_blocks=max_blocks)
+        if code not in built:
+            sig = [("ptr", ctype)] * (4 * len(sizes)) + [("scalar", ctype)] * 10
+            built[code] = emu.EmulatedKernel(code, name, sig, tmp_path)
+
+        def launch(grid_, block, args):
+            launches.append((dtype_name, sizes, grid_, block))
+            built[code](grid_, block, args)
+        return launch, grid
+
+    monkeypatch.setattr(KO, "_adam_multi_kernel", kernel_for)
+    monkeypatch.setattr(KO, "_MULTI_MAX_TENSORS", max_tensors)
+    return launches
+
+
+@pytest.mark.parametrize("decoupled,maximize,wd", [(False, False, 0.0), (False, True, 0.01),
+                                                   (True, False, 0.1)])
+def test_adam_multi_kernel_emulated_matches_per_parameter_path(tmp_path, monkeypatch,
+                                                               decoupled, maximize, wd):
+    """The GPU path's host side (buckets by dtype and step, chunks, argument order, fallbacks)
+    and the generated kernel, run on the CPU: every element of every tensor must get the
+    per-parameter update. Few blocks per tensor (3) and few tensors per launch (4) make the
+    grid-stride loop and the chunking run with small arrays."""
+    launches = _emulated_multi(tmp_path, monkeypatch, max_blocks=3, max_tensors=4)
+    rng = np.random.default_rng(5)
+    specs = [((1,), np.float32), ((3, 5), np.float32), ((1000,), np.float32),
+             ((64, 37), np.float32), ((7,), np.float64), ((2000, 3), np.float32),
+             ((0, 4), np.float32), ((4, 6), np.float32), ((5, 5), np.float64),
+             ((9,), np.float32), ((2, 3, 4), np.float32), ((11,), np.float16)]
+    params = [rng.standard_normal(s).astype(d) for s, d in specs]
+    params.append(rng.standard_normal((6, 5)).astype(np.float32).T)  # not C-contiguous
+    steps = [3] * len(params)
+    steps[3] = steps[9] = 7  # loaded state, say: a second bucket
+    ref = [p.copy() for p in params]
+    states = [[rng.random(p.shape).astype(p.dtype) * 0.1 for p in params] for _ in range(2)]
+    ref_states = [[a.copy() for a in st] for st in states]
+    for t in range(2):
+        grads = [rng.standard_normal(p.shape).astype(p.dtype) for p in params]
+        step_t = [s + t for s in steps]
+        rest = KO._adam_multi_cupy(params, grads, *states, step_t, 2e-3, 0.5, 0.999, 1e-8,
+                                   0.0 if decoupled else wd, 1.0 - 2e-3 * wd if decoupled
+                                   else 1.0, maximize)
+        assert rest == [11, 12]  # float16 and the transposed view take the per-parameter path
+        KO.adam_step_multi([params[i] for i in rest], [grads[i] for i in rest],
+                           [states[0][i] for i in rest], [states[1][i] for i in rest],
+                           [step_t[i] for i in rest], 2e-3, 0.5, 0.999, 1e-8, wd,
+                           decoupled=decoupled, maximize=maximize)
+        KO.adam_step_multi(ref, grads, *ref_states, step_t, 2e-3, 0.5, 0.999, 1e-8, wd,
+                           decoupled=decoupled, maximize=maximize, foreach=False)
+    for i, (p, r) in enumerate(zip(params, ref)):
+        tol = 1e-12 if p.dtype == np.float64 else 2e-6
+        np.testing.assert_allclose(p, r, rtol=tol, atol=tol, err_msg=f"parameter {i}")
+        for st, rst in zip(states, ref_states):
+            np.testing.assert_allclose(st[i], rst[i], rtol=tol, atol=tol, err_msg=f"state {i}")
+    # per step: float32 at step 3+t (6 tensors, the empty one left out: launches of 4 and 2),
+    # float32 at 7+t (2 tensors), float64 at 3+t (2 tensors)
+    assert len(launches) == 2 * 4
+    assert sorted(len(sizes) for _, sizes, _, _ in launches[:4]) == [2, 2, 2, 4]
+    assert all(block == (KO._MULTI_THREADS,) and 0 not in sizes
+               for _, sizes, _, block in launches)
+
+
+def test_adam_multi_source_block_layout():
+    code, name, grid = KO.adam_multi_source("float", [1, 256, 257, 10 ** 6], max_blocks=512)
+    assert name == "minigan_adam_multi" and grid == 1 + 1 + 2 + 512
+    assert "n = 1000000LL; first = 4u; nblocks = 512u;" in code
+    assert "n = 257LL; first = 2u; nblocks = 2u;" in code
+    with pytest.raises(ValueError, match=re.escape("sizes [3, 0]")):
+        KO.adam_multi_source("float", [3, 0])
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+def test_adam_multi_source_compiles_for_hopper_without_spills(tmp_path):
+    """The largest launch (48 tensors, float32) and a float64 one, compiled for sm_90 by nvcc:
+    no errors, and no register spills."""
+    from tests.kernels.cuda_emulation import compile_with_nvcc
+    rng = np.random.default_rng(0)
+    for ctype, n in (("float", KO._MULTI_MAX_TENSORS), ("double", 3)):
+        sizes = [int(s) for s in rng.integers(1, 10 ** 6, n)]
+        code, _, _ = KO.adam_multi_source(ctype, sizes)
+        report = compile_with_nvcc(code, tmp_path)
+        assert "Used" in report and "registers" in report, report
+        assert "0 bytes spill stores, 0 bytes spill loads" in report, report
 
 
 SGD_CASES = [  # lr, momentum, weight_decay, dampening, nesterov
@@ -171,6 +307,44 @@ def test_adam_parity_cuda(cuda, lr, b1, b2, eps, wd):
     np.testing.assert_allclose(pg.get(), pc, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(mg.get(), mc, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(vg.get(), vc, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.gpu
+def test_adam_multi_kernel_parity_cuda(cuda, monkeypatch):
+    """60 float32 tensors (two launches: 48 and 12) of sizes from 1 to 300,000 elements (more
+    than 512 blocks of 256: the grid-stride loop), plus a transposed view and a float64 tensor
+    on their own paths, against the CPU over 5 steps; and ONE launch per bucket per step."""
+    rng = np.random.default_rng(4)
+    sizes = [1, 3, 255, 256, 257, 300_000] + [int(s) for s in rng.integers(1, 5000, 54)]
+    host = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    host += [rng.standard_normal((9, 7)).astype(np.float32).T,
+             rng.standard_normal(33)]  # float64
+    dev = [cuda.asarray(p) for p in host[:-2]] + [cuda.asarray(host[-2].T).T,
+                                                  cuda.asarray(host[-1])]
+    assert not dev[-2].flags.c_contiguous
+    hs = [[np.zeros_like(p) for p in host] for _ in range(2)]
+    ds = [[cuda.zeros_like(p) for p in dev] for _ in range(2)]
+    launches = []
+    real = KO._adam_multi_kernel
+
+    def counted(dtype_name, sizes_):
+        kernel, grid = real(dtype_name, sizes_)
+
+        def launch(*args):
+            launches.append((dtype_name, len(sizes_)))
+            return kernel(*args)
+        return launch, grid
+
+    monkeypatch.setattr(KO, "_adam_multi_kernel", counted)
+    for t in range(1, 6):
+        gh = [rng.standard_normal(p.shape).astype(p.dtype) for p in host]
+        KO.adam_step_multi(host, gh, *hs, t, 2e-3, 0.5, 0.999, 1e-8, 0.01)
+        KO.adam_step_multi(dev, [cuda.asarray(g) for g in gh], *ds, t, 2e-3, 0.5, 0.999, 1e-8,
+                           0.01)
+    assert launches == [("float32", 48), ("float32", 12), ("float64", 1)] * 5
+    for i, (p, q) in enumerate(zip(host, dev)):
+        np.testing.assert_allclose(q.get(), p, rtol=1e-5, atol=1e-6, err_msg=f"param {i}")
+        np.testing.assert_allclose(ds[1][i].get(), hs[1][i], rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.gpu
