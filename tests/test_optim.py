@@ -234,6 +234,8 @@ def test_repr_lists_each_group_like_torch():
     (lambda p: AdamW(p, amsgrad=True), "AdamW: amsgrad=True is not implemented"),
     (lambda p: Adam(p, fused=True), "Adam: fused=True is not implemented"),
     (lambda p: Adam(p, foreach="yes"), "Adam: foreach must be None, True or False, got 'yes'"),
+    (lambda p: Adam([{"params": p, "foreach": 1}]),
+     "Adam: parameter group 0: foreach must be None, True or False, got 1"),
     (lambda p: SGD(p, foreach=True), "SGD: foreach=True is not implemented by minigan's SGD"),
     (lambda p: Adam(p, capturable=True), "Adam: capturable=True is not implemented"),
     (lambda p: AdamW(p, differentiable=True), "AdamW: differentiable=True is not implemented"),

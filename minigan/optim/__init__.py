@@ -295,7 +295,7 @@ class Adam(Optimizer):
                            differentiable=differentiable, fused=fused)
 
     def _check_group(self, group: dict, where: str) -> None:
-        if group["foreach"] not in (None, True, False):
+        if group["foreach"] is not None and not isinstance(group["foreach"], bool):
             raise ValueError(f"{where}: foreach must be None, True or False, got "
                              f"{group['foreach']!r}")
         _check_nonnegative(where, "learning rate", group["lr"])
