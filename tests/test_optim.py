@@ -126,6 +126,25 @@ def test_optimizer_state_mismatch_errors():
         Adam(net.parameters(), betas=(1.5, 0.9))
 
 
+@pytest.mark.parametrize("foreach", [None, False])
+def test_adam_step_with_a_wrong_gradient_shape_raises_and_changes_nothing(device, foreach):
+    """A .grad set by hand to the wrong shape is named in the error (NumPy would have broadcast
+    a (1,) gradient silently), and neither the parameters nor the step counts move."""
+    a = nn.Parameter(minigan.tensor(np.arange(3.0), device=device).data)
+    b = nn.Parameter(minigan.tensor(np.ones((2, 2)), device=device).data)
+    opt = Adam([a, b], lr=0.1, foreach=foreach)
+    a.grad, b.grad = minigan.ones(3, device=device), minigan.ones(4, device=device)
+    with pytest.raises(ValueError, match=re.escape(
+            "adam_step_multi: parameter 1 has shape (2, 2), its gradient (4,)")):
+        opt.step()
+    np.testing.assert_array_equal(a.numpy(), [0.0, 1.0, 2.0])
+    assert all(st["step"] == 0 for st in opt.state.values())
+    b.grad = minigan.ones((2, 2), device=device)
+    opt.step()
+    assert [opt.state[id(p)]["step"] for p in (a, b)] == [1, 1]
+    np.testing.assert_allclose(a.numpy(), [-0.1, 0.9, 1.9], rtol=1e-6)
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda p: Adam(p, lr=float("nan")), "Adam: invalid learning rate nan"),
     (lambda p: Adam(p, lr=-1e-3), "Adam: invalid learning rate -0.001"),

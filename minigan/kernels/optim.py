@@ -101,6 +101,8 @@ def adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, step, lr: float, beta1
     steps = [step] * n if np.isscalar(step) else list(step)
     if len(steps) != n:
         raise ValueError(f"adam_step_multi: {len(steps)} step counts for {n} parameters")
+    if n and min(steps) < 1:
+        raise ValueError(f"adam_step_multi: step counts from 1, got {min(steps)}")
     for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
         if not p.shape == g.shape == m.shape == v.shape:
             raise ValueError(f"adam_step_multi: parameter {i} has shape {tuple(p.shape)}, its "
@@ -144,8 +146,6 @@ def _adam_multi_cupy(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, bet
         else:
             rest.append(i)
     for (dtype_name, step), idx in buckets.items():
-        if step < 1:
-            raise ValueError(f"adam_step_multi: step counts from 1, got {step}")
         t = np.dtype(dtype_name).type
         bc2_sqrt = (1.0 - beta2 ** step) ** 0.5
         scalars = (t(decay), t(-1.0 if maximize else 1.0), t(l2), t(beta1), t(1.0 - beta1),

@@ -310,26 +310,29 @@ class Adam(Optimizer):
         updated = []
         for g in self.param_groups:
             lr, (b1, b2), eps, wd = g["lr"], g["betas"], g["eps"], g["weight_decay"]
-            datas, grads, avgs, avg_sqs, steps = [], [], [], [], []
+            datas, grads, avgs, avg_sqs, steps, states = [], [], [], [], [], []
             for p in g["params"]:
                 if p.grad is None:
                     continue
+                grads.append(self._grad(p))
                 st = self.state.get(id(p))
                 if st is None:
                     xp = backend.get_array_module(p.data)
                     st = self.state[id(p)] = {"step": 0, "exp_avg": xp.zeros_like(p.data),
                                               "exp_avg_sq": xp.zeros_like(p.data)}
-                st["step"] += 1
                 datas.append(p.data)
-                grads.append(self._grad(p))
                 avgs.append(st["exp_avg"])
                 avg_sqs.append(st["exp_avg_sq"])
-                steps.append(st["step"])
+                steps.append(st["step"] + 1)
+                states.append(st)
                 updated.append(p)
             if datas:
+                # the step counts move only once the update has passed its checks
                 K.adam_step_multi(datas, grads, avgs, avg_sqs, steps, lr, b1, b2, eps, wd,
                                   decoupled=g["decoupled_weight_decay"],
                                   maximize=g["maximize"], foreach=g["foreach"] is not False)
+                for st, step in zip(states, steps):
+                    st["step"] = step
         mark_modified(*updated)  # a graph recorded before the step may not backward now
         return loss
 
