@@ -3,7 +3,8 @@
 of the next session that gets one. (The GPU tests, ``pytest -m gpu``, run the kernels.)
 
 The sources are collected by calling each kernel builder with ``backend.raw_kernel`` replaced
-by a recorder, for every dtype and index type the builders take."""
+by a recorder, for every dtype and index type the builders take. The conv gather kernels
+(im2col, col2im) also run on the CPU through ``cuda_emulation`` against the NumPy versions."""
 import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -73,3 +74,58 @@ def test_nvcc_check_fails_on_a_broken_source(tmp_path):
     code, _, _ = KO.adam_multi_source("float", [5])
     with pytest.raises(AssertionError, match="nvcc failed"):
         compile_with_nvcc(code.replace("const T decay", "const Q decay"), tmp_path)
+
+
+# The conv kernels run on the CPU: im2col and col2im are gather kernels (each thread writes its
+# own outputs, no shared memory, no barriers), so the emulator runs them exactly. The GPU
+# path's own host code (_im2col_cupy, _col2im_cupy: argument order, strides, the bias flag)
+# drives them, with NumPy standing in for CuPy.
+
+CONV_GEOMETRIES = [  # (N, C, H, W), kernel, stride, padding, dilation
+    ((2, 3, 7, 7), (3, 3), (1, 1), (1, 1), (1, 1)),
+    ((2, 2, 8, 8), (4, 4), (2, 2), (1, 1), (1, 1)),  # DCGAN's k4 s2 p1
+    ((1, 3, 9, 6), (3, 2), (2, 1), (0, 2), (2, 1)),
+    ((3, 1, 5, 5), (1, 1), (1, 1), (0, 0), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geometry", CONV_GEOMETRIES)
+def test_conv_gather_kernels_emulated_match_numpy(monkeypatch, tmp_path, geometry, dtype):
+    from tests.kernels import cuda_emulation as emu
+    if not emu.have_cxx():
+        pytest.skip("no C++ compiler (g++) to emulate the kernels with")
+    shape, k, s, p, d = geometry
+    ctype = "float" if dtype == np.float32 else "double"
+    i_sig = [("scalar", "int")] * 8  # kh, kw, sh, sw, ph, pw, dh, dw
+    signatures = {
+        "im2col": [("ptr", ctype)] * 2 + [("scalar", "int")] * 7 + i_sig + [("scalar", "int")] * 2,
+        "col2im": [("ptr", ctype)] * 3 + [("scalar", "int")] * 6 + i_sig
+        + [("scalar", "int")] * 3,
+    }
+    real_builder = KC._conv_kernel.__wrapped__
+
+    def emulated(which, dt, idx_ctype):
+        assert idx_ctype == "int"  # small arrays
+        captured = {}
+        monkeypatch.setattr(backend, "raw_kernel",
+                            lambda code, name, options=(): captured.update(code=code, name=name))
+        real_builder(which, dt, idx_ctype)
+        return emu.EmulatedKernel(captured["code"], captured["name"], signatures[which],
+                                  tmp_path)
+
+    monkeypatch.setattr(KC, "_conv_kernel", emulated)
+    monkeypatch.setattr(backend, "cupy", np, raising=False)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)
+    out_hw = KC.conv_output_size(shape[2:], k, s, p, d)
+    cols = KC._im2col_cupy(x, k, s, p, d, out_hw)
+    np.testing.assert_array_equal(cols, KC.im2col(x, k, s, p, d))
+    g = rng.standard_normal(cols.shape).astype(dtype)
+    bias = rng.standard_normal(shape[1]).astype(dtype)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(KC._col2im_cupy(g, shape, out_hw, k, s, p, d),
+                               KC.col2im(g, shape, k, s, p, d), rtol=tol, atol=tol)
+    np.testing.assert_allclose(KC._col2im_cupy(g, shape, out_hw, k, s, p, d, bias=bias),
+                               KC.col2im(g, shape, k, s, p, d) + bias.reshape(1, -1, 1, 1),
+                               rtol=tol, atol=tol)
