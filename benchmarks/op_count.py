@@ -67,10 +67,13 @@ def count_minigan(model: str, batch: int, steps: int) -> dict:
 
     def counted_multi(params, grads, exp_avgs, exp_avg_sqs, step, *args, foreach=True, **kw):
         opt["param_updates"] += len(params)
-        step_of = [step] * len(params) if isinstance(step, int) else list(step)
-        buckets = collections.Counter((p.dtype.name, s) for p, s in zip(params, step_of))
-        opt["gpu_launches"] += (sum(-(-n // KO._MULTI_MAX_TENSORS) for n in buckets.values())
-                                if foreach else len(params))
+        if foreach:
+            steps_ = [step] * len(params) if isinstance(step, int) else list(step)
+            buckets, rest = KO.multi_tensor_plan(params, grads, exp_avgs, exp_avg_sqs, steps_)
+            opt["gpu_launches"] += len(rest) + sum(-(-len(idx) // KO._MULTI_MAX_TENSORS)
+                                                   for idx in buckets.values())
+        else:
+            opt["gpu_launches"] += len(params)
         return orig_multi(params, grads, exp_avgs, exp_avg_sqs, step, *args, foreach=foreach,
                           **kw)
 

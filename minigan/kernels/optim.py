@@ -132,10 +132,11 @@ _MULTI_MAX_TENSORS = 48
 _MULTI_DTYPES = {"float32": "float", "float64": "double"}
 
 
-def _adam_multi_cupy(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, l2,
-                     decay, maximize) -> list:
-    """Launch the multi-tensor kernel over every parameter it can take; returns the indices
-    left for the per-parameter kernel."""
+def multi_tensor_plan(params, grads, exp_avgs, exp_avg_sqs, steps) -> tuple:
+    """How ``adam_step_multi`` splits parameters on the GPU: ``({(dtype name, step): [index,
+    ...]}, [index, ...])``, the buckets that share a multi-tensor launch (each launch takes at
+    most ``_MULTI_MAX_TENSORS`` of a bucket; empty tensors are in none) and the parameters left
+    for the per-parameter kernel."""
     buckets, rest = {}, []
     for i, arrays in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
         dt = arrays[0].dtype
@@ -145,6 +146,14 @@ def _adam_multi_cupy(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, bet
                 buckets.setdefault((dt.name, int(steps[i])), []).append(i)
         else:
             rest.append(i)
+    return buckets, rest
+
+
+def _adam_multi_cupy(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, l2,
+                     decay, maximize) -> list:
+    """Launch the multi-tensor kernel over every parameter it can take; returns the indices
+    left for the per-parameter kernel."""
+    buckets, rest = multi_tensor_plan(params, grads, exp_avgs, exp_avg_sqs, steps)
     for (dtype_name, step), idx in buckets.items():
         t = np.dtype(dtype_name).type
         bc2_sqrt = (1.0 - beta2 ** step) ** 0.5
