@@ -3,8 +3,9 @@
 of the next session that gets one. (The GPU tests, ``pytest -m gpu``, run the kernels.)
 
 The sources are collected by calling each kernel builder with ``backend.raw_kernel`` replaced
-by a recorder, for every dtype and index type the builders take. The conv gather kernels
-(im2col, col2im) also run on the CPU through ``cuda_emulation`` against the NumPy versions."""
+by a recorder, for every dtype and index type the builders take. The conv and pool kernels,
+which are all gather kernels, also run on the CPU through ``cuda_emulation`` against the NumPy
+versions."""
 import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -89,32 +90,42 @@ CONV_GEOMETRIES = [  # (N, C, H, W), kernel, stride, padding, dilation
 ]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("geometry", CONV_GEOMETRIES)
-def test_conv_gather_kernels_emulated_match_numpy(monkeypatch, tmp_path, geometry, dtype):
+def _emulated_builder(monkeypatch, tmp_path, builder, signatures):
+    """A stand-in for a cached kernel builder ``builder(which, dtype, idx_ctype)`` that returns
+    the real source of ``which`` compiled for the CPU emulator, with ``signatures[which]``."""
     from tests.kernels import cuda_emulation as emu
     if not emu.have_cxx():
         pytest.skip("no C++ compiler (g++) to emulate the kernels with")
-    shape, k, s, p, d = geometry
-    ctype = "float" if dtype == np.float32 else "double"
-    i_sig = [("scalar", "int")] * 8  # kh, kw, sh, sw, ph, pw, dh, dw
-    signatures = {
-        "im2col": [("ptr", ctype)] * 2 + [("scalar", "int")] * 7 + i_sig + [("scalar", "int")] * 2,
-        "col2im": [("ptr", ctype)] * 3 + [("scalar", "int")] * 6 + i_sig
-        + [("scalar", "int")] * 3,
-    }
-    real_builder = KC._conv_kernel.__wrapped__
+    real = builder.__wrapped__
 
     def emulated(which, dt, idx_ctype):
         assert idx_ctype == "int"  # small arrays
         captured = {}
         monkeypatch.setattr(backend, "raw_kernel",
                             lambda code, name, options=(): captured.update(code=code, name=name))
-        real_builder(which, dt, idx_ctype)
+        real(which, dt, idx_ctype)
         return emu.EmulatedKernel(captured["code"], captured["name"], signatures[which],
                                   tmp_path)
+    return emulated
 
-    monkeypatch.setattr(KC, "_conv_kernel", emulated)
+
+def _ctype(dtype):
+    return "float" if dtype == np.float32 else "double"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geometry", CONV_GEOMETRIES)
+def test_conv_gather_kernels_emulated_match_numpy(monkeypatch, tmp_path, geometry, dtype):
+    shape, k, s, p, d = geometry
+    ctype = _ctype(dtype)
+    i_sig = [("scalar", "int")] * 8  # kh, kw, sh, sw, ph, pw, dh, dw
+    signatures = {
+        "im2col": [("ptr", ctype)] * 2 + [("scalar", "int")] * 7 + i_sig + [("scalar", "int")] * 2,
+        "col2im": [("ptr", ctype)] * 3 + [("scalar", "int")] * 6 + i_sig
+        + [("scalar", "int")] * 3,
+    }
+    monkeypatch.setattr(KC, "_conv_kernel",
+                        _emulated_builder(monkeypatch, tmp_path, KC._conv_kernel, signatures))
     monkeypatch.setattr(backend, "cupy", np, raising=False)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(dtype)
@@ -129,3 +140,45 @@ def test_conv_gather_kernels_emulated_match_numpy(monkeypatch, tmp_path, geometr
     np.testing.assert_allclose(KC._col2im_cupy(g, shape, out_hw, k, s, p, d, bias=bias),
                                KC.col2im(g, shape, k, s, p, d) + bias.reshape(1, -1, 1, 1),
                                rtol=tol, atol=tol)
+
+
+POOL_GEOMETRIES = [  # (N, C, H, W), kernel, stride, padding
+    ((2, 3, 8, 8), 2, 2, 0),
+    ((1, 2, 7, 9), 3, 2, 1),  # overlapping windows, padding
+    ((2, 1, 6, 5), (3, 2), (1, 2), (1, 0)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geometry", POOL_GEOMETRIES)
+def test_pool_kernels_emulated_match_numpy(monkeypatch, tmp_path, geometry, dtype):
+    """The four pool kernels, driven by the public functions' GPU branches (NumPy standing in
+    for CuPy), against the same functions' NumPy branches."""
+    shape, k, s, p = geometry
+    ctype = _ctype(dtype)
+    sizes = [("scalar", "int")] * 5  # total, H, W, Ho, Wo
+    geom = [("scalar", "int")] * 6  # kh, kw, sh, sw, ph, pw
+    signatures = {
+        "maxpool_fwd": [("ptr", ctype)] * 2 + [("ptr", "long long")] + sizes + geom
+        + [("scalar", ctype)],
+        "maxpool_bwd": [("ptr", ctype), ("ptr", "long long"), ("ptr", ctype)] + sizes + geom,
+        "avgpool_fwd": [("ptr", ctype)] * 2 + sizes + geom,
+        "avgpool_bwd": [("ptr", ctype)] * 2 + sizes + geom,
+    }
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(dtype)
+    x[0, 0, 1, 0] = x[0, 0, 1, 1] = 10.0  # a tie for a window's maximum: the first one wins
+    y_ref, idx_ref = KP.max_pool2d_forward(x, k, s, p)
+    gy = rng.standard_normal(y_ref.shape).astype(dtype)
+    refs = (y_ref, idx_ref, KP.max_pool2d_backward(gy, idx_ref, shape, k, s, p),
+            KP.avg_pool2d_forward(x, k, s, p), KP.avg_pool2d_backward(gy, shape, k, s, p))
+    monkeypatch.setattr(KP, "_pool_kernel",
+                        _emulated_builder(monkeypatch, tmp_path, KP._pool_kernel, signatures))
+    monkeypatch.setattr(backend, "cupy", np, raising=False)
+    monkeypatch.setattr(backend, "is_cupy_array", lambda a: True)
+    y, idx = KP.max_pool2d_forward(x, k, s, p)
+    got = (y, idx, KP.max_pool2d_backward(gy, idx, shape, k, s, p),
+           KP.avg_pool2d_forward(x, k, s, p), KP.avg_pool2d_backward(gy, shape, k, s, p))
+    tol = 1e-12 if dtype == np.float64 else 1e-6
+    for name, a, b in zip(("max fwd", "argmax", "max bwd", "avg fwd", "avg bwd"), got, refs):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=name)
