@@ -94,6 +94,10 @@ def minigan_cases(device: str) -> dict:
         s = np.float32(0.5)
         blocks = (a.size + 127) // 128
         cases["RawKernel launch, 4 arguments"] = lambda: raw((blocks,), (128,), (a, c, n, s))
+        # with its output allocated, as an ElementwiseKernel call does (compare with the
+        # leaky_relu row: would minigan's elementwise ops launch cheaper as RawKernels?)
+        cases["RawKernel launch into a new array"] = lambda: raw(
+            (blocks,), (128,), (a, xp.empty_like(a), n, s))
     return cases
 
 
