@@ -40,6 +40,11 @@ class DeviceError(RuntimeError):
 
 
 def _install_hint() -> str:
+    if _CUPY_ERROR is None and CUPY_IMPORTED:
+        # CuPy is there: the GPU or its driver is what is missing
+        return (f"device 'cuda' needs an NVIDIA GPU: CuPy {cupy.__version__} is installed but "
+                f"sees no usable GPU ({_gpu_problem() or 'no device found'}). Check the driver "
+                "with nvidia-smi, or run on the CPU with --device cpu.")
     why = f" (import failed: {_CUPY_ERROR})" if _CUPY_ERROR is not None else ""
     return (
         "device 'cuda' needs CuPy and an NVIDIA GPU" + why + ". Install the extra that matches "
@@ -48,14 +53,18 @@ def _install_hint() -> str:
 
 
 @functools.lru_cache(maxsize=None)
+def _gpu_problem() -> str:
+    """Why CuPy sees no GPU ("" when it sees one): no device, or the runtime's error."""
+    try:
+        return "" if cupy.cuda.runtime.getDeviceCount() > 0 else "no device found"
+    except Exception as exc:  # a missing or too old driver raises here
+        return f"{type(exc).__name__}: {exc}"
+
+
+@functools.lru_cache(maxsize=None)
 def cuda_available() -> bool:
     """True when CuPy imports and sees at least one GPU."""
-    if not CUPY_IMPORTED:
-        return False
-    try:
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
+    return CUPY_IMPORTED and not _gpu_problem()
 
 
 def normalize_device(device) -> str:

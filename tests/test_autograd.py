@@ -1,5 +1,6 @@
 """The engine core: graph building, gradients of every order, errors, memory."""
 import gc
+import re
 import tracemalloc
 
 import numpy as np
@@ -317,10 +318,46 @@ def test_mixed_devices_error_names_both_on_gpu(cuda):
     assert c.device == "cpu" and np.allclose(c.numpy(), 2.0)
 
 
-def test_asking_for_cuda_without_gpu_says_how_to_install(monkeypatch):
+def test_asking_for_cuda_without_cupy_says_how_to_install(monkeypatch):
     monkeypatch.setattr(backend, "cuda_available", lambda: False)
-    with pytest.raises(backend.DeviceError, match=r"minigan\[cuda12\]"):
+    monkeypatch.setattr(backend, "CUPY_IMPORTED", False)
+    monkeypatch.setattr(backend, "_CUPY_ERROR", ImportError("No module named 'cupy'"))
+    with pytest.raises(backend.DeviceError, match=re.escape(
+            "device 'cuda' needs CuPy and an NVIDIA GPU (import failed: No module named "
+            "'cupy'). Install the extra that matches your CUDA toolkit: pip install "
+            "'minigan[cuda12]'")):
         minigan.tensor([1.0], device="cuda")
+
+
+def test_asking_for_cuda_with_cupy_but_no_gpu_says_why(monkeypatch):
+    """CuPy installed, the driver missing: the error gives the runtime's reason, not an
+    install hint for a package that is already there."""
+    class Runtime:
+        @staticmethod
+        def getDeviceCount():
+            raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is "
+                               "insufficient for CUDA runtime version")
+
+    class FakeCupy:
+        __version__ = "14.2.0"
+
+        class cuda:
+            runtime = Runtime
+
+    monkeypatch.setattr(backend, "cuda_available", lambda: False)
+    monkeypatch.setattr(backend, "CUPY_IMPORTED", True)
+    monkeypatch.setattr(backend, "_CUPY_ERROR", None)
+    monkeypatch.setattr(backend, "cupy", FakeCupy)
+    backend._gpu_problem.cache_clear()
+    try:
+        with pytest.raises(backend.DeviceError, match=re.escape(
+                "device 'cuda' needs an NVIDIA GPU: CuPy 14.2.0 is installed but sees no usable "
+                "GPU (RuntimeError: cudaErrorInsufficientDriver: CUDA driver version is "
+                "insufficient for CUDA runtime version). Check the driver with nvidia-smi, or "
+                "run on the CPU with --device cpu.")):
+            backend.normalize_device("cuda")
+    finally:
+        backend._gpu_problem.cache_clear()
 
 
 def test_to_device_round_trip_is_differentiable(device):
