@@ -67,13 +67,17 @@ def _conv_transpose2d_backward_arrays(f, gy, x, w):
     s, p, d = f.stride, f.padding, f.dilation
     need = f.needs_input_grad
     gx = gw = None
-    if need[0]:
+    if need[0] and need[1]:  # both from one im2col of gy
+        g, gw = KC.conv2d_forward_and_grad_weight(gy, w, x, s, p, d)
+        gw = Tensor(gw)
+    elif need[0]:
         g = KC.conv2d_forward(gy, w, None, s, p, d)
+    elif need[1]:
+        gw = Tensor(KC.conv2d_grad_weight(gy, x, w.shape[2:], s, p, d))
+    if need[0]:
         if g.shape != x.shape:
             g = g[:, :, :x.shape[2], :x.shape[3]]
         gx = Tensor(g)
-    if need[1]:
-        gw = Tensor(KC.conv2d_grad_weight(gy, x, w.shape[2:], s, p, d))
     return _with_bias_grad(f, gy, gx, gw)
 
 

@@ -53,6 +53,7 @@ from .workspace import _workspace, is_channels_last, release_workspace  # noqa: 
 __all__ = [
     "col2im",
     "conv2d_forward",
+    "conv2d_forward_and_grad_weight",
     "conv2d_grad_weight",
     "conv_output_size",
     "conv_transpose2d_forward",
@@ -531,6 +532,14 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1):
 
     Computed as the GEMM ``w.reshape(O, C*kh*kw) @ im2col(x)``.
     """
+    k, s, p, d, out_hw = _conv2d_args(x, w, b, stride, padding, dilation)
+    if backend.is_cupy_array(x):
+        return _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw)
+    return _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw)
+
+
+def _conv2d_args(x, w, b, stride, padding, dilation):
+    """conv2d's checks; returns the geometry (k, s, p, d) and the output size."""
     _check_4d("conv2d", "input", x)
     _check_4d("conv2d", "weight", w)
     c, h, wd = x.shape[1:]
@@ -541,13 +550,37 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1):
     _check_dtypes("conv2d", input=x, weight=w, bias=b)
     _check_bias("conv2d", b, o)
     k, s, p, d = _geometry((kh, kw), stride, padding, dilation)
-    ho, wo = _conv_out_or_raise("conv2d", (h, wd), k, s, p, d)
+    return k, s, p, d, _conv_out_or_raise("conv2d", (h, wd), k, s, p, d)
+
+
+def conv2d_forward_and_grad_weight(x, w, gy, stride=1, padding=0, dilation=1):
+    """``(conv2d_forward(x, w), conv2d_grad_weight(x, gy, w's kernel size))`` from ONE im2col
+    of x: both are products of it. A transposed conv's backward needs exactly these two, with
+    x its output gradient and gy its input, and im2col of an output gradient is the largest
+    gather of a generator's backward. When gy is not conv2d's full output (n, O, Ho, Wo) in
+    x's dtype and device, or the window is the whole input (no im2col), it is the two calls."""
+    k, s, p, d, out_hw = _conv2d_args(x, w, None, stride, padding, dilation)
+    n, o = x.shape[0], w.shape[0]
+    if (getattr(gy, "ndim", 0) != 4 or tuple(gy.shape) != (n, o, *out_hw)
+            or gy.dtype != x.dtype or backend.device_of(gy) != backend.device_of(x)
+            or _is_dense(x.shape[2:], k, p, d)):
+        return (conv2d_forward(x, w, None, stride, padding, dilation),
+                conv2d_grad_weight(x, gy, k, stride, padding, dilation))
     if backend.is_cupy_array(x):
-        return _conv2d_forward_cupy(x, w, b, k, s, p, d, (ho, wo))
-    return _conv2d_forward_numpy(x, w, b, k, s, p, d, (ho, wo))
+        cols = _im2col_cupy(x, k, s, p, d, out_hw)
+        return (_conv2d_forward_cupy(x, w, None, k, s, p, d, out_hw, cols),
+                _grad_weight_cupy(x, gy, k, s, p, d, out_hw, cols))
+    # the layout each NumPy path below picks for its cols (their conditions are the same);
+    # neither takes the workspace's "cols" buffer for anything else
+    if x.shape[1] >= _CHANNELS_LAST_MIN:
+        cols = _im2col_cpu_nhwc(x, k, s, p, d, out_hw)
+    else:
+        cols = _im2col_cpu(x, k, s, p, d, out_hw)
+    return (_conv2d_forward_numpy(x, w, None, k, s, p, d, out_hw, cols),
+            _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols))
 
 
-def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw):
+def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw, cols=None):
     n, c = x.shape[:2]
     o = w.shape[0]
     ho, wo = out_hw
@@ -562,13 +595,15 @@ def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw):
         return y.reshape(n, o, 1, 1)
     if c >= _CHANNELS_LAST_MIN:
         # the GEMM's (N*Ho*Wo, O) product is the output itself, stored channels-last
-        cols = _im2col_cpu_nhwc(x, k, s, p, d, out_hw)
+        if cols is None:
+            cols = _im2col_cpu_nhwc(x, k, s, p, d, out_hw)
         w2 = _channels_last_weight(w).reshape(o, -1)  # (O, kh*kw*C)
         yn = np.matmul(cols, w2.T, out=np.empty((cols.shape[0], o), x.dtype))
         if b is not None:
             yn += b
         return yn.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
-    cols = _im2col_cpu(x, k, s, p, d, out_hw)
+    if cols is None:
+        cols = _im2col_cpu(x, k, s, p, d, out_hw)
     w2 = np.ascontiguousarray(w).reshape(o, -1)
     if o >= _CHANNELS_LAST_MIN:
         # few input channels (an image) but many output ones: the transposed product
@@ -591,7 +626,7 @@ def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw):
     return y.reshape(n, o, ho, wo)
 
 
-def _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw):
+def _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw, cols=None):
     cp = backend.cupy
     n, o = x.shape[0], w.shape[0]
     ho, wo = out_hw
@@ -601,7 +636,8 @@ def _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw):
         if b is not None:
             y += b
         return y.reshape(n, o, 1, 1)
-    cols = _im2col_cupy(x, k, s, p, d, out_hw)
+    if cols is None:
+        cols = _im2col_cupy(x, k, s, p, d, out_hw)
     prod = cp.matmul(w2, cols).reshape(o, n, ho * wo).transpose(1, 0, 2)
     y = cp.empty((n, o, ho * wo), x.dtype)
     if b is None:
@@ -640,7 +676,7 @@ def conv2d_grad_weight(x, gy, kernel_size, stride=1, padding=0, dilation=1):
     return _grad_weight_numpy(x, gy, k, s, p, d, out_hw)
 
 
-def _grad_weight_numpy(x, gy, k, s, p, d, out_hw):
+def _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols=None):
     n, c = x.shape[:2]
     o = gy.shape[1]
     if _is_dense(x.shape[2:], k, p, d):
@@ -652,7 +688,8 @@ def _grad_weight_numpy(x, gy, k, s, p, d, out_hw):
         return gw.reshape(o, c, k[0], k[1])
     gyn = _channels_last_view(gy)  # gy as (N*Ho*Wo, O): free when stored channels-last
     if c >= _CHANNELS_LAST_MIN:
-        cols = _im2col_cpu_nhwc(x, k, s, p, d, out_hw)
+        if cols is None:
+            cols = _im2col_cpu_nhwc(x, k, s, p, d, out_hw)
         if gyn is None:
             gyn = _workspace.take("gyt", (n, out_hw[0], out_hw[1], o), x.dtype)
             np.copyto(gyn, gy.transpose(0, 2, 3, 1))
@@ -661,7 +698,8 @@ def _grad_weight_numpy(x, gy, k, s, p, d, out_hw):
         # always a copy (never a view of the workspace, which ascontiguousarray would give for
         # 1x1 kernels or one channel)
         return gw.reshape(o, k[0], k[1], c).transpose(0, 3, 1, 2).copy()
-    cols = _im2col_cpu(x, k, s, p, d, out_hw)
+    if cols is None:
+        cols = _im2col_cpu(x, k, s, p, d, out_hw)
     if gyn is not None:
         return np.matmul(gyn.reshape(-1, o).T, cols.T).reshape(o, c, k[0], k[1])
     # gy as (O, N*Ho*Wo): a copy of gy, far smaller than cols, so the GEMM can use cols^T as is
@@ -671,7 +709,7 @@ def _grad_weight_numpy(x, gy, k, s, p, d, out_hw):
     return gw.reshape(o, c, k[0], k[1])
 
 
-def _grad_weight_cupy(x, gy, k, s, p, d, out_hw):
+def _grad_weight_cupy(x, gy, k, s, p, d, out_hw, cols=None):
     cp = backend.cupy
     n, c = x.shape[:2]
     o = gy.shape[1]
@@ -679,7 +717,8 @@ def _grad_weight_cupy(x, gy, k, s, p, d, out_hw):
     if _is_dense(x.shape[2:], k, p, d):
         gw = cp.matmul(gy.reshape(n, o).T, cp.ascontiguousarray(x).reshape(n, -1))
         return gw.reshape(o, c, k[0], k[1])
-    cols = _im2col_cupy(x, k, s, p, d, out_hw)
+    if cols is None:
+        cols = _im2col_cupy(x, k, s, p, d, out_hw)
     gyt = cp.ascontiguousarray(gy.reshape(n, o, -1).transpose(1, 0, 2)).reshape(o, -1)
     return cp.matmul(gyt, cols.T).reshape(o, c, k[0], k[1])
 

@@ -259,6 +259,51 @@ def test_im2col_col2im_are_adjoint(cfg):
     np.testing.assert_allclose(y, ref_conv2d(x, w, None, s, p, d), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("n,c,hw,o,k,s,p,d", [
+    (2, 3, (9, 8), 4, (3, 2), (2, 1), (1, 0), (1, 2)),
+    (2, 20, (8, 8), 17, (4, 4), (2, 2), (1, 1), (1, 1)),  # a DCGAN layer, many channels
+    (3, 18, (7, 7), 2, (4, 4), (2, 2), (1, 1), (1, 1)),
+])
+def test_conv2d_forward_and_grad_weight_is_the_two_calls_from_one_im2col(
+        monkeypatch, n, c, hw, o, k, s, p, d):
+    """Bit for bit what conv2d_forward and conv2d_grad_weight give, with im2col run once."""
+    rng = np.random.default_rng(9)
+    x = _rand(rng, n, c, *hw).astype(np.float32)
+    w = _rand(rng, o, c, *k).astype(np.float32)
+    y_ref = KC.conv2d_forward(x, w, None, s, p, d)
+    gy = _rand(rng, *y_ref.shape).astype(np.float32)
+    gw_ref = KC.conv2d_grad_weight(x, gy, k, s, p, d)
+    calls = []
+    for name in ("_im2col_cpu", "_im2col_cpu_nhwc"):
+        real = getattr(KC, name)
+        monkeypatch.setattr(KC, name, lambda *a, _real=real, **kw: calls.append(1) or _real(
+            *a, **kw))
+    for xin in (x, np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)):
+        calls.clear()
+        y, gw = KC.conv2d_forward_and_grad_weight(xin, w, gy, s, p, d)
+        assert len(calls) == 1
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(gw, gw_ref)
+        assert gw.flags.c_contiguous and not np.shares_memory(gw, y)
+    # a gy smaller than the full output (a transposed conv's output_padding): the two calls
+    small = np.ascontiguousarray(gy[:, :, :-1])
+    y, gw = KC.conv2d_forward_and_grad_weight(x, w, small, s, p, d)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(gw, KC.conv2d_grad_weight(x, small, k, s, p, d))
+    with pytest.raises(ValueError, match=r"conv2d_grad_weight: grad_output \(1,"):
+        KC.conv2d_forward_and_grad_weight(x, w, gy[:1], s, p, d)
+
+
+def test_conv2d_forward_and_grad_weight_dense_window():
+    """The window is the whole input (no im2col): the two calls."""
+    rng = np.random.default_rng(10)
+    x, w = _rand(rng, 3, 5, 4, 4), _rand(rng, 6, 5, 4, 4)
+    gy = _rand(rng, 3, 6, 1, 1)
+    y, gw = KC.conv2d_forward_and_grad_weight(x, w, gy)
+    np.testing.assert_array_equal(y, KC.conv2d_forward(x, w))
+    np.testing.assert_array_equal(gw, KC.conv2d_grad_weight(x, gy, (4, 4)))
+
+
 def _stored_channels_last(a):
     return a.transpose(0, 2, 3, 1).flags.c_contiguous
 
@@ -596,10 +641,14 @@ def test_gpu_parity_conv_family(cuda, dtype, case, index_width):
     y_gpu = KC.conv2d_forward(g(x), g(w), g(b), s, p, d)
     assert isinstance(y_gpu, cuda.ndarray) and y_gpu.dtype == dtype and y_gpu.shape == y.shape
     _close(y_gpu, y, dtype)
-    # its weight gradient, and im2col / col2im themselves
+    # its weight gradient, alone and with the forward from one im2col
     gy = _rand(rng, *y.shape).astype(dtype)
-    _close(KC.conv2d_grad_weight(g(x), g(gy), k, s, p, d),
-           KC.conv2d_grad_weight(x, gy, k, s, p, d), dtype)
+    gw = KC.conv2d_grad_weight(x, gy, k, s, p, d)
+    _close(KC.conv2d_grad_weight(g(x), g(gy), k, s, p, d), gw, dtype)
+    y_both, gw_both = KC.conv2d_forward_and_grad_weight(g(x), g(w), g(gy), s, p, d)
+    _close(y_both, KC.conv2d_forward(x, w, None, s, p, d), dtype)
+    _close(gw_both, gw, dtype)
+    # and im2col / col2im themselves
     cols = KC.im2col(x, k, s, p, d)
     _close(KC.im2col(g(x), k, s, p, d), cols, dtype)
     _close(KC.col2im(g(cols), x.shape, k, s, p, d), KC.col2im(cols, x.shape, k, s, p, d), dtype)

@@ -140,6 +140,20 @@ def test_conv_gather_kernels_emulated_match_numpy(monkeypatch, tmp_path, geometr
     np.testing.assert_allclose(KC._col2im_cupy(g, shape, out_hw, k, s, p, d, bias=bias),
                                KC.col2im(g, shape, k, s, p, d) + bias.reshape(1, -1, 1, 1),
                                rtol=tol, atol=tol)
+    # conv2d and its weight gradient from one im2col, through the GPU branch
+    w = rng.standard_normal((5, shape[1], *k)).astype(dtype)
+    y_ref = KC.conv2d_forward(x, w, None, s, p, d)
+    gy = rng.standard_normal(y_ref.shape).astype(dtype)
+    gw_ref = KC.conv2d_grad_weight(x, gy, k, s, p, d)
+    monkeypatch.setattr(backend, "is_cupy_array", lambda a: True)
+    gathers = []
+    real_im2col = KC._im2col_cupy
+    monkeypatch.setattr(KC, "_im2col_cupy",
+                        lambda *a: gathers.append(1) or real_im2col(*a))
+    y, gw = KC.conv2d_forward_and_grad_weight(x, w, gy, s, p, d)
+    assert len(gathers) == 1
+    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gw, gw_ref, rtol=tol, atol=tol * 10)
 
 
 POOL_GEOMETRIES = [  # (N, C, H, W), kernel, stride, padding
