@@ -54,10 +54,12 @@ def _conv2d_backward_arrays(f, gy, x, w):
     s, p, d = f.stride, f.padding, f.dilation
     need = f.needs_input_grad
     gx = gw = None
-    if need[0]:
+    if need[0] and need[1]:  # on the GPU, from one transposed copy of gy
+        gx, gw = (Tensor(a) for a in KC.conv2d_input_and_weight_grads(x, w, gy, s, p, d))
+    elif need[0]:
         op = _output_padding(x.shape[2:], gy.shape[2:], w.shape[2:], s, p, d)
         gx = Tensor(KC.conv_transpose2d_forward(gy, w, None, s, p, op, d))
-    if need[1]:
+    elif need[1]:
         gw = Tensor(KC.conv2d_grad_weight(x, gy, w.shape[2:], s, p, d))
     return _with_bias_grad(f, gy, gx, gw)
 

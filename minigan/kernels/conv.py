@@ -55,6 +55,7 @@ __all__ = [
     "conv2d_forward",
     "conv2d_forward_and_grad_weight",
     "conv2d_grad_weight",
+    "conv2d_input_and_weight_grads",
     "conv_output_size",
     "conv_transpose2d_forward",
     "conv_transpose_output_padding",
@@ -580,6 +581,26 @@ def conv2d_forward_and_grad_weight(x, w, gy, stride=1, padding=0, dilation=1):
             _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols))
 
 
+def conv2d_input_and_weight_grads(x, w, gy, stride=1, padding=0, dilation=1):
+    """conv2d's backward: ``(conv_transpose2d_forward(gy, w) at x's size,
+    conv2d_grad_weight(x, gy))``. On the GPU both GEMMs read gy as an (O, N*Ho*Wo) matrix, a
+    transposed copy of gy that is made once here instead of once in each. On the CPU (whose
+    paths read gy channels-last for free) and for shapes without that copy, the two calls."""
+    k, s, p, d, out_hw = _conv2d_args(x, w, None, stride, padding, dilation)
+    n, o = x.shape[0], w.shape[0]
+    op = conv_transpose_output_padding(x.shape[2:], out_hw, k, s, p, d)
+    if (not backend.is_cupy_array(x) or getattr(gy, "ndim", 0) != 4
+            or tuple(gy.shape) != (n, o, *out_hw) or gy.dtype != x.dtype
+            or not backend.is_cupy_array(gy) or _is_dense(x.shape[2:], k, p, d)
+            or tuple(out_hw) == (1, 1)):
+        return (conv_transpose2d_forward(gy, w, None, stride, padding, op, dilation),
+                conv2d_grad_weight(x, gy, k, stride, padding, dilation))
+    cp = backend.cupy
+    gyt = cp.ascontiguousarray(gy.reshape(n, o, -1).transpose(1, 0, 2)).reshape(o, -1)
+    return (_conv_transpose_cupy(gy, w, None, k, s, p, d, tuple(x.shape[2:]), xt=gyt),
+            _grad_weight_cupy(x, gy, k, s, p, d, out_hw, gyt=gyt))
+
+
 def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw, cols=None):
     n, c = x.shape[:2]
     o = w.shape[0]
@@ -709,7 +730,7 @@ def _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols=None):
     return gw.reshape(o, c, k[0], k[1])
 
 
-def _grad_weight_cupy(x, gy, k, s, p, d, out_hw, cols=None):
+def _grad_weight_cupy(x, gy, k, s, p, d, out_hw, cols=None, gyt=None):
     cp = backend.cupy
     n, c = x.shape[:2]
     o = gy.shape[1]
@@ -719,7 +740,8 @@ def _grad_weight_cupy(x, gy, k, s, p, d, out_hw, cols=None):
         return gw.reshape(o, c, k[0], k[1])
     if cols is None:
         cols = _im2col_cupy(x, k, s, p, d, out_hw)
-    gyt = cp.ascontiguousarray(gy.reshape(n, o, -1).transpose(1, 0, 2)).reshape(o, -1)
+    if gyt is None:
+        gyt = cp.ascontiguousarray(gy.reshape(n, o, -1).transpose(1, 0, 2)).reshape(o, -1)
     return cp.matmul(gyt, cols.T).reshape(o, c, k[0], k[1])
 
 
@@ -892,12 +914,13 @@ def _conv_transpose_subpixel_numpy(x, w, b, k, s, p, out_hw, grid):
     return yn.transpose(0, 3, 1, 2)  # stored channels-last, as conv2d's output
 
 
-def _conv_transpose_cupy(x, w, b, k, s, p, d, out_hw):
+def _conv_transpose_cupy(x, w, b, k, s, p, d, out_hw, xt=None):
     cp = backend.cupy
     n, cin, h, wd = x.shape
     cout = w.shape[1]
     w2 = cp.ascontiguousarray(w).reshape(cin, -1)
-    x = cp.ascontiguousarray(x)
-    xt = cp.ascontiguousarray(x.reshape(n, cin, -1).transpose(1, 0, 2)).reshape(cin, -1)
+    if xt is None:  # x as (Cin, N*H*W)
+        x = cp.ascontiguousarray(x)
+        xt = cp.ascontiguousarray(x.reshape(n, cin, -1).transpose(1, 0, 2)).reshape(cin, -1)
     cols = cp.matmul(w2.T, xt)  # (Cout*kh*kw, N*H*W)
     return _col2im_cupy(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)

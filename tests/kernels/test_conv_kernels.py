@@ -294,6 +294,20 @@ def test_conv2d_forward_and_grad_weight_is_the_two_calls_from_one_im2col(
         KC.conv2d_forward_and_grad_weight(x, w, gy[:1], s, p, d)
 
 
+def test_conv2d_input_and_weight_grads_is_the_two_calls():
+    rng = np.random.default_rng(11)
+    for (n, c, hw, o, k, s, p, d) in [(2, 3, (9, 8), 4, (3, 2), (2, 1), (1, 0), (1, 2)),
+                                      (2, 20, (8, 8), 17, (4, 4), (2, 2), (1, 1), (1, 1)),
+                                      (3, 5, (4, 4), 6, (4, 4), (1, 1), (0, 0), (1, 1))]:
+        x, w = _rand(rng, n, c, *hw), _rand(rng, o, c, *k)
+        out_hw = KC.conv_output_size(hw, k, s, p, d)
+        gy = _rand(rng, n, o, *out_hw)
+        gx, gw = KC.conv2d_input_and_weight_grads(x, w, gy, s, p, d)
+        op = KC.conv_transpose_output_padding(hw, out_hw, k, s, p, d)
+        np.testing.assert_array_equal(gx, KC.conv_transpose2d_forward(gy, w, None, s, p, op, d))
+        np.testing.assert_array_equal(gw, KC.conv2d_grad_weight(x, gy, k, s, p, d))
+
+
 def test_conv2d_forward_and_grad_weight_dense_window():
     """The window is the whole input (no im2col): the two calls."""
     rng = np.random.default_rng(10)
@@ -647,6 +661,10 @@ def test_gpu_parity_conv_family(cuda, dtype, case, index_width):
     _close(KC.conv2d_grad_weight(g(x), g(gy), k, s, p, d), gw, dtype)
     y_both, gw_both = KC.conv2d_forward_and_grad_weight(g(x), g(w), g(gy), s, p, d)
     _close(y_both, KC.conv2d_forward(x, w, None, s, p, d), dtype)
+    _close(gw_both, gw, dtype)
+    gx_both, gw_both = KC.conv2d_input_and_weight_grads(g(x), g(w), g(gy), s, p, d)
+    opad = KC.conv_transpose_output_padding(cfg["hw"], y.shape[2:], k, s, p, d)
+    _close(gx_both, KC.conv_transpose2d_forward(gy, w, None, s, p, opad, d), dtype)
     _close(gw_both, gw, dtype)
     # and im2col / col2im themselves
     cols = KC.im2col(x, k, s, p, d)

@@ -140,11 +140,14 @@ def test_conv_gather_kernels_emulated_match_numpy(monkeypatch, tmp_path, geometr
     np.testing.assert_allclose(KC._col2im_cupy(g, shape, out_hw, k, s, p, d, bias=bias),
                                KC.col2im(g, shape, k, s, p, d) + bias.reshape(1, -1, 1, 1),
                                rtol=tol, atol=tol)
-    # conv2d and its weight gradient from one im2col, through the GPU branch
+    # conv2d and its weight gradient from one im2col, and conv2d's two gradients from one
+    # transposed copy of gy, through the GPU branches
     w = rng.standard_normal((5, shape[1], *k)).astype(dtype)
     y_ref = KC.conv2d_forward(x, w, None, s, p, d)
     gy = rng.standard_normal(y_ref.shape).astype(dtype)
     gw_ref = KC.conv2d_grad_weight(x, gy, k, s, p, d)
+    op = KC.conv_transpose_output_padding(shape[2:], y_ref.shape[2:], k, s, p, d)
+    gx_ref = KC.conv_transpose2d_forward(gy, w, None, s, p, op, d)
     monkeypatch.setattr(backend, "is_cupy_array", lambda a: True)
     gathers = []
     real_im2col = KC._im2col_cupy
@@ -153,6 +156,14 @@ def test_conv_gather_kernels_emulated_match_numpy(monkeypatch, tmp_path, geometr
     y, gw = KC.conv2d_forward_and_grad_weight(x, w, gy, s, p, d)
     assert len(gathers) == 1
     np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gw, gw_ref, rtol=tol, atol=tol * 10)
+    handed = []
+    real_transpose = KC._conv_transpose_cupy
+    monkeypatch.setattr(KC, "_conv_transpose_cupy", lambda *a, **kw: handed.append(
+        kw.get("xt") is not None) or real_transpose(*a, **kw))
+    gx, gw = KC.conv2d_input_and_weight_grads(x, w, gy, s, p, d)
+    assert handed == [True]  # gy's transposed copy went to both GEMMs
+    np.testing.assert_allclose(gx, gx_ref, rtol=tol, atol=tol * 10)
     np.testing.assert_allclose(gw, gw_ref, rtol=tol, atol=tol * 10)
 
 
