@@ -4,7 +4,9 @@ from __future__ import annotations
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import batchnorm as KB
+from ..kernels import elementwise as KE
 from . import basic as B
+from .activation import LeakyReLUGrad, leaky_relu
 
 
 def _axes(ndim: int) -> tuple:
@@ -56,6 +58,35 @@ class BatchNormTrain(Function):
         return gx, gw, gb
 
 
+class BatchNormLeakyReLUTrain(BatchNormTrain):
+    """leaky_relu(batch_norm(x), s) as one op (s = 0: ReLU): the activation runs in the
+    normalising pass (one GPU launch instead of two, no second activation-sized array), and
+    backward applies the activation's mask to gy before batch norm's backward. The mask is read
+    from the output y: y > 0 exactly where the normalised value is, for any slope >= 0."""
+
+    def __init__(self, running_mean, running_var, momentum, eps, slope):
+        super().__init__(running_mean, running_var, momentum, eps)
+        self.slope = slope
+
+    def forward(self, x, w, b):
+        y, mean, invstd = KB.batch_norm_forward_train(
+            x, w, b, self.running_mean, self.running_var, self.momentum, self.eps, self.slope)
+        self.saved = (mean, invstd)
+        self.y = y
+        return y
+
+    def backward(self, gy):
+        if not is_grad_enabled():
+            gy = Tensor(KE.leaky_relu_backward(gy.data, self.y, self.slope))
+        else:
+            gy = LeakyReLUGrad(self.y, self.slope)(gy)
+        return super().backward(gy)
+
+    def release(self) -> None:
+        super().release()
+        self.y = None
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """PyTorch's ``F.batch_norm``: per-channel (axis 1) normalisation of (N, C) or (N, C, ...).
@@ -64,6 +95,25 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     move by ``momentum`` toward the batch mean and unbiased variance. In evaluation the running
     statistics normalise.
     """
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
+                       None)
+
+
+def batch_norm_leaky_relu(input, running_mean, running_var, weight=None, bias=None,
+                          training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
+                          negative_slope: float = 0.0) -> Tensor:
+    """``leaky_relu(batch_norm(...), negative_slope)`` (``negative_slope=0``: ReLU), the same
+    values and gradients; in training one fused op (``BatchNormLeakyReLUTrain``).
+    ``nn.Sequential`` calls it for a batch-norm layer followed by a LeakyReLU or ReLU."""
+    if not negative_slope >= 0:
+        raise ValueError(f"batch_norm_leaky_relu: negative_slope must be >= 0, got "
+                         f"{negative_slope}")
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
+                       float(negative_slope))
+
+
+def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
+                slope) -> Tensor:
     x = as_tensor(input)
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, ...), got {x.shape}")
@@ -88,7 +138,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if x.size // c <= 1:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got "
                              f"input of shape {x.shape}")
-        return BatchNormTrain(rm, rv, momentum, eps)(x, w, b)
+        if slope is None:
+            return BatchNormTrain(rm, rv, momentum, eps)(x, w, b)
+        return BatchNormLeakyReLUTrain(rm, rv, momentum, eps, slope)(x, w, b)
     if rm is None or rv is None:
         raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
     # Evaluation is an affine map with constant statistics: compose it, exact to every order.
@@ -96,4 +148,5 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     scale = Tensor((1.0 / xp.sqrt(rv + eps)).astype(x.dtype))
     shift = Tensor(rm.astype(x.dtype))
     xhat = (x - _per_channel(shift, nd)) * _per_channel(scale, nd)
-    return xhat * _per_channel(w, nd) + _per_channel(b, nd)
+    y = xhat * _per_channel(w, nd) + _per_channel(b, nd)
+    return y if slope is None else leaky_relu(y, slope)

@@ -61,23 +61,35 @@ def _check_m(m: int) -> None:
 # Forward, training
 
 def batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentum: float,
-                             eps: float):
+                             eps: float, negative_slope: float | None = None):
     """Normalise with batch statistics; returns ``(y, mean, invstd)``, the last two of shape (C,).
 
     ``running_mean``/``running_var`` (or None) are updated in place with the unbiased variance.
-    ``weight``/``bias`` may be None (no affine transform).
+    ``weight``/``bias`` may be None (no affine transform). With ``negative_slope`` a LeakyReLU of
+    that slope (0: ReLU) is applied to the result in the same pass on the GPU (one launch
+    fewer) and in place on the CPU, with ``leaky_relu_forward``'s arithmetic.
     """
     if backend.is_cupy_array(x):
         x3, m = _as3d(x)
         _check_m(m)
         y, mean, invstd = _forward_train_cupy(x3, m, weight, bias, running_mean, running_var,
-                                              float(momentum), float(eps))
+                                              float(momentum), float(eps), negative_slope)
         return y.reshape(x.shape), mean, invstd
     lay = _Layout(x)
     _check_m(lay.m)
     y, mean, invstd = _forward_train_numpy(lay.rows(x), lay, weight, bias, running_mean,
                                            running_var, float(momentum), float(eps))
+    if negative_slope is not None:
+        _leaky_relu_inplace_numpy(y, negative_slope)
     return lay.back(y), mean, invstd
+
+
+def _leaky_relu_inplace_numpy(y, negative_slope: float) -> None:
+    """``y[...] = leaky_relu_forward(y, s)``, with the same arithmetic (max(y, s*y) for s <= 1,
+    min for s > 1) and one scratch temporary instead of a new array."""
+    t = np.multiply(y, y.dtype.type(negative_slope),
+                    out=_workspace.take(SCRATCH, y.shape, y.dtype))
+    (np.maximum if negative_slope <= 1.0 else np.minimum)(y, t, out=y)
 
 
 def _forward_train_numpy(x2, lay, weight, bias, running_mean, running_var, momentum, eps):
@@ -285,7 +297,8 @@ def _block(m: int) -> int:
     return int(min(1024, max(32, -(-m // 32) * 32)))
 
 
-def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum, eps):
+def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum, eps,
+                       negative_slope=None):
     cp = backend.cupy
     x3 = cp.ascontiguousarray(x3)
     n, c, s = x3.shape
@@ -305,11 +318,18 @@ def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum
     for r, new in zip((running_mean, running_var), run):
         if r is not new:
             r[...] = new
-    norm = backend.elementwise_kernel("T x, T mean, T scale, T b", "T y",
-                                      "y = (x - mean) * scale + b", "minigan_bn_normalize")
     b = _col(bias) if bias is not None else dt.type(0)
-    y = norm(x3, _col(mean), _col(scale), b)
-    return y, mean, invstd
+    if negative_slope is None:
+        norm = backend.elementwise_kernel("T x, T mean, T scale, T b", "T y",
+                                          "y = (x - mean) * scale + b", "minigan_bn_normalize")
+        return norm(x3, _col(mean), _col(scale), b), mean, invstd
+    # with the activation of leaky_relu_forward's kernel (the same expression, so the same
+    # values) on the normalised value
+    norm = backend.elementwise_kernel(
+        "T x, T mean, T scale, T b, T s", "T y",
+        "const T v = (x - mean) * scale + b; y = v < (T)0 ? v * s : v",
+        "minigan_bn_normalize_leaky")
+    return norm(x3, _col(mean), _col(scale), b, dt.type(negative_slope)), mean, invstd
 
 
 # Forward, evaluation

@@ -95,9 +95,41 @@ class Sequential(Module):
         return v
 
     def forward(self, input):
-        for m in self._modules.values():
+        mods = list(self._modules.values())
+        i, n = 0, len(mods)
+        while i < n:
+            m = mods[i]
+            if i + 1 < n:
+                slope = _fusable_activation(m, mods[i + 1])
+                if slope is not None:  # batch norm and its activation as one op
+                    input = m._forward(input, slope)
+                    i += 2
+                    continue
             input = m(input)
+            i += 1
         return input
+
+
+_FUSE: list = []  # _BatchNorm, LeakyReLU, ReLU, once imported
+
+
+def _fusable_activation(m, nxt):
+    """The slope of ``nxt`` (0 for ReLU) when ``m`` is a training batch-norm layer and ``nxt``
+    a LeakyReLU or ReLU that directly follows it, neither with hooks nor a subclass's own
+    forward: ``Sequential`` then runs the two as one fused op, with the same values and
+    gradients (``functional.norm.batch_norm_leaky_relu``). Else None."""
+    if not _FUSE:
+        from .layers import LeakyReLU, ReLU, _BatchNorm  # (layers imports this module)
+        _FUSE.extend((_BatchNorm, LeakyReLU, ReLU))
+    bn, leaky, relu = _FUSE
+    if not (isinstance(m, bn) and m.training and type(m).forward is bn.forward
+            and type(nxt) in (leaky, relu)):
+        return None
+    if m._forward_pre_hooks or m._forward_hooks or nxt._forward_pre_hooks \
+            or nxt._forward_hooks:
+        return None
+    slope = 0.0 if type(nxt) is relu else float(nxt.negative_slope)
+    return slope if slope >= 0 else None
 
 
 class ModuleList(Module):

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import backend
 from .. import functional as F
+from ..functional.norm import batch_norm_leaky_relu
 from ..functional.resize import pad_end
 from . import init
 from .container import Sequential  # noqa: F401 - its former home
@@ -268,7 +269,11 @@ class _BatchNorm(Module):
             init.zeros_(self.bias)
 
     def forward(self, input):
-        x = input
+        return self._forward(input, None)
+
+    def _forward(self, x, slope):
+        """forward(x), followed by leaky_relu(., slope) when ``slope`` is not None (0: ReLU),
+        fused into the batch-norm op in training (see ``Sequential.forward``)."""
         if x.ndim not in self._expected_dims:
             raise ValueError(f"{type(self).__name__}: expected a "
                              f"{' or '.join(map(str, self._expected_dims))}-D input, got shape "
@@ -279,14 +284,18 @@ class _BatchNorm(Module):
         if self.training and self.num_batches_tracked is not None:
             self.num_batches_tracked += 1  # in place, on the device: no host sync
             if self.momentum is None:
-                return self._forward_cumulative(x)
+                y = self._forward_cumulative(x)
+                return y if slope is None else F.leaky_relu(y, slope)
         if self.training or self.running_mean is None:  # batch statistics
-            return F.batch_norm(x, self.running_mean if self.training else None,
-                                self.running_var if self.training else None, self.weight,
-                                self.bias, True, 0.0 if self.momentum is None else self.momentum,
-                                self.eps)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            False, 0.0, self.eps)
+            args = (x, self.running_mean if self.training else None,
+                    self.running_var if self.training else None, self.weight, self.bias, True,
+                    0.0 if self.momentum is None else self.momentum, self.eps)
+        else:
+            args = (x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
+                    self.eps)
+        if slope is None:
+            return F.batch_norm(*args)
+        return batch_norm_leaky_relu(*args, negative_slope=slope)
 
     def _forward_cumulative(self, x):
         # A momentum-1 update into zeroed scratch buffers captures the batch mean and unbiased

@@ -95,6 +95,49 @@ def test_batch_norm_training_first_and_second_order(xp, shape):
     check_double_backward(f, [x, w, b])
 
 
+@pytest.mark.parametrize("slope", [0.0, 0.2])
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 3, 2)])
+def test_batch_norm_leaky_relu_training_first_and_second_order(xp, shape, slope):
+    """The fused op in float64 against finite differences (the mask comes from its output)."""
+    from minigan.functional.norm import batch_norm_leaky_relu
+    c = shape[1]
+    x, w, b = _xp_inputs(xp, R.standard_normal(shape) * 2 + 1, R.uniform(0.5, 1.5, c),
+                         R.standard_normal(c))
+
+    def f(x, w, b):
+        return batch_norm_leaky_relu(x, None, None, w, b, True, negative_slope=slope)
+
+    check_backward(f, [x, w, b])
+    check_double_backward(f, [x, w, b])
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("slope", [0.0, 0.2])
+def test_batch_norm_leaky_relu_is_the_two_ops(xp, slope, training):
+    """Values (bit for bit), running statistics and gradients of the fused op equal those of
+    leaky_relu(batch_norm(...))."""
+    from minigan.functional.norm import batch_norm_leaky_relu
+    x0 = R.standard_normal((5, 4, 3, 3))
+    w0, b0 = R.uniform(0.5, 1.5, 4), R.standard_normal(4)
+    rm0, rv0 = R.standard_normal(4) * 0.1, R.uniform(0.5, 2, 4)
+    runs = []
+    for fused in (True, False):
+        x, w, b = (Tensor(a, requires_grad=True) for a in _xp_inputs(xp, x0, w0, b0))
+        rm, rv = xp.asarray(rm0.copy()), xp.asarray(rv0.copy())
+        if fused:
+            y = batch_norm_leaky_relu(x, rm, rv, w, b, training, 0.1, 1e-5, slope)
+        else:
+            y = F.leaky_relu(F.batch_norm(x, rm, rv, w, b, training, 0.1, 1e-5), slope)
+        (y * y * Tensor(xp.asarray(np.arange(y.size).reshape(y.shape) % 7))).sum().backward()
+        runs.append([y.numpy(), minigan.backend.to_numpy(rm), minigan.backend.to_numpy(rv),
+                     x.grad.numpy(), w.grad.numpy(), b.grad.numpy()])
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    for a, b_ in zip(runs[0][1:], runs[1][1:]):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="negative_slope must be >= 0, got -0.5"):
+        batch_norm_leaky_relu(Tensor(x0), None, None, training=True, negative_slope=-0.5)
+
+
 def test_batch_norm_second_order_is_not_the_cached_invstd_bug():
     """Differentiating sum(grad_x(BN)^2) wrt x: treating 1/std as a constant gives a visibly
     different answer, so this pins the exact composition."""

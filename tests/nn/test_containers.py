@@ -138,3 +138,77 @@ def test_structures_give_torchs_state_dict_keys():
     assert _keys(s[1:]) == list(ts[1:].state_dict())
     del s[0], ts[0]
     assert _keys(s) == list(ts.state_dict())
+
+
+# ----- batch norm + activation fused by Sequential
+
+def _bn_act_nets(act):
+    minigan.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 20, 3, 1, 1, bias=False), nn.BatchNorm2d(20), act,
+                        nn.Conv2d(20, 2, 3, 2, 1))
+    twin = nn.Sequential(nn.Conv2d(3, 20, 3, 1, 1, bias=False), nn.BatchNorm2d(20), act,
+                         nn.Conv2d(20, 2, 3, 2, 1))
+    twin.load_state_dict(net.state_dict())
+    return net, twin
+
+
+@pytest.mark.parametrize("act", ["relu", "leaky"])
+def test_sequential_fuses_batch_norm_and_activation_with_the_same_results(device, act):
+    """Sequential runs BatchNorm -> (Leaky)ReLU as one op in training; its outputs, gradients
+    and running statistics are those of the layers called one by one."""
+    from minigan.functional import norm as N
+    net, twin = _bn_act_nets(nn.ReLU() if act == "relu" else nn.LeakyReLU(0.2))
+    net, twin = net.to(device), twin.to(device)
+    x = minigan.randn(4, 3, 6, 6, device=device)
+    made = []
+    real_init = N.BatchNormLeakyReLUTrain.__init__
+
+    def spy(self, *a):
+        made.append(self)
+        real_init(self, *a)
+
+    for step in range(2):
+        N.BatchNormLeakyReLUTrain.__init__ = spy
+        try:
+            y = net(x)
+        finally:
+            N.BatchNormLeakyReLUTrain.__init__ = real_init
+        h = x
+        for m in twin:  # one by one: no fusion
+            h = m(h)
+        np.testing.assert_allclose(y.numpy(), h.numpy(), rtol=1e-6, atol=1e-6)
+        (y * y).sum().backward()
+        (h * h).sum().backward()
+    assert len(made) == 2  # one fused op per forward
+    for (name, p), q in zip(net.named_parameters(), twin.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-5,
+                                   err_msg=name)
+    for a, b in zip(net.buffers(), twin.buffers()):
+        np.testing.assert_allclose(minigan.backend.to_numpy(a), minigan.backend.to_numpy(b),
+                                   rtol=1e-6, atol=1e-6)
+
+
+def test_sequential_does_not_fuse_with_hooks_in_eval_or_for_other_layers():
+    from minigan.nn.container import _fusable_activation
+    net, _ = _bn_act_nets(nn.LeakyReLU(0.2))
+    bn, act = net[1], net[2]
+    assert _fusable_activation(bn, act) == 0.2
+    assert _fusable_activation(bn, nn.ReLU()) == 0.0
+    assert _fusable_activation(bn, nn.Tanh()) is None
+    assert _fusable_activation(bn, nn.LeakyReLU(-0.1)) is None  # the mask from y needs s >= 0
+    assert _fusable_activation(act, bn) is None
+    seen = []
+    handle = act.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape))
+    assert _fusable_activation(bn, act) is None
+    net(minigan.randn(2, 3, 5, 5))
+    assert seen == [(2, 20, 5, 5)]  # the hook saw the batch norm's output
+    handle.remove()
+    assert _fusable_activation(bn, act) == 0.2
+    net.eval()
+    assert _fusable_activation(bn, act) is None
+
+    class MyBN(nn.BatchNorm2d):
+        def forward(self, input):
+            return super().forward(input) * 2.0
+
+    assert _fusable_activation(MyBN(20), act) is None
