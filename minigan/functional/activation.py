@@ -9,7 +9,7 @@ from __future__ import annotations
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
-from .basic import mul, where
+from .basic import Linear, _linear, mul, where
 
 
 class LeakyReLU(Function):
@@ -39,6 +39,43 @@ class LeakyReLUGrad(Function):
 
     def backward(self, ggx):
         return LeakyReLUGrad(self.x, self.slope)(ggx)
+
+
+class LinearLeakyReLU(Linear):
+    """leaky_relu(x W^T + b, s) as one op (s = 0: ReLU): the bias add and the activation are
+    one pass over the GEMM's output, in place (one GPU launch instead of two, no second array),
+    and backward applies the activation's mask, read from the output (y > 0 exactly where
+    x W^T + b > 0, for s >= 0), to gy before the Linear backward."""
+
+    def __init__(self, slope: float):
+        self.slope = slope
+
+    def forward(self, x, w, b=None):
+        y = K.leaky_relu_inplace(x @ w.T, self.slope, b)
+        self.y = y
+        return y
+
+    def backward(self, gy):
+        if not is_grad_enabled():
+            gy = Tensor(K.leaky_relu_backward(gy.data, self.y, self.slope))
+        else:
+            gy = LeakyReLUGrad(self.y, self.slope)(gy)
+        return super().backward(gy)
+
+    def release(self) -> None:
+        super().release()
+        self.y = None
+
+
+def linear_leaky_relu(x, weight, bias=None, negative_slope: float = 0.0) -> Tensor:
+    """``leaky_relu(linear(x, weight, bias), negative_slope)`` (0: ReLU) as one fused op, the
+    same values and gradients. ``nn.Sequential`` calls it for a Linear layer followed by a
+    LeakyReLU or ReLU."""
+    if not negative_slope >= 0:
+        raise ValueError(f"linear_leaky_relu: negative_slope must be >= 0, got "
+                         f"{negative_slope}")
+    slope = float(negative_slope)
+    return _linear(x, weight, bias, lambda: LinearLeakyReLU(slope))
 
 
 def leaky_relu(x, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:

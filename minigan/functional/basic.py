@@ -958,6 +958,11 @@ class Linear(Function):
 
 def linear(x, weight, bias=None) -> Tensor:
     """PyTorch's ``F.linear``: ``x @ weight.T + bias`` with weight of shape (out, in)."""
+    return _linear(x, weight, bias, Linear)
+
+
+def _linear(x, weight, bias, make) -> Tensor:
+    """``linear`` with the op ``make()`` (Linear, or a subclass that fuses what follows)."""
     x = as_tensor(x)
     weight = as_tensor(weight, x)
     if weight.ndim != 2:
@@ -973,7 +978,7 @@ def linear(x, weight, bias=None) -> Tensor:
                              f"weight of shape {_shape_str(weight.shape)}")
     lead = x.shape[:-1]
     x2 = x if x.ndim == 2 else reshape(x, (-1, x.shape[-1]))
-    y = Linear()(x2, weight) if bias is None else Linear()(x2, weight, bias)
+    y = make()(x2, weight) if bias is None else make()(x2, weight, bias)
     return y if x.ndim == 2 else reshape(y, lead + (weight.shape[0],))
 
 

@@ -34,6 +34,7 @@ import math
 import numpy as np
 
 from .. import backend
+from .elementwise import leaky_relu_inplace
 from .workspace import SCRATCH, _workspace, is_channels_last
 
 __all__ = ["batch_norm_backward_train", "batch_norm_forward_eval", "batch_norm_forward_train"]
@@ -80,16 +81,8 @@ def batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentu
     y, mean, invstd = _forward_train_numpy(lay.rows(x), lay, weight, bias, running_mean,
                                            running_var, float(momentum), float(eps))
     if negative_slope is not None:
-        _leaky_relu_inplace_numpy(y, negative_slope)
+        leaky_relu_inplace(y, negative_slope)
     return lay.back(y), mean, invstd
-
-
-def _leaky_relu_inplace_numpy(y, negative_slope: float) -> None:
-    """``y[...] = leaky_relu_forward(y, s)``, with the same arithmetic (max(y, s*y) for s <= 1,
-    min for s > 1) and one scratch temporary instead of a new array."""
-    t = np.multiply(y, y.dtype.type(negative_slope),
-                    out=_workspace.take(SCRATCH, y.shape, y.dtype))
-    (np.maximum if negative_slope <= 1.0 else np.minimum)(y, t, out=y)
 
 
 def _forward_train_numpy(x2, lay, weight, bias, running_mean, running_var, momentum, eps):

@@ -21,6 +21,7 @@ __all__ = [
     "dropout_mask",
     "leaky_relu_backward",
     "leaky_relu_forward",
+    "leaky_relu_inplace",
     "relu_backward",
     "relu_forward",
     "sigmoid_backward",
@@ -55,6 +56,26 @@ def leaky_relu_forward(x, negative_slope: float):
     # One temporary: leaky_relu(x) = max(x, s*x) for s <= 1 and min(x, s*x) for s > 1.
     y = x * negative_slope
     return (np.maximum if negative_slope <= 1.0 else np.minimum)(x, y, out=y)
+
+
+def leaky_relu_inplace(y, negative_slope: float, bias=None):
+    """``y[...] = leaky_relu_forward(y + bias, s)`` (no bias when None), in place, with
+    ``leaky_relu_forward``'s arithmetic, so the same values. For an activation fused into the
+    op before it (batch norm, a Linear layer): one GPU launch, bias included, and on the CPU a
+    scratch temporary instead of a new array."""
+    s = _scalar(y, negative_slope)
+    if backend.is_cupy_array(y):
+        if bias is None:
+            _ew("T s", "T y", "y = y < (T)0 ? y * s : y", "minigan_leaky_relu_inplace")(s, y)
+        else:
+            _ew("T b, T s", "T y", "const T v = y + b; y = v < (T)0 ? v * s : v",
+                "minigan_bias_leaky_relu_inplace")(bias, s, y)
+        return y
+    if bias is not None:
+        y += bias
+    t = np.multiply(y, s, out=take_like(SCRATCH, y, y.dtype))
+    (np.maximum if negative_slope <= 1.0 else np.minimum)(y, t, out=y)
+    return y
 
 
 def leaky_relu_backward(gy, x, negative_slope: float):

@@ -110,20 +110,25 @@ class Sequential(Module):
         return input
 
 
-_FUSE: list = []  # _BatchNorm, LeakyReLU, ReLU, once imported
+_FUSE: list = []  # _BatchNorm, Linear, LeakyReLU, ReLU, once imported
 
 
 def _fusable_activation(m, nxt):
-    """The slope of ``nxt`` (0 for ReLU) when ``m`` is a training batch-norm layer and ``nxt``
-    a LeakyReLU or ReLU that directly follows it, neither with hooks nor a subclass's own
-    forward: ``Sequential`` then runs the two as one fused op, with the same values and
-    gradients (``functional.norm.batch_norm_leaky_relu``). Else None."""
+    """The slope of ``nxt`` (0 for ReLU) when ``nxt`` is a LeakyReLU or ReLU directly after
+    a Linear layer or a training batch-norm layer, neither with hooks nor a subclass's own
+    forward: ``Sequential`` then runs the two as one fused op (``m._forward(x, slope)``), with
+    the same values and gradients (``functional.activation.linear_leaky_relu``,
+    ``functional.norm.batch_norm_leaky_relu``). Else None."""
     if not _FUSE:
-        from .layers import LeakyReLU, ReLU, _BatchNorm  # (layers imports this module)
-        _FUSE.extend((_BatchNorm, LeakyReLU, ReLU))
-    bn, leaky, relu = _FUSE
-    if not (isinstance(m, bn) and m.training and type(m).forward is bn.forward
-            and type(nxt) in (leaky, relu)):
+        from .layers import LeakyReLU, Linear, ReLU, _BatchNorm  # (layers imports this module)
+        _FUSE.extend((_BatchNorm, Linear, LeakyReLU, ReLU))
+    bn, lin, leaky, relu = _FUSE
+    if type(nxt) not in (leaky, relu):
+        return None
+    if isinstance(m, bn):
+        if not (m.training and type(m).forward is bn.forward):
+            return None
+    elif not (isinstance(m, lin) and type(m).forward is lin.forward):
         return None
     if m._forward_pre_hooks or m._forward_hooks or nxt._forward_pre_hooks \
             or nxt._forward_hooks:

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import backend
 from .. import functional as F
+from ..functional.activation import linear_leaky_relu
 from ..functional.norm import batch_norm_leaky_relu
 from ..functional.resize import pad_end
 from . import init
@@ -60,6 +61,11 @@ class Linear(Module):
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
+
+    def _forward(self, x, slope):
+        """forward(x) followed by leaky_relu(., slope) (0: ReLU) as one fused op (see
+        ``Sequential.forward``)."""
+        return linear_leaky_relu(x, self.weight, self.bias, slope)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

@@ -138,6 +138,39 @@ def test_batch_norm_leaky_relu_is_the_two_ops(xp, slope, training):
         batch_norm_leaky_relu(Tensor(x0), None, None, training=True, negative_slope=-0.5)
 
 
+@pytest.mark.parametrize("slope", [0.0, 0.2])
+@pytest.mark.parametrize("bias,shape", [(True, (5, 4)), (False, (2, 3, 4))])
+def test_linear_leaky_relu_first_and_second_order(xp, slope, bias, shape):
+    from minigan.functional.activation import linear_leaky_relu
+    x, w, b = _xp_inputs(xp, R.standard_normal(shape), R.standard_normal((3, shape[-1])),
+                         R.standard_normal(3))
+
+    def f(x, w, *b):
+        return linear_leaky_relu(x, w, b[0] if b else None, slope)
+
+    inputs = [x, w, b] if bias else [x, w]
+    check_backward(f, inputs)
+    check_double_backward(f, inputs)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.2])
+def test_linear_leaky_relu_is_the_two_ops(xp, slope):
+    from minigan.functional.activation import linear_leaky_relu
+    x0, w0, b0 = R.standard_normal((6, 5)), R.standard_normal((4, 5)), R.standard_normal(4)
+    runs = []
+    for fused in (True, False):
+        x, w, b = (Tensor(a, requires_grad=True) for a in _xp_inputs(xp, x0, w0, b0))
+        y = (linear_leaky_relu(x, w, b, slope) if fused
+             else F.leaky_relu(F.linear(x, w, b), slope))
+        (y * y * Tensor(xp.asarray(np.arange(y.size).reshape(y.shape) % 5))).sum().backward()
+        runs.append([y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()])
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    for a, b_ in zip(runs[0][1:], runs[1][1:]):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="negative_slope must be >= 0, got -1"):
+        linear_leaky_relu(Tensor(x0), w0, None, -1)
+
+
 def test_batch_norm_second_order_is_not_the_cached_invstd_bug():
     """Differentiating sum(grad_x(BN)^2) wrt x: treating 1/std as a constant gives a visibly
     different answer, so this pins the exact composition."""

@@ -212,3 +212,37 @@ def test_sequential_does_not_fuse_with_hooks_in_eval_or_for_other_layers():
             return super().forward(input) * 2.0
 
     assert _fusable_activation(MyBN(20), act) is None
+
+
+def test_sequential_fuses_linear_and_activation_with_the_same_results(device):
+    """An MLP (gan's D shape, small): Linear -> LeakyReLU pairs run fused; outputs and
+    gradients equal those of the layers called one by one, and the pairs were fused."""
+    from minigan.functional import activation as A
+    minigan.manual_seed(0)
+    net = nn.Sequential(nn.Linear(12, 8), nn.LeakyReLU(0.2), nn.Linear(8, 6), nn.ReLU(),
+                        nn.Linear(6, 1)).to(device)
+    twin = nn.Sequential(nn.Linear(12, 8), nn.LeakyReLU(0.2), nn.Linear(8, 6), nn.ReLU(),
+                         nn.Linear(6, 1)).to(device)
+    twin.load_state_dict(net.state_dict())
+    x = minigan.randn(5, 12, device=device)
+    made = []
+    real_init = A.LinearLeakyReLU.__init__
+
+    def spy(self, slope):
+        made.append(slope)
+        real_init(self, slope)
+
+    A.LinearLeakyReLU.__init__ = spy
+    try:
+        y = net(x)
+    finally:
+        A.LinearLeakyReLU.__init__ = real_init
+    assert made == [0.2, 0.0]
+    h = x
+    for m in twin:
+        h = m(h)
+    np.testing.assert_allclose(y.numpy(), h.numpy(), rtol=1e-6, atol=1e-6)
+    y.sum().backward()
+    h.sum().backward()
+    for p, q in zip(net.parameters(), twin.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-6)
