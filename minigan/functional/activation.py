@@ -41,19 +41,10 @@ class LeakyReLUGrad(Function):
         return LeakyReLUGrad(self.x, self.slope)(ggx)
 
 
-class LinearLeakyReLU(Linear):
-    """leaky_relu(x W^T + b, s) as one op (s = 0: ReLU): the bias add and the activation are
-    one pass over the GEMM's output, in place (one GPU launch instead of two, no second array),
-    and backward applies the activation's mask, read from the output (y > 0 exactly where
-    x W^T + b > 0, for s >= 0), to gy before the Linear backward."""
-
-    def __init__(self, slope: float):
-        self.slope = slope
-
-    def forward(self, x, w, b=None):
-        y = K.leaky_relu_inplace(x @ w.T, self.slope, b)
-        self.y = y
-        return y
+class FusedLeakyReLU:
+    """Mixin for an op fused with a LeakyReLU of slope ``self.slope`` >= 0 (0: ReLU) on its
+    output, kept in ``self.y`` by its forward: backward applies the activation's mask, read
+    from y (y > 0 exactly where the op's own result is), to gy, then the op's backward."""
 
     def backward(self, gy):
         if not is_grad_enabled():
@@ -65,6 +56,19 @@ class LinearLeakyReLU(Linear):
     def release(self) -> None:
         super().release()
         self.y = None
+
+
+class LinearLeakyReLU(FusedLeakyReLU, Linear):
+    """leaky_relu(x W^T + b, s) as one op (s = 0: ReLU): the bias add and the activation are
+    one pass over the GEMM's output, in place (one GPU launch instead of two, no second
+    array)."""
+
+    def __init__(self, slope: float):
+        self.slope = slope
+
+    def forward(self, x, w, b=None):
+        self.y = K.leaky_relu_inplace(x @ w.T, self.slope, b)
+        return self.y
 
 
 def linear_leaky_relu(x, weight, bias=None, negative_slope: float = 0.0) -> Tensor:

@@ -4,9 +4,8 @@ from __future__ import annotations
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import batchnorm as KB
-from ..kernels import elementwise as KE
 from . import basic as B
-from .activation import LeakyReLUGrad, leaky_relu
+from .activation import FusedLeakyReLU, leaky_relu
 
 
 def _axes(ndim: int) -> tuple:
@@ -58,11 +57,9 @@ class BatchNormTrain(Function):
         return gx, gw, gb
 
 
-class BatchNormLeakyReLUTrain(BatchNormTrain):
+class BatchNormLeakyReLUTrain(FusedLeakyReLU, BatchNormTrain):
     """leaky_relu(batch_norm(x), s) as one op (s = 0: ReLU): the activation runs in the
-    normalising pass (one GPU launch instead of two, no second activation-sized array), and
-    backward applies the activation's mask to gy before batch norm's backward. The mask is read
-    from the output y: y > 0 exactly where the normalised value is, for any slope >= 0."""
+    normalising pass (one GPU launch instead of two, no second activation-sized array)."""
 
     def __init__(self, running_mean, running_var, momentum, eps, slope):
         super().__init__(running_mean, running_var, momentum, eps)
@@ -74,17 +71,6 @@ class BatchNormLeakyReLUTrain(BatchNormTrain):
         self.saved = (mean, invstd)
         self.y = y
         return y
-
-    def backward(self, gy):
-        if not is_grad_enabled():
-            gy = Tensor(KE.leaky_relu_backward(gy.data, self.y, self.slope))
-        else:
-            gy = LeakyReLUGrad(self.y, self.slope)(gy)
-        return super().backward(gy)
-
-    def release(self) -> None:
-        super().release()
-        self.y = None
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,

@@ -101,7 +101,7 @@ class Sequential(Module):
             m = mods[i]
             if i + 1 < n:
                 slope = _fusable_activation(m, mods[i + 1])
-                if slope is not None:  # batch norm and its activation as one op
+                if slope is not None:  # the layer and its activation as one op
                     input = m._forward(input, slope)
                     i += 2
                     continue
