@@ -259,10 +259,10 @@ class Tensor:
             got = _run_backward([self], [grad], inputs, create_graph, retain_graph)
             for t, g in zip(inputs, got):
                 if g is not None:
-                    _store_grad(t, g, create_graph, {id(grad.data)})
+                    _store_grad(t, g, create_graph, {id(grad.data): grad.data})
             return
         if self.creator is None:  # a leaf: its gradient is the one given
-            _store_grad(self, grad, create_graph, {id(grad.data)})
+            _store_grad(self, grad, create_graph, {id(grad.data): grad.data})
             return
         _run_backward([self], [grad], None, create_graph, retain_graph)
 
@@ -348,6 +348,9 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     if like is not None:
         xp = backend.get_array_module(like.data)
         dtype = like.dtype if like.dtype.kind == "f" else None
+        if xp is not np and isinstance(x, (int, float, np.generic)):
+            # on the GPU a number is filled in by a kernel, not copied from the host
+            return Tensor(xp.full((), x, dtype=dtype or np.result_type(x)))
         return Tensor(xp.asarray(x, dtype=dtype))
     return tensor(x)
 
@@ -526,7 +529,7 @@ def mark_modified(*tensors) -> None:
         t._modified_at = n
 
 
-def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: set) -> None:
+def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: dict) -> None:
     """Add ``g`` into leaf ``x``'s ``.grad``. Without a graph to keep, a new ``.grad`` is an
     array of its own: writable and not shared with another leaf or with the caller's gradient
     (backward passes views and the same array to several inputs), so that in-place changes
@@ -550,9 +553,9 @@ def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: set) -> None:
             a = backend.get_array_module(a).array(a, copy=True, order="C")
             g = Tensor(a)
             base = None
-        stored.add(id(a))
+        stored[id(a)] = a
         if base is not None:
-            stored.add(id(base))
+            stored[id(base)] = base
     x.grad = g
 
 
@@ -582,7 +585,9 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
         keep[id(o)] = o
     target_ids = None if inputs is None else {id(t) for t in inputs}
     needed = None if inputs is None else _needed_functions(outputs, inputs)
-    stored = {id(g.data) for g in grad_outputs}  # arrays a leaf's .grad must not alias
+    # arrays a leaf's .grad must not alias, by id; the arrays are kept too, so that an id is
+    # not reused by a new array while the backward runs (which would cost a needless copy)
+    stored = {id(g.data): g.data for g in grad_outputs}
 
     heap: list = []
     queued = set()
