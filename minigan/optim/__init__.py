@@ -181,6 +181,10 @@ class Optimizer:
         if backend.device_of(g) != p.device:
             raise backend.DeviceError(f"{type(self).__name__}: parameter of shape {p.shape} on "
                                       f"{p.device} has its gradient on {backend.device_of(g)}")
+        if g.dtype != p.data.dtype:
+            # a .grad set by hand in another dtype: used in the parameter's, as backward stores
+            # it (the GPU kernels take one dtype; NumPy would promote on the CPU alone)
+            g = g.astype(p.data.dtype)
         # maximize ascends: the update is the one for -grad (a new array; the grad is kept)
         return -g if maximize else g
 
