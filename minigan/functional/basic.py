@@ -266,25 +266,121 @@ class Abs(Function):
         return gy * Tensor(self.saved)
 
 
+# A tensor and a Python (or NumPy) number. The number is kept as a NumPy scalar of the tensor's
+# dtype and handed to the kernel as an argument: the same values as the tensor-tensor op with
+# the number as a 0-d array of that dtype (which is what it used to be), without making that
+# array, which on the GPU is a host-to-device copy in the middle of the step.
+
+class AddConst(Function):
+    """y = x + c for a constant c; gx = gy. (x - c is x + (-c): the same IEEE result.)"""
+
+    saves_inputs = False
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, x):
+        return x + self.c
+
+    def backward(self, gy):
+        return gy
+
+
+class RSubConst(Function):
+    """y = c - x for a constant c; gx = -gy."""
+
+    saves_inputs = False
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, x):
+        return self.c - x
+
+    def backward(self, gy):
+        return neg(gy)
+
+
+class MulConst(Function):
+    """y = x * c for a constant c; gx = gy * c."""
+
+    saves_inputs = False
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, x):
+        return x * self.c
+
+    def backward(self, gy):
+        return MulConst(self.c)(gy)
+
+
+class DivConst(Function):
+    """y = x / c for a constant c; gx = gy / c."""
+
+    saves_inputs = False
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, x):
+        return x / self.c
+
+    def backward(self, gy):
+        return DivConst(self.c)(gy)
+
+
+def _const(t, c):
+    """``c`` as a NumPy scalar of tensor ``t``'s floating dtype, or None when the pair is not a
+    floating tensor and a real number (then the general op, with its promotion rules, applies)."""
+    if (isinstance(t, Tensor) and t.dtype.kind == "f"
+            and (c.__class__ in (int, float)
+                 or (isinstance(c, np.generic) and c.dtype.kind in "iuf"))):
+        return t.dtype.type(c)
+    return None
+
+
 def add(a, b) -> Tensor:
+    c = _const(a, b)
+    if c is not None:
+        return AddConst(c)(a)
+    c = _const(b, a)
+    if c is not None:
+        return AddConst(c)(b)
     a, b = _binary(a, b)
     _broadcast_check("add", a.shape, b.shape)
     return Add()(a, b)
 
 
 def sub(a, b) -> Tensor:
+    c = _const(a, b)
+    if c is not None:
+        return AddConst(-c)(a)
+    c = _const(b, a)
+    if c is not None:
+        return RSubConst(c)(b)
     a, b = _binary(a, b)
     _broadcast_check("sub", a.shape, b.shape)
     return Sub()(a, b)
 
 
 def mul(a, b) -> Tensor:
+    c = _const(a, b)
+    if c is not None:
+        return MulConst(c)(a)
+    c = _const(b, a)
+    if c is not None:
+        return MulConst(c)(b)
     a, b = _binary(a, b)
     _broadcast_check("mul", a.shape, b.shape)
     return Mul()(a, b)
 
 
 def div(a, b) -> Tensor:
+    c = _const(a, b)
+    if c is not None:
+        return DivConst(c)(a)
     a, b = _binary(a, b)
     _broadcast_check("div", a.shape, b.shape)
     return Div()(a, b)

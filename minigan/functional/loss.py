@@ -158,6 +158,34 @@ class BCEWithLogits(Function):
         return gx, gt
 
 
+class BCEWithLogitsConst(Function):
+    """``BCEWithLogits`` against a target that is one number for every element (a GAN's real and
+    fake labels): the number is a kernel argument, so no target array is filled. The same
+    values as with a target array of that number."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def forward(self, x):
+        return K.bce_with_logits_forward(x, self.t)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        if is_grad_enabled():  # a graph is being built: compose, so that it is exact
+            return gy * B.sub(sigmoid(x), self.t)
+        return Tensor(K.bce_with_logits_backward(gy.data, x.data, self.t))
+
+
+def bce_with_logits_const(input, value: float, reduction: str = "mean") -> Tensor:
+    """``binary_cross_entropy_with_logits(input, full_like(input, value))``, without making the
+    full target (which on the GPU is one more kernel launch and allocation per call)."""
+    _check_reduction("bce_with_logits_const", None, None, reduction)
+    x = as_tensor(input)
+    if x.dtype.kind != "f":
+        raise TypeError(f"bce_with_logits_const: logits must be floating point, got {x.dtype}")
+    return _reduce(BCEWithLogitsConst(x.dtype.type(value))(x), reduction)
+
+
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,
                                      reduce=None, reduction: str = "mean",
                                      pos_weight=None) -> Tensor:

@@ -3,23 +3,19 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd import Tensor, grad
-from ..functional import binary_cross_entropy_with_logits, mean, reshape, softplus, sqrt, sum
-
-
-def _full(like: Tensor, value: float) -> Tensor:
-    xp = backend.get_array_module(like.data)
-    return Tensor(xp.full(like.shape, value, dtype=like.dtype))
+from ..functional import mean, reshape, softplus, sqrt, sum
+from ..functional.loss import bce_with_logits_const
 
 
 def d_loss_bce(real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
     """-log D(x) - log(1 - D(G(z))), with one-sided label smoothing through ``real_label``."""
-    return (binary_cross_entropy_with_logits(real_logits, _full(real_logits, real_label))
-            + binary_cross_entropy_with_logits(fake_logits, _full(fake_logits, 0.0)))
+    return (bce_with_logits_const(real_logits, real_label)
+            + bce_with_logits_const(fake_logits, 0.0))
 
 
 def g_loss_nonsaturating(fake_logits: Tensor) -> Tensor:
     """-log D(G(z)): the generator loss of Goodfellow et al.'s practical recipe."""
-    return binary_cross_entropy_with_logits(fake_logits, _full(fake_logits, 1.0))
+    return bce_with_logits_const(fake_logits, 1.0)
 
 
 def g_loss_minimax(fake_logits: Tensor) -> Tensor:

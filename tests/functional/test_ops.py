@@ -6,6 +6,7 @@ import pytest
 import minigan
 import minigan.nn.functional as F
 from minigan import backend
+from minigan.functional.loss import bce_with_logits_const
 from minigan.testing import check_backward, check_double_backward
 
 R = np.random.default_rng(1234)
@@ -45,6 +46,13 @@ CASES = [
     ("mul", lambda a, b: a * b, lambda a, b: a * b, [normal(2, 3, 4), normal(3, 1)]),
     ("div", lambda a, b: a / b, lambda a, b: a / b, [normal(3, 4), positive(3, 4)]),
     ("rdiv", lambda a: 2.0 / a, lambda a: 2.0 / a, [positive(3, 4)]),
+    ("radd_scalar", lambda a: np.float32(0.75) + a, lambda a: 0.75 + a, [normal(3, 4)]),
+    ("sub_scalar", lambda a: a - 3, lambda a: a - 3, [normal(3, 4)]),
+    ("mul_scalar", lambda a: a * -1.5, lambda a: a * -1.5, [normal(3, 4)]),
+    ("rmul_scalar", lambda a: 2 * a, lambda a: 2 * a, [normal(3, 4)]),
+    ("div_scalar", lambda a: a / 3.0, lambda a: a / 3.0, [normal(3, 4)]),
+    ("scalar_chain", lambda a: (1.0 - a * 0.5) / 4.0 + 2.0, lambda a: (1.0 - a * 0.5) / 4.0 + 2.0,
+     [normal(3, 4)]),
     ("neg", lambda a: -a, lambda a: -a, [normal(3, 4)]),
     ("pow_const", lambda a: a ** 3, lambda a: a ** 3, [normal(3, 4)]),
     ("pow_frac", lambda a: F.pow(a, -0.5), lambda a: a ** -0.5, [positive(3, 4)]),
@@ -122,6 +130,10 @@ CASES = [
         x, t, pos_weight=_on(np.array(2.0), x), reduction="none"),
      lambda x, t: 2.0 * t * np_softplus(-x) + (1 - t) * np_softplus(x),
      [normal(3, 4), R.uniform(0, 1, (3, 4))]),
+    ("bce_logits_const", lambda x: bce_with_logits_const(x, 0.9),
+     lambda x: np.mean(np_softplus(x) - x * 0.9), [normal(3, 4) * 3]),
+    ("bce_logits_const_sum", lambda x: bce_with_logits_const(x, 0.0, reduction="sum"),
+     lambda x: np.sum(np_softplus(x)), [normal(3, 4)]),
     ("mse", F.mse_loss, lambda a, b: np.mean((a - b) ** 2), [normal(3, 4), normal(3, 4)]),
     ("log_softmax", lambda a: F.log_softmax(a, 1),
      lambda a: a - np.log(np.exp(a).sum(1, keepdims=True)), [normal(3, 5)]),
@@ -163,3 +175,47 @@ def test_double_backward(name, fn, ref, inputs, xp):
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_full_jacobian(name, fn, ref, inputs, xp):
     check_backward(fn, _to(xp, inputs), mode="jacobian")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ops_with_a_number_equal_the_ops_with_a_0d_array_bit_for_bit(xp, dtype):
+    """A Python or NumPy number next to a tensor is a kernel argument of the tensor's dtype
+    (no array is made for it), with the values the 0-d array of that dtype gave, forward and
+    backward, and the dtype kept (a float64 NumPy scalar does not promote a float32 tensor)."""
+    x0 = xp.asarray(R.standard_normal((5, 7)).astype(dtype))
+    for c in (0.1, 3, -2.5, np.float64(1 / 3), np.int64(7)):
+        k = xp.asarray(np.asarray(c, dtype=dtype))  # the number as a 0-d array of x's dtype
+        for op in (lambda a, b: a + b, lambda a, b: b + a, lambda a, b: a - b,
+                   lambda a, b: b - a, lambda a, b: a * b, lambda a, b: b * a,
+                   lambda a, b: a / b):
+            x = minigan.Tensor(x0, requires_grad=True)
+            y = op(x, c)
+            assert y.dtype == dtype and y.creator is not None
+            want = op(x0, k)
+            np.testing.assert_array_equal(backend.to_numpy(y.data), backend.to_numpy(want))
+            gy = xp.asarray(R.standard_normal(y.shape).astype(dtype))
+            y.backward(minigan.Tensor(gy))
+            xt = minigan.Tensor(x0, requires_grad=True)
+            op(xt, minigan.Tensor(k)).backward(minigan.Tensor(gy))
+            np.testing.assert_array_equal(backend.to_numpy(x.grad.data),
+                                          backend.to_numpy(xt.grad.data))
+
+
+def test_bce_with_a_constant_target_equals_bce_with_a_full_target(xp):
+    x0 = xp.asarray(R.standard_normal((6, 1)).astype(np.float32) * 3)
+    for value in (0.0, 0.9, 1.0):
+        x = minigan.Tensor(x0, requires_grad=True)
+        loss = bce_with_logits_const(x, value)
+        loss.backward()
+        xr = minigan.Tensor(x0, requires_grad=True)
+        ref = F.binary_cross_entropy_with_logits(xr, minigan.Tensor(xp.full((6, 1), value,
+                                                                           dtype=np.float32)))
+        ref.backward()
+        assert loss.dtype == np.float32
+        np.testing.assert_array_equal(backend.to_numpy(loss.data), backend.to_numpy(ref.data))
+        np.testing.assert_array_equal(backend.to_numpy(x.grad.data),
+                                      backend.to_numpy(xr.grad.data))
+    with pytest.raises(TypeError, match="logits must be floating point, got int64"):
+        bce_with_logits_const(minigan.Tensor(xp.arange(3)), 1.0)
+    with pytest.raises(ValueError, match="reduction must be"):
+        bce_with_logits_const(minigan.Tensor(x0), 1.0, reduction="avg")
