@@ -14,7 +14,9 @@ on the CPU, where this script runs:
 - PyTorch (if installed): every aten op that reaches the dispatcher during the forward and
   backward passes (``TorchDispatchMode``), with the view and metadata ops counted apart since
   they launch nothing. The optimizer steps are left out of PyTorch's count, because its CPU
-  Adam is the for-loop form while on CUDA it uses multi-tensor (foreach) kernels.
+  Adam is the for-loop form while on CUDA it uses multi-tensor (foreach) kernels;
+- minigan's GPU launches per step, exactly, where g++ is installed: the step runs through the
+  emulated CuPy of ``tests/kernels/emulated_cupy.py`` (``count_gpu_launches``).
 """
 from __future__ import annotations
 
@@ -98,13 +100,45 @@ def count_minigan(model: str, batch: int, steps: int) -> dict:
         KO.adam_step_multi = orig_multi
         for cls, f in patched.items():
             cls.backward = f
+    gpu = count_gpu_launches(model, steps)
     return {"framework": "minigan", "model": model, "batch_size": batch,
+            **gpu,
             "forward_functions": sum(fwd.values()) / steps,
             "backward_calls": sum(bwd.values()) / steps,
             "optimizer_param_updates": opt["param_updates"] / steps,
             "optimizer_gpu_launches": opt["gpu_launches"] / steps,
             "top_forward": {k: v / steps for k, v in fwd.most_common(10)},
             "top_backward": {k: v / steps for k, v in bwd.most_common(8)}}
+
+
+def count_gpu_launches(model: str, steps: int, batch: int = 4, narrow: int = 8) -> dict:
+    """Every launch of minigan's GPU code paths per step, counted by running the step through
+    the emulated CuPy (``tests/kernels/emulated_cupy.py``; needs g++): kernels, GEMMs,
+    copies and fills, by kind, with the host synchronisations and host-to-device copies
+    inside the step (both should be 0). Launch counts do not depend on the widths or the
+    batch size, so the preset runs at 1/``narrow`` of its widths and batch ``batch``."""
+    try:
+        from tests.kernels import emulated_cupy as E
+    except ImportError as e:  # an installed package without the tests folder
+        return {"gpu_launches": None, "gpu_note": f"no emulator ({e})"}
+    if not E.have_cxx():
+        return {"gpu_launches": None, "gpu_note": "no g++ to emulate the GPU with"}
+    with E.emulated():
+        runner = ts.MiniganRunner(model, "cuda", narrow=narrow)
+        runner.make_data(ts.synthetic_batch(batch, ts.DATA_SHAPES[model], 0))
+        runner.build(0)
+        runner.step()  # lazily built state is not counted
+        E.LOG.clear()
+        for _ in range(steps):
+            runner.step()
+        names = collections.Counter()
+        for (kind, name), n in E.LOG.launches.items():
+            names[f"{kind}:{name}"] += n
+        return {"gpu_launches": E.LOG.n_launches / steps,
+                "gpu_launches_by_kind": {k: v / steps for k, v in E.LOG.by_kind().items()},
+                "gpu_top": {k: v / steps for k, v in names.most_common(12)},
+                "gpu_host_syncs": sum(E.LOG.syncs.values()) / steps,
+                "gpu_uploads": E.LOG.uploads / steps}
 
 
 def count_torch(model: str, batch: int, steps: int, torch) -> dict:
@@ -177,20 +211,32 @@ def main(argv=None) -> list:
             print(json.dumps(r))
         return records
     print("| model | minigan forward Functions | minigan backward calls | minigan Adam updates "
-          "| their GPU launches | torch aten ops (fwd+bwd) | of them views |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "| their GPU launches | minigan GPU launches per step (emulated) "
+          "| torch aten ops (fwd+bwd) | of them views |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for m in models:
         mg = next(r for r in records if r["model"] == m and r["framework"] == "minigan")
         th = next((r for r in records if r["model"] == m and r["framework"] == "torch"), None)
         tcells = (f"{th['aten_ops']:.0f} | {th['view_ops']:.0f}" if th else "- | -")
         print(f"| {m} | {mg['forward_functions']:.0f} | {mg['backward_calls']:.0f} | "
               f"{mg['optimizer_param_updates']:.0f} | {mg['optimizer_gpu_launches']:.0f} | "
-              f"{tcells} |")
+              f"{_gpu_cell(mg)} | {tcells} |")
     for r in records:
         top = r.get("top_forward") or r.get("top")
         print(f"# {r['framework']} {r['model']} most frequent: "
               + ", ".join(f"{k} {v:g}" for k, v in top.items()))
+        if r.get("gpu_top"):
+            print(f"# minigan {r['model']} GPU launches by kind: "
+                  + ", ".join(f"{k} {v:g}" for k, v in r["gpu_launches_by_kind"].items())
+                  + f"; host syncs {r['gpu_host_syncs']:g}, uploads {r['gpu_uploads']:g}; "
+                  "most frequent: " + ", ".join(f"{k} {v:g}" for k, v in r["gpu_top"].items()))
     return records
+
+
+def _gpu_cell(r: dict) -> str:
+    if r.get("gpu_launches") is None:
+        return "- (" + r.get("gpu_note", "not counted") + ")"
+    return f"{r['gpu_launches']:.0f}"
 
 
 if __name__ == "__main__":

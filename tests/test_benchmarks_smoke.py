@@ -259,6 +259,18 @@ def test_op_count_main(bench, capsys):
     import minigan.kernels.optim as KO
     assert KO.adam_step_multi.__name__ == "adam_step_multi"  # the hook is removed again
     assert "Linear" in gan["top_forward"] and "Conv2d" in dcgan["top_forward"]
+    from minigan import backend
+    from tests.kernels import emulated_cupy
+    if emulated_cupy.have_cxx():  # GPU launches, counted through the emulated CuPy
+        for a, b in zip(one, two):
+            assert a["gpu_launches"] == b["gpu_launches"] > 50
+            assert a["gpu_host_syncs"] == a["gpu_uploads"] == 0
+        assert gan["gpu_top"]["ufunc:matmul"] > 10
+        assert dcgan["gpu_top"]["raw:minigan_im2col_f32_i32"] > 0
+        assert gan["gpu_launches_by_kind"]["raw"] >= 2  # the multi-tensor Adam at least
+        assert backend.cupy is not emulated_cupy._module  # the emulation is undone
+    else:
+        assert gan["gpu_launches"] is None and "g++" in gan["gpu_note"]
     for bad in (["--models", "resnet"], ["--models", ""], ["--steps", "0"],
                 ["--batch-size", "0"]):
         with pytest.raises(SystemExit):

@@ -1,0 +1,202 @@
+"""The CPU stand-in for CuPy (``emulated_cupy``): first that it behaves as a GPU would (so that
+what passes through it means something), then whole training steps through minigan's GPU code
+paths, compared with the CPU, with the kernel launches and host synchronisations counted."""
+import numpy as np
+import pytest
+
+from minigan import backend
+from minigan import random as mrandom
+from minigan.autograd import Tensor
+from minigan.gan.models import build_models
+from minigan.gan.trainer import TrainConfig, make_trainer
+from tests.kernels import emulated_cupy as E
+
+pytestmark = pytest.mark.skipif(not E.have_cxx(), reason="no C++ compiler (g++) to emulate with")
+
+
+@pytest.fixture
+def cp(monkeypatch):
+    mod = E.install(monkeypatch)
+    yield mod
+    E.clear_kernel_caches()
+
+
+# ----------------------------------------------------------------------------- the emulator
+
+def test_elementwise_kernel_binds_types_broadcasts_and_indexes_raw_arguments(cp):
+    k = cp.ElementwiseKernel("T x, raw T w, int64 n, T s", "T y",
+                             "y = x * s + w[i % n]", "emu_test_ew")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 1)).astype(np.float32)
+    w = rng.standard_normal((2, 5)).astype(np.float32)  # raw: indexed by C-order position
+    out = cp.empty((3, 4), dtype=np.float32)
+    y = k(cp.asarray(x), cp.asarray(w), np.int64(7), np.float32(2.5), out)
+    assert y is out
+    i = np.arange(12).reshape(3, 4)
+    np.testing.assert_allclose(y.get(), x * np.float32(2.5) + w.reshape(-1)[i % 7], rtol=1e-6)
+    # the output allocated from the broadcast shape and the bound type
+    y2 = k(cp.asarray(x.astype(np.float64)), cp.asarray(w.astype(np.float64)), 7, 1.0)
+    assert y2.shape == (3, 1) and y2.dtype == np.float64
+    # a non-contiguous output is written back through its strides
+    big = cp.zeros((3, 8), dtype=np.float32)
+    k(cp.asarray(x), cp.asarray(w), np.int64(7), np.float32(2.5), big[:, ::2])
+    np.testing.assert_allclose(big.get()[:, ::2], y.get(), rtol=1e-6)
+    assert not big.get()[:, 1::2].any()
+    with pytest.raises(TypeError, match="type is mismatched"):
+        k(cp.asarray(x), cp.asarray(w.astype(np.float64)), np.int64(7), np.float32(1))
+
+
+_BLOCK_SUM = r"""
+extern "C" __global__ void emu_block_sum(const double* __restrict__ x, double* out,
+                                         const long long n) {
+    __shared__ double sh[32];
+    double v = 0.0;
+    for (long long k = blockIdx.x * (long long)blockDim.x + threadIdx.x; k < n;
+         k += (long long)gridDim.x * blockDim.x) v += x[k];
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) sh[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < (int)(blockDim.x >> 5) ? sh[lane] : 0.0;
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+        if (lane == 0) out[blockIdx.x] = v;
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("ucontext", [False, True], ids=["asm-switch", "ucontext"])
+@pytest.mark.parametrize("threads", [32, 96, 256])
+def test_raw_kernel_with_shuffles_and_barriers_sums_like_a_gpu(cp, monkeypatch, threads,
+                                                               ucontext):
+    monkeypatch.setattr(E, "USE_UCONTEXT", ucontext)
+    x = np.random.default_rng(1).standard_normal(5000)
+    out = cp.zeros(3, dtype=np.float64)
+    cp.RawKernel(_BLOCK_SUM, "emu_block_sum")((3,), (threads,), (cp.asarray(x), out, 5000))
+    want = np.zeros(3)
+    for k in range(5000):  # the grid-stride assignment of elements to blocks
+        want[(k // threads) % 3] += x[k]
+    np.testing.assert_allclose(out.get(), want, rtol=1e-12)
+    assert E.LOG.launches[("raw", "emu_block_sum")] == 1
+
+
+def test_raw_kernel_refusals_name_the_problem(cp):
+    src = r"""extern "C" __global__ void emu_scale(float* y, const float a, const int n) {
+        const int i = blockIdx.x * blockDim.x + threadIdx.x;
+        if (i < n) y[i] *= a;
+    }"""
+    k = cp.RawKernel(src, "emu_scale")
+    y = cp.ones(8, dtype=np.float32)
+    k((1,), (8,), (y, np.float32(3), np.int32(8)))
+    np.testing.assert_array_equal(y.get(), 3.0)
+    with pytest.raises(TypeError, match="parameter float .* given a float64"):
+        k((1,), (8,), (y, 3.0, np.int32(8)))  # a Python float is a double, as in CuPy
+    with pytest.raises(TypeError, match="host NumPy array"):
+        k((1,), (8,), (np.ones(8, np.float32), np.float32(3), np.int32(8)))
+    with pytest.raises(TypeError, match="takes 3 arguments, 2 given"):
+        k((1,), (8,), (y, np.float32(3)))
+    stuck = r"""extern "C" __global__ void emu_stuck(float* y) {
+        if (threadIdx.x == 0) __syncthreads();
+        y[threadIdx.x] = 1.0f;
+    }"""
+    with pytest.raises(RuntimeError, match="deadlock at a barrier"):
+        cp.RawKernel(stuck, "emu_stuck")((1,), (64,), (cp.zeros(64, dtype=np.float32),))
+
+
+def test_host_arrays_are_refused_and_host_reads_are_counted(cp):
+    d = cp.ones(4, dtype=np.float32)
+    with pytest.raises(TypeError, match="host"):
+        d + np.ones(4, dtype=np.float32)
+    with pytest.raises(TypeError, match="host"):
+        cp.concatenate([d, np.ones(4, dtype=np.float32)])
+    k = cp.ElementwiseKernel("T x", "T y", "y = x", "emu_copy")
+    with pytest.raises(TypeError, match="host NumPy array"):
+        k(np.ones(4, dtype=np.float32))
+    E.LOG.clear()
+    s = (d * 2).sum()
+    assert E.LOG.syncs == {} and E.LOG.n_launches == 2
+    assert float(s) == 8.0 and backend.to_numpy(d).sum() == 4.0
+    assert E.LOG.syncs == {"float": 1, "asnumpy": 1}
+
+
+def test_the_backend_sees_one_gpu_and_forgets_it_afterwards(monkeypatch):
+    with monkeypatch.context() as m:
+        mod = E.install(m)
+        assert backend.cuda_available() and backend.normalize_device("cuda") == "cuda"
+        x = backend.to_device(np.arange(3.0), "cuda")
+        assert backend.get_array_module(x) is mod and backend.device_of(x) == "cuda"
+    E.clear_kernel_caches()
+    assert backend.cupy is not mod
+    assert backend.device_of(np.zeros(2)) == "cpu"
+
+
+# ----------------------------------------------------------------------------- training steps
+
+# Launches per training step at batch 4 on the GPU paths (kernels, GEMMs, copies and fills;
+# every CuPy call that launches). Measured with this emulator; a change that adds launches
+# to a step fails here, and the number is lowered when a change removes some.
+STEP_LAUNCHES = {"gan": 133, "dragan": 193, "dcgan": 136, "cgan": 150}
+
+
+def _step(preset, device, batch, labels):
+    num_classes = 10 if preset == "cgan" else 0
+    arch = "conv" if preset == "dcgan" else "mlp"
+    mrandom.manual_seed(0)
+    G, D = build_models(preset, batch.shape[1:], num_classes, 16, arch=arch if preset in
+                        ("cgan", "dragan") else None, ngf=8, ndf=8)
+    G.to(device)
+    D.to(device)
+    cfg = TrainConfig(preset=preset, batch_size=batch.shape[0], device=device, seed=0,
+                      z_dim=16, n_gen=1).resolved()
+    trainer = make_trainer(G, D, cfg, num_classes)
+    real = Tensor(backend.to_device(batch, device))
+    lab = None if labels is None else backend.to_device(labels, device)
+    trainer.step(real, lab)  # the first step builds the kernels and the optimiser state
+    E.LOG.clear()
+    stats = trainer.step(real, lab)
+    log = (E.LOG.n_launches, dict(E.LOG.syncs), E.LOG.uploads, E.LOG.by_kind())
+    grads = {f"{n}.{k}": backend.to_numpy(p.grad.data)
+             for n, net in (("G", G), ("D", D)) for k, p in net.named_parameters()}
+    buffers = {f"{n}.{k}": backend.to_numpy(b.data if isinstance(b, Tensor) else b)
+               for n, net in (("G", G), ("D", D)) for k, b in net.named_buffers()}
+    moments = [[backend.to_numpy(st["exp_avg"]) for st in opt.state.values()]
+               for opt in (trainer.opt_G, trainer.opt_D)]
+    return stats, grads, buffers, moments, log
+
+
+@pytest.mark.parametrize("preset", ["gan", "dragan", "dcgan", "cgan"])
+def test_a_training_step_on_the_gpu_paths_matches_the_cpu_and_never_syncs(preset, cp):
+    rng = np.random.default_rng(0)
+    batch = rng.uniform(-1, 1, (4, 1, 28, 28)).astype(np.float32)
+    labels = rng.integers(0, 10, 4) if preset == "cgan" else None
+    stats_c, grads_c, buf_c, mom_c, _ = _step(preset, "cpu", batch, labels)
+    stats_g, grads_g, buf_g, mom_g, (launches, syncs, uploads, kinds) = _step(
+        preset, "cuda", batch, labels)
+    # nothing in a training step waits for the GPU or copies from the host
+    assert syncs == {}, f"host synchronisations inside a {preset} step: {syncs}"
+    assert uploads == 0, f"{uploads} host-to-device copies inside a {preset} step"
+    assert launches <= STEP_LAUNCHES[preset], (
+        f"{preset}: {launches} launches per step, more than {STEP_LAUNCHES[preset]}: {kinds}")
+    assert kinds.get("raw", 0) >= 2  # the multi-tensor Adam, one launch per optimiser
+    # the same step as on the CPU, to float32 rounding (summation orders differ)
+    for key in ("d_loss", "g_loss"):
+        np.testing.assert_allclose(float(backend.to_numpy(getattr(stats_g[key], "data",
+                                                                 stats_g[key]))),
+                                   float(backend.to_numpy(getattr(stats_c[key], "data",
+                                                                  stats_c[key]))),
+                                   rtol=1e-4, err_msg=key)
+    for net in ("G.", "D."):
+        scale = max(np.abs(g).max() for k, g in grads_c.items() if k.startswith(net))
+        for k in (k for k in grads_c if k.startswith(net)):
+            np.testing.assert_allclose(grads_g[k], grads_c[k], rtol=1e-3, atol=1e-4 * scale,
+                                       err_msg=f"{preset}: gradient of {k}")
+    # (the first step's Adam turns the rounding-level gradients of biases that feed a batch
+    # norm into updates of +-lr, which the second step's statistics carry)
+    for k in buf_c:
+        np.testing.assert_allclose(buf_g[k], buf_c[k], rtol=1e-3,
+                                   atol=1e-4 * max(np.abs(buf_c[k]).max(), 1e-12), err_msg=k)
+    for opt_g, opt_c in zip(mom_g, mom_c):  # Adam's first moments, per optimiser
+        scale = max(np.abs(m).max() for m in opt_c)
+        for a, b in zip(opt_g, opt_c):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * scale)
