@@ -224,18 +224,19 @@ extern "C" __global__ void minigan_bn_stats_DTYPE(
         const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ mean_out,
         T* __restrict__ invstd_out, T* __restrict__ scale_out, T* __restrict__ run_mean,
         T* __restrict__ run_var, const long long N, const long long C, const long long S,
-        const double eps, const double momentum, const int flags) {
+        const long long sn, const long long sc, const double eps, const double momentum,
+        const int flags) {
     // flags: 1 = weight given, 2 = update run_mean, 4 = update run_var
     __shared__ double sh[33];
-    const long long c = blockIdx.x, stride = C * S;
-    const T* xc = x + c * S;
+    const long long c = blockIdx.x;
+    const T* xc = x + c * sc;
     double acc = 0.0;
-    for (MiniganChannelWalk it(S); it.n < N; it.next()) acc += (double)xc[it.n * stride + it.s];
+    for (MiniganChannelWalk it(S); it.n < N; it.next()) acc += (double)xc[it.n * sn + it.s];
     const double m = (double)(N * S);
     const double mean = minigan_block_sum(acc, sh) / m;
     acc = 0.0;
     for (MiniganChannelWalk it(S); it.n < N; it.next()) {
-        const double d = (double)xc[it.n * stride + it.s] - mean;
+        const double d = (double)xc[it.n * sn + it.s] - mean;
         acc += d * d;
     }
     const double var = minigan_block_sum(acc, sh) / m;
@@ -256,16 +257,16 @@ extern "C" __global__ void minigan_bn_stats_DTYPE(
 extern "C" __global__ void minigan_bn_grad_stats_DTYPE(
         const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ mean,
         const T* __restrict__ invstd, T* __restrict__ gw_out, T* __restrict__ gb_out,
-        const long long N, const long long C, const long long S) {
+        const long long N, const long long C, const long long S, const long long gsn,
+        const long long gsc, const long long xsn, const long long xsc) {
     __shared__ double sh[33];
-    const long long c = blockIdx.x, stride = C * S;
+    const long long c = blockIdx.x;
     const double mu = (double)mean[c];
     double sg = 0.0, sgx = 0.0;
     for (MiniganChannelWalk it(S); it.n < N; it.next()) {
-        const long long k = c * S + it.n * stride + it.s;
-        const double g = (double)gy[k];
+        const double g = (double)gy[c * gsc + it.n * gsn + it.s];
         sg += g;
-        sgx += g * ((double)x[k] - mu);
+        sgx += g * ((double)x[c * xsc + it.n * xsn + it.s] - mu);
     }
     sg = minigan_block_sum(sg, sh);
     sgx = minigan_block_sum(sgx, sh);
@@ -290,10 +291,29 @@ def _block(m: int) -> int:
     return int(min(1024, max(32, -(-m // 32) * 32)))
 
 
+def _strides(a3):
+    """The (n, c) element strides of an (N, C, S) array whose S axis is contiguous (as a GPU
+    conv output stored channel-major is), or None."""
+    item = a3.dtype.itemsize
+    sn, sc, ss = a3.strides
+    if (ss != item and a3.shape[2] > 1) or sn < 0 or sc < 0 or sn % item or sc % item:
+        return None
+    return sn // item, sc // item
+
+
+def _readable(a3):
+    """``a3`` and its (n, c) strides: as it is when its S axis is contiguous, else a copy."""
+    st = _strides(a3)
+    if st is None:
+        a3 = backend.cupy.ascontiguousarray(a3)
+        st = _strides(a3)
+    return a3, st
+
+
 def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum, eps,
                        negative_slope=None):
     cp = backend.cupy
-    x3 = cp.ascontiguousarray(x3)
+    x3, (sn, sc) = _readable(x3)  # any (n, c) layout: no copy of a channel-major conv output
     n, c, s = x3.shape
     dt = x3.dtype
     mean, invstd, scale = cp.empty((3, c), dtype=dt)  # one allocation, three contiguous rows
@@ -307,7 +327,7 @@ def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum
         (c,), (_block(m),),
         (x3, w, mean, invstd, scale, mean if run[0] is None else run[0],
          mean if run[1] is None else run[1], np.int64(n), np.int64(c), np.int64(s),
-         np.float64(eps), np.float64(momentum), np.int32(flags)))
+         np.int64(sn), np.int64(sc), np.float64(eps), np.float64(momentum), np.int32(flags)))
     for r, new in zip((running_mean, running_var), run):
         if r is not new:
             r[...] = new
@@ -339,7 +359,7 @@ def batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps: flo
             "minigan_bn_eval")
         w = dt(1) if weight is None else _col(weight)
         b = dt(0) if bias is None else _col(bias)
-        y = k(cp.ascontiguousarray(x3), _col(running_mean), _col(running_var), w, b, float(eps))
+        y = k(x3, _col(running_mean), _col(running_var), w, b, float(eps))
         return y.reshape(x.shape)
     if x.ndim < 2:
         raise ValueError(f"batch norm expects (N, C) or (N, C, ...), got shape {x.shape}")
@@ -399,15 +419,20 @@ _GX_OP = """
 
 def _backward_cupy(gy3, x3, m, weight, mean, invstd):
     cp = backend.cupy
-    gy3, x3 = cp.ascontiguousarray(gy3), cp.ascontiguousarray(x3)
+    gy3, (gsn, gsc) = _readable(gy3)
+    x3, (xsn, xsc) = _readable(x3)
     n, c, s = x3.shape
     dt = x3.dtype
     mean, invstd = cp.ascontiguousarray(mean, dtype=dt), cp.ascontiguousarray(invstd, dtype=dt)
     gw, gb = cp.empty((2, c), dtype=dt)
     _bn_raw_kernel("grad_stats", dt)(
-        (c,), (_block(m),), (gy3, x3, mean, invstd, gw, gb, np.int64(n), np.int64(c), np.int64(s)))
+        (c,), (_block(m),), (gy3, x3, mean, invstd, gw, gb, np.int64(n), np.int64(c), np.int64(s),
+                             np.int64(gsn), np.int64(gsc), np.int64(xsn), np.int64(xsc)))
     k = backend.elementwise_kernel("T gy, T x, T mean, T invstd, T w, T gb, T gw, T inv_m",
                                    "T gx", _GX_OP, "minigan_bn_grad_input")
     w = dt.type(1) if weight is None else _col(weight)
-    gx = k(gy3, x3, _col(mean), _col(invstd), w, _col(gb), _col(gw), dt.type(1.0 / m))
+    # gx in x's layout: for the channel-major output of a GPU conv, the gradient that conv's
+    # backward reads as its (C, N*S) matrix without a copy
+    gx = k(gy3, x3, _col(mean), _col(invstd), w, _col(gb), _col(gw), dt.type(1.0 / m),
+           cp.empty_like(x3))
     return gx, gw, gb

@@ -595,8 +595,7 @@ def conv2d_input_and_weight_grads(x, w, gy, stride=1, padding=0, dilation=1):
             or tuple(out_hw) == (1, 1)):
         return (conv_transpose2d_forward(gy, w, None, stride, padding, op, dilation),
                 conv2d_grad_weight(x, gy, k, stride, padding, dilation))
-    cp = backend.cupy
-    gyt = cp.ascontiguousarray(gy.reshape(n, o, -1).transpose(1, 0, 2)).reshape(o, -1)
+    gyt = _channel_major(gy)
     return (_conv_transpose_cupy(gy, w, None, k, s, p, d, tuple(x.shape[2:]), xt=gyt),
             _grad_weight_cupy(x, gy, k, s, p, d, out_hw, gyt=gyt))
 
@@ -659,13 +658,16 @@ def _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw, cols=None):
         return y.reshape(n, o, 1, 1)
     if cols is None:
         cols = _im2col_cupy(x, k, s, p, d, out_hw)
-    prod = cp.matmul(w2, cols).reshape(o, n, ho * wo).transpose(1, 0, 2)
-    y = cp.empty((n, o, ho * wo), x.dtype)
-    if b is None:
-        y[...] = prod
-    else:
-        cp.add(prod, b.reshape(1, o, 1), out=y)
-    return y.reshape(n, o, ho, wo)
+    prod = cp.matmul(w2, cols)  # (O, N*Ho*Wo)
+    if b is not None:
+        prod += b.reshape(o, 1)
+    # The product is the output stored channel-major, (O, N, Ho, Wo). It is returned as that
+    # view, of shape (N, O, Ho, Wo), instead of being copied into N-major order: elementwise
+    # kernels read it as it is (and write their outputs in C order), batch norm reads it
+    # through its strides, and the gradient that comes back to this conv in the same layout
+    # (batch norm and the activations' backward write gx in their input's layout) is the
+    # (O, N*Ho*Wo) matrix conv backward's GEMMs want, again without a copy.
+    return prod.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
 
 
 
@@ -734,15 +736,22 @@ def _grad_weight_cupy(x, gy, k, s, p, d, out_hw, cols=None, gyt=None):
     cp = backend.cupy
     n, c = x.shape[:2]
     o = gy.shape[1]
-    gy = cp.ascontiguousarray(gy)
     if _is_dense(x.shape[2:], k, p, d):
-        gw = cp.matmul(gy.reshape(n, o).T, cp.ascontiguousarray(x).reshape(n, -1))
+        gw = cp.matmul(cp.ascontiguousarray(gy).reshape(n, o).T,
+                       cp.ascontiguousarray(x).reshape(n, -1))
         return gw.reshape(o, c, k[0], k[1])
     if cols is None:
         cols = _im2col_cupy(x, k, s, p, d, out_hw)
     if gyt is None:
-        gyt = cp.ascontiguousarray(gy.reshape(n, o, -1).transpose(1, 0, 2)).reshape(o, -1)
+        gyt = _channel_major(gy)
     return cp.matmul(gyt, cols.T).reshape(o, c, k[0], k[1])
+
+
+def _channel_major(a):
+    """(N, C, H, W) as the (C, N*H*W) matrix: a view when ``a`` is stored channel-major (a
+    GPU conv output, or a gradient written in its layout), else one transposed copy."""
+    n, c = a.shape[:2]
+    return backend.cupy.ascontiguousarray(a.reshape(n, c, -1).transpose(1, 0, 2)).reshape(c, -1)
 
 
 # conv_transpose2d
@@ -920,7 +929,6 @@ def _conv_transpose_cupy(x, w, b, k, s, p, d, out_hw, xt=None):
     cout = w.shape[1]
     w2 = cp.ascontiguousarray(w).reshape(cin, -1)
     if xt is None:  # x as (Cin, N*H*W)
-        x = cp.ascontiguousarray(x)
-        xt = cp.ascontiguousarray(x.reshape(n, cin, -1).transpose(1, 0, 2)).reshape(cin, -1)
+        xt = _channel_major(x)
     cols = cp.matmul(w2.T, xt)  # (Cout*kh*kw, N*H*W)
     return _col2im_cupy(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)

@@ -42,6 +42,16 @@ def _inplace(ufunc, a, b):
     return ufunc(a, b)
 
 
+def _like_layout(x, gy):
+    """The output argument for a GPU backward kernel: a new array in the memory layout of its
+    forward input x (CuPy would allocate C order), so that a channel-major GPU conv output gets
+    its gradient channel-major, which is what that conv's backward reads without a copy. Empty
+    (CuPy's own allocation) when x is C-contiguous or the shapes differ."""
+    if x.flags.c_contiguous or x.shape != gy.shape or x.dtype != gy.dtype:
+        return ()
+    return (backend.cupy.empty_like(x),)
+
+
 def _ew(in_params, out_params, operation, name):
     return backend.elementwise_kernel(in_params, out_params, operation, name)
 
@@ -84,7 +94,7 @@ def leaky_relu_backward(gy, x, negative_slope: float):
     if backend.is_cupy_array(gy):
         k = _ew("T gy, T x, T s", "T gx", "gx = x > (T)0 ? gy : gy * s",
                 "minigan_leaky_relu_bwd")
-        return k(gy, x, _scalar(gy, negative_slope))
+        return k(gy, x, _scalar(gy, negative_slope), *_like_layout(x, gy))
     # gx = gy * f with the factor f = 1 where x > 0 else s, built from the bool mask by
     # arithmetic. Every pass is branch-free: a masked copy (copyto with where=) or np.where
     # branches per element and ran 10-20x slower on data whose sign is random.
@@ -115,7 +125,8 @@ def relu_forward(x):
 def relu_backward(gy, x):
     """gx = gy if x > 0 else 0."""
     if backend.is_cupy_array(gy):
-        return _ew("T gy, T x", "T gx", "gx = x > (T)0 ? gy : (T)0", "minigan_relu_bwd")(gy, x)
+        return _ew("T gy, T x", "T gx", "gx = x > (T)0 ? gy : (T)0", "minigan_relu_bwd")(
+            gy, x, *_like_layout(x, gy))
     return np.where(x > 0, gy, np.zeros((), dtype=gy.dtype))
 
 

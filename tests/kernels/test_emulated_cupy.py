@@ -136,7 +136,7 @@ def test_the_backend_sees_one_gpu_and_forgets_it_afterwards(monkeypatch):
 # Launches per training step at batch 4 on the GPU paths (kernels, GEMMs, copies and fills;
 # every CuPy call that launches). Measured with this emulator; a change that adds launches
 # to a step fails here, and the number is lowered when a change removes some.
-STEP_LAUNCHES = {"gan": 133, "dragan": 193, "dcgan": 136, "cgan": 150}
+STEP_LAUNCHES = {"gan": 133, "dragan": 193, "dcgan": 122, "cgan": 149}
 
 
 def _step(preset, device, batch, labels):
@@ -200,3 +200,44 @@ def test_a_training_step_on_the_gpu_paths_matches_the_cpu_and_never_syncs(preset
         scale = max(np.abs(m).max() for m in opt_c)
         for a, b in zip(opt_g, opt_c):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * scale)
+
+
+def test_a_gpu_conv_output_stays_channel_major_through_batch_norm_and_back(cp):
+    """conv2d's GPU output is its GEMM product, stored (C, N, H, W), seen as (N, C, H, W) with
+    no copy; batch norm reads it through its strides (the same values as from a contiguous
+    copy, bit for bit) and writes gx in that layout, which conv backward then reads as its
+    (C, N*H*W) matrix without a copy either."""
+    from minigan.kernels import batchnorm as KB
+    from minigan.kernels import conv as KC
+    from minigan.kernels import elementwise as KE
+    rng = np.random.default_rng(3)
+    x = cp.asarray(rng.standard_normal((3, 4, 9, 9)).astype(np.float32))
+    w = cp.asarray(rng.standard_normal((6, 4, 3, 3)).astype(np.float32))
+    E.LOG.clear()
+    y = KC.conv2d_forward(x, w, None, 2, 1)
+    assert E.LOG.by_kind().get("copy", 0) == 0
+    n, c, h, wd = y.shape
+    assert y.strides == (h * wd * 4, n * h * wd * 4, wd * 4, 4)  # channel-major
+    np.testing.assert_allclose(y.get(), KC.conv2d_forward(x.get(), w.get(), None, 2, 1),
+                               rtol=1e-5, atol=1e-5)
+    yc = cp.ascontiguousarray(y)
+    args = (cp.ones(c, dtype=np.float32), cp.zeros(c, dtype=np.float32), None, None, 0.1, 1e-5)
+    out, mean, invstd = KB.batch_norm_forward_train(y, *args)
+    out_c, mean_c, invstd_c = KB.batch_norm_forward_train(yc, *args)
+    for a, b in ((out, out_c), (mean, mean_c), (invstd, invstd_c)):
+        np.testing.assert_array_equal(a.get(), b.get())
+    gy = cp.asarray(rng.standard_normal(y.shape).astype(np.float32))
+    gx, gw, gb = KB.batch_norm_backward_train(gy, y, args[0], mean, invstd)
+    gx_c, gw_c, gb_c = KB.batch_norm_backward_train(gy, yc, args[0], mean, invstd)
+    assert gx.strides == y.strides and gx_c.flags.c_contiguous
+    for a, b in ((gx, gx_c), (gw, gw_c), (gb, gb_c)):
+        np.testing.assert_array_equal(a.get(), b.get())
+    g_leaky = KE.leaky_relu_backward(gy, y, 0.2)  # an activation's backward keeps it too
+    assert g_leaky.strides == y.strides
+    np.testing.assert_array_equal(g_leaky.get(), KE.leaky_relu_backward(gy, yc, 0.2).get())
+    E.LOG.clear()
+    gx_conv, gw_conv = KC.conv2d_input_and_weight_grads(x, w, gx, 2, 1)
+    assert E.LOG.by_kind().get("copy", 0) == 0, E.LOG.launches
+    gx_ref, gw_ref = KC.conv2d_input_and_weight_grads(x.get(), w.get(), gx.get(), 2, 1)
+    np.testing.assert_allclose(gx_conv.get(), gx_ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gw_conv.get(), gw_ref, rtol=1e-4, atol=1e-4)
