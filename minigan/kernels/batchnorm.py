@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from .. import backend
-from .elementwise import leaky_relu_inplace
+from .elementwise import leaky_relu_inplace, out_like
 from .workspace import SCRATCH, _workspace, is_channels_last
 
 __all__ = ["batch_norm_backward_train", "batch_norm_forward_eval", "batch_norm_forward_train"]
@@ -335,14 +335,15 @@ def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum
     if negative_slope is None:
         norm = backend.elementwise_kernel("T x, T mean, T scale, T b", "T y",
                                           "y = (x - mean) * scale + b", "minigan_bn_normalize")
-        return norm(x3, _col(mean), _col(scale), b), mean, invstd
+        return norm(x3, _col(mean), _col(scale), b, *out_like(x3)), mean, invstd
     # with the activation of leaky_relu_forward's kernel (the same expression, so the same
     # values) on the normalised value
     norm = backend.elementwise_kernel(
         "T x, T mean, T scale, T b, T s", "T y",
         "const T v = (x - mean) * scale + b; y = v < (T)0 ? v * s : v",
         "minigan_bn_normalize_leaky")
-    return norm(x3, _col(mean), _col(scale), b, dt.type(negative_slope)), mean, invstd
+    return (norm(x3, _col(mean), _col(scale), b, dt.type(negative_slope), *out_like(x3)),
+            mean, invstd)
 
 
 # Forward, evaluation
@@ -351,7 +352,6 @@ def batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps: flo
     """y = (x - running_mean) / sqrt(running_var + eps) * w + b, per channel."""
     if backend.is_cupy_array(x):
         x3, _ = _as3d(x)
-        cp = backend.cupy
         dt = x.dtype.type
         k = backend.elementwise_kernel(
             "T x, T rm, T rv, T w, T b, float64 eps", "T y",
@@ -359,7 +359,7 @@ def batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps: flo
             "minigan_bn_eval")
         w = dt(1) if weight is None else _col(weight)
         b = dt(0) if bias is None else _col(bias)
-        y = k(x3, _col(running_mean), _col(running_var), w, b, float(eps))
+        y = k(x3, _col(running_mean), _col(running_var), w, b, float(eps), *out_like(x3))
         return y.reshape(x.shape)
     if x.ndim < 2:
         raise ValueError(f"batch norm expects (N, C) or (N, C, ...), got shape {x.shape}")
@@ -434,5 +434,5 @@ def _backward_cupy(gy3, x3, m, weight, mean, invstd):
     # gx in x's layout: for the channel-major output of a GPU conv, the gradient that conv's
     # backward reads as its (C, N*S) matrix without a copy
     gx = k(gy3, x3, _col(mean), _col(invstd), w, _col(gb), _col(gw), dt.type(1.0 / m),
-           cp.empty_like(x3))
+           *out_like(x3))
     return gx, gw, gb

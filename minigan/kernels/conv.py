@@ -360,11 +360,14 @@ _CONV_CUDA = r"""
 // ((c*kh + i)*kw + j, n, a, b) lives at ((c*kh + i)*kw + j)*strideK + n*strideN + a*Wo + b:
 // (K, N*Ho*Wo) is strideK = N*Ho*Wo, strideN = Ho*Wo. (A batch-major (N, K, Ho*Wo) layout with
 // one broadcast batched GEMM writing NCHW directly measured 10-50% slower on an H100.)
+// x's element (n, c, h, w) is at n*xsN + c*xsC + h*W + w: NCHW (xsN = C*H*W, xsC = H*W) or
+// channel-major (xsN = H*W, xsC = N*H*W), the layout of a GPU conv output.
 extern "C" __global__ void minigan_im2col_SUFFIX(
         const T* __restrict__ x, T* __restrict__ cols, const I total,
         const I N, const I C, const I H, const I W, const I Ho, const I Wo,
         const int kh, const int kw, const int sh, const int sw, const int ph, const int pw,
-        const int dh, const int dw, const I strideK, const I strideN) {
+        const int dh, const int dw, const I strideK, const I strideN, const I xsN,
+        const I xsC) {
     const I t = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x;
     if (t >= total) return;
     const I b = t % Wo;
@@ -373,7 +376,7 @@ extern "C" __global__ void minigan_im2col_SUFFIX(
     r /= Ho;
     const I n = r % N;
     const I c = r / N;
-    const T* xc = x + (n * C + c) * H * W;
+    const T* xc = x + n * xsN + c * xsC;
     T* out = cols + c * (I)(kh * kw) * strideK + n * strideN + a * Wo + b;
     const I h0 = a * sh - ph, w0 = b * sw - pw;
     for (int i = 0; i < kh; ++i) {
@@ -390,11 +393,13 @@ extern "C" __global__ void minigan_im2col_SUFFIX(
 // from it: tap (i, j) at grid position (a, b) with a*s - p + i*d = h, i.e. a = (h + p - i*d)/s
 // when that divides exactly and 0 <= a < Ho. No atomics, so the sum is deterministic. Adds the
 // bias when has_bias. (h + p - i*d) falls as i grows, so the loop stops at the first negative.
+// y's element (n, c, h, w) is written at n*ysN + c*ysC + h*W + w (as im2col reads x).
 extern "C" __global__ void minigan_col2im_SUFFIX(
         const T* __restrict__ cols, const T* __restrict__ bias, T* __restrict__ y,
         const I total, const I C, const I H, const I W, const I Ho, const I Wo,
         const int kh, const int kw, const int sh, const int sw, const int ph, const int pw,
-        const int dh, const int dw, const I strideK, const I strideN, const int has_bias) {
+        const int dh, const int dw, const I strideK, const I strideN, const I ysN,
+        const I ysC, const int has_bias) {
     const I t = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x;
     if (t >= total) return;
     const I w = t % W;
@@ -420,7 +425,7 @@ extern "C" __global__ void minigan_col2im_SUFFIX(
             acc += base[(I)(i * kw + j) * strideK + a * Wo + b];
         }
     }
-    y[t] = has_bias ? acc + bias[c] : acc;
+    y[n * ysN + c * ysC + h * W + w] = has_bias ? acc + bias[c] : acc;
 }
 """
 
@@ -453,10 +458,25 @@ def _geometry_args(k, s, p, d):
     return tuple(np.int32(v) for v in (*k, *s, *p, *d))
 
 
+def _plane_strides(a):
+    """The (n, c) element strides of a 4-D array whose (H, W) planes are C-contiguous (NCHW,
+    or channel-major as a GPU conv output), or None."""
+    n, c, h, w = a.shape
+    item = a.dtype.itemsize
+    sn, sc, sh, sw = a.strides
+    if (w > 1 and sw != item) or (h > 1 and sh != w * item) or sn < 0 or sc < 0 \
+            or sn % item or sc % item:
+        return None
+    return sn // item, sc // item
+
+
 def _im2col_cupy(x, k, s, p, d, out_hw):
-    """cols (C*kh*kw, N*Ho*Wo) on the GPU."""
+    """cols (C*kh*kw, N*Ho*Wo) on the GPU, from x in NCHW or channel-major order."""
     cp = backend.cupy
-    x = cp.ascontiguousarray(x)
+    st = _plane_strides(x)
+    if st is None:
+        x = cp.ascontiguousarray(x)
+        st = _plane_strides(x)
     n, c, h, w = x.shape
     ho, wo = out_hw
     kk = c * k[0] * k[1]
@@ -466,25 +486,27 @@ def _im2col_cupy(x, k, s, p, d, out_hw):
     ictype, itype = _index_type(x.size, cols.size)
     _launch(_conv_kernel("im2col", x.dtype, ictype), total,
             (x, cols, itype(total), *(itype(v) for v in (n, c, h, w, ho, wo)),
-             *_geometry_args(k, s, p, d), itype(stride_k), itype(stride_n)))
+             *_geometry_args(k, s, p, d), itype(stride_k), itype(stride_n), itype(st[0]),
+             itype(st[1])))
     return cols
 
 
 def _col2im_cupy(cols, image_shape, grid_hw, k, s, p, d, bias=None):
-    """Adjoint of im2col on the GPU, plus bias[c]."""
+    """Adjoint of im2col on the GPU, plus bias[c]: an (N, C, H, W) array stored channel-major,
+    (C, N, H, W), like conv2d's GPU output (the layout the GEMMs around it read directly)."""
     cp = backend.cupy
     cols = cp.ascontiguousarray(cols)
     n, c, h, w = image_shape
     gh, gw = grid_hw
     stride_k, stride_n = n * gh * gw, gh * gw
-    y = cp.empty(image_shape, cols.dtype)
+    y = cp.empty((c, n, h, w), cols.dtype)
     b = y if bias is None else cp.ascontiguousarray(bias)  # y only fills an unused pointer
     ictype, itype = _index_type(y.size, cols.size)
     _launch(_conv_kernel("col2im", cols.dtype, ictype), y.size,
             (cols, b, y, itype(y.size), *(itype(v) for v in (c, h, w, gh, gw)),
-             *_geometry_args(k, s, p, d), itype(stride_k), itype(stride_n),
-             np.int32(bias is not None)))
-    return y
+             *_geometry_args(k, s, p, d), itype(stride_k), itype(stride_n), itype(h * w),
+             itype(n * h * w), np.int32(bias is not None)))
+    return y.transpose(1, 0, 2, 3)
 
 
 # Public im2col / col2im
@@ -651,8 +673,10 @@ def _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw, cols=None):
     n, o = x.shape[0], w.shape[0]
     ho, wo = out_hw
     w2 = cp.ascontiguousarray(w).reshape(o, -1)
-    if _is_dense(x.shape[2:], k, p, d):
-        y = cp.matmul(cp.ascontiguousarray(x).reshape(n, -1), w2.T)
+    if _is_dense(x.shape[2:], k, p, d) and x.flags.c_contiguous:
+        # (a channel-major x takes im2col below: one gather instead of a copy into NCHW, and
+        # an output in the same channel-major layout as every other conv's)
+        y = cp.matmul(x.reshape(n, -1), w2.T)
         if b is not None:
             y += b
         return y.reshape(n, o, 1, 1)
@@ -736,9 +760,8 @@ def _grad_weight_cupy(x, gy, k, s, p, d, out_hw, cols=None, gyt=None):
     cp = backend.cupy
     n, c = x.shape[:2]
     o = gy.shape[1]
-    if _is_dense(x.shape[2:], k, p, d):
-        gw = cp.matmul(cp.ascontiguousarray(gy).reshape(n, o).T,
-                       cp.ascontiguousarray(x).reshape(n, -1))
+    if _is_dense(x.shape[2:], k, p, d) and x.flags.c_contiguous:  # (as in the forward)
+        gw = cp.matmul(cp.ascontiguousarray(gy).reshape(n, o).T, x.reshape(n, -1))
         return gw.reshape(o, c, k[0], k[1])
     if cols is None:
         cols = _im2col_cupy(x, k, s, p, d, out_hw)

@@ -22,6 +22,7 @@ __all__ = [
     "leaky_relu_backward",
     "leaky_relu_forward",
     "leaky_relu_inplace",
+    "out_like",
     "relu_backward",
     "relu_forward",
     "sigmoid_backward",
@@ -42,12 +43,14 @@ def _inplace(ufunc, a, b):
     return ufunc(a, b)
 
 
-def _like_layout(x, gy):
-    """The output argument for a GPU backward kernel: a new array in the memory layout of its
-    forward input x (CuPy would allocate C order), so that a channel-major GPU conv output gets
-    its gradient channel-major, which is what that conv's backward reads without a copy. Empty
-    (CuPy's own allocation) when x is C-contiguous or the shapes differ."""
-    if x.flags.c_contiguous or x.shape != gy.shape or x.dtype != gy.dtype:
+def out_like(x, *others):
+    """The output argument for a GPU elementwise kernel: a new array in x's memory layout, where
+    CuPy would allocate C order. A channel-major GPU conv output (see kernels.conv) keeps that
+    layout through the activations after it, and its gradient through their backward, which is
+    how the next conv reads it and how that conv's backward wants it: no copies between. Empty
+    (CuPy's own allocation) when x is C-contiguous or ``others`` differ from x in shape or
+    dtype."""
+    if x.flags.c_contiguous or any(o.shape != x.shape or o.dtype != x.dtype for o in others):
         return ()
     return (backend.cupy.empty_like(x),)
 
@@ -62,7 +65,7 @@ def leaky_relu_forward(x, negative_slope: float):
     """y = x if x >= 0 else s*x (NaN propagates)."""
     if backend.is_cupy_array(x):
         k = _ew("T x, T s", "T y", "y = x < (T)0 ? x * s : x", "minigan_leaky_relu_fwd")
-        return k(x, _scalar(x, negative_slope))
+        return k(x, _scalar(x, negative_slope), *out_like(x))
     # One temporary: leaky_relu(x) = max(x, s*x) for s <= 1 and min(x, s*x) for s > 1.
     y = x * negative_slope
     return (np.maximum if negative_slope <= 1.0 else np.minimum)(x, y, out=y)
@@ -94,7 +97,7 @@ def leaky_relu_backward(gy, x, negative_slope: float):
     if backend.is_cupy_array(gy):
         k = _ew("T gy, T x, T s", "T gx", "gx = x > (T)0 ? gy : gy * s",
                 "minigan_leaky_relu_bwd")
-        return k(gy, x, _scalar(gy, negative_slope), *_like_layout(x, gy))
+        return k(gy, x, _scalar(gy, negative_slope), *out_like(x, gy))
     # gx = gy * f with the factor f = 1 where x > 0 else s, built from the bool mask by
     # arithmetic. Every pass is branch-free: a masked copy (copyto with where=) or np.where
     # branches per element and ran 10-20x slower on data whose sign is random.
@@ -118,7 +121,7 @@ def leaky_relu_backward(gy, x, negative_slope: float):
 def relu_forward(x):
     """y = max(x, 0) (NaN propagates)."""
     if backend.is_cupy_array(x):
-        return _ew("T x", "T y", "y = x < (T)0 ? (T)0 : x", "minigan_relu_fwd")(x)
+        return _ew("T x", "T y", "y = x < (T)0 ? (T)0 : x", "minigan_relu_fwd")(x, *out_like(x))
     return np.maximum(x, 0)
 
 
@@ -126,7 +129,7 @@ def relu_backward(gy, x):
     """gx = gy if x > 0 else 0."""
     if backend.is_cupy_array(gy):
         return _ew("T gy, T x", "T gx", "gx = x > (T)0 ? gy : (T)0", "minigan_relu_bwd")(
-            gy, x, *_like_layout(x, gy))
+            gy, x, *out_like(x, gy))
     return np.where(x > 0, gy, np.zeros((), dtype=gy.dtype))
 
 

@@ -120,9 +120,9 @@ def test_conv_gather_kernels_emulated_match_numpy(monkeypatch, tmp_path, geometr
     ctype = _ctype(dtype)
     i_sig = [("scalar", "int")] * 8  # kh, kw, sh, sw, ph, pw, dh, dw
     signatures = {
-        "im2col": [("ptr", ctype)] * 2 + [("scalar", "int")] * 7 + i_sig + [("scalar", "int")] * 2,
+        "im2col": [("ptr", ctype)] * 2 + [("scalar", "int")] * 7 + i_sig + [("scalar", "int")] * 4,
         "col2im": [("ptr", ctype)] * 3 + [("scalar", "int")] * 6 + i_sig
-        + [("scalar", "int")] * 3,
+        + [("scalar", "int")] * 5,
     }
     monkeypatch.setattr(KC, "_conv_kernel",
                         _emulated_builder(monkeypatch, tmp_path, KC._conv_kernel, signatures))
