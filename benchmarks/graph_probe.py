@@ -10,8 +10,8 @@ It needs a CUDA GPU with CuPy. Per model:
 1. GEMM check. CuPy refuses cuBLAS while a stream is capturing (its ``setStream`` raises), so
    the probe calls cuBLAS itself through ``ctypes``, on a handle of its own with a workspace it
    owns (``CublasGemm``). One GEMM is captured, replayed and compared with ``cupy.matmul``.
-2. Capture. Every GEMM of minigan's step is routed to that handle (``routed_gemms``): the
-   conv kernels call ``cupy.matmul``, and ``Linear`` and ``MatMul`` use ``@``. After eager
+2. Capture. Every GEMM of minigan's step is routed to that handle (``routed_gemms``): they
+   all come through ``kernels.gemm.matmul``, whose GPU path the probe replaces. After eager
    warm-up steps on a non-blocking stream, one trainer step is captured on that stream, under
    a private memory pool that lives as long as the graph (the graph keeps the addresses of
    every temporary, which the default pool would otherwise hand to later eager code).
@@ -46,48 +46,12 @@ import numpy as np
 import train_step as TS
 from minigan import backend
 from minigan import optim as MO
-from minigan.autograd import Tensor, is_grad_enabled
-from minigan.functional import basic as FB
 from minigan.kernels import optim as KO
 from minigan.kernels import random as KR
+from minigan.kernels import gemm as KG
+from minigan.kernels.gemm import OP_N, OP_T, gemm_call, gemm_operand  # noqa: F401 (tests)
 
-OP_N, OP_T = 0, 1  # cublasOperation_t
 WORKSPACE_BYTES = 32 << 20  # NVIDIA's cuBLAS workspace size for Hopper and Blackwell
-
-
-def gemm_operand(shape, strides) -> tuple:
-    """How cuBLAS (column-major) reads a row-major 2-D operand X as the matrix X^T.
-
-    ``shape`` is (rows, cols) and ``strides`` are in elements. Returns (op, ld) such that the
-    column-major matrix stored at X's address with leading dimension ld, with op applied,
-    is X^T; or None when X's layout is neither (a copy is needed first).
-
-    * Row-major X (unit column stride): the memory holds X^T column-major, ld = row stride.
-    * Column-major X (unit row stride, e.g. ``w.T`` of a contiguous w): the memory holds X
-      column-major, ld = column stride, and op T gives X^T.
-    A dimension of size 1 puts no constraint on its stride.
-    """
-    r, c = shape
-    s0, s1 = strides
-    if s0 < 0 or s1 < 0:
-        return None
-    if (s1 == 1 or c == 1) and (r == 1 or s0 >= max(c, 1)):
-        return OP_N, max(s0 if r > 1 else c, 1)
-    if (s0 == 1 or r == 1) and (c == 1 or s1 >= max(r, 1)):
-        return OP_T, max(s1 if c > 1 else r, 1)
-    return None
-
-
-def gemm_call(a_layout, b_layout, m: int, n: int, k: int) -> tuple:
-    """The column-major GEMM arguments for row-major C (m, n) = A (m, k) @ B (k, n).
-
-    cuBLAS computes C^T (n, m) = B^T (n, k) @ A^T (k, m), which is C in row-major memory with
-    ldc = n. Returns (transa, transb, M, N, K, lda, ldb, ldc) of that call, in which cuBLAS's
-    "A" is our B and its "B" is our A.
-    """
-    op_b, ld_b = b_layout
-    op_a, ld_a = a_layout
-    return op_b, op_a, n, m, k, ld_b, ld_a, n
 
 
 def _find_cublas() -> str:
@@ -198,58 +162,25 @@ class CublasGemm:
 
 @contextlib.contextmanager
 def routed_gemms(gemm: CublasGemm):
-    """Every GEMM of minigan's CuPy path goes to ``gemm`` inside this block: ``cupy.matmul``
-    (the conv kernels) and ``@`` in Linear and MatMul (their 2-D array paths are restated here
-    with ``gemm.matmul``; their graph-building paths go through MatMul.forward)."""
+    """Every GEMM of minigan's CuPy path goes to ``gemm`` inside this block: the GPU path of
+    ``kernels.gemm.matmul``, through which the conv kernels, Linear, the fused Linear and
+    MatMul all call, and ``cupy.matmul`` itself for anything that would still call it."""
     cp = gemm.cp
-    G = gemm.matmul
-    saved_cp = cp.matmul
-    lin_f, lin_b = FB.Linear.forward, FB.Linear.backward
-    mm_f, mm_b = FB.MatMul.forward, FB.MatMul.backward
+    saved_cp, saved_gpu = cp.matmul, KG._gpu_matmul
 
-    def cp_matmul(a, b, *args, **kwargs):
+    def routed(a, b, *args, **kwargs):
         if args or kwargs or a.ndim != 2 or b.ndim != 2:
-            raise NotImplementedError(f"graph probe: cupy.matmul{a.shape, b.shape} with "
-                                      f"extra arguments {args} {kwargs} or not 2-D")
-        return G(a, b)
+            raise NotImplementedError(f"graph probe: matmul{a.shape, b.shape} with extra "
+                                      f"arguments {args} {kwargs} or not 2-D")
+        return gemm.matmul(a, b)
 
-    def linear_forward(self, x, w, b=None):
-        y = G(x, w.T)
-        if b is not None:
-            y += b
-        return y
-
-    def linear_backward(self, gy):
-        if is_grad_enabled():
-            return lin_b(self, gy)
-        x, w = self.inputs[0], self.inputs[1]
-        need, g = self.needs_input_grad, gy.data
-        gx = Tensor(G(g, w.data)) if need[0] else None
-        gw = Tensor(G(g.T, x.data)) if need[1] else None
-        if len(self.inputs) == 3:
-            return gx, gw, (Tensor(g.sum(axis=0)) if need[2] else None)
-        return gx, gw
-
-    def matmul_forward(self, a, b):
-        return G(a, b) if a.ndim == 2 and b.ndim == 2 else mm_f(self, a, b)
-
-    def matmul_backward(self, gy):
-        a, b = self.inputs
-        if is_grad_enabled() or a.ndim != 2 or b.ndim != 2:
-            return mm_b(self, gy)
-        g = gy.data
-        return (Tensor(G(g, b.data.T)) if self.needs_input_grad[0] else None,
-                Tensor(G(a.data.T, g)) if self.needs_input_grad[1] else None)
-
-    cp.matmul = cp_matmul
-    FB.Linear.forward, FB.Linear.backward = linear_forward, linear_backward
-    FB.MatMul.forward, FB.MatMul.backward = matmul_forward, matmul_backward
+    cp.matmul = routed
+    KG._gpu_matmul = routed
     try:
         yield
     finally:
         cp.matmul = saved_cp
-        FB.Linear.forward, FB.Linear.backward = lin_f, lin_b
-        FB.MatMul.forward, FB.MatMul.backward = mm_f, mm_b
+        KG._gpu_matmul = saved_gpu
 
 
 # Adam with its step count read on the device: the bias corrections and the step size are

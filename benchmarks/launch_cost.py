@@ -35,6 +35,7 @@ from minigan import backend
 from minigan import optim as moptim
 from minigan.autograd import Tensor
 from minigan.kernels import elementwise as KE
+from minigan.kernels import gemm as KG
 
 SHAPE = (64, 128)
 # the parameter count of the gan preset's two optimizers together: 11 weights and 11 biases
@@ -82,6 +83,10 @@ def minigan_cases(device: str) -> dict:
         "sum over axis 0": lambda: a.sum(axis=0),
         "matmul (64x128 @ 128x128)": lambda: xp.matmul(a, w),
         "matmul, transposed operand": lambda: xp.matmul(a, w.T),
+        # what minigan's layers call: on the GPU one cuBLAS sgemm through CuPy's bindings
+        # (compare with the two rows above, cupy.matmul)
+        "kernels.gemm.matmul (64x128 @ 128x128)": lambda: KG.matmul(a, w),
+        "kernels.gemm.matmul, transposed operand": lambda: KG.matmul(a, w.T),
         "empty (allocation)": lambda: xp.empty(SHAPE, np.float32),
         "Adam.step, one parameter": opt.step,
         ADAM_MANY: opt_many.step,
@@ -137,6 +142,8 @@ def torch_cases(torch, device: str) -> dict:
         "sum over axis 0": lambda: a.sum(0),
         "matmul (64x128 @ 128x128)": lambda: torch.mm(a, w),
         "matmul, transposed operand": lambda: torch.mm(a, w.t()),
+        "kernels.gemm.matmul (64x128 @ 128x128)": lambda: torch.mm(a, w),
+        "kernels.gemm.matmul, transposed operand": lambda: torch.mm(a, w.t()),
         "empty (allocation)": lambda: torch.empty(SHAPE, device=dev),
         "Adam.step, one parameter": opt.step,
         ADAM_MANY: opt_many.step,

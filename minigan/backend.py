@@ -14,6 +14,10 @@ import numpy as np
 try:  # CuPy is optional: the CPU half of minigan never needs it.
     import cupy  # noqa: F401  (the only import of cupy in minigan)
 
+    try:  # CuPy's own cuBLAS bindings, for GEMMs called directly (kernels.gemm)
+        from cupy_backends.cuda.libs import cublas as _cublas
+    except Exception:  # another CuPy layout: kernels.gemm then uses cupy.matmul
+        _cublas = None
     _CUPY_ERROR: Exception | None = None
 except Exception as exc:  # ImportError, or a broken CUDA install that fails at import
     _CUPY_ERROR = exc
@@ -28,6 +32,7 @@ except Exception as exc:  # ImportError, or a broken CUDA install that fails at 
             raise DeviceError(_install_hint())
 
     cupy = _CupyStub()
+    _cublas = None
 
 CUPY_IMPORTED = _CUPY_ERROR is None
 DEVICES = ("cpu", "cuda")
@@ -172,6 +177,17 @@ def reduction_kernel(in_params: str, out_params: str, map_expr: str, reduce_expr
 @functools.lru_cache(maxsize=None)
 def raw_kernel(code: str, name: str, options: tuple = ()):
     return cupy.RawKernel(code, name, options=options)
+
+
+def cublas():
+    """CuPy's cuBLAS bindings (``cupy_backends.cuda.libs.cublas``), or None without them."""
+    return _cublas if CUPY_IMPORTED else None
+
+
+def cublas_handle() -> int:
+    """CuPy's cuBLAS handle for the current device (its calls then run on CuPy's current
+    stream, which the bindings set before each call)."""
+    return cupy.cuda.device.get_cublas_handle()
 
 
 def scatter_add(target, indices, values) -> None:

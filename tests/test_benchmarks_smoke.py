@@ -265,7 +265,7 @@ def test_op_count_main(bench, capsys):
         for a, b in zip(one, two):
             assert a["gpu_launches"] == b["gpu_launches"] > 50
             assert a["gpu_host_syncs"] == a["gpu_uploads"] == 0
-        assert gan["gpu_top"]["ufunc:matmul"] > 10
+        assert gan["gpu_top"]["gemm:sgemm"] > 10  # every GEMM a direct cuBLAS call
         assert dcgan["gpu_top"]["raw:minigan_im2col_f32_i32"] > 0
         assert gan["gpu_launches_by_kind"]["raw"] >= 2  # the multi-tensor Adam at least
         assert backend.cupy is not emulated_cupy._module  # the emulation is undone
@@ -384,25 +384,29 @@ def test_graph_probe_gemm_layouts_match_matmul(bench):
     assert probe.gemm_operand((4, 4), (-4, 1)) is None
 
 
-def test_graph_probe_routes_every_gemm_and_restores(bench):
-    """``routed_gemms`` restates Linear's and MatMul's array paths with the probe's GEMM; run
-    here with a NumPy stand-in for it, a first- and a second-order backward (DRAGAN's penalty)
-    give the gradients of the unpatched code, every product goes through the stand-in, and
-    the originals are back afterwards."""
+def test_graph_probe_routes_every_gemm_and_restores(bench, monkeypatch):
+    """``routed_gemms`` sends every GEMM of minigan's GPU path to the probe's GEMM. On the
+    emulated GPU, with a stand-in for that GEMM, a first- and a second-order backward
+    (DRAGAN's penalty) give the gradients of the unpatched code, every product goes through
+    the stand-in, and the originals are back afterwards."""
     import types
 
     import numpy as np
 
     import minigan
     import minigan.nn.functional as F
-    from minigan.functional import basic as FB
+    from minigan.kernels import gemm as KG
+    from tests.kernels import emulated_cupy
+    if not emulated_cupy.have_cxx():
+        pytest.skip("no g++ to emulate the GPU with")
     probe = bench("graph_probe")
+    cp = emulated_cupy.install(monkeypatch)
     rng = np.random.default_rng(1)
     x0, w1, b1, w2 = (rng.standard_normal(s) for s in ((4, 3), (5, 3), (5,), (2, 5)))
 
     def grads():
-        x = minigan.Tensor(x0.copy(), requires_grad=True)
-        ps = [minigan.Tensor(a.copy(), requires_grad=True) for a in (w1, b1, w2)]
+        x = minigan.tensor(x0, device="cuda", requires_grad=True)
+        ps = [minigan.tensor(a, device="cuda", requires_grad=True) for a in (w1, b1, w2)]
         h = F.leaky_relu(F.linear(x, ps[0], ps[1]), 0.2)
         y = (h @ ps[2].T).sum()
         (gx,) = minigan.grad(y, [x], create_graph=True)
@@ -414,20 +418,19 @@ def test_graph_probe_routes_every_gemm_and_restores(bench):
 
     def gemm(a, b):
         calls.append((a.shape, b.shape))
-        return np.matmul(a, b)
+        return np.matmul(a, b)  # (the emulated device arrays are NumPy's underneath)
 
-    fake = types.SimpleNamespace(cp=types.SimpleNamespace(matmul=np.matmul), matmul=gemm)
-    originals = (FB.Linear.forward, FB.Linear.backward, FB.MatMul.forward, FB.MatMul.backward)
+    fake = types.SimpleNamespace(cp=cp, matmul=gemm)
+    originals = (cp.matmul, KG._gpu_matmul)
     want = grads()
     with probe.routed_gemms(fake):
-        assert fake.cp.matmul is not np.matmul
+        assert cp.matmul is not originals[0] and KG._gpu_matmul is not originals[1]
         got = grads()
-    assert (FB.Linear.forward, FB.Linear.backward, FB.MatMul.forward,
-            FB.MatMul.backward) == originals
-    assert fake.cp.matmul is np.matmul
+    assert (cp.matmul, KG._gpu_matmul) == originals
     assert len(calls) >= 8  # 2 forward products, then the first- and second-order backward
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+    emulated_cupy.clear_kernel_caches()
 
 
 def test_graph_probe_without_a_gpu_says_so(bench, monkeypatch):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
+from ..kernels.gemm import matmul as _gemm
 from .basic import Linear, _linear, mul, where
 
 
@@ -67,7 +68,7 @@ class LinearLeakyReLU(FusedLeakyReLU, Linear):
         self.slope = slope
 
     def forward(self, x, w, b=None):
-        self.y = K.leaky_relu_inplace(x @ w.T, self.slope, b)
+        self.y = K.leaky_relu_inplace(_gemm(x, w.T), self.slope, b)
         return self.y
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
+from ..kernels.gemm import matmul as _gemm
 
 
 def _shape_str(shape) -> str:
@@ -991,14 +992,14 @@ class MatMul(Function):
     """y = a @ b (2-D or batched); ga = gy @ b^T, gb = a^T @ gy (summed over broadcast batches)."""
 
     def forward(self, a, b):
-        return a @ b
+        return _gemm(a, b)
 
     def backward(self, gy):
         a, b = self.inputs
         if not is_grad_enabled() and a.ndim == 2 and b.ndim == 2:
             g = gy.data
-            return (Tensor(g @ b.data.T) if self.needs_input_grad[0] else None,
-                    Tensor(a.data.T @ g) if self.needs_input_grad[1] else None)
+            return (Tensor(_gemm(g, b.data.T)) if self.needs_input_grad[0] else None,
+                    Tensor(_gemm(a.data.T, g)) if self.needs_input_grad[1] else None)
         ga = sum_to(matmul(gy, _swap_last(b)), a.shape) if self.needs_input_grad[0] else None
         gb = sum_to(matmul(_swap_last(a), gy), b.shape) if self.needs_input_grad[1] else None
         return ga, gb
@@ -1027,7 +1028,7 @@ class Linear(Function):
     """y = x W^T + b for 2-D x; gx = gy W, gW = gy^T x, gb = sum of gy over the batch."""
 
     def forward(self, x, w, b=None):
-        y = x @ w.T
+        y = _gemm(x, w.T)
         if b is not None:
             y += b
         return y
@@ -1039,8 +1040,8 @@ class Linear(Function):
             # differentiable ops (two matmuls, a transpose, a sum) that a graph would need.
             need = self.needs_input_grad
             g = gy.data
-            gx = Tensor(g @ w.data) if need[0] else None
-            gw = Tensor(g.T @ x.data) if need[1] else None
+            gx = Tensor(_gemm(g, w.data)) if need[0] else None
+            gw = Tensor(_gemm(g.T, x.data)) if need[1] else None
             if len(self.inputs) == 3:
                 return gx, gw, (Tensor(g.sum(axis=0)) if need[2] else None)
             return gx, gw

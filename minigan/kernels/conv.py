@@ -48,6 +48,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import backend
+from .gemm import matmul as _gemm
 from .workspace import _workspace, is_channels_last, release_workspace  # noqa: F401 (re-exported)
 
 __all__ = [
@@ -676,13 +677,13 @@ def _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw, cols=None):
     if _is_dense(x.shape[2:], k, p, d) and x.flags.c_contiguous:
         # (a channel-major x takes im2col below: one gather instead of a copy into NCHW, and
         # an output in the same channel-major layout as every other conv's)
-        y = cp.matmul(x.reshape(n, -1), w2.T)
+        y = _gemm(x.reshape(n, -1), w2.T)
         if b is not None:
             y += b
         return y.reshape(n, o, 1, 1)
     if cols is None:
         cols = _im2col_cupy(x, k, s, p, d, out_hw)
-    prod = cp.matmul(w2, cols)  # (O, N*Ho*Wo)
+    prod = _gemm(w2, cols)  # (O, N*Ho*Wo)
     if b is not None:
         prod += b.reshape(o, 1)
     # The product is the output stored channel-major, (O, N, Ho, Wo). It is returned as that
@@ -761,13 +762,13 @@ def _grad_weight_cupy(x, gy, k, s, p, d, out_hw, cols=None, gyt=None):
     n, c = x.shape[:2]
     o = gy.shape[1]
     if _is_dense(x.shape[2:], k, p, d) and x.flags.c_contiguous:  # (as in the forward)
-        gw = cp.matmul(cp.ascontiguousarray(gy).reshape(n, o).T, x.reshape(n, -1))
+        gw = _gemm(cp.ascontiguousarray(gy).reshape(n, o).T, x.reshape(n, -1))
         return gw.reshape(o, c, k[0], k[1])
     if cols is None:
         cols = _im2col_cupy(x, k, s, p, d, out_hw)
     if gyt is None:
         gyt = _channel_major(gy)
-    return cp.matmul(gyt, cols.T).reshape(o, c, k[0], k[1])
+    return _gemm(gyt, cols.T).reshape(o, c, k[0], k[1])
 
 
 def _channel_major(a):
@@ -820,7 +821,7 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
                 yn += b
             return yn.transpose(0, 3, 1, 2)
         else:
-            y = xp.matmul(xp.ascontiguousarray(x).reshape(n, cin),
+            y = _gemm(xp.ascontiguousarray(x).reshape(n, cin),
                           xp.ascontiguousarray(w).reshape(cin, -1)).reshape(n, cout, kh, kw)
         if b is not None:
             y += b.reshape(1, cout, 1, 1)
@@ -953,5 +954,5 @@ def _conv_transpose_cupy(x, w, b, k, s, p, d, out_hw, xt=None):
     w2 = cp.ascontiguousarray(w).reshape(cin, -1)
     if xt is None:  # x as (Cin, N*H*W)
         xt = _channel_major(x)
-    cols = cp.matmul(w2.T, xt)  # (Cout*kh*kw, N*H*W)
+    cols = _gemm(w2.T, xt)  # (Cout*kh*kw, N*H*W)
     return _col2im_cupy(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)

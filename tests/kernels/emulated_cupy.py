@@ -173,6 +173,11 @@ class ndarray(np.ndarray):
     def device(self):
         return Device(0)
 
+    @property
+    def data(self):
+        """The memory pointer, as CuPy's ``x.data.ptr`` (the address of x's first element)."""
+        return _MemoryPointer(_data_ptr(self))
+
     # host reads: each one waits for the device
     def item(self, *args):
         LOG.sync("item")
@@ -203,6 +208,13 @@ class ndarray(np.ndarray):
 
     def __reduce__(self):
         raise TypeError("an (emulated) CuPy array cannot be pickled here; use .get() first")
+
+
+class _MemoryPointer:
+    __slots__ = ("ptr",)
+
+    def __init__(self, ptr):
+        self.ptr = ptr
 
 
 def have_cxx() -> bool:
@@ -835,6 +847,48 @@ extern "C" void mg_ew(long long n, void** a{", " if sizes else ""}{sizes}) {{
         return tuple(outs)
 
 
+# cuBLAS (cupy_backends.cuda.libs.cublas): GEMMs on device pointers, column-major
+
+
+class CUBLASError(RuntimeError):
+    pass
+
+
+def _column_major(ptr, rows, cols, ld, dtype):
+    """The column-major (rows, cols) matrix with leading dimension ld stored at address ptr."""
+    item = np.dtype(dtype).itemsize
+    extent = (cols - 1) * ld + rows
+    ctype = np.ctypeslib.as_ctypes_type(np.dtype(dtype))
+    base = np.ctypeslib.as_array((ctype * extent).from_address(int(ptr)))
+    return np.lib.stride_tricks.as_strided(base, shape=(rows, cols), strides=(item, ld * item))
+
+
+def _gemm(dtype, name):
+    def gemm(handle, transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+        if transa not in (0, 1) or transb not in (0, 1):
+            raise CUBLASError(f"{name}: CUBLAS_STATUS_INVALID_VALUE (trans {transa}, {transb})")
+        ra, ca = (m, k) if transa == 0 else (k, m)
+        rb, cb = (k, n) if transb == 0 else (n, k)
+        if min(m, n, k) < 0 or lda < max(1, ra) or ldb < max(1, rb) or ldc < max(1, m):
+            raise CUBLASError(f"{name}: CUBLAS_STATUS_INVALID_VALUE (m={m} n={n} k={k} "
+                              f"lda={lda} ldb={ldb} ldc={ldc})")
+        ctype = np.ctypeslib.as_ctypes_type(np.dtype(dtype))
+        a_, b_ = ctype.from_address(int(alpha)).value, ctype.from_address(int(beta)).value
+        c = _column_major(C, m, n, ldc, dtype)
+        if m and n:
+            opa = _column_major(A, ra, ca, lda, dtype) if k else np.zeros((m, 0), dtype)
+            opb = _column_major(B, rb, cb, ldb, dtype) if k else np.zeros((0, n), dtype)
+            prod = (opa if transa == 0 else opa.T) @ (opb if transb == 0 else opb.T)
+            c[...] = a_ * prod if b_ == 0 else a_ * prod + b_ * c  # beta 0: C is not read
+        LOG.launch("gemm", name)
+    gemm.__name__ = name
+    return gemm
+
+
+cublas = types.SimpleNamespace(sgemm=_gemm(np.float32, "sgemm"),
+                               dgemm=_gemm(np.float64, "dgemm"), CUBLASError=CUBLASError)
+
+
 class ReductionKernel:
     def __init__(self, *args, **kwargs):
         raise NotImplementedError("the emulated CuPy has no ReductionKernel (minigan uses none)")
@@ -902,6 +956,7 @@ _pool = _MemoryPool()
 
 cuda = types.SimpleNamespace(
     Device=Device, Stream=Stream, Event=Event,
+    device=types.SimpleNamespace(get_cublas_handle=lambda: 1),
     get_current_stream=lambda: Stream.null,
     runtime=types.SimpleNamespace(getDeviceCount=lambda: 1, deviceSynchronize=lambda: LOG.sync(
         "deviceSynchronize"), runtimeGetVersion=lambda: 13000),
@@ -964,6 +1019,7 @@ def install(monkeypatch) -> types.ModuleType:
     monkeypatch.setattr(backend, "_CUPY_ERROR", None)
     monkeypatch.setattr(backend, "cuda_available", lambda: True)
     monkeypatch.setattr(backend, "_gpu_problem", lambda: "")
+    monkeypatch.setattr(backend, "_cublas", cublas)
     classes = (np.ndarray, ndarray)
     monkeypatch.setattr(backend, "ARRAY_CLASSES", classes)
     monkeypatch.setattr(autograd, "_ARRAY_CLASSES", classes)

@@ -1,0 +1,132 @@
+"""Matrix products of 2-D arrays, with one direct cuBLAS call on the GPU.
+
+``matmul(a, b)`` is ``a @ b``. On the CPU it is NumPy's ``@``. On the GPU it calls cuBLAS's
+``sgemm``/``dgemm`` through CuPy's own bindings (``backend.cublas()``), on CuPy's handle and
+current stream, instead of ``cupy.matmul``: the same cuBLAS GEMM, without ``cupy.matmul``'s
+general (broadcasting, batched) host code around it. In a host profile of dcgan's step on an
+H200, ``cupy.matmul`` took 13% of the step's host time for its 30 calls, and GEMMs are the op a
+step runs most (41 per gan step). (Not yet timed against ``cupy.matmul`` on a GPU:
+``benchmarks/launch_cost.py`` has the row for it.)
+
+Row-major operands go to column-major cuBLAS without copies: C = A @ B in row-major memory is
+C^T = B^T @ A^T in column-major, and each operand is read as it is stored, row-major (a
+contiguous matrix) or column-major (a transposed view such as ``w.T``), with op N or T
+(``gemm_operand``). Other layouts are copied first. float16, TF32 (``CUPY_TF32=1``), empty
+shapes and anything but 2-D float32/float64 operands of one dtype take ``cupy.matmul``.
+
+Without the bindings the GPU path is ``cupy.matmul``. If they refuse the call's arguments (a
+CuPy version with another signature), it falls back to ``cupy.matmul`` for the rest of the
+process, with a warning.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .. import backend
+
+OP_N, OP_T = 0, 1  # cublasOperation_t
+_INT_MAX = 2**31 - 1
+_CONSTANTS = {np.dtype(np.float32): ("sgemm", np.array([1.0, 0.0], dtype=np.float32)),
+              np.dtype(np.float64): ("dgemm", np.array([1.0, 0.0], dtype=np.float64))}
+_state = {"direct": True}
+
+
+def gemm_operand(shape, strides):
+    """How column-major cuBLAS reads a row-major 2-D operand X as the matrix X^T.
+
+    ``shape`` is (rows, cols) and ``strides`` are in elements. Returns (op, ld) such that the
+    column-major matrix stored at X's address with leading dimension ld, with op applied,
+    is X^T; or None when X's layout is neither (a copy is needed first).
+
+    * Row-major X (unit column stride): the memory holds X^T column-major, ld = row stride.
+    * Column-major X (unit row stride, e.g. ``w.T`` of a contiguous w): the memory holds X
+      column-major, ld = column stride, and op T gives X^T.
+    A dimension of size 1 puts no constraint on its stride.
+    """
+    r, c = shape
+    s0, s1 = strides
+    if s0 < 0 or s1 < 0:
+        return None
+    if (s1 == 1 or c == 1) and (r == 1 or s0 >= max(c, 1)):
+        return OP_N, max(s0 if r > 1 else c, 1)
+    if (s0 == 1 or r == 1) and (c == 1 or s1 >= max(r, 1)):
+        return OP_T, max(s1 if c > 1 else r, 1)
+    return None
+
+
+def gemm_call(a_layout, b_layout, m: int, n: int, k: int) -> tuple:
+    """The column-major GEMM arguments for row-major C (m, n) = A (m, k) @ B (k, n).
+
+    cuBLAS computes C^T (n, m) = B^T (n, k) @ A^T (k, m), which is C in row-major memory with
+    ldc = n. Returns (transa, transb, M, N, K, lda, ldb, ldc) of that call, in which cuBLAS's
+    "A" is our B and its "B" is our A.
+    """
+    op_b, ld_b = b_layout
+    op_a, ld_a = a_layout
+    return op_b, op_a, n, m, k, ld_b, ld_a, n
+
+
+def _layout(x):
+    """``gemm_operand`` of a 2-D array. The stride of a dimension of size 1 is never used, and
+    may be anything (even negative: a one-row slice of a reversed array is C-contiguous)."""
+    item = x.dtype.itemsize
+    (r, c), (s0, s1) = x.shape, x.strides
+    s0 = max(c, 1) * item if r == 1 else s0
+    s1 = item if c == 1 else s1
+    if s0 % item or s1 % item:
+        return None
+    return gemm_operand((r, c), (s0 // item, s1 // item))
+
+
+def matmul(a, b):
+    """``a @ b``; for 2-D GPU arrays, one cuBLAS GEMM called directly (see the module). Every
+    GEMM of minigan's layers and conv kernels comes through here."""
+    if not backend.is_cupy_array(a):
+        return a @ b
+    return _gpu_matmul(a, b)
+
+
+def _cublas_matmul(a, b):
+    """The GPU path of ``matmul``. ``_gpu_matmul`` names it, looked up at each call, so that a
+    tool (benchmarks/graph_probe.py) can route every GEMM elsewhere."""
+    if (not _state["direct"] or a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype
+            or a.dtype not in _CONSTANTS or not backend.is_cupy_array(b)
+            or backend.tf32_enabled()):
+        return backend.cupy.matmul(a, b)
+    (m, k), (k2, n) = a.shape, b.shape
+    if k != k2:
+        raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not match "
+                         f"({k} != {k2})")
+    if min(m, n, k) == 0 or max(m, n, k) > _INT_MAX:
+        return backend.cupy.matmul(a, b)
+    cp = backend.cupy
+    name, consts = _CONSTANTS[a.dtype]
+    fn = getattr(backend.cublas(), name, None)
+    if fn is None:  # a CuPy without these bindings
+        return cp.matmul(a, b)
+    la, lb = _layout(a), _layout(b)
+    if la is None:
+        a = cp.ascontiguousarray(a)
+        la = _layout(a)
+    if lb is None:
+        b = cp.ascontiguousarray(b)
+        lb = _layout(b)
+    if max(la[1], lb[1]) > _INT_MAX:
+        return cp.matmul(a, b)
+    out = cp.empty((m, n), dtype=a.dtype)
+    ta, tb, mm, nn, kk, lda, ldb, ldc = gemm_call(la, lb, m, n, k)
+    one = consts.ctypes.data  # host pointers to 1 and 0 (cuBLAS's default pointer mode)
+    try:
+        fn(backend.cublas_handle(), ta, tb, mm, nn, kk, one, b.data.ptr, lda, a.data.ptr, ldb,
+           one + consts.itemsize, out.data.ptr, ldc)
+    except TypeError as exc:  # bindings of another signature: refused before any launch
+        _state["direct"] = False
+        warnings.warn(f"minigan: calling cuBLAS directly failed ({type(exc).__name__}: {exc});"
+                      " GEMMs go through cupy.matmul from now on", RuntimeWarning, stacklevel=2)
+        return cp.matmul(a, b)
+    return out
+
+
+_gpu_matmul = _cublas_matmul
