@@ -71,6 +71,15 @@ class LinearLeakyReLU(FusedLeakyReLU, Linear):
         self.y = K.leaky_relu_inplace(_gemm(x, w.T), self.slope, b)
         return self.y
 
+    def backward(self, gy):
+        if (not is_grad_enabled() and len(self.inputs) == 3 and self.needs_input_grad[2]
+                and gy.data.ndim == 2 and backend.is_cupy_array(gy.data)):
+            # on the GPU the activation's mask and the bias gradient (its sum over the batch)
+            # are one kernel, not two launches
+            g, gb = K.leaky_relu_backward_colsum(gy.data, self.y, self.slope)
+            return self._array_grads(g, gb)
+        return super().backward(gy)
+
 
 def linear_leaky_relu(x, weight, bias=None, negative_slope: float = 0.0) -> Tensor:
     """``leaky_relu(linear(x, weight, bias), negative_slope)`` (0: ReLU) as one fused op, the

@@ -1038,18 +1038,25 @@ class Linear(Function):
         if not is_grad_enabled():
             # A plain backward (no create_graph): the same three array ops, without the four
             # differentiable ops (two matmuls, a transpose, a sum) that a graph would need.
-            need = self.needs_input_grad
-            g = gy.data
-            gx = Tensor(_gemm(g, w.data)) if need[0] else None
-            gw = Tensor(_gemm(g.T, x.data)) if need[1] else None
-            if len(self.inputs) == 3:
-                return gx, gw, (Tensor(g.sum(axis=0)) if need[2] else None)
-            return gx, gw
+            return self._array_grads(gy.data)
         gx = matmul(gy, w) if self.needs_input_grad[0] else None
         gw = matmul(_swap_last(gy), x) if self.needs_input_grad[1] else None
         if len(self.inputs) == 3:
             gb = sum(gy, 0) if self.needs_input_grad[2] else None
             return gx, gw, gb
+        return gx, gw
+
+    def _array_grads(self, g, gb=None):
+        """The first-order gradients from the output gradient array g; ``gb``, the bias
+        gradient (g summed over the batch), when the caller already has it."""
+        x, w = self.inputs[0], self.inputs[1]
+        need = self.needs_input_grad
+        gx = Tensor(_gemm(g, w.data)) if need[0] else None
+        gw = Tensor(_gemm(g.T, x.data)) if need[1] else None
+        if len(self.inputs) == 3:
+            if not need[2]:
+                return gx, gw, None
+            return gx, gw, Tensor(g.sum(axis=0) if gb is None else gb)
         return gx, gw
 
 

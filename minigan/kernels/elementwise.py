@@ -9,6 +9,8 @@ that CuPy binds the type placeholder ``T`` to the array dtype and never has to g
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import backend
@@ -20,6 +22,7 @@ __all__ = [
     "bce_with_logits_forward",
     "dropout_mask",
     "leaky_relu_backward",
+    "leaky_relu_backward_colsum",
     "leaky_relu_forward",
     "leaky_relu_inplace",
     "out_like",
@@ -116,6 +119,65 @@ def leaky_relu_backward(gy, x, negative_slope: float):
             np.copyto(f, s, where=f == 0)
     f *= gy
     return f
+
+
+# The activation's backward and a column sum in one GPU kernel: for a (M, N) gradient gy of a
+# fused Linear + LeakyReLU, g = gy masked by the activation and gb = g summed over the M rows
+# (the bias gradient). A block of 32 x 8 threads owns 32 columns: thread (tx, ty) walks rows
+# ty, ty + 8, ... of column tx (the 32 threads of a row read and write 32 consecutive values),
+# and the 8 partial sums of a column are added in a fixed order, in double: deterministic.
+_COLSUM_CUDA = r"""
+extern "C" __global__ void minigan_leaky_bwd_colsum_TAG(
+        const T* __restrict__ gy, const T* __restrict__ y, T* __restrict__ g,
+        T* __restrict__ gb, const long long M, const long long N, const T s) {
+    __shared__ double part[8][33];
+    const long long j = (long long)blockIdx.x * 32 + threadIdx.x;
+    double acc = 0.0;
+    if (j < N) {
+        for (long long i = threadIdx.y; i < M; i += 8) {
+            const long long k = i * N + j;
+            const T v = y[k] > (T)0 ? gy[k] : gy[k] * s;
+            g[k] = v;
+            acc += (double)v;
+        }
+    }
+    part[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && j < N) {
+        double t = 0.0;
+        for (int r = 0; r < 8; ++r) t += part[r][threadIdx.x];
+        gb[j] = (T)t;
+    }
+}
+"""
+_COLSUM_TYPES = {np.dtype(np.float32): ("float", "f32"), np.dtype(np.float64): ("double", "f64")}
+
+
+@functools.lru_cache(maxsize=None)
+def _colsum_kernel(dtype):
+    ctype, tag = _COLSUM_TYPES[np.dtype(dtype)]
+    code = f"typedef {ctype} T;\n" + _COLSUM_CUDA.replace("TAG", tag)
+    return backend.raw_kernel(code, f"minigan_leaky_bwd_colsum_{tag}")
+
+
+def leaky_relu_backward_colsum(gy, y, negative_slope: float):
+    """``(g, g.sum(axis=0))`` with ``g = leaky_relu_backward(gy, y, s)``, for 2-D gy and y of
+    one shape: a fused Linear + LeakyReLU's masked gradient and its bias gradient. One kernel
+    on the GPU (float32/float64; other dtypes take the two calls), the two calls on the CPU."""
+    if (backend.is_cupy_array(gy) and gy.ndim == 2 and gy.shape == y.shape
+            and gy.dtype == y.dtype and gy.dtype in _COLSUM_TYPES):
+        cp = backend.cupy
+        gy, y = cp.ascontiguousarray(gy), cp.ascontiguousarray(y)
+        m, n = gy.shape
+        g = cp.empty_like(gy)
+        gb = cp.empty(n, dtype=gy.dtype)
+        if n:
+            _colsum_kernel(gy.dtype)(((n + 31) // 32,), (32, 8),
+                                     (gy, y, g, gb, np.int64(m), np.int64(n),
+                                      _scalar(gy, negative_slope)))
+        return g, gb
+    g = leaky_relu_backward(gy, y, negative_slope)
+    return g, g.sum(axis=0)
 
 
 def relu_forward(x):

@@ -54,6 +54,28 @@ def test_leaky_relu(xp, dtype, slope):
            dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 70), (64, 128), (1, 3), (9, 32), (4, 0)])
+@pytest.mark.parametrize("slope", [0.2, 0.0])
+def test_leaky_relu_backward_colsum_is_the_masked_gradient_and_its_column_sums(xp, dtype, shape,
+                                                                              slope):
+    """A fused Linear + LeakyReLU's backward: g as leaky_relu_backward's (the same expression,
+    so the same values, NaN included), and the bias gradient g.sum(axis=0)."""
+    rng = np.random.default_rng(7)
+    y = rng.standard_normal(shape).astype(dtype)
+    y[y < 0] *= slope  # an activation's output: y > 0 where its input was
+    if y.size:
+        y.flat[0] = np.nan
+    gy = rng.standard_normal(shape).astype(dtype)
+    g, gb = K.leaky_relu_backward_colsum(xp.asarray(gy), xp.asarray(y), slope)
+    want = np.where(y > 0, gy, gy * dtype(slope))
+    np.testing.assert_array_equal(to_np(g), want)
+    assert g.dtype == dtype and gb.dtype == dtype and gb.shape == (shape[1],)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(to_np(gb), want.astype(np.float64).sum(axis=0), rtol=tol,
+                               atol=tol)
+
+
 def test_leaky_relu_backward_is_linear_in_gy(xp):
     x = xp.asarray(_x())
     g1, g2 = xp.asarray(_g(seed=2)), xp.asarray(_g(seed=3))
