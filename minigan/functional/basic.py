@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
+from ..kernels import elementwise as K
 from ..kernels.gemm import matmul as _gemm
 
 
@@ -491,12 +492,32 @@ def _count(x, axes) -> int:
     return n
 
 
+class MeanAll(Sum):
+    """y = the mean of all of x, as sum(x) * (1/n) (the scale a number of x's dtype); gx = the
+    broadcast of gy * (1/n). On the GPU the forward is one kernel, not a sum and a multiply
+    (a GAN step takes five such means: three losses and D's two mean outputs)."""
+
+    def __init__(self, ndim, keepdims, scale):
+        super().__init__(tuple(range(ndim)), keepdims)
+        self.scale = scale
+
+    def forward(self, x):
+        y = K.sum_all_scaled(x, self.scale)
+        return y.reshape((1,) * x.ndim) if self.keepdims else y
+
+    def backward(self, gy):
+        return super().backward(MulConst(self.scale)(gy))
+
+
 def mean(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
     x = as_tensor(x)
     axis, keepdims = _dims("mean", axis, keepdims, dim, keepdim)
     axes = _norm_axis(axis, x.ndim)
     n = _count(x, axes)
-    return Sum(axes, keepdims)(x) * (1.0 / n if n else math.nan)  # NaN over nothing, as torch
+    scale = 1.0 / n if n else math.nan  # NaN over nothing, as torch
+    if len(axes) == x.ndim and x.dtype.kind == "f" and n:
+        return MeanAll(x.ndim, keepdims, x.dtype.type(scale))(x)
+    return Sum(axes, keepdims)(x) * scale
 
 
 def _correction(fn: str, unbiased, correction) -> float:

@@ -31,6 +31,7 @@ __all__ = [
     "sigmoid_backward",
     "sigmoid_forward",
     "softplus_forward",
+    "sum_all_scaled",
     "tanh_backward",
 ]
 
@@ -178,6 +179,50 @@ def leaky_relu_backward_colsum(gy, y, negative_slope: float):
         return g, gb
     g = leaky_relu_backward(gy, y, negative_slope)
     return g, g.sum(axis=0)
+
+
+# The mean of a whole array in one GPU kernel (a GAN loss, or D's mean output): one block
+# walks the array, sums in double, and writes (T)sum * scale, the same rounding steps as a sum
+# followed by a multiply by the scale, in one launch instead of two.
+_MEAN_ALL_CUDA = r"""
+extern "C" __global__ void minigan_mean_all_TAG(const T* __restrict__ x, T* __restrict__ y,
+                                                const long long n, const T scale) {
+    __shared__ double sh[32];
+    double v = 0.0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) v += (double)x[i];
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) sh[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < (int)(blockDim.x >> 5) ? sh[lane] : 0.0;
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) y[0] = (T)v * scale;
+    }
+}
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _mean_all_kernel(dtype):
+    ctype, tag = _COLSUM_TYPES[np.dtype(dtype)]
+    code = f"typedef {ctype} T;\n" + _MEAN_ALL_CUDA.replace("TAG", tag)
+    return backend.raw_kernel(code, f"minigan_mean_all_{tag}")
+
+
+def sum_all_scaled(x, scale):
+    """``x.sum() * scale`` as a 0-d array of x's dtype (float32/float64), with the scale as a
+    number of that dtype: on the GPU one kernel (the sum in double), on the CPU NumPy's sum
+    and a multiply."""
+    s = _scalar(x, scale)
+    if backend.is_cupy_array(x) and x.dtype in _COLSUM_TYPES and x.size:
+        cp = backend.cupy
+        x = cp.ascontiguousarray(x)
+        y = cp.empty((), dtype=x.dtype)
+        threads = int(min(1024, max(32, -(-x.size // 32) * 32)))
+        _mean_all_kernel(x.dtype)((1,), (threads,), (x, y, np.int64(x.size), s))
+        return y
+    return x.sum() * s
 
 
 def relu_forward(x):

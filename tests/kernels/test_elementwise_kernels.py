@@ -76,6 +76,20 @@ def test_leaky_relu_backward_colsum_is_the_masked_gradient_and_its_column_sums(x
                                atol=tol)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(64, 1), (5, 3, 7), (3000,), (1,)])
+def test_sum_all_scaled_is_the_sum_times_the_scale(xp, dtype, shape):
+    x = np.random.default_rng(8).standard_normal(shape).astype(dtype)
+    y = K.sum_all_scaled(xp.asarray(x), 1.0 / x.size)
+    assert y.shape == () and y.dtype == dtype
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(to_np(y), x.astype(np.float64).sum() / x.size, rtol=tol,
+                               atol=tol)
+    # the scale is applied in x's dtype after the sum: (sum in T) * T(scale)
+    assert to_np(K.sum_all_scaled(xp.asarray(np.full(3, 1.0, dtype)), 0.1)) == dtype(3) * \
+        dtype(0.1)
+
+
 def test_leaky_relu_backward_is_linear_in_gy(xp):
     x = xp.asarray(_x())
     g1, g2 = xp.asarray(_g(seed=2)), xp.asarray(_g(seed=3))
