@@ -72,6 +72,16 @@ class BatchNormLeakyReLUTrain(FusedLeakyReLU, BatchNormTrain):
         self.y = y
         return y
 
+    def backward(self, gy):
+        if not is_grad_enabled() and backend.is_cupy_array(gy.data):
+            # on the GPU the activation's mask runs inside batch norm's two backward kernels
+            x, w, _ = self.inputs
+            mean, invstd = self.saved
+            gx, gw, gb = KB.batch_norm_backward_train(gy.data, x.data, w.data, mean, invstd,
+                                                      y=self.y, negative_slope=self.slope)
+            return Tensor(gx), Tensor(gw), Tensor(gb)
+        return super().backward(gy)
+
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:

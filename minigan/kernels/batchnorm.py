@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from .. import backend
-from .elementwise import leaky_relu_inplace, out_like
+from .elementwise import leaky_relu_backward, leaky_relu_inplace, out_like
 from .workspace import SCRATCH, _workspace, is_channels_last
 
 __all__ = ["batch_norm_backward_train", "batch_norm_forward_eval", "batch_norm_forward_train"]
@@ -258,13 +258,19 @@ extern "C" __global__ void minigan_bn_grad_stats_DTYPE(
         const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ mean,
         const T* __restrict__ invstd, T* __restrict__ gw_out, T* __restrict__ gb_out,
         const long long N, const long long C, const long long S, const long long gsn,
-        const long long gsc, const long long xsn, const long long xsc) {
+        const long long gsc, const long long xsn, const long long xsc,
+        const T* __restrict__ y, const long long ysn, const long long ysc, const double slope,
+        const int masked) {
+    // masked: gy is first masked by a fused LeakyReLU on this batch norm's output y, as
+    // leaky_relu_backward does (gy where y > 0, else gy * slope, in T)
     __shared__ double sh[33];
     const long long c = blockIdx.x;
     const double mu = (double)mean[c];
     double sg = 0.0, sgx = 0.0;
     for (MiniganChannelWalk it(S); it.n < N; it.next()) {
-        const double g = (double)gy[c * gsc + it.n * gsn + it.s];
+        const long long kg = c * gsc + it.n * gsn + it.s;
+        const double g = masked && !(y[c * ysc + it.n * ysn + it.s] > (T)0)
+            ? (double)(gy[kg] * (T)slope) : (double)gy[kg];
         sg += g;
         sgx += g * ((double)x[c * xsc + it.n * xsn + it.s] - mu);
     }
@@ -376,15 +382,22 @@ def batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps: flo
 
 # Backward, training
 
-def batch_norm_backward_train(gy, x, weight, mean, invstd):
+def batch_norm_backward_train(gy, x, weight, mean, invstd, y=None, negative_slope=None):
     """First-order gradients ``(gx, gweight, gbias)`` from the forward's mean and invstd.
 
     gweight and gbias are computed even when ``weight`` is None (the caller may drop them).
+    With ``y`` (this batch norm's output) and ``negative_slope``, gy is first masked by the
+    LeakyReLU fused on that output (``leaky_relu_backward(gy, y, s)``): on the GPU inside the
+    two backward kernels, not as a launch of its own.
     """
+    masked = y is not None and negative_slope is not None
     if backend.is_cupy_array(x):
         x3, m = _as3d(x)
-        gx, gw, gb = _backward_cupy(gy.reshape(x3.shape), x3, m, weight, mean, invstd)
+        gx, gw, gb = _backward_cupy(gy.reshape(x3.shape), x3, m, weight, mean, invstd,
+                                    y.reshape(x3.shape) if masked else None, negative_slope)
         return gx.reshape(x.shape), gw, gb
+    if masked:
+        gy = leaky_relu_backward(gy, y, negative_slope)
     lay = _Layout(x)
     if tuple(gy.shape) != tuple(x.shape):
         raise ValueError(f"batch norm backward: grad_output of shape {tuple(gy.shape)} for an "
@@ -417,22 +430,32 @@ _GX_OP = """
 """
 
 
-def _backward_cupy(gy3, x3, m, weight, mean, invstd):
+def _backward_cupy(gy3, x3, m, weight, mean, invstd, y3=None, negative_slope=None):
     cp = backend.cupy
     gy3, (gsn, gsc) = _readable(gy3)
     x3, (xsn, xsc) = _readable(x3)
+    masked = y3 is not None
+    if masked:
+        y3, (ysn, ysc) = _readable(y3)
     n, c, s = x3.shape
     dt = x3.dtype
     mean, invstd = cp.ascontiguousarray(mean, dtype=dt), cp.ascontiguousarray(invstd, dtype=dt)
     gw, gb = cp.empty((2, c), dtype=dt)
     _bn_raw_kernel("grad_stats", dt)(
         (c,), (_block(m),), (gy3, x3, mean, invstd, gw, gb, np.int64(n), np.int64(c), np.int64(s),
-                             np.int64(gsn), np.int64(gsc), np.int64(xsn), np.int64(xsc)))
-    k = backend.elementwise_kernel("T gy, T x, T mean, T invstd, T w, T gb, T gw, T inv_m",
-                                   "T gx", _GX_OP, "minigan_bn_grad_input")
+                             np.int64(gsn), np.int64(gsc), np.int64(xsn), np.int64(xsc),
+                             y3 if masked else x3, np.int64(ysn if masked else 0),
+                             np.int64(ysc if masked else 0),
+                             np.float64(negative_slope if masked else 0.0), np.int32(masked)))
     w = dt.type(1) if weight is None else _col(weight)
+    stats = (_col(mean), _col(invstd), w, _col(gb), _col(gw), dt.type(1.0 / m))
     # gx in x's layout: for the channel-major output of a GPU conv, the gradient that conv's
     # backward reads as its (C, N*S) matrix without a copy
-    gx = k(gy3, x3, _col(mean), _col(invstd), w, _col(gb), _col(gw), dt.type(1.0 / m),
-           *out_like(x3))
-    return gx, gw, gb
+    if not masked:
+        k = backend.elementwise_kernel("T gy, T x, T mean, T invstd, T w, T gb, T gw, T inv_m",
+                                       "T gx", _GX_OP, "minigan_bn_grad_input")
+        return k(gy3, x3, *stats, *out_like(x3)), gw, gb
+    k = backend.elementwise_kernel(
+        "T gy_in, T y, T s, T x, T mean, T invstd, T w, T gb, T gw, T inv_m", "T gx",
+        "const T gy = y > (T)0 ? gy_in : gy_in * s;" + _GX_OP, "minigan_bn_grad_input_masked")
+    return k(gy3, y3, dt.type(negative_slope), x3, *stats, *out_like(x3)), gw, gb

@@ -159,6 +159,24 @@ def test_backward_closed_form(xp, dtype, shape, affine):
     np.testing.assert_allclose(to_np(gb), gb_ref, **tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("slope", [0.2, 0.0])
+def test_backward_with_the_fused_activations_mask(xp, dtype, shape, slope):
+    """With ``y`` and ``negative_slope`` the gradient is first masked by the LeakyReLU fused on
+    the output: the same values as masking with leaky_relu_backward and then the plain
+    backward (bit for bit: the GPU kernels mask in the same T arithmetic)."""
+    from minigan.kernels import elementwise as KE
+    x, w, b, _, _, gy = _data(shape)
+    x, w, b, gy = (xp.asarray(a.astype(dtype)) for a in (x, w, b, gy))
+    y, mean, invstd = KB.batch_norm_forward_train(x, w, b, None, None, 0.1, 1e-5, slope)
+    got = KB.batch_norm_backward_train(gy, x, w, mean, invstd, y=y, negative_slope=slope)
+    want = KB.batch_norm_backward_train(KE.leaky_relu_backward(gy, y, slope), x, w, mean, invstd)
+    assert float(to_np(y).min()) < 0 or slope == 0  # the mask matters here
+    for a, b_ in zip(got, want):
+        np.testing.assert_array_equal(to_np(a), to_np(b_))
+
+
 @pytest.mark.parametrize("shape", [(5, 2), (3, 2, 2, 3)])
 def test_backward_matches_finite_differences(shape):
     """gx, gw, gb are the gradients of L = sum(gy * y(x, w, b)), y the training forward."""
