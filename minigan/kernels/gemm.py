@@ -28,8 +28,13 @@ from .. import backend
 
 OP_N, OP_T = 0, 1  # cublasOperation_t
 _INT_MAX = 2**31 - 1
-_CONSTANTS = {np.dtype(np.float32): ("sgemm", np.array([1.0, 0.0], dtype=np.float32)),
-              np.dtype(np.float64): ("dgemm", np.array([1.0, 0.0], dtype=np.float64))}
+# per dtype: the cuBLAS function, and host memory holding alpha = 1 and beta = 0 with its
+# address (read once: NumPy's .ctypes costs microseconds per access)
+_CONSTANTS = {}
+for _dt, _name in ((np.float32, "sgemm"), (np.float64, "dgemm")):
+    _arr = np.array([1.0, 0.0], dtype=_dt)
+    _CONSTANTS[np.dtype(_dt)] = (_name, _arr, _arr.ctypes.data, _arr.itemsize)
+del _dt, _name, _arr
 _state = {"direct": True}
 
 
@@ -71,6 +76,11 @@ def gemm_call(a_layout, b_layout, m: int, n: int, k: int) -> tuple:
 def _layout(x):
     """``gemm_operand`` of a 2-D array. The stride of a dimension of size 1 is never used, and
     may be anything (even negative: a one-row slice of a reversed array is C-contiguous)."""
+    flags = x.flags
+    if flags.c_contiguous:  # the common cases first: a matrix, or the transpose of one
+        return OP_N, max(x.shape[1], 1)
+    if flags.f_contiguous:
+        return OP_T, max(x.shape[0], 1)
     item = x.dtype.itemsize
     (r, c), (s0, s1) = x.shape, x.strides
     s0 = max(c, 1) * item if r == 1 else s0
@@ -102,7 +112,7 @@ def _cublas_matmul(a, b):
     if min(m, n, k) == 0 or max(m, n, k) > _INT_MAX:
         return backend.cupy.matmul(a, b)
     cp = backend.cupy
-    name, consts = _CONSTANTS[a.dtype]
+    name, _, one, item = _CONSTANTS[a.dtype]
     fn = getattr(backend.cublas(), name, None)
     if fn is None:  # a CuPy without these bindings
         return cp.matmul(a, b)
@@ -117,10 +127,9 @@ def _cublas_matmul(a, b):
         return cp.matmul(a, b)
     out = cp.empty((m, n), dtype=a.dtype)
     ta, tb, mm, nn, kk, lda, ldb, ldc = gemm_call(la, lb, m, n, k)
-    one = consts.ctypes.data  # host pointers to 1 and 0 (cuBLAS's default pointer mode)
-    try:
+    try:  # alpha and beta by host pointer (cuBLAS's default pointer mode)
         fn(backend.cublas_handle(), ta, tb, mm, nn, kk, one, b.data.ptr, lda, a.data.ptr, ldb,
-           one + consts.itemsize, out.data.ptr, ldc)
+           one + item, out.data.ptr, ldc)
     except TypeError as exc:  # bindings of another signature: refused before any launch
         _state["direct"] = False
         warnings.warn(f"minigan: calling cuBLAS directly failed ({type(exc).__name__}: {exc});"
