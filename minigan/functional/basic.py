@@ -343,46 +343,49 @@ def _const(t, c):
     return None
 
 
-def add(a, b) -> Tensor:
+def _with_const(a, b, const_right, const_left):
+    """The op with a number as a kernel argument: ``const_right(c)(a)`` when b is the number c,
+    ``const_left(c)(b)`` when a is (None: that side takes the general op); None otherwise."""
     c = _const(a, b)
     if c is not None:
-        return AddConst(c)(a)
+        return const_right(c)(a)
     c = _const(b, a)
-    if c is not None:
-        return AddConst(c)(b)
+    if c is not None and const_left is not None:
+        return const_left(c)(b)
+    return None
+
+
+def add(a, b) -> Tensor:
+    y = _with_const(a, b, AddConst, AddConst)
+    if y is not None:
+        return y
     a, b = _binary(a, b)
     _broadcast_check("add", a.shape, b.shape)
     return Add()(a, b)
 
 
 def sub(a, b) -> Tensor:
-    c = _const(a, b)
-    if c is not None:
-        return AddConst(-c)(a)
-    c = _const(b, a)
-    if c is not None:
-        return RSubConst(c)(b)
+    y = _with_const(a, b, lambda c: AddConst(-c), RSubConst)
+    if y is not None:
+        return y
     a, b = _binary(a, b)
     _broadcast_check("sub", a.shape, b.shape)
     return Sub()(a, b)
 
 
 def mul(a, b) -> Tensor:
-    c = _const(a, b)
-    if c is not None:
-        return MulConst(c)(a)
-    c = _const(b, a)
-    if c is not None:
-        return MulConst(c)(b)
+    y = _with_const(a, b, MulConst, MulConst)
+    if y is not None:
+        return y
     a, b = _binary(a, b)
     _broadcast_check("mul", a.shape, b.shape)
     return Mul()(a, b)
 
 
 def div(a, b) -> Tensor:
-    c = _const(a, b)
-    if c is not None:
-        return DivConst(c)(a)
+    y = _with_const(a, b, DivConst, None)
+    if y is not None:
+        return y
     a, b = _binary(a, b)
     _broadcast_check("div", a.shape, b.shape)
     return Div()(a, b)

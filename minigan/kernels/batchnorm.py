@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from .. import backend
-from .elementwise import leaky_relu_backward, leaky_relu_inplace, out_like
+from .elementwise import BLOCK_SUM_CUDA, leaky_relu_backward, leaky_relu_inplace, out_like
 from .workspace import SCRATCH, _workspace, is_channels_last
 
 __all__ = ["batch_norm_backward_train", "batch_norm_forward_eval", "batch_norm_forward_train"]
@@ -187,27 +187,10 @@ def _row_sum_numpy(a2):
 
 
 # GPU statistics: one thread block per channel c of x viewed as (N, C, S). The block walks the
-# channel's m = N*S values (element (n, s) sits at c*S + n*C*S + s) and sums them in double with
-# a warp-shuffle block reduction. The kernel launch is the only host action: nothing is synced.
-_BN_CUDA = r"""
-__device__ __forceinline__ double minigan_block_sum(double v, double* sh) {
-    #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) sh[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        v = lane < (int)(blockDim.x >> 5) ? sh[lane] : 0.0;
-        #pragma unroll
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == 0) sh[32] = v;
-    }
-    __syncthreads();
-    v = sh[32];
-    __syncthreads();  // sh is reused by the next call
-    return v;
-}
-
+# channel's m = N*S values (element (n, s) sits at c*sc + n*sn + s: NCHW, or the channel-major
+# layout of a GPU conv output) and sums them in double with a warp-shuffle block reduction. The
+# kernel launch is the only host action: nothing is synced.
+_BN_CUDA = BLOCK_SUM_CUDA + r"""
 // Walks k = threadIdx.x, +blockDim.x, ... < m as (n, s) without a 64-bit division per element.
 struct MiniganChannelWalk {
     long long n, s, dn, ds, S;

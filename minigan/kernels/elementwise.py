@@ -122,6 +122,30 @@ def leaky_relu_backward(gy, x, negative_slope: float):
     return f
 
 
+# A block's sum in double, for kernels of one block per reduction (a multiple of 32 threads):
+# a warp-shuffle sum in each warp, then the warps' sums in the first warp; every thread gets
+# the total. sh holds 33 doubles of shared memory.
+BLOCK_SUM_CUDA = r"""
+__device__ __forceinline__ double minigan_block_sum(double v, double* sh) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) sh[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < (int)(blockDim.x >> 5) ? sh[lane] : 0.0;
+        #pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) sh[32] = v;
+    }
+    __syncthreads();
+    v = sh[32];
+    __syncthreads();  // sh is reused by the next call
+    return v;
+}
+"""
+
+
 # The activation's backward and a column sum in one GPU kernel: for a (M, N) gradient gy of a
 # fused Linear + LeakyReLU, g = gy masked by the activation and gb = g summed over the M rows
 # (the bias gradient). A block of 32 x 8 threads owns 32 columns: thread (tx, ty) walks rows
@@ -187,18 +211,11 @@ def leaky_relu_backward_colsum(gy, y, negative_slope: float):
 _MEAN_ALL_CUDA = r"""
 extern "C" __global__ void minigan_mean_all_TAG(const T* __restrict__ x, T* __restrict__ y,
                                                 const long long n, const T scale) {
-    __shared__ double sh[32];
+    __shared__ double sh[33];
     double v = 0.0;
     for (long long i = threadIdx.x; i < n; i += blockDim.x) v += (double)x[i];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) sh[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        v = lane < (int)(blockDim.x >> 5) ? sh[lane] : 0.0;
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == 0) y[0] = (T)v * scale;
-    }
+    v = minigan_block_sum(v, sh);
+    if (threadIdx.x == 0) y[0] = (T)v * scale;
 }
 """
 
@@ -206,7 +223,7 @@ extern "C" __global__ void minigan_mean_all_TAG(const T* __restrict__ x, T* __re
 @functools.lru_cache(maxsize=None)
 def _mean_all_kernel(dtype):
     ctype, tag = _COLSUM_TYPES[np.dtype(dtype)]
-    code = f"typedef {ctype} T;\n" + _MEAN_ALL_CUDA.replace("TAG", tag)
+    code = f"typedef {ctype} T;\n" + BLOCK_SUM_CUDA + _MEAN_ALL_CUDA.replace("TAG", tag)
     return backend.raw_kernel(code, f"minigan_mean_all_{tag}")
 
 

@@ -46,22 +46,20 @@ def test_elementwise_kernel_binds_types_broadcasts_and_indexes_raw_arguments(cp)
         k(cp.asarray(x), cp.asarray(w.astype(np.float64)), np.int64(7), np.float32(1))
 
 
+# a grid-stride sum per block through minigan's own block reduction (shuffles, shared memory,
+# barriers), and a warp-level sum by __shfl_down_sync on top
 _BLOCK_SUM = r"""
 extern "C" __global__ void emu_block_sum(const double* __restrict__ x, double* out,
-                                         const long long n) {
-    __shared__ double sh[32];
+                                         double* warp0, const long long n) {
+    __shared__ double sh[33];
     double v = 0.0;
     for (long long k = blockIdx.x * (long long)blockDim.x + threadIdx.x; k < n;
          k += (long long)gridDim.x * blockDim.x) v += x[k];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) sh[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        v = lane < (int)(blockDim.x >> 5) ? sh[lane] : 0.0;
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-        if (lane == 0) out[blockIdx.x] = v;
-    }
+    double w = v;
+    for (int o = 16; o > 0; o >>= 1) w += __shfl_down_sync(0xffffffffu, w, o);
+    if (threadIdx.x == 0) warp0[blockIdx.x] = w;  // lane 0: the sum of the first warp
+    v = minigan_block_sum(v, sh);
+    if (threadIdx.x == 0) out[blockIdx.x] = v;
 }
 """
 
@@ -71,13 +69,18 @@ extern "C" __global__ void emu_block_sum(const double* __restrict__ x, double* o
 def test_raw_kernel_with_shuffles_and_barriers_sums_like_a_gpu(cp, monkeypatch, threads,
                                                                ucontext):
     monkeypatch.setattr(E, "USE_UCONTEXT", ucontext)
+    from minigan.kernels.elementwise import BLOCK_SUM_CUDA
     x = np.random.default_rng(1).standard_normal(5000)
-    out = cp.zeros(3, dtype=np.float64)
-    cp.RawKernel(_BLOCK_SUM, "emu_block_sum")((3,), (threads,), (cp.asarray(x), out, 5000))
-    want = np.zeros(3)
+    out, warp0 = cp.zeros(3, dtype=np.float64), cp.zeros(3, dtype=np.float64)
+    cp.RawKernel(BLOCK_SUM_CUDA + _BLOCK_SUM, "emu_block_sum")(
+        (3,), (threads,), (cp.asarray(x), out, warp0, 5000))
+    want, want0 = np.zeros(3), np.zeros(3)
     for k in range(5000):  # the grid-stride assignment of elements to blocks
-        want[(k // threads) % 3] += x[k]
+        b, t = (k // threads) % 3, k % threads
+        want[b] += x[k]
+        want0[b] += x[k] if t < 32 else 0.0
     np.testing.assert_allclose(out.get(), want, rtol=1e-12)
+    np.testing.assert_allclose(warp0.get(), want0, rtol=1e-12)
     assert E.LOG.launches[("raw", "emu_block_sum")] == 1
 
 
