@@ -35,6 +35,12 @@ def _broadcast_check(op: str, *shapes) -> tuple:
 
 def _binary(a, b):
     """Two operands as tensors; Python numbers become constants of the tensor's dtype and device."""
+    for v in (a, b):
+        if v is None or isinstance(v, (str, bytes, complex)):
+            other = b if v is a else a
+            raise TypeError(f"unsupported operand: a {type(v).__name__} ({v!r}) with a "
+                            f"{type(other).__name__}; tensors combine with tensors, arrays and "
+                            "real numbers")
     if isinstance(a, Tensor):
         return a, as_tensor(b, a)
     b = as_tensor(b)

@@ -219,3 +219,13 @@ def test_bce_with_a_constant_target_equals_bce_with_a_full_target(xp):
         bce_with_logits_const(minigan.Tensor(xp.arange(3)), 1.0)
     with pytest.raises(ValueError, match="reduction must be"):
         bce_with_logits_const(minigan.Tensor(x0), 1.0, reduction="avg")
+
+
+@pytest.mark.parametrize("other", [None, "a", b"a", 1 + 2j])
+def test_a_tensor_with_none_a_string_or_a_complex_number_is_refused(other):
+    """Not NaN (NumPy's float(None)) nor a conversion error: the operand is named."""
+    x = minigan.tensor(np.arange(3.0, dtype=np.float32))
+    for op in (lambda a, b: a + b, lambda a, b: b - a, lambda a, b: a * b, lambda a, b: a / b,
+               lambda a, b: a ** b):
+        with pytest.raises(TypeError, match=f"unsupported operand: a {type(other).__name__}"):
+            op(x, other)
