@@ -259,10 +259,10 @@ class Tensor:
             got = _run_backward([self], [grad], inputs, create_graph, retain_graph)
             for t, g in zip(inputs, got):
                 if g is not None:
-                    _store_grad(t, g, create_graph, {id(grad.data): grad.data})
+                    _store_grad(t, g, create_graph, {id(grad.data)})
             return
         if self.creator is None:  # a leaf: its gradient is the one given
-            _store_grad(self, grad, create_graph, {id(grad.data): grad.data})
+            _store_grad(self, grad, create_graph, {id(grad.data)})
             return
         _run_backward([self], [grad], None, create_graph, retain_graph)
 
@@ -529,7 +529,7 @@ def mark_modified(*tensors) -> None:
         t._modified_at = n
 
 
-def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: dict) -> None:
+def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: set) -> None:
     """Add ``g`` into leaf ``x``'s ``.grad``. Without a graph to keep, a new ``.grad`` is an
     array of its own: writable and not shared with another leaf or with the caller's gradient
     (backward passes views and the same array to several inputs), so that in-place changes
@@ -539,7 +539,13 @@ def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: dict) -> None:
     if g.dtype != x.dtype:
         g = g.to(dtype=x.dtype)
     if x.grad is not None:
+        old = x.grad.data
         x.grad = _accumulate(x.grad, g, create_graph)
+        # the replaced array (and the base it viewed) is no leaf's gradient any more, and once
+        # freed its id may be reused by a new gradient, which would then be copied for nothing
+        stored.discard(id(old))
+        if old.base is not None:
+            stored.discard(id(old.base))
         return
     if not create_graph:
         a = g.data
@@ -553,9 +559,9 @@ def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: dict) -> None:
             a = backend.get_array_module(a).array(a, copy=True, order="C")
             g = Tensor(a)
             base = None
-        stored[id(a)] = a
+        stored.add(id(a))
         if base is not None:
-            stored[id(base)] = base
+            stored.add(id(base))
     x.grad = g
 
 
@@ -585,9 +591,7 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
         keep[id(o)] = o
     target_ids = None if inputs is None else {id(t) for t in inputs}
     needed = None if inputs is None else _needed_functions(outputs, inputs)
-    # arrays a leaf's .grad must not alias, by id; the arrays are kept too, so that an id is
-    # not reused by a new array while the backward runs (which would cost a needless copy)
-    stored = {id(g.data): g.data for g in grad_outputs}
+    stored = {id(g.data) for g in grad_outputs}  # arrays a leaf's .grad must not alias
 
     heap: list = []
     queued = set()
