@@ -4,8 +4,8 @@ of the next session that gets one. (The GPU tests, ``pytest -m gpu``, run the ke
 
 The sources are collected by calling each kernel builder with ``backend.raw_kernel`` replaced
 by a recorder, for every dtype and index type the builders take. The conv and pool kernels,
-which are all gather kernels, also run on the CPU through ``cuda_emulation`` against the NumPy
-versions."""
+which are all gather kernels, also run on the CPU through the emulated CuPy's ``RawKernel``
+(``cuda_emulation.EmulatedKernel``) against the NumPy versions."""
 import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -95,7 +95,7 @@ CONV_GEOMETRIES = [  # (N, C, H, W), kernel, stride, padding, dilation
 ]
 
 
-def _emulated_builder(monkeypatch, tmp_path, builder, signatures):
+def _emulated_builder(monkeypatch, builder, signatures):
     """A stand-in for a cached kernel builder ``builder(which, dtype, idx_ctype)`` that returns
     the real source of ``which`` compiled for the CPU emulator, with ``signatures[which]``."""
     from tests.kernels import cuda_emulation as emu
@@ -109,8 +109,7 @@ def _emulated_builder(monkeypatch, tmp_path, builder, signatures):
         monkeypatch.setattr(backend, "raw_kernel",
                             lambda code, name, options=(): captured.update(code=code, name=name))
         real(which, dt, idx_ctype)
-        return emu.EmulatedKernel(captured["code"], captured["name"], signatures[which],
-                                  tmp_path)
+        return emu.EmulatedKernel(captured["code"], captured["name"], signatures[which])
     return emulated
 
 
@@ -120,7 +119,7 @@ def _ctype(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("geometry", CONV_GEOMETRIES)
-def test_conv_gather_kernels_emulated_match_numpy(monkeypatch, tmp_path, geometry, dtype):
+def test_conv_gather_kernels_emulated_match_numpy(monkeypatch, geometry, dtype):
     shape, k, s, p, d = geometry
     ctype = _ctype(dtype)
     i_sig = [("scalar", "int")] * 8  # kh, kw, sh, sw, ph, pw, dh, dw
@@ -130,7 +129,7 @@ def test_conv_gather_kernels_emulated_match_numpy(monkeypatch, tmp_path, geometr
         + [("scalar", "int")] * 5,
     }
     monkeypatch.setattr(KC, "_conv_kernel",
-                        _emulated_builder(monkeypatch, tmp_path, KC._conv_kernel, signatures))
+                        _emulated_builder(monkeypatch, KC._conv_kernel, signatures))
     monkeypatch.setattr(backend, "cupy", np, raising=False)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(dtype)
@@ -181,7 +180,7 @@ POOL_GEOMETRIES = [  # (N, C, H, W), kernel, stride, padding
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("geometry", POOL_GEOMETRIES)
-def test_pool_kernels_emulated_match_numpy(monkeypatch, tmp_path, geometry, dtype):
+def test_pool_kernels_emulated_match_numpy(monkeypatch, geometry, dtype):
     """The four pool kernels, driven by the public functions' GPU branches (NumPy standing in
     for CuPy), against the same functions' NumPy branches."""
     shape, k, s, p = geometry
@@ -203,7 +202,7 @@ def test_pool_kernels_emulated_match_numpy(monkeypatch, tmp_path, geometry, dtyp
     refs = (y_ref, idx_ref, KP.max_pool2d_backward(gy, idx_ref, shape, k, s, p),
             KP.avg_pool2d_forward(x, k, s, p), KP.avg_pool2d_backward(gy, shape, k, s, p))
     monkeypatch.setattr(KP, "_pool_kernel",
-                        _emulated_builder(monkeypatch, tmp_path, KP._pool_kernel, signatures))
+                        _emulated_builder(monkeypatch, KP._pool_kernel, signatures))
     monkeypatch.setattr(backend, "cupy", np, raising=False)
     monkeypatch.setattr(backend, "is_cupy_array", lambda a: True)
     y, idx = KP.max_pool2d_forward(x, k, s, p)

@@ -139,10 +139,10 @@ def test_adam_multi_decoupled_and_maximize(xp, decoupled, maximize):
     np.testing.assert_allclose(to_np(m), mr, rtol=1e-12, atol=1e-14)
 
 
-# The multi-tensor kernel's source without a GPU: run on the CPU by an emulator that calls it
-# once per (block, thread), and compiled by nvcc where it is installed.
+# The multi-tensor kernel's source without a GPU: run on the CPU by the emulated CuPy (each
+# (block, thread) in turn), and compiled by nvcc where it is installed.
 
-def _emulated_multi(tmp_path, monkeypatch, max_blocks, max_tensors):
+def _emulated_multi(monkeypatch, max_blocks, max_tensors):
     """Point the GPU path's kernel lookup at emulated kernels; returns the launches made."""
     from tests.kernels import cuda_emulation as emu
     if not emu.have_cxx():
@@ -154,7 +154,7 @@ def _emulated_multi(tmp_path, monkeypatch, max_blocks, max_tensors):
         code, name, grid = KO.adam_multi_source(ctype, sizes, max_blocks=max_blocks)
         if code not in built:
             sig = [("ptr", ctype)] * (4 * len(sizes)) + [("scalar", ctype)] * 10
-            built[code] = emu.EmulatedKernel(code, name, sig, tmp_path)
+            built[code] = emu.EmulatedKernel(code, name, sig)
 
         def launch(grid_, block, args):
             launches.append((dtype_name, sizes, grid_, block))
@@ -168,13 +168,13 @@ def _emulated_multi(tmp_path, monkeypatch, max_blocks, max_tensors):
 
 @pytest.mark.parametrize("decoupled,maximize,wd", [(False, False, 0.0), (False, True, 0.01),
                                                    (True, False, 0.1)])
-def test_adam_multi_kernel_emulated_matches_per_parameter_path(tmp_path, monkeypatch,
+def test_adam_multi_kernel_emulated_matches_per_parameter_path(monkeypatch,
                                                                decoupled, maximize, wd):
     """The GPU path's host side (buckets by dtype and step, chunks, argument order, fallbacks)
     and the generated kernel, run on the CPU: every element of every tensor must get the
     per-parameter update. Few blocks per tensor (3) and few tensors per launch (4) make the
     grid-stride loop and the chunking run with small arrays."""
-    launches = _emulated_multi(tmp_path, monkeypatch, max_blocks=3, max_tensors=4)
+    launches = _emulated_multi(monkeypatch, max_blocks=3, max_tensors=4)
     rng = np.random.default_rng(5)
     specs = [((1,), np.float32), ((3, 5), np.float32), ((1000,), np.float32),
              ((64, 37), np.float32), ((7,), np.float64), ((2000, 3), np.float32),
