@@ -34,7 +34,13 @@ import math
 import numpy as np
 
 from .. import backend
-from .elementwise import BLOCK_SUM_CUDA, leaky_relu_backward, leaky_relu_inplace, out_like
+from .elementwise import (
+    BLOCK_SUM_CUDA,
+    leaky_relu_backward,
+    leaky_relu_inplace,
+    out_like,
+    with_leading_strides,
+)
 from .workspace import SCRATCH, _workspace, is_channels_last
 
 __all__ = ["batch_norm_backward_train", "batch_norm_forward_eval", "batch_norm_forward_train"]
@@ -280,29 +286,10 @@ def _block(m: int) -> int:
     return int(min(1024, max(32, -(-m // 32) * 32)))
 
 
-def _strides(a3):
-    """The (n, c) element strides of an (N, C, S) array whose S axis is contiguous (as a GPU
-    conv output stored channel-major is), or None."""
-    item = a3.dtype.itemsize
-    sn, sc, ss = a3.strides
-    if (ss != item and a3.shape[2] > 1) or sn < 0 or sc < 0 or sn % item or sc % item:
-        return None
-    return sn // item, sc // item
-
-
-def _readable(a3):
-    """``a3`` and its (n, c) strides: as it is when its S axis is contiguous, else a copy."""
-    st = _strides(a3)
-    if st is None:
-        a3 = backend.cupy.ascontiguousarray(a3)
-        st = _strides(a3)
-    return a3, st
-
-
 def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum, eps,
                        negative_slope=None):
     cp = backend.cupy
-    x3, (sn, sc) = _readable(x3)  # any (n, c) layout: no copy of a channel-major conv output
+    x3, (sn, sc) = with_leading_strides(x3)  # no copy of a channel-major conv output
     n, c, s = x3.shape
     dt = x3.dtype
     mean, invstd, scale = cp.empty((3, c), dtype=dt)  # one allocation, three contiguous rows
@@ -415,11 +402,11 @@ _GX_OP = """
 
 def _backward_cupy(gy3, x3, m, weight, mean, invstd, y3=None, negative_slope=None):
     cp = backend.cupy
-    gy3, (gsn, gsc) = _readable(gy3)
-    x3, (xsn, xsc) = _readable(x3)
+    gy3, (gsn, gsc) = with_leading_strides(gy3)
+    x3, (xsn, xsc) = with_leading_strides(x3)
     masked = y3 is not None
     if masked:
-        y3, (ysn, ysc) = _readable(y3)
+        y3, (ysn, ysc) = with_leading_strides(y3)
     n, c, s = x3.shape
     dt = x3.dtype
     mean, invstd = cp.ascontiguousarray(mean, dtype=dt), cp.ascontiguousarray(invstd, dtype=dt)

@@ -48,6 +48,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import backend
+from .elementwise import with_leading_strides
 from .gemm import matmul as _gemm
 from .workspace import _workspace, is_channels_last, release_workspace  # noqa: F401 (re-exported)
 
@@ -459,25 +460,10 @@ def _geometry_args(k, s, p, d):
     return tuple(np.int32(v) for v in (*k, *s, *p, *d))
 
 
-def _plane_strides(a):
-    """The (n, c) element strides of a 4-D array whose (H, W) planes are C-contiguous (NCHW,
-    or channel-major as a GPU conv output), or None."""
-    n, c, h, w = a.shape
-    item = a.dtype.itemsize
-    sn, sc, sh, sw = a.strides
-    if (w > 1 and sw != item) or (h > 1 and sh != w * item) or sn < 0 or sc < 0 \
-            or sn % item or sc % item:
-        return None
-    return sn // item, sc // item
-
-
 def _im2col_cupy(x, k, s, p, d, out_hw):
     """cols (C*kh*kw, N*Ho*Wo) on the GPU, from x in NCHW or channel-major order."""
     cp = backend.cupy
-    st = _plane_strides(x)
-    if st is None:
-        x = cp.ascontiguousarray(x)
-        st = _plane_strides(x)
+    x, st = with_leading_strides(x)  # NCHW or channel-major: no copy
     n, c, h, w = x.shape
     ho, wo = out_hw
     kk = c * k[0] * k[1]

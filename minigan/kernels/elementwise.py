@@ -25,6 +25,7 @@ __all__ = [
     "leaky_relu_backward_colsum",
     "leaky_relu_forward",
     "leaky_relu_inplace",
+    "leading_strides",
     "out_like",
     "relu_backward",
     "relu_forward",
@@ -33,6 +34,7 @@ __all__ = [
     "softplus_forward",
     "sum_all_scaled",
     "tanh_backward",
+    "with_leading_strides",
 ]
 
 
@@ -57,6 +59,31 @@ def out_like(x, *others):
     if x.flags.c_contiguous or any(o.shape != x.shape or o.dtype != x.dtype for o in others):
         return ()
     return (backend.cupy.empty_like(x),)
+
+
+def leading_strides(a):
+    """For a GPU kernel that walks (n, c) with its own strides: a's element strides along its
+    first two axes, when its remaining axes form one C-contiguous block (NCHW, or the
+    channel-major layout of a GPU conv output, see kernels.conv); else None (copy first)."""
+    item = a.dtype.itemsize
+    expect = item
+    for size, stride in zip(a.shape[:1:-1], a.strides[:1:-1]):  # the trailing axes, last first
+        if size > 1 and stride != expect:
+            return None
+        expect *= size
+    sn, sc = a.strides[:2]
+    if sn < 0 or sc < 0 or sn % item or sc % item:
+        return None
+    return sn // item, sc // item
+
+
+def with_leading_strides(a):
+    """``(a, leading_strides(a))``, with a made C-contiguous first when it has none."""
+    st = leading_strides(a)
+    if st is None:
+        a = backend.cupy.ascontiguousarray(a)
+        st = leading_strides(a)
+    return a, st
 
 
 def _ew(in_params, out_params, operation, name):
