@@ -202,12 +202,12 @@ extern "C" __global__ void minigan_leaky_bwd_colsum_TAG(
     }
 }
 """
-_COLSUM_TYPES = {np.dtype(np.float32): ("float", "f32"), np.dtype(np.float64): ("double", "f64")}
+_FLOAT_CTYPES = {np.dtype(np.float32): ("float", "f32"), np.dtype(np.float64): ("double", "f64")}
 
 
 @functools.lru_cache(maxsize=None)
 def _colsum_kernel(dtype):
-    ctype, tag = _COLSUM_TYPES[np.dtype(dtype)]
+    ctype, tag = _FLOAT_CTYPES[np.dtype(dtype)]
     code = f"typedef {ctype} T;\n" + _COLSUM_CUDA.replace("TAG", tag)
     return backend.raw_kernel(code, f"minigan_leaky_bwd_colsum_{tag}")
 
@@ -217,7 +217,7 @@ def leaky_relu_backward_colsum(gy, y, negative_slope: float):
     one shape: a fused Linear + LeakyReLU's masked gradient and its bias gradient. One kernel
     on the GPU (float32/float64; other dtypes take the two calls), the two calls on the CPU."""
     if (backend.is_cupy_array(gy) and gy.ndim == 2 and gy.shape == y.shape
-            and gy.dtype == y.dtype and gy.dtype in _COLSUM_TYPES):
+            and gy.dtype == y.dtype and gy.dtype in _FLOAT_CTYPES):
         cp = backend.cupy
         gy, y = cp.ascontiguousarray(gy), cp.ascontiguousarray(y)
         m, n = gy.shape
@@ -249,7 +249,7 @@ extern "C" __global__ void minigan_mean_all_TAG(const T* __restrict__ x, T* __re
 
 @functools.lru_cache(maxsize=None)
 def _mean_all_kernel(dtype):
-    ctype, tag = _COLSUM_TYPES[np.dtype(dtype)]
+    ctype, tag = _FLOAT_CTYPES[np.dtype(dtype)]
     code = f"typedef {ctype} T;\n" + BLOCK_SUM_CUDA + _MEAN_ALL_CUDA.replace("TAG", tag)
     return backend.raw_kernel(code, f"minigan_mean_all_{tag}")
 
@@ -259,7 +259,7 @@ def sum_all_scaled(x, scale):
     number of that dtype: on the GPU one kernel (the sum in double), on the CPU NumPy's sum
     and a multiply."""
     s = _scalar(x, scale)
-    if backend.is_cupy_array(x) and x.dtype in _COLSUM_TYPES and x.size:
+    if backend.is_cupy_array(x) and x.dtype in _FLOAT_CTYPES and x.size:
         cp = backend.cupy
         x = cp.ascontiguousarray(x)
         y = cp.empty((), dtype=x.dtype)
