@@ -22,6 +22,13 @@ What a GPU would refuse is refused: a host NumPy array handed to a device op or 
 ``float()``, ``.item()``, ``bool()``, ``asnumpy``, ``synchronize``), so tests can check the
 number of kernels a training step launches and that it never waits on the device.
 
+Stream capture (``Stream.begin_capture`` ... ``end_capture``, then ``Graph.launch``) behaves
+as CUDA's: work issued to the capturing stream is recorded, not run. A recorded op that makes a
+new array returns it filled with garbage (NaN, or 0xA5 bytes) until a replay writes it; a host
+synchronisation, an upload or a cuBLAS call through CuPy's bindings during the capture raises, as
+on a GPU; a replay runs the recorded ops again with the arguments they were recorded with (so a
+Python number frozen into the graph stays frozen). The graph holds its arrays alive.
+
 It says nothing about speed, and kernels run one thread at a time: races between threads that
 write the same element without atomics are not found.
 """
@@ -58,10 +65,20 @@ class _Log:
         self.uploads = 0
 
     def launch(self, kind: str, name: str) -> None:
-        self.launches[(kind, name)] += 1
+        if not _CAP.replaying:  # a replay is one launch (kind "graph"), not its kernels
+            self.launches[(kind, name)] += 1
 
     def sync(self, what: str) -> None:
+        if _CAP.stream is not None:
+            raise CUDARuntimeError(f"cudaErrorStreamCaptureUnsupported: {what} (a host "
+                                   "synchronisation) while a stream is capturing")
         self.syncs[what] += 1
+
+    def upload(self, what: str) -> None:
+        if _capturing():
+            raise CUDARuntimeError(f"cudaErrorStreamCaptureUnsupported: {what} (a copy from "
+                                   "host memory) on a capturing stream")
+        self.uploads += 1
 
     @property
     def n_launches(self) -> int:
@@ -72,6 +89,76 @@ class _Log:
         for (kind, _), n in self.launches.items():
             out[kind] += n
         return dict(out)
+
+
+class CUDARuntimeError(RuntimeError):
+    pass
+
+
+class _CaptureState:
+    """The stream that is capturing (at most one) and the ops recorded so far."""
+
+    def __init__(self):
+        self.stream = None
+        self.ops = None
+        self.keep = None  # every device array made during the capture
+        self.replaying = False
+
+
+_CAP = _CaptureState()
+_STREAMS = []  # the streams entered with ``with stream:``, innermost last
+_USED = []  # the stream made current by ``stream.use()``, if any
+
+
+def _current_stream():
+    if _STREAMS:
+        return _STREAMS[-1]
+    return _USED[-1] if _USED else Stream.null
+
+
+def _capturing() -> bool:
+    """True when work issued now goes to the capturing stream (and so is recorded)."""
+    return _CAP.stream is not None and _current_stream() is _CAP.stream
+
+
+def _defer(op) -> bool:
+    """Record ``op`` when capturing (True: the caller must not run it now)."""
+    if _capturing():
+        _CAP.ops.append(op)
+        return True
+    return False
+
+
+def _poison(h) -> None:
+    if h.dtype.kind in "fc":
+        h.fill(np.nan)
+    elif h.dtype.kind == "b":
+        h.fill(True)
+    elif h.size:
+        h.view(np.uint8).fill(0xA5) if h.flags.c_contiguous else h.fill(-1)
+
+
+def _made(res, recompute, *inputs):
+    """``res``, a result just computed by an op that makes new arrays. When capturing, it is
+    garbage until a replay runs ``recompute`` and writes the values into it; a result that is a
+    view of an input needs nothing."""
+    if not _capturing():
+        return res
+    outs = res if isinstance(res, tuple) else (res,)
+    arrays = [_host(o) for o in outs if isinstance(o, np.ndarray)]
+    ins = [_host(a) for a in _flat(inputs) if isinstance(a, np.ndarray)]
+    if not arrays or any(np.may_share_memory(o, a) for o in arrays for a in ins):
+        return res
+
+    def replay():
+        new = recompute()
+        new = new if isinstance(new, tuple) else (new,)
+        for o, v in zip(arrays, new):
+            np.copyto(o, _host(v), casting="unsafe")
+    for o in arrays:
+        _poison(o)
+    _CAP.ops.append(replay)
+    return res
 
 
 LOG = _Log()
@@ -85,10 +172,18 @@ _NO_LAUNCH = frozenset({
 })
 
 
+# NumPy functions that write into an argument and return None
+_IN_PLACE = frozenset({"copyto", "put", "place", "putmask", "fill_diagonal", "put_along_axis"})
+
+
 class ndarray(np.ndarray):
     """A device array: NumPy storage, CuPy's rules about mixing with host arrays."""
 
     __array_priority__ = 100.0
+
+    def __array_finalize__(self, obj):
+        if _CAP.stream is not None:  # a graph may hold raw pointers into it (a GEMM's)
+            _CAP.keep.append(self)
 
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
         _refuse_host(inputs, ufunc.__name__)
@@ -96,11 +191,18 @@ class ndarray(np.ndarray):
         if out is not None:
             _refuse_host(out, ufunc.__name__)
             kwargs["out"] = tuple(_host(o) for o in out)
-        res = getattr(ufunc, method)(*args, **kwargs)
         LOG.launch("ufunc", ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}")
-        if out is not None:
+
+        def run():
+            with np.errstate(all="ignore") if _capturing() else contextlib.nullcontext():
+                return getattr(ufunc, method)(*args, **kwargs)  # (garbage inputs in a capture)
+        if out is not None or method == "at":  # in place
+            if not _defer(run):
+                run()
+            if out is None:
+                return None
             return out[0] if len(out) == 1 else out
-        return _wrap(res)
+        return _made(_wrap(run()), run, args)
 
     def __array_function__(self, func, types_, args, kwargs):
         name = func.__name__
@@ -108,35 +210,50 @@ class ndarray(np.ndarray):
         _refuse_host(tuple(kwargs.values()), name)
         hargs = _host_tree(args)
         hkwargs = {k: _host_tree(v) for k, v in kwargs.items()}
-        res = func(*hargs, **hkwargs)
+
+        def run():
+            return func(*hargs, **hkwargs)
+        if name in _IN_PLACE or kwargs.get("out") is not None:
+            LOG.launch("function", name)
+            if not _defer(run):
+                run()
+            return kwargs.get("out")
+        res = run()
         if name == "ascontiguousarray":
             if _data_ptr(res) != _data_ptr(hargs[0]):
                 LOG.launch("copy", "ascontiguousarray")
         elif name not in _NO_LAUNCH:
             LOG.launch("function", name)
-        if "out" in kwargs and kwargs["out"] is not None:
-            return kwargs["out"]
-        return _wrap(res)
+        return _made(_wrap(res), run, hargs, list(hkwargs.values()))
 
     # methods that copy or fill (no ufunc or array-function hook reaches them)
     def copy(self, order="C"):
         LOG.launch("copy", "copy")
-        return super().copy(order)
+        h = np.asarray(self)
+        return _made(h.copy(order).view(ndarray), lambda: h.copy(order), h)
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
         if not copy and np.dtype(dtype) == self.dtype:
             return self
         LOG.launch("copy", "astype")
-        return np.asarray(self).astype(dtype, order=order, casting=casting).view(ndarray)
+        h = np.asarray(self)
+
+        def run():
+            return h.astype(dtype, order=order, casting=casting)
+        return _made(run().view(ndarray), run, h)
 
     def fill(self, value):
         LOG.launch("fill", "fill")
-        super().fill(value)
+        h = np.asarray(self)
+        if not _defer(lambda: h.fill(value)):
+            h.fill(value)
 
     def reshape(self, *shape, order="C"):
-        res = np.asarray(self).reshape(*shape, order=order)
-        if not np.may_share_memory(res, np.asarray(self)):
+        h = np.asarray(self)
+        res = h.reshape(*shape, order=order)
+        if not np.may_share_memory(res, h):
             LOG.launch("copy", "reshape")
+            return _made(res.view(ndarray), lambda: h.reshape(*shape, order=order), h)
         return res.view(ndarray)
 
     def ravel(self, order="C"):
@@ -144,21 +261,34 @@ class ndarray(np.ndarray):
 
     def flatten(self, order="C"):
         LOG.launch("copy", "flatten")
-        return np.asarray(self).flatten(order).view(ndarray)
+        h = np.asarray(self)
+        return _made(h.flatten(order).view(ndarray), lambda: h.flatten(order), h)
 
     def __getitem__(self, key):
-        res = np.asarray(self)[_host_tree(key)]
+        h, k = np.asarray(self), _host_tree(key)
+        if _capturing():  # index arrays may hold garbage now: the shape from zeros in their place
+            probe = tuple(np.zeros_like(i) if isinstance(i, np.ndarray) and i.dtype.kind in "iu"
+                          else i for i in (k if isinstance(k, tuple) else (k,)))
+            res = h[probe if isinstance(k, tuple) else probe[0]]
+        else:
+            res = h[k]
         if isinstance(res, np.generic):
             res = np.asarray(res)
-        if res.size and not np.may_share_memory(res, np.asarray(self)):
+        if res.size and not np.may_share_memory(res, h):
             LOG.launch("gather", "getitem")
+            return _made(res.view(ndarray), lambda: h[k], h, k)
         return res.view(ndarray)
 
     def __setitem__(self, key, value):
         if isinstance(value, np.ndarray) and not isinstance(value, ndarray):
-            LOG.uploads += 1  # CuPy copies a host value to the device first
+            LOG.upload("setitem")  # CuPy copies a host value to the device first
         LOG.launch("copy", "setitem")
-        np.asarray(self)[_host_tree(key)] = _host(value)
+        h, k, v = np.asarray(self), _host_tree(key), _host(value)
+
+        def run():
+            h[k] = v
+        if not _defer(run):
+            run()
 
     # CuPy's own
     def get(self, stream=None, order="C", out=None):
@@ -166,7 +296,7 @@ class ndarray(np.ndarray):
         return np.array(np.asarray(self), order=order)
 
     def set(self, arr):
-        LOG.uploads += 1
+        LOG.upload("set")
         np.asarray(self)[...] = arr
 
     @property
@@ -275,38 +405,48 @@ def _creation(name, kind):
 
     def create(*args, **kwargs):
         _refuse_host(args, name)
-        res = func(*_host_tree(args), **kwargs)
+        hargs = _host_tree(args)
+        res = func(*hargs, **kwargs).view(ndarray)
         if kind:
             LOG.launch(kind, name)
-        return res.view(ndarray)
+            return _made(res, lambda: func(*hargs, **kwargs))
+        return res
     create.__name__ = name
     return create
 
 
 def asarray(a, dtype=None, order=None, *, blocking=False):
     if isinstance(a, ndarray):
-        res = np.asarray(_host(a), dtype=dtype, order=order)
-        if res is not _host(a) and _data_ptr(res) != _data_ptr(a):
+        h = _host(a)
+        res = np.asarray(h, dtype=dtype, order=order)
+        if res is not h and _data_ptr(res) != _data_ptr(a):
             LOG.launch("copy", "asarray")
+            return _made(res.view(ndarray), lambda: np.asarray(h, dtype=dtype, order=order), h)
         return res.view(ndarray)
-    LOG.uploads += 1  # host to device
+    LOG.upload("asarray")  # host to device
     return np.array(a, dtype=dtype, order=order or "K", copy=True).view(ndarray)
 
 
 def array(a, dtype=None, copy=True, order="K", ndmin=0, **kwargs):
+    h = _host(a)
+
+    def run():
+        return np.array(h, dtype=dtype, copy=True, order=order, ndmin=ndmin)
     if isinstance(a, ndarray):
         LOG.launch("copy", "array")
-    else:
-        LOG.uploads += 1
-    return np.array(_host(a), dtype=dtype, copy=True, order=order, ndmin=ndmin).view(ndarray)
+        return _made(run().view(ndarray), run, h)
+    LOG.upload("array")
+    return run().view(ndarray)
 
 
 def ascontiguousarray(a, dtype=None):
     if not isinstance(a, ndarray):
         raise TypeError(f"Unsupported type {type(a)}: ascontiguousarray of a host array")
-    res = np.ascontiguousarray(_host(a), dtype=dtype)
+    h = _host(a)
+    res = np.ascontiguousarray(h, dtype=dtype)
     if _data_ptr(res) != _data_ptr(a) or res.dtype != a.dtype:
         LOG.launch("copy", "ascontiguousarray")
+        return _made(res.view(ndarray), lambda: np.ascontiguousarray(h, dtype=dtype), h)
     return res.view(ndarray)
 
 
@@ -671,12 +811,18 @@ extern "C" int mg_launch(unsigned int gx, unsigned int gy, unsigned int gz, unsi
                 slots.append(v.ctypes.data)
         fn = self._build()
         arr = (ctypes.c_void_p * max(len(slots), 1))(*slots)
-        rc = fn(*grid, *block, arr)
-        if rc:
-            raise RuntimeError(f"kernel {self.name}: emulated launch failed ({rc}: "
-                               + ("deadlock at a barrier" if rc == 2 else "too many threads")
-                               + ")")
         LOG.launch("raw", self.name)
+        arrays = [a for a in args if isinstance(a, ndarray)]  # a graph keeps them alive
+
+        def run():
+            assert keep is not None  # arr points into keep's buffers: the closure holds them
+            rc = fn(*grid, *block, arr)
+            if rc:
+                raise RuntimeError(f"kernel {self.name}: emulated launch failed ({rc}: "
+                                   + ("deadlock at a barrier" if rc == 2 else
+                                      "too many threads") + f"; {len(arrays)} arrays)")
+        if not _defer(run):
+            run()
 
     @property
     def attributes(self):
@@ -782,6 +928,24 @@ extern "C" void mg_ew(long long n, void** a{", " if sizes else ""}{sizes}) {{
                 bound[typ] = v.dtype
             elif isinstance(v, (bool, int, float)):
                 bound[typ] = np.result_type(v)
+        if _capturing():  # allocate the outputs now, run with them at each replay
+            for k, ((raw, typ, pname, role), v) in enumerate(zip(params, values)):
+                if role == "out" and v is None and not raw:
+                    dt = np.dtype(typ) if typ in _DTYPE_NAMES else bound.get(typ)
+                    if dt is None:
+                        raise TypeError(f"{self.name}: cannot decide the type of output "
+                                        f"{pname!r}")
+                    arrays = [a for (r, *_), a in zip(params, values)
+                              if not r and isinstance(a, ndarray)]
+                    shape = (np.broadcast_shapes(*[a.shape for a in arrays]) if arrays
+                             else (int(size),))
+                    values[k] = np.empty(shape, dtype=dt).view(ndarray)
+                    _poison(_host(values[k]))
+            LOG.launch("elementwise", self.name)
+            full = list(values)
+            _CAP.ops.append(lambda: self(*full, size=size))
+            outs = values[nin:]
+            return outs[0] if len(outs) == 1 and not self.return_tuple else tuple(outs)
         shapes = [v.shape for (raw, _, _, _), v in zip(params, values)
                   if not raw and isinstance(v, ndarray)]
         shape = np.broadcast_shapes(*shapes) if shapes else None
@@ -863,7 +1027,9 @@ def _column_major(ptr, rows, cols, ld, dtype):
     return np.lib.stride_tricks.as_strided(base, shape=(rows, cols), strides=(item, ld * item))
 
 
-def _gemm(dtype, name):
+def _gemm(dtype, name, capturable=False):
+    """cuBLAS's ``?gemm`` on raw pointers; ``capturable``: called on a handle that needs no
+    stream set during a capture (as cuBLAS called directly), else as CuPy's bindings."""
     def gemm(handle, transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
         if transa not in (0, 1) or transb not in (0, 1):
             raise CUBLASError(f"{name}: CUBLAS_STATUS_INVALID_VALUE (trans {transa}, {transb})")
@@ -872,21 +1038,52 @@ def _gemm(dtype, name):
         if min(m, n, k) < 0 or lda < max(1, ra) or ldb < max(1, rb) or ldc < max(1, m):
             raise CUBLASError(f"{name}: CUBLAS_STATUS_INVALID_VALUE (m={m} n={n} k={k} "
                               f"lda={lda} ldb={ldb} ldc={ldc})")
+        if _capturing() and not capturable:
+            # cupy_backends' wrappers set the stream on the handle first, which refuses
+            raise NotImplementedError("calling cuBLAS API during stream capture is currently "
+                                      "unsupported")
         ctype = np.ctypeslib.as_ctypes_type(np.dtype(dtype))
         a_, b_ = ctype.from_address(int(alpha)).value, ctype.from_address(int(beta)).value
-        c = _column_major(C, m, n, ldc, dtype)
-        if m and n:
-            opa = _column_major(A, ra, ca, lda, dtype) if k else np.zeros((m, 0), dtype)
-            opb = _column_major(B, rb, cb, ldb, dtype) if k else np.zeros((0, n), dtype)
-            prod = (opa if transa == 0 else opa.T) @ (opb if transb == 0 else opb.T)
-            c[...] = a_ * prod if b_ == 0 else a_ * prod + b_ * c  # beta 0: C is not read
+
+        def run():
+            c = _column_major(C, m, n, ldc, dtype)
+            if m and n:
+                opa = _column_major(A, ra, ca, lda, dtype) if k else np.zeros((m, 0), dtype)
+                opb = _column_major(B, rb, cb, ldb, dtype) if k else np.zeros((0, n), dtype)
+                prod = (opa if transa == 0 else opa.T) @ (opb if transb == 0 else opb.T)
+                c[...] = a_ * prod if b_ == 0 else a_ * prod + b_ * c  # beta 0: C is not read
         LOG.launch("gemm", name)
+        if not _defer(run):
+            run()
     gemm.__name__ = name
     return gemm
 
 
 cublas = types.SimpleNamespace(sgemm=_gemm(np.float32, "sgemm"),
                                dgemm=_gemm(np.float64, "dgemm"), CUBLASError=CUBLASError)
+
+
+class DirectCublas:
+    """Stands in for ``minigan.backend.DirectCublas`` (cuBLAS through ctypes): GEMMs that can
+    be captured, on a handle made for one stream outside any capture."""
+
+    lib_path = "emulated"
+
+    def __init__(self, stream):
+        if _CAP.stream is not None:
+            raise RuntimeError("DirectCublas: a cuBLAS handle made during a capture")
+        self.stream = stream
+        self._gemms = {np.dtype(np.float32): _gemm(np.float32, "sgemm_direct", True),
+                       np.dtype(np.float64): _gemm(np.float64, "dgemm_direct", True)}
+        self._consts = {dt: np.array([1.0, 0.0], dtype=dt) for dt in self._gemms}
+
+    def gemm(self, dtype, transa, transb, m, n, k, a_ptr, lda, b_ptr, ldb, c_ptr, ldc):
+        if _current_stream() is not self.stream:
+            raise RuntimeError("DirectCublas: a GEMM on another stream than the handle's")
+        dtype = np.dtype(dtype)
+        c = self._consts[dtype]
+        self._gemms[dtype](1, transa, transb, m, n, k, c.ctypes.data, a_ptr, lda, b_ptr, ldb,
+                           c.ctypes.data + c.itemsize, c_ptr, ldc)
 
 
 class ReductionKernel:
@@ -912,28 +1109,86 @@ class Device:
 
 
 class Stream:
+    """A stream: work runs at once (in issue order), except while this stream captures."""
+
     null = None
 
     def __init__(self, null=False, non_blocking=False, ptr=0):
-        self.ptr = ptr
+        self.ptr = 0 if null else (ptr or id(self))
+        self.non_blocking = non_blocking
 
     def synchronize(self):
         LOG.sync("stream.synchronize")
 
     def use(self):
+        _USED[:] = [self]
         return self
 
     def __enter__(self):
+        _STREAMS.append(self)
         return self
 
     def __exit__(self, *exc):
+        _STREAMS.pop()
         return False
+
+    def record(self, event=None):
+        event = event or Event()
+        event.record(self)
+        return event
+
+    def wait_event(self, event):
+        pass  # work runs in issue order here
+
+    def begin_capture(self, mode=None):
+        if self.ptr == 0:
+            raise RuntimeError("cannot capture on the default (null) stream")
+        if _CAP.stream is not None:
+            raise CUDARuntimeError("cudaErrorIllegalState: a stream is already capturing")
+        _CAP.stream, _CAP.ops, _CAP.keep = self, [], []
+
+    def end_capture(self):
+        if _CAP.stream is not self:
+            raise CUDARuntimeError("cudaErrorIllegalState: this stream is not capturing")
+        graph = Graph(_CAP.ops, _CAP.keep)
+        _CAP.stream = _CAP.ops = _CAP.keep = None
+        return graph
+
+    def is_capturing(self):
+        return _CAP.stream is self
 
 
 Stream.null = Stream(null=True)
 
 
+class Graph:
+    """A captured sequence of ops; ``launch`` runs them all again, counted as one launch."""
+
+    def __init__(self, ops, keep=()):
+        self._ops, self._keep = ops, keep
+
+    def __len__(self):
+        return len(self._ops)
+
+    def upload(self, stream=None):
+        pass
+
+    def launch(self, stream=None):
+        if _CAP.stream is not None:
+            raise CUDARuntimeError("the emulation does not launch a graph during a capture")
+        LOG.launch("graph", "graph")
+        _CAP.replaying = True
+        try:
+            for op in self._ops:
+                op()
+        finally:
+            _CAP.replaying = False
+
+
 class Event:
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        self.done = True
+
     def record(self, stream=None):
         pass
 
@@ -942,6 +1197,9 @@ class Event:
 
 
 class _MemoryPool:
+    def malloc(self, nbytes):
+        return _MemoryPointer(0)
+
     def used_bytes(self):
         return 0
 
@@ -957,9 +1215,13 @@ _pool = _MemoryPool()
 cuda = types.SimpleNamespace(
     Device=Device, Stream=Stream, Event=Event,
     device=types.SimpleNamespace(get_cublas_handle=lambda: 1),
-    get_current_stream=lambda: Stream.null,
+    get_current_stream=lambda: _current_stream(),
+    using_allocator=lambda allocator=None: contextlib.nullcontext(),
+    graph=types.SimpleNamespace(Graph=Graph),
     runtime=types.SimpleNamespace(getDeviceCount=lambda: 1, deviceSynchronize=lambda: LOG.sync(
-        "deviceSynchronize"), runtimeGetVersion=lambda: 13000),
+        "deviceSynchronize"), runtimeGetVersion=lambda: 13000,
+        getDeviceProperties=lambda device=0: {"name": b"emulated GPU (CPU)",
+                                              "totalGlobalMem": 0}),
     MemoryPool=_MemoryPool,
 )
 
@@ -1020,6 +1282,8 @@ def install(monkeypatch) -> types.ModuleType:
     monkeypatch.setattr(backend, "cuda_available", lambda: True)
     monkeypatch.setattr(backend, "_gpu_problem", lambda: "")
     monkeypatch.setattr(backend, "_cublas", cublas)
+    monkeypatch.setattr(backend, "DirectCublas", DirectCublas)
+    monkeypatch.setattr(backend, "_DIRECT_CUBLAS", {})
     classes = (np.ndarray, ndarray)
     monkeypatch.setattr(backend, "ARRAY_CLASSES", classes)
     monkeypatch.setattr(autograd, "_ARRAY_CLASSES", classes)
