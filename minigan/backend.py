@@ -200,3 +200,134 @@ def scatter_add(target, indices, values) -> None:
 
 def tf32_enabled() -> bool:
     return os.environ.get("CUPY_TF32", "0") == "1"
+
+
+# CUDA graphs: what capturing a training step needs (minigan.gan.graph uses these).
+
+class DirectCublas:
+    """cuBLAS ``sgemm``/``dgemm`` called through ``ctypes`` on a handle and a workspace of
+    minigan's own, so that a GEMM can be captured into a CUDA graph.
+
+    CuPy's cuBLAS bindings set the current stream on CuPy's handle before every call, and that
+    refuses while the stream is capturing; cuBLAS itself can be captured. Here each handle
+    belongs to one stream, bound when it is made, outside any capture (``cublasSetStream``
+    resets the workspace, so the workspace is set right after), and a call only launches. A
+    handle and its workspace per stream: two streams never share a workspace, which a graph
+    replayed on one of them would otherwise race on. alpha = 1 and beta = 0 are host values
+    (cuBLAS's default pointer mode), read when the call is made or captured.
+    """
+
+    WORKSPACE_BYTES = 32 << 20  # NVIDIA's recommended cuBLAS workspace for Hopper and Blackwell
+
+    def __init__(self, stream):
+        import ctypes
+        self._ctypes = ctypes
+        self.stream = stream
+        self.lib_path = _find_cublas()
+        lib = ctypes.CDLL(self.lib_path)
+        vp, i32 = ctypes.c_void_p, ctypes.c_int
+        for name, args in (("cublasCreate_v2", [ctypes.POINTER(vp)]),
+                           ("cublasSetStream_v2", [vp, vp]),
+                           ("cublasSetWorkspace_v2", [vp, vp, ctypes.c_size_t]),
+                           ("cublasDestroy_v2", [vp])):
+            f = getattr(lib, name)
+            f.argtypes, f.restype = args, i32
+        self._fns = {}
+        for dtype, name, ct in ((np.float32, "cublasSgemm_v2", ctypes.c_float),
+                                (np.float64, "cublasDgemm_v2", ctypes.c_double)):
+            f = getattr(lib, name)
+            f.argtypes = [vp, i32, i32, i32, i32, i32, ctypes.POINTER(ct), vp, i32, vp, i32,
+                          ctypes.POINTER(ct), vp, i32]
+            f.restype = i32
+            self._fns[np.dtype(dtype)] = (f, ct(1.0), ct(0.0))
+        self._lib = lib
+        self.handle = vp()
+        self._check(lib.cublasCreate_v2(ctypes.byref(self.handle)), "cublasCreate_v2")
+        self.workspace = cupy.empty(self.WORKSPACE_BYTES, dtype=np.uint8)
+        self._check(lib.cublasSetStream_v2(self.handle, stream.ptr), "cublasSetStream_v2")
+        self._check(lib.cublasSetWorkspace_v2(self.handle, self.workspace.data.ptr,
+                                              self.WORKSPACE_BYTES), "cublasSetWorkspace_v2")
+
+    @staticmethod
+    def _check(status: int, what: str) -> None:
+        if status != 0:
+            raise DeviceError(f"{what} failed with cuBLAS status {status}")
+
+    def gemm(self, dtype, transa: int, transb: int, m: int, n: int, k: int, a_ptr: int,
+             lda: int, b_ptr: int, ldb: int, c_ptr: int, ldc: int) -> None:
+        """C = op(A) op(B), column-major, on this handle's stream (cuBLAS's argument order)."""
+        f, one, zero = self._fns[np.dtype(dtype)]
+        byref = self._ctypes.byref
+        self._check(f(self.handle, transa, transb, m, n, k, byref(one), a_ptr, lda, b_ptr, ldb,
+                      byref(zero), c_ptr, ldc), "cublas gemm")
+
+
+@functools.lru_cache(maxsize=None)
+def _find_cublas() -> str:
+    """The path of the libcublas CuPy uses: from ``cuda.pathfinder`` (how CuPy 14 finds it),
+    else the one mapped into this process once CuPy has made its cuBLAS handle."""
+    try:
+        from cuda.pathfinder import load_nvidia_dynamic_lib
+        path = load_nvidia_dynamic_lib("cublas").abs_path
+    except Exception:  # noqa: BLE001 - an older CuPy, or no pathfinder: read the process's maps
+        path = None
+    if path:
+        return path
+    cupy.cuda.device.get_cublas_handle()  # makes CuPy load its libcublas
+    found = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1] if line.strip() else ""
+            if os.path.basename(path).startswith("libcublas.so") and path not in found:
+                found.append(path)
+    ours = [p for p in found if "torch" not in p] or found
+    if len(ours) != 1:
+        raise DeviceError(f"cannot tell which libcublas CuPy uses: found {found or 'none'}")
+    return ours[0]
+
+
+_DIRECT_CUBLAS: dict = {}  # stream pointer -> (stream, its DirectCublas)
+
+
+def direct_cublas() -> DirectCublas:
+    """The current stream's :class:`DirectCublas`, made on the stream's first GEMM (which must
+    come before any capture on it: a warm-up step)."""
+    stream = current_stream()
+    entry = _DIRECT_CUBLAS.get(stream.ptr)
+    if entry is None:
+        if is_capturing():
+            raise DeviceError("a GEMM was captured on a stream with no cuBLAS handle of its own "
+                              "yet; run the step once on that stream before capturing it")
+        # the stream is kept with its handle, so that its address names no other stream later
+        entry = _DIRECT_CUBLAS[stream.ptr] = (stream, DirectCublas(stream))
+    return entry[1]
+
+
+def new_stream():
+    """A non-blocking CUDA stream (a capture needs one other than the default stream)."""
+    return cupy.cuda.Stream(non_blocking=True)
+
+
+def current_stream():
+    return cupy.cuda.get_current_stream()
+
+
+def is_capturing() -> bool:
+    """True while the current CUDA stream is capturing a graph (False without CuPy)."""
+    return CUPY_IMPORTED and cuda_available() and current_stream().is_capturing()
+
+
+def stream_wait(stream, other) -> None:
+    """Make ``stream`` wait for the work queued on ``other`` so far (an event; no host wait)."""
+    if stream.ptr != other.ptr:
+        stream.wait_event(other.record())
+
+
+def memory_pool():
+    """A new, private CuPy memory pool (a graph's temporaries live in one of their own)."""
+    return cupy.cuda.MemoryPool()
+
+
+def allocating_from(pool):
+    """Context: CuPy allocations come from ``pool`` inside the block."""
+    return cupy.cuda.using_allocator(pool.malloc)

@@ -12,6 +12,7 @@ import pytest
 
 import minigan
 import minigan.nn as nn
+from minigan import backend
 from minigan.optim import SGD, Adam, AdamW
 
 
@@ -256,7 +257,9 @@ def test_repr_lists_each_group_like_torch():
     (lambda p: Adam([{"params": p, "foreach": 1}]),
      "Adam: parameter group 0: foreach must be None, True or False, got 1"),
     (lambda p: SGD(p, foreach=True), "SGD: foreach=True is not implemented by minigan's SGD"),
-    (lambda p: Adam(p, capturable=True), "Adam: capturable=True is not implemented"),
+    (lambda p: Adam(p, capturable="yes"), "Adam: capturable must be True or False, got 'yes'"),
+    (lambda p: Adam([{"params": p, "capturable": None}]),
+     "Adam: parameter group 0: capturable must be True or False, got None"),
     (lambda p: AdamW(p, differentiable=True), "AdamW: differentiable=True is not implemented"),
     (lambda p: SGD(p, fused=True), "SGD: fused=True is not implemented by minigan's SGD"),
     (lambda p: SGD(p, differentiable=True), "SGD: differentiable=True is not implemented"),
@@ -264,7 +267,7 @@ def test_repr_lists_each_group_like_torch():
      "Adam: parameter group 0: amsgrad=True is not implemented"),
     (lambda p: Adam([{"params": p, "momentum": 0.9}]),
      ("Adam: parameter group 0: unknown key 'momentum'; supported keys are lr, betas, eps, "
-      "weight_decay, maximize, foreach, decoupled_weight_decay, plus param_names, "
+      "weight_decay, maximize, foreach, capturable, decoupled_weight_decay, plus param_names, "
       "initial_lr")),
     (lambda p: SGD([{"params": p, "betas": (0.9, 0.9)}]),
      ("SGD: parameter group 0: unknown key 'betas'; supported keys are lr, momentum, "
@@ -289,8 +292,8 @@ def test_flags_at_torch_defaults_are_accepted_in_torch_argument_order():
                capturable=False, differentiable=False, fused=None, decoupled_weight_decay=False)
     g = opt.param_groups[0]
     assert (g["lr"], g["betas"], g["eps"], g["weight_decay"]) == (2e-3, (0.5, 0.9), 1e-6, 0.1)
-    assert not {"amsgrad", "capturable", "differentiable", "fused"} & set(g)
-    assert g["foreach"] is None  # implemented: it picks the GPU kernel
+    assert not {"amsgrad", "differentiable", "fused"} & set(g)
+    assert g["foreach"] is None and g["capturable"] is False  # implemented: GPU kernel choices
     opt = SGD([p], 0.1, 0.9, 0.0, 0.01, True, maximize=True, foreach=False, fused=None)
     g = opt.param_groups[0]
     assert (g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"],
@@ -300,11 +303,11 @@ def test_flags_at_torch_defaults_are_accepted_in_torch_argument_order():
 def test_defaults_follow_torch():
     p = _p(3)
     assert Adam([p]).defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                                      maximize=False, foreach=None,
+                                      maximize=False, foreach=None, capturable=False,
                                       decoupled_weight_decay=False)
     assert AdamW([p]).defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
                                        weight_decay=1e-2, maximize=False, foreach=None,
-                                       decoupled_weight_decay=True)
+                                       capturable=False, decoupled_weight_decay=True)
     assert SGD([p]).defaults == dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
                                      nesterov=False, maximize=False)
 
@@ -315,7 +318,7 @@ def _adam_sd(**group):
 
 
 @pytest.mark.parametrize("key,value", [("amsgrad", True), ("fused", True),
-                                       ("capturable", True), ("differentiable", True)])
+                                       ("differentiable", True)])
 def test_load_state_dict_refuses_unimplemented_flags(key, value):
     opt = Adam([_p(3)], lr=0.5)
     with pytest.raises(ValueError, match=re.escape(
@@ -330,9 +333,9 @@ def test_load_state_dict_refuses_unknown_keys(key, value):
     opt = Adam([_p(3)], lr=0.5)
     with pytest.raises(ValueError, match=re.escape(
             f"Adam.load_state_dict: parameter group 0: unknown key {key!r}; supported keys are "
-            "lr, betas, eps, weight_decay, maximize, foreach, decoupled_weight_decay, plus "
-            "param_names, initial_lr, and torch's flags only at their defaults (amsgrad=False, "
-            "capturable=False")):
+            "lr, betas, eps, weight_decay, maximize, foreach, capturable, "
+            "decoupled_weight_decay, plus param_names, initial_lr, and torch's flags only at "
+            "their defaults (amsgrad=False, differentiable=False")):
         opt.load_state_dict(_adam_sd(lr=0.1, **{key: value}))
     assert opt.param_groups[0]["lr"] == 0.5
 
@@ -345,7 +348,7 @@ def test_load_state_dict_drops_torch_flags_at_their_defaults_and_keeps_implement
     g = opt.param_groups[0]
     assert {k: v for k, v in g.items() if k != "params"} == dict(
         lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=True, foreach=None,
-        decoupled_weight_decay=True, initial_lr=0.2)
+        capturable=False, decoupled_weight_decay=True, initial_lr=0.2)
 
 
 @pytest.mark.parametrize("value", [True, False, None])
@@ -664,3 +667,70 @@ def test_torch_also_accepts_frozen_parameters_and_refuses_what_we_refuse():
         torch.optim.Adam([q * 2])
     with pytest.raises(TypeError):
         torch.optim.Adam(q)
+
+
+@pytest.mark.parametrize("decoupled,maximize,foreach", [(False, False, None), (True, False, None),
+                                                        (False, True, False)])
+def test_capturable_adam_matches_plain_adam(device, decoupled, maximize, foreach):
+    """Step count and learning rate read on the device (for a CUDA graph): the same updates,
+    to the rounding of the device's pow, through a learning-rate change and a state reload."""
+    rng = np.random.default_rng(1)
+    shapes = [(4, 3), (5,), (2, 2, 3)]
+    opts, params = [], []
+    for capturable in (False, True):
+        ps = [nn.Parameter(minigan.tensor(rng.standard_normal(s).astype(np.float32) if not
+                                          params else params[0][i].numpy().copy(),
+                                          device=device).data)
+              for i, s in enumerate(shapes)]
+        params.append(ps)
+        opts.append(Adam(ps, lr=1e-2, betas=(0.5, 0.9), weight_decay=0.1, maximize=maximize,
+                         decoupled_weight_decay=decoupled, foreach=foreach,
+                         capturable=capturable))
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(12)]
+    for k, gs in enumerate(grads):
+        if k == 5:
+            for o in opts:
+                o.param_groups[0]["lr"] = 3e-3
+        if k == 8:  # a reload rewrites the device copy of the step count
+            for o in opts:
+                o.load_state_dict(o.state_dict())
+        for o, ps in zip(opts, params):
+            for p, g in zip(ps, gs):
+                p.grad = minigan.tensor(g, device=device)
+            o.step()
+    for a, b in zip(*params):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-7)
+    assert [st["step"] for st in opts[1].state.values()] == [12, 12, 12]
+    if device == "cuda":
+        hyper = backend.to_numpy(opts[1]._hyper[0][0])
+        assert hyper.tolist() == [12.0, 3e-3]
+
+
+def test_capturable_adam_needs_one_step_count_per_group(device):
+    a = nn.Parameter(minigan.tensor(np.ones(3, np.float32), device=device).data)
+    b = nn.Parameter(minigan.tensor(np.ones(2, np.float32), device=device).data)
+    opt = Adam([a, b], lr=0.1, capturable=True)
+    a.grad = minigan.tensor(np.ones(3, np.float32), device=device)
+    opt.step()  # b had no gradient: a is one step ahead
+    b.grad = minigan.tensor(np.ones(2, np.float32), device=device)
+    if device == "cpu":  # nothing to capture on the CPU: the flag changes nothing
+        opt.step()
+        return
+    with pytest.raises(ValueError, match=r"parameter group 0 has parameters at different step "
+                       r"counts \(\[1, 2\]\)"):
+        opt.step()
+
+
+def test_adam_step_capturable_checks_its_arguments():
+    from minigan.kernels.optim import adam_step_capturable
+    p, g = np.ones(3, np.float32), np.ones(3, np.float32)
+    m, v = np.zeros(3, np.float32), np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"hyper must be a float64 array \[step, lr\], got "
+                       r"float32 of shape \(2,\)"):
+        adam_step_capturable([p], [g], [m], [v], np.zeros(2, np.float32), 0.9, 0.999, 1e-8)
+    with pytest.raises(ValueError, match="parameter 0 has shape"):
+        adam_step_capturable([p], [np.ones(2, np.float32)], [m], [v], np.zeros(2), 0.9, 0.999,
+                             1e-8)
+    hyper = np.array([0.0, 0.1])
+    adam_step_capturable([p], [g], [m], [v], hyper, 0.9, 0.999, 1e-8)
+    assert hyper[0] == 1.0 and np.allclose(p, 1.0 - 0.1)  # the first Adam step moves by lr

@@ -17,9 +17,15 @@ shapes and anything but 2-D float32/float64 operands of one dtype take ``cupy.ma
 Without the bindings the GPU path is ``cupy.matmul``. If they refuse the call's arguments (a
 CuPy version with another signature), it falls back to ``cupy.matmul`` for the rest of the
 process, with a warning.
+
+Inside ``with capturable():`` (a CUDA-graph step, ``minigan.gan.graph``) GPU GEMMs go through
+``backend.direct_cublas()`` instead: cuBLAS called through ``ctypes`` on a handle of minigan's
+own, which a stream capture accepts (CuPy's bindings and ``cupy.matmul`` refuse during one).
+There nothing falls back to ``cupy.matmul``: an operand it cannot take is an error.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -35,7 +41,17 @@ for _dt, _name in ((np.float32, "sgemm"), (np.float64, "dgemm")):
     _arr = np.array([1.0, 0.0], dtype=_dt)
     _CONSTANTS[np.dtype(_dt)] = (_name, _arr, _arr.ctypes.data, _arr.itemsize)
 del _dt, _name, _arr
-_state = {"direct": True}
+_state = {"direct": True, "capturable": 0}
+
+
+@contextlib.contextmanager
+def capturable():
+    """Inside the block, GPU GEMMs are calls that a CUDA graph can capture (see the module)."""
+    _state["capturable"] += 1
+    try:
+        yield
+    finally:
+        _state["capturable"] -= 1
 
 
 def gemm_operand(shape, strides):
@@ -101,6 +117,8 @@ def matmul(a, b):
 def _cublas_matmul(a, b):
     """The GPU path of ``matmul``. ``_gpu_matmul`` names it, looked up at each call, so that a
     tool (benchmarks/graph_probe.py) can route every GEMM elsewhere."""
+    if _state["capturable"]:
+        return _capturable_matmul(a, b)
     if (not _state["direct"] or a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype
             or a.dtype not in _CONSTANTS or not backend.is_cupy_array(b)
             or backend.tf32_enabled()):
@@ -139,3 +157,37 @@ def _cublas_matmul(a, b):
 
 
 _gpu_matmul = _cublas_matmul
+
+
+def _capturable_matmul(a, b):
+    """``a @ b`` of 2-D float32/float64 GPU arrays through ``backend.direct_cublas()``."""
+    if (a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype or a.dtype not in _CONSTANTS
+            or not backend.is_cupy_array(b)):
+        raise TypeError(f"matmul in a CUDA-graph step: needs 2-D float32 or float64 GPU arrays "
+                        f"of one dtype, got {a.dtype}{tuple(a.shape)} @ "
+                        f"{getattr(b, 'dtype', type(b).__name__)}{tuple(getattr(b, 'shape', ()))}")
+    if backend.tf32_enabled():
+        raise TypeError("matmul in a CUDA-graph step: TF32 (CUPY_TF32=1) is not supported; "
+                        "unset CUPY_TF32")
+    (m, k), (k2, n) = a.shape, b.shape
+    if k != k2:
+        raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not match "
+                         f"({k} != {k2})")
+    cp = backend.cupy
+    if min(m, n, k) == 0:
+        return cp.zeros((m, n), dtype=a.dtype)
+    if max(m, n, k) > _INT_MAX:
+        raise ValueError(f"matmul in a CUDA-graph step: shapes {tuple(a.shape)} @ "
+                         f"{tuple(b.shape)} exceed cuBLAS's 32-bit sizes")
+    la, lb = _layout(a), _layout(b)
+    if la is None:
+        a = cp.ascontiguousarray(a)
+        la = _layout(a)
+    if lb is None:
+        b = cp.ascontiguousarray(b)
+        lb = _layout(b)
+    out = cp.empty((m, n), dtype=a.dtype)
+    ta, tb, mm, nn, kk, lda, ldb, ldc = gemm_call(la, lb, m, n, k)
+    backend.direct_cublas().gemm(a.dtype, ta, tb, mm, nn, kk, b.data.ptr, lda, a.data.ptr, ldb,
+                                 out.data.ptr, ldc)
+    return out

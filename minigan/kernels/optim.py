@@ -7,6 +7,10 @@ PyTorch's foreach Adam does on CUDA, since a small training step is bound by the
 launch. The step-dependent scalars (bias corrections, step size) are computed on the host from
 Python numbers and passed as kernel arguments, so nothing is ever read back from the device. On
 the CPU the same arithmetic runs in place with one reused scratch buffer.
+
+``adam_step_capturable`` is the same update for a step that a CUDA graph captures: a graph
+replays its kernels with the arguments they were captured with, so the step count and the
+learning rate live in a small device array that the kernels read and advance themselves.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import numpy as np
 from .. import backend
 from .workspace import SCRATCH, _workspace
 
-__all__ = ["adam_step", "adam_step_multi", "sgd_step"]
+__all__ = ["adam_step", "adam_step_capturable", "adam_step_multi", "sgd_step"]
 
 
 # Adam
@@ -132,6 +136,90 @@ _MULTI_MAX_TENSORS = 48
 _MULTI_DTYPES = {"float32": "float", "float64": "double"}
 
 
+_ADAM_CAPTURABLE_OP = """
+    const double t = hyper[0], lr = hyper[1];
+    const T decay = (T)(1.0 - lr * wd_decoupled);
+    const T step_size = (T)(lr / (1.0 - pow(b1, t)));
+    const T bc2_sqrt = (T)sqrt(1.0 - pow(b2, t));
+    const T pi = param * decay;
+    const T g = sign * grad + (T)wd * pi;
+    exp_avg = (T)b1 * exp_avg + (T)(1.0 - b1) * g;
+    exp_avg_sq = (T)b2 * exp_avg_sq + (T)(1.0 - b2) * g * g;
+    param = pi - step_size * (exp_avg / (sqrt(exp_avg_sq) / bc2_sqrt + (T)eps));
+"""
+
+
+def adam_step_capturable(params, grads, exp_avgs, exp_avg_sqs, hyper, beta1: float,
+                         beta2: float, eps: float, weight_decay: float = 0.0, *,
+                         decoupled: bool = False, maximize: bool = False,
+                         foreach: bool = True) -> None:
+    """``adam_step_multi`` with the step count and learning rate read from ``hyper``, a
+    float64 array ``[steps taken, lr]`` on the parameters' device, so that the update can be
+    captured into a CUDA graph and replayed: the call first advances ``hyper[0]`` by one (a
+    kernel), and the update kernels then compute the bias corrections and the step size from
+    it. Every parameter takes the same step count.
+
+    On the GPU: one launch to advance the count, then the multi-tensor kernel (one launch per
+    dtype and 48 tensors) or, for a parameter it cannot take, a per-parameter kernel. The bias
+    corrections are computed in double on the device (``pow``), so a step may differ from
+    ``adam_step_multi``'s by a rounding of the float32 step size. On the CPU, ``hyper`` is a
+    NumPy array and the update is ``adam_step_multi``'s.
+    """
+    n = len(params)
+    if not len(grads) == len(exp_avgs) == len(exp_avg_sqs) == n:
+        raise ValueError("adam_step_capturable: params, grads and states differ in length")
+    if getattr(hyper, "shape", None) != (2,) or hyper.dtype != np.float64:
+        raise ValueError(f"adam_step_capturable: hyper must be a float64 array [step, lr], got "
+                         f"{getattr(hyper, 'dtype', type(hyper).__name__)} of shape "
+                         f"{getattr(hyper, 'shape', None)}")
+    on_gpu = backend.is_cupy_array(hyper)
+    for i, arrays in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
+        if not arrays[0].shape == arrays[1].shape == arrays[2].shape == arrays[3].shape:
+            raise ValueError(f"adam_step_capturable: parameter {i} has shape "
+                             f"{tuple(arrays[0].shape)}, its gradient {tuple(arrays[1].shape)} "
+                             f"and its state {tuple(arrays[2].shape)} and "
+                             f"{tuple(arrays[3].shape)}; they must all match")
+        if any(backend.is_cupy_array(a) != on_gpu for a in arrays):
+            raise backend.DeviceError(f"adam_step_capturable: parameter {i} and its gradient "
+                                      f"and state must be on hyper's device "
+                                      f"({backend.device_of(hyper)})")
+    if not on_gpu:
+        hyper[0] += 1.0
+        adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, int(hyper[0]), float(hyper[1]),
+                        beta1, beta2, eps, weight_decay, decoupled=decoupled, maximize=maximize,
+                        foreach=foreach)
+        return
+    step = hyper[0:1]
+    step += 1.0
+    wd_decoupled = float(weight_decay) if decoupled else 0.0
+    l2 = 0.0 if decoupled else float(weight_decay)
+    sign = -1.0 if maximize else 1.0
+    rest = range(n)
+    if foreach and n:
+        buckets, rest = multi_tensor_plan(params, grads, exp_avgs, exp_avg_sqs, [1] * n)
+        for (dtype_name, _), idx in buckets.items():
+            t = np.dtype(dtype_name).type
+            scalars = (hyper, float(wd_decoupled), t(sign), t(l2), float(beta1), float(beta2),
+                       t(eps))
+            for start in range(0, len(idx), _MULTI_MAX_TENSORS):
+                chunk = idx[start:start + _MULTI_MAX_TENSORS]
+                kernel, grid = _adam_multi_kernel(dtype_name,
+                                                  tuple(params[i].size for i in chunk), True)
+                args = []
+                for i in chunk:
+                    args += (params[i], grads[i], exp_avgs[i], exp_avg_sqs[i])
+                kernel((grid,), (_MULTI_THREADS,), (*args, *scalars))
+    if rest:
+        k = backend.elementwise_kernel(
+            "T grad, raw float64 hyper, float64 wd_decoupled, T sign, T wd, float64 b1, "
+            "float64 b2, T eps", "T param, T exp_avg, T exp_avg_sq", _ADAM_CAPTURABLE_OP,
+            "minigan_adam_capturable")
+        for i in rest:
+            t = params[i].dtype.type
+            k(grads[i], hyper, float(wd_decoupled), t(sign), t(l2), float(beta1), float(beta2),
+              t(eps), params[i], exp_avgs[i], exp_avg_sqs[i])
+
+
 def multi_tensor_plan(params, grads, exp_avgs, exp_avg_sqs, steps) -> tuple:
     """How ``adam_step_multi`` splits parameters on the GPU: ``({(dtype name, step): [index,
     ...]}, [index, ...])``, the buckets that share a multi-tensor launch (each launch takes at
@@ -170,13 +258,26 @@ def _adam_multi_cupy(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, bet
 
 
 @functools.lru_cache(maxsize=128)
-def _adam_multi_kernel(dtype_name: str, sizes: tuple):
-    code, name, grid = adam_multi_source(_MULTI_DTYPES[dtype_name], sizes)
+def _adam_multi_kernel(dtype_name: str, sizes: tuple, capturable: bool = False):
+    code, name, grid = adam_multi_source(_MULTI_DTYPES[dtype_name], sizes,
+                                         capturable=capturable)
     return backend.raw_kernel(code, name), grid
 
 
+# The capturable kernel's scalars, and what it computes from them before the loop
+_CAPTURABLE_SCALARS = """const double* __restrict__ hyper, const double wd_decoupled, const T sign,
+    const T wd, const double b1_d, const double b2_d, const T eps"""
+_CAPTURABLE_PROLOGUE = """    const double t = hyper[0], lr = hyper[1];
+    const T decay = (T)(1.0 - lr * wd_decoupled);
+    const T step_size = (T)(lr / (1.0 - pow(b1_d, t)));
+    const T bc2_sqrt = (T)sqrt(1.0 - pow(b2_d, t));
+    const T b1 = (T)b1_d, one_minus_b1 = (T)(1.0 - b1_d);
+    const T b2 = (T)b2_d, one_minus_b2 = (T)(1.0 - b2_d);
+"""
+
+
 def adam_multi_source(ctype: str, sizes, max_blocks: int = _MULTI_MAX_BLOCKS,
-                      threads: int = _MULTI_THREADS) -> tuple:
+                      threads: int = _MULTI_THREADS, capturable: bool = False) -> tuple:
     """CUDA source of the multi-tensor Adam kernel for tensors of these element counts:
     ``(code, kernel name, blocks in the grid)``.
 
@@ -189,6 +290,10 @@ def adam_multi_source(ctype: str, sizes, max_blocks: int = _MULTI_MAX_BLOCKS,
 
         p = decay p;  g = sign grad + wd p;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
         p -= step_size m / (sqrt(v) / bc2_sqrt + eps)
+
+    ``capturable``: the scalars are instead ``hyper, wd_decoupled, sign, wd, b1, b2, eps``
+    (hyper a float64 device array ``[step count, lr]``, b1 and b2 doubles), and decay,
+    step_size and bc2_sqrt are computed in the kernel, as in ``adam_step_capturable``.
     """
     sizes = [int(s) for s in sizes]
     if not sizes or min(sizes) < 1:
@@ -196,7 +301,7 @@ def adam_multi_source(ctype: str, sizes, max_blocks: int = _MULTI_MAX_BLOCKS,
                          f"sizes {sizes}")
     blocks = [min(-(-s // threads), max_blocks) for s in sizes]
     firsts = [sum(blocks[:k]) for k in range(len(sizes))]
-    name = "minigan_adam_multi"
+    name = "minigan_adam_multi_capturable" if capturable else "minigan_adam_multi"
 
     def pick(lo, hi, indent):
         pad = " " * indent
@@ -208,15 +313,18 @@ def adam_multi_source(ctype: str, sizes, max_blocks: int = _MULTI_MAX_BLOCKS,
         return (f"{pad}if (blockIdx.x < {firsts[mid]}u) {{\n" + pick(lo, mid, indent + 4)
                 + f"{pad}}} else {{\n" + pick(mid, hi, indent + 4) + f"{pad}}}\n")
 
+    scalars = _CAPTURABLE_SCALARS if capturable else (
+        "const T decay, const T sign, const T wd, const T b1, const T one_minus_b1, const T b2,"
+        "\n    const T one_minus_b2, const T step_size, const T bc2_sqrt, const T eps")
+    prologue = _CAPTURABLE_PROLOGUE if capturable else ""
     params = ",\n".join(f"    T* __restrict__ p{k}, const T* __restrict__ g{k}, "
                         f"T* __restrict__ m{k}, T* __restrict__ v{k}" for k in range(len(sizes)))
     code = f"""typedef {ctype} T;
 extern "C" __global__ void {name}(
 {params},
-    const T decay, const T sign, const T wd, const T b1, const T one_minus_b1, const T b2,
-    const T one_minus_b2, const T step_size, const T bc2_sqrt, const T eps)
+    {scalars})
 {{
-    T* p; const T* g; T* m; T* v; long long n; unsigned int first, nblocks;
+{prologue}    T* p; const T* g; T* m; T* v; long long n; unsigned int first, nblocks;
 {pick(0, len(sizes), 4)}    const long long stride = (long long)nblocks * blockDim.x;
     for (long long i = (long long)(blockIdx.x - first) * blockDim.x + threadIdx.x; i < n;
          i += stride) {{

@@ -9,6 +9,9 @@ to carry from one number to the next, so
 * every element can be computed independently, by a vectorised NumPy expression on the CPU or
   by one GPU thread, and both give the same bits for the same ``(seed, offset, index)``;
 * the GPU path is a plain CUDA kernel (no cuRAND), so it can be captured in a CUDA graph.
+  A graph replays its kernels with the arguments they were captured with, so for a captured
+  step the offset lives on the device as well (``Generator(capturable=True)``): the kernels
+  read it there, and one more launch advances it after each draw.
 
 One Philox *block* is counter ``(b mod 2**32, b >> 32, 0, 0)`` with ``b = offset + j``; it yields
 four 32-bit words. A draw of ``n`` numbers that needs ``w`` words per number consumes
@@ -131,17 +134,37 @@ _BLOCK_PROLOGUE = """
 
 
 def _stream_kernel(out_params: str, extra_in: str, body: str, per_block: int, name: str):
-    in_params = _STREAM_IN + (", " + extra_in if extra_in else "")
-    op = _BLOCK_PROLOGUE.format(per_block=per_block) + body
-    return backend.elementwise_kernel(in_params, out_params, op, name, _PHILOX_CUDA)
+    """A stream kernel's definition; ``_launch`` compiles the variant it needs (the offset as
+    a number, or read from a device array)."""
+    return out_params, extra_in, body, per_block, name
 
 
-def _launch(kernel, seed: int, offset: int, n: int, per_block: int, out, *extra):
+def _compiled(spec, device_offset: bool):
+    out_params, extra_in, body, per_block, name = spec
+    stream_in = _STREAM_IN
+    prologue = _BLOCK_PROLOGUE.format(per_block=per_block)
+    if device_offset:
+        stream_in = stream_in.replace("uint64 base", "raw uint64 basep")
+        prologue = "const unsigned long long base = basep[0];" + prologue
+        name += "_devoffset"
+    in_params = stream_in + (", " + extra_in if extra_in else "")
+    return backend.elementwise_kernel(in_params, out_params, prologue + body, name,
+                                      _PHILOX_CUDA)
+
+
+def _launch(spec, seed: int, offset, n: int, per_block: int, out, *extra):
+    """Run a stream kernel over ``n`` numbers from ``offset``: a number, or a (1,) uint64
+    device array that the kernel reads and that one more launch then advances past the
+    blocks used (for a captured step, see ``Generator``)."""
     k0, k1 = _split_seed(seed)
     nblocks = -(-n // per_block)
+    on_device = backend.is_cupy_array(offset)
     if nblocks:
-        kernel(np.uint64(int(offset) & _MASK64), np.uint32(k0), np.uint32(k1), np.int64(n),
-               *extra, out, size=nblocks)
+        base = offset if on_device else np.uint64(int(offset) & _MASK64)
+        _compiled(spec, on_device)(base, np.uint32(k0), np.uint32(k1), np.int64(n), *extra, out,
+                                   size=nblocks)
+        if on_device:
+            offset += np.uint64(nblocks)  # wraps modulo 2**64, as the host's count does
     return out
 
 
@@ -406,17 +429,46 @@ class Generator:
     generators with equal states on "cpu" and "cuda" give the same uint32 words and uniforms.
     """
 
-    def __init__(self, seed: int = 0, device: str = "cpu"):
+    def __init__(self, seed: int = 0, device: str = "cpu", capturable: bool = False):
         self.device = backend.normalize_device(device)
         self.xp = backend.xp_for(self.device)
         self.seed = int(seed) & _MASK64
         self.offset = 0
+        self._device_offset = None
+        self.capturable = capturable
 
     def __repr__(self) -> str:
         return f"Generator(seed={self.seed}, offset={self.offset}, device={self.device!r})"
 
+    @property
+    def capturable(self) -> bool:
+        """True: on the GPU the offset is also kept in a (1,) uint64 device array that the
+        kernels read and advance, so that a draw captured into a CUDA graph draws new numbers
+        at each replay. The host's ``offset`` still moves with every draw (a replay's draws are
+        added by ``minigan.gan.graph``), and the numbers are the same either way."""
+        return self._capturable
+
+    @capturable.setter
+    def capturable(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise ValueError(f"Generator: capturable must be True or False, got {value!r}")
+        self._capturable = value
+        self._device_offset = None
+        if value and self.device == "cuda":
+            self._write_device_offset()
+
+    def _write_device_offset(self) -> None:
+        if backend.is_capturing():
+            raise RuntimeError("Generator: its state changed during a CUDA-graph capture (a "
+                               "graph would replay the change every step)")
+        if self._device_offset is None:
+            self._device_offset = self.xp.zeros(1, dtype=np.uint64)
+        self._device_offset.fill(np.uint64(self.offset))  # a fill kernel: no upload
+
     def manual_seed(self, seed: int) -> Generator:
         self.seed, self.offset = int(seed) & _MASK64, 0
+        if self._device_offset is not None:
+            self._write_device_offset()
         return self
 
     def state_dict(self) -> dict:
@@ -425,12 +477,23 @@ class Generator:
     def load_state_dict(self, state: dict) -> None:
         self.seed = int(state["seed"]) & _MASK64
         self.offset = int(state["offset"]) & _MASK64
+        if self._device_offset is not None:
+            self._write_device_offset()
 
-    def _take(self, n: int, words_per_number: int) -> int:
-        """Reserve the blocks for ``n`` numbers; returns the offset they start at."""
+    def graph_counters(self) -> dict:
+        """The host count a draw advances (for ``minigan.gan.graph``, whose replays the host
+        does not run)."""
+        return {"offset": self.offset}
+
+    def set_graph_counters(self, counters: dict) -> None:
+        self.offset = int(counters["offset"]) & _MASK64
+
+    def _take(self, n: int, words_per_number: int):
+        """Reserve the blocks for ``n`` numbers; returns the offset they start at (for a
+        capturable generator on the GPU, the device array that holds it)."""
         start = self.offset
         self.offset = (start + blocks_needed(n, words_per_number)) & _MASK64
-        return start
+        return start if self._device_offset is None else self._device_offset
 
     def random_bits(self, shape):
         shape, n = _size(shape)

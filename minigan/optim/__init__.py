@@ -2,12 +2,13 @@
 minigan's fused kernels (``minigan.kernels.optim``), plus ``lr_scheduler``.
 
 What differs from ``torch.optim`` is refused loudly rather than ignored: a torch flag that
-minigan does not implement (``amsgrad``, ``capturable``, ``differentiable``, ``fused``, and
-SGD's ``foreach``) is accepted only at torch's default value, as a keyword argument, in a
+minigan does not implement (``amsgrad``, ``differentiable``, ``fused``, SGD's ``foreach`` and
+``capturable``) is accepted only at torch's default value, as a keyword argument, in a
 parameter group or in a loaded state dict, and is then dropped; any other key a parameter group
 carries must be a hyperparameter of the optimizer or one of the bookkeeping keys
 ``param_names`` (from ``named_parameters()``) and ``initial_lr`` (set by a learning-rate
-scheduler). Adam's ``foreach`` is implemented: it picks the GPU kernel (see ``Adam``).
+scheduler). Adam's ``foreach`` and ``capturable`` are implemented: they pick the GPU kernel
+(see ``Adam``).
 """
 from __future__ import annotations
 
@@ -284,24 +285,38 @@ class Adam(Optimizer):
     ``foreach`` picks the GPU implementation, as in torch: None (the default) or True updates
     all of a group's parameters with ONE multi-tensor kernel launch (per dtype and step count),
     False with one fused kernel per parameter. The results agree to rounding. On the CPU the
-    update runs in place per parameter whatever ``foreach`` says."""
+    update runs in place per parameter whatever ``foreach`` says.
 
-    _unsupported_flags = {k: v for k, v in _NOT_IMPLEMENTED_FLAGS.items() if k != "foreach"}
+    ``capturable=True`` (as torch's) makes a GPU step safe to capture in a CUDA graph
+    (``minigan.gan.graph``): each group keeps its step count and learning rate in a small
+    device array, which the update kernels read and advance, instead of passing them as
+    numbers that a graph would replay unchanged. The host keeps its counts too (the state dict
+    is the same); the device copy is rewritten, outside any capture, when the learning rate or
+    a loaded state changes it. Every parameter of a group with a gradient must then be at the
+    same step count. On the CPU the flag changes nothing."""
+
+    _unsupported_flags = {k: v for k, v in _NOT_IMPLEMENTED_FLAGS.items()
+                          if k not in ("foreach", "capturable")}
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *, foreach=None,
                  maximize: bool = False, capturable: bool = False, differentiable: bool = False,
                  fused=None, decoupled_weight_decay: bool = False):
+        self._hyper = {}  # group index -> [device [steps, lr], steps and lr it holds]
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       maximize=maximize, foreach=foreach,
+                                      capturable=capturable,
                                       decoupled_weight_decay=decoupled_weight_decay))
-        self._refuse_flags(amsgrad=amsgrad, capturable=capturable,
-                           differentiable=differentiable, fused=fused)
+        self._refuse_flags(amsgrad=amsgrad, differentiable=differentiable, fused=fused)
 
     def _check_group(self, group: dict, where: str) -> None:
         if group["foreach"] is not None and not isinstance(group["foreach"], bool):
             raise ValueError(f"{where}: foreach must be None, True or False, got "
                              f"{group['foreach']!r}")
+        if not isinstance(group.get("capturable", False), bool):
+            raise ValueError(f"{where}: capturable must be True or False, got "
+                             f"{group['capturable']!r}")
+        group.setdefault("capturable", False)  # a state saved before the flag existed
         _check_nonnegative(where, "learning rate", group["lr"])
         betas = group["betas"] = tuple(group["betas"])
         if not (len(betas) == 2 and 0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
@@ -309,10 +324,55 @@ class Adam(Optimizer):
         _check_nonnegative(where, "eps", group["eps"])
         _check_nonnegative(where, "weight_decay", group["weight_decay"])
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self._hyper.clear()  # the device copies are rewritten from the loaded counts
+
+    def graph_counters(self) -> dict:
+        """The host counts a step advances (for ``minigan.gan.graph``, which replays steps that
+        the host does not run): each parameter's step count, and each group's device copy."""
+        out = {("step", k): st["step"] for k, st in self.state.items()}
+        out.update({("hyper", gi): rec[1] for gi, rec in self._hyper.items()})
+        return out
+
+    def set_graph_counters(self, counters: dict) -> None:
+        for (kind, k), v in counters.items():
+            if kind == "step":
+                self.state[k]["step"] = v
+            else:
+                self._hyper[k][1] = v
+
+    def _device_hyper(self, gi: int, lr: float, steps_taken: int, like):
+        """Group ``gi``'s device array [steps taken, lr], rewritten if the host's differ."""
+        rec = self._hyper.get(gi)
+        if rec is not None and rec[1] == steps_taken and rec[2] == lr:
+            return rec[0]
+        if backend.is_capturing():
+            raise RuntimeError(f"{type(self).__name__}: parameter group {gi}'s step count or "
+                               "learning rate changed during a CUDA-graph capture (a graph "
+                               "would replay the change every step); run a step eagerly first")
+        xp = backend.get_array_module(like)
+        if rec is None:
+            rec = self._hyper[gi] = [xp.zeros(2, dtype=xp.float64), None, None]
+        if rec[1] != steps_taken:
+            rec[0][0:1].fill(float(steps_taken))  # fills by kernel: no upload, no sync
+        if rec[2] != lr:
+            rec[0][1:2].fill(float(lr))
+        rec[1], rec[2] = steps_taken, lr
+        return rec[0]
+
+    def sync_device_state(self) -> None:
+        """Rewrite the device copies of the learning rates that changed on the host (a CUDA
+        graph replay runs no Python: ``minigan.gan.graph`` calls this before each one)."""
+        for gi, rec in list(self._hyper.items()):
+            lr = self.param_groups[gi]["lr"]
+            if rec[2] != lr:
+                self._device_hyper(gi, lr, rec[1], rec[0])
+
     def step(self, closure=None):
         loss = self._evaluate(closure)
         updated = []
-        for g in self.param_groups:
+        for gi, g in enumerate(self.param_groups):
             lr, (b1, b2), eps, wd = g["lr"], g["betas"], g["eps"], g["weight_decay"]
             datas, grads, avgs, avg_sqs, steps, states = [], [], [], [], [], []
             for p in g["params"]:
@@ -330,13 +390,24 @@ class Adam(Optimizer):
                 steps.append(st["step"] + 1)
                 states.append(st)
                 updated.append(p)
-            if datas:
+            if datas and g["capturable"] and backend.is_cupy_array(datas[0]):
+                if len(set(steps)) != 1:
+                    raise ValueError(f"Adam(capturable=True): parameter group {gi} has "
+                                     f"parameters at different step counts ({sorted(set(steps))}"
+                                     "); a captured step needs one count per group")
+                hyper = self._device_hyper(gi, lr, steps[0] - 1, datas[0])
+                K.adam_step_capturable(datas, grads, avgs, avg_sqs, hyper, b1, b2, eps, wd,
+                                       decoupled=g["decoupled_weight_decay"],
+                                       maximize=g["maximize"],
+                                       foreach=g["foreach"] is not False)
+                self._hyper[gi][1] = steps[0]
+            elif datas:
                 # the step counts move only once the update has passed its checks
                 K.adam_step_multi(datas, grads, avgs, avg_sqs, steps, lr, b1, b2, eps, wd,
                                   decoupled=g["decoupled_weight_decay"],
                                   maximize=g["maximize"], foreach=g["foreach"] is not False)
-                for st, step in zip(states, steps):
-                    st["step"] = step
+            for st, step in zip(states, steps):
+                st["step"] = step
         mark_modified(*updated)  # a graph recorded before the step may not backward now
         return loss
 

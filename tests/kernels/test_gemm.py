@@ -112,7 +112,7 @@ def test_gpu_matmul_leaves_other_cases_to_cupy_and_checks_shapes(monkeypatch):
 @pytest.mark.skipif(not E.have_cxx(), reason="no g++ for the emulated GPU")
 def test_gpu_matmul_falls_back_to_cupy_once_the_bindings_refuse(monkeypatch):
     cp = E.install(monkeypatch)
-    monkeypatch.setattr(KG, "_state", {"direct": True})
+    monkeypatch.setattr(KG, "_state", {"direct": True, "capturable": 0})
 
     def old_signature(*args):
         raise TypeError("sgemm() takes exactly 12 positional arguments (14 given)")

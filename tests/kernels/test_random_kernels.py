@@ -4,6 +4,7 @@ import pytest
 
 from minigan import backend
 from minigan.kernels import random as R
+from minigan.kernels.random import Generator
 
 # Random123's published known-answer vectors for philox4x32_10: (counter, key, output).
 KAT = [
@@ -250,3 +251,29 @@ def test_generator_parity_cuda(cuda):
     gc2.load_state_dict(gg.state_dict())
     np.testing.assert_array_equal(gg.random_bits(9).get(), gc2.random_bits(9))
     assert isinstance(gg.uniform(3), cuda.ndarray) and backend.device_of(gc.uniform(3)) == "cpu"
+
+
+def test_a_capturable_generator_draws_the_same_numbers(device):
+    """With the offset also kept on the device (for a CUDA graph), every kind of draw gives the
+    numbers of a plain generator, and the device offset follows the host's."""
+    plain, dev = Generator(7, device), Generator(7, device, capturable=True)
+    draws = [lambda g: g.random_bits((5,)), lambda g: g.uniform((3, 3)),
+             lambda g: g.uniform((7,), dtype=np.float64), lambda g: g.normal((9,)),
+             lambda g: g.normal((5,), dtype=np.float64, mean=1.0, std=2.0),
+             lambda g: g.integers(0, 10, (11,)), lambda g: g.bernoulli_mask((13,), 0.3),
+             lambda g: g.dropout_mask((6,), 0.5), lambda g: g.permutation(10)]
+    for k, draw in enumerate(draws):
+        if k == 4:
+            for g in (plain, dev):
+                g.load_state_dict({"seed": 3, "offset": 2 ** 64 - 2})  # wraps on both
+        if k == 7:
+            for g in (plain, dev):
+                g.manual_seed(11)
+        np.testing.assert_array_equal(backend.to_numpy(draw(dev)), backend.to_numpy(draw(plain)))
+        assert dev.offset == plain.offset
+        if device == "cuda":
+            assert int(backend.to_numpy(dev._device_offset)[0]) == dev.offset, k
+        else:
+            assert dev._device_offset is None
+    with pytest.raises(ValueError, match="capturable must be True or False, got 1"):
+        Generator(0, device, capturable=1)
