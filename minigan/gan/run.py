@@ -139,6 +139,10 @@ class Run:
         shape = tuple(self.dataset.sample_shape)
         if self._fresh:
             check_preset_settings(cfg, shape)
+            if cfg.cuda_graph and self.device != "cuda":
+                raise ValueError(f"--cuda-graph needs the GPU, and this run is on the "
+                                 f"{self.device} (--device {cfg.device}); drop --cuda-graph or "
+                                 "use --device cuda")
         if self.dataset.kind == "image" and len(shape) == 3 and shape[1] == shape[2]:
             # what was detected, kept in config.json: a resume then reads the data the same
             # way even if the folder has changed (one colour image added to a grey folder)
@@ -427,13 +431,14 @@ class Run:
 
         t0, step0 = time.perf_counter(), self.step
         batches = self.loader.batches()
+        train_step = self._step_function()
         try:
             while self.step < self.total_steps and not self._interrupted:
                 x, y = next(batches)
                 if cfg.lr_decay != "none":
                     self.trainer.set_lr_scale(lr_scale(cfg.lr_decay, self.step,
                                                        self.total_steps))
-                stats = self.trainer.step(Tensor(x), y if self.trainer.num_classes else None)
+                stats = train_step(Tensor(x), y if self.trainer.num_classes else None)
                 self.step += 1
                 first_bad = _track_nonfinite(first_bad, stats, self.step)
                 # an evaluation step is always a log step too (its metrics ride on the row),
@@ -475,6 +480,17 @@ class Run:
             raise KeyboardInterrupt
         self.write_gif_and_plot()
         return self.out
+
+    def _step_function(self):
+        """The trainer's step, or with ``cuda_graph`` on the GPU the same step captured as a
+        CUDA graph and replayed (its stats are read before the next step overwrites them)."""
+        if not self.cfg.cuda_graph:
+            return self.trainer.step
+        if self.device != "cuda":
+            _log("note: --cuda-graph needs the GPU; this run continues on the CPU without it")
+            return self.trainer.step
+        from .graph import GraphedStep
+        return GraphedStep(self.trainer)
 
     def _metrics_row(self, stats: dict, img_per_s: float) -> dict:
         row = {"step": self.step,

@@ -119,6 +119,9 @@ class TrainConfig:
 
     ``image_size`` and ``channels`` (1 grey, 3 RGB) of image data are detected when None; a
     run stores what it found in its config.json, so a resume reads the data the same way.
+
+    ``cuda_graph`` runs each step on the GPU as one replayed CUDA graph (``gan/graph.py``):
+    the same training, with the host's cost per step cut to a few calls.
     """
 
     preset: str = "dcgan"
@@ -158,6 +161,7 @@ class TrainConfig:
     lr_decay: str | None = None
     point_hidden: tuple | None = None
     point_g_batch_norm: bool | None = None
+    cuda_graph: bool = False
     n_samples_grid: int = 64
     extra: dict = field(default_factory=dict)
 
@@ -252,7 +256,7 @@ class TrainConfig:
             if v is not None and not (real(v) and 0.0 <= v < 1.0):
                 raise ValueError(f"{name}{flag(name)} must lie in [0, 1), got {v!r}")
         for name, none_ok in (("joint_d_batch", False), ("g_upsample", False),
-                              ("point_g_batch_norm", True)):
+                              ("point_g_batch_norm", True), ("cuda_graph", False)):
             v = getattr(self, name)
             if not (isinstance(v, bool) or (v is None and none_ok)):
                 raise ValueError(f"{name}{flag(name)} must be true or false, got {v!r}")
