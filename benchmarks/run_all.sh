@@ -35,10 +35,10 @@ if [ "$DEV" = cuda ]; then
     # limits add up to < 600 s (the device tool's per-call limit); most important first
     for model in gan dragan dcgan dcgan64; do
         run 75 benchmarks/train_step.py --model $model --batch-size 64 --device cuda \
-            --steps 60 --warmup 5 --block 10 --torch --json --out "$STEPS"
+            --steps 60 --warmup 5 --block 10 --torch --cuda-graph --json --out "$STEPS"
     done
     run 75 benchmarks/train_step.py --model dcgan64 --batch-size 256 --device cuda \
-        --steps 40 --warmup 5 --block 10 --torch --json --out "$STEPS"
+        --steps 40 --warmup 5 --block 10 --torch --cuda-graph --json --out "$STEPS"
     run 120 benchmarks/kernels.py --device cuda --batch-sizes 64,256 --repeats 10 --torch \
         --json --out "$OUT/kernels_cuda.jsonl"
     run 45 benchmarks/train_step.py --model dcgan --batch-size 256 --device cuda \

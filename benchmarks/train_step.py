@@ -16,6 +16,11 @@ with its allocated bytes reported too).
 
 --profile runs minigan's steps under cProfile and prints where the time goes, per kernel/op.
 
+--cuda-graph (GPU) adds a third framework, ``minigan_graph``: minigan's step captured once as a
+CUDA graph and replayed (``minigan train --cuda-graph``, ``minigan/gan/graph.py``), timed in
+the same interleaved blocks as the eager step and the PyTorch twin. Its eager warm-up steps
+and the capture happen before the timed steps; its peak memory adds the graph's private pool.
+
 --narrow K divides every hidden width of the preset by K (at least 2 channels or units; the
 image and z stay as they are), so that both frameworks run the preset's very ops and step on
 tiny arrays. On the CPU that makes the step cost what each framework spends per op on the host
@@ -50,7 +55,7 @@ MODELS = ("gan", "dragan", "dcgan", "dcgan64")
 DATA_SHAPES = {"gan": (1, 28, 28), "dragan": (1, 28, 28), "dcgan": (1, 28, 28),
                "dcgan64": (3, 64, 64)}
 Z_DIM = 100
-FRAMEWORKS = ("minigan", "torch")
+FRAMEWORKS = ("minigan", "minigan_graph", "torch")
 
 
 def synthetic_batch(batch_size: int, shape, seed: int) -> np.ndarray:
@@ -113,12 +118,15 @@ def train_config(model: str, batch_size: int, device: str, seed: int) -> TrainCo
 
 
 class MiniganRunner:
-    """minigan's preset, initialised and trained exactly as ``minigan train`` does."""
+    """minigan's preset, initialised and trained exactly as ``minigan train`` does; with
+    ``graph``, as ``minigan train --cuda-graph`` does."""
 
     name = "minigan"
 
-    def __init__(self, model: str, device: str, narrow: int = 1):
-        self.model, self.device, self.narrow = model, device, narrow
+    def __init__(self, model: str, device: str, narrow: int = 1, graph: bool = False):
+        self.model, self.device, self.narrow, self.graph = model, device, narrow, graph
+        if graph:
+            self.name = "minigan_graph"
 
     def make_data(self, batch: np.ndarray) -> None:
         self.real = Tensor(backend.to_device(batch, self.device))
@@ -130,12 +138,19 @@ class MiniganRunner:
         D.to(self.device)
         self.trainer = make_trainer(G, D, train_config(self.model, self.real.shape[0],
                                                        self.device, seed))
+        self._step = self.trainer.step
+        if self.graph:
+            from minigan.gan.graph import DEFAULT_WARMUP, GraphedStep
+            self._step = GraphedStep(self.trainer)
+            for _ in range(DEFAULT_WARMUP + 1):  # the eager warm-up, then the capture
+                self._step(self.real)
+            self.sync()
 
     def prepare(self, seed: int) -> None:
         pass  # minigan's models are part of minigan's memory
 
     def step(self) -> None:
-        self.trainer.step(self.real)
+        self._step(self.real)
 
     def sync(self) -> None:
         backend.synchronize(self.device)
@@ -150,6 +165,9 @@ class MiniganRunner:
     def mem_track(self) -> None:
         if self.device == "cuda":
             total = backend.cupy.get_default_memory_pool().total_bytes()
+            pool = getattr(self._step, "pool", None)  # a CUDA graph's private pool
+            if pool is not None:
+                total += pool.total_bytes()
             self._peak = max(self._peak, total - self._base)
 
     def mem_report(self) -> dict:
@@ -216,8 +234,8 @@ class TorchRunner:
 
 
 def make_runner(framework: str, model: str, device: str, torch=None, narrow: int = 1):
-    if framework == "minigan":
-        return MiniganRunner(model, device, narrow)
+    if framework in ("minigan", "minigan_graph"):
+        return MiniganRunner(model, device, narrow, graph=framework == "minigan_graph")
     return TorchRunner(model, device, torch, narrow)
 
 
@@ -566,6 +584,8 @@ def parse_args(argv=None):
     p.add_argument("--block", type=int, default=5, help="steps per interleaved block")
     p.add_argument("--torch", action="store_true", help="also time the PyTorch twin")
     p.add_argument("--only", choices=FRAMEWORKS, help="time one framework only")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="also time minigan's step as a replayed CUDA graph (GPU only)")
     p.add_argument("--json", action="store_true", help="one JSON line per framework on stdout")
     p.add_argument("--out", help="also append the JSON lines to this file")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
@@ -594,6 +614,8 @@ def parse_args(argv=None):
         p.error(f"--narrow must be >= 1, got {args.narrow}")
     if args.gpu_trace and args.device != "cuda":
         p.error("--gpu-trace needs --device cuda (it traces GPU kernels)")
+    if (args.cuda_graph or args.only == "minigan_graph") and args.device != "cuda":
+        p.error("--cuda-graph needs --device cuda (a CUDA graph runs on the GPU)")
     return args
 
 
@@ -602,7 +624,7 @@ def main(argv=None) -> list:
     args = parse_args(argv)
     device = args.device
     C.require_device(device, "train_step")
-    want_torch = args.only == "torch" or (args.torch and args.only != "minigan")
+    want_torch = args.only == "torch" or (args.torch and args.only is None)
     torch = None
     if want_torch and not args.profile:
         torch, why = C.load_torch(device)
@@ -627,7 +649,9 @@ def main(argv=None) -> list:
         emit([prof], args, table=print_profile)
         return [prof]
 
-    frameworks = [args.only] if args.only else ["minigan"] + (["torch"] if torch else [])
+    frameworks = [args.only] if args.only else (
+        ["minigan"] + (["minigan_graph"] if args.cuda_graph else []) + (["torch"] if torch
+                                                                         else []))
     runners = [make_runner(f, args.model, device, torch, args.narrow)
                for f in frameworks]
     batch = synthetic_batch(args.batch_size, DATA_SHAPES[args.model], args.seed)
@@ -671,15 +695,21 @@ def main(argv=None) -> list:
         else:
             rec.update(r.mem_report())
         records.append(rec)
-    if len(records) == 2:
-        ratio = records[0]["step_ms_median"] / records[1]["step_ms_median"]
-        records[0]["ratio_vs_torch"] = records[1]["ratio_vs_torch"] = ratio
+    ref = next((rec for rec in records if rec["framework"] == "torch"), None)
+    for rec in records:  # each minigan record against the twin timed in the same run
+        if ref is None or rec is ref:
+            continue
+        rec["ratio_vs_torch"] = rec["step_ms_median"] / ref["step_ms_median"]
         if piped is not None:
-            pr = records[0]["pipelined_ms_median"] / records[1]["pipelined_ms_median"]
-            records[0]["pipelined_ratio_vs_torch"] = records[1]["pipelined_ratio_vs_torch"] = pr
-        m0, m1 = records[0].get("peak_mem_mb"), records[1].get("peak_mem_mb")
+            rec["pipelined_ratio_vs_torch"] = (rec["pipelined_ms_median"]
+                                               / ref["pipelined_ms_median"])
+        m0, m1 = rec.get("peak_mem_mb"), ref.get("peak_mem_mb")
         if m0 is not None and m1 is not None and m1 > 0:
-            records[0]["mem_ratio_vs_torch"] = records[1]["mem_ratio_vs_torch"] = m0 / m1
+            rec["mem_ratio_vs_torch"] = m0 / m1
+    if ref is not None and len(records) == 2:  # the torch record names its one ratio too
+        for key in ("ratio_vs_torch", "pipelined_ratio_vs_torch", "mem_ratio_vs_torch"):
+            if key in records[0]:
+                ref[key] = records[0][key]
     for rec in records:
         rec["env"] = env
     emit(records, args)

@@ -19,16 +19,17 @@
 #   round2    tests, the benchmark ratios with GPU kernel traces, then grid5 (~300 s)
 #   dcgan20   the dcgan preset's default for 20 epochs on DCGAN_SEEDS (default "0 1"), side by
 #             side; one seed per call fits 600 s
-#   graph     the GPU tests, then benchmarks/graph_probe.py: can a whole training step be captured
-#             as one CUDA graph (cuBLAS through ctypes, a private pool, Adam's step count and the
-#             Philox offset on the device), do replays match eager steps, and how fast is a
-#             replay next to PyTorch's eager step (gan, dragan, dcgan, dcgan64 at batch 64, and
-#             dcgan64 at 256); about 600 s with the tests, so give it a call of its own
+#   graph     the GPU tests, then benchmarks/graph_probe.py on the CUDA-graph step (--cuda-graph,
+#             minigan/gan/graph.py): captured GEMMs against cupy.matmul, replays against eager
+#             steps, and replayed, eager and PyTorch steps timed side by side (gan, dragan,
+#             dcgan, dcgan64 at batch 64, and dcgan64 at 256); about 600 s with the tests, so
+#             give it a call of its own
 #   short     for a machine lent for 15 minutes in all, start included: the GPU tests, the
-#             batch-64 and batch-256 ratios (per step and pipelined, no traces), the host cost
-#             per call of CuPy and PyTorch (benchmarks/launch_cost.py), then the graph probe on
-#             gan and dcgan at batch 64; every command capped so that the whole part
-#             stays under about 420 s. Give the call a timeout_s of 480.
+#             batch-64 and batch-256 ratios of the eager and the CUDA-graph step (per step and
+#             pipelined, no traces), the graph probe's replay checks on the four presets, then
+#             the host cost per call of CuPy and PyTorch (benchmarks/launch_cost.py); every
+#             command capped so that the whole part stays under about 420 s. Give the call a
+#             timeout_s of 480.
 #   pack      scripts/device_check.sh pack OUT_DIR DEST: DEST/results.tgz holds OUT_DIR without
 #             the sample grids (the last one per run is kept), GIFs and checkpoints, and the text
 #             summaries are copied to DEST beside it. The device tool returns at most 8 files of
@@ -230,26 +231,28 @@ round2)
     ;;
 short)
     # the order is the order of what matters most if the call is cut short: the tests, the
-    # target ratios, then the probe of the CUDA-graph plan
+    # target ratios (eager and CUDA graph), the graph's replay checks, then the host costs
     run_tests "${TESTS_LIMIT:-150}"
     mkdir -p "$OUT/bench"
+    graph_flag=""
+    [ "$DEV" = cuda ] && graph_flag="--cuda-graph"
     for spec in "gan 64 40" "dragan 64 40" "dcgan 64 40" "dcgan64 64 30" "dcgan64 256 20"; do
         set -- $spec
-        limit 45 "$PY" benchmarks/train_step.py --model "$1" --batch-size "$2" --device "$DEV" \
+        limit 50 "$PY" benchmarks/train_step.py --model "$1" --batch-size "$2" --device "$DEV" \
             --steps "$3" --warmup 5 --block 10 --torch --pipelined --no-memory --json \
-            --out "$OUT/bench/train_step_$DEV.jsonl" >>"$OUT/bench/log_$DEV.txt" 2>&1
+            $graph_flag --out "$OUT/bench/train_step_$DEV.jsonl" >>"$OUT/bench/log_$DEV.txt" 2>&1
     done
     "$PY" benchmarks/report.py "$OUT"/bench/train_step_"$DEV".jsonl \
         | tee "$OUT/bench/report_$DEV.md"
+    if [ "$DEV" = cuda ]; then
+        limit 80 "$PY" benchmarks/graph_probe.py --models gan,dragan,dcgan,dcgan64 \
+            --batch-size 64 --steps 20 --block 10 --back-to-back 20 \
+            --out "$OUT/graph_probe.jsonl" 2>&1 | tee "$OUT/graph_probe.txt"
+    fi
     limit 40 "$PY" benchmarks/launch_cost.py --device "$DEV" --json \
         --out "$OUT/bench/launch_cost_$DEV.jsonl" >/dev/null 2>>"$OUT/bench/log_$DEV.txt"
     limit 20 "$PY" benchmarks/report.py "$OUT/bench/launch_cost_$DEV.jsonl" \
         | tee "$OUT/bench/launch_cost_$DEV.md"
-    if [ "$DEV" = cuda ]; then
-        limit 110 "$PY" benchmarks/graph_probe.py --models gan,dcgan --batch-size 64 \
-            --steps 100 --block 20 --torch --out "$OUT/graph_probe.jsonl" 2>&1 \
-            | tee "$OUT/graph_probe.txt"
-    fi
     ;;
 graph)
     run_tests "${TESTS_LIMIT:-240}"

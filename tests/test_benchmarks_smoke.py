@@ -285,6 +285,7 @@ def test_torch_twin_trainer_takes_n_gen_g_steps(monkeypatch, n_gen):
     torch = pytest.importorskip("torch")
     monkeypatch.syspath_prepend(str(BENCH))
     import torch_twins
+
     from minigan.gan.models import build_models
     from minigan.gan.trainer import TrainConfig
 
@@ -327,8 +328,9 @@ def _colmajor(buf, offset, rows, cols, ld):
 
 
 def _emulated_cublas(probe, base, a, b):
-    """Row-major a @ b as graph_probe's CublasGemm hands it to cuBLAS, with cuBLAS's
-    column-major GEMM done by NumPy on the operands' raw memory (``base``, which holds both)."""
+    """Row-major a @ b as ``kernels.gemm`` hands it to cuBLAS (``probe`` is that module), with
+    cuBLAS's column-major GEMM done by NumPy on the operands' raw memory (``base``, which holds
+    both)."""
     import numpy as np
 
     def layout(x):
@@ -351,12 +353,13 @@ def _emulated_cublas(probe, base, a, b):
     return np.ascontiguousarray(c_colmajor.T)
 
 
-def test_graph_probe_gemm_layouts_match_matmul(bench):
-    """The probe's stride bookkeeping for cuBLAS (row-major operands read as column-major
-    matrices), checked without a GPU: for contiguous, transposed, sliced, single-row and
-    single-column operands, the column-major GEMM it describes gives a @ b."""
+def test_gemm_layouts_match_matmul():
+    """The stride bookkeeping for cuBLAS (row-major operands read as column-major matrices),
+    checked without a GPU: for contiguous, transposed, sliced, single-row and single-column
+    operands, the column-major GEMM it describes gives a @ b."""
     import numpy as np
-    probe = bench("graph_probe")
+
+    from minigan.kernels import gemm as probe
     rng = np.random.default_rng(0)
     base = rng.standard_normal(20000)  # both operands are views of it, so reads stay inside
     m, k, n = 7, 5, 6
@@ -379,58 +382,37 @@ def test_graph_probe_gemm_layouts_match_matmul(bench):
             np.testing.assert_allclose(got, a @ b, rtol=1e-12, atol=1e-12, err_msg=f"{an} @ {bn}")
             checked += 1
     assert checked >= 16
-    # neither layout (both strides above 1): the probe copies such an operand first
+    # neither layout (both strides above 1): such an operand is copied first
     assert probe.gemm_operand((4, 4), (8, 2)) is None
     assert probe.gemm_operand((4, 4), (-4, 1)) is None
 
 
-def test_graph_probe_routes_every_gemm_and_restores(bench, monkeypatch):
-    """``routed_gemms`` sends every GEMM of minigan's GPU path to the probe's GEMM. On the
-    emulated GPU, with a stand-in for that GEMM, a first- and a second-order backward
-    (DRAGAN's penalty) give the gradients of the unpatched code, every product goes through
-    the stand-in, and the originals are back afterwards."""
-    import types
+def test_graph_probe_runs_on_the_emulated_gpu(bench, capsys, monkeypatch):
+    """The probe end to end on the emulated GPU (tests/kernels/emulated_cupy.py), which records
+    a capture and replays it as CUDA does: the captured GEMMs equal cupy.matmul, replays equal
+    the eager twin's steps exactly, and every timing field is there."""
+    import json
 
-    import numpy as np
-
-    import minigan
-    import minigan.nn.functional as F
-    from minigan.kernels import gemm as KG
     from tests.kernels import emulated_cupy
     if not emulated_cupy.have_cxx():
         pytest.skip("no g++ to emulate the GPU with")
     probe = bench("graph_probe")
-    cp = emulated_cupy.install(monkeypatch)
-    rng = np.random.default_rng(1)
-    x0, w1, b1, w2 = (rng.standard_normal(s) for s in ((4, 3), (5, 3), (5,), (2, 5)))
-
-    def grads():
-        x = minigan.tensor(x0, device="cuda", requires_grad=True)
-        ps = [minigan.tensor(a, device="cuda", requires_grad=True) for a in (w1, b1, w2)]
-        h = F.leaky_relu(F.linear(x, ps[0], ps[1]), 0.2)
-        y = (h @ ps[2].T).sum()
-        (gx,) = minigan.grad(y, [x], create_graph=True)
-        loss = y + (gx * gx).sum()
-        loss.backward()
-        return [p.grad.numpy() for p in ps]
-
-    calls = []
-
-    def gemm(a, b):
-        calls.append((a.shape, b.shape))
-        return np.matmul(a, b)  # (the emulated device arrays are NumPy's underneath)
-
-    fake = types.SimpleNamespace(cp=cp, matmul=gemm)
-    originals = (cp.matmul, KG._gpu_matmul)
-    want = grads()
-    with probe.routed_gemms(fake):
-        assert cp.matmul is not originals[0] and KG._gpu_matmul is not originals[1]
-        got = grads()
-    assert (cp.matmul, KG._gpu_matmul) == originals
-    assert len(calls) >= 8  # 2 forward products, then the first- and second-order backward
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
-    emulated_cupy.clear_kernel_caches()
+    emulated_cupy.install(monkeypatch)
+    try:
+        (rec,) = probe.main(["--models", "gan", "--batch-size", "4", "--steps", "2",
+                             "--block", "1", "--warmup", "1", "--back-to-back", "1",
+                             "--json"])
+    finally:
+        emulated_cupy.clear_kernel_caches()
+    assert rec["ok"], rec.get("traceback")
+    assert set(rec["gemm_check"]) == {"nn", "nt", "tn", "tt"}
+    assert max(rec["gemm_check"].values()) < 1e-5
+    for k in (3, 4, 12):
+        assert rec[f"step{k}_max_abs_diff"] == 0.0
+    assert rec["host_counters_match"] is True
+    for key in ("graph_ms_median", "minigan_ms_median", "graph_step_host_us"):
+        assert rec[key] > 0
+    assert json.loads(capsys.readouterr().out.strip())["model"] == "gan"
 
 
 def test_graph_probe_without_a_gpu_says_so(bench, monkeypatch):
