@@ -317,3 +317,20 @@ def test_cuda_graph_on_the_cpu_is_refused_for_a_new_run(tmp_path, tiny_data):
         Run(_cfg(tmp_path, "gan", cuda_graph=True), quiet=True)
     with pytest.raises(ValueError, match="cuda_graph .*must be true or false, got 1"):
         TrainConfig(cuda_graph=1).validate()
+
+
+def test_a_cuda_graph_run_resumed_on_the_cpu_goes_on_without_the_graph(tmp_path, tiny_data,
+                                                                       monkeypatch, capsys):
+    from minigan.gan.run import Run
+    from tests.gan.conftest import _cfg
+    with monkeypatch.context() as m:
+        E.install(m)
+        out = Run(_cfg(tmp_path, "gan", device="cuda", cuda_graph=True, steps=3, batch_size=8),
+                  quiet=True).train()
+    E.clear_kernel_caches()
+    run = Run.resume(out, quiet=True, steps=5, device="cpu")
+    run.train()
+    assert run.step == 5 and run.cfg.cuda_graph  # kept for a later resume on a GPU
+    assert "--cuda-graph needs the GPU; this run continues on the CPU without it" in (
+        capsys.readouterr().err)
+    assert [r["step"] for r in _metrics(out)][-2:] == [4, 5]
