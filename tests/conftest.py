@@ -49,5 +49,17 @@ def cuda(request):
 
 
 @pytest.fixture
+def emulated_gpu(monkeypatch):
+    """The emulated CuPy (tests/kernels/emulated_cupy.py) as minigan's GPU, whether or not a
+    real one is present; skips without g++. Returns the emulated cupy module."""
+    from tests.kernels import emulated_cupy
+    if not emulated_cupy.have_cxx():
+        pytest.skip("no C++ compiler (g++) to emulate the GPU with")
+    mod = emulated_cupy.install(monkeypatch)
+    yield mod
+    emulated_cupy.clear_kernel_caches()
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)

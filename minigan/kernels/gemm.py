@@ -106,6 +106,19 @@ def _layout(x):
     return gemm_operand((r, c), (s0 // item, s1 // item))
 
 
+def _operands(a, b):
+    """``(a, b, layout of a, layout of b)``, each operand copied to C order first if cuBLAS
+    cannot read it as it is."""
+    la, lb = _layout(a), _layout(b)
+    if la is None:
+        a = backend.cupy.ascontiguousarray(a)
+        la = _layout(a)
+    if lb is None:
+        b = backend.cupy.ascontiguousarray(b)
+        lb = _layout(b)
+    return a, b, la, lb
+
+
 def matmul(a, b):
     """``a @ b``; for 2-D GPU arrays, one cuBLAS GEMM called directly (see the module). Every
     GEMM of minigan's layers and conv kernels comes through here."""
@@ -134,13 +147,7 @@ def _cublas_matmul(a, b):
     fn = getattr(backend.cublas(), name, None)
     if fn is None:  # a CuPy without these bindings
         return cp.matmul(a, b)
-    la, lb = _layout(a), _layout(b)
-    if la is None:
-        a = cp.ascontiguousarray(a)
-        la = _layout(a)
-    if lb is None:
-        b = cp.ascontiguousarray(b)
-        lb = _layout(b)
+    a, b, la, lb = _operands(a, b)
     if max(la[1], lb[1]) > _INT_MAX:
         return cp.matmul(a, b)
     out = cp.empty((m, n), dtype=a.dtype)
@@ -179,13 +186,7 @@ def _capturable_matmul(a, b):
     if max(m, n, k) > _INT_MAX:
         raise ValueError(f"matmul in a CUDA-graph step: shapes {tuple(a.shape)} @ "
                          f"{tuple(b.shape)} exceed cuBLAS's 32-bit sizes")
-    la, lb = _layout(a), _layout(b)
-    if la is None:
-        a = cp.ascontiguousarray(a)
-        la = _layout(a)
-    if lb is None:
-        b = cp.ascontiguousarray(b)
-        lb = _layout(b)
+    a, b, la, lb = _operands(a, b)
     out = cp.empty((m, n), dtype=a.dtype)
     ta, tb, mm, nn, kk, lda, ldb, ldc = gemm_call(la, lb, m, n, k)
     backend.direct_cublas().gemm(a.dtype, ta, tb, mm, nn, kk, b.data.ptr, lda, a.data.ptr, ldb,

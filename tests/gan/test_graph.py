@@ -14,14 +14,9 @@ from minigan.kernels import gemm
 from minigan.optim import SGD
 from tests.kernels import emulated_cupy as E
 
-pytestmark = pytest.mark.skipif(not E.have_cxx(), reason="no C++ compiler (g++) to emulate with")
-
-
 @pytest.fixture
-def cp(monkeypatch):
-    mod = E.install(monkeypatch)
-    yield mod
-    E.clear_kernel_caches()
+def cp(emulated_gpu):
+    return emulated_gpu
 
 
 def _trainer(preset, device="cuda", lr_decay="none"):
@@ -323,6 +318,8 @@ def test_a_cuda_graph_run_resumed_on_the_cpu_goes_on_without_the_graph(tmp_path,
                                                                        monkeypatch, capsys):
     from minigan.gan.run import Run
     from tests.gan.conftest import _cfg
+    if not E.have_cxx():
+        pytest.skip("no C++ compiler (g++) to emulate the GPU with")
     with monkeypatch.context() as m:
         E.install(m)
         out = Run(_cfg(tmp_path, "gan", device="cuda", cuda_graph=True, steps=3, batch_size=8),

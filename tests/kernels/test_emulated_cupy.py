@@ -15,10 +15,8 @@ pytestmark = pytest.mark.skipif(not E.have_cxx(), reason="no C++ compiler (g++) 
 
 
 @pytest.fixture
-def cp(monkeypatch):
-    mod = E.install(monkeypatch)
-    yield mod
-    E.clear_kernel_caches()
+def cp(emulated_gpu):
+    return emulated_gpu
 
 
 # ----------------------------------------------------------------------------- the emulator
