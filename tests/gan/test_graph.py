@@ -14,6 +14,7 @@ from minigan.kernels import gemm
 from minigan.optim import SGD
 from tests.kernels import emulated_cupy as E
 
+
 @pytest.fixture
 def cp(emulated_gpu):
     return emulated_gpu
@@ -280,8 +281,8 @@ def test_a_cuda_graph_run_trains_checkpoints_and_resumes_exactly(tmp_path, tiny_
     from minigan.checkpoint import load_checkpoint
     from minigan.gan.run import Run
     from tests.gan.conftest import _cfg
-    kw = dict(device="cuda", cuda_graph=True, steps=6, batch_size=8, sample_every=3,
-              checkpoint_every=3, log_every=1)
+    kw = {"device": "cuda", "cuda_graph": True, "steps": 6, "batch_size": 8,
+          "sample_every": 3, "checkpoint_every": 3, "log_every": 1}
     straight = Run(_cfg(tmp_path / "a", "gan", **kw), quiet=True).train()
     half = Run(_cfg(tmp_path / "b", "gan", **dict(kw, steps=3)), quiet=True).train()
     resumed = Run.resume(half, quiet=True, steps=6).train()
@@ -291,7 +292,7 @@ def test_a_cuda_graph_run_trains_checkpoints_and_resumes_exactly(tmp_path, tiny_
         for k in ("d_loss", "g_loss", "d_real", "d_fake"):
             assert ra[k] == rb[k], (ra["step"], k)
     (a_arrays, a_meta), (b_arrays, b_meta) = (
-        load_checkpoint(sorted((o / "checkpoints").glob("ckpt_*.npz"))[-1])
+        load_checkpoint(max((o / "checkpoints").glob("ckpt_*.npz")))
         for o in (straight, resumed))
     assert a_meta["step"] == b_meta["step"] == 6
     assert a_meta["trainer_rng"] == b_meta["trainer_rng"]
