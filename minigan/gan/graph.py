@@ -79,7 +79,8 @@ class GraphedStep:
         return [*self._optimizers(), self.trainer.rng]
 
     def _params(self) -> list:
-        return [*self.trainer.G.parameters(), *self.trainer.D.parameters()]
+        """The parameters the step updates (those of the optimizers' groups)."""
+        return [p for opt in self._optimizers() for g in opt.param_groups for p in g["params"]]
 
     @property
     def captured(self) -> bool:
@@ -151,6 +152,7 @@ class GraphedStep:
                                    "first (warmup >= 1)")
             deltas.append({k: a[k] - b[k] for k in a})
         self.graph, self._stats, self._deltas = graph, stats, deltas
+        self._updated = self._params()  # walked once: a replay's host work is a few calls
 
     @staticmethod
     def _restore(counted, values) -> None:
@@ -164,5 +166,5 @@ class GraphedStep:
         for o, d in zip(self._counted(), self._deltas):
             now = o.graph_counters()
             o.set_graph_counters({k: now[k] + d[k] for k in now})
-        mark_modified(*self._params())
+        mark_modified(*self._updated)
         return dict(self._stats)
