@@ -5,7 +5,8 @@
 #
 # PART:
 #   tests     the GPU half of the test suite (`pytest -m gpu`), plus the whole suite's counts
-#   steps     steps/s of every preset on MNIST-shaped data (200 steps each, after warm-up)
+#   steps     steps/s of every preset on MNIST-shaped data (200 steps each, after warm-up),
+#             eager and (on the GPU) as a replayed CUDA graph
 #   bench     benchmarks/run_all.sh for cuda (PyTorch twin when torch has CUDA)
 #   all       tests, steps, the benchmark ratios, a host profile of the dcgan step and 20-epoch
 #             MNIST runs in one call of about 450 s (needs MNIST_DIR): the runs (ALL_PRESETS,
@@ -102,6 +103,18 @@ backend.synchronize(dev)
 ms = (time.perf_counter() - t) / n * 1e3
 print(f"{preset}: {ms:.2f} ms/step, {1e3 / ms:.0f} steps/s (batch 64, {dev}, "
       f"{cfg.n_gen} G update(s) per step: the preset default)")
+if dev == "cuda":  # the same trainer, its step now a replayed CUDA graph (--cuda-graph)
+    from minigan.gan.graph import GraphedStep
+    step = GraphedStep(tr)
+    for _ in range(20):
+        step(x, y)
+    backend.synchronize(dev)
+    t = time.perf_counter()
+    for _ in range(n):
+        step(x, y)
+    backend.synchronize(dev)
+    ms = (time.perf_counter() - t) / n * 1e3
+    print(f"{preset} --cuda-graph: {ms:.2f} ms/step, {1e3 / ms:.0f} steps/s")
 EOF
     done
 }

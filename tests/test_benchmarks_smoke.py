@@ -420,3 +420,35 @@ def test_graph_probe_without_a_gpu_says_so(bench, monkeypatch):
     monkeypatch.setattr(probe.backend, "cuda_available", lambda: False)
     with pytest.raises(SystemExit, match="needs CuPy and a CUDA GPU"):
         probe.main(["--models", "gan"])
+
+
+def test_train_step_times_the_cuda_graph_step_on_the_emulated_gpu(bench, capsys, emulated_gpu):
+    """--cuda-graph adds minigan's replayed step as a third framework, timed in the same blocks;
+    refused off the GPU."""
+    import json
+    ts = bench("train_step")
+    recs = ts.main(["--model", "gan", "--batch-size", "4", "--device", "cuda", "--cuda-graph",
+                    "--steps", "1", "--warmup", "1", "--block", "1", "--json"])
+    assert [r["framework"] for r in recs] == ["minigan", "minigan_graph"]
+    assert all(r["step_ms_median"] > 0 and r["device"] == "cuda" for r in recs)
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert [r["framework"] for r in lines] == ["minigan", "minigan_graph"]
+    with pytest.raises(SystemExit):
+        ts.main(["--model", "gan", "--device", "cpu", "--cuda-graph"])
+    assert "--cuda-graph needs --device cuda" in capsys.readouterr().err
+
+
+def test_report_gives_the_cuda_graph_step_a_row_of_its_own(bench, capsys, tmp_path):
+    import json
+    out = tmp_path / "g.jsonl"
+
+    def rec(fw, ms):
+        return {"framework": fw, "model": "gan", "device": "cuda", "batch_size": 64,
+                "step_ms_median": ms, "step_ms_p10": ms, "step_ms_p90": ms,
+                "img_per_s": 64e3 / ms, "peak_mem_mb": 10.0}
+    out.write_text("\n".join(json.dumps(rec(fw, ms)) for fw, ms in
+                             (("minigan", 6.0), ("minigan_graph", 1.0), ("torch", 5.0))) + "\n")
+    text = bench("report").main([str(out)])
+    assert "| cuda | gan | 64 | 6.00 (6.0-6.0) | 5.00 (5.0-5.0) | 1.20 MISS | ≤ 1.0 |" in text
+    assert ("| cuda | gan (CUDA graph) | 64 | 1.00 (1.0-1.0) | 5.00 (5.0-5.0) | 0.20 ok | ≤ 1.0 |"
+            in text)
