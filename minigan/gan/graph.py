@@ -28,10 +28,16 @@ captures the step and replays it, so every call is exactly one training step, an
 are those of eager steps with the same settings (to rounding: the bias corrections are
 computed on the device). The stats a replay returns are the graph's output buffers: the next
 call overwrites them, so copy what must be kept (``minigan train`` reads them at once).
+
+A graph reads and writes the arrays it was captured with. If one of the step's long-lived arrays
+is replaced between calls (a model's or an optimizer's ``load_state_dict``, a new generator
+counter), the next call notices it, drops the graph, and captures the step again after
+``warmup`` eager steps, instead of training arrays that nothing reads any more.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 
 from .. import backend
 from ..autograd import Tensor, mark_modified
@@ -66,6 +72,8 @@ class GraphedStep:
         self._real = self._labels = None
         self._stats = None
         self._deltas = None
+        self._bound = []  # (owner, key, array) of every long-lived array the graph uses
+        self._eager_left = warmup
         for opt in self._optimizers():
             for group in opt.param_groups:
                 group["capturable"] = True
@@ -97,11 +105,14 @@ class GraphedStep:
         backend.stream_wait(self.stream, caller)  # the batch, and eager work queued before
         with self.stream:
             self._load_inputs(x, labels)
-            if self.graph is None and self.calls >= self.warmup:
+            if self.graph is not None and not self._still_bound():
+                self._drop()  # an array was replaced since the capture: capture again
+            if self.graph is None and self._eager_left <= 0:
                 self._capture()
             if self.graph is None:
                 with gemm.capturable():
                     stats = self.trainer.step(Tensor(self._real), self._labels)
+                self._eager_left -= 1
             else:
                 stats = self._replay()
         backend.stream_wait(caller, self.stream)  # later eager work sees this step's results
@@ -153,7 +164,33 @@ class GraphedStep:
             deltas.append({k: a[k] - b[k] for k in a})
         self.graph, self._stats, self._deltas = graph, stats, deltas
         self._updated = self._params()  # walked once: a replay's host work is a few calls
+        self._bound = [(_getter(owner), key, arr) for owner, key, arr in self._bindings()]
 
+    def _bindings(self) -> list:
+        """(owner, key, array) for each long-lived array the captured step uses: parameters,
+        buffers, the optimizers' states and device counters, the generator's counter."""
+        t = self.trainer
+        out = [(p, "data", p.data) for p in self._updated]
+        for net in (t.G, t.D):
+            for m in net.modules():
+                out += [(m._buffers, k, b) for k, b in m._buffers.items() if b is not None]
+        for opt in self._optimizers():
+            out.append((opt, "state", opt.state))
+            out += [(st, k, v) for st in opt.state.values() for k, v in st.items()
+                    if hasattr(v, "shape")]
+            out += [(opt._hyper, gi, rec) for gi, rec in opt._hyper.items()]
+            out += [(rec, 0, rec[0]) for rec in opt._hyper.values()]
+        out.append((t.rng, "_device_offset", t.rng._device_offset))
+        return out
+
+    def _still_bound(self) -> bool:
+        return all(get(key) is arr for get, key, arr in self._bound)
+
+    def _drop(self) -> None:
+        """Forget the graph (and its pool); the step is captured again after warm-up steps."""
+        self.graph = self.pool = self._stats = self._deltas = None
+        self._bound = []
+        self._eager_left = self.warmup
     @staticmethod
     def _restore(counted, values) -> None:
         for o, v in zip(counted, values):
@@ -168,3 +205,12 @@ class GraphedStep:
             o.set_graph_counters({k: now[k] + d[k] for k in now})
         mark_modified(*self._updated)
         return dict(self._stats)
+
+
+def _getter(owner):
+    """``get(key)``: a dict's entry (None when gone), a list's item or an attribute."""
+    if isinstance(owner, dict):
+        return owner.get
+    if isinstance(owner, list):
+        return owner.__getitem__
+    return functools.partial(getattr, owner)

@@ -332,3 +332,32 @@ def test_a_cuda_graph_run_resumed_on_the_cpu_goes_on_without_the_graph(tmp_path,
     assert "--cuda-graph needs the GPU; this run continues on the CPU without it" in (
         capsys.readouterr().err)
     assert [r["step"] for r in _metrics(out)][-2:] == [4, 5]
+
+
+@pytest.mark.parametrize("replace", ["model", "optimizer", "generator"])
+def test_a_state_replaced_after_the_capture_is_captured_again(replace, cp):
+    """A load_state_dict after the capture gives the step new arrays; the graph (which holds
+    the old ones) is dropped and the step captured again after eager steps, so the training
+    goes on exactly as an eager twin's that loaded the same state."""
+    batches = _batches("gan", 7)
+    eager_t, graph_t = _trainer("gan"), _trainer("gan")
+    eager = _eager_capturable(eager_t)
+    graphed = GraphedStep(graph_t, warmup=1)
+    for k, (x, _) in enumerate(batches):
+        if k == 3:
+            for t in (eager_t, graph_t):
+                if replace == "model":
+                    t.D.load_state_dict(t.D.state_dict())
+                elif replace == "optimizer":
+                    t.opt_G.load_state_dict(t.opt_G.state_dict())
+                else:
+                    t.rng.capturable = True  # a new device counter, same offset
+        xd = backend.to_device(x, "cuda")
+        graphed(Tensor(xd))
+        eager(Tensor(xd), None)
+        assert graphed.captured == (k not in (0, 3)), k
+        a_g, steps_g, rng_g = _state(graph_t)
+        a_e, steps_e, rng_e = _state(eager_t)
+        assert steps_g == steps_e and rng_g == rng_e
+        for i, (a, b) in enumerate(zip(a_g, a_e)):
+            np.testing.assert_array_equal(a, b, err_msg=f"step {k}: array {i}")
