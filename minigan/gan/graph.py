@@ -72,7 +72,7 @@ class GraphedStep:
         self._real = self._labels = None
         self._stats = None
         self._deltas = None
-        self._bound = []  # (owner, key, array) of every long-lived array the graph uses
+        self._bound = []  # (get, key, array): every long-lived array the graph uses
         self._eager_left = warmup
         for opt in self._optimizers():
             for group in opt.param_groups:
