@@ -143,12 +143,55 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
 
 def linspace(start, end, steps: int, *, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
-    if not isinstance(steps, (int, np.integer)) or steps < 0:
+    """``steps`` values from ``start`` to ``end``, as ``torch.linspace`` computes them: with
+    ``step = (end - start) / (steps - 1)``, the first half is ``start + i * step`` and the
+    second half ``end - (steps - 1 - i) * step``, so both ends are exact.
+
+    PyTorch's kernels are compiled with fused multiply-adds, which round ``start + i * step``
+    once; so is each value here (float32: computed exactly in float64, then rounded; float64:
+    an error-free product and sum). That gives the same bits as ``torch.linspace`` for float32,
+    float64 and integer dtypes (``start`` and ``end`` truncated to integers first, the values
+    computed in float64 and truncated, as torch does). float16 values are the float64 ones,
+    rounded; PyTorch's half kernel rounds the step to half precision first, so its values
+    drift further from the exact ones."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"linspace: steps must be a non-negative int, got {steps!r}")
-    vals = np.linspace(float(start), float(end), int(steps)).astype(
-        np.dtype(dtype or np.float32))
-    return _make(backend.to_device(vals, backend.normalize_device(device or "cpu")),
+    steps = int(steps)
+    dt = np.dtype(dtype or np.float32)
+    if dt.kind == "f":
+        lo, hi = dt.type(start), dt.type(end)
+        step = np.float64((hi - lo) / dt.type(max(steps - 1, 1)))
+    else:
+        lo, hi = dt.type(int(start)), dt.type(int(end))
+        step = (float(hi) - float(lo)) / max(steps - 1, 1)
+    i = np.arange(steps)
+    first = i < steps // 2
+    k = np.where(first, i, steps - 1 - i).astype(np.float64)
+    base = np.where(first, np.float64(lo), np.float64(hi))
+    sign = np.where(first, 1.0, -1.0)
+    vals = _fma(sign * step, k, base) if steps > 1 else np.full(steps, np.float64(lo))
+    return _make(backend.to_device(vals.astype(dt), backend.normalize_device(device or "cpu")),
                  requires_grad)
+
+
+def _fma(a, b, c):
+    """``a * b + c`` with one rounding, in float64 (NumPy has no fused multiply-add): the
+    product split exactly into a rounded part and its error (Veltkamp and Dekker), the sum
+    likewise (Knuth's two-sum), and the errors added back before the last rounding."""
+    p = a * b
+
+    def split(x):
+        t = 134217729.0 * x  # 2**27 + 1
+        high = t - (t - x)
+        return high, x - high
+
+    ah, al = split(a)
+    bh, bl = split(b)
+    p_err = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    s = p + c
+    bb = s - p
+    s_err = (p - (s - bb)) + (c - bb)
+    return s + (p_err + s_err)
 
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None,

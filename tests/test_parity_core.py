@@ -426,3 +426,48 @@ def test_top_level_flatten_starts_at_zero_as_torch_flatten():
     x = minigan.zeros(2, 3, 4)
     assert minigan.flatten(x).shape == (24,) and minigan.flatten(x, 1).shape == (2, 12)
     assert x.flatten().shape == (24,)
+
+
+_LINSPACE_CASES = [(0, 1, 7), (-3.3, 2.9, 11), (0.1, 0.7, 100), (1e-3, 5.0, 33), (5, -5, 9),
+                   (-24.060867244437567, 18.304761057790166, 965), (2, 2, 5), (0, 1, 1),
+                   (0, 1, 0), (-10.112774540264333, 2.7100994692420715, 2493)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_linspace_rounds_each_value_once_like_a_fused_multiply_add(dtype):
+    """Each value is start + i * step (or end - (steps - 1 - i) * step for the second half),
+    with step rounded to the dtype, rounded once from its exact value: within half an ulp of
+    it (integers: its truncation), as PyTorch's kernels compute it."""
+    from fractions import Fraction
+    for a, b, n in _LINSPACE_CASES:
+        got = minigan.linspace(a, b, n, dtype=dtype).numpy()
+        assert got.dtype == dtype and got.shape == (n,)
+        if n == 0:
+            continue
+        ct = np.dtype(dtype).type if np.dtype(dtype).kind == "f" else None
+        lo, hi = (ct(a), ct(b)) if ct else (int(a), int(b))
+        if n == 1:
+            assert got[0] == lo
+            continue
+        if ct:
+            step = Fraction(float((hi - lo) / ct(n - 1)))
+        else:  # torch: the step in float64
+            step = Fraction((float(hi) - float(lo)) / (n - 1))
+        assert got[0] == lo and got[-1] == hi
+        for i in range(n):
+            exact = (Fraction(float(lo)) + i * step if i < n // 2
+                     else Fraction(float(hi)) - (n - 1 - i) * step)
+            if ct:
+                assert abs(Fraction(float(got[i])) - exact) <= Fraction(
+                    float(np.spacing(np.abs(got[i])))) / 2, (a, b, n, i)
+            else:
+                assert got[i] == math.trunc(exact), (a, b, n, i)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_linspace_gives_pytorchs_bits(dtype):
+    torch = pytest.importorskip("torch")
+    for a, b, n in _LINSPACE_CASES:
+        want = torch.linspace(a, b, n, dtype=getattr(torch, dtype)).numpy()
+        np.testing.assert_array_equal(minigan.linspace(a, b, n, dtype=dtype).numpy(), want,
+                                      err_msg=f"linspace({a}, {b}, {n}, {dtype})")
