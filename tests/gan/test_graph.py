@@ -20,7 +20,7 @@ def cp(emulated_gpu):
     return emulated_gpu
 
 
-def _trainer(preset, device="cuda", lr_decay="none"):
+def _trainer(preset, device="cuda", lr_decay="none", **options):
     num_classes = 10 if preset == "cgan" else 0
     mrandom.manual_seed(0)
     G, D = build_models(preset, (1, 28, 28), num_classes, 16,
@@ -28,7 +28,7 @@ def _trainer(preset, device="cuda", lr_decay="none"):
     G.to(device)
     D.to(device)
     cfg = TrainConfig(preset=preset, batch_size=4, device=device, seed=0, z_dim=16,
-                      lr_decay=lr_decay).resolved()
+                      lr_decay=lr_decay, **options).resolved()
     return make_trainer(G, D, cfg, num_classes)
 
 
@@ -104,6 +104,27 @@ def test_replayed_steps_equal_eager_steps_bit_for_bit(preset, cp):
         hyper = opt._hyper[0][0].get()
         assert hyper[0] == next(iter(opt.state.values()))["step"]
         assert hyper[1] == opt.param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize("options", [
+    {"joint_d_batch": True, "n_critic": 2, "label_smoothing": 0.1},
+    {"g_loss": "minimax", "n_gen": 2}])
+def test_trainer_options_replay_bit_for_bit(options, cp):
+    """The step's other control flows (a joint real+fake D batch, two D updates per step, G
+    updates that draw fresh noise) replay as they ran eagerly."""
+    preset = "cgan"
+    eager_t, graph_t = _trainer(preset, **options), _trainer(preset, **options)
+    eager = _eager_capturable(eager_t)
+    graphed = GraphedStep(graph_t, warmup=1)
+    for x, y in _batches(preset, 4):
+        xd, yd = backend.to_device(x, "cuda"), backend.to_device(y, "cuda")
+        graphed(Tensor(xd), yd)
+        eager(Tensor(xd), yd)
+    assert graphed.captured
+    (a_g, *counters_g), (a_e, *counters_e) = _state(graph_t), _state(eager_t)
+    assert counters_g == counters_e
+    for i, (a, b) in enumerate(zip(a_g, a_e)):
+        np.testing.assert_array_equal(a, b, err_msg=f"{options}: array {i}")
 
 
 def test_the_comparison_catches_a_number_frozen_into_the_graph(cp):
