@@ -21,7 +21,8 @@ TARGETS = {("cpu", "gan", 64): 1.0, ("cpu", "dragan", 64): 1.0, ("cpu", "dcgan",
 
 
 def read(paths):
-    steps, kernels, profiles, launches, env = [], [], [], [], {}
+    """(train steps, kernels, profiles, launch costs, failures, the last environment seen)."""
+    steps, kernels, profiles, launches, failures, env = [], [], [], [], [], {}
     for path in paths:
         for line in Path(path).read_text().splitlines():
             if not line.startswith("{"):
@@ -36,7 +37,9 @@ def read(paths):
                 steps.append(r)
             elif "op" in r:
                 kernels.append(r)
-    return steps, kernels, profiles, launches, env
+            elif "error" in r and "framework" in r:
+                failures.append(r)
+    return steps, kernels, profiles, launches, failures, env
 
 
 def _fmt(v, spec=".1f"):
@@ -187,7 +190,7 @@ def profile_tables(profiles):
 def main(argv=None) -> str:
     paths = (argv if argv is not None else sys.argv[1:]) or sorted(
         str(p) for p in (Path(__file__).parent / "results").glob("*.jsonl"))
-    steps, kernels, profiles, launches, env = read(paths)
+    steps, kernels, profiles, launches, failures, env = read(paths)
     parts = []
     if env:
         parts.append("\n".join(f"- {k}: {v}" for k, v in env.items() if v is not None))
@@ -200,6 +203,10 @@ def main(argv=None) -> str:
         parts.append(profile_tables(profiles))
     if launches:
         parts.append(launch_table(launches))
+    if failures:
+        parts.append("\n".join(f"- FAILED: {r['framework']} {r.get('model', '')} "
+                                f"{r.get('device', '')} batch {r.get('batch_size', '-')}: "
+                                f"{r['error']}" for r in failures))
     text = "\n\n".join(parts)
     print(text)
     return text

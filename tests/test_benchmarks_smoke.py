@@ -452,3 +452,22 @@ def test_report_gives_the_cuda_graph_step_a_row_of_its_own(bench, capsys, tmp_pa
     assert "| cuda | gan | 64 | 6.00 (6.0-6.0) | 5.00 (5.0-5.0) | 1.20 MISS | ≤ 1.0 |" in text
     assert ("| cuda | gan (CUDA graph) | 64 | 1.00 (1.0-1.0) | 5.00 (5.0-5.0) | 0.20 ok | ≤ 1.0 |"
             in text)
+
+
+def test_a_graph_step_that_fails_to_build_is_reported_and_the_rest_still_timed(
+        bench, capsys, emulated_gpu, monkeypatch, tmp_path):
+    from minigan.gan import graph
+    ts = bench("train_step")
+
+    def refuse(self, trainer, warmup=2):
+        raise RuntimeError("no capture here")
+    monkeypatch.setattr(graph.GraphedStep, "__init__", refuse)
+    out = tmp_path / "t.jsonl"
+    recs = ts.main(["--model", "gan", "--batch-size", "4", "--device", "cuda", "--cuda-graph",
+                    "--steps", "1", "--warmup", "0", "--block", "1", "--json", "--out",
+                    str(out)])
+    assert [r["framework"] for r in recs] == ["minigan"]
+    assert "minigan_graph failed to build (RuntimeError: no capture here)" in (
+        capsys.readouterr().err)
+    text = bench("report").main([str(out)])
+    assert "- FAILED: minigan_graph gan cuda batch 4: RuntimeError: no capture here" in text
