@@ -50,7 +50,7 @@ DEFAULT_WARMUP = 2
 class GraphedStep:
     """``step(real, labels)`` of ``trainer``, captured once and then replayed (module doc)."""
 
-    def __init__(self, trainer, warmup: int = DEFAULT_WARMUP):
+    def __init__(self, trainer, warmup: int = DEFAULT_WARMUP, fallback=None):
         if trainer.device != "cuda":
             raise backend.DeviceError(f"a CUDA-graph step needs the GPU, but the trainer's "
                                       f"models are on {trainer.device}; drop --cuda-graph or "
@@ -65,6 +65,10 @@ class GraphedStep:
                                 f"trainer.{name} is a {type(opt).__name__}")
         self.trainer = trainer
         self.warmup = warmup
+        # fallback(exc): called when a capture fails; the steps then stay eager (the same
+        # training, without the graph). None: the capture's error is raised.
+        self.fallback = fallback
+        self.failed = None
         self.calls = 0  # steps taken through this object, eager ones included
         self.graph = None
         self.stream = backend.new_stream()
@@ -107,8 +111,14 @@ class GraphedStep:
             self._load_inputs(x, labels)
             if self.graph is not None and not self._still_bound():
                 self._drop()  # an array was replaced since the capture: capture again
-            if self.graph is None and self._eager_left <= 0:
-                self._capture()
+            if self.graph is None and self._eager_left <= 0 and self.failed is None:
+                try:
+                    self._capture()
+                except Exception as exc:
+                    if self.fallback is None:
+                        raise
+                    self.failed = exc
+                    self.fallback(exc)
             if self.graph is None:
                 with gemm.capturable():
                     stats = self.trainer.step(Tensor(self._real), self._labels)

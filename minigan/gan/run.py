@@ -490,7 +490,11 @@ class Run:
             _log("note: --cuda-graph needs the GPU; this run continues on the CPU without it")
             return self.trainer.step
         from .graph import GraphedStep
-        return GraphedStep(self.trainer)
+
+        def fallback(exc):
+            _log(f"warning: --cuda-graph: capturing the step failed ({type(exc).__name__}: "
+                 f"{exc}); training goes on without the graph, with the same numbers")
+        return GraphedStep(self.trainer, fallback=fallback)
 
     def _metrics_row(self, stats: dict, img_per_s: float) -> dict:
         row = {"step": self.step,

@@ -382,3 +382,45 @@ def test_a_state_replaced_after_the_capture_is_captured_again(replace, cp):
         assert steps_g == steps_e and rng_g == rng_e
         for i, (a, b) in enumerate(zip(a_g, a_e)):
             np.testing.assert_array_equal(a, b, err_msg=f"step {k}: array {i}")
+
+
+def _failing_capture(graphed):
+    """Make ``graphed``'s capture fail inside the trainer's step, as a refused CUDA call would."""
+    trainer, real_capture = graphed.trainer, graphed._capture
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cudaErrorStreamCaptureUnsupported (planted)")
+
+    def failing_capture():
+        trainer.step = refuse
+        try:
+            real_capture()
+        finally:
+            del trainer.step
+    graphed._capture = failing_capture
+
+
+def test_a_failed_capture_can_fall_back_to_eager_steps(cp):
+    """With ``fallback`` (as ``minigan train`` passes), a capture that fails is reported once
+    and the steps go on eagerly, the same training as an eager twin's; without it, the
+    capture's error is raised."""
+    eager_t, graph_t = _trainer("gan"), _trainer("gan")
+    eager = _eager_capturable(eager_t)
+    seen = []
+    graphed = GraphedStep(graph_t, warmup=1, fallback=seen.append)
+    _failing_capture(graphed)
+    for x, _ in _batches("gan", 4):
+        xd = backend.to_device(x, "cuda")
+        graphed(Tensor(xd))
+        eager(Tensor(xd), None)
+    assert not graphed.captured and len(seen) == 1 and "planted" in str(seen[0])
+    assert graphed.calls == 4 and graphed.failed is seen[0]
+    (a_g, *counters_g), (a_e, *counters_e) = _state(graph_t), _state(eager_t)
+    assert counters_g == counters_e
+    for a, b in zip(a_g, a_e):
+        np.testing.assert_array_equal(a, b)
+    strict = GraphedStep(_trainer("gan"), warmup=1)
+    _failing_capture(strict)
+    strict(Tensor(xd))
+    with pytest.raises(RuntimeError, match="planted"):
+        strict(Tensor(xd))
