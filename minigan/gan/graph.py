@@ -201,6 +201,7 @@ class GraphedStep:
         self.graph = self.pool = self._stats = self._deltas = None
         self._bound = []
         self._eager_left = self.warmup
+
     @staticmethod
     def _restore(counted, values) -> None:
         for o, v in zip(counted, values):
