@@ -37,7 +37,7 @@ import numpy as np
 
 import train_step as TS
 from minigan import backend
-from minigan.gan.graph import DEFAULT_WARMUP, GraphedStep
+from minigan.gan.graph import DEFAULT_WARMUP, GraphedStep, capturable_step, make_capturable
 from minigan.kernels import gemm
 
 
@@ -81,14 +81,10 @@ class _EagerTwin(TS.MiniganRunner):
 
     def build(self, seed: int) -> None:
         super().build(seed)
-        for opt in (self.trainer.opt_G, self.trainer.opt_D):
-            for group in opt.param_groups:
-                group["capturable"] = True
-        self.trainer.rng.capturable = True
+        make_capturable(self.trainer)
 
     def step(self) -> None:
-        with gemm.capturable():
-            self.trainer.step(self.real)
+        capturable_step(self.trainer, self.real)
 
 
 class _GraphRunner(TS.MiniganRunner):

@@ -47,6 +47,26 @@ from ..optim import Adam
 DEFAULT_WARMUP = 2
 
 
+def make_capturable(trainer) -> None:
+    """Keep the numbers that change from step to step on the device: ``capturable`` Adam
+    groups (step count, learning rate) and generator (Philox offset)."""
+    for name in ("opt_G", "opt_D"):
+        opt = getattr(trainer, name)
+        if not isinstance(opt, Adam):
+            raise TypeError(f"a CUDA-graph step needs Adam optimizers (capturable), but "
+                            f"trainer.{name} is a {type(opt).__name__}")
+        for group in opt.param_groups:
+            group["capturable"] = True
+    trainer.rng.capturable = True
+
+
+def capturable_step(trainer, real: Tensor, labels=None) -> dict:
+    """One eager step of a ``make_capturable`` trainer, its GEMMs through the path a capture
+    takes: what a replayed step computes, run without a graph."""
+    with gemm.capturable():
+        return trainer.step(real, labels)
+
+
 class GraphedStep:
     """``step(real, labels)`` of ``trainer``, captured once and then replayed (module doc)."""
 
@@ -58,11 +78,7 @@ class GraphedStep:
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
             raise ValueError(f"warmup must be an integer >= 1 (the eager steps before the "
                              f"capture), got {warmup!r}")
-        for name in ("opt_G", "opt_D"):
-            opt = getattr(trainer, name)
-            if not isinstance(opt, Adam):
-                raise TypeError(f"a CUDA-graph step needs Adam optimizers (capturable), but "
-                                f"trainer.{name} is a {type(opt).__name__}")
+        make_capturable(trainer)
         self.trainer = trainer
         self.warmup = warmup
         # fallback(exc): called when a capture fails; the steps then stay eager (the same
@@ -78,10 +94,6 @@ class GraphedStep:
         self._deltas = None
         self._bound = []  # (get, key, array): every long-lived array the graph uses
         self._eager_left = warmup
-        for opt in self._optimizers():
-            for group in opt.param_groups:
-                group["capturable"] = True
-        trainer.rng.capturable = True
 
     def _optimizers(self):
         return (self.trainer.opt_G, self.trainer.opt_D)
@@ -120,8 +132,7 @@ class GraphedStep:
                     self.failed = exc
                     self.fallback(exc)
             if self.graph is None:
-                with gemm.capturable():
-                    stats = self.trainer.step(Tensor(self._real), self._labels)
+                stats = capturable_step(self.trainer, Tensor(self._real), self._labels)
                 self._eager_left -= 1
             else:
                 stats = self._replay()

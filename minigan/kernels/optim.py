@@ -87,6 +87,19 @@ def _adam_step_numpy(param, grad, exp_avg, exp_avg_sq, beta1, beta2, eps, weight
     param -= tmp
 
 
+def _check_arrays(who: str, params, grads, exp_avgs, exp_avg_sqs) -> int:
+    """The number of parameters, once the four lists match in length and shapes."""
+    n = len(params)
+    if not len(grads) == len(exp_avgs) == len(exp_avg_sqs) == n:
+        raise ValueError(f"{who}: params, grads and states differ in length")
+    for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
+        if not p.shape == g.shape == m.shape == v.shape:
+            raise ValueError(f"{who}: parameter {i} has shape {tuple(p.shape)}, its gradient "
+                             f"{tuple(g.shape)} and its state {tuple(m.shape)} and "
+                             f"{tuple(v.shape)}; they must all match")
+    return n
+
+
 def adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, step, lr: float, beta1: float,
                     beta2: float, eps: float, weight_decay: float = 0.0, *,
                     decoupled: bool = False, maximize: bool = False,
@@ -99,19 +112,12 @@ def adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, step, lr: float, beta1
     dtype and step count (``adam_multi_source``) instead of one launch per parameter; a
     parameter whose arrays are not all C-contiguous takes the per-parameter kernel. On the CPU
     the update is per parameter either way (NumPy has no launch cost to save)."""
-    n = len(params)
-    if not len(grads) == len(exp_avgs) == len(exp_avg_sqs) == n:
-        raise ValueError("adam_step_multi: params, grads and states differ in length")
+    n = _check_arrays("adam_step_multi", params, grads, exp_avgs, exp_avg_sqs)
     steps = [step] * n if np.isscalar(step) else list(step)
     if len(steps) != n:
         raise ValueError(f"adam_step_multi: {len(steps)} step counts for {n} parameters")
     if n and min(steps) < 1:
         raise ValueError(f"adam_step_multi: step counts from 1, got {min(steps)}")
-    for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
-        if not p.shape == g.shape == m.shape == v.shape:
-            raise ValueError(f"adam_step_multi: parameter {i} has shape {tuple(p.shape)}, its "
-                             f"gradient {tuple(g.shape)} and its state {tuple(m.shape)} and "
-                             f"{tuple(v.shape)}; they must all match")
     decay = 1.0 - lr * weight_decay if decoupled else 1.0
     l2 = 0.0 if decoupled else weight_decay
     rest = range(n)
@@ -136,19 +142,6 @@ _MULTI_MAX_TENSORS = 48
 _MULTI_DTYPES = {"float32": "float", "float64": "double"}
 
 
-_ADAM_CAPTURABLE_OP = """
-    const double t = hyper[0], lr = hyper[1];
-    const T decay = (T)(1.0 - lr * wd_decoupled);
-    const T step_size = (T)(lr / (1.0 - pow(b1, t)));
-    const T bc2_sqrt = (T)sqrt(1.0 - pow(b2, t));
-    const T pi = param * decay;
-    const T g = sign * grad + (T)wd * pi;
-    exp_avg = (T)b1 * exp_avg + (T)(1.0 - b1) * g;
-    exp_avg_sq = (T)b2 * exp_avg_sq + (T)(1.0 - b2) * g * g;
-    param = pi - step_size * (exp_avg / (sqrt(exp_avg_sq) / bc2_sqrt + (T)eps));
-"""
-
-
 def adam_step_capturable(params, grads, exp_avgs, exp_avg_sqs, hyper, beta1: float,
                          beta2: float, eps: float, weight_decay: float = 0.0, *,
                          decoupled: bool = False, maximize: bool = False,
@@ -165,20 +158,13 @@ def adam_step_capturable(params, grads, exp_avgs, exp_avg_sqs, hyper, beta1: flo
     ``adam_step_multi``'s by a rounding of the float32 step size. On the CPU, ``hyper`` is a
     NumPy array and the update is ``adam_step_multi``'s.
     """
-    n = len(params)
-    if not len(grads) == len(exp_avgs) == len(exp_avg_sqs) == n:
-        raise ValueError("adam_step_capturable: params, grads and states differ in length")
+    n = _check_arrays("adam_step_capturable", params, grads, exp_avgs, exp_avg_sqs)
     if getattr(hyper, "shape", None) != (2,) or hyper.dtype != np.float64:
         raise ValueError(f"adam_step_capturable: hyper must be a float64 array [step, lr], got "
                          f"{getattr(hyper, 'dtype', type(hyper).__name__)} of shape "
                          f"{getattr(hyper, 'shape', None)}")
     on_gpu = backend.is_cupy_array(hyper)
     for i, arrays in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
-        if not arrays[0].shape == arrays[1].shape == arrays[2].shape == arrays[3].shape:
-            raise ValueError(f"adam_step_capturable: parameter {i} has shape "
-                             f"{tuple(arrays[0].shape)}, its gradient {tuple(arrays[1].shape)} "
-                             f"and its state {tuple(arrays[2].shape)} and "
-                             f"{tuple(arrays[3].shape)}; they must all match")
         if any(backend.is_cupy_array(a) != on_gpu for a in arrays):
             raise backend.DeviceError(f"adam_step_capturable: parameter {i} and its gradient "
                                       f"and state must be on hyper's device "
@@ -201,19 +187,12 @@ def adam_step_capturable(params, grads, exp_avgs, exp_avg_sqs, hyper, beta1: flo
             t = np.dtype(dtype_name).type
             scalars = (hyper, float(wd_decoupled), t(sign), t(l2), float(beta1), float(beta2),
                        t(eps))
-            for start in range(0, len(idx), _MULTI_MAX_TENSORS):
-                chunk = idx[start:start + _MULTI_MAX_TENSORS]
-                kernel, grid = _adam_multi_kernel(dtype_name,
-                                                  tuple(params[i].size for i in chunk), True)
-                args = []
-                for i in chunk:
-                    args += (params[i], grads[i], exp_avgs[i], exp_avg_sqs[i])
-                kernel((grid,), (_MULTI_THREADS,), (*args, *scalars))
+            _launch_multi(dtype_name, idx, params, grads, exp_avgs, exp_avg_sqs, scalars, True)
     if rest:
         k = backend.elementwise_kernel(
-            "T grad, raw float64 hyper, float64 wd_decoupled, T sign, T wd, float64 b1, "
-            "float64 b2, T eps", "T param, T exp_avg, T exp_avg_sq", _ADAM_CAPTURABLE_OP,
-            "minigan_adam_capturable")
+            "T grad, raw float64 hyper, float64 wd_decoupled, T sign, T wd, float64 b1_d, "
+            "float64 b2_d, T eps", "T param, T exp_avg, T exp_avg_sq",
+            _CAPTURABLE_PROLOGUE + _CAPTURABLE_ELEMENT, "minigan_adam_capturable")
         for i in rest:
             t = params[i].dtype.type
             k(grads[i], hyper, float(wd_decoupled), t(sign), t(l2), float(beta1), float(beta2),
@@ -247,14 +226,22 @@ def _adam_multi_cupy(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, bet
         bc2_sqrt = (1.0 - beta2 ** step) ** 0.5
         scalars = (t(decay), t(-1.0 if maximize else 1.0), t(l2), t(beta1), t(1.0 - beta1),
                    t(beta2), t(1.0 - beta2), t(lr / (1.0 - beta1 ** step)), t(bc2_sqrt), t(eps))
-        for start in range(0, len(idx), _MULTI_MAX_TENSORS):
-            chunk = idx[start:start + _MULTI_MAX_TENSORS]
-            kernel, grid = _adam_multi_kernel(dtype_name, tuple(params[i].size for i in chunk))
-            args = []
-            for i in chunk:
-                args += (params[i], grads[i], exp_avgs[i], exp_avg_sqs[i])
-            kernel((grid,), (_MULTI_THREADS,), (*args, *scalars))
+        _launch_multi(dtype_name, idx, params, grads, exp_avgs, exp_avg_sqs, scalars, False)
     return rest
+
+
+def _launch_multi(dtype_name, idx, params, grads, exp_avgs, exp_avg_sqs, scalars,
+                  capturable: bool) -> None:
+    """The multi-tensor kernel over parameters ``idx`` of one dtype, ``_MULTI_MAX_TENSORS`` to
+    a launch, with the kernel's scalars after the pointers."""
+    for start in range(0, len(idx), _MULTI_MAX_TENSORS):
+        chunk = idx[start:start + _MULTI_MAX_TENSORS]
+        kernel, grid = _adam_multi_kernel(dtype_name, tuple(params[i].size for i in chunk),
+                                          capturable)
+        args = []
+        for i in chunk:
+            args += (params[i], grads[i], exp_avgs[i], exp_avg_sqs[i])
+        kernel((grid,), (_MULTI_THREADS,), (*args, *scalars))
 
 
 @functools.lru_cache(maxsize=128)
@@ -273,6 +260,16 @@ _CAPTURABLE_PROLOGUE = """    const double t = hyper[0], lr = hyper[1];
     const T bc2_sqrt = (T)sqrt(1.0 - pow(b2_d, t));
     const T b1 = (T)b1_d, one_minus_b1 = (T)(1.0 - b1_d);
     const T b2 = (T)b2_d, one_minus_b2 = (T)(1.0 - b2_d);
+"""
+
+
+# The per-parameter capturable kernel's update, after _CAPTURABLE_PROLOGUE
+_CAPTURABLE_ELEMENT = """
+    const T pi = param * decay;
+    const T g = sign * grad + wd * pi;
+    exp_avg = b1 * exp_avg + one_minus_b1 * g;
+    exp_avg_sq = b2 * exp_avg_sq + one_minus_b2 * g * g;
+    param = pi - step_size * (exp_avg / (sqrt(exp_avg_sq) / bc2_sqrt + eps));
 """
 
 

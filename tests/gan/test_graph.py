@@ -7,7 +7,7 @@ import pytest
 from minigan import backend
 from minigan import random as mrandom
 from minigan.autograd import Tensor
-from minigan.gan.graph import GraphedStep
+from minigan.gan.graph import GraphedStep, capturable_step, make_capturable
 from minigan.gan.models import build_models
 from minigan.gan.trainer import TrainConfig, make_trainer
 from minigan.kernels import gemm
@@ -56,15 +56,8 @@ def _state(trainer):
 
 def _eager_capturable(trainer):
     """The same settings as a graphed step, run eagerly: the reference a replay must equal."""
-    for opt in (trainer.opt_G, trainer.opt_D):
-        for g in opt.param_groups:
-            g["capturable"] = True
-    trainer.rng.capturable = True
-
-    def step(real, labels):
-        with gemm.capturable():
-            return trainer.step(real, labels)
-    return step
+    make_capturable(trainer)
+    return lambda real, labels: capturable_step(trainer, real, labels)
 
 
 @pytest.mark.parametrize("preset", ["gan", "dragan", "dcgan", "cgan"])

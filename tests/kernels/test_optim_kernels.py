@@ -149,7 +149,8 @@ def _emulated_multi(monkeypatch, max_blocks, max_tensors):
         pytest.skip("no C++ compiler (g++) to emulate the kernel with")
     built, launches = {}, []
 
-    def kernel_for(dtype_name, sizes):
+    def kernel_for(dtype_name, sizes, capturable=False):
+        assert not capturable  # this stand-in builds the plain kernel (adam_step_multi's)
         ctype = KO._MULTI_DTYPES[dtype_name]
         code, name, grid = KO.adam_multi_source(ctype, sizes, max_blocks=max_blocks)
         if code not in built:
@@ -327,8 +328,8 @@ def test_adam_multi_kernel_parity_cuda(cuda, monkeypatch):
     launches = []
     real = KO._adam_multi_kernel
 
-    def counted(dtype_name, sizes_):
-        kernel, grid = real(dtype_name, sizes_)
+    def counted(dtype_name, sizes_, *rest):
+        kernel, grid = real(dtype_name, sizes_, *rest)
 
         def launch(*args):
             launches.append((dtype_name, len(sizes_)))
