@@ -126,3 +126,136 @@ def test_gpu_matmul_falls_back_to_cupy_once_the_bindings_refuse(monkeypatch):
         warnings.simplefilter("error")  # said once
         KG.matmul(a, a.T)
     E.clear_kernel_caches()
+
+
+# A libcublas of our own, on host memory, for the real backend.DirectCublas: its ctypes
+# signatures, its alpha/beta by pointer, the handle's stream and workspace, and the column-major
+# arguments that kernels.gemm computes all meet a C implementation of cuBLAS's documented
+# contract (statuses and argument checks included). Written from the cuBLAS documentation, not
+# from the emulator's GEMM, so that the two check each other.
+_FAKE_CUBLAS = r"""
+#include <cstddef>
+#include <cstdint>
+struct Handle { void* stream; void* ws; size_t ws_size; long gemms; };
+static int next_status = 0;
+extern "C" {
+int fake_fail_next(int status) { next_status = status; return 0; }
+int fake_state(void* h, void** stream, void** ws, size_t* ws_size, long* gemms) {
+    Handle* x = (Handle*)h; *stream = x->stream; *ws = x->ws; *ws_size = x->ws_size;
+    *gemms = x->gemms; return 0;
+}
+int cublasCreate_v2(void** h) {
+    if (next_status) { int s = next_status; next_status = 0; return s; }
+    *h = new Handle{nullptr, nullptr, 0, 0}; return 0;
+}
+int cublasDestroy_v2(void* h) { delete (Handle*)h; return 0; }
+/* as cuBLAS documents: setting the stream resets the workspace to cuBLAS's own */
+int cublasSetStream_v2(void* h, void* s) {
+    Handle* x = (Handle*)h; x->stream = s; x->ws = nullptr; x->ws_size = 0; return 0;
+}
+int cublasSetWorkspace_v2(void* h, void* ws, size_t n) {
+    Handle* x = (Handle*)h; x->ws = ws; x->ws_size = n; return 0;
+}
+}  /* extern "C" */
+template <typename T>
+static int gemm(void* h, int ta, int tb, int m, int n, int k, const T* alpha, const T* A,
+                int lda, const T* B, int ldb, const T* beta, T* C, int ldc) {
+    Handle* x = (Handle*)h;
+    if (!x) return 1;                                  /* CUBLAS_STATUS_NOT_INITIALIZED */
+    if (next_status) { int s = next_status; next_status = 0; return s; }
+    if (ta < 0 || ta > 2 || tb < 0 || tb > 2 || m < 0 || n < 0 || k < 0) return 7;
+    int ra = ta == 0 ? m : k, rb = tb == 0 ? k : n;
+    if (lda < (ra > 1 ? ra : 1) || ldb < (rb > 1 ? rb : 1) || ldc < (m > 1 ? m : 1)) return 7;
+    if (!x->ws || x->ws_size == 0) return 100;        /* not a cuBLAS status: no workspace */
+    for (int j = 0; j < n; ++j)
+        for (int i = 0; i < m; ++i) {
+            long double s = 0;
+            for (int p = 0; p < k; ++p) {
+                T a = ta == 0 ? A[i + (size_t)p * lda] : A[p + (size_t)i * lda];
+                T b = tb == 0 ? B[p + (size_t)j * ldb] : B[j + (size_t)p * ldb];
+                s += (long double)a * b;
+            }
+            T prev = *beta == 0 ? T(0) : *beta * C[i + (size_t)j * ldc];
+            C[i + (size_t)j * ldc] = (T)(*alpha * s) + prev;
+        }
+    x->gemms += 1;
+    return 0;
+}
+extern "C" {
+int cublasSgemm_v2(void* h, int ta, int tb, int m, int n, int k, const float* alpha,
+                   const float* A, int lda, const float* B, int ldb, const float* beta,
+                   float* C, int ldc) {
+    return gemm<float>(h, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+int cublasDgemm_v2(void* h, int ta, int tb, int m, int n, int k, const double* alpha,
+                   const double* A, int lda, const double* B, int ldb, const double* beta,
+                   double* C, int ldc) {
+    return gemm<double>(h, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+}
+"""
+_REAL_DIRECT_CUBLAS = backend.DirectCublas  # the emulator replaces it; this test wants it
+
+
+def _fake_cublas(monkeypatch):
+    """The emulated GPU, with the real DirectCublas loading the C library above."""
+    import ctypes
+    cp = E.install(monkeypatch)
+    lib = E._compile(_FAKE_CUBLAS, "fake libcublas")
+    monkeypatch.setattr(backend, "DirectCublas", _REAL_DIRECT_CUBLAS)
+    monkeypatch.setattr(backend, "_find_cublas", lambda: lib._name)
+    vp = ctypes.c_void_p
+
+    def state(handle):
+        out = [vp(), vp(), ctypes.c_size_t(), ctypes.c_long()]
+        lib.fake_state(handle, *map(ctypes.byref, out))
+        return out[0].value, out[1].value, out[2].value, out[3].value
+    return cp, lib, state
+
+
+@pytest.mark.skipif(not E.have_cxx(), reason="no g++ for the emulated GPU")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_real_direct_cublas_calls_a_cublas_abi_right_for_every_operand_layout(
+        monkeypatch, dtype):
+    cp, lib, state = _fake_cublas(monkeypatch)
+    _DEVICE_BASE.clear()
+    base = np.random.default_rng(3).standard_normal(20000).astype(dtype)
+    a_forms = _forms(base, 0, M, K, cp)
+    a_forms.update({f"one row {k}": v for k, v in _forms(base, 300, 1, K, cp).items()})
+    b_forms = _forms(base, 5000, K, N, cp)
+    b_forms.update({f"one column {k}": v for k, v in _forms(base, 9000, K, 1, cp).items()})
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    stream = backend.new_stream()  # as a graphed step's: not the default stream (address 0)
+    with stream, KG.capturable():
+        for an, a in a_forms.items():
+            for bn, b in b_forms.items():
+                got = KG.matmul(a, b)
+                want = np.asarray(a).astype(np.float64) @ np.asarray(b).astype(np.float64)
+                assert got.shape == want.shape and got.dtype == dtype
+                np.testing.assert_allclose(got.get(), want, rtol=tol, atol=tol,
+                                           err_msg=f"{an} @ {bn}")
+        direct = backend.direct_cublas()
+    assert isinstance(direct, _REAL_DIRECT_CUBLAS) and direct.lib_path == lib._name
+    bound, ws, ws_size, gemms = state(direct.handle)
+    # the handle is bound to the stream it serves, and keeps its own workspace after that
+    assert bound == stream.ptr != 0
+    assert ws == direct.workspace.data.ptr and ws_size == direct.WORKSPACE_BYTES == 32 << 20
+    assert gemms == len(a_forms) * len(b_forms) >= 80
+    E.clear_kernel_caches()
+
+
+@pytest.mark.skipif(not E.have_cxx(), reason="no g++ for the emulated GPU")
+def test_the_real_direct_cublas_reports_a_failed_status_by_name(monkeypatch):
+    cp, lib, _ = _fake_cublas(monkeypatch)
+    a = cp.ones((3, 4), dtype=np.float32)
+    lib.fake_fail_next(3)  # CUBLAS_STATUS_ALLOC_FAILED, on cublasCreate
+    with KG.capturable(), pytest.raises(backend.DeviceError,
+                                        match=r"cublasCreate_v2 failed with cuBLAS status 3"):
+        KG.matmul(a, a.T)
+    assert backend._DIRECT_CUBLAS == {}  # nothing half-made is kept
+    with KG.capturable():
+        np.testing.assert_allclose(KG.matmul(a, a.T).get(), np.full((3, 3), 4.0))
+        lib.fake_fail_next(13)  # CUBLAS_STATUS_EXECUTION_FAILED
+        with pytest.raises(backend.DeviceError, match=r"cublas gemm failed with cuBLAS status 13"):
+            KG.matmul(a, a.T)
+    E.clear_kernel_caches()
