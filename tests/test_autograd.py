@@ -73,6 +73,90 @@ def test_backward_accumulates_into_leaves():
     np.testing.assert_allclose(x.grad.numpy(), [5.0, -1.0, 9.0])
 
 
+def _twin_backwards(build, monkeypatch):
+    """Run ``build()`` (which returns the loss and the tensors to read) twice: with gradients
+    summed in place where the engine proves it may, and with every sum a new array."""
+    from minigan import autograd
+    owned = autograd._OWNED[0]
+    out = []
+    for mode in (owned, None):
+        monkeypatch.setattr(autograd, "_OWNED", [mode])
+        loss, tensors = build()
+        loss.backward()
+        out.append([t.grad.numpy().copy() for t in tensors])
+    return out
+
+
+def test_gradient_sums_in_place_change_no_value(monkeypatch):
+    from minigan import autograd
+    if autograd._OWNED[0] is None:
+        pytest.skip("this interpreter's reference counts cannot prove ownership")
+    def build():
+        rng = np.random.default_rng(0)
+        xs = rng.standard_normal((5, 4))
+        w = minigan.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+        b = minigan.tensor(rng.standard_normal(3), requires_grad=True)
+        x = minigan.tensor(xs, requires_grad=True)
+        h = F.matmul(x, w) + b  # a non-leaf used three times: its table entry is summed
+        loss = (F.leaky_relu(h, 0.2) * 2.0).sum() + (h * h).sum() + F.tanh(h).mean()
+        loss = loss + (F.matmul(x * 3.0, w) + b).sum()  # w, b, x: a second use each
+        return loss, [w, b, x]
+
+    done = []
+    real = autograd._add_in_place
+    monkeypatch.setattr(autograd, "_add_in_place", lambda a, b: done.append(real(a, b))
+                        or done[-1])
+    in_place, fresh = _twin_backwards(build, monkeypatch)
+    assert sum(done) >= 3  # summed in place in the first run (a view, say, is not)
+    for a, b in zip(in_place, fresh):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_leaf_gradient_nobody_else_holds_is_summed_in_place():
+    from minigan import autograd
+    if autograd._OWNED[0] is None:
+        pytest.skip("this interpreter's reference counts cannot prove ownership")
+    w = minigan.tensor(np.ones((3, 2)), requires_grad=True, dtype="float64")
+    (w * 2.0).sum().backward()
+    ids = id(w.grad), id(w.grad.data)  # ids only: holding them holds no reference
+    (w * 3.0).sum().backward()
+    assert (id(w.grad), id(w.grad.data)) == ids  # the same array: no new one was allocated
+    np.testing.assert_array_equal(w.grad.numpy(), np.full((3, 2), 5.0))
+
+
+@pytest.mark.parametrize("held", ["tensor", "array", "view"])
+def test_a_gradient_someone_holds_is_never_changed_in_place(held):
+    w = minigan.tensor(np.ones((3, 2)), requires_grad=True, dtype="float64")
+    (w * 2.0).sum().backward()
+    keep = {"tensor": lambda: w.grad, "array": lambda: w.grad.data,
+            "view": lambda: w.grad.data[1:]}[held]()
+    before = np.array(keep.numpy() if held == "tensor" else keep)
+    (w * 3.0).sum().backward()
+    after = keep.numpy() if held == "tensor" else keep
+    np.testing.assert_array_equal(after, before)  # what the caller holds did not change
+    np.testing.assert_array_equal(w.grad.numpy(), np.full((3, 2), 5.0))
+
+
+def test_a_gradient_array_shared_between_paths_is_not_summed_into():
+    # Add's backward hands its gradient to both inputs. Built last, it runs before h1's other
+    # use (ties go to the later function), so that use's gradient is summed into h1's entry
+    # while the other input (a leaf's .grad, or a pending entry) still holds the same gradient
+    ones = np.ones(4)
+    x = minigan.tensor(ones, requires_grad=True, dtype="float64")
+    b = minigan.tensor(ones, requires_grad=True, dtype="float64")
+    h1 = x * 2.0
+    ((h1 * 5.0).sum() + ((h1 + b) * 1.5).sum()).backward()  # * 1.5: a gradient of its own,
+    np.testing.assert_array_equal(b.grad.numpy(), 1.5 * ones)  # not a broadcast view
+    np.testing.assert_array_equal(x.grad.numpy(), 13.0 * ones)
+
+    y = minigan.tensor(ones, requires_grad=True, dtype="float64")
+    x.grad = None
+    h1, h2 = x * 2.0, y * 3.0
+    ((h1 * 5.0).sum() + ((h1 + h2) * 1.5).sum()).backward()
+    np.testing.assert_array_equal(y.grad.numpy(), 4.5 * ones)
+    np.testing.assert_array_equal(x.grad.numpy(), 13.0 * ones)
+
+
 def test_ndarray_on_the_left_defers_to_tensor():
     x = minigan.tensor([1.0, 2.0], requires_grad=True)
     y = np.array([3.0, 4.0], dtype=np.float32) * x
