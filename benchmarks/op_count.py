@@ -25,7 +25,7 @@ import collections
 import json
 import sys
 
-import _common as C  # first: puts the repository root on sys.path for minigan
+import _common  # noqa: F401 - first: puts the repository root on sys.path for minigan
 
 import minigan.autograd as ag
 import minigan.kernels.optim as KO
