@@ -219,6 +219,9 @@ def test_the_emulated_capture_records_instead_of_running(cp):
             cp.asarray(np.ones(2))
         with pytest.raises(NotImplementedError, match="during stream capture"):
             E.cublas.sgemm(1, 0, 0, 1, 1, 1, 0, 0, 1, 0, 1, 0, 0, 1)
+        two = cp.concatenate([a, a])  # up to 8 arrays: one copy kernel each, as in CuPy
+        with pytest.raises(RuntimeError, match="concatenate of 9 arrays.*copy from host"):
+            cp.concatenate([a] * 9)  # more: CuPy uploads a table of their pointers
         graph = s.end_capture()
     scale = 5.0  # the graph keeps the value it captured
     assert np.isnan(b.get()).all() and (a.get() == 1).all()
@@ -226,6 +229,7 @@ def test_the_emulated_capture_records_instead_of_running(cp):
     np.testing.assert_array_equal(b.get(), 2.0)
     np.testing.assert_array_equal(a.get(), 2.0)
     np.testing.assert_array_equal(c.get(), 12.0)
+    np.testing.assert_array_equal(two.get(), 2.0)
     graph.launch(stream=s)  # the in-place op runs again, the product reads the new a
     np.testing.assert_array_equal(b.get(), 4.0)
     np.testing.assert_array_equal(c.get(), 14.0)

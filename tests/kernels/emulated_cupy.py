@@ -174,6 +174,7 @@ _NO_LAUNCH = frozenset({
 
 # NumPy functions that write into an argument and return None
 _IN_PLACE = frozenset({"copyto", "put", "place", "putmask", "fill_diagonal", "put_along_axis"})
+_JOINS = frozenset({"concatenate", "stack", "vstack", "hstack", "column_stack", "concat"})
 
 
 class ndarray(np.ndarray):
@@ -213,6 +214,10 @@ class ndarray(np.ndarray):
 
         def run():
             return func(*hargs, **hkwargs)
+        if name in _JOINS and args and isinstance(args[0], (list, tuple)) and len(args[0]) > 8:
+            # CuPy joins more than 8 arrays in one kernel that reads a table of their device
+            # pointers, which it copies from the host first (_concatenate_single_kernel)
+            LOG.upload(f"{name} of {len(args[0])} arrays")
         if name in _IN_PLACE or kwargs.get("out") is not None:
             LOG.launch("function", name)
             if not _defer(run):
