@@ -27,13 +27,15 @@ class BatchNormTrain(Function):
     constant is the classic silent bug).
     """
 
-    def __init__(self, running_mean, running_var, momentum, eps):
+    def __init__(self, running_mean, running_var, momentum, eps, counter=None):
         self.running_mean, self.running_var = running_mean, running_var
         self.momentum, self.eps = momentum, eps
+        self.counter = counter  # a layer's num_batches_tracked, advanced by the forward
 
     def forward(self, x, w, b):
         y, mean, invstd = KB.batch_norm_forward_train(
-            x, w, b, self.running_mean, self.running_var, self.momentum, self.eps)
+            x, w, b, self.running_mean, self.running_var, self.momentum, self.eps,
+            counter=self.counter)
         self.saved = (mean, invstd)
         return y
 
@@ -61,13 +63,14 @@ class BatchNormLeakyReLUTrain(FusedLeakyReLU, BatchNormTrain):
     """leaky_relu(batch_norm(x), s) as one op (s = 0: ReLU): the activation runs in the
     normalising pass (one GPU launch instead of two, no second activation-sized array)."""
 
-    def __init__(self, running_mean, running_var, momentum, eps, slope):
-        super().__init__(running_mean, running_var, momentum, eps)
+    def __init__(self, running_mean, running_var, momentum, eps, slope, counter=None):
+        super().__init__(running_mean, running_var, momentum, eps, counter)
         self.slope = slope
 
     def forward(self, x, w, b):
         y, mean, invstd = KB.batch_norm_forward_train(
-            x, w, b, self.running_mean, self.running_var, self.momentum, self.eps, self.slope)
+            x, w, b, self.running_mean, self.running_var, self.momentum, self.eps, self.slope,
+            counter=self.counter)
         self.saved = (mean, invstd)
         self.y = y
         return y
@@ -101,15 +104,23 @@ def batch_norm_leaky_relu(input, running_mean, running_var, weight=None, bias=No
     """``leaky_relu(batch_norm(...), negative_slope)`` (``negative_slope=0``: ReLU), the same
     values and gradients; in training one fused op (``BatchNormLeakyReLUTrain``).
     ``nn.Sequential`` calls it for a batch-norm layer followed by a LeakyReLU or ReLU."""
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
+                       checked_slope(negative_slope))
+
+
+def checked_slope(negative_slope) -> float:
+    """A fused LeakyReLU's slope, as a float; negative (or NaN) is refused."""
     if not negative_slope >= 0:
         raise ValueError(f"batch_norm_leaky_relu: negative_slope must be >= 0, got "
                          f"{negative_slope}")
-    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
-                       float(negative_slope))
+    return float(negative_slope)
 
 
 def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
-                slope) -> Tensor:
+                slope, counter=None) -> Tensor:
+    """``batch_norm`` (``slope``: with a fused LeakyReLU). ``counter``, a batch-norm layer's
+    ``num_batches_tracked`` (a 0-d integer array), is advanced by one in training, once the
+    input has been checked: on the GPU inside the statistics kernel, not by a launch of its own."""
     x = as_tensor(input)
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, ...), got {x.shape}")
@@ -134,9 +145,11 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
         if x.size // c <= 1:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got "
                              f"input of shape {x.shape}")
+        if counter is not None:
+            backend.check_same_device(x.data, counter, what="batch_norm (num_batches_tracked)")
         if slope is None:
-            return BatchNormTrain(rm, rv, momentum, eps)(x, w, b)
-        return BatchNormLeakyReLUTrain(rm, rv, momentum, eps, slope)(x, w, b)
+            return BatchNormTrain(rm, rv, momentum, eps, counter)(x, w, b)
+        return BatchNormLeakyReLUTrain(rm, rv, momentum, eps, slope, counter)(x, w, b)
     if rm is None or rv is None:
         raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
     # Evaluation is an affine map with constant statistics: compose it, exact to every order.

@@ -68,22 +68,27 @@ def _check_m(m: int) -> None:
 # Forward, training
 
 def batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentum: float,
-                             eps: float, negative_slope: float | None = None):
+                             eps: float, negative_slope: float | None = None, counter=None):
     """Normalise with batch statistics; returns ``(y, mean, invstd)``, the last two of shape (C,).
 
     ``running_mean``/``running_var`` (or None) are updated in place with the unbiased variance.
     ``weight``/``bias`` may be None (no affine transform). With ``negative_slope`` a LeakyReLU of
     that slope (0: ReLU) is applied to the result in the same pass on the GPU (one launch
-    fewer) and in place on the CPU, with ``leaky_relu_forward``'s arithmetic.
+    fewer) and in place on the CPU, with ``leaky_relu_forward``'s arithmetic. ``counter`` (a
+    layer's ``num_batches_tracked``, a 0-d integer array, or None) is advanced by one; on the
+    GPU by the statistics kernel when it is int64, so that it costs no launch of its own.
     """
     if backend.is_cupy_array(x):
         x3, m = _as3d(x)
         _check_m(m)
         y, mean, invstd = _forward_train_cupy(x3, m, weight, bias, running_mean, running_var,
-                                              float(momentum), float(eps), negative_slope)
+                                              float(momentum), float(eps), negative_slope,
+                                              counter)
         return y.reshape(x.shape), mean, invstd
     lay = _Layout(x)
     _check_m(lay.m)
+    if counter is not None:
+        counter += 1  # in place
     y, mean, invstd = _forward_train_numpy(lay.rows(x), lay, weight, bias, running_mean,
                                            running_var, float(momentum), float(eps))
     if negative_slope is not None:
@@ -214,9 +219,11 @@ extern "C" __global__ void minigan_bn_stats_DTYPE(
         T* __restrict__ invstd_out, T* __restrict__ scale_out, T* __restrict__ run_mean,
         T* __restrict__ run_var, const long long N, const long long C, const long long S,
         const long long sn, const long long sc, const double eps, const double momentum,
-        const int flags) {
-    // flags: 1 = weight given, 2 = update run_mean, 4 = update run_var
+        const int flags, long long* __restrict__ counter) {
+    // flags: 1 = weight given, 2 = update run_mean, 4 = update run_var, 8 = advance the
+    // layer's num_batches_tracked (one thread of the grid)
     __shared__ double sh[33];
+    if (flags & 8 && blockIdx.x == 0 && threadIdx.x == 0) counter[0] += 1;
     const long long c = blockIdx.x;
     const T* xc = x + c * sc;
     double acc = 0.0;
@@ -287,7 +294,7 @@ def _block(m: int) -> int:
 
 
 def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum, eps,
-                       negative_slope=None):
+                       negative_slope=None, counter=None):
     cp = backend.cupy
     x3, (sn, sc) = with_leading_strides(x3)  # no copy of a channel-major conv output
     n, c, s = x3.shape
@@ -299,11 +306,15 @@ def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum
     run = [r if r is None or (r.dtype == dt and r.flags.c_contiguous) else r.astype(dt)
            for r in (running_mean, running_var)]
     flags = (weight is not None) | (run[0] is not None) << 1 | (run[1] is not None) << 2
+    count = counter is not None and counter.dtype == np.int64 and counter.size == 1
+    if counter is not None and not count:
+        counter += 1  # another integer type (a hand-made buffer): a launch of its own
     _bn_raw_kernel("stats", dt)(
         (c,), (_block(m),),
         (x3, w, mean, invstd, scale, mean if run[0] is None else run[0],
          mean if run[1] is None else run[1], np.int64(n), np.int64(c), np.int64(s),
-         np.int64(sn), np.int64(sc), np.float64(eps), np.float64(momentum), np.int32(flags)))
+         np.int64(sn), np.int64(sc), np.float64(eps), np.float64(momentum),
+         np.int32(flags | count << 3), counter if count else mean))
     for r, new in zip((running_mean, running_var), run):
         if r is not new:
             r[...] = new

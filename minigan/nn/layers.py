@@ -8,7 +8,7 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from ..functional.activation import linear_leaky_relu
-from ..functional.norm import batch_norm_leaky_relu
+from ..functional.norm import _batch_norm, checked_slope
 from ..functional.resize import pad_end
 from . import init
 from .container import Sequential  # noqa: F401 - its former home
@@ -287,11 +287,13 @@ class _BatchNorm(Module):
         if x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}): input of shape "
                              f"{x.shape} has {x.shape[1]} channels")
+        counter = None
         if self.training and self.num_batches_tracked is not None:
-            self.num_batches_tracked += 1  # in place, on the device: no host sync
             if self.momentum is None:
+                self.num_batches_tracked += 1  # in place, on the device: no host sync
                 y = self._forward_cumulative(x)
                 return y if slope is None else F.leaky_relu(y, slope)
+            counter = self.num_batches_tracked  # advanced by the training forward (its kernel)
         if self.training or self.running_mean is None:  # batch statistics
             args = (x, self.running_mean if self.training else None,
                     self.running_var if self.training else None, self.weight, self.bias, True,
@@ -299,9 +301,8 @@ class _BatchNorm(Module):
         else:
             args = (x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
                     self.eps)
-        if slope is None:
-            return F.batch_norm(*args)
-        return batch_norm_leaky_relu(*args, negative_slope=slope)
+        # F.batch_norm, or batch_norm_leaky_relu, with the layer's counter
+        return _batch_norm(*args, None if slope is None else checked_slope(slope), counter)
 
     def _forward_cumulative(self, x):
         # A momentum-1 update into zeroed scratch buffers captures the batch mean and unbiased

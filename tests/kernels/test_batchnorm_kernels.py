@@ -365,3 +365,55 @@ def test_row_sum_numpy_blocks_match_float64():
         got = KB._row_sum_numpy(a)
         assert got.dtype == np.float64 and got.shape == (7,)
         np.testing.assert_allclose(got, a.astype(np.float64).sum(axis=0), rtol=1e-6)
+
+
+# A layer's num_batches_tracked: advanced by the training forward, on the GPU by the statistics
+# kernel itself (one thread), so that it costs no launch of its own.
+
+def _counted(xp, counter, n=3):
+    x, w, b, rm, rv, _ = (xp.asarray(a.astype(np.float32)) for a in _data((4, 3, 5, 5)))
+    for _ in range(n):
+        KB.batch_norm_forward_train(x, w, b, rm, rv, 0.1, 1e-5, 0.2, counter=counter)
+    KB.batch_norm_forward_eval(x, w, b, rm, rv, 1e-5)  # evaluation counts nothing
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        KB.batch_norm_forward_train(x[:1, :, :1, :1], w, b, rm, rv, 0.1, 1e-5, counter=counter)
+    return int(counter)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+def test_the_counter_advances_once_per_training_forward_on_the_cpu(dtype):
+    assert _counted(np, np.zeros((), dtype)) == 3
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+def test_the_counter_advances_once_per_training_forward_on_the_gpu(cuda, dtype):
+    assert _counted(cuda, cuda.zeros((), dtype)) == 3
+    c = cuda.full((), 41, dtype)
+    _counted(cuda, c, n=1)
+    assert int(c) == 42
+
+
+def test_the_gpu_counter_is_advanced_inside_the_statistics_kernel(emulated_gpu):
+    from minigan import nn
+    from tests.kernels import emulated_cupy as E
+    cp = emulated_gpu
+    x = cp.asarray(_data((4, 3, 5, 5))[0].astype(np.float32))
+    bn = nn.BatchNorm2d(3).to("cuda")
+    launches = []
+    for counter in (None, bn.num_batches_tracked):
+        KB.batch_norm_forward_train(x, None, None, None, None, 0.1, 1e-5, counter=counter)
+        E.LOG.clear()
+        KB.batch_norm_forward_train(x, None, None, None, None, 0.1, 1e-5, counter=counter)
+        launches.append(dict(E.LOG.launches))
+    assert launches[0] == launches[1]  # the same launches with the counter as without
+    assert int(bn.num_batches_tracked) == 2
+    bn(x)  # the layer hands its counter to the kernel
+    assert int(bn.num_batches_tracked) == 3
+    E.LOG.clear()
+    bn(x)
+    assert not any(k[0] == "ufunc" for k in E.LOG.launches), E.LOG.launches
+    assert int(bn.num_batches_tracked) == 4
+    bn.eval()
+    bn(x)
+    assert int(bn.num_batches_tracked) == 4

@@ -139,7 +139,7 @@ def test_the_backend_sees_one_gpu_and_forgets_it_afterwards(monkeypatch):
 # to a step fails here, and the number is lowered when a change removes some. (dragan's
 # include 2 copies of 0-stride (broadcast) vectors before GEMMs of its penalty's double
 # backward.)
-STEP_LAUNCHES = {"gan": 119, "dragan": 180, "dcgan": 115, "cgan": 135}
+STEP_LAUNCHES = {"gan": 116, "dragan": 177, "dcgan": 110, "cgan": 132}
 
 
 def _step(preset, device, batch, labels):
