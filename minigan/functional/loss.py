@@ -176,6 +176,26 @@ class BCEWithLogitsConst(Function):
         return Tensor(K.bce_with_logits_backward(gy.data, x.data, self.t))
 
 
+class BCEWithLogitsConstMean(Function):
+    """``mean(BCEWithLogitsConst(t)(x))`` as one op, the same values: on the GPU one kernel
+    forward and one backward, where the two ops launch two each (the loss, then the mean;
+    the mean's backward scaling of gy, then the loss's backward)."""
+
+    def __init__(self, t, scale):
+        self.t, self.scale = t, scale
+
+    def forward(self, x):
+        return K.bce_with_logits_const_mean(x, self.t, self.scale)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        if is_grad_enabled():  # a graph is being built: the two ops' backward formulas
+            g = B.broadcast_to(B.reshape(gy * self.scale, (1,) * x.ndim), x.shape)
+            return g * B.sub(sigmoid(x), self.t)
+        return Tensor(K.bce_with_logits_const_mean_backward(gy.data, x.data, self.t,
+                                                            self.scale))
+
+
 def bce_with_logits_const(input, value: float, reduction: str = "mean") -> Tensor:
     """``binary_cross_entropy_with_logits(input, full_like(input, value))``, without making the
     full target (which on the GPU is one more kernel launch and allocation per call)."""
@@ -183,7 +203,10 @@ def bce_with_logits_const(input, value: float, reduction: str = "mean") -> Tenso
     x = as_tensor(input)
     if x.dtype.kind != "f":
         raise TypeError(f"bce_with_logits_const: logits must be floating point, got {x.dtype}")
-    return _reduce(BCEWithLogitsConst(x.dtype.type(value))(x), reduction)
+    t = x.dtype.type(value)
+    if reduction == "mean" and x.size:
+        return BCEWithLogitsConstMean(t, x.dtype.type(1.0 / x.size))(x)
+    return _reduce(BCEWithLogitsConst(t)(x), reduction)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,

@@ -377,6 +377,62 @@ def bce_with_logits_forward(x, t, weight=None):
     return loss
 
 
+_BCE_MEAN_CUDA = r"""
+extern "C" __global__ void minigan_bce_const_mean_TAG(const T* __restrict__ x,
+        T* __restrict__ y, const long long n, const T t, const T scale) {
+    // each loss in T, as minigan_bce_logits_fwd computes it, summed in double as mean_all does
+    __shared__ double sh[33];
+    double v = 0.0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) {
+        const T xi = x[i];
+        const T l = fmax(xi, (T)0) - xi * t + log1p(exp(-fabs(xi)));
+        v += (double)l;
+    }
+    v = minigan_block_sum(v, sh);
+    if (threadIdx.x == 0) y[0] = (T)v * scale;
+}
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _bce_mean_kernel(dtype):
+    ctype, tag = _FLOAT_CTYPES[np.dtype(dtype)]
+    code = f"typedef {ctype} T;\n" + BLOCK_SUM_CUDA + _BCE_MEAN_CUDA.replace("TAG", tag)
+    return backend.raw_kernel(code, f"minigan_bce_const_mean_{tag}")
+
+
+def bce_with_logits_const_mean(x, t, scale):
+    """``sum_all_scaled(bce_with_logits_forward(x, t), scale)`` for a number t: the mean loss
+    against a constant target, as a 0-d array. On the GPU one kernel instead of two (and no
+    loss-sized array)."""
+    if backend.is_cupy_array(x) and x.dtype in _FLOAT_CTYPES and x.size:
+        cp = backend.cupy
+        x = cp.ascontiguousarray(x)
+        y = cp.empty((), dtype=x.dtype)
+        threads = int(min(1024, max(32, -(-x.size // 32) * 32)))
+        _bce_mean_kernel(x.dtype)((1,), (threads,),
+                                  (x, y, np.int64(x.size), _scalar(x, t), _scalar(x, scale)))
+        return y
+    return sum_all_scaled(bce_with_logits_forward(x, t), scale)
+
+
+def bce_with_logits_const_mean_backward(gy, x, t, scale):
+    """The gradient of ``bce_with_logits_const_mean`` for a 0-d ``gy``: gx = (gy * scale) *
+    (sigmoid(x) - t), with gy * scale rounded to x's dtype first, as the mean's backward
+    and the loss's backward compute it one after the other (on the GPU one kernel, which reads
+    gy on the device)."""
+    if backend.is_cupy_array(x):
+        op = """
+            const T g = gy * sc;
+            const T e = exp(-fabs(x));
+            const T r = (T)1 / ((T)1 + e);
+            const T s = x >= (T)0 ? r : e * r;
+            gx = g * (s - t)"""
+        return _ew("T gy, T x, T t, T sc", "T gx", op, "minigan_bce_logits_mean_bwd")(
+            gy, x, _scalar(x, t), _scalar(x, scale), *out_like(x))
+    return bce_with_logits_backward(gy * _scalar(x, scale), x, t)
+
+
 def bce_with_logits_backward(gy, x, t, weight=None):
     """gx = gy * (sigmoid(x) - t) * w; gy, t and weight broadcast against x."""
     if backend.is_cupy_array(x):

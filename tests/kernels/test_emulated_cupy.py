@@ -139,7 +139,7 @@ def test_the_backend_sees_one_gpu_and_forgets_it_afterwards(monkeypatch):
 # to a step fails here, and the number is lowered when a change removes some. (dragan's
 # include 2 copies of 0-stride (broadcast) vectors before GEMMs of its penalty's double
 # backward.)
-STEP_LAUNCHES = {"gan": 116, "dragan": 177, "dcgan": 110, "cgan": 132}
+STEP_LAUNCHES = {"gan": 110, "dragan": 171, "dcgan": 104, "cgan": 126}
 
 
 def _step(preset, device, batch, labels):
@@ -248,3 +248,23 @@ def test_a_gpu_conv_output_stays_channel_major_through_batch_norm_and_back(cp):
     gx_ref, gw_ref = KC.conv2d_input_and_weight_grads(x.get(), w.get(), gx.get(), 2, 1)
     np.testing.assert_allclose(gx_conv.get(), gx_ref, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(gw_conv.get(), gw_ref, rtol=1e-4, atol=1e-4)
+
+
+def test_a_gan_loss_is_one_launch_forward_and_one_backward(cp):
+    """bce_with_logits_const(x, t) with the mean: the loss and the mean in one kernel, and
+    its backward (the mean's scaling of gy included) in one more."""
+    from minigan.functional.loss import bce_with_logits_const
+    x0 = np.random.default_rng(0).standard_normal((8, 1)).astype(np.float32)
+    x = Tensor(cp.asarray(x0), requires_grad=True)
+    E.LOG.clear()
+    loss = bce_with_logits_const(x, 1.0)
+    assert E.LOG.n_launches == 1, E.LOG.launches
+    gy = Tensor(cp.asarray(np.float32(2.0)))
+    E.LOG.clear()
+    loss.backward(gy)
+    assert E.LOG.n_launches == 1, E.LOG.launches
+    assert sum(E.LOG.syncs.values()) == 0 and E.LOG.uploads == 0
+    want = np.logaddexp(0, x0.astype(np.float64)) - x0
+    np.testing.assert_allclose(float(loss.data.get()), want.mean(), rtol=1e-6)
+    np.testing.assert_allclose(x.grad.data.get(), 2.0 / 8 * (1 / (1 + np.exp(-x0)) - 1),
+                               rtol=1e-5, atol=1e-7)
