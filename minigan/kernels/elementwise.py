@@ -10,6 +10,7 @@ that CuPy binds the type placeholder ``T`` to the array dtype and never has to g
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -235,38 +236,61 @@ def leaky_relu_backward_colsum(gy, y, negative_slope: float):
 # The mean of a whole array in one GPU kernel (a GAN loss, or D's mean output): one block
 # walks the array, sums in double, and writes (T)sum * scale, the same rounding steps as a sum
 # followed by a multiply by the scale, in one launch instead of two.
-_MEAN_ALL_CUDA = r"""
-extern "C" __global__ void minigan_mean_all_TAG(const T* __restrict__ x, T* __restrict__ y,
-                                                const long long n, const T scale) {
+# One block sums n values of x, each mapped by one of _MEAN_OF_MAPS, in double, and writes the
+# sum (rounded to T) times `scale`: the mean of all of x (mean_all), of BCE-with-logits losses
+# against a constant target a (bce_const_mean), or of sigmoid(x) (sigmoid_mean). Each map is
+# the expression of the elementwise kernel it stands for, so each mapped value is the one that
+# kernel would have stored.
+_MEAN_OF_CUDA = r"""
+extern "C" __global__ void minigan_WHICH_TAG(const T* __restrict__ x, T* __restrict__ y,
+                                             const long long n, const T a, const T scale) {
     __shared__ double sh[33];
     double v = 0.0;
-    for (long long i = threadIdx.x; i < n; i += blockDim.x) v += (double)x[i];
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) {
+        const T xi = x[i];
+        MAP
+        v += (double)f;
+    }
     v = minigan_block_sum(v, sh);
     if (threadIdx.x == 0) y[0] = (T)v * scale;
 }
 """
+_MEAN_OF_MAPS = {
+    "mean_all": "const T f = xi;",
+    "bce_const_mean": "const T f = fmax(xi, (T)0) - xi * a + log1p(exp(-fabs(xi)));",
+    "sigmoid_mean": """const T e = exp(-fabs(xi));
+        const T r = (T)1 / ((T)1 + e);
+        const T f = xi >= (T)0 ? r : e * r;""",
+}
 
 
 @functools.lru_cache(maxsize=None)
-def _mean_all_kernel(dtype):
+def _mean_of_kernel(which: str, dtype):
     ctype, tag = _FLOAT_CTYPES[np.dtype(dtype)]
-    code = f"typedef {ctype} T;\n" + BLOCK_SUM_CUDA + _MEAN_ALL_CUDA.replace("TAG", tag)
-    return backend.raw_kernel(code, f"minigan_mean_all_{tag}")
+    code = (f"typedef {ctype} T;\n" + BLOCK_SUM_CUDA
+            + _MEAN_OF_CUDA.replace("WHICH", which).replace("TAG", tag)
+            .replace("MAP", _MEAN_OF_MAPS[which]))
+    return backend.raw_kernel(code, f"minigan_{which}_{tag}")
+
+
+def _mean_of(which: str, x, a, scale):
+    """The GPU launch of _MEAN_OF_CUDA: a 0-d array of x's dtype (x float32/float64, not empty)."""
+    cp = backend.cupy
+    x = cp.ascontiguousarray(x)
+    y = cp.empty((), dtype=x.dtype)
+    threads = int(min(1024, max(32, -(-x.size // 32) * 32)))
+    _mean_of_kernel(which, x.dtype)((1,), (threads,), (x, y, np.int64(x.size), _scalar(x, a),
+                                                      _scalar(x, scale)))
+    return y
 
 
 def sum_all_scaled(x, scale):
     """``x.sum() * scale`` as a 0-d array of x's dtype (float32/float64), with the scale as a
     number of that dtype: on the GPU one kernel (the sum in double), on the CPU NumPy's sum
     and a multiply."""
-    s = _scalar(x, scale)
     if backend.is_cupy_array(x) and x.dtype in _FLOAT_CTYPES and x.size:
-        cp = backend.cupy
-        x = cp.ascontiguousarray(x)
-        y = cp.empty((), dtype=x.dtype)
-        threads = int(min(1024, max(32, -(-x.size // 32) * 32)))
-        _mean_all_kernel(x.dtype)((1,), (threads,), (x, y, np.int64(x.size), s))
-        return y
-    return x.sum() * s
+        return _mean_of("mean_all", x, 0, scale)
+    return x.sum() * _scalar(x, scale)
 
 
 def relu_forward(x):
@@ -313,6 +337,16 @@ def sigmoid_forward(x):
     np.multiply(e, y, out=e)  # e now holds the x < 0 branch
     np.copyto(y, e, where=x < 0)
     return y
+
+
+def sigmoid_mean(x):
+    """The mean of sigmoid(x) over all of x, as a 0-d array of x's dtype (a GAN's D(x) and
+    D(G(z)) statistics): each sigmoid_forward value summed in double; on the GPU one kernel
+    instead of two (and no x-sized array)."""
+    scale = 1.0 / x.size if x.size else math.nan
+    if backend.is_cupy_array(x) and x.dtype in _FLOAT_CTYPES and x.size:
+        return _mean_of("sigmoid_mean", x, 0, scale)
+    return np.asarray(sum_all_scaled(sigmoid_forward(x), scale))  # 0-d, not a NumPy scalar
 
 
 def sigmoid_backward(gy, y):
@@ -377,42 +411,12 @@ def bce_with_logits_forward(x, t, weight=None):
     return loss
 
 
-_BCE_MEAN_CUDA = r"""
-extern "C" __global__ void minigan_bce_const_mean_TAG(const T* __restrict__ x,
-        T* __restrict__ y, const long long n, const T t, const T scale) {
-    // each loss in T, as minigan_bce_logits_fwd computes it, summed in double as mean_all does
-    __shared__ double sh[33];
-    double v = 0.0;
-    for (long long i = threadIdx.x; i < n; i += blockDim.x) {
-        const T xi = x[i];
-        const T l = fmax(xi, (T)0) - xi * t + log1p(exp(-fabs(xi)));
-        v += (double)l;
-    }
-    v = minigan_block_sum(v, sh);
-    if (threadIdx.x == 0) y[0] = (T)v * scale;
-}
-"""
-
-
-@functools.lru_cache(maxsize=None)
-def _bce_mean_kernel(dtype):
-    ctype, tag = _FLOAT_CTYPES[np.dtype(dtype)]
-    code = f"typedef {ctype} T;\n" + BLOCK_SUM_CUDA + _BCE_MEAN_CUDA.replace("TAG", tag)
-    return backend.raw_kernel(code, f"minigan_bce_const_mean_{tag}")
-
-
 def bce_with_logits_const_mean(x, t, scale):
     """``sum_all_scaled(bce_with_logits_forward(x, t), scale)`` for a number t: the mean loss
     against a constant target, as a 0-d array. On the GPU one kernel instead of two (and no
     loss-sized array)."""
     if backend.is_cupy_array(x) and x.dtype in _FLOAT_CTYPES and x.size:
-        cp = backend.cupy
-        x = cp.ascontiguousarray(x)
-        y = cp.empty((), dtype=x.dtype)
-        threads = int(min(1024, max(32, -(-x.size // 32) * 32)))
-        _bce_mean_kernel(x.dtype)((1,), (threads,),
-                                  (x, y, np.int64(x.size), _scalar(x, t), _scalar(x, scale)))
-        return y
+        return _mean_of("bce_const_mean", x, t, scale)
     return sum_all_scaled(bce_with_logits_forward(x, t), scale)
 
 

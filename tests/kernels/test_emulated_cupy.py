@@ -139,7 +139,7 @@ def test_the_backend_sees_one_gpu_and_forgets_it_afterwards(monkeypatch):
 # to a step fails here, and the number is lowered when a change removes some. (dragan's
 # include 2 copies of 0-stride (broadcast) vectors before GEMMs of its penalty's double
 # backward.)
-STEP_LAUNCHES = {"gan": 110, "dragan": 171, "dcgan": 104, "cgan": 126}
+STEP_LAUNCHES = {"gan": 108, "dragan": 169, "dcgan": 102, "cgan": 124}
 
 
 def _step(preset, device, batch, labels):
@@ -268,3 +268,20 @@ def test_a_gan_loss_is_one_launch_forward_and_one_backward(cp):
     np.testing.assert_allclose(float(loss.data.get()), want.mean(), rtol=1e-6)
     np.testing.assert_allclose(x.grad.data.get(), 2.0 / 8 * (1 / (1 + np.exp(-x0)) - 1),
                                rtol=1e-5, atol=1e-7)
+
+
+def test_d_statistics_are_one_launch_each_and_the_two_ops_values(cp):
+    """D(x) and D(G(z)) in a step's stats: sigmoid_mean is mean(sigmoid(x)) in one kernel."""
+    from minigan import functional as F
+    from minigan.kernels.elementwise import sigmoid_mean
+    x0 = np.random.default_rng(1).standard_normal((37, 1)).astype(np.float32) * 4
+    cpu = sigmoid_mean(x0)
+    np.testing.assert_array_equal(cpu, F.mean(F.sigmoid(Tensor(x0))).data)  # the same ops
+    x = cp.asarray(x0)
+    E.LOG.clear()
+    got = sigmoid_mean(x)
+    assert E.LOG.n_launches == 1 and got.shape == () and got.dtype == np.float32
+    two = F.mean(F.sigmoid(Tensor(x))).data
+    assert float(got.get()) == float(two.get())  # each sigmoid as its kernel rounds it
+    np.testing.assert_allclose(float(got.get()), float(cpu), rtol=1e-6)
+    assert np.isnan(sigmoid_mean(np.zeros((0, 1), np.float32)))  # mean over nothing
