@@ -39,6 +39,18 @@ def _device_view(v, base, cp):
     return as_strided(dev[start:], v.shape, v.strides).view(E.ndarray)
 
 
+def _operand_forms(cp, dtype, seed):
+    """(A forms, B forms): every layout of an (M, K) and a (K, N) operand on the device, with
+    one-row A and one-column B forms."""
+    _DEVICE_BASE.clear()
+    base = np.random.default_rng(seed).standard_normal(20000).astype(dtype)
+    a_forms = _forms(base, 0, M, K, cp)
+    a_forms.update({f"one row {k}": v for k, v in _forms(base, 300, 1, K, cp).items()})
+    b_forms = _forms(base, 5000, K, N, cp)
+    b_forms.update({f"one column {k}": v for k, v in _forms(base, 9000, K, 1, cp).items()})
+    return a_forms, b_forms
+
+
 def _copied(name):
     """Whether that operand form needs a copy. Vectors mostly do not, since the stride of a
     dimension of size 1 is not used: a strided row or column is read with its stride as the
@@ -62,12 +74,7 @@ def test_matmul_on_the_cpu_is_numpys():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gpu_matmul_is_one_cublas_call_for_every_operand_layout(monkeypatch, dtype):
     cp = E.install(monkeypatch)
-    _DEVICE_BASE.clear()
-    base = np.random.default_rng(1).standard_normal(20000).astype(dtype)
-    a_forms = _forms(base, 0, M, K, cp)
-    a_forms.update({f"one row {k}": v for k, v in _forms(base, 300, 1, K, cp).items()})
-    b_forms = _forms(base, 5000, K, N, cp)
-    b_forms.update({f"one column {k}": v for k, v in _forms(base, 9000, K, 1, cp).items()})
+    a_forms, b_forms = _operand_forms(cp, dtype, seed=1)
     checked = 0
     for an, a in a_forms.items():
         for bn, b in b_forms.items():
@@ -218,12 +225,7 @@ def _fake_cublas(monkeypatch):
 def test_the_real_direct_cublas_calls_a_cublas_abi_right_for_every_operand_layout(
         monkeypatch, dtype):
     cp, lib, state = _fake_cublas(monkeypatch)
-    _DEVICE_BASE.clear()
-    base = np.random.default_rng(3).standard_normal(20000).astype(dtype)
-    a_forms = _forms(base, 0, M, K, cp)
-    a_forms.update({f"one row {k}": v for k, v in _forms(base, 300, 1, K, cp).items()})
-    b_forms = _forms(base, 5000, K, N, cp)
-    b_forms.update({f"one column {k}": v for k, v in _forms(base, 9000, K, 1, cp).items()})
+    a_forms, b_forms = _operand_forms(cp, dtype, seed=3)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     stream = backend.new_stream()  # as a graphed step's: not the default stream (address 0)
     with stream, KG.capturable():
