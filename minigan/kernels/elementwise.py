@@ -233,10 +233,8 @@ def leaky_relu_backward_colsum(gy, y, negative_slope: float):
     return g, g.sum(axis=0)
 
 
-# The mean of a whole array in one GPU kernel (a GAN loss, or D's mean output): one block
-# walks the array, sums in double, and writes (T)sum * scale, the same rounding steps as a sum
-# followed by a multiply by the scale, in one launch instead of two.
-# One block sums n values of x, each mapped by one of _MEAN_OF_MAPS, in double, and writes the
+# Whole-array means in one GPU kernel each, where a sum and a multiply (and the elementwise
+# op before them) would take two or three launches. One block sums n values of x, each mapped by one of _MEAN_OF_MAPS, in double, and writes the
 # sum (rounded to T) times `scale`: the mean of all of x (mean_all), of BCE-with-logits losses
 # against a constant target a (bce_const_mean), or of sigmoid(x) (sigmoid_mean). Each map is
 # the expression of the elementwise kernel it stands for, so each mapped value is the one that
