@@ -234,11 +234,11 @@ def leaky_relu_backward_colsum(gy, y, negative_slope: float):
 
 
 # Whole-array means in one GPU kernel each, where a sum and a multiply (and the elementwise
-# op before them) would take two or three launches. One block sums n values of x, each mapped by one of _MEAN_OF_MAPS, in double, and writes the
-# sum (rounded to T) times `scale`: the mean of all of x (mean_all), of BCE-with-logits losses
-# against a constant target a (bce_const_mean), or of sigmoid(x) (sigmoid_mean). Each map is
-# the expression of the elementwise kernel it stands for, so each mapped value is the one that
-# kernel would have stored.
+# op before them) would take two or three launches. One block sums the n values of x, each
+# mapped by one of _MEAN_OF_MAPS, in double, and writes the sum (rounded to T) times `scale`:
+# the mean of all of x (mean_all), of BCE-with-logits losses against a constant target a
+# (bce_const_mean), or of sigmoid(x) (sigmoid_mean). Each map is the expression of the
+# elementwise kernel it stands for, so each mapped value is the one that kernel would store.
 _MEAN_OF_CUDA = r"""
 extern "C" __global__ void minigan_WHICH_TAG(const T* __restrict__ x, T* __restrict__ y,
                                              const long long n, const T a, const T scale) {
