@@ -540,8 +540,8 @@ def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: set) -> None:
     if g.dtype != x.dtype:
         g = g.to(dtype=x.dtype)
     if x.grad is not None:
-        if (not create_graph and _OWNED[0] is not None and _ref_counts(x.grad) == _OWNED[0]
-                and _add_in_place(x.grad, g)):
+        # (_OWNED[0] is None where counts prove nothing: no count tuple equals it)
+        if not create_graph and _ref_counts(x.grad) == _OWNED[0] and _add_in_place(x.grad, g):
             return  # summed into the array x.grad alone holds
         old = x.grad.data
         x.grad = _accumulate(x.grad, g, create_graph)
@@ -728,7 +728,7 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                 k = id(x)
                 if k not in grads:
                     grads[k] = gx
-                elif (create_graph or _OWNED[0] is None or _ref_counts(grads[k]) != _OWNED[0]
+                elif (create_graph or _ref_counts(grads[k]) != _OWNED[0]
                       or not _add_in_place(grads[k], gx)):
                     grads[k] = _accumulate(grads[k], gx, create_graph)
                 keep[k] = x
