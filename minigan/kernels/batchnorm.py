@@ -36,6 +36,7 @@ import numpy as np
 from .. import backend
 from .elementwise import (
     BLOCK_SUM_CUDA,
+    FLOAT_CTYPES,
     leaky_relu_backward,
     leaky_relu_inplace,
     out_like,
@@ -278,12 +279,11 @@ extern "C" __global__ void minigan_bn_grad_stats_DTYPE(
     }
 }
 """
-_CTYPES = {np.dtype(np.float32): ("float", "f32"), np.dtype(np.float64): ("double", "f64")}
 
 
 @functools.lru_cache(maxsize=None)
 def _bn_raw_kernel(which: str, dtype):
-    ctype, tag = _CTYPES[np.dtype(dtype)]
+    ctype, tag = FLOAT_CTYPES[np.dtype(dtype)]
     code = _BN_CUDA.replace("DTYPE", tag).replace("T*", ctype + "*").replace("(T)", f"({ctype})")
     return backend.raw_kernel(code, f"minigan_bn_{which}_{tag}")
 

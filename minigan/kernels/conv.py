@@ -48,7 +48,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import backend
-from .elementwise import with_leading_strides
+from .elementwise import FLOAT_CTYPES, with_leading_strides
 from .gemm import matmul as _gemm
 from .workspace import _workspace, is_channels_last, release_workspace  # noqa: F401 (re-exported)
 
@@ -431,21 +431,26 @@ extern "C" __global__ void minigan_col2im_SUFFIX(
 }
 """
 
-_CTYPES = {np.dtype(np.float32): ("float", "f32"), np.dtype(np.float64): ("double", "f64")}
-
 
 def _index_type(*sizes):
     """("int", np.int32) when every size fits in 31 bits, else ("long long", np.int64)."""
     return ("int", np.int32) if max(sizes) <= _INT32_LIMIT else ("long long", np.int64)
 
 
-@functools.lru_cache(maxsize=None)
-def _conv_kernel(which: str, dtype, idx_ctype: str):
-    ctype, tag = _CTYPES[np.dtype(dtype)]
+def _indexed_kernel(source: str, which: str, dtype, idx_ctype: str):
+    """Kernel ``minigan_{which}_SUFFIX`` of ``source``, a CUDA source written for an element
+    type T and an index type I (int or long long), built for ``dtype`` and ``idx_ctype``
+    (uncached: the callers cache it)."""
+    ctype, tag = FLOAT_CTYPES[np.dtype(dtype)]
     suffix = f"{tag}_{'i32' if idx_ctype == 'int' else 'i64'}"
     code = (f"typedef {ctype} T;\ntypedef {idx_ctype} I;\n"
-            + _CONV_CUDA.replace("SUFFIX", suffix))
+            + source.replace("SUFFIX", suffix))
     return backend.raw_kernel(code, f"minigan_{which}_{suffix}")
+
+
+@functools.lru_cache(maxsize=None)
+def _conv_kernel(which: str, dtype, idx_ctype: str):
+    return _indexed_kernel(_CONV_CUDA, which, dtype, idx_ctype)
 
 
 _BLOCK = 256

@@ -203,12 +203,13 @@ extern "C" __global__ void minigan_leaky_bwd_colsum_TAG(
     }
 }
 """
-_FLOAT_CTYPES = {np.dtype(np.float32): ("float", "f32"), np.dtype(np.float64): ("double", "f64")}
+# the C type and the name tag of each float dtype, for the CUDA sources of every kernel module
+FLOAT_CTYPES = {np.dtype(np.float32): ("float", "f32"), np.dtype(np.float64): ("double", "f64")}
 
 
 @functools.lru_cache(maxsize=None)
 def _colsum_kernel(dtype):
-    ctype, tag = _FLOAT_CTYPES[np.dtype(dtype)]
+    ctype, tag = FLOAT_CTYPES[np.dtype(dtype)]
     code = f"typedef {ctype} T;\n" + _COLSUM_CUDA.replace("TAG", tag)
     return backend.raw_kernel(code, f"minigan_leaky_bwd_colsum_{tag}")
 
@@ -218,7 +219,7 @@ def leaky_relu_backward_colsum(gy, y, negative_slope: float):
     one shape: a fused Linear + LeakyReLU's masked gradient and its bias gradient. One kernel
     on the GPU (float32/float64; other dtypes take the two calls), the two calls on the CPU."""
     if (backend.is_cupy_array(gy) and gy.ndim == 2 and gy.shape == y.shape
-            and gy.dtype == y.dtype and gy.dtype in _FLOAT_CTYPES):
+            and gy.dtype == y.dtype and gy.dtype in FLOAT_CTYPES):
         cp = backend.cupy
         gy, y = cp.ascontiguousarray(gy), cp.ascontiguousarray(y)
         m, n = gy.shape
@@ -264,7 +265,7 @@ _MEAN_OF_MAPS = {
 
 @functools.lru_cache(maxsize=None)
 def _mean_of_kernel(which: str, dtype):
-    ctype, tag = _FLOAT_CTYPES[np.dtype(dtype)]
+    ctype, tag = FLOAT_CTYPES[np.dtype(dtype)]
     code = (f"typedef {ctype} T;\n" + BLOCK_SUM_CUDA
             + _MEAN_OF_CUDA.replace("WHICH", which).replace("TAG", tag)
             .replace("MAP", _MEAN_OF_MAPS[which]))
@@ -286,7 +287,7 @@ def sum_all_scaled(x, scale):
     """``x.sum() * scale`` as a 0-d array of x's dtype (float32/float64), with the scale as a
     number of that dtype: on the GPU one kernel (the sum in double), on the CPU NumPy's sum
     and a multiply."""
-    if backend.is_cupy_array(x) and x.dtype in _FLOAT_CTYPES and x.size:
+    if backend.is_cupy_array(x) and x.dtype in FLOAT_CTYPES and x.size:
         return _mean_of("mean_all", x, 0, scale)
     return x.sum() * _scalar(x, scale)
 
@@ -342,7 +343,7 @@ def sigmoid_mean(x):
     D(G(z)) statistics): each sigmoid_forward value summed in double; on the GPU one kernel
     instead of two (and no x-sized array)."""
     scale = 1.0 / x.size if x.size else math.nan
-    if backend.is_cupy_array(x) and x.dtype in _FLOAT_CTYPES and x.size:
+    if backend.is_cupy_array(x) and x.dtype in FLOAT_CTYPES and x.size:
         return _mean_of("sigmoid_mean", x, 0, scale)
     return np.asarray(sum_all_scaled(sigmoid_forward(x), scale))  # 0-d, not a NumPy scalar
 
@@ -413,7 +414,7 @@ def bce_with_logits_const_mean(x, t, scale):
     """``sum_all_scaled(bce_with_logits_forward(x, t), scale)`` for a number t: the mean loss
     against a constant target, as a 0-d array. On the GPU one kernel instead of two (and no
     loss-sized array)."""
-    if backend.is_cupy_array(x) and x.dtype in _FLOAT_CTYPES and x.size:
+    if backend.is_cupy_array(x) and x.dtype in FLOAT_CTYPES and x.size:
         return _mean_of("bce_const_mean", x, t, scale)
     return sum_all_scaled(bce_with_logits_forward(x, t), scale)
 

@@ -23,7 +23,15 @@ import functools
 import numpy as np
 
 from .. import backend
-from .conv import _CTYPES, _check_4d, _check_dtypes, _index_type, _launch, _offset_slices, _pair
+from .conv import (
+    _check_4d,
+    _check_dtypes,
+    _index_type,
+    _indexed_kernel,
+    _launch,
+    _offset_slices,
+    _pair,
+)
 from .workspace import is_channels_last
 
 __all__ = [
@@ -93,6 +101,32 @@ def _taps(k, s, p, out_hw, in_hw):
 # GPU kernels
 
 _POOL_CUDA = r"""
+// Index helpers shared by the four kernels below (T and I are typedef'd before this source).
+// Thread t's cell (nc, a, b) of an (NC, rows, cols) grid, row-major.
+__device__ __forceinline__ void minigan_pool_cell(const I t, const I rows, const I cols,
+                                                  I& nc, I& a, I& b) {
+    b = t % cols;
+    const I r = t / cols;
+    a = r % rows;
+    nc = r / rows;
+}
+
+// Window a's rows clipped to the image: [lo, hi) = [a*s - p, a*s - p + k) within [0, H).
+__device__ __forceinline__ void minigan_pool_clip(const I a, const int s, const int p,
+                                                  const int k, const I H, I& lo, I& hi) {
+    const I o = a * s - p;
+    lo = o > 0 ? o : 0;
+    hi = o + k < H ? o + k : H;
+}
+
+// The windows that contain row h: a in [ceil((h + p - k + 1)/s), floor((h + p)/s)], within
+// [0, Ho), as the half-open range [lo, hi).
+__device__ __forceinline__ void minigan_pool_windows(const I h, const int s, const int p,
+                                                     const int k, const I Ho, I& lo, I& hi) {
+    lo = h + p < k ? 0 : (h + p - k) / s + 1;
+    hi = (h + p) / s + 1 < Ho ? (h + p) / s + 1 : Ho;
+}
+
 // Max pooling: one thread per output (nc, a, b) scans its window clipped to the image, in
 // row-major order, as PyTorch does: the first maximum wins, a NaN always wins.
 extern "C" __global__ void minigan_maxpool_fwd_SUFFIX(
@@ -101,14 +135,11 @@ extern "C" __global__ void minigan_maxpool_fwd_SUFFIX(
         const int kw, const int sh, const int sw, const int ph, const int pw, const T neg_inf) {
     const I t = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x;
     if (t >= total) return;
-    const I b = t % Wo;
-    I r = t / Wo;
-    const I a = r % Ho;
-    const I nc = r / Ho;
+    I nc, a, b, hs, he, ws, we;
+    minigan_pool_cell(t, Ho, Wo, nc, a, b);
+    minigan_pool_clip(a, sh, ph, kh, H, hs, he);
+    minigan_pool_clip(b, sw, pw, kw, W, ws, we);
     const T* xc = x + nc * H * W;
-    const I h0 = a * sh - ph, w0 = b * sw - pw;
-    const I hs = h0 > 0 ? h0 : 0, he = h0 + kh < H ? h0 + kh : H;
-    const I ws = w0 > 0 ? w0 : 0, we = w0 + kw < W ? w0 + kw : W;
     T m = neg_inf;
     I arg = hs * W + ws;
     for (I h = hs; h < he; ++h) {
@@ -122,23 +153,18 @@ extern "C" __global__ void minigan_maxpool_fwd_SUFFIX(
 }
 
 // Max-pool backward, gather form: one thread per input pixel (nc, h, w) visits the windows
-// that contain it, a in [ceil((h + p - k + 1)/s), floor((h + p)/s)], and adds the gy of those
-// whose argmax is this pixel.
+// that contain it and adds the gy of those whose argmax is this pixel.
 extern "C" __global__ void minigan_maxpool_bwd_SUFFIX(
         const T* __restrict__ gy, const long long* __restrict__ index, T* __restrict__ gx,
         const I total, const I H, const I W, const I Ho, const I Wo, const int kh,
         const int kw, const int sh, const int sw, const int ph, const int pw) {
     const I t = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x;
     if (t >= total) return;
-    const I w = t % W;
-    I r = t / W;
-    const I h = r % H;
-    const I nc = r / H;
+    I nc, h, w, a_lo, a_hi, b_lo, b_hi;
+    minigan_pool_cell(t, H, W, nc, h, w);
+    minigan_pool_windows(h, sh, ph, kh, Ho, a_lo, a_hi);
+    minigan_pool_windows(w, sw, pw, kw, Wo, b_lo, b_hi);
     const long long self = (long long)(h * W + w);
-    const I a_lo = h + ph < kh ? 0 : (h + ph - kh) / sh + 1;
-    const I a_hi = (h + ph) / sh + 1 < Ho ? (h + ph) / sh + 1 : Ho;
-    const I b_lo = w + pw < kw ? 0 : (w + pw - kw) / sw + 1;
-    const I b_hi = (w + pw) / sw + 1 < Wo ? (w + pw) / sw + 1 : Wo;
     const I base = nc * Ho * Wo;
     T acc = (T)0;
     for (I a = a_lo; a < a_hi; ++a) {
@@ -157,14 +183,11 @@ extern "C" __global__ void minigan_avgpool_fwd_SUFFIX(
         const int ph, const int pw) {
     const I t = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x;
     if (t >= total) return;
-    const I b = t % Wo;
-    I r = t / Wo;
-    const I a = r % Ho;
-    const I nc = r / Ho;
+    I nc, a, b, hs, he, ws, we;
+    minigan_pool_cell(t, Ho, Wo, nc, a, b);
+    minigan_pool_clip(a, sh, ph, kh, H, hs, he);
+    minigan_pool_clip(b, sw, pw, kw, W, ws, we);
     const T* xc = x + nc * H * W;
-    const I h0 = a * sh - ph, w0 = b * sw - pw;
-    const I hs = h0 > 0 ? h0 : 0, he = h0 + kh < H ? h0 + kh : H;
-    const I ws = w0 > 0 ? w0 : 0, we = w0 + kw < W ? w0 + kw : W;
     T acc = (T)0;
     for (I h = hs; h < he; ++h) {
         for (I w = ws; w < we; ++w) acc += xc[h * W + w];
@@ -179,14 +202,10 @@ extern "C" __global__ void minigan_avgpool_bwd_SUFFIX(
         const int ph, const int pw) {
     const I t = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x;
     if (t >= total) return;
-    const I w = t % W;
-    I r = t / W;
-    const I h = r % H;
-    const I nc = r / H;
-    const I a_lo = h + ph < kh ? 0 : (h + ph - kh) / sh + 1;
-    const I a_hi = (h + ph) / sh + 1 < Ho ? (h + ph) / sh + 1 : Ho;
-    const I b_lo = w + pw < kw ? 0 : (w + pw - kw) / sw + 1;
-    const I b_hi = (w + pw) / sw + 1 < Wo ? (w + pw) / sw + 1 : Wo;
+    I nc, h, w, a_lo, a_hi, b_lo, b_hi;
+    minigan_pool_cell(t, H, W, nc, h, w);
+    minigan_pool_windows(h, sh, ph, kh, Ho, a_lo, a_hi);
+    minigan_pool_windows(w, sw, pw, kw, Wo, b_lo, b_hi);
     const T* g = gy + nc * Ho * Wo;
     T acc = (T)0;
     for (I a = a_lo; a < a_hi; ++a) {
@@ -198,11 +217,7 @@ extern "C" __global__ void minigan_avgpool_bwd_SUFFIX(
 
 @functools.lru_cache(maxsize=None)
 def _pool_kernel(which: str, dtype, idx_ctype: str):
-    ctype, tag = _CTYPES[np.dtype(dtype)]
-    suffix = f"{tag}_{'i32' if idx_ctype == 'int' else 'i64'}"
-    code = (f"typedef {ctype} T;\ntypedef {idx_ctype} I;\n"
-            + _POOL_CUDA.replace("SUFFIX", suffix))
-    return backend.raw_kernel(code, f"minigan_{which}_{suffix}")
+    return _indexed_kernel(_POOL_CUDA, which, dtype, idx_ctype)
 
 
 def _sizes(itype, in_hw, out_hw):
