@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd import Tensor, grad
-from ..functional import mean, reshape, softplus, sqrt, sum
-from ..functional.loss import bce_with_logits_const
+from ..functional import mean, softplus, sum
+from ..functional.loss import bce_with_logits_const, unit_norm_penalty
+from ..kernels import elementwise as K
 
 
 def d_loss_bce(real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
@@ -32,7 +33,7 @@ def dragan_perturb(x, generator, mode: str = "official", c: float = 0.5):
     xp = backend.get_array_module(x)
     if mode == "official":
         u = generator.uniform(x.shape, dtype=x.dtype)
-        return x + (c * xp.std(x)).astype(x.dtype) * u
+        return K.add_scaled(x, u, xp.std(x).astype(x.dtype, copy=False), c)
     if mode == "gaussian":
         return x + generator.normal(x.shape, dtype=x.dtype) * x.dtype.type(c ** 0.5)
     raise ValueError(f"DRAGAN perturbation must be 'official' or 'gaussian', got {mode!r}")
@@ -43,9 +44,7 @@ def gradient_penalty(D, x, x_perturbed, generator, lam: float = 10.0, labels=Non
     per sample, and the norm over all of a sample's values. Differentiable in D's weights."""
     xp = backend.get_array_module(x)
     alpha = generator.uniform((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype)
-    x_hat = Tensor(xp.ascontiguousarray(x + alpha * (x_perturbed - x)), requires_grad=True)
+    x_hat = Tensor(xp.ascontiguousarray(K.lerp(x, x_perturbed, alpha)), requires_grad=True)
     logits = D(x_hat, labels) if labels is not None else D(x_hat)
     (g,) = grad(sum(logits), x_hat, create_graph=True)
-    g = reshape(g, (g.shape[0], -1))
-    norm = sqrt(sum(g * g, 1) + 1e-12)
-    return mean((norm - 1.0) ** 2) * lam
+    return unit_norm_penalty(g, lam, 1e-12)

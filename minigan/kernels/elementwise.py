@@ -19,6 +19,7 @@ from . import random as _random
 from .workspace import SCRATCH, take_like
 
 __all__ = [
+    "add_scaled",
     "bce_with_logits_backward",
     "bce_with_logits_forward",
     "dropout_mask",
@@ -27,6 +28,9 @@ __all__ = [
     "leaky_relu_forward",
     "leaky_relu_inplace",
     "leading_strides",
+    "lerp",
+    "norm_penalty",
+    "norm_penalty_backward",
     "out_like",
     "relu_backward",
     "relu_forward",
@@ -87,8 +91,8 @@ def with_leading_strides(a):
     return a, st
 
 
-def _ew(in_params, out_params, operation, name):
-    return backend.elementwise_kernel(in_params, out_params, operation, name)
+def _ew(in_params, out_params, operation, name, preamble=""):
+    return backend.elementwise_kernel(in_params, out_params, operation, name, preamble)
 
 
 # LeakyReLU and ReLU
@@ -290,6 +294,111 @@ def sum_all_scaled(x, scale):
     if backend.is_cupy_array(x) and x.dtype in FLOAT_CTYPES and x.size:
         return _mean_of("mean_all", x, 0, scale)
     return x.sum() * _scalar(x, scale)
+
+
+# Products rounded on their own, as NumPy's separate ops round them. NVRTC contracts a*b + c
+# into one fused multiply-add by default, which rounds once and so gives other bits.
+_MUL_RN = r"""
+__device__ __forceinline__ float minigan_mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double minigan_mul_rn(double a, double b) { return __dmul_rn(a, b); }
+"""
+
+
+def add_scaled(x, d, a, c=1.0):
+    """``x + (c * a) * d``: ``a`` an array broadcasting against ``d`` (or a 0-d array), ``c`` a
+    number. Every product is rounded to x's dtype before the sum, as the separate NumPy ops
+    round it, so both devices give the same bits. One kernel on the GPU (float32/float64),
+    where the ops take three."""
+    if backend.is_cupy_array(x) and x.dtype in FLOAT_CTYPES:
+        return _ew("T x, T d, T s, T c", "T y", "y = x + minigan_mul_rn(c * s, d)",
+                   "minigan_add_scaled", _MUL_RN)(x, d, a, _scalar(x, c))
+    return x + (_scalar(x, c) * a) * d
+
+
+def lerp(x, e, a):
+    """``x + a * (e - x)``, with ``a`` broadcasting against x, the product rounded before the
+    sum (as ``add_scaled``). One kernel on the GPU (float32/float64), where the ops take three."""
+    if backend.is_cupy_array(x) and x.dtype in FLOAT_CTYPES:
+        return _ew("T x, T e, T w", "T y", "y = x + minigan_mul_rn(w, e - x)",
+                   "minigan_lerp_rn", _MUL_RN)(x, e, a)
+    return x + a * (e - x)
+
+
+# The penalty of a gradient's norm (DRAGAN, WGAN-GP) in one GPU kernel, where its ops take
+# eight. For a (rows, cols) x: n_i = sqrt(sum_j x_ij^2 + eps) and
+# y = (sum_i (n_i - 1)^2 * inv_rows) * weight, in x's dtype but for the sums (in double). One
+# block: warp w takes rows w, w + warps, ... (a row's 32 lanes read 32 consecutive values and
+# add them with shuffles), and keeps its rows' (n_i - 1)^2 in row order; the warps' sums are
+# then added in a fixed order: deterministic. The norms are written for the backward.
+_NORM_PENALTY_CUDA = r"""
+extern "C" __global__ void minigan_norm_penalty_TAG(
+        const T* __restrict__ x, T* __restrict__ norms, T* __restrict__ y,
+        const long long rows, const long long cols, const T eps, const T inv_rows,
+        const T weight) {
+    __shared__ double sh[33];
+    const int lane = threadIdx.x & 31;
+    const long long warps = blockDim.x >> 5;
+    double acc = 0.0;
+    for (long long i = threadIdx.x >> 5; i < rows; i += warps) {
+        const T* r = x + i * cols;
+        double s = 0.0;
+        for (long long j = lane; j < cols; j += 32) {
+            const T v = r[j];
+            s += (double)(v * v);
+        }
+        #pragma unroll
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        const T n = sqrt((T)s + eps);  // every lane holds the same s, so the same n
+        if (lane == 0) norms[i] = n;
+        const T d = n - (T)1;
+        acc += (double)(d * d);
+    }
+    acc = minigan_block_sum(lane == 0 ? acc : 0.0, sh);
+    if (threadIdx.x == 0) y[0] = (T)acc * inv_rows * weight;
+}
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _norm_penalty_kernel(dtype):
+    ctype, tag = FLOAT_CTYPES[np.dtype(dtype)]
+    code = (f"typedef {ctype} T;\n" + BLOCK_SUM_CUDA
+            + _NORM_PENALTY_CUDA.replace("TAG", tag))
+    return backend.raw_kernel(code, f"minigan_norm_penalty_{tag}")
+
+
+def norm_penalty(x, eps, inv_rows, weight):
+    """``(y, norms)`` for a 2-D x with at least one row: norms_i = sqrt(sum_j x_ij^2 + eps)
+    and y = (sum_i (norms_i - 1)^2 * inv_rows) * weight, a 0-d array of x's dtype (the
+    numbers are cast to it). One kernel on the GPU (float32/float64); on the CPU NumPy's ops
+    in the order the unfused ops take."""
+    rows, cols = x.shape
+    if backend.is_cupy_array(x) and x.dtype in FLOAT_CTYPES:
+        cp = backend.cupy
+        x = cp.ascontiguousarray(x)
+        norms = cp.empty((rows,), dtype=x.dtype)
+        y = cp.empty((), dtype=x.dtype)
+        threads = 32 * int(min(32, rows))
+        _norm_penalty_kernel(x.dtype)((1,), (threads,), (
+            x, norms, y, np.int64(rows), np.int64(cols), _scalar(x, eps),
+            _scalar(x, inv_rows), _scalar(x, weight)))
+        return y, norms
+    xp = backend.get_array_module(x)
+    s = (x * x).sum(axis=1)
+    norms = xp.sqrt(s + _scalar(x, eps))
+    d = norms - _scalar(x, 1)
+    return (d * d).sum() * _scalar(x, inv_rows) * _scalar(x, weight), norms
+
+
+def norm_penalty_backward(gy, x, norms, k):
+    """The gradient of ``norm_penalty``'s y for a 0-d ``gy``, with k = 2 * inv_rows * weight:
+    gx_ij = x_ij * (gy * k * (n_i - 1) / n_i). One kernel on the GPU, which reads gy there."""
+    n = norms.reshape(-1, 1)
+    if backend.is_cupy_array(x) and x.dtype in FLOAT_CTYPES:
+        op = "gx = x * (gy * k * (n - (T)1) / n)"
+        return _ew("T x, T n, T gy, T k", "T gx", op, "minigan_norm_penalty_bwd")(
+            x, n, gy, _scalar(x, k))
+    return x * (gy * _scalar(x, k) * (n - _scalar(x, 1)) / n)
 
 
 def relu_forward(x):

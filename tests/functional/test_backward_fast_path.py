@@ -1,7 +1,7 @@
 """The first-order backward shortcut.
 
 Without ``create_graph`` the backward formulas of Linear, MatMul, Reshape, Transpose, Sum,
-LeakyReLU, Conv2d and ConvTranspose2d work on arrays directly instead of through
+LeakyReLU, Conv2d, ConvTranspose2d and UnitNormPenalty work on arrays directly instead of through
 differentiable ops. These tests hold the shortcut to the graph-building formulas (the path
 ``create_graph=True`` takes, which the second-order gradient checks cover), on both devices,
 in float64, and check that it really skips the op layer.
@@ -61,6 +61,14 @@ def test_matmul_reshape_transpose_leaky_relu_fast_paths(device, xp, rng):
         return F.reshape(h, (3, 6)) * 2.0
 
     _assert_same(*_both_paths(f, [a, b]))
+
+
+def test_unit_norm_penalty_fast_path_matches_graph_path(device, xp, rng):
+    from minigan.functional.loss import unit_norm_penalty
+    x = xp.asarray(rng.standard_normal((5, 7)) * 0.5)
+    x[2] = 0.0  # a zero row: the norm is sqrt(eps)
+    _assert_same(*_both_paths(lambda t: unit_norm_penalty(t, 10.0), [x]))
+    _assert_same(*_both_paths(lambda t: unit_norm_penalty(t * 3.0, 0.5, eps=1e-4), [x]))
 
 
 @pytest.mark.parametrize("stride,padding,dilation,output_padding", CONV_CASES)

@@ -6,7 +6,7 @@ import pytest
 import minigan
 import minigan.nn.functional as F
 from minigan import backend
-from minigan.functional.loss import bce_with_logits_const
+from minigan.functional.loss import bce_with_logits_const, unit_norm_penalty
 from minigan.testing import check_backward, check_double_backward
 
 R = np.random.default_rng(1234)
@@ -134,6 +134,11 @@ CASES = [
      lambda x: np.mean(np_softplus(x) - x * 0.9), [normal(3, 4) * 3]),
     ("bce_logits_const_sum", lambda x: bce_with_logits_const(x, 0.0, reduction="sum"),
      lambda x: np.sum(np_softplus(x)), [normal(3, 4)]),
+    ("unit_norm_penalty", lambda x: unit_norm_penalty(x, 10.0),
+     lambda x: 10.0 * np.mean((np.sqrt((x * x).sum(1) + 1e-12) - 1) ** 2), [normal(4, 6) * 0.4]),
+    ("unit_norm_penalty_4d", lambda x: unit_norm_penalty(x, 2.5, eps=1e-3),
+     lambda x: 2.5 * np.mean((np.sqrt((x * x).reshape(3, -1).sum(1) + 1e-3) - 1) ** 2),
+     [normal(3, 2, 2, 3) * 0.3]),
     ("mse", F.mse_loss, lambda a, b: np.mean((a - b) ** 2), [normal(3, 4), normal(3, 4)]),
     ("log_softmax", lambda a: F.log_softmax(a, 1),
      lambda a: a - np.log(np.exp(a).sum(1, keepdims=True)), [normal(3, 5)]),
@@ -233,3 +238,30 @@ def test_a_tensor_with_none_a_string_or_a_complex_number_is_refused(other):
                lambda a, b: a ** b):
         with pytest.raises(TypeError, match=f"unsupported operand: a {type(other).__name__}"):
             op(x, other)
+
+
+def test_unit_norm_penalty_equals_its_ops_and_names_bad_input(xp):
+    """The one-op penalty against the ops it stands for (DRAGAN's former code), float32, and
+    its refusals."""
+    g0 = xp.asarray(R.standard_normal((9, 13)).astype(np.float32) * 0.3)
+    g = minigan.Tensor(g0, requires_grad=True)
+    y = unit_norm_penalty(g, 10.0)
+    y.backward()
+    r = minigan.Tensor(g0, requires_grad=True)
+    ref = F.mean((F.sqrt(F.sum(r * r, 1) + 1e-12) - 1.0) ** 2) * 10.0
+    ref.backward()
+    assert y.dtype == np.float32 and y.shape == ()
+    # bit for bit on the CPU (the same NumPy ops); the GPU kernel sums in double
+    tol = {"rtol": 0, "atol": 0} if xp is np else {"rtol": 1e-6, "atol": 1e-7}
+    np.testing.assert_allclose(backend.to_numpy(y.data), backend.to_numpy(ref.data), **tol)
+    np.testing.assert_allclose(backend.to_numpy(g.grad.data), backend.to_numpy(r.grad.data),
+                               rtol=1e-5, atol=1e-7)
+    with pytest.raises(TypeError, match="must be floating point, got int64"):
+        unit_norm_penalty(minigan.Tensor(xp.arange(6).reshape(2, 3)))
+    with pytest.raises(ValueError, match=r"at least one sample \(one row\), got shape \(0, 3\)"):
+        unit_norm_penalty(minigan.Tensor(xp.zeros((0, 3), dtype=np.float32)))
+    with pytest.raises(ValueError, match=r"got shape \(\)"):
+        unit_norm_penalty(minigan.Tensor(xp.asarray(np.float32(1.0))))
+    for eps in (0.0, -1e-3, float("nan")):
+        with pytest.raises(ValueError, match="eps must be > 0"):
+            unit_norm_penalty(g, eps=eps)

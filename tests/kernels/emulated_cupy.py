@@ -505,6 +505,10 @@ static inline unsigned int __umulhi(unsigned int a, unsigned int b) {
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 static inline double rsqrt(double x) { return 1.0 / sqrt(x); }
 static inline float __fdividef(float a, float b) { return a / b; }
+// products with their own rounding: g++ in an ISO mode (-std=c++17) does not contract
+// a*b + c into a fused multiply-add, so these are plain products
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline double __dmul_rn(double a, double b) { return a * b; }
 template <class A, class B> static inline auto min(A a, B b) { return a < b ? a : b; }
 template <class A, class B> static inline auto max(A a, B b) { return a < b ? b : a; }
 """

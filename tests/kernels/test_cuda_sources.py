@@ -8,6 +8,7 @@ which are all gather kernels, also run on the CPU through the emulated CuPy's ``
 (``cuda_emulation.EmulatedKernel``) against the NumPy versions."""
 import re
 import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -46,13 +47,15 @@ def _collect_sources(monkeypatch) -> list:
         KE._colsum_kernel.__wrapped__(dt)
         for which in KE._MEAN_OF_MAPS:
             KE._mean_of_kernel.__wrapped__(which, dt)
+        KE._norm_penalty_kernel.__wrapped__(dt)
     return seen
 
 
 def test_every_kernel_name_is_defined_in_its_source(monkeypatch):
     sources = _collect_sources(monkeypatch)
-    # bn, conv, pool, adam, colsum, and the three means (mean_all, bce_const_mean, sigmoid_mean)
-    assert len(sources) == 2 * 2 + 2 * 2 * 2 + 2 * 2 * 4 + 2 + 2 + 2 * 3
+    # bn, conv, pool, adam, colsum, the three means (mean_all, bce_const_mean, sigmoid_mean)
+    # and the norm penalty
+    assert len(sources) == 2 * 2 + 2 * 2 * 2 + 2 * 2 * 4 + 2 + 2 + 2 * 3 + 2
     for name, code in sources:
         assert re.search(r'extern "C" __global__ void ' + re.escape(name) + r"\(", code), name
 
@@ -67,12 +70,32 @@ def test_every_raw_kernel_source_compiles_for_sm90(monkeypatch, tmp_path):
         dirs.append(d)
     with ThreadPoolExecutor(max_workers=2) as pool:
         reports = list(pool.map(compile_with_nvcc, codes, dirs))
-    # bn, adam, colsum and the three means per dtype; conv and pool per index type too
-    assert len(codes) == 2 + 4 + 4 + 2 + 2 + 2 * 3
+    # bn, adam, colsum, the three means and the norm penalty per dtype; conv and pool per
+    # index type too
+    assert len(codes) == 2 + 4 + 4 + 2 + 2 + 2 * 3 + 2
     for report in reports:
         kernels = re.findall(r"Used (\d+) registers", report)
         spills = [int(v) for v in re.findall(r"(\d+) bytes spill stores", report)]
         assert kernels and spills and not any(spills), report
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+def test_products_rounded_alone_are_not_contracted_into_a_fused_multiply_add(tmp_path):
+    """``minigan_mul_rn`` (the elementwise kernels that must give NumPy's bits) compiles to a
+    multiply and an add, where the plain expression becomes one fma: the check can fail."""
+    def ptx(expr_f, expr_d):
+        src = tmp_path / "k.cu"
+        src.write_text(KE._MUL_RN + 'extern "C" __global__ void k(float* y, const float* a, '
+                       f"double* z, const double* b) {{ y[0] = {expr_f}; z[0] = {expr_d}; }}\n")
+        out = tmp_path / "k.ptx"
+        subprocess.run(["nvcc", "-arch=sm_90", "-ptx", "-o", str(out), str(src)], check=True,
+                       capture_output=True, timeout=300)
+        return out.read_text()
+    fused = ptx("a[2] + a[0] * a[1]", "b[2] + b[0] * b[1]")
+    assert "fma.rn.f32" in fused and "fma.rn.f64" in fused
+    alone = ptx("a[2] + minigan_mul_rn(a[0], a[1])", "b[2] + minigan_mul_rn(b[0], b[1])")
+    assert "fma.rn" not in alone
+    assert "mul.rn.f32" in alone and "mul.rn.f64" in alone
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")

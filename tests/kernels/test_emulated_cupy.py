@@ -139,7 +139,7 @@ def test_the_backend_sees_one_gpu_and_forgets_it_afterwards(monkeypatch):
 # to a step fails here, and the number is lowered when a change removes some. (dragan's
 # include 2 copies of 0-stride (broadcast) vectors before GEMMs of its penalty's double
 # backward.)
-STEP_LAUNCHES = {"gan": 108, "dragan": 169, "dcgan": 102, "cgan": 124}
+STEP_LAUNCHES = {"gan": 108, "dragan": 149, "dcgan": 102, "cgan": 124}
 
 
 def _step(preset, device, batch, labels):
@@ -285,3 +285,60 @@ def test_d_statistics_are_one_launch_each_and_the_two_ops_values(cp):
     assert float(got.get()) == float(two.get())  # each sigmoid as its kernel rounds it
     np.testing.assert_allclose(float(got.get()), float(cpu), rtol=1e-6)
     assert np.isnan(sigmoid_mean(np.zeros((0, 1), np.float32)))  # mean over nothing
+
+
+@pytest.mark.parametrize("rows,cols", [(70, 300), (3, 5), (1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_gradient_norm_penalty_is_one_launch_forward_and_one_backward(cp, rows, cols,
+                                                                          dtype):
+    """DRAGAN's penalty weight * mean((||g_i|| - 1)^2) as one kernel (more rows than the
+    block has warps, rows longer than a warp, and a single value), and its backward, which
+    reads gy on the device, as one more: against float64 NumPy."""
+    from minigan.functional.loss import unit_norm_penalty
+    rng = np.random.default_rng(rows)
+    g0 = (rng.standard_normal((rows, cols)) * 1.5 / np.sqrt(cols)).astype(dtype)
+    g0[0] = 0.0  # the norm of a zero row is sqrt(eps)
+    g = Tensor(cp.asarray(g0), requires_grad=True)
+    E.LOG.clear()
+    y = unit_norm_penalty(g, 10.0)
+    assert E.LOG.n_launches == 1, E.LOG.launches
+    gy = Tensor(cp.asarray(dtype(0.5)))
+    E.LOG.clear()
+    y.backward(gy)
+    assert E.LOG.n_launches == 1, E.LOG.launches
+    assert sum(E.LOG.syncs.values()) == 0 and E.LOG.uploads == 0
+    g64 = g0.astype(np.float64)
+    n = np.sqrt((g64 * g64).sum(1) + 1e-12)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert y.dtype == dtype and g.grad.dtype == dtype
+    np.testing.assert_allclose(float(y.data.get()), 10.0 * np.mean((n - 1) ** 2), rtol=tol)
+    want = 0.5 * 10.0 * 2 / rows * ((n - 1) / n)[:, None] * g64
+    np.testing.assert_allclose(g.grad.data.get(), want, rtol=tol, atol=tol * 1e-2)
+
+
+def test_drawing_the_dragan_points_takes_one_launch_per_formula(cp):
+    """x + c * std(x) * u and x + alpha * (x_p - x) are one kernel each (after the random
+    numbers and the std), with the products rounded alone: the same bits as NumPy's ops."""
+    from minigan.gan import losses
+    from minigan.random import Generator
+    x0 = np.random.default_rng(1).standard_normal((6, 1, 4, 4)).astype(np.float32)
+    x = cp.asarray(x0)
+    gen = Generator(3, "cuda")
+    u = gen.uniform(x.shape, dtype=np.float32)
+    E.LOG.clear()
+    from minigan.kernels import elementwise as KE
+    sd = cp.std(x)
+    n_std = E.LOG.n_launches
+    xp_ = KE.add_scaled(x, u, sd, 0.5)
+    alpha = gen.uniform((6, 1, 1, 1), dtype=np.float32)
+    E.LOG.clear()
+    x_hat = KE.lerp(x, xp_, alpha)
+    assert E.LOG.n_launches == 1, E.LOG.launches
+    sd0 = sd.get()
+    want_p = x0 + (np.float32(0.5) * sd0) * u.get()
+    np.testing.assert_array_equal(xp_.get(), want_p)
+    np.testing.assert_array_equal(x_hat.get(), x0 + alpha.get() * (want_p - x0))
+    # the perturbation as the trainer draws it: the random numbers, the std, one kernel
+    E.LOG.clear()
+    losses.dragan_perturb(x, gen)
+    assert E.LOG.n_launches == 1 + n_std + 1, E.LOG.launches
