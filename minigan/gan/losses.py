@@ -30,12 +30,11 @@ def dragan_perturb(x, generator, mode: str = "official", c: float = 0.5):
     official (the authors' code): x_p = x + c * std(x) * U[0, 1), with one std over the whole
     batch; gaussian (the paper): x_p = x + N(0, c I).
     """
-    xp = backend.get_array_module(x)
     if mode == "official":
         u = generator.uniform(x.shape, dtype=x.dtype)
-        return K.add_scaled(x, u, xp.std(x).astype(x.dtype, copy=False), c)
+        return K.add_scaled(x, u, K.std_all(x), c)
     if mode == "gaussian":
-        return x + generator.normal(x.shape, dtype=x.dtype) * x.dtype.type(c ** 0.5)
+        return K.add_scaled(x, generator.normal(x.shape, dtype=x.dtype), x.dtype.type(c ** 0.5))
     raise ValueError(f"DRAGAN perturbation must be 'official' or 'gaussian', got {mode!r}")
 
 

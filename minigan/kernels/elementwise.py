@@ -37,6 +37,7 @@ __all__ = [
     "sigmoid_backward",
     "sigmoid_forward",
     "softplus_forward",
+    "std_all",
     "sum_all_scaled",
     "tanh_backward",
     "with_leading_strides",
@@ -285,6 +286,48 @@ def _mean_of(which: str, x, a, scale):
     _mean_of_kernel(which, x.dtype)((1,), (threads,), (x, y, np.int64(x.size), _scalar(x, a),
                                                       _scalar(x, scale)))
     return y
+
+
+# The population standard deviation of all n values of x (NumPy's std, ddof 0) in one block,
+# where CuPy's std takes three launches (the mean, the variance, the square root): the mean,
+# then the mean squared deviation from it, both summed in double.
+_STD_ALL_CUDA = r"""
+extern "C" __global__ void minigan_std_all_TAG(const T* __restrict__ x, T* __restrict__ y,
+                                               const long long n) {
+    __shared__ double sh[33];
+    double v = 0.0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) v += (double)x[i];
+    const double mean = minigan_block_sum(v, sh) / (double)n;
+    double q = 0.0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) {
+        const double d = (double)x[i] - mean;
+        q += d * d;
+    }
+    q = minigan_block_sum(q, sh);
+    if (threadIdx.x == 0) y[0] = (T)sqrt(q / (double)n);
+}
+"""
+_STD_ALL_MAX = 1 << 20  # above this many values, CuPy's std (its launches use the whole GPU)
+
+
+@functools.lru_cache(maxsize=None)
+def _std_all_kernel(dtype):
+    ctype, tag = FLOAT_CTYPES[np.dtype(dtype)]
+    code = f"typedef {ctype} T;\n" + BLOCK_SUM_CUDA + _STD_ALL_CUDA.replace("TAG", tag)
+    return backend.raw_kernel(code, f"minigan_std_all_{tag}")
+
+
+def std_all(x):
+    """``x.std()`` (ddof 0) in x's dtype: on the GPU one kernel for float32/float64 arrays of
+    1 to 2^20 values (a 0-d array), else the array library's std."""
+    if backend.is_cupy_array(x) and x.dtype in FLOAT_CTYPES and 0 < x.size <= _STD_ALL_MAX:
+        cp = backend.cupy
+        x = cp.ascontiguousarray(x)
+        y = cp.empty((), dtype=x.dtype)
+        threads = int(min(1024, max(32, -(-x.size // 32) * 32)))
+        _std_all_kernel(x.dtype)((1,), (threads,), (x, y, np.int64(x.size)))
+        return y
+    return backend.get_array_module(x).std(x).astype(x.dtype, copy=False)
 
 
 def sum_all_scaled(x, scale):

@@ -316,29 +316,38 @@ def test_the_gradient_norm_penalty_is_one_launch_forward_and_one_backward(cp, ro
     np.testing.assert_allclose(g.grad.data.get(), want, rtol=tol, atol=tol * 1e-2)
 
 
-def test_drawing_the_dragan_points_takes_one_launch_per_formula(cp):
-    """x + c * std(x) * u and x + alpha * (x_p - x) are one kernel each (after the random
-    numbers and the std), with the products rounded alone: the same bits as NumPy's ops."""
+def test_drawing_the_dragan_points_takes_one_launch_per_formula(cp, monkeypatch):
+    """std(x), x + c * std(x) * u and x + alpha * (x_p - x) are one kernel each, the
+    products rounded alone: the last two give the bits of NumPy's ops."""
     from minigan.gan import losses
+    from minigan.kernels import elementwise as KE
     from minigan.random import Generator
-    x0 = np.random.default_rng(1).standard_normal((6, 1, 4, 4)).astype(np.float32)
+    x0 = np.random.default_rng(1).standard_normal((6, 1, 4, 4)).astype(np.float32) * 3 + 1
     x = cp.asarray(x0)
     gen = Generator(3, "cuda")
     u = gen.uniform(x.shape, dtype=np.float32)
-    E.LOG.clear()
-    from minigan.kernels import elementwise as KE
-    sd = cp.std(x)
-    n_std = E.LOG.n_launches
-    xp_ = KE.add_scaled(x, u, sd, 0.5)
     alpha = gen.uniform((6, 1, 1, 1), dtype=np.float32)
     E.LOG.clear()
+    sd = KE.std_all(x)
+    assert E.LOG.n_launches == 1 and sd.shape == () and sd.dtype == np.float32
+    np.testing.assert_allclose(float(sd.get()), x0.astype(np.float64).std(), rtol=1e-6)
+    E.LOG.clear()
+    xp_ = KE.add_scaled(x, u, sd, 0.5)
     x_hat = KE.lerp(x, xp_, alpha)
-    assert E.LOG.n_launches == 1, E.LOG.launches
-    sd0 = sd.get()
-    want_p = x0 + (np.float32(0.5) * sd0) * u.get()
+    assert E.LOG.n_launches == 2, E.LOG.launches
+    want_p = x0 + (np.float32(0.5) * sd.get()) * u.get()
     np.testing.assert_array_equal(xp_.get(), want_p)
     np.testing.assert_array_equal(x_hat.get(), x0 + alpha.get() * (want_p - x0))
     # the perturbation as the trainer draws it: the random numbers, the std, one kernel
+    for mode in ("official", "gaussian"):
+        E.LOG.clear()
+        losses.dragan_perturb(x, gen, mode)
+        assert E.LOG.n_launches == 3 - (mode == "gaussian"), (mode, E.LOG.launches)
+    # float64, one value, and past the one-block limit (the array library's std)
+    one = cp.asarray(np.array([2.5]))
+    assert float(KE.std_all(one).get()) == 0.0
+    monkeypatch.setattr(KE, "_STD_ALL_MAX", 10)
     E.LOG.clear()
-    losses.dragan_perturb(x, gen)
-    assert E.LOG.n_launches == 1 + n_std + 1, E.LOG.launches
+    big = KE.std_all(x)
+    assert E.LOG.launches[("function", "std")] == 1
+    np.testing.assert_allclose(float(big.get()), float(sd.get()), rtol=1e-6)
