@@ -37,6 +37,7 @@ from .. import backend
 from .elementwise import (
     BLOCK_SUM_CUDA,
     FLOAT_CTYPES,
+    leading_strides,
     leaky_relu_backward,
     leaky_relu_inplace,
     out_like,
@@ -215,14 +216,19 @@ struct MiniganChannelWalk {
 
 // Two passes (sum, then sum of squared deviations: no E[x^2] - E[x]^2 cancellation); thread 0
 // writes mean, invstd, scale = w * invstd and moves the running statistics (unbiased variance).
+// With flag 16 a third pass writes the normalised channel, y = (x - mean) * scale + b (+ a
+// LeakyReLU of slope `slope` with flag 64), in T from the T-rounded mean and scale: the values
+// minigan_bn_normalize(_leaky) computes, without its launch.
 extern "C" __global__ void minigan_bn_stats_DTYPE(
         const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ mean_out,
         T* __restrict__ invstd_out, T* __restrict__ scale_out, T* __restrict__ run_mean,
         T* __restrict__ run_var, const long long N, const long long C, const long long S,
         const long long sn, const long long sc, const double eps, const double momentum,
-        const int flags, long long* __restrict__ counter) {
+        const int flags, long long* __restrict__ counter, T* __restrict__ y,
+        const long long ysn, const long long ysc, const T* __restrict__ b, const T slope) {
     // flags: 1 = weight given, 2 = update run_mean, 4 = update run_var, 8 = advance the
-    // layer's num_batches_tracked (one thread of the grid)
+    // layer's num_batches_tracked (one thread of the grid), 16 = write y, 32 = bias given,
+    // 64 = LeakyReLU on y
     __shared__ double sh[33];
     if (flags & 8 && blockIdx.x == 0 && threadIdx.x == 0) counter[0] += 1;
     const long long c = blockIdx.x;
@@ -236,32 +242,48 @@ extern "C" __global__ void minigan_bn_stats_DTYPE(
         const double d = (double)xc[it.n * sn + it.s] - mean;
         acc += d * d;
     }
-    const double var = minigan_block_sum(acc, sh) / m;
+    const double var = minigan_block_sum(acc, sh) / m;  // every thread holds the sums
+    const double invstd = 1.0 / sqrt(var + eps);
+    const T scale = (T)((flags & 1 ? (double)w[c] : 1.0) * invstd);
     if (threadIdx.x == 0) {
-        const double invstd = 1.0 / sqrt(var + eps);
         mean_out[c] = (T)mean;
         invstd_out[c] = (T)invstd;
-        scale_out[c] = (T)((flags & 1 ? (double)w[c] : 1.0) * invstd);
+        scale_out[c] = scale;
         if (flags & 2) run_mean[c] = (T)((1.0 - momentum) * (double)run_mean[c] + momentum * mean);
         if (flags & 4) {
             run_var[c] = (T)((1.0 - momentum) * (double)run_var[c]
                              + momentum * (m / (m - 1.0)) * var);
         }
     }
+    if (flags & 16) {
+        const T mu = (T)mean;
+        const T bc = flags & 32 ? b[c] : (T)0;
+        T* yc = y + c * ysc;
+        for (MiniganChannelWalk it(S); it.n < N; it.next()) {
+            const T v = (xc[it.n * sn + it.s] - mu) * scale + bc;
+            yc[it.n * ysn + it.s] = flags & 64 ? (v < (T)0 ? v * slope : v) : v;
+        }
+    }
 }
 
-// One pass: gb = sum(gy), gw = invstd * sum(gy * (x - mean)).
+// One pass: gb = sum(gy), gw = invstd * sum(gy * (x - mean)). With flag 2 a second pass
+// writes gx = w * invstd * (gy - gb * inv_m - xhat * (gw * inv_m)) (w = 1 without flag 4), in
+// T from the T-rounded gb and gw: the values of minigan_bn_grad_input(_masked), without its
+// launch.
 extern "C" __global__ void minigan_bn_grad_stats_DTYPE(
         const T* __restrict__ gy, const T* __restrict__ x, const T* __restrict__ mean,
         const T* __restrict__ invstd, T* __restrict__ gw_out, T* __restrict__ gb_out,
         const long long N, const long long C, const long long S, const long long gsn,
         const long long gsc, const long long xsn, const long long xsc,
         const T* __restrict__ y, const long long ysn, const long long ysc, const double slope,
-        const int masked) {
-    // masked: gy is first masked by a fused LeakyReLU on this batch norm's output y, as
-    // leaky_relu_backward does (gy where y > 0, else gy * slope, in T)
+        const int flags, T* __restrict__ gx, const long long gxsn, const long long gxsc,
+        const T* __restrict__ w, const T inv_m) {
+    // flags: 1 = gy is first masked by a fused LeakyReLU on this batch norm's output y, as
+    // leaky_relu_backward does (gy where y > 0, else gy * slope, in T); 2 = write gx;
+    // 4 = weight given
     __shared__ double sh[33];
     const long long c = blockIdx.x;
+    const bool masked = flags & 1;
     const double mu = (double)mean[c];
     double sg = 0.0, sgx = 0.0;
     for (MiniganChannelWalk it(S); it.n < N; it.next()) {
@@ -272,10 +294,21 @@ extern "C" __global__ void minigan_bn_grad_stats_DTYPE(
         sgx += g * ((double)x[c * xsc + it.n * xsn + it.s] - mu);
     }
     sg = minigan_block_sum(sg, sh);
-    sgx = minigan_block_sum(sgx, sh);
+    sgx = minigan_block_sum(sgx, sh);  // every thread holds the sums
+    const T gb = (T)sg;
+    const T gw = (T)(sgx * (double)invstd[c]);
     if (threadIdx.x == 0) {
-        gb_out[c] = (T)sg;
-        gw_out[c] = (T)(sgx * (double)invstd[c]);
+        gb_out[c] = gb;
+        gw_out[c] = gw;
+    }
+    if (flags & 2) {
+        const T mc = mean[c], ic = invstd[c], wc = flags & 4 ? w[c] : (T)1, s = (T)slope;
+        for (MiniganChannelWalk it(S); it.n < N; it.next()) {
+            const T gyv = gy[c * gsc + it.n * gsn + it.s];
+            const T g = masked && !(y[c * ysc + it.n * ysn + it.s] > (T)0) ? gyv * s : gyv;
+            const T xhat = (x[c * xsc + it.n * xsn + it.s] - mc) * ic;
+            gx[c * gxsc + it.n * gxsn + it.s] = wc * ic * (g - gb * inv_m - xhat * (gw * inv_m));
+        }
     }
 }
 """
@@ -284,13 +317,30 @@ extern "C" __global__ void minigan_bn_grad_stats_DTYPE(
 @functools.lru_cache(maxsize=None)
 def _bn_raw_kernel(which: str, dtype):
     ctype, tag = FLOAT_CTYPES[np.dtype(dtype)]
-    code = _BN_CUDA.replace("DTYPE", tag).replace("T*", ctype + "*").replace("(T)", f"({ctype})")
+    code = f"typedef {ctype} T;\n" + _BN_CUDA.replace("DTYPE", tag)
     return backend.raw_kernel(code, f"minigan_bn_{which}_{tag}")
 
 
 def _block(m: int) -> int:
     """Threads per channel block: enough to keep many loads in flight, at most 1024."""
     return int(min(1024, max(32, -(-m // 32) * 32)))
+
+
+# Up to this many values per channel, the statistics kernel also writes the normalised output
+# (and the gradient kernel the input gradient): one launch instead of two. Beyond it, the
+# second pass runs as an elementwise kernel over the whole GPU, as the per-channel blocks
+# would leave SMs idle on a long pass (a layer with few channels at a large batch).
+_FUSED_MAX = 1 << 16
+
+
+def _fused_out(x3, m):
+    """The output array of a fused batch-norm kernel, in x3's layout, with its leading
+    strides; (None, None) when the layer takes the two-launch path."""
+    if m > _FUSED_MAX:
+        return None, None
+    out = backend.cupy.empty_like(x3)  # x3's layout (a channel-major conv output stays so)
+    st = leading_strides(out)
+    return (out, st) if st is not None else (None, None)
 
 
 def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum, eps,
@@ -309,15 +359,24 @@ def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum
     count = counter is not None and counter.dtype == np.int64 and counter.size == 1
     if counter is not None and not count:
         counter += 1  # another integer type (a hand-made buffer): a launch of its own
+    y, yst = _fused_out(x3, m)
+    b = cp.ascontiguousarray(bias, dtype=dt) if bias is not None and y is not None else mean
+    if y is not None:
+        flags |= 16 | (bias is not None) << 5 | (negative_slope is not None) << 6
     _bn_raw_kernel("stats", dt)(
         (c,), (_block(m),),
         (x3, w, mean, invstd, scale, mean if run[0] is None else run[0],
          mean if run[1] is None else run[1], np.int64(n), np.int64(c), np.int64(s),
          np.int64(sn), np.int64(sc), np.float64(eps), np.float64(momentum),
-         np.int32(flags | count << 3), counter if count else mean))
+         np.int32(flags | count << 3), counter if count else mean,
+         mean if y is None else y, np.int64(yst[0] if y is not None else 0),
+         np.int64(yst[1] if y is not None else 0), b,
+         dt.type(0 if negative_slope is None else negative_slope)))
     for r, new in zip((running_mean, running_var), run):
         if r is not new:
             r[...] = new
+    if y is not None:
+        return y, mean, invstd
     b = _col(bias) if bias is not None else dt.type(0)
     if negative_slope is None:
         norm = backend.elementwise_kernel("T x, T mean, T scale, T b", "T y",
@@ -422,16 +481,25 @@ def _backward_cupy(gy3, x3, m, weight, mean, invstd, y3=None, negative_slope=Non
     dt = x3.dtype
     mean, invstd = cp.ascontiguousarray(mean, dtype=dt), cp.ascontiguousarray(invstd, dtype=dt)
     gw, gb = cp.empty((2, c), dtype=dt)
+    # gx in x's layout: for the channel-major output of a GPU conv, the gradient that conv's
+    # backward reads as its (C, N*S) matrix without a copy
+    gx, gxst = _fused_out(x3, m)
+    wc = cp.ascontiguousarray(weight, dtype=dt) if weight is not None and gx is not None else mean
+    flags = masked | (gx is not None) << 1 | (weight is not None and gx is not None) << 2
     _bn_raw_kernel("grad_stats", dt)(
         (c,), (_block(m),), (gy3, x3, mean, invstd, gw, gb, np.int64(n), np.int64(c), np.int64(s),
                              np.int64(gsn), np.int64(gsc), np.int64(xsn), np.int64(xsc),
                              y3 if masked else x3, np.int64(ysn if masked else 0),
                              np.int64(ysc if masked else 0),
-                             np.float64(negative_slope if masked else 0.0), np.int32(masked)))
+                             np.float64(negative_slope if masked else 0.0), np.int32(flags),
+                             mean if gx is None else gx,
+                             np.int64(gxst[0] if gx is not None else 0),
+                             np.int64(gxst[1] if gx is not None else 0), wc,
+                             dt.type(1.0 / m)))
+    if gx is not None:
+        return gx, gw, gb
     w = dt.type(1) if weight is None else _col(weight)
     stats = (_col(mean), _col(invstd), w, _col(gb), _col(gw), dt.type(1.0 / m))
-    # gx in x's layout: for the channel-major output of a GPU conv, the gradient that conv's
-    # backward reads as its (C, N*S) matrix without a copy
     if not masked:
         k = backend.elementwise_kernel("T gy, T x, T mean, T invstd, T w, T gb, T gw, T inv_m",
                                        "T gx", _GX_OP, "minigan_bn_grad_input")

@@ -238,7 +238,12 @@ def test_matches_torch_if_available():
 @pytest.mark.gpu
 @pytest.mark.parametrize("shape", SHAPES + [(64, 16, 8, 8)])
 @pytest.mark.parametrize("affine", [True, False])
-def test_parity_cuda(cuda, shape, affine):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "two_launch"])
+def test_parity_cuda(cuda, shape, affine, fused, monkeypatch):
+    """Both GPU paths: the statistics kernels that also write y and gx (small channels), and
+    the elementwise second launch (``_FUSED_MAX`` 0)."""
+    if not fused:
+        monkeypatch.setattr(KB, "_FUSED_MAX", 0)
     x, w, b, rm, rv, gy = (a.astype(np.float32) for a in _data(shape, seed=9, loc=3.0))
     if not affine:
         w = b = None
@@ -417,3 +422,72 @@ def test_the_gpu_counter_is_advanced_inside_the_statistics_kernel(emulated_gpu):
     bn.eval()
     bn(x)
     assert int(bn.num_batches_tracked) == 4
+
+
+def _channel_major(cp, a):
+    """a (N, C, H, W) stored as (C, N, H, W): the layout of a GPU conv's output."""
+    return cp.ascontiguousarray(cp.asarray(a).transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["nchw", "channel_major", "strided", "2d"])
+@pytest.mark.parametrize("affine,slope", [(True, None), (False, None), (True, 0.2),
+                                          (False, 0.0)])
+def test_the_fused_kernels_give_the_two_launch_values(cuda, monkeypatch, dtype, layout, affine,
+                                                      slope):
+    """The statistics kernel writing y (and the gradient kernel writing gx) against the
+    elementwise second launch: the same T arithmetic, so the same values to rounding (bit for
+    bit where one compiler builds both, as in the emulator), in the input's layout."""
+    shape = (6, 3) if layout == "2d" else (4, 3, 5, 6)
+    x, w, b, rm, rv, gy = (a.astype(dtype) for a in _data(shape, seed=3, loc=1.0))
+    if layout == "channel_major":
+        xg, gyg = _channel_major(cuda, x), _channel_major(cuda, gy)
+    elif layout == "strided":
+        xg = cuda.asarray(x.transpose(0, 1, 3, 2).copy()).transpose(0, 1, 3, 2)
+        gyg = cuda.asarray(gy)
+    else:
+        xg, gyg = cuda.asarray(x), cuda.asarray(gy)
+    wg, bg = (cuda.asarray(w), cuda.asarray(b)) if affine else (None, None)
+    runs = []
+    for limit in (KB._FUSED_MAX, 0):
+        monkeypatch.setattr(KB, "_FUSED_MAX", limit)
+        rmg, rvg, cnt = cuda.asarray(rm), cuda.asarray(rv), cuda.zeros((), np.int64)
+        y, mean, invstd = KB.batch_norm_forward_train(xg, wg, bg, rmg, rvg, 0.1, 1e-5, slope,
+                                                      counter=cnt)
+        grads = KB.batch_norm_backward_train(gyg, xg, wg, mean, invstd,
+                                             y=y if slope is not None else None,
+                                             negative_slope=slope)
+        runs.append((y, mean, invstd, rmg, rvg, cnt) + tuple(grads))
+    exact = backend.cupy.__name__ != "cupy"  # the emulator compiles both kernels alike
+    for fused, plain in zip(*runs):
+        assert fused.shape == plain.shape and fused.dtype == plain.dtype == (
+            np.int64 if fused.ndim == 0 else dtype)
+        if exact:
+            np.testing.assert_array_equal(fused.get(), plain.get())
+        else:
+            np.testing.assert_allclose(fused.get(), plain.get(), rtol=1e-6, atol=1e-6)
+    y, gx = runs[0][0], runs[0][6]
+    if layout != "strided":  # (a strided view is copied to C order first)
+        assert y.strides == xg.strides and gx.strides == xg.strides  # the input's layout kept
+    if slope:
+        assert float(y.min()) < 0  # the activation matters here
+
+
+@pytest.mark.parametrize("m,launches", [(4 * 5 * 6, 1), (1 << 17, 2)])
+def test_a_batch_norm_is_one_launch_each_way_up_to_the_fused_size(emulated_gpu, m, launches,
+                                                                   monkeypatch):
+    """Forward (statistics, normalisation and activation) and backward (statistics and input
+    gradient) are one kernel each while a channel holds at most _FUSED_MAX values; beyond it
+    the elementwise pass is a launch of its own."""
+    from tests.kernels import emulated_cupy as E
+    cp = emulated_gpu
+    x, w, b, _, _, gy = (cp.asarray(a.astype(np.float32)) for a in _data((4, 3, 5, 6)))
+    if m > 4 * 5 * 6:
+        monkeypatch.setattr(KB, "_FUSED_MAX", 4 * 5 * 6 - 1)  # the same data, past the limit
+    E.LOG.clear()
+    y, mean, invstd = KB.batch_norm_forward_train(x, w, b, None, None, 0.1, 1e-5, 0.2)
+    assert E.LOG.n_launches == launches, E.LOG.launches
+    E.LOG.clear()
+    KB.batch_norm_backward_train(gy, x, w, mean, invstd, y=y, negative_slope=0.2)
+    assert E.LOG.n_launches == launches, E.LOG.launches

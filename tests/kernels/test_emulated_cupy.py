@@ -139,7 +139,7 @@ def test_the_backend_sees_one_gpu_and_forgets_it_afterwards(monkeypatch):
 # to a step fails here, and the number is lowered when a change removes some. (dragan's
 # include 2 copies of 0-stride (broadcast) vectors before GEMMs of its penalty's double
 # backward.)
-STEP_LAUNCHES = {"gan": 108, "dragan": 149, "dcgan": 102, "cgan": 124}
+STEP_LAUNCHES = {"gan": 102, "dragan": 143, "dcgan": 92, "cgan": 118}
 
 
 def _step(preset, device, batch, labels):
