@@ -209,6 +209,50 @@ def bce_with_logits_const(input, value: float, reduction: str = "mean") -> Tenso
     return _reduce(BCEWithLogitsConst(t)(x), reduction)
 
 
+class BCEWithLogitsConstMeanPair(Function):
+    """``BCEWithLogitsConstMean(t1, s1)(x1) + BCEWithLogitsConstMean(t2, s2)(x2)`` as one op,
+    the same values (a GAN discriminator's loss on its real and its fake logits): on the GPU
+    one kernel forward and one backward, where the two losses and their sum launch three and
+    two."""
+
+    def __init__(self, t1, t2, s1, s2):
+        self.t1, self.t2, self.s1, self.s2 = t1, t2, s1, s2
+
+    def forward(self, x1, x2):
+        return K.bce_with_logits_const_mean_pair(x1, x2, self.t1, self.t2, self.s1, self.s2)
+
+    def backward(self, gy):
+        x1, x2 = self.inputs
+        need = self.needs_input_grad
+        if is_grad_enabled():  # a graph is being built: each loss's backward formula
+            out = []
+            for x, t, sc, wanted in ((x1, self.t1, self.s1, need[0]),
+                                     (x2, self.t2, self.s2, need[1])):
+                g = B.broadcast_to(B.reshape(gy * sc, (1,) * x.ndim), x.shape)
+                out.append(g * B.sub(sigmoid(x), t) if wanted else None)
+            return tuple(out)
+        if need[0] and need[1]:
+            g1, g2 = K.bce_with_logits_const_mean_pair_backward(
+                gy.data, x1.data, x2.data, self.t1, self.t2, self.s1, self.s2)
+            return Tensor(g1), Tensor(g2)
+        return tuple(Tensor(K.bce_with_logits_const_mean_backward(gy.data, x.data, t, sc))
+                     if wanted else None
+                     for x, t, sc, wanted in ((x1, self.t1, self.s1, need[0]),
+                                              (x2, self.t2, self.s2, need[1])))
+
+
+def bce_with_logits_const_pair(input1, value1: float, input2, value2: float) -> Tensor:
+    """``bce_with_logits_const(input1, value1) + bce_with_logits_const(input2, value2)`` (both
+    with the mean), with the same values, as one op when both are non-empty and of one float
+    dtype: a GAN discriminator's loss on its real and its fake logits."""
+    x1, x2 = as_tensor(input1), as_tensor(input2)
+    if x1.dtype != x2.dtype or x1.dtype.kind != "f" or not x1.size or not x2.size:
+        return bce_with_logits_const(x1, value1) + bce_with_logits_const(x2, value2)
+    dt = x1.dtype.type
+    return BCEWithLogitsConstMeanPair(dt(value1), dt(value2), dt(1.0 / x1.size),
+                                      dt(1.0 / x2.size))(x1, x2)
+
+
 class UnitNormPenalty(Function):
     """``weight * mean_i (sqrt(sum_j x_ij^2 + eps) - 1)^2`` of a 2-D x as one op: on the GPU
     one kernel forward and one backward, where the eight ops it is made of launch about

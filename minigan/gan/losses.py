@@ -4,14 +4,17 @@ from __future__ import annotations
 from .. import backend
 from ..autograd import Tensor, grad
 from ..functional import mean, softplus, sum
-from ..functional.loss import bce_with_logits_const, unit_norm_penalty
+from ..functional.loss import (
+    bce_with_logits_const,
+    bce_with_logits_const_pair,
+    unit_norm_penalty,
+)
 from ..kernels import elementwise as K
 
 
 def d_loss_bce(real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
     """-log D(x) - log(1 - D(G(z))), with one-sided label smoothing through ``real_label``."""
-    return (bce_with_logits_const(real_logits, real_label)
-            + bce_with_logits_const(fake_logits, 0.0))
+    return bce_with_logits_const_pair(real_logits, real_label, fake_logits, 0.0)
 
 
 def g_loss_nonsaturating(fake_logits: Tensor) -> Tensor:

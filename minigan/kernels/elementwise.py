@@ -21,6 +21,8 @@ from .workspace import SCRATCH, take_like
 __all__ = [
     "add_scaled",
     "bce_with_logits_backward",
+    "bce_with_logits_const_mean_pair",
+    "bce_with_logits_const_mean_pair_backward",
     "bce_with_logits_forward",
     "dropout_mask",
     "leaky_relu_backward",
@@ -36,6 +38,7 @@ __all__ = [
     "relu_forward",
     "sigmoid_backward",
     "sigmoid_forward",
+    "sigmoid_mean_pair",
     "softplus_forward",
     "std_all",
     "sum_all_scaled",
@@ -330,6 +333,67 @@ def std_all(x):
     return backend.get_array_module(x).std(x).astype(x.dtype, copy=False)
 
 
+# The same means of two arrays in one GPU kernel (a GAN's D loss on its real and its fake
+# logits, and its D(x) and D(G(z)) statistics): the block sums x1's mapped values, then x2's,
+# each in double, and writes out = [sum1 * scale1, sum2 * scale2, their sum], in T, as two
+# _MEAN_OF_CUDA launches and an add would (the means rounded to T before the add).
+_MEAN_OF_PAIR_CUDA = r"""
+extern "C" __global__ void minigan_WHICH_pair_TAG(
+        const T* __restrict__ x1, const T* __restrict__ x2, T* __restrict__ out,
+        const long long n1, const long long n2, const T a1, const T a2, const T scale1,
+        const T scale2) {
+    __shared__ double sh[33];
+    double v = 0.0;
+    T a = a1;
+    for (long long i = threadIdx.x; i < n1; i += blockDim.x) {
+        const T xi = x1[i];
+        MAP
+        v += (double)f;
+    }
+    const T m1 = (T)minigan_block_sum(v, sh) * scale1;
+    v = 0.0;
+    a = a2;
+    for (long long i = threadIdx.x; i < n2; i += blockDim.x) {
+        const T xi = x2[i];
+        MAP
+        v += (double)f;
+    }
+    const T m2 = (T)minigan_block_sum(v, sh) * scale2;
+    if (threadIdx.x == 0) {
+        out[0] = m1;
+        out[1] = m2;
+        out[2] = m1 + m2;
+    }
+}
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _mean_of_pair_kernel(which: str, dtype):
+    ctype, tag = FLOAT_CTYPES[np.dtype(dtype)]
+    code = (f"typedef {ctype} T;\n" + BLOCK_SUM_CUDA
+            + _MEAN_OF_PAIR_CUDA.replace("WHICH", which).replace("TAG", tag)
+            .replace("MAP", _MEAN_OF_MAPS[which]))
+    return backend.raw_kernel(code, f"minigan_{which}_pair_{tag}")
+
+
+def _pairable(x1, x2) -> bool:
+    return (backend.is_cupy_array(x1) and backend.is_cupy_array(x2) and x1.dtype == x2.dtype
+            and x1.dtype in FLOAT_CTYPES and x1.size > 0 and x2.size > 0)
+
+
+def _mean_of_pair(which: str, x1, x2, a1, a2, scale1, scale2):
+    """The GPU launch of _MEAN_OF_PAIR_CUDA (``_pairable`` inputs): a 3-vector of x1's dtype."""
+    cp = backend.cupy
+    x1, x2 = cp.ascontiguousarray(x1), cp.ascontiguousarray(x2)
+    out = cp.empty((3,), dtype=x1.dtype)
+    threads = int(min(1024, max(32, -(-max(x1.size, x2.size) // 32) * 32)))
+    _mean_of_pair_kernel(which, x1.dtype)((1,), (threads,), (
+        x1, x2, out, np.int64(x1.size), np.int64(x2.size), _scalar(x1, a1), _scalar(x1, a2),
+        _scalar(x1, scale1), _scalar(x1, scale2)))
+    return out
+
+
 def sum_all_scaled(x, scale):
     """``x.sum() * scale`` as a 0-d array of x's dtype (float32/float64), with the scale as a
     number of that dtype: on the GPU one kernel (the sum in double), on the CPU NumPy's sum
@@ -500,6 +564,15 @@ def sigmoid_mean(x):
     return np.asarray(sum_all_scaled(sigmoid_forward(x), scale))  # 0-d, not a NumPy scalar
 
 
+def sigmoid_mean_pair(x1, x2):
+    """``(sigmoid_mean(x1), sigmoid_mean(x2))`` with the same values, as two 0-d arrays; on
+    the GPU one kernel for both."""
+    if _pairable(x1, x2):
+        out = _mean_of_pair("sigmoid_mean", x1, x2, 0, 0, 1.0 / x1.size, 1.0 / x2.size)
+        return out[0], out[1]
+    return sigmoid_mean(x1), sigmoid_mean(x2)
+
+
 def sigmoid_backward(gy, y):
     """gx = gy * y * (1 - y), from the forward output y = sigmoid(x)."""
     if backend.is_cupy_array(gy):
@@ -586,6 +659,38 @@ def bce_with_logits_const_mean_backward(gy, x, t, scale):
         return _ew("T gy, T x, T t, T sc", "T gx", op, "minigan_bce_logits_mean_bwd")(
             gy, x, _scalar(x, t), _scalar(x, scale), *out_like(x))
     return bce_with_logits_backward(gy * _scalar(x, scale), x, t)
+
+
+def bce_with_logits_const_mean_pair(x1, x2, t1, t2, scale1, scale2):
+    """``bce_with_logits_const_mean(x1, t1, scale1) + bce_with_logits_const_mean(x2, t2,
+    scale2)``, a 0-d array with the same values: on the GPU one kernel instead of three."""
+    if _pairable(x1, x2):
+        return _mean_of_pair("bce_const_mean", x1, x2, t1, t2, scale1, scale2)[2]
+    return (bce_with_logits_const_mean(x1, t1, scale1)
+            + bce_with_logits_const_mean(x2, t2, scale2))
+
+
+def bce_with_logits_const_mean_pair_backward(gy, x1, x2, t1, t2, scale1, scale2):
+    """The two gradients of ``bce_with_logits_const_mean_pair`` for a 0-d ``gy``: each that of
+    ``bce_with_logits_const_mean_backward``; on the GPU one kernel for two inputs of one shape
+    and layout (two otherwise)."""
+    if (_pairable(x1, x2) and x1.shape == x2.shape and x1.strides == x2.strides
+            and x1.flags.c_contiguous):
+        op = """
+            const T e1 = exp(-fabs(x1));
+            const T r1 = (T)1 / ((T)1 + e1);
+            const T s1 = x1 >= (T)0 ? r1 : e1 * r1;
+            gx1 = (gy * sc1) * (s1 - t1);
+            const T e2 = exp(-fabs(x2));
+            const T r2 = (T)1 / ((T)1 + e2);
+            const T s2 = x2 >= (T)0 ? r2 : e2 * r2;
+            gx2 = (gy * sc2) * (s2 - t2)"""
+        return _ew("T gy, T x1, T x2, T t1, T t2, T sc1, T sc2", "T gx1, T gx2", op,
+                   "minigan_bce_logits_mean_pair_bwd")(
+            gy, x1, x2, _scalar(x1, t1), _scalar(x1, t2), _scalar(x1, scale1),
+            _scalar(x1, scale2))
+    return (bce_with_logits_const_mean_backward(gy, x1, t1, scale1),
+            bce_with_logits_const_mean_backward(gy, x2, t2, scale2))
 
 
 def bce_with_logits_backward(gy, x, t, weight=None):

@@ -6,7 +6,11 @@ import pytest
 import minigan
 import minigan.nn.functional as F
 from minigan import backend
-from minigan.functional.loss import bce_with_logits_const, unit_norm_penalty
+from minigan.functional.loss import (
+    bce_with_logits_const,
+    bce_with_logits_const_pair,
+    unit_norm_penalty,
+)
 from minigan.testing import check_backward, check_double_backward
 
 R = np.random.default_rng(1234)
@@ -134,6 +138,12 @@ CASES = [
      lambda x: np.mean(np_softplus(x) - x * 0.9), [normal(3, 4) * 3]),
     ("bce_logits_const_sum", lambda x: bce_with_logits_const(x, 0.0, reduction="sum"),
      lambda x: np.sum(np_softplus(x)), [normal(3, 4)]),
+    ("bce_logits_const_pair", lambda a, b: bce_with_logits_const_pair(a, 0.9, b, 0.0),
+     lambda a, b: np.mean(np_softplus(a) - a * 0.9) + np.mean(np_softplus(b)),
+     [normal(6, 1) * 3, normal(6, 1) * 3]),
+    ("bce_logits_const_pair_shapes", lambda a, b: bce_with_logits_const_pair(a, 1.0, b, 0.2),
+     lambda a, b: np.mean(np_softplus(a) - a) + np.mean(np_softplus(b) - b * 0.2),
+     [normal(3, 4), normal(5, 1)]),
     ("unit_norm_penalty", lambda x: unit_norm_penalty(x, 10.0),
      lambda x: 10.0 * np.mean((np.sqrt((x * x).sum(1) + 1e-12) - 1) ** 2), [normal(4, 6) * 0.4]),
     ("unit_norm_penalty_4d", lambda x: unit_norm_penalty(x, 2.5, eps=1e-3),
@@ -265,3 +275,39 @@ def test_unit_norm_penalty_equals_its_ops_and_names_bad_input(xp):
     for eps in (0.0, -1e-3, float("nan")):
         with pytest.raises(ValueError, match="eps must be > 0"):
             unit_norm_penalty(g, eps=eps)
+
+
+def test_the_pair_of_gan_losses_equals_the_two_losses_and_their_sum(xp):
+    """D's loss on real and fake logits as one op: the values of the two losses added, and
+    their gradients, for both inputs and for either alone; D's statistics likewise."""
+    from minigan.kernels import elementwise as KE
+    r0 = xp.asarray(R.standard_normal((7, 1)).astype(np.float32) * 3)
+    f0 = xp.asarray(R.standard_normal((7, 1)).astype(np.float32) * 3)
+    # bit for bit on the CPU; on a GPU rounding may differ between kernels (see above)
+    tol = {"rtol": 0, "atol": 0} if xp is np else {"rtol": 1e-6, "atol": 1e-7}
+
+    def close(a, b):
+        np.testing.assert_allclose(backend.to_numpy(a), backend.to_numpy(b), **tol)
+
+    for need in ((True, True), (True, False), (False, True)):
+        r, f = (minigan.Tensor(a, requires_grad=n) for a, n in zip((r0, f0), need))
+        loss = bce_with_logits_const_pair(r, 0.9, f, 0.0)
+        loss.backward()
+        rr, fr = (minigan.Tensor(a, requires_grad=n) for a, n in zip((r0, f0), need))
+        ref = bce_with_logits_const(rr, 0.9) + bce_with_logits_const(fr, 0.0)
+        ref.backward()
+        assert loss.dtype == np.float32 and loss.shape == ()
+        close(loss.data, ref.data)
+        for t, tr in ((r, rr), (f, fr)):
+            assert (t.grad is None) == (tr.grad is None)
+            if t.grad is not None:
+                close(t.grad.data, tr.grad.data)
+    d_real, d_fake = KE.sigmoid_mean_pair(r0, f0)
+    close(d_real, KE.sigmoid_mean(r0))
+    close(d_fake, KE.sigmoid_mean(f0))
+    # other dtypes or an empty input: the two losses, as before
+    r64 = minigan.Tensor(r0.astype(np.float64))
+    y = bce_with_logits_const_pair(r64, 1.0, minigan.Tensor(f0), 0.0)
+    assert y.dtype == np.float64
+    e = minigan.Tensor(xp.zeros((0, 1), dtype=np.float32))
+    assert np.isnan(float(backend.to_numpy(bce_with_logits_const_pair(e, 1.0, e, 0.0).data)))

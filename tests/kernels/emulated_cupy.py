@@ -277,8 +277,8 @@ class ndarray(np.ndarray):
             res = h[probe if isinstance(k, tuple) else probe[0]]
         else:
             res = h[k]
-        if isinstance(res, np.generic):
-            res = np.asarray(res)
+        if isinstance(res, np.generic):  # integers only: CuPy gives a 0-d view, NumPy a copy
+            res = h[(k if isinstance(k, tuple) else (k,)) + (Ellipsis,)]
         if res.size and not np.may_share_memory(res, h):
             LOG.launch("gather", "getitem")
             return _made(res.view(ndarray), lambda: h[k], h, k)
