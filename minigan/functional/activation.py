@@ -92,6 +92,33 @@ def linear_leaky_relu(x, weight, bias=None, negative_slope: float = 0.0) -> Tens
     return _linear(x, weight, bias, lambda: LinearLeakyReLU(slope))
 
 
+class LinearTanh(Linear):
+    """tanh(x W^T + b) as one op: the bias add and the tanh are one pass over the GEMM's output,
+    in place (one GPU launch instead of two), and on the GPU the tanh's backward and the bias
+    gradient are one kernel too."""
+
+    def forward(self, x, w, b=None):
+        return K.tanh_inplace(_gemm(x, w.T), b)
+
+    def backward(self, gy):
+        y = self.output()
+        if not is_grad_enabled():
+            if (len(self.inputs) == 3 and self.needs_input_grad[2] and gy.data.ndim == 2
+                    and backend.is_cupy_array(gy.data)):
+                g, gb = K.tanh_backward_colsum(gy.data, y.data)
+                return self._array_grads(g, gb)
+            gy = Tensor(K.tanh_backward(gy.data, y.data))
+        else:
+            gy = TanhGrad()(gy, y)  # y of the graph: its own derivative runs through this op
+        return super().backward(gy)
+
+
+def linear_tanh(x, weight, bias=None) -> Tensor:
+    """``tanh(linear(x, weight, bias))`` as one fused op, the same values and gradients.
+    ``nn.Sequential`` calls it for a Linear layer followed by a Tanh."""
+    return _linear(x, weight, bias, LinearTanh)
+
+
 def leaky_relu(x, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """``inplace`` is accepted for PyTorch code; minigan always returns a new tensor (the
     values are the same, and the input is left as it was)."""

@@ -43,6 +43,8 @@ __all__ = [
     "std_all",
     "sum_all_scaled",
     "tanh_backward",
+    "tanh_backward_colsum",
+    "tanh_inplace",
     "with_leading_strides",
 ]
 
@@ -183,21 +185,27 @@ __device__ __forceinline__ double minigan_block_sum(double v, double* sh) {
 
 
 # The activation's backward and a column sum in one GPU kernel: for a (M, N) gradient gy of a
-# fused Linear + LeakyReLU, g = gy masked by the activation and gb = g summed over the M rows
-# (the bias gradient). A block of 32 x 8 threads owns 32 columns: thread (tx, ty) walks rows
-# ty, ty + 8, ... of column tx (the 32 threads of a row read and write 32 consecutive values),
-# and the 8 partial sums of a column are added in a fixed order, in double: deterministic.
+# fused Linear + activation, g = the activation's backward of gy (from its output y) and gb = g
+# summed over the M rows (the bias gradient). A block of 32 x 8 threads owns 32 columns: thread
+# (tx, ty) walks rows ty, ty + 8, ... of column tx (the 32 threads of a row read and write 32
+# consecutive values), and the 8 partial sums of a column are added in a fixed order, in
+# double: deterministic. BWD is the expression of the activation's own backward kernel
+# (leaky_relu_backward, tanh_backward), so g holds the values that kernel would.
 _COLSUM_CUDA = r"""
-extern "C" __global__ void minigan_leaky_bwd_colsum_TAG(
-        const T* __restrict__ gy, const T* __restrict__ y, T* __restrict__ g,
-        T* __restrict__ gb, const long long M, const long long N, const T s) {
+extern "C" __global__ void minigan_WHICH_bwd_colsum_TAG(
+        const T* __restrict__ gy_, const T* __restrict__ y, T* __restrict__ g,
+        T* __restrict__ gb, const long long M, const long long N, const T s,
+        const long long gy_row) {
+    // gy's row i starts at gy_ + i * gy_row (a column slice of a wider matrix is read in
+    // place); y and g are C-contiguous
     __shared__ double part[8][33];
     const long long j = (long long)blockIdx.x * 32 + threadIdx.x;
     double acc = 0.0;
     if (j < N) {
         for (long long i = threadIdx.y; i < M; i += 8) {
             const long long k = i * N + j;
-            const T v = y[k] > (T)0 ? gy[k] : gy[k] * s;
+            const T gyk = gy_[i * gy_row + j];
+            const T v = BWD;
             g[k] = v;
             acc += (double)v;
         }
@@ -211,35 +219,79 @@ extern "C" __global__ void minigan_leaky_bwd_colsum_TAG(
     }
 }
 """
+_COLSUM_BWD = {"leaky": "y[k] > (T)0 ? gyk : gyk * s",
+               "tanh": "gyk * ((T)1 - y[k] * y[k])"}
 # the C type and the name tag of each float dtype, for the CUDA sources of every kernel module
 FLOAT_CTYPES = {np.dtype(np.float32): ("float", "f32"), np.dtype(np.float64): ("double", "f64")}
 
 
 @functools.lru_cache(maxsize=None)
-def _colsum_kernel(dtype):
+def _colsum_kernel(which: str, dtype):
     ctype, tag = FLOAT_CTYPES[np.dtype(dtype)]
-    code = f"typedef {ctype} T;\n" + _COLSUM_CUDA.replace("TAG", tag)
-    return backend.raw_kernel(code, f"minigan_leaky_bwd_colsum_{tag}")
+    code = (f"typedef {ctype} T;\n"
+            + _COLSUM_CUDA.replace("WHICH", which).replace("TAG", tag)
+            .replace("BWD", _COLSUM_BWD[which]))
+    return backend.raw_kernel(code, f"minigan_{which}_bwd_colsum_{tag}")
+
+
+def _backward_colsum(which: str, gy, y, slope):
+    """The GPU launch of _COLSUM_CUDA, or None where it does not apply (then the caller makes
+    the two calls)."""
+    if not (backend.is_cupy_array(gy) and gy.ndim == 2 and gy.shape == y.shape
+            and gy.dtype == y.dtype and gy.dtype in FLOAT_CTYPES):
+        return None
+    cp = backend.cupy
+    m, n = gy.shape
+    item = gy.dtype.itemsize
+    row = gy.strides[0] // item
+    if not ((gy.strides[1] == item or n == 1) and gy.strides[0] % item == 0
+            and (row >= n or m == 1)):
+        gy = cp.ascontiguousarray(gy)
+        row = n
+    y = cp.ascontiguousarray(y)
+    g = cp.empty((m, n), dtype=gy.dtype)
+    gb = cp.empty(n, dtype=gy.dtype)
+    if n:
+        _colsum_kernel(which, gy.dtype)(((n + 31) // 32,), (32, 8),
+                                        (gy, y, g, gb, np.int64(m), np.int64(n),
+                                         _scalar(gy, slope), np.int64(row)))
+    return g, gb
 
 
 def leaky_relu_backward_colsum(gy, y, negative_slope: float):
     """``(g, g.sum(axis=0))`` with ``g = leaky_relu_backward(gy, y, s)``, for 2-D gy and y of
     one shape: a fused Linear + LeakyReLU's masked gradient and its bias gradient. One kernel
     on the GPU (float32/float64; other dtypes take the two calls), the two calls on the CPU."""
-    if (backend.is_cupy_array(gy) and gy.ndim == 2 and gy.shape == y.shape
-            and gy.dtype == y.dtype and gy.dtype in FLOAT_CTYPES):
-        cp = backend.cupy
-        gy, y = cp.ascontiguousarray(gy), cp.ascontiguousarray(y)
-        m, n = gy.shape
-        g = cp.empty_like(gy)
-        gb = cp.empty(n, dtype=gy.dtype)
-        if n:
-            _colsum_kernel(gy.dtype)(((n + 31) // 32,), (32, 8),
-                                     (gy, y, g, gb, np.int64(m), np.int64(n),
-                                      _scalar(gy, negative_slope)))
-        return g, gb
+    out = _backward_colsum("leaky", gy, y, negative_slope)
+    if out is not None:
+        return out
     g = leaky_relu_backward(gy, y, negative_slope)
     return g, g.sum(axis=0)
+
+
+def tanh_backward_colsum(gy, y):
+    """``(g, g.sum(axis=0))`` with ``g = tanh_backward(gy, y)``: a fused Linear + Tanh's
+    gradient before the activation and its bias gradient, as ``leaky_relu_backward_colsum``."""
+    out = _backward_colsum("tanh", gy, y, 0)
+    if out is not None:
+        return out
+    g = tanh_backward(gy, y)
+    return g, g.sum(axis=0)
+
+
+def tanh_inplace(y, bias=None):
+    """``y[...] = tanh(y + bias)`` (no bias when None), in place, the sum rounded to y's dtype
+    before the tanh (as the add and the tanh one after the other): one GPU launch."""
+    if backend.is_cupy_array(y):
+        if bias is None:
+            backend.cupy.tanh(y, out=y)
+        else:
+            _ew("T b", "T y", "const T v = y + b; y = tanh(v)", "minigan_bias_tanh_inplace")(
+                bias, y)
+        return y
+    if bias is not None:
+        y += bias
+    return np.tanh(y, out=y)
 
 
 # Whole-array means in one GPU kernel each, where a sum and a multiply (and the elementwise

@@ -100,9 +100,9 @@ class Sequential(Module):
         while i < n:
             m = mods[i]
             if i + 1 < n:
-                slope = _fusable_activation(m, mods[i + 1])
-                if slope is not None:  # the layer and its activation as one op
-                    input = m._forward(input, slope)
+                act = _fusable_activation(m, mods[i + 1])
+                if act is not None:  # the layer and its activation as one op
+                    input = m._forward(input, act)
                     i += 2
                     continue
             input = m(input)
@@ -110,30 +110,37 @@ class Sequential(Module):
         return input
 
 
-_FUSE: list = []  # _BatchNorm, Linear, LeakyReLU, ReLU, once imported
+_FUSE: list = []  # _BatchNorm, Linear, LeakyReLU, ReLU, Tanh, once imported
 
 
 def _fusable_activation(m, nxt):
-    """The slope of ``nxt`` (0 for ReLU) when ``nxt`` is a LeakyReLU or ReLU directly after
-    a Linear layer or a training batch-norm layer, neither with hooks nor a subclass's own
-    forward: ``Sequential`` then runs the two as one fused op (``m._forward(x, slope)``), with
-    the same values and gradients (``functional.activation.linear_leaky_relu``,
-    ``functional.norm.batch_norm_leaky_relu``). Else None."""
+    """What ``Sequential`` hands to ``m._forward(x, act)`` to run ``m`` and the activation
+    ``nxt`` after it as one fused op, with the same values and gradients; else None.
+
+    - The slope of ``nxt`` (0 for ReLU) when it is a LeakyReLU (slope >= 0) or ReLU after a
+      Linear layer or a training batch-norm layer
+      (``functional.activation.linear_leaky_relu``, ``functional.norm.batch_norm_leaky_relu``).
+    - ``"tanh"`` when it is a Tanh after a Linear layer (``functional.activation.linear_tanh``).
+
+    Neither layer may have hooks, nor ``m`` a subclass's own forward."""
     if not _FUSE:
-        from .layers import LeakyReLU, Linear, ReLU, _BatchNorm  # (layers imports this module)
-        _FUSE.extend((_BatchNorm, Linear, LeakyReLU, ReLU))
-    bn, lin, leaky, relu = _FUSE
-    if type(nxt) not in (leaky, relu):
+        from .layers import LeakyReLU, Linear, ReLU, Tanh, _BatchNorm  # (layers imports this)
+        _FUSE.extend((_BatchNorm, Linear, LeakyReLU, ReLU, Tanh))
+    bn, lin, leaky, relu, tanh = _FUSE
+    kind = type(nxt)
+    if kind not in (leaky, relu, tanh):
         return None
     if isinstance(m, bn):
-        if not (m.training and type(m).forward is bn.forward):
+        if kind is tanh or not (m.training and type(m).forward is bn.forward):
             return None
     elif not (isinstance(m, lin) and type(m).forward is lin.forward):
         return None
     if m._forward_pre_hooks or m._forward_hooks or nxt._forward_pre_hooks \
             or nxt._forward_hooks:
         return None
-    slope = 0.0 if type(nxt) is relu else float(nxt.negative_slope)
+    if kind is tanh:
+        return "tanh"
+    slope = 0.0 if kind is relu else float(nxt.negative_slope)
     return slope if slope >= 0 else None
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import backend
 from .. import functional as F
-from ..functional.activation import linear_leaky_relu
+from ..functional.activation import linear_leaky_relu, linear_tanh
 from ..functional.norm import _batch_norm, checked_slope
 from ..functional.resize import pad_end
 from . import init
@@ -62,10 +62,12 @@ class Linear(Module):
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
 
-    def _forward(self, x, slope):
-        """forward(x) followed by leaky_relu(., slope) (0: ReLU) as one fused op (see
-        ``Sequential.forward``)."""
-        return linear_leaky_relu(x, self.weight, self.bias, slope)
+    def _forward(self, x, act):
+        """forward(x) followed by leaky_relu(., act) (0: ReLU), or by tanh when act is
+        ``"tanh"``, as one fused op (see ``Sequential.forward``)."""
+        if act == "tanh":
+            return linear_tanh(x, self.weight, self.bias)
+        return linear_leaky_relu(x, self.weight, self.bias, act)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

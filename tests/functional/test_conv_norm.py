@@ -171,6 +171,49 @@ def test_linear_leaky_relu_is_the_two_ops(xp, slope):
         linear_leaky_relu(Tensor(x0), w0, None, -1)
 
 
+@pytest.mark.parametrize("bias,shape", [(True, (5, 4)), (False, (2, 3, 4))])
+def test_linear_tanh_first_and_second_order(xp, bias, shape):
+    from minigan.functional.activation import linear_tanh
+    x, w, b = _xp_inputs(xp, R.standard_normal(shape), R.standard_normal((3, shape[-1])) * 0.5,
+                         R.standard_normal(3))
+
+    def f(x, w, *b):
+        return linear_tanh(x, w, b[0] if b else None)
+
+    inputs = [x, w, b] if bias else [x, w]
+    check_backward(f, inputs)
+    check_double_backward(f, inputs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_tanh_is_the_two_ops(xp, dtype, bias):
+    """The same values and gradients as linear then tanh, bit for bit on the CPU (on a GPU the
+    fused kernel's tanh and the tanh ufunc may come from different math libraries: the
+    emulator's ufunc is NumPy's); a column slice as the output's gradient (as a conditional
+    D's concat hands back) is read in place."""
+    from minigan.functional.activation import linear_tanh
+    x0, w0, b0 = (R.standard_normal(sh).astype(dtype) for sh in ((6, 5), (40, 5), (40,)))
+    runs = []
+    for fused in (True, False):
+        x, w, b = (Tensor(a, requires_grad=True) for a in _xp_inputs(xp, x0, w0, b0))
+        y = linear_tanh(x, w, b if bias else None) if fused \
+            else F.tanh(F.linear(x, w, b if bias else None))
+        wide = F.concat([y, y * 0.5], 1)  # the gradient of y is then a column slice
+        (wide * Tensor(xp.asarray((np.arange(wide.size).reshape(wide.shape) % 7)
+                                  .astype(dtype)))).sum().backward()
+        runs.append([y.numpy(), x.grad.numpy(), w.grad.numpy()]
+                    + ([b.grad.numpy()] if bias else []))
+    exact = xp is np
+    for a, b_ in zip(*runs):
+        assert a.dtype == dtype
+        if exact:
+            np.testing.assert_array_equal(a, b_)
+        else:  # an ulp of y moves a float32 gradient by the size of its terms times 1e-7
+            scale = (1e-5 if dtype == np.float32 else 1e-13) * max(1.0, np.abs(b_).max())
+            np.testing.assert_allclose(a, b_, rtol=scale, atol=scale)
+
+
 def test_batch_norm_second_order_is_not_the_cached_invstd_bug():
     """Differentiating sum(grad_x(BN)^2) wrt x: treating 1/std as a constant gives a visibly
     different answer, so this pins the exact composition."""

@@ -44,7 +44,8 @@ def _collect_sources(monkeypatch) -> list:
             for which in ("maxpool_fwd", "maxpool_bwd", "avgpool_fwd", "avgpool_bwd"):
                 KP._pool_kernel.__wrapped__(which, dt, ictype)
         KO._adam_multi_kernel.__wrapped__(np.dtype(dt).name, (7, 300, 100_000))
-        KE._colsum_kernel.__wrapped__(dt)
+        for which in KE._COLSUM_BWD:
+            KE._colsum_kernel.__wrapped__(which, dt)
         for which in KE._MEAN_OF_MAPS:
             KE._mean_of_kernel.__wrapped__(which, dt)
             KE._mean_of_pair_kernel.__wrapped__(which, dt)
@@ -55,9 +56,9 @@ def _collect_sources(monkeypatch) -> list:
 
 def test_every_kernel_name_is_defined_in_its_source(monkeypatch):
     sources = _collect_sources(monkeypatch)
-    # bn, conv, pool, adam, colsum, the three means (mean_all, bce_const_mean, sigmoid_mean)
-    # alone and in pairs, the norm penalty and the std
-    assert len(sources) == 2 * 2 + 2 * 2 * 2 + 2 * 2 * 4 + 2 + 2 + 2 * 3 * 2 + 2 + 2
+    # bn, conv, pool, adam, colsum (leaky, tanh), the three means (mean_all, bce_const_mean,
+    # sigmoid_mean) alone and in pairs, the norm penalty and the std
+    assert len(sources) == 2 * 2 + 2 * 2 * 2 + 2 * 2 * 4 + 2 + 2 * 2 + 2 * 3 * 2 + 2 + 2
     for name, code in sources:
         assert re.search(r'extern "C" __global__ void ' + re.escape(name) + r"\(", code), name
 
@@ -72,9 +73,9 @@ def test_every_raw_kernel_source_compiles_for_sm90(monkeypatch, tmp_path):
         dirs.append(d)
     with ThreadPoolExecutor(max_workers=2) as pool:
         reports = list(pool.map(compile_with_nvcc, codes, dirs))
-    # bn, adam, colsum, the three means alone and in pairs, the norm penalty and the std per
-    # dtype; conv and pool per index type too
-    assert len(codes) == 2 + 4 + 4 + 2 + 2 + 2 * 3 * 2 + 2 + 2
+    # bn, adam, colsum (leaky, tanh), the three means alone and in pairs, the norm penalty and
+    # the std per dtype; conv and pool per index type too
+    assert len(codes) == 2 + 4 + 4 + 2 + 2 * 2 + 2 * 3 * 2 + 2 + 2
     for report in reports:
         kernels = re.findall(r"Used (\d+) registers", report)
         spills = [int(v) for v in re.findall(r"(\d+) bytes spill stores", report)]

@@ -285,3 +285,22 @@ def test_dropout_mask_parity_cuda(cuda):
         gpu = K.dropout_mask((7, 9, 5), p, 123, 2 ** 32 - 1, cuda, np.float32)
         cpu = K.dropout_mask((7, 9, 5), p, 123, 2 ** 32 - 1, np, np.float32)
         np.testing.assert_array_equal(gpu.get(), cpu)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 70), (64, 128), (1, 3), (4, 0)])
+@pytest.mark.parametrize("sliced", [False, True])
+def test_tanh_backward_colsum_is_tanh_backward_and_its_column_sums(xp, dtype, shape, sliced):
+    """A fused Linear + Tanh's backward: g as tanh_backward's (the same expression, so the same
+    values) and g.sum(axis=0); a gy that is a column slice of a wider array is read in place."""
+    rng = np.random.default_rng(9)
+    y = np.tanh(rng.standard_normal(shape)).astype(dtype)
+    wide = rng.standard_normal((shape[0], shape[1] + 5)).astype(dtype)
+    gy = xp.asarray(wide)[:, 2:2 + shape[1]] if sliced else xp.asarray(wide[:, :shape[1]].copy())
+    g, gb = K.tanh_backward_colsum(gy, xp.asarray(y))
+    want = K.tanh_backward(gy, xp.asarray(y))
+    np.testing.assert_array_equal(to_np(g), to_np(want))
+    assert g.dtype == dtype and gb.dtype == dtype and gb.shape == (shape[1],)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(to_np(gb), to_np(want).astype(np.float64).sum(axis=0), rtol=tol,
+                               atol=tol)

@@ -154,7 +154,7 @@ def test_the_backend_sees_one_gpu_and_forgets_it_afterwards(monkeypatch):
 # to a step fails here, and the number is lowered when a change removes some. (dragan's
 # include 2 copies of 0-stride (broadcast) vectors before GEMMs of its penalty's double
 # backward.)
-STEP_LAUNCHES = {"gan": 98, "dragan": 139, "dcgan": 88, "cgan": 114}
+STEP_LAUNCHES = {"gan": 96, "dragan": 137, "dcgan": 88, "cgan": 112}
 
 
 def _step(preset, device, batch, labels):

@@ -194,7 +194,8 @@ def test_sequential_does_not_fuse_with_hooks_in_eval_or_for_other_layers():
     bn, act = net[1], net[2]
     assert _fusable_activation(bn, act) == 0.2
     assert _fusable_activation(bn, nn.ReLU()) == 0.0
-    assert _fusable_activation(bn, nn.Tanh()) is None
+    assert _fusable_activation(bn, nn.Tanh()) is None  # batch norm fuses LeakyReLU/ReLU only
+    assert _fusable_activation(nn.Linear(3, 2), nn.Tanh()) == "tanh"
     assert _fusable_activation(bn, nn.LeakyReLU(-0.1)) is None  # the mask from y needs s >= 0
     assert _fusable_activation(act, bn) is None
     seen = []
@@ -246,3 +247,38 @@ def test_sequential_fuses_linear_and_activation_with_the_same_results(device):
     h.sum().backward()
     for p, q in zip(net.parameters(), twin.parameters()):
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_sequential_fuses_linear_and_tanh_with_the_same_results(device):
+    """G's output layer: Linear -> Tanh runs as one op; outputs and gradients equal those of
+    the layers one by one, and a hook on the Tanh turns the fusion off."""
+    from minigan.functional import activation as A
+    minigan.manual_seed(0)
+    net = nn.Sequential(nn.Linear(12, 8), nn.LeakyReLU(0.2), nn.Linear(8, 6), nn.Tanh())
+    net = net.to(device)
+    x = minigan.randn(5, 12, device=device)
+    made = []
+    real_forward = A.LinearTanh.forward
+
+    def spy(self, *a):
+        made.append(1)
+        return real_forward(self, *a)
+
+    A.LinearTanh.forward = spy
+    try:
+        y = net(x)
+        seen = []
+        handle = net[3].register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape))
+        h = net(x)  # not fused: the hook sees the Linear's output
+        handle.remove()
+    finally:
+        A.LinearTanh.forward = real_forward
+    assert made == [1] and seen == [(5, 6)]
+    np.testing.assert_allclose(y.numpy(), h.numpy(), rtol=1e-6, atol=1e-6)
+    grads = []
+    for out in (y, h):
+        net.zero_grad()
+        (out * out).sum().backward()
+        grads.append([p.grad.numpy() for p in net.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
