@@ -356,6 +356,19 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     return tensor(x)
 
 
+class _Accumulated:
+    """What a backward returns for an input whose gradient it added into
+    ``accumulate_into[i]`` itself (see ``Function.accumulates``)."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "ACCUMULATED"
+
+
+ACCUMULATED = _Accumulated()
+
+
 class Function:
     """A differentiable operation. Subclasses implement ``forward`` and ``backward``.
 
@@ -385,6 +398,13 @@ class Function:
     # whether backward reads the inputs' values (then changing one in place between forward
     # and backward is refused); functions whose gradient ignores them set it False
     saves_inputs = True
+    # Whether a plain backward (no create_graph, into leaves' .grad) may add an input's
+    # gradient straight into that leaf's .grad array: the engine then sets accumulate_into,
+    # for each input, to the array of a .grad that nothing else can see (a GPU array, as for
+    # the in-place sums), or None; a backward that added into one returns ACCUMULATED for
+    # that input. (A GEMM with beta = 1 saves the separate add's launch.)
+    accumulates = False
+    accumulate_into = None
 
     def __call__(self, *inputs):
         # Every op goes through here, so it is written for speed: plain loops, no generators
@@ -619,6 +639,31 @@ def _add_in_place(a: Tensor, b: Tensor) -> bool:
     return True
 
 
+def _accumulation_targets(f):
+    """``Function.accumulate_into`` for ``f``'s plain backward: per input, the array of its
+    ``.grad`` when the input is a leaf (appearing once among f's inputs) whose gradient is
+    wanted and whose ``.grad`` is owned as for ``_add_in_place`` (no other holder of the
+    tensor or its array, its own memory, the leaf's dtype), C-contiguous and on the GPU;
+    else None. None when no input qualifies."""
+    owned = _OWNED[0]
+    if owned is None:
+        return None
+    out = None
+    inputs = f.inputs
+    for i, x in enumerate(inputs):
+        if (not f.needs_input_grad[i] or x.creator is not None or x.grad is None
+                or _ref_counts(x.grad) != owned):
+            continue
+        arr = x.grad.data
+        if (arr.base is not None or arr.dtype != x.dtype or not backend.is_cupy_array(arr)
+                or not arr.flags.c_contiguous or sum(t is x for t in inputs) != 1):
+            continue
+        if out is None:
+            out = [None] * len(inputs)
+        out[i] = arr
+    return None if out is None else tuple(out)
+
+
 def _accumulate(a: Tensor, b: Tensor, create_graph: bool) -> Tensor:
     """a + b for two gradients of one tensor: an op of the graph under ``create_graph``, else
     the plain array sum (no op to dispatch; a new array, since either may be a view)."""
@@ -709,14 +754,21 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                             f"a tensor of shape {x.shape} that {type(f).__name__}'s backward "
                             "needs was changed in place after the forward (say by an optimizer "
                             "step); run the forward again after the change, or backward first")
-            gxs = f.backward(*gys)
+            if f.accumulates and target_ids is None and not create_graph:
+                f.accumulate_into = _accumulation_targets(f)
+                try:
+                    gxs = f.backward(*gys)
+                finally:
+                    f.accumulate_into = None
+            else:
+                gxs = f.backward(*gys)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
             if len(gxs) != len(f.inputs):
                 raise RuntimeError(f"{type(f).__name__}.backward returned {len(gxs)} gradients "
                                    f"for {len(f.inputs)} inputs")
             for x, gx, want in zip(f.inputs, gxs, f.needs_input_grad):
-                if gx is None or not want:
+                if gx is None or not want or gx is ACCUMULATED:
                     continue
                 if gx.data.shape != x.data.shape:
                     raise RuntimeError(f"{type(f).__name__}.backward returned a gradient of shape "
@@ -735,6 +787,10 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                 if c is not None and id(c) not in queued and (needed is None or id(c) in needed):
                     queued.add(id(c))  # push(c), inlined: this loop runs once per edge
                     heapq.heappush(heap, (-c.generation, c))
+            # no stale references to the gradients just stored: a later function's backward may
+            # find a leaf's .grad owned (an in-place sum, an accumulating GEMM) only if nothing
+            # here still holds it
+            gxs = gx = None
             if not retain_graph:
                 f.release()
     if inputs is None:

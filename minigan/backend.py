@@ -213,8 +213,8 @@ class DirectCublas:
     belongs to one stream, bound when it is made, outside any capture (``cublasSetStream``
     resets the workspace, so the workspace is set right after), and a call only launches. A
     handle and its workspace per stream: two streams never share a workspace, which a graph
-    replayed on one of them would otherwise race on. alpha = 1 and beta = 0 are host values
-    (cuBLAS's default pointer mode), read when the call is made or captured.
+    replayed on one of them would otherwise race on. alpha = 1 and beta = 0 (1 to accumulate)
+    are host values (cuBLAS's default pointer mode), read when the call is made or captured.
     """
 
     WORKSPACE_BYTES = 32 << 20  # NVIDIA's recommended cuBLAS workspace for Hopper and Blackwell
@@ -254,12 +254,14 @@ class DirectCublas:
             raise DeviceError(f"{what} failed with cuBLAS status {status}")
 
     def gemm(self, dtype, transa: int, transb: int, m: int, n: int, k: int, a_ptr: int,
-             lda: int, b_ptr: int, ldb: int, c_ptr: int, ldc: int) -> None:
-        """C = op(A) op(B), column-major, on this handle's stream (cuBLAS's argument order)."""
+             lda: int, b_ptr: int, ldb: int, c_ptr: int, ldc: int,
+             accumulate: bool = False) -> None:
+        """C = op(A) op(B), column-major, on this handle's stream (cuBLAS's argument order);
+        with ``accumulate``, C += op(A) op(B) (beta = 1)."""
         f, one, zero = self._fns[np.dtype(dtype)]
         byref = self._ctypes.byref
         self._check(f(self.handle, transa, transb, m, n, k, byref(one), a_ptr, lda, b_ptr, ldb,
-                      byref(zero), c_ptr, ldc), "cublas gemm")
+                      byref(one if accumulate else zero), c_ptr, ldc), "cublas gemm")
 
 
 @functools.lru_cache(maxsize=None)

@@ -7,7 +7,7 @@ higher orders.
 from __future__ import annotations
 
 from .. import backend
-from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
+from ..autograd import ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
 from ..kernels.gemm import matmul as _gemm
 from .basic import Linear, _linear, mul, where
@@ -75,9 +75,11 @@ class LinearLeakyReLU(FusedLeakyReLU, Linear):
         if (not is_grad_enabled() and len(self.inputs) == 3 and self.needs_input_grad[2]
                 and gy.data.ndim == 2 and backend.is_cupy_array(gy.data)):
             # on the GPU the activation's mask and the bias gradient (its sum over the batch)
-            # are one kernel, not two launches
-            g, gb = K.leaky_relu_backward_colsum(gy.data, self.y, self.slope)
-            return self._array_grads(g, gb)
+            # are one kernel, not two launches (the sum added into the bias's .grad, where
+            # the engine offers it)
+            into = self._bias_into()
+            g, gb = K.leaky_relu_backward_colsum(gy.data, self.y, self.slope, into)
+            return self._array_grads(g, ACCUMULATED if into is not None and gb is into else gb)
         return super().backward(gy)
 
 
@@ -105,8 +107,10 @@ class LinearTanh(Linear):
         if not is_grad_enabled():
             if (len(self.inputs) == 3 and self.needs_input_grad[2] and gy.data.ndim == 2
                     and backend.is_cupy_array(gy.data)):
-                g, gb = K.tanh_backward_colsum(gy.data, y.data)
-                return self._array_grads(g, gb)
+                into = self._bias_into()
+                g, gb = K.tanh_backward_colsum(gy.data, y.data, into)
+                return self._array_grads(g, ACCUMULATED if into is not None and gb is into
+                                         else gb)
             gy = Tensor(K.tanh_backward(gy.data, y.data))
         else:
             gy = TanhGrad()(gy, y)  # y of the graph: its own derivative runs through this op

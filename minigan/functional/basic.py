@@ -10,9 +10,11 @@ import math
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
+from ..autograd import ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
+from ..kernels.gemm import can_accumulate as _gemm_can_accumulate
 from ..kernels.gemm import matmul as _gemm
+from ..kernels.gemm import matmul_accumulate as _gemm_accumulate
 
 
 def _shape_str(shape) -> str:
@@ -1076,18 +1078,36 @@ class Linear(Function):
             return gx, gw, gb
         return gx, gw
 
+    accumulates = True  # the weight's gradient: a GEMM with beta = 1 into its .grad
+
     def _array_grads(self, g, gb=None):
         """The first-order gradients from the output gradient array g; ``gb``, the bias
-        gradient (g summed over the batch), when the caller already has it."""
+        gradient (g summed over the batch), when the caller already has it (ACCUMULATED when
+        the caller added it into the bias's .grad). The weight's gradient is added into its
+        .grad by the GEMM itself when the engine offers that array (``accumulate_into``)."""
         x, w = self.inputs[0], self.inputs[1]
         need = self.needs_input_grad
         gx = Tensor(_gemm(g, w.data)) if need[0] else None
-        gw = Tensor(_gemm(g.T, x.data)) if need[1] else None
+        gw = None
+        if need[1]:
+            into = self.accumulate_into[1] if self.accumulate_into is not None else None
+            if into is not None and _gemm_can_accumulate(g.T, x.data, into):
+                _gemm_accumulate(g.T, x.data, into)
+                gw = ACCUMULATED
+            else:
+                gw = Tensor(_gemm(g.T, x.data))
         if len(self.inputs) == 3:
             if not need[2]:
                 return gx, gw, None
+            if gb is ACCUMULATED:
+                return gx, gw, gb
             return gx, gw, Tensor(g.sum(axis=0) if gb is None else gb)
         return gx, gw
+
+    def _bias_into(self):
+        """The bias's .grad array that the engine offers to add into, or None."""
+        acc = self.accumulate_into
+        return acc[2] if acc is not None and len(acc) == 3 else None
 
 
 def linear(x, weight, bias=None) -> Tensor:

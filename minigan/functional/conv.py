@@ -9,7 +9,7 @@ one of them can be differentiated any number of times:
 """
 from __future__ import annotations
 
-from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
+from ..autograd import ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import conv as KC
 from ..kernels import pool as KP
 from . import basic as B
@@ -50,17 +50,23 @@ def _with_bias_grad(f, gy, gx, gw):
 
 
 def _conv2d_backward_arrays(f, gy, x, w):
-    """Conv2d's first-order backward on arrays (the formulas of ``Conv2d.backward``)."""
+    """Conv2d's first-order backward on arrays (the formulas of ``Conv2d.backward``). The
+    weight's gradient is added into its .grad by the GEMM itself where the engine offers that
+    array (``Function.accumulates``)."""
     s, p, d = f.stride, f.padding, f.dilation
     need = f.needs_input_grad
+    into = f.accumulate_into[1] if f.accumulate_into is not None else None
     gx = gw = None
     if need[0] and need[1]:  # on the GPU, from one transposed copy of gy
-        gx, gw = (Tensor(a) for a in KC.conv2d_input_and_weight_grads(x, w, gy, s, p, d))
+        gx, gw = KC.conv2d_input_and_weight_grads(x, w, gy, s, p, d, accumulate_into=into)
+        gx = Tensor(gx)
     elif need[0]:
         op = _output_padding(x.shape[2:], gy.shape[2:], w.shape[2:], s, p, d)
         gx = Tensor(KC.conv_transpose2d_forward(gy, w, None, s, p, op, d))
     elif need[1]:
-        gw = Tensor(KC.conv2d_grad_weight(x, gy, w.shape[2:], s, p, d))
+        gw = KC.conv2d_grad_weight(x, gy, w.shape[2:], s, p, d, accumulate_into=into)
+    if gw is not None:
+        gw = ACCUMULATED if into is not None and gw is into else Tensor(gw)
     return _with_bias_grad(f, gy, gx, gw)
 
 
@@ -86,6 +92,8 @@ def _conv_transpose2d_backward_arrays(f, gy, x, w):
 class Conv2d(Function):
     """y = conv2d(x, W) + b; gx = conv_transpose2d(gy, W), gW = conv2d_grad_weight(x, gy),
     gb = sum of gy over (N, H, W)."""
+
+    accumulates = True  # the weight's gradient: a GEMM with beta = 1 into its .grad
 
     def __init__(self, stride, padding, dilation):
         self.stride, self.padding, self.dilation = stride, padding, dilation

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import backend
-from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
+from ..autograd import ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import batchnorm as KB
 from . import basic as B
 from .activation import FusedLeakyReLU, leaky_relu
@@ -39,12 +39,15 @@ class BatchNormTrain(Function):
         self.saved = (mean, invstd)
         return y
 
+    accumulates = True  # on the GPU, the weight's and bias's gradients: into their .grad
+
     def backward(self, gy):
         x, w, _ = self.inputs
         if not is_grad_enabled():
             mean, invstd = self.saved
-            gx, gw, gb = KB.batch_norm_backward_train(gy.data, x.data, w.data, mean, invstd)
-            return Tensor(gx), Tensor(gw), Tensor(gb)
+            into = self._into()
+            return self._wrap_grads(into, *KB.batch_norm_backward_train(
+                gy.data, x.data, w.data, mean, invstd, accumulate_into=into))
         axes, nd = _axes(x.ndim), x.ndim
         m = x.size // x.shape[1]
         xc = x - B.mean(x, axes, keepdims=True)
@@ -57,6 +60,21 @@ class BatchNormTrain(Function):
             inner = gy - _per_channel(gb, nd) * (1.0 / m) - xhat * _per_channel(gw, nd) * (1.0 / m)
             gx = _per_channel(w, nd) * invstd * inner
         return gx, gw, gb
+
+
+    def _into(self):
+        """The weight's and the bias's .grad arrays, when the engine offers both to add into
+        (``Function.accumulates``), else None."""
+        acc = self.accumulate_into
+        if acc is None or acc[1] is None or acc[2] is None:
+            return None
+        return acc[1], acc[2]
+
+    @staticmethod
+    def _wrap_grads(into, gx, gw, gb):
+        if into is not None and gw is into[0]:
+            return Tensor(gx), ACCUMULATED, ACCUMULATED
+        return Tensor(gx), Tensor(gw), Tensor(gb)
 
 
 class BatchNormLeakyReLUTrain(FusedLeakyReLU, BatchNormTrain):
@@ -80,9 +98,10 @@ class BatchNormLeakyReLUTrain(FusedLeakyReLU, BatchNormTrain):
             # on the GPU the activation's mask runs inside batch norm's two backward kernels
             x, w, _ = self.inputs
             mean, invstd = self.saved
-            gx, gw, gb = KB.batch_norm_backward_train(gy.data, x.data, w.data, mean, invstd,
-                                                      y=self.y, negative_slope=self.slope)
-            return Tensor(gx), Tensor(gw), Tensor(gb)
+            into = self._into()
+            return self._wrap_grads(into, *KB.batch_norm_backward_train(
+                gy.data, x.data, w.data, mean, invstd, y=self.y, negative_slope=self.slope,
+                accumulate_into=into))
         return super().backward(gy)
 
 

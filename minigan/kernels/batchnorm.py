@@ -280,7 +280,8 @@ extern "C" __global__ void minigan_bn_grad_stats_DTYPE(
         const T* __restrict__ w, const T inv_m) {
     // flags: 1 = gy is first masked by a fused LeakyReLU on this batch norm's output y, as
     // leaky_relu_backward does (gy where y > 0, else gy * slope, in T); 2 = write gx;
-    // 4 = weight given
+    // 4 = weight given; 8 = add gw and gb into gw_out and gb_out (the parameters' .grad, in
+    // T, as a separate add would) instead of storing them
     __shared__ double sh[33];
     const long long c = blockIdx.x;
     const bool masked = flags & 1;
@@ -298,8 +299,8 @@ extern "C" __global__ void minigan_bn_grad_stats_DTYPE(
     const T gb = (T)sg;
     const T gw = (T)(sgx * (double)invstd[c]);
     if (threadIdx.x == 0) {
-        gb_out[c] = gb;
-        gw_out[c] = gw;
+        gb_out[c] = flags & 8 ? (T)(gb_out[c] + gb) : gb;
+        gw_out[c] = flags & 8 ? (T)(gw_out[c] + gw) : gw;
     }
     if (flags & 2) {
         const T mc = mean[c], ic = invstd[c], wc = flags & 4 ? w[c] : (T)1, s = (T)slope;
@@ -422,19 +423,25 @@ def batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps: flo
 
 # Backward, training
 
-def batch_norm_backward_train(gy, x, weight, mean, invstd, y=None, negative_slope=None):
+def batch_norm_backward_train(gy, x, weight, mean, invstd, y=None, negative_slope=None,
+                              accumulate_into=None):
     """First-order gradients ``(gx, gweight, gbias)`` from the forward's mean and invstd.
 
     gweight and gbias are computed even when ``weight`` is None (the caller may drop them).
     With ``y`` (this batch norm's output) and ``negative_slope``, gy is first masked by the
     LeakyReLU fused on that output (``leaky_relu_backward(gy, y, s)``): on the GPU inside the
     two backward kernels, not as a launch of its own.
+
+    ``accumulate_into``: a pair of (C,) GPU arrays (the weight's and the bias's ``.grad``).
+    Where the GPU's one-kernel path runs, gweight and gbias are added into them by that kernel
+    and the pair is returned in their place; else they are returned as usual.
     """
     masked = y is not None and negative_slope is not None
     if backend.is_cupy_array(x):
         x3, m = _as3d(x)
         gx, gw, gb = _backward_cupy(gy.reshape(x3.shape), x3, m, weight, mean, invstd,
-                                    y.reshape(x3.shape) if masked else None, negative_slope)
+                                    y.reshape(x3.shape) if masked else None, negative_slope,
+                                    accumulate_into)
         return gx.reshape(x.shape), gw, gb
     if masked:
         gy = leaky_relu_backward(gy, y, negative_slope)
@@ -470,7 +477,8 @@ _GX_OP = """
 """
 
 
-def _backward_cupy(gy3, x3, m, weight, mean, invstd, y3=None, negative_slope=None):
+def _backward_cupy(gy3, x3, m, weight, mean, invstd, y3=None, negative_slope=None,
+                   accumulate_into=None):
     cp = backend.cupy
     gy3, (gsn, gsc) = with_leading_strides(gy3)
     x3, (xsn, xsc) = with_leading_strides(x3)
@@ -480,12 +488,18 @@ def _backward_cupy(gy3, x3, m, weight, mean, invstd, y3=None, negative_slope=Non
     n, c, s = x3.shape
     dt = x3.dtype
     mean, invstd = cp.ascontiguousarray(mean, dtype=dt), cp.ascontiguousarray(invstd, dtype=dt)
-    gw, gb = cp.empty((2, c), dtype=dt)
     # gx in x's layout: for the channel-major output of a GPU conv, the gradient that conv's
     # backward reads as its (C, N*S) matrix without a copy
     gx, gxst = _fused_out(x3, m)
+    add = (gx is not None and accumulate_into is not None
+           and all(backend.is_cupy_array(a) and a.shape == (c,) and a.dtype == dt
+                   and a.flags.c_contiguous for a in accumulate_into))
+    # two arrays of their own (not rows of one): as a parameter's .grad, a later gradient can
+    # be added into each in place
+    gw, gb = accumulate_into if add else (cp.empty(c, dtype=dt), cp.empty(c, dtype=dt))
     wc = cp.ascontiguousarray(weight, dtype=dt) if weight is not None and gx is not None else mean
-    flags = masked | (gx is not None) << 1 | (weight is not None and gx is not None) << 2
+    flags = (masked | (gx is not None) << 1 | (weight is not None and gx is not None) << 2
+             | add << 3)
     _bn_raw_kernel("grad_stats", dt)(
         (c,), (_block(m),), (gy3, x3, mean, invstd, gw, gb, np.int64(n), np.int64(c), np.int64(s),
                              np.int64(gsn), np.int64(gsc), np.int64(xsn), np.int64(xsc),

@@ -49,7 +49,9 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import backend
 from .elementwise import FLOAT_CTYPES, with_leading_strides
+from .gemm import can_accumulate as _gemm_can_accumulate
 from .gemm import matmul as _gemm
+from .gemm import gemm_into as _gemm_into
 from .workspace import _workspace, is_channels_last, release_workspace  # noqa: F401 (re-exported)
 
 __all__ = [
@@ -595,11 +597,13 @@ def conv2d_forward_and_grad_weight(x, w, gy, stride=1, padding=0, dilation=1):
             _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols))
 
 
-def conv2d_input_and_weight_grads(x, w, gy, stride=1, padding=0, dilation=1):
+def conv2d_input_and_weight_grads(x, w, gy, stride=1, padding=0, dilation=1,
+                                  accumulate_into=None):
     """conv2d's backward: ``(conv_transpose2d_forward(gy, w) at x's size,
     conv2d_grad_weight(x, gy))``. On the GPU both GEMMs read gy as an (O, N*Ho*Wo) matrix, a
     transposed copy of gy that is made once here instead of once in each. On the CPU (whose
-    paths read gy channels-last for free) and for shapes without that copy, the two calls."""
+    paths read gy channels-last for free) and for shapes without that copy, the two calls.
+    ``accumulate_into``: as for ``conv2d_grad_weight``."""
     k, s, p, d, out_hw = _conv2d_args(x, w, None, stride, padding, dilation)
     n, o = x.shape[0], w.shape[0]
     op = conv_transpose_output_padding(x.shape[2:], out_hw, k, s, p, d)
@@ -608,10 +612,11 @@ def conv2d_input_and_weight_grads(x, w, gy, stride=1, padding=0, dilation=1):
             or not backend.is_cupy_array(gy) or _is_dense(x.shape[2:], k, p, d)
             or tuple(out_hw) == (1, 1)):
         return (conv_transpose2d_forward(gy, w, None, stride, padding, op, dilation),
-                conv2d_grad_weight(x, gy, k, stride, padding, dilation))
+                conv2d_grad_weight(x, gy, k, stride, padding, dilation,
+                                   accumulate_into=accumulate_into))
     gyt = _channel_major(gy)
     return (_conv_transpose_cupy(gy, w, None, k, s, p, d, tuple(x.shape[2:]), xt=gyt),
-            _grad_weight_cupy(x, gy, k, s, p, d, out_hw, gyt=gyt))
+            _grad_weight_cupy(x, gy, k, s, p, d, out_hw, gyt=gyt, into=accumulate_into))
 
 
 def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw, cols=None):
@@ -689,7 +694,8 @@ def _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw, cols=None):
 
 # conv2d weight gradient
 
-def conv2d_grad_weight(x, gy, kernel_size, stride=1, padding=0, dilation=1):
+def conv2d_grad_weight(x, gy, kernel_size, stride=1, padding=0, dilation=1,
+                       accumulate_into=None):
     """gw[o,c,i,j] = sum_{n,a,b} gy[n,o,a,b] * xpad[n, c, a*s + i*d, b*s + j*d], (O, C, kh, kw).
 
     The gradient of sum(gy * conv2d(x, w)) with respect to w, as ``gy^T @ im2col(x)^T``. It is
@@ -697,6 +703,10 @@ def conv2d_grad_weight(x, gy, kernel_size, stride=1, padding=0, dilation=1):
     ``conv2d_grad_weight(gy, x)``. gy's spatial size may be smaller than conv2d's output (as
     for a transposed conv whose output_padding is >= its stride); only the positions gy has
     enter the sum.
+
+    ``accumulate_into``: an (O, C, kh, kw) GPU array (a weight's ``.grad``) into which, on the
+    GPU and where one GEMM can, the gradient is added instead of returned: the GEMM runs with
+    beta = 1 and that array is returned. Elsewhere the gradient is returned as usual.
     """
     _check_4d("conv2d_grad_weight", "input", x)
     _check_4d("conv2d_grad_weight", "grad_output", gy)
@@ -711,7 +721,7 @@ def conv2d_grad_weight(x, gy, kernel_size, stride=1, padding=0, dilation=1):
             f"stride {s}, padding {p}, dilation {d}")
     out_hw = tuple(gy.shape[2:])
     if backend.is_cupy_array(x):
-        return _grad_weight_cupy(x, gy, k, s, p, d, out_hw)
+        return _grad_weight_cupy(x, gy, k, s, p, d, out_hw, into=accumulate_into)
     return _grad_weight_numpy(x, gy, k, s, p, d, out_hw)
 
 
@@ -748,18 +758,34 @@ def _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols=None):
     return gw.reshape(o, c, k[0], k[1])
 
 
-def _grad_weight_cupy(x, gy, k, s, p, d, out_hw, cols=None, gyt=None):
+def _grad_weight_cupy(x, gy, k, s, p, d, out_hw, cols=None, gyt=None, into=None):
+    """The weight gradient's GEMM; with ``into`` (an (O, C, kh, kw) C-contiguous array), the
+    product is added into it by the GEMM itself (beta = 1) where that applies, and ``into``
+    is returned."""
     cp = backend.cupy
     n, c = x.shape[:2]
     o = gy.shape[1]
     if _is_dense(x.shape[2:], k, p, d) and x.flags.c_contiguous:  # (as in the forward)
-        gw = _gemm(cp.ascontiguousarray(gy).reshape(n, o).T, x.reshape(n, -1))
-        return gw.reshape(o, c, k[0], k[1])
-    if cols is None:
-        cols = _im2col_cupy(x, k, s, p, d, out_hw)
-    if gyt is None:
-        gyt = _channel_major(gy)
-    return _gemm(gyt, cols.T).reshape(o, c, k[0], k[1])
+        a, b = cp.ascontiguousarray(gy).reshape(n, o).T, x.reshape(n, -1)
+    else:
+        if cols is None:
+            cols = _im2col_cupy(x, k, s, p, d, out_hw)
+        if gyt is None:
+            gyt = _channel_major(gy)
+        a, b = gyt, cols.T
+    if (into is not None and backend.is_cupy_array(into) and into.flags.c_contiguous
+            and into.shape == (o, c, k[0], k[1])):
+        into2 = into.reshape(o, -1)
+        if _gemm_can_accumulate(a, b, into2):
+            _gemm_into(a, b, into2, accumulate=True)
+            return into
+    # the GEMM writes into an array of the weight's shape, which is then an array of its own
+    # (a later gradient can be added into it in place), not a reshaped view of the product
+    gw = cp.empty((o, c, k[0], k[1]), dtype=a.dtype)
+    if _gemm_can_accumulate(a, b, gw.reshape(o, -1)):
+        _gemm_into(a, b, gw.reshape(o, -1))
+        return gw
+    return _gemm(a, b).reshape(o, c, k[0], k[1])
 
 
 def _channel_major(a):

@@ -195,9 +195,10 @@ _COLSUM_CUDA = r"""
 extern "C" __global__ void minigan_WHICH_bwd_colsum_TAG(
         const T* __restrict__ gy_, const T* __restrict__ y, T* __restrict__ g,
         T* __restrict__ gb, const long long M, const long long N, const T s,
-        const long long gy_row) {
+        const long long gy_row, const int add) {
     // gy's row i starts at gy_ + i * gy_row (a column slice of a wider matrix is read in
-    // place); y and g are C-contiguous
+    // place); y and g are C-contiguous. add: gb += the column sums (rounded to T first, as a
+    // separate add would take them), instead of gb = them
     __shared__ double part[8][33];
     const long long j = (long long)blockIdx.x * 32 + threadIdx.x;
     double acc = 0.0;
@@ -215,7 +216,7 @@ extern "C" __global__ void minigan_WHICH_bwd_colsum_TAG(
     if (threadIdx.y == 0 && j < N) {
         double t = 0.0;
         for (int r = 0; r < 8; ++r) t += part[r][threadIdx.x];
-        gb[j] = (T)t;
+        gb[j] = add ? (T)(gb[j] + (T)t) : (T)t;
     }
 }
 """
@@ -234,9 +235,10 @@ def _colsum_kernel(which: str, dtype):
     return backend.raw_kernel(code, f"minigan_{which}_bwd_colsum_{tag}")
 
 
-def _backward_colsum(which: str, gy, y, slope):
+def _backward_colsum(which: str, gy, y, slope, accumulate_into=None):
     """The GPU launch of _COLSUM_CUDA, or None where it does not apply (then the caller makes
-    the two calls)."""
+    the two calls). With ``accumulate_into`` (an (N,) C-contiguous array of gy's dtype), the
+    column sums are added into it, and it is returned as the second array."""
     if not (backend.is_cupy_array(gy) and gy.ndim == 2 and gy.shape == y.shape
             and gy.dtype == y.dtype and gy.dtype in FLOAT_CTYPES):
         return None
@@ -250,29 +252,34 @@ def _backward_colsum(which: str, gy, y, slope):
         row = n
     y = cp.ascontiguousarray(y)
     g = cp.empty((m, n), dtype=gy.dtype)
-    gb = cp.empty(n, dtype=gy.dtype)
+    add = (accumulate_into is not None and backend.is_cupy_array(accumulate_into)
+           and accumulate_into.shape == (n,) and accumulate_into.dtype == gy.dtype
+           and accumulate_into.flags.c_contiguous)
+    gb = accumulate_into if add else cp.empty(n, dtype=gy.dtype)
     if n:
         _colsum_kernel(which, gy.dtype)(((n + 31) // 32,), (32, 8),
                                         (gy, y, g, gb, np.int64(m), np.int64(n),
-                                         _scalar(gy, slope), np.int64(row)))
+                                         _scalar(gy, slope), np.int64(row), np.int32(add)))
     return g, gb
 
 
-def leaky_relu_backward_colsum(gy, y, negative_slope: float):
+def leaky_relu_backward_colsum(gy, y, negative_slope: float, accumulate_into=None):
     """``(g, g.sum(axis=0))`` with ``g = leaky_relu_backward(gy, y, s)``, for 2-D gy and y of
     one shape: a fused Linear + LeakyReLU's masked gradient and its bias gradient. One kernel
-    on the GPU (float32/float64; other dtypes take the two calls), the two calls on the CPU."""
-    out = _backward_colsum("leaky", gy, y, negative_slope)
+    on the GPU (float32/float64; other dtypes take the two calls), the two calls on the CPU.
+    ``accumulate_into``: on that GPU path, the column sums are added into this array (a bias's
+    ``.grad``), which is returned in their place."""
+    out = _backward_colsum("leaky", gy, y, negative_slope, accumulate_into)
     if out is not None:
         return out
     g = leaky_relu_backward(gy, y, negative_slope)
     return g, g.sum(axis=0)
 
 
-def tanh_backward_colsum(gy, y):
+def tanh_backward_colsum(gy, y, accumulate_into=None):
     """``(g, g.sum(axis=0))`` with ``g = tanh_backward(gy, y)``: a fused Linear + Tanh's
     gradient before the activation and its bias gradient, as ``leaky_relu_backward_colsum``."""
-    out = _backward_colsum("tanh", gy, y, 0)
+    out = _backward_colsum("tanh", gy, y, 0, accumulate_into)
     if out is not None:
         return out
     g = tanh_backward(gy, y)

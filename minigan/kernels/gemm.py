@@ -127,6 +127,68 @@ def matmul(a, b):
     return _cublas_matmul(a, b)
 
 
+def can_accumulate(a, b, out) -> bool:
+    """Whether ``gemm_into(a, b, out)`` (and so ``matmul_accumulate``) is one GEMM writing
+    into ``out``: 2-D float32/float64 GPU arrays of one dtype, out C-contiguous of the
+    product's shape, non-empty sizes, no TF32, and the direct cuBLAS path in use."""
+    if not (backend.is_cupy_array(a) and backend.is_cupy_array(b)
+            and backend.is_cupy_array(out)):
+        return False
+    if (a.ndim != 2 or b.ndim != 2 or not a.dtype == b.dtype == out.dtype
+            or a.dtype not in _CONSTANTS or not out.flags.c_contiguous
+            or out.shape != (a.shape[0], b.shape[1]) or a.shape[1] != b.shape[0]
+            or backend.tf32_enabled()):
+        return False
+    m, n, k = a.shape[0], b.shape[1], a.shape[1]
+    if min(m, n, k) == 0 or max(m, n, k) > _INT_MAX:
+        return False
+    if _state["capturable"]:
+        return True
+    return _state["direct"] and getattr(backend.cublas(), _CONSTANTS[a.dtype][0], None) is not None
+
+
+def gemm_into(a, b, out, accumulate: bool = False) -> None:
+    """``out[...] = a @ b`` (``out += a @ b`` with ``accumulate``: beta = 1) as one GEMM that
+    writes into ``out``, for arrays that ``can_accumulate`` accepts (check first: anything
+    else raises). A weight gradient computed into an array of the weight's own shape is then
+    an array of its own, not a reshaped view of the GEMM's output."""
+    if not can_accumulate(a, b, out):
+        raise ValueError(f"gemm_into: cannot write {a.dtype}{tuple(a.shape)} @ "
+                         f"{getattr(b, 'dtype', '?')}{tuple(getattr(b, 'shape', ()))} into "
+                         f"{getattr(out, 'dtype', '?')}{tuple(getattr(out, 'shape', ()))} "
+                         "with one GEMM")
+    m, k = a.shape
+    n = b.shape[1]
+    a, b, la, lb = _operands(a, b)
+    ta, tb, mm, nn, kk, lda, ldb, ldc = gemm_call(la, lb, m, n, k)
+    if max(lda, ldb) > _INT_MAX:
+        raise ValueError("gemm_into: leading dimensions exceed cuBLAS's 32-bit sizes")
+    if _state["capturable"]:
+        backend.direct_cublas().gemm(a.dtype, ta, tb, mm, nn, kk, b.data.ptr, lda, a.data.ptr,
+                                     ldb, out.data.ptr, ldc, accumulate=accumulate)
+        return
+    name, _, one, item = _CONSTANTS[a.dtype]
+    try:  # alpha = 1 and beta = 1 or 0, from host memory
+        getattr(backend.cublas(), name)(backend.cublas_handle(), ta, tb, mm, nn, kk, one,
+                                        b.data.ptr, lda, a.data.ptr, ldb,
+                                        one if accumulate else one + item, out.data.ptr, ldc)
+    except TypeError as exc:  # bindings of another signature: refused before any launch
+        _state["direct"] = False
+        warnings.warn(f"minigan: calling cuBLAS directly failed ({type(exc).__name__}: {exc});"
+                      " GEMMs go through cupy.matmul from now on", RuntimeWarning, stacklevel=2)
+        if accumulate:
+            out += backend.cupy.matmul(a, b)
+        else:
+            out[...] = backend.cupy.matmul(a, b)
+
+
+def matmul_accumulate(a, b, out) -> None:
+    """``out += a @ b`` as one GEMM with beta = 1 (``gemm_into`` with ``accumulate``): adds a
+    gradient into a ``.grad`` array that nothing else can see (``autograd``'s accumulation)
+    with no separate add."""
+    gemm_into(a, b, out, accumulate=True)
+
+
 def _cublas_matmul(a, b):
     """The GPU path of ``matmul``."""
     if _state["capturable"]:
@@ -160,7 +222,6 @@ def _cublas_matmul(a, b):
                       " GEMMs go through cupy.matmul from now on", RuntimeWarning, stacklevel=2)
         return cp.matmul(a, b)
     return out
-
 
 
 def _capturable_matmul(a, b):

@@ -185,6 +185,16 @@ class ndarray(np.ndarray):
     def __array_finalize__(self, obj):
         if _CAP.stream is not None:  # a graph may hold raw pointers into it (a GEMM's)
             _CAP.keep.append(self)
+        # Every device array here is a NumPy view of the host array that holds its storage.
+        # The one that wraps a whole fresh host array stands for a CuPy array that owns its
+        # memory (base None); a view of a device array is a view (base set), as in CuPy.
+        self._owns = (type(obj) is np.ndarray and obj.base is None
+                      and obj.shape == self.shape and obj.dtype == self.dtype)
+
+    @property
+    def base(self):
+        """CuPy's ``base``: None for an array that owns its memory, else what it views."""
+        return None if self._owns else np.ndarray.base.__get__(self)
 
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
         _refuse_host(inputs, ufunc.__name__)
@@ -1086,13 +1096,14 @@ class DirectCublas:
                        np.dtype(np.float64): _gemm(np.float64, "dgemm_direct", True)}
         self._consts = {dt: np.array([1.0, 0.0], dtype=dt) for dt in self._gemms}
 
-    def gemm(self, dtype, transa, transb, m, n, k, a_ptr, lda, b_ptr, ldb, c_ptr, ldc):
+    def gemm(self, dtype, transa, transb, m, n, k, a_ptr, lda, b_ptr, ldb, c_ptr, ldc,
+             accumulate=False):
         if _current_stream() is not self.stream:
             raise RuntimeError("DirectCublas: a GEMM on another stream than the handle's")
         dtype = np.dtype(dtype)
         c = self._consts[dtype]
         self._gemms[dtype](1, transa, transb, m, n, k, c.ctypes.data, a_ptr, lda, b_ptr, ldb,
-                           c.ctypes.data + c.itemsize, c_ptr, ldc)
+                           c.ctypes.data + (0 if accumulate else c.itemsize), c_ptr, ldc)
 
 
 class ReductionKernel:

@@ -2,6 +2,7 @@
 through the emulated CuPy, whose cuBLAS reads the operands' raw memory column-major with the
 leading dimensions given (and refuses invalid ones, as cuBLAS does), so the stride
 bookkeeping is checked for every operand layout."""
+import contextlib
 import warnings
 
 import numpy as np
@@ -260,4 +261,37 @@ def test_the_real_direct_cublas_reports_a_failed_status_by_name(monkeypatch):
         lib.fake_fail_next(13)  # CUBLAS_STATUS_EXECUTION_FAILED
         with pytest.raises(backend.DeviceError, match=r"cublas gemm failed with cuBLAS status 13"):
             KG.matmul(a, a.T)
+    E.clear_kernel_caches()
+
+
+@pytest.mark.skipif(not E.have_cxx(), reason="no g++ for the emulated GPU")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_into_writes_or_adds_into_its_output_for_every_operand_layout(monkeypatch, dtype):
+    """``gemm_into`` (beta = 0) and ``matmul_accumulate`` (beta = 1), one GEMM each, through
+    CuPy's bindings and, in a capturable block, the real DirectCublas over the C library."""
+    cp, lib, _ = _fake_cublas(monkeypatch)
+    a_forms, b_forms = _operand_forms(cp, dtype, seed=4)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    stream = backend.new_stream()
+    for capturable in (False, True):
+        with stream, (KG.capturable() if capturable else contextlib.nullcontext()):
+            for an, a in a_forms.items():
+                for bn, b in b_forms.items():
+                    want = np.asarray(a).astype(np.float64) @ np.asarray(b).astype(np.float64)
+                    out = cp.full(want.shape, 0.5, dtype=dtype)
+                    assert KG.can_accumulate(a, b, out)
+                    E.LOG.clear()
+                    KG.gemm_into(a, b, out)
+                    KG.matmul_accumulate(a, b, out)
+                    gemms = sum(v for (k, _), v in E.LOG.launches.items() if k == "gemm")
+                    assert gemms == (0 if capturable else 2)  # (the C library is no launch)
+                    np.testing.assert_allclose(out.get(), 2 * want, rtol=tol, atol=tol,
+                                               err_msg=f"{an} @ {bn}, capturable={capturable}")
+    a, b = a_forms[next(iter(a_forms))], b_forms[next(iter(b_forms))]
+    good = cp.zeros((a.shape[0], b.shape[1]), dtype=dtype)
+    for bad in (good.T.copy().T if good.shape[0] > 1 else good[:, :0], good[:, :-1],
+                good.astype(np.float16), np.zeros(good.shape, dtype)):
+        assert not KG.can_accumulate(a, b, bad)
+        with pytest.raises(ValueError, match="cannot write"):
+            KG.gemm_into(a, b, bad)
     E.clear_kernel_caches()
