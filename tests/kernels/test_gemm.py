@@ -269,7 +269,7 @@ def test_the_real_direct_cublas_reports_a_failed_status_by_name(monkeypatch):
 def test_gemm_into_writes_or_adds_into_its_output_for_every_operand_layout(monkeypatch, dtype):
     """``gemm_into`` (beta = 0) and ``matmul_accumulate`` (beta = 1), one GEMM each, through
     CuPy's bindings and, in a capturable block, the real DirectCublas over the C library."""
-    cp, lib, _ = _fake_cublas(monkeypatch)
+    cp, _, _ = _fake_cublas(monkeypatch)
     a_forms, b_forms = _operand_forms(cp, dtype, seed=4)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     stream = backend.new_stream()
