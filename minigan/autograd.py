@@ -646,7 +646,7 @@ def _accumulation_targets(f):
     tensor or its array, its own memory, the leaf's dtype), C-contiguous and on the GPU;
     else None. None when no input qualifies."""
     owned = _OWNED[0]
-    if owned is None:
+    if owned is None or not backend.CUPY_IMPORTED:  # (the CPU sums in place instead)
         return None
     out = None
     inputs = f.inputs
