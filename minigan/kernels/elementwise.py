@@ -331,12 +331,14 @@ _MEAN_OF_MAPS = {
 
 
 @functools.lru_cache(maxsize=None)
-def _mean_of_kernel(which: str, dtype):
+def _mean_of_kernel(which: str, dtype, pair: bool = False):
+    """The kernel of _MEAN_OF_CUDA, or with ``pair`` of _MEAN_OF_PAIR_CUDA, for one map."""
     ctype, tag = FLOAT_CTYPES[np.dtype(dtype)]
+    name = f"{which}_pair" if pair else which
     code = (f"typedef {ctype} T;\n" + BLOCK_SUM_CUDA
-            + _MEAN_OF_CUDA.replace("WHICH", which).replace("TAG", tag)
-            .replace("MAP", _MEAN_OF_MAPS[which]))
-    return backend.raw_kernel(code, f"minigan_{which}_{tag}")
+            + (_MEAN_OF_PAIR_CUDA if pair else _MEAN_OF_CUDA).replace("WHICH", which)
+            .replace("TAG", tag).replace("MAP", _MEAN_OF_MAPS[which]))
+    return backend.raw_kernel(code, f"minigan_{name}_{tag}")
 
 
 def _mean_of(which: str, x, a, scale):
@@ -427,15 +429,6 @@ extern "C" __global__ void minigan_WHICH_pair_TAG(
 """
 
 
-@functools.lru_cache(maxsize=None)
-def _mean_of_pair_kernel(which: str, dtype):
-    ctype, tag = FLOAT_CTYPES[np.dtype(dtype)]
-    code = (f"typedef {ctype} T;\n" + BLOCK_SUM_CUDA
-            + _MEAN_OF_PAIR_CUDA.replace("WHICH", which).replace("TAG", tag)
-            .replace("MAP", _MEAN_OF_MAPS[which]))
-    return backend.raw_kernel(code, f"minigan_{which}_pair_{tag}")
-
-
 def _pairable(x1, x2) -> bool:
     return (backend.is_cupy_array(x1) and backend.is_cupy_array(x2) and x1.dtype == x2.dtype
             and x1.dtype in FLOAT_CTYPES and x1.size > 0 and x2.size > 0)
@@ -447,7 +440,7 @@ def _mean_of_pair(which: str, x1, x2, a1, a2, scale1, scale2):
     x1, x2 = cp.ascontiguousarray(x1), cp.ascontiguousarray(x2)
     out = cp.empty((3,), dtype=x1.dtype)
     threads = int(min(1024, max(32, -(-max(x1.size, x2.size) // 32) * 32)))
-    _mean_of_pair_kernel(which, x1.dtype)((1,), (threads,), (
+    _mean_of_kernel(which, x1.dtype, True)((1,), (threads,), (
         x1, x2, out, np.int64(x1.size), np.int64(x2.size), _scalar(x1, a1), _scalar(x1, a2),
         _scalar(x1, scale1), _scalar(x1, scale2)))
     return out

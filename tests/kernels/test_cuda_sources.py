@@ -48,7 +48,7 @@ def _collect_sources(monkeypatch) -> list:
             KE._colsum_kernel.__wrapped__(which, dt)
         for which in KE._MEAN_OF_MAPS:
             KE._mean_of_kernel.__wrapped__(which, dt)
-            KE._mean_of_pair_kernel.__wrapped__(which, dt)
+            KE._mean_of_kernel.__wrapped__(which, dt, True)
         KE._norm_penalty_kernel.__wrapped__(dt)
         KE._std_all_kernel.__wrapped__(dt)
     return seen
