@@ -153,10 +153,13 @@ def gemm_into(a, b, out, accumulate: bool = False) -> None:
     else raises). A weight gradient computed into an array of the weight's own shape is then
     an array of its own, not a reshaped view of the GEMM's output."""
     if not can_accumulate(a, b, out):
-        raise ValueError(f"gemm_into: cannot write {a.dtype}{tuple(a.shape)} @ "
-                         f"{getattr(b, 'dtype', '?')}{tuple(getattr(b, 'shape', ()))} into "
-                         f"{getattr(out, 'dtype', '?')}{tuple(getattr(out, 'shape', ()))} "
-                         "with one GEMM")
+        def desc(v):
+            return (f"{getattr(v, 'dtype', '?')}{tuple(getattr(v, 'shape', ()))} on "
+                    f"{backend.device_of(v)}")
+        raise ValueError(f"gemm_into: cannot write {desc(a)} @ {desc(b)} into {desc(out)} with "
+                         "one GEMM: it needs 2-D float32 or float64 GPU arrays of one dtype, "
+                         "the output C-contiguous of the product's shape, and cuBLAS called "
+                         "directly (no TF32)")
     m, k = a.shape
     n = b.shape[1]
     a, b, la, lb = _operands(a, b)
