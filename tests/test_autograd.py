@@ -493,3 +493,25 @@ def test_graph_memory_stays_flat_over_1000_iterations():
         tracemalloc.stop()
     assert now - base < 256 * 1024, f"memory grew by {now - base} bytes over 900 iterations"
     assert cyclic < 100, f"{cyclic} objects were only freeable by the cycle collector"
+
+
+def test_the_gradients_of_one_layer_on_two_batches_are_summed_in_place(monkeypatch):
+    """A D step's shape: one layer on a real and a fake batch, losses added, in one backward
+    from no .grad: the first branch's gradients become the .grad arrays and the second's are
+    summed into them in place. (On the GPU the second goes into them inside its kernels; the
+    launch budgets of test_emulated_cupy's training steps hold that.)"""
+    from minigan import autograd, nn
+    if autograd._OWNED[0] is None:
+        pytest.skip("this interpreter's reference counts cannot prove ownership")
+    rng = np.random.default_rng(3)
+    layer = nn.Linear(4, 3)
+    a, b = (minigan.tensor(rng.standard_normal((5, 4)).astype(np.float32)) for _ in range(2))
+    done = []
+    real = autograd._add_in_place
+    monkeypatch.setattr(autograd, "_add_in_place", lambda x, y: done.append(real(x, y))
+                        or done[-1])
+    ((layer(a) * 2.0).sum() + layer(b).sum()).backward()
+    assert done == [True, True]  # the weight and the bias, each summed into its first array
+    want_w = 2.0 * np.ones((5, 3)).T @ a.numpy() + np.ones((5, 3)).T @ b.numpy()
+    np.testing.assert_allclose(layer.weight.grad.numpy(), want_w, rtol=1e-5)
+    np.testing.assert_allclose(layer.bias.grad.numpy(), np.full(3, 15.0), rtol=1e-6)
