@@ -248,7 +248,8 @@ class Tensor:
                 raise RuntimeError(
                     f"backward() without a gradient needs a tensor with one element, got shape "
                     f"{self.shape}; pass grad= of the same shape, or reduce first (e.g. .sum())")
-            grad = Tensor(backend.get_array_module(self.data).ones_like(self.data))
+            grad = Tensor(_seed(self.data) if not create_graph
+                          else backend.get_array_module(self.data).ones_like(self.data))
         else:
             grad = _as_grad(grad, self)
         if inputs is not None:
@@ -269,6 +270,30 @@ class Tensor:
 
     # Tensors are compared by identity in graph bookkeeping; == is elementwise in ops.
     __hash__ = object.__hash__
+
+
+_SEEDS: dict = {}  # (dtype, shape, GPU id or None) -> a shared array of ones
+
+
+def _seed(a):
+    """``ones_like(a)``, the seed of a plain ``backward()``: one shared array per dtype, shape
+    and device, which on the GPU saves a fill launch per backward. Nothing writes into it. The
+    engine copies a gradient it was handed before making it a leaf's .grad (its id is in
+    ``stored``), and it never sums into an array that something else holds, such as this
+    cache. On the CPU it is read-only besides, so a kernel that tried would raise. Not cached
+    while a CUDA graph is being captured: a captured fill holds its values only in replays."""
+    gpu = backend.is_cupy_array(a)
+    key = (a.dtype, a.shape, a.device.id if gpu else None)
+    seed = _SEEDS.get(key)
+    if seed is None:
+        xp = backend.get_array_module(a)
+        if gpu and backend.is_capturing():
+            return xp.ones_like(a)
+        seed = xp.ones_like(a)
+        if not gpu:
+            seed.flags.writeable = False
+        _SEEDS[key] = seed
+    return seed
 
 
 class _Size(int):

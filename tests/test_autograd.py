@@ -515,3 +515,26 @@ def test_the_gradients_of_one_layer_on_two_batches_are_summed_in_place(monkeypat
     want_w = 2.0 * np.ones((5, 3)).T @ a.numpy() + np.ones((5, 3)).T @ b.numpy()
     np.testing.assert_allclose(layer.weight.grad.numpy(), want_w, rtol=1e-5)
     np.testing.assert_allclose(layer.bias.grad.numpy(), np.full(3, 15.0), rtol=1e-6)
+
+
+def test_a_plain_backward_seeds_with_one_shared_read_only_array():
+    """Every plain backward of a one-element tensor starts from the same array of ones (on the
+    GPU that saves a fill launch). It is read-only on the CPU, so a kernel that wrote into its
+    gy would raise here; a leaf's .grad is never that array; a create_graph backward gets a
+    fresh seed (its gradients may be the seed itself, and are the caller's)."""
+    from minigan import autograd
+    x = minigan.tensor(np.ones(3, np.float32), requires_grad=True)
+    (x * 2.0).sum().backward()
+    seeds = [v for k, v in autograd._SEEDS.items() if k == (np.float32, (), None)]
+    assert len(seeds) == 1 and not seeds[0].flags.writeable
+    (x * 3.0).sum().backward()
+    assert [v for k, v in autograd._SEEDS.items() if k == (np.float32, (), None)] == seeds
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(3, 5.0, np.float32))
+    leaf = minigan.tensor(np.float32(2.0), requires_grad=True)
+    leaf.backward()  # the leaf's gradient is the seed itself: stored as a copy
+    assert leaf.grad.data is not seeds[0] and leaf.grad.data.flags.writeable
+    leaf.grad.data[...] = 7.0
+    assert float(seeds[0]) == 1.0
+    y = minigan.tensor(np.float32(3.0), requires_grad=True)
+    (y * 1.0).backward(create_graph=True)
+    assert y.grad.data is not seeds[0] and y.grad.data.flags.writeable
