@@ -22,6 +22,12 @@ Inside ``with capturable():`` (a CUDA-graph step, ``minigan.gan.graph``) GPU GEM
 ``backend.direct_cublas()`` instead: cuBLAS called through ``ctypes`` on a handle of minigan's
 own, which a stream capture accepts (CuPy's bindings and ``cupy.matmul`` refuse during one).
 There nothing falls back to ``cupy.matmul``: an operand it cannot take is an error.
+
+``gemm_into(a, b, out)`` writes the product into a given C-contiguous array (a weight
+gradient of the weight's own shape), and ``matmul_accumulate(a, b, out)`` adds it there with
+beta = 1 (a gradient into a ``.grad`` that nothing else can see: ``autograd``'s
+``Function.accumulates``). Both are GPU-only, for what ``can_accumulate`` accepts, by either
+cuBLAS path.
 """
 from __future__ import annotations
 
