@@ -12,9 +12,8 @@ import numpy as np
 from .. import backend
 from ..autograd import ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
-from ..kernels.gemm import can_accumulate as _gemm_can_accumulate
 from ..kernels.gemm import matmul as _gemm
-from ..kernels.gemm import matmul_accumulate as _gemm_accumulate
+from ..kernels.gemm import try_gemm_into as _try_gemm_into
 
 
 def _shape_str(shape) -> str:
@@ -1091,8 +1090,7 @@ class Linear(Function):
         gw = None
         if need[1]:
             into = self.accumulate_into[1] if self.accumulate_into is not None else None
-            if into is not None and _gemm_can_accumulate(g.T, x.data, into):
-                _gemm_accumulate(g.T, x.data, into)
+            if into is not None and _try_gemm_into(g.T, x.data, into, accumulate=True):
                 gw = ACCUMULATED
             else:
                 gw = Tensor(_gemm(g.T, x.data))

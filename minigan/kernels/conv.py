@@ -49,9 +49,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import backend
 from .elementwise import FLOAT_CTYPES, with_leading_strides
-from .gemm import can_accumulate as _gemm_can_accumulate
 from .gemm import matmul as _gemm
-from .gemm import gemm_into as _gemm_into
+from .gemm import try_gemm_into as _try_gemm_into
 from .workspace import _workspace, is_channels_last, release_workspace  # noqa: F401 (re-exported)
 
 __all__ = [
@@ -773,17 +772,15 @@ def _grad_weight_cupy(x, gy, k, s, p, d, out_hw, cols=None, gyt=None, into=None)
         if gyt is None:
             gyt = _channel_major(gy)
         a, b = gyt, cols.T
+    # (into is checked C-contiguous first: reshaping anything else would give a copy)
     if (into is not None and backend.is_cupy_array(into) and into.flags.c_contiguous
-            and into.shape == (o, c, k[0], k[1])):
-        into2 = into.reshape(o, -1)
-        if _gemm_can_accumulate(a, b, into2):
-            _gemm_into(a, b, into2, accumulate=True)
-            return into
+            and into.shape == (o, c, k[0], k[1])
+            and _try_gemm_into(a, b, into.reshape(o, -1), accumulate=True)):
+        return into
     # the GEMM writes into an array of the weight's shape, which is then an array of its own
     # (a later gradient can be added into it in place), not a reshaped view of the product
     gw = cp.empty((o, c, k[0], k[1]), dtype=a.dtype)
-    if _gemm_can_accumulate(a, b, gw.reshape(o, -1)):
-        _gemm_into(a, b, gw.reshape(o, -1))
+    if _try_gemm_into(a, b, gw.reshape(o, -1)):
         return gw
     return _gemm(a, b).reshape(o, c, k[0], k[1])
 

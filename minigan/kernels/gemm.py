@@ -24,10 +24,10 @@ own, which a stream capture accepts (CuPy's bindings and ``cupy.matmul`` refuse 
 There nothing falls back to ``cupy.matmul``: an operand it cannot take is an error.
 
 ``gemm_into(a, b, out)`` writes the product into a given C-contiguous array (a weight
-gradient of the weight's own shape), and ``matmul_accumulate(a, b, out)`` adds it there with
-beta = 1 (a gradient into a ``.grad`` that nothing else can see: ``autograd``'s
-``Function.accumulates``). Both are GPU-only, for what ``can_accumulate`` accepts, by either
-cuBLAS path.
+gradient of the weight's own shape), or with ``accumulate=True`` adds it there with beta = 1
+(a gradient into a ``.grad`` that nothing else can see: ``autograd``'s
+``Function.accumulates``). It is GPU-only, for what ``can_accumulate`` accepts, by either
+cuBLAS path; ``try_gemm_into`` is the same with one check, returning whether it ran.
 """
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def matmul(a, b):
 
 
 def can_accumulate(a, b, out) -> bool:
-    """Whether ``gemm_into(a, b, out)`` (and so ``matmul_accumulate``) is one GEMM writing
+    """Whether ``gemm_into(a, b, out)`` is one GEMM writing
     into ``out``: 2-D float32/float64 GPU arrays of one dtype, out C-contiguous of the
     product's shape, non-empty sizes, no TF32, and the direct cuBLAS path in use."""
     if not (backend.is_cupy_array(a) and backend.is_cupy_array(b)
@@ -155,10 +155,10 @@ def can_accumulate(a, b, out) -> bool:
 
 def gemm_into(a, b, out, accumulate: bool = False) -> None:
     """``out[...] = a @ b`` (``out += a @ b`` with ``accumulate``: beta = 1) as one GEMM that
-    writes into ``out``, for arrays that ``can_accumulate`` accepts (check first: anything
-    else raises). A weight gradient computed into an array of the weight's own shape is then
-    an array of its own, not a reshaped view of the GEMM's output."""
-    if not can_accumulate(a, b, out):
+    writes into ``out``, for arrays that ``can_accumulate`` accepts; anything else raises. A
+    weight gradient computed into an array of the weight's own shape is then an array of its
+    own, not a reshaped view of the GEMM's output."""
+    if not try_gemm_into(a, b, out, accumulate):
         def desc(v):
             return (f"{getattr(v, 'dtype', '?')}{tuple(getattr(v, 'shape', ()))} on "
                     f"{backend.device_of(v)}")
@@ -166,16 +166,25 @@ def gemm_into(a, b, out, accumulate: bool = False) -> None:
                          "one GEMM: it needs 2-D float32 or float64 GPU arrays of one dtype, "
                          "the output C-contiguous of the product's shape, and cuBLAS called "
                          "directly (no TF32)")
+
+
+def try_gemm_into(a, b, out, accumulate: bool = False) -> bool:
+    """``gemm_into`` where ``can_accumulate`` accepts the arrays, checked once: returns whether
+    the GEMM ran (False: nothing was done, and the caller computes the product its own way).
+    With ``accumulate`` this adds a gradient into a ``.grad`` array that nothing else can see
+    (``autograd``'s ``Function.accumulates``) with no separate add."""
+    if not can_accumulate(a, b, out):
+        return False
     m, k = a.shape
     n = b.shape[1]
     a, b, la, lb = _operands(a, b)
     ta, tb, mm, nn, kk, lda, ldb, ldc = gemm_call(la, lb, m, n, k)
     if max(lda, ldb) > _INT_MAX:
-        raise ValueError("gemm_into: leading dimensions exceed cuBLAS's 32-bit sizes")
+        return False
     if _state["capturable"]:
         backend.direct_cublas().gemm(a.dtype, ta, tb, mm, nn, kk, b.data.ptr, lda, a.data.ptr,
                                      ldb, out.data.ptr, ldc, accumulate=accumulate)
-        return
+        return True
     name, _, one, item = _CONSTANTS[a.dtype]
     try:  # alpha = 1 and beta = 1 or 0, from host memory
         getattr(backend.cublas(), name)(backend.cublas_handle(), ta, tb, mm, nn, kk, one,
@@ -189,13 +198,7 @@ def gemm_into(a, b, out, accumulate: bool = False) -> None:
             out += backend.cupy.matmul(a, b)
         else:
             out[...] = backend.cupy.matmul(a, b)
-
-
-def matmul_accumulate(a, b, out) -> None:
-    """``out += a @ b`` as one GEMM with beta = 1 (``gemm_into`` with ``accumulate``): adds a
-    gradient into a ``.grad`` array that nothing else can see (``autograd``'s accumulation)
-    with no separate add."""
-    gemm_into(a, b, out, accumulate=True)
+    return True
 
 
 def _cublas_matmul(a, b):

@@ -267,7 +267,7 @@ def test_the_real_direct_cublas_reports_a_failed_status_by_name(monkeypatch):
 @pytest.mark.skipif(not E.have_cxx(), reason="no g++ for the emulated GPU")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gemm_into_writes_or_adds_into_its_output_for_every_operand_layout(monkeypatch, dtype):
-    """``gemm_into`` (beta = 0) and ``matmul_accumulate`` (beta = 1), one GEMM each, through
+    """``gemm_into`` with beta = 0 and with beta = 1 (``accumulate``), one GEMM each, through
     CuPy's bindings and, in a capturable block, the real DirectCublas over the C library."""
     cp, _, _ = _fake_cublas(monkeypatch)
     a_forms, b_forms = _operand_forms(cp, dtype, seed=4)
@@ -282,7 +282,7 @@ def test_gemm_into_writes_or_adds_into_its_output_for_every_operand_layout(monke
                     assert KG.can_accumulate(a, b, out)
                     E.LOG.clear()
                     KG.gemm_into(a, b, out)
-                    KG.matmul_accumulate(a, b, out)
+                    KG.gemm_into(a, b, out, accumulate=True)
                     gemms = sum(v for (k, _), v in E.LOG.launches.items() if k == "gemm")
                     assert gemms == (0 if capturable else 2)  # (the C library is no launch)
                     np.testing.assert_allclose(out.get(), 2 * want, rtol=tol, atol=tol,
