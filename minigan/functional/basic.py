@@ -14,6 +14,7 @@ from ..autograd import ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
 from ..kernels.gemm import matmul as _gemm
 from ..kernels.gemm import try_gemm_into as _try_gemm_into
+from ..kernels import gemm as _KG
 
 
 def _shape_str(shape) -> str:
@@ -1059,10 +1060,16 @@ class Linear(Function):
     """y = x W^T + b for 2-D x; gx = gy W, gW = gy^T x, gb = sum of gy over the batch."""
 
     def forward(self, x, w, b=None):
+        if type(self) is Linear and _KG.one_output_applies(x, w, b):
+            # one output (a discriminator's last layer): one GPU kernel, not a GEMM and an add
+            self.one_output = True
+            return _KG.linear_one_output(x, w, b)
         y = _gemm(x, w.T)
         if b is not None:
             y += b
         return y
+
+    one_output = False
 
     def backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]
@@ -1086,6 +1093,8 @@ class Linear(Function):
         .grad by the GEMM itself when the engine offers that array (``accumulate_into``)."""
         x, w = self.inputs[0], self.inputs[1]
         need = self.needs_input_grad
+        if self.one_output and backend.is_cupy_array(g) and g.dtype == x.dtype:
+            return self._one_output_grads(g)
         gx = Tensor(_gemm(g, w.data)) if need[0] else None
         gw = None
         if need[1]:
@@ -1101,6 +1110,18 @@ class Linear(Function):
                 return gx, gw, gb
             return gx, gw, Tensor(g.sum(axis=0) if gb is None else gb)
         return gx, gw
+
+    def _one_output_grads(self, g):
+        """``_array_grads`` of the one-output GPU path: gx = g * w (one product per element,
+        as a GEMM with an inner size of 1 computes it), gw and gb in one kernel, added into
+        the .grad arrays the engine offers."""
+        x, w = self.inputs[0].data, self.inputs[1].data
+        need = self.needs_input_grad
+        acc = self.accumulate_into or (None, None, None)
+        gx = Tensor(g * w) if need[0] else None
+        gw, gb = _KG.linear_one_output_grads(g, x, need[1], need[2], acc[1], acc[2])
+        return (gx, None if gw is None else ACCUMULATED if gw is acc[1] else Tensor(gw),
+                None if gb is None else ACCUMULATED if gb is acc[2] else Tensor(gb))
 
     def _bias_into(self):
         """The bias's .grad array that the engine offers to add into, or None."""

@@ -25,29 +25,71 @@ class BatchNormTrain(Function):
     1/std. With ``create_graph`` it recomputes the statistics from x with differentiable ops, so
     the second derivative includes how mean and 1/std move with x (treating the cached 1/std as a
     constant is the classic silent bug).
+
+    A fourth input ``shift`` (C,), for 2-D x: the op normalises x + shift, the output of a
+    Linear layer whose bias is ``shift`` (``nn.Sequential`` hands it over on the GPU: see
+    ``nn.container._linear_into_batch_norm``). There the kernels add it as they read x, and
+    the backward kernel also sums gx into its gradient: the Linear's bias add and
+    bias-gradient sum cost no launch. Elsewhere x + shift is formed first (the same add as the
+    Linear's own), and its gradient is gx summed over the batch, as the Linear's backward
+    would sum it.
     """
+
+    slope = None  # the fused LeakyReLU's (BatchNormLeakyReLUTrain)
 
     def __init__(self, running_mean, running_var, momentum, eps, counter=None):
         self.running_mean, self.running_var = running_mean, running_var
         self.momentum, self.eps = momentum, eps
         self.counter = counter  # a layer's num_batches_tracked, advanced by the forward
 
-    def forward(self, x, w, b):
+    def forward(self, x, w, b, shift=None):
+        shifted = None  # x + shift, where it is formed before the kernels
+        if shift is not None and not KB.takes_shift(x):
+            x = shifted = x + shift
+            shift = None
         y, mean, invstd = KB.batch_norm_forward_train(
-            x, w, b, self.running_mean, self.running_var, self.momentum, self.eps,
-            counter=self.counter)
-        self.saved = (mean, invstd)
+            x, w, b, self.running_mean, self.running_var, self.momentum, self.eps, self.slope,
+            counter=self.counter, shift=shift)
+        self.saved = (mean, invstd, shifted)
+        if self.slope is not None:
+            self.y = y
         return y
 
-    accumulates = True  # on the GPU, the weight's and bias's gradients: into their .grad
+    accumulates = True  # on the GPU, the weight's, bias's and shift's gradients: into .grad
 
     def backward(self, gy):
-        x, w, _ = self.inputs
         if not is_grad_enabled():
-            mean, invstd = self.saved
-            into = self._into()
-            return self._wrap_grads(into, *KB.batch_norm_backward_train(
-                gy.data, x.data, w.data, mean, invstd, accumulate_into=into))
+            return self._array_backward(gy.data, None)
+        return self._graph_backward(gy)
+
+    def _array_backward(self, gy, y):
+        """The first-order gradients as arrays from the fused kernels (gy masked by the fused
+        LeakyReLU on output y first, when y is given)."""
+        x, w = self.inputs[0], self.inputs[1]
+        shift = self.inputs[3].data if len(self.inputs) == 4 else None
+        mean, invstd, shifted = self.saved
+        acc = self.accumulate_into
+        into = None if acc is None or acc[1] is None or acc[2] is None else (acc[1], acc[2])
+        out = KB.batch_norm_backward_train(
+            gy, x.data if shifted is None else shifted, w.data, mean, invstd, y=y,
+            negative_slope=self.slope, accumulate_into=into,
+            shift=shift if shifted is None else None,
+            shift_into=acc[3] if acc is not None and shift is not None else None)
+        gx, gw, gb = out[:3]
+        wrap = [Tensor(gx)]
+        for g, target in ((gw, into and into[0]), (gb, into and into[1])):
+            wrap.append(ACCUMULATED if g is target else Tensor(g))
+        if shift is None:
+            return tuple(wrap)
+        if len(out) == 4:
+            gs = out[3]
+            return (*wrap, ACCUMULATED if acc is not None and gs is acc[3] else Tensor(gs))
+        return (*wrap, Tensor(gx.sum(axis=0)))  # as the Linear's backward sums its bias's
+
+    def _graph_backward(self, gy):
+        # (a shift moves x and its mean alike: the centred x, and so every formula below, is
+        # the same without it)
+        x, w = self.inputs[0], self.inputs[1]
         axes, nd = _axes(x.ndim), x.ndim
         m = x.size // x.shape[1]
         xc = x - B.mean(x, axes, keepdims=True)
@@ -56,25 +98,13 @@ class BatchNormTrain(Function):
         gb = B.sum(gy, axes)
         gw = B.sum(gy * xhat, axes)
         gx = None
-        if self.needs_input_grad[0]:
+        shifted = len(self.inputs) == 4
+        if self.needs_input_grad[0] or (shifted and self.needs_input_grad[3]):
             inner = gy - _per_channel(gb, nd) * (1.0 / m) - xhat * _per_channel(gw, nd) * (1.0 / m)
             gx = _per_channel(w, nd) * invstd * inner
+        if shifted:
+            return gx, gw, gb, B.sum(gx, axes) if self.needs_input_grad[3] else None
         return gx, gw, gb
-
-
-    def _into(self):
-        """The weight's and the bias's .grad arrays, when the engine offers both to add into
-        (``Function.accumulates``), else None."""
-        acc = self.accumulate_into
-        if acc is None or acc[1] is None or acc[2] is None:
-            return None
-        return acc[1], acc[2]
-
-    @staticmethod
-    def _wrap_grads(into, gx, gw, gb):
-        if into is not None and gw is into[0]:
-            return Tensor(gx), ACCUMULATED, ACCUMULATED
-        return Tensor(gx), Tensor(gw), Tensor(gb)
 
 
 class BatchNormLeakyReLUTrain(FusedLeakyReLU, BatchNormTrain):
@@ -85,23 +115,10 @@ class BatchNormLeakyReLUTrain(FusedLeakyReLU, BatchNormTrain):
         super().__init__(running_mean, running_var, momentum, eps, counter)
         self.slope = slope
 
-    def forward(self, x, w, b):
-        y, mean, invstd = KB.batch_norm_forward_train(
-            x, w, b, self.running_mean, self.running_var, self.momentum, self.eps, self.slope,
-            counter=self.counter)
-        self.saved = (mean, invstd)
-        self.y = y
-        return y
-
     def backward(self, gy):
         if not is_grad_enabled() and backend.is_cupy_array(gy.data):
             # on the GPU the activation's mask runs inside batch norm's two backward kernels
-            x, w, _ = self.inputs
-            mean, invstd = self.saved
-            into = self._into()
-            return self._wrap_grads(into, *KB.batch_norm_backward_train(
-                gy.data, x.data, w.data, mean, invstd, y=self.y, negative_slope=self.slope,
-                accumulate_into=into))
+            return self._array_backward(gy.data, self.y)
         return super().backward(gy)
 
 
@@ -136,7 +153,7 @@ def checked_slope(negative_slope) -> float:
 
 
 def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
-                slope, counter=None) -> Tensor:
+                slope, counter=None, shift=None) -> Tensor:
     """``batch_norm`` (``slope``: with a fused LeakyReLU). ``counter``, a batch-norm layer's
     ``num_batches_tracked`` (a 0-d integer array), is advanced by one in training, once the
     input has been checked: on the GPU inside the statistics kernel, not by a launch of its own."""
@@ -166,9 +183,17 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
                              f"input of shape {x.shape}")
         if counter is not None:
             backend.check_same_device(x.data, counter, what="batch_norm (num_batches_tracked)")
-        if slope is None:
-            return BatchNormTrain(rm, rv, momentum, eps, counter)(x, w, b)
-        return BatchNormLeakyReLUTrain(rm, rv, momentum, eps, slope, counter)(x, w, b)
+        op = (BatchNormTrain(rm, rv, momentum, eps, counter) if slope is None
+              else BatchNormLeakyReLUTrain(rm, rv, momentum, eps, slope, counter))
+        if shift is None:
+            return op(x, w, b)
+        shift = as_tensor(shift, x)
+        if x.ndim != 2 or shift.shape != (c,):
+            raise ValueError(f"batch_norm: a shift of shape {shift.shape} for input of shape "
+                             f"{x.shape}: it takes (N, C) input and a (C,) shift")
+        return op(x, w, b, shift)
+    if shift is not None:
+        raise ValueError("batch_norm: a shift is taken in training only")
     if rm is None or rv is None:
         raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
     # Evaluation is an affine map with constant statistics: compose it, exact to every order.

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from .. import backend
-from ..autograd import Tensor, grad
-from ..functional import mean, softplus, sum
+from ..autograd import Tensor, _seed, grad
+from ..functional import mean, softplus
 from ..functional.loss import (
     bce_with_logits_const,
     bce_with_logits_const_pair,
@@ -48,5 +48,8 @@ def gradient_penalty(D, x, x_perturbed, generator, lam: float = 10.0, labels=Non
     alpha = generator.uniform((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype)
     x_hat = Tensor(xp.ascontiguousarray(K.lerp(x, x_perturbed, alpha)), requires_grad=True)
     logits = D(x_hat, labels) if labels is not None else D(x_hat)
-    (g,) = grad(sum(logits), x_hat, create_graph=True)
+    # the gradient of sum(logits), seeded with ones of the logits' shape: the engine's shared
+    # array (no reduction, no fill, and a contiguous operand for the GEMMs of the graph that
+    # the double backward runs through; nothing writes into it)
+    (g,) = grad(logits, x_hat, _seed(logits.data), create_graph=True)
     return unit_norm_penalty(g, lam, 1e-12)

@@ -13,11 +13,15 @@ Backward (first order, the closed form):
 Both devices view x as (N, C, S) with S = prod(spatial) (S = 1 for (N, C)), so per-channel
 vectors broadcast as (1, C, 1) and the reductions run over axes (0, 2).
 
-GPU: no host synchronisation anywhere (nothing is read back to Python), two launches each way.
-Training forward is one statistics kernel (a thread block per channel: mean, the centred sum of
-squares, invstd, scale and the in-place running-stat update, all accumulated in double) and one
-fused normalise+affine ElementwiseKernel; backward is one per-channel reduction (gb and gw
-together) and one fused ElementwiseKernel for gx. Evaluation is a single fused kernel.
+GPU: no host synchronisation anywhere (nothing is read back to Python). Training forward is
+one statistics kernel (a thread block per channel: mean, the centred sum of squares, invstd,
+scale and the in-place running-stat update, all accumulated in double) which, up to
+_FUSED_MAX values per channel, also writes the normalised output (with a fused LeakyReLU);
+past that a fused normalise+affine ElementwiseKernel runs over the whole GPU. Backward is the
+same: one per-channel reduction (gb and gw together) that also writes gx, or is followed by an
+ElementwiseKernel for gx. For 2-D input within that size the kernels can also add a shift (the
+bias of the Linear layer before) as they read x, and sum the shift's gradient (``takes_shift``).
+Evaluation is a single fused kernel.
 
 CPU: NumPy with one full-size scratch buffer (reused across calls) besides the result, which
 comes back in x's layout (``_Layout``). For NCHW input the per-channel sums add contiguous rows
@@ -45,7 +49,8 @@ from .elementwise import (
 )
 from .workspace import SCRATCH, _workspace, is_channels_last
 
-__all__ = ["batch_norm_backward_train", "batch_norm_forward_eval", "batch_norm_forward_train"]
+__all__ = ["batch_norm_backward_train", "batch_norm_forward_eval", "batch_norm_forward_train",
+           "takes_shift"]
 
 
 def _as3d(x):
@@ -69,8 +74,18 @@ def _check_m(m: int) -> None:
 
 # Forward, training
 
+def takes_shift(x) -> bool:
+    """Whether ``batch_norm_forward_train`` and ``batch_norm_backward_train`` take a
+    ``shift`` for x: a 2-D float32/float64 GPU array with at most _FUSED_MAX rows, whose
+    statistics and output (and gradient) kernels then read x + shift without a launch of
+    their own. Elsewhere the caller adds the shift first."""
+    return (backend.is_cupy_array(x) and x.ndim == 2 and x.dtype in FLOAT_CTYPES
+            and 1 < x.shape[0] <= _FUSED_MAX)
+
+
 def batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentum: float,
-                             eps: float, negative_slope: float | None = None, counter=None):
+                             eps: float, negative_slope: float | None = None, counter=None,
+                             shift=None):
     """Normalise with batch statistics; returns ``(y, mean, invstd)``, the last two of shape (C,).
 
     ``running_mean``/``running_var`` (or None) are updated in place with the unbiased variance.
@@ -79,13 +94,21 @@ def batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentu
     fewer) and in place on the CPU, with ``leaky_relu_forward``'s arithmetic. ``counter`` (a
     layer's ``num_batches_tracked``, a 0-d integer array, or None) is advanced by one; on the
     GPU by the statistics kernel when it is int64, so that it costs no launch of its own.
+
+    ``shift`` (C,), for x that ``takes_shift`` accepts: normalise x + shift (per channel,
+    added in x's dtype), the output of a Linear layer whose bias is ``shift``, without that
+    layer's add launch.
     """
+    if shift is not None and not takes_shift(x):
+        raise ValueError(f"batch norm: a shift is taken only with a 2-D float GPU input of at "
+                         f"most {_FUSED_MAX} rows, got {x.dtype}{tuple(x.shape)} on "
+                         f"{backend.device_of(x)}")
     if backend.is_cupy_array(x):
         x3, m = _as3d(x)
         _check_m(m)
         y, mean, invstd = _forward_train_cupy(x3, m, weight, bias, running_mean, running_var,
                                               float(momentum), float(eps), negative_slope,
-                                              counter)
+                                              counter, shift)
         return y.reshape(x.shape), mean, invstd
     lay = _Layout(x)
     _check_m(lay.m)
@@ -225,21 +248,29 @@ extern "C" __global__ void minigan_bn_stats_DTYPE(
         T* __restrict__ run_var, const long long N, const long long C, const long long S,
         const long long sn, const long long sc, const double eps, const double momentum,
         const int flags, long long* __restrict__ counter, T* __restrict__ y,
-        const long long ysn, const long long ysc, const T* __restrict__ b, const T slope) {
+        const long long ysn, const long long ysc, const T* __restrict__ b, const T slope,
+        const T* __restrict__ shift) {
     // flags: 1 = weight given, 2 = update run_mean, 4 = update run_var, 8 = advance the
     // layer's num_batches_tracked (one thread of the grid), 16 = write y, 32 = bias given,
-    // 64 = LeakyReLU on y
+    // 64 = LeakyReLU on y, 128 = the input is x + shift[c] (the bias of the Linear layer
+    // before, added in T as that layer's add would: with 16 only)
     __shared__ double sh[33];
     if (flags & 8 && blockIdx.x == 0 && threadIdx.x == 0) counter[0] += 1;
     const long long c = blockIdx.x;
     const T* xc = x + c * sc;
+    const bool shifted = flags & 128;
+    const T xs = shifted ? shift[c] : (T)0;
     double acc = 0.0;
-    for (MiniganChannelWalk it(S); it.n < N; it.next()) acc += (double)xc[it.n * sn + it.s];
+    for (MiniganChannelWalk it(S); it.n < N; it.next()) {
+        const T v = xc[it.n * sn + it.s];
+        acc += (double)(shifted ? v + xs : v);
+    }
     const double m = (double)(N * S);
     const double mean = minigan_block_sum(acc, sh) / m;
     acc = 0.0;
     for (MiniganChannelWalk it(S); it.n < N; it.next()) {
-        const double d = (double)xc[it.n * sn + it.s] - mean;
+        const T v = xc[it.n * sn + it.s];
+        const double d = (double)(shifted ? v + xs : v) - mean;
         acc += d * d;
     }
     const double var = minigan_block_sum(acc, sh) / m;  // every thread holds the sums
@@ -260,7 +291,8 @@ extern "C" __global__ void minigan_bn_stats_DTYPE(
         const T bc = flags & 32 ? b[c] : (T)0;
         T* yc = y + c * ysc;
         for (MiniganChannelWalk it(S); it.n < N; it.next()) {
-            const T v = (xc[it.n * sn + it.s] - mu) * scale + bc;
+            const T xv = xc[it.n * sn + it.s];
+            const T v = ((shifted ? xv + xs : xv) - mu) * scale + bc;
             yc[it.n * ysn + it.s] = flags & 64 ? (v < (T)0 ? v * slope : v) : v;
         }
     }
@@ -277,22 +309,27 @@ extern "C" __global__ void minigan_bn_grad_stats_DTYPE(
         const long long gsc, const long long xsn, const long long xsc,
         const T* __restrict__ y, const long long ysn, const long long ysc, const double slope,
         const int flags, T* __restrict__ gx, const long long gxsn, const long long gxsc,
-        const T* __restrict__ w, const T inv_m) {
+        const T* __restrict__ w, const T inv_m, const T* __restrict__ shift,
+        T* __restrict__ gs_out) {
     // flags: 1 = gy is first masked by a fused LeakyReLU on this batch norm's output y, as
     // leaky_relu_backward does (gy where y > 0, else gy * slope, in T); 2 = write gx;
     // 4 = weight given; 8 = add gw and gb into gw_out and gb_out (the parameters' .grad, in
-    // T, as a separate add would) instead of storing them
+    // T, as a separate add would) instead of storing them; 16 = the input was x + shift[c]
+    // (the forward's flag 128), and gs_out[c] gets the sum of gx over the channel, the
+    // gradient of that shift (with 2 only); 32 = add it into gs_out[c] instead
     __shared__ double sh[33];
     const long long c = blockIdx.x;
-    const bool masked = flags & 1;
+    const bool masked = flags & 1, shifted = flags & 16;
+    const T xs = shifted ? shift[c] : (T)0;
     const double mu = (double)mean[c];
     double sg = 0.0, sgx = 0.0;
     for (MiniganChannelWalk it(S); it.n < N; it.next()) {
         const long long kg = c * gsc + it.n * gsn + it.s;
         const double g = masked && !(y[c * ysc + it.n * ysn + it.s] > (T)0)
             ? (double)(gy[kg] * (T)slope) : (double)gy[kg];
+        const T xv = x[c * xsc + it.n * xsn + it.s];
         sg += g;
-        sgx += g * ((double)x[c * xsc + it.n * xsn + it.s] - mu);
+        sgx += g * ((double)(shifted ? xv + xs : xv) - mu);
     }
     sg = minigan_block_sum(sg, sh);
     sgx = minigan_block_sum(sgx, sh);  // every thread holds the sums
@@ -304,11 +341,19 @@ extern "C" __global__ void minigan_bn_grad_stats_DTYPE(
     }
     if (flags & 2) {
         const T mc = mean[c], ic = invstd[c], wc = flags & 4 ? w[c] : (T)1, s = (T)slope;
+        double sgs = 0.0;
         for (MiniganChannelWalk it(S); it.n < N; it.next()) {
             const T gyv = gy[c * gsc + it.n * gsn + it.s];
             const T g = masked && !(y[c * ysc + it.n * ysn + it.s] > (T)0) ? gyv * s : gyv;
-            const T xhat = (x[c * xsc + it.n * xsn + it.s] - mc) * ic;
-            gx[c * gxsc + it.n * gxsn + it.s] = wc * ic * (g - gb * inv_m - xhat * (gw * inv_m));
+            const T xv = x[c * xsc + it.n * xsn + it.s];
+            const T xhat = ((shifted ? xv + xs : xv) - mc) * ic;
+            const T gxv = wc * ic * (g - gb * inv_m - xhat * (gw * inv_m));
+            gx[c * gxsc + it.n * gxsn + it.s] = gxv;
+            sgs += (double)gxv;
+        }
+        if (shifted) {
+            sgs = minigan_block_sum(sgs, sh);
+            if (threadIdx.x == 0) gs_out[c] = flags & 32 ? (T)(gs_out[c] + (T)sgs) : (T)sgs;
         }
     }
 }
@@ -345,7 +390,7 @@ def _fused_out(x3, m):
 
 
 def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum, eps,
-                       negative_slope=None, counter=None):
+                       negative_slope=None, counter=None, shift=None):
     cp = backend.cupy
     x3, (sn, sc) = with_leading_strides(x3)  # no copy of a channel-major conv output
     n, c, s = x3.shape
@@ -364,6 +409,12 @@ def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum
     b = cp.ascontiguousarray(bias, dtype=dt) if bias is not None and y is not None else mean
     if y is not None:
         flags |= 16 | (bias is not None) << 5 | (negative_slope is not None) << 6
+    elif shift is not None:  # (takes_shift promised the one-kernel path)
+        raise AssertionError("batch norm: a shift without the one-kernel path")
+    sh = mean
+    if shift is not None:
+        sh = cp.ascontiguousarray(shift, dtype=dt)
+        flags |= 128
     _bn_raw_kernel("stats", dt)(
         (c,), (_block(m),),
         (x3, w, mean, invstd, scale, mean if run[0] is None else run[0],
@@ -372,7 +423,7 @@ def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum
          np.int32(flags | count << 3), counter if count else mean,
          mean if y is None else y, np.int64(yst[0] if y is not None else 0),
          np.int64(yst[1] if y is not None else 0), b,
-         dt.type(0 if negative_slope is None else negative_slope)))
+         dt.type(0 if negative_slope is None else negative_slope), sh))
     for r, new in zip((running_mean, running_var), run):
         if r is not new:
             r[...] = new
@@ -424,7 +475,7 @@ def batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps: flo
 # Backward, training
 
 def batch_norm_backward_train(gy, x, weight, mean, invstd, y=None, negative_slope=None,
-                              accumulate_into=None):
+                              accumulate_into=None, shift=None, shift_into=None):
     """First-order gradients ``(gx, gweight, gbias)`` from the forward's mean and invstd.
 
     gweight and gbias are computed even when ``weight`` is None (the caller may drop them).
@@ -435,14 +486,22 @@ def batch_norm_backward_train(gy, x, weight, mean, invstd, y=None, negative_slop
     ``accumulate_into``: a pair of (C,) GPU arrays (the weight's and the bias's ``.grad``).
     Where the GPU's one-kernel path runs, gweight and gbias are added into them by that kernel
     and the pair is returned in their place; else they are returned as usual.
+
+    ``shift``: the forward's (``takes_shift``); x is then the unshifted input, and a fourth
+    result is the shift's gradient, gx summed per channel, from the same kernel (added into
+    ``shift_into``, a (C,) array, and that array returned, where it can be).
     """
     masked = y is not None and negative_slope is not None
+    if shift is not None and not takes_shift(x):
+        raise ValueError(f"batch norm backward: a shift is taken only with a 2-D float GPU "
+                         f"input of at most {_FUSED_MAX} rows, got {x.dtype}{tuple(x.shape)} "
+                         f"on {backend.device_of(x)}")
     if backend.is_cupy_array(x):
         x3, m = _as3d(x)
-        gx, gw, gb = _backward_cupy(gy.reshape(x3.shape), x3, m, weight, mean, invstd,
-                                    y.reshape(x3.shape) if masked else None, negative_slope,
-                                    accumulate_into)
-        return gx.reshape(x.shape), gw, gb
+        out = _backward_cupy(gy.reshape(x3.shape), x3, m, weight, mean, invstd,
+                             y.reshape(x3.shape) if masked else None, negative_slope,
+                             accumulate_into, shift, shift_into)
+        return (out[0].reshape(x.shape),) + out[1:]
     if masked:
         gy = leaky_relu_backward(gy, y, negative_slope)
     lay = _Layout(x)
@@ -478,7 +537,7 @@ _GX_OP = """
 
 
 def _backward_cupy(gy3, x3, m, weight, mean, invstd, y3=None, negative_slope=None,
-                   accumulate_into=None):
+                   accumulate_into=None, shift=None, shift_into=None):
     cp = backend.cupy
     gy3, (gsn, gsc) = with_leading_strides(gy3)
     x3, (xsn, xsc) = with_leading_strides(x3)
@@ -500,6 +559,15 @@ def _backward_cupy(gy3, x3, m, weight, mean, invstd, y3=None, negative_slope=Non
     wc = cp.ascontiguousarray(weight, dtype=dt) if weight is not None and gx is not None else mean
     flags = (masked | (gx is not None) << 1 | (weight is not None and gx is not None) << 2
              | add << 3)
+    sh = gs = mean
+    if shift is not None:
+        if gx is None:  # (takes_shift promised the one-kernel path)
+            raise AssertionError("batch norm backward: a shift without the one-kernel path")
+        sh = cp.ascontiguousarray(shift, dtype=dt)
+        add_s = (backend.is_cupy_array(shift_into) and shift_into.shape == (c,)
+                 and shift_into.dtype == dt and shift_into.flags.c_contiguous)
+        gs = shift_into if add_s else cp.empty(c, dtype=dt)
+        flags |= 16 | add_s << 5
     _bn_raw_kernel("grad_stats", dt)(
         (c,), (_block(m),), (gy3, x3, mean, invstd, gw, gb, np.int64(n), np.int64(c), np.int64(s),
                              np.int64(gsn), np.int64(gsc), np.int64(xsn), np.int64(xsc),
@@ -509,7 +577,9 @@ def _backward_cupy(gy3, x3, m, weight, mean, invstd, y3=None, negative_slope=Non
                              mean if gx is None else gx,
                              np.int64(gxst[0] if gx is not None else 0),
                              np.int64(gxst[1] if gx is not None else 0), wc,
-                             dt.type(1.0 / m)))
+                             dt.type(1.0 / m), sh, gs))
+    if shift is not None:
+        return gx, gw, gb, gs
     if gx is not None:
         return gx, gw, gb
     w = dt.type(1) if weight is None else _col(weight)

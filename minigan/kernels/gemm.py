@@ -32,11 +32,13 @@ cuBLAS path; ``try_gemm_into`` is the same with one check, returning whether it 
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 
 import numpy as np
 
 from .. import backend
+from .elementwise import FLOAT_CTYPES
 
 OP_N, OP_T = 0, 1  # cublasOperation_t
 _INT_MAX = 2**31 - 1
@@ -262,3 +264,135 @@ def _capturable_matmul(a, b):
     backend.direct_cublas().gemm(a.dtype, ta, tb, mm, nn, kk, b.data.ptr, lda, a.data.ptr, ldb,
                                  out.data.ptr, ldc)
     return out
+
+
+# A Linear layer with one output (a discriminator's last layer), y = x @ w.T + b with w of
+# shape (1, K): on the GPU a GEMM and a bias add would be two launches for a (N, 1) result, and
+# its backward a GEMM for gw and a reduction for gb. Here each way is one kernel:
+# - forward, a warp per row: the row's K products summed in double (exact products, one
+#   rounding), rounded to T, then + b in T, as the add after a GEMM would round;
+# - backward, gw[j] = sum_i g[i] * x[i, j] and gb = sum_i g[i] together, as the column sums of
+#   the leaky/tanh backward kernels run (a block of 32 x 8 threads owns 32 columns, the 8
+#   partial sums of a column are added in a fixed order, in double: deterministic); block 0
+#   also sums g. With add, each is rounded to T and added into the .grad array in T.
+# (gx = g * w is one product per element, the same values a GEMM with an inner size of 1
+# gives, and stays one elementwise launch.)
+_ONE_OUTPUT_CUDA = r"""
+extern "C" __global__ void minigan_linear1_fwd_TAG(
+        const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
+        T* __restrict__ y, const long long N, const long long K, const long long xrow) {
+    const long long i = (long long)blockIdx.x * 8 + threadIdx.y;
+    if (i >= N) return;  // a whole warp (threadIdx.y is the warp)
+    const T* xi = x + i * xrow;
+    double acc = 0.0;
+    for (long long k = threadIdx.x; k < K; k += 32) acc += (double)xi[k] * (double)w[k];
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (threadIdx.x == 0) y[i] = (T)acc + b[0];
+}
+
+extern "C" __global__ void minigan_linear1_bwd_TAG(
+        const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ gw,
+        T* __restrict__ gb, const long long N, const long long K, const long long xrow,
+        const long long grow, const int flags) {
+    // flags: 1 = write gw, 2 = write gb, 4 = add gw into gw (else store), 8 = add gb into gb
+    __shared__ double part[8][33];
+    const long long j = (long long)blockIdx.x * 32 + threadIdx.x;
+    double acc = 0.0, accb = 0.0;
+    const bool sum_b = (flags & 2) && blockIdx.x == 0 && threadIdx.x == 0;
+    for (long long i = threadIdx.y; i < N; i += 8) {
+        const double gi = (double)g[i * grow];
+        if (j < K) acc += gi * (double)x[i * xrow + j];
+        if (sum_b) accb += gi;
+    }
+    part[threadIdx.y][threadIdx.x] = acc;
+    if (sum_b) part[threadIdx.y][32] = accb;
+    __syncthreads();
+    if (threadIdx.y != 0) return;
+    if ((flags & 1) && j < K) {
+        double t = 0.0;
+        for (int r = 0; r < 8; ++r) t += part[r][threadIdx.x];
+        gw[j] = flags & 4 ? (T)(gw[j] + (T)t) : (T)t;
+    }
+    if (sum_b) {
+        double t = 0.0;
+        for (int r = 0; r < 8; ++r) t += part[r][32];
+        gb[0] = flags & 8 ? (T)(gb[0] + (T)t) : (T)t;
+    }
+}
+"""
+# Above these sizes cuBLAS's GEMMs keep the whole GPU busy where these kernels would not
+# (the backward walks the N rows with 8 threads per column).
+_ONE_OUTPUT_MAX_N = 1 << 13
+_ONE_OUTPUT_MAX_K = 1 << 16
+
+
+@functools.lru_cache(maxsize=None)
+def _one_output_kernel(which: str, dtype):
+    ctype, tag = FLOAT_CTYPES[np.dtype(dtype)]
+    code = f"typedef {ctype} T;\n" + _ONE_OUTPUT_CUDA.replace("TAG", tag)
+    return backend.raw_kernel(code, f"minigan_linear1_{which}_{tag}")
+
+
+def _row_stride(x):
+    """The row stride of a 2-D array in elements, if its rows are contiguous; else None."""
+    item = x.dtype.itemsize
+    (r, c), (s0, s1) = x.shape, x.strides
+    if (s1 != item and c > 1) or s0 % item or s0 < 0:
+        return None
+    return s0 // item if r > 1 else c
+
+
+def one_output_applies(x, w, b) -> bool:
+    """Whether ``linear_one_output`` takes ``x @ w.T + b``: GPU float32/float64 arrays of one
+    dtype, x (N, K) and w (1, K) with contiguous rows, b (1,), 1 <= N <= 8192, 1 <= K <= 65536."""
+    if not (backend.is_cupy_array(x) and x.ndim == 2 and w.shape[0] == 1 and w.ndim == 2
+            and b is not None and b.shape == (1,)):
+        return False
+    n, k = x.shape
+    return (0 < n <= _ONE_OUTPUT_MAX_N and 0 < k <= _ONE_OUTPUT_MAX_K
+            and x.dtype == w.dtype == b.dtype and x.dtype in _CONSTANTS
+            and backend.is_cupy_array(w) and backend.is_cupy_array(b)
+            and w.flags.c_contiguous)
+
+
+def linear_one_output(x, w, b):
+    """``x @ w.T + b`` as one kernel, for arrays that ``one_output_applies`` accepts: (N, 1)."""
+    cp = backend.cupy
+    row = _row_stride(x)
+    if row is None:
+        x, row = cp.ascontiguousarray(x), x.shape[1]
+    n, k = x.shape
+    y = cp.empty((n, 1), dtype=x.dtype)
+    _one_output_kernel("fwd", x.dtype)(((n + 7) // 8,), (32, 8),
+                                       (x, w, b, y, np.int64(n), np.int64(k), np.int64(row)))
+    return y
+
+
+def linear_one_output_grads(g, x, need_w: bool, need_b: bool, into_w=None, into_b=None):
+    """``(gw, gb)`` of ``linear_one_output`` from its output gradient g (N, 1): gw = g.T @ x of
+    shape (1, K) and gb = g summed, (1,), in one kernel (None for what is not needed). With
+    ``into_w``/``into_b`` (C-contiguous arrays of those shapes and g's dtype: the .grad arrays
+    the engine offers) the kernel adds into them, and they are returned in their place."""
+    cp = backend.cupy
+    row = _row_stride(x)
+    if row is None:
+        x, row = cp.ascontiguousarray(x), x.shape[1]
+    n, k = x.shape
+    dt = x.dtype
+
+    def usable(a, shape):
+        return (a is not None and backend.is_cupy_array(a) and a.shape == shape
+                and a.dtype == dt and a.flags.c_contiguous)
+
+    add_w, add_b = need_w and usable(into_w, (1, k)), need_b and usable(into_b, (1,))
+    gw = (into_w if add_w else cp.empty((1, k), dtype=dt)) if need_w else None
+    gb = (into_b if add_b else cp.empty(1, dtype=dt)) if need_b else None
+    if need_w or need_b:
+        grow = g.strides[0] // dt.itemsize if g.shape[0] > 1 else 1
+        flags = need_w | need_b << 1 | add_w << 2 | add_b << 3
+        _one_output_kernel("bwd", dt)(
+            ((k + 31) // 32 if need_w else 1,), (32, 8),
+            (g, x, gw if need_w else gb, gb if need_b else gw, np.int64(n), np.int64(k),
+             np.int64(row), np.int64(grow), np.int32(flags)))
+    return gw, gb

@@ -9,6 +9,7 @@ import operator
 from collections import OrderedDict
 from collections.abc import Mapping
 
+from .. import backend
 from .module import Module
 
 
@@ -99,6 +100,13 @@ class Sequential(Module):
         i, n = 0, len(mods)
         while i < n:
             m = mods[i]
+            if i + 1 < n and _linear_into_batch_norm(m, mods[i + 1], input):
+                # the Linear's bias goes into the batch-norm op, which adds it as it reads
+                bn = mods[i + 1]
+                act = _fusable_activation(bn, mods[i + 2]) if i + 2 < n else None
+                input = bn._forward(m._forward_without_bias(input), act, shift=m.bias)
+                i += 2 if act is None else 3
+                continue
             if i + 1 < n:
                 act = _fusable_activation(m, mods[i + 1])
                 if act is not None:  # the layer and its activation as one op
@@ -142,6 +150,30 @@ def _fusable_activation(m, nxt):
         return "tanh"
     slope = 0.0 if kind is relu else float(nxt.negative_slope)
     return slope if slope >= 0 else None
+
+
+def _linear_into_batch_norm(m, nxt, x) -> bool:
+    """Whether ``Sequential`` runs the Linear layer ``m`` without its bias and hands the bias
+    to the training batch-norm layer ``nxt`` after it, as the shift that its op adds to its
+    input (``functional.norm.BatchNormTrain``): the same values and gradients, and on the GPU
+    no launch for the bias add nor for the bias gradient's sum.
+
+    ``m``: a Linear layer with a bias, its own forward and no hooks, on 2-D GPU input ``x``
+    (on the CPU there is no launch to save, and the layers run as they are).
+    ``nxt``: a batch-norm layer in training, with a momentum (not the cumulative average),
+    its own forward and no hooks."""
+    if not _FUSE:
+        _fusable_activation(m, nxt)  # (imports the layer classes)
+    bn, lin = _FUSE[0], _FUSE[1]
+    if not (isinstance(m, lin) and type(m).forward is lin.forward
+            and type(m)._forward_without_bias is lin._forward_without_bias
+            and isinstance(nxt, bn) and nxt.training
+            and type(nxt).forward is bn.forward and type(nxt)._forward is bn._forward):
+        return False
+    return (m.bias is not None and nxt.momentum is not None and getattr(x, "ndim", 0) == 2
+            and backend.is_cupy_array(getattr(x, "data", x))
+            and not (m._forward_pre_hooks or m._forward_hooks or nxt._forward_pre_hooks
+                     or nxt._forward_hooks))
 
 
 class ModuleList(Module):

@@ -62,6 +62,11 @@ class Linear(Module):
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
 
+    def _forward_without_bias(self, x):
+        """x W^T, for a batch-norm layer after this one that adds the bias itself (see
+        ``Sequential.forward``)."""
+        return F.linear(x, self.weight, None)
+
     def _forward(self, x, act):
         """forward(x) followed by leaky_relu(., act) (0: ReLU), or by tanh when act is
         ``"tanh"``, as one fused op (see ``Sequential.forward``)."""
@@ -279,9 +284,10 @@ class _BatchNorm(Module):
     def forward(self, input):
         return self._forward(input, None)
 
-    def _forward(self, x, slope):
+    def _forward(self, x, slope, shift=None):
         """forward(x), followed by leaky_relu(., slope) when ``slope`` is not None (0: ReLU),
-        fused into the batch-norm op in training (see ``Sequential.forward``)."""
+        fused into the batch-norm op in training (see ``Sequential.forward``); ``shift``, the
+        bias of the Linear layer before, which the training op adds to x."""
         if x.ndim not in self._expected_dims:
             raise ValueError(f"{type(self).__name__}: expected a "
                              f"{' or '.join(map(str, self._expected_dims))}-D input, got shape "
@@ -290,6 +296,9 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}({self.num_features}): input of shape "
                              f"{x.shape} has {x.shape[1]} channels")
         counter = None
+        if shift is not None and not (self.training and self.momentum is not None):
+            raise ValueError(f"{type(self).__name__}: a shift is taken in training with a "
+                             "momentum only")
         if self.training and self.num_batches_tracked is not None:
             if self.momentum is None:
                 self.num_batches_tracked += 1  # in place, on the device: no host sync
@@ -304,7 +313,8 @@ class _BatchNorm(Module):
             args = (x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
                     self.eps)
         # F.batch_norm, or batch_norm_leaky_relu, with the layer's counter
-        return _batch_norm(*args, None if slope is None else checked_slope(slope), counter)
+        return _batch_norm(*args, None if slope is None else checked_slope(slope), counter,
+                           shift)
 
     def _forward_cumulative(self, x):
         # A momentum-1 update into zeroed scratch buffers captures the batch mean and unbiased

@@ -214,6 +214,73 @@ def test_linear_tanh_is_the_two_ops(xp, dtype, bias):
             np.testing.assert_allclose(a, b_, rtol=scale, atol=scale)
 
 
+@pytest.mark.parametrize("shape", [(5, 4), (2, 3, 4), (1, 1)])
+def test_linear_with_one_output_first_and_second_order(xp, shape):
+    """A discriminator's last layer (out_features = 1, with a bias): one kernel each way on the
+    GPU, the GEMM path on the CPU; exact first and second derivatives on both."""
+    x, w, b = _xp_inputs(xp, R.standard_normal(shape), R.standard_normal((1, shape[-1])),
+                         R.standard_normal(1))
+    check_backward(F.linear, [x, w, b])
+    check_double_backward(F.linear, [x, w, b])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_with_one_output_is_the_matmul_and_the_add(xp, dtype):
+    """The same values and gradients as ``x @ w.T + b`` made of the two general ops, with the
+    gradients of two backward passes summed into .grad (on the GPU by the backward kernel
+    itself), and the output's gradient a column slice of a wider one."""
+    x0, w0, b0 = (R.standard_normal(sh).astype(dtype) for sh in ((9, 7), (1, 7), (1,)))
+    weights = (np.arange(18).reshape(9, 2) % 5).astype(dtype)
+    runs = []
+    for one_op in (True, False):
+        x, w, b = (Tensor(a, requires_grad=True) for a in _xp_inputs(xp, x0, w0, b0))
+        for _ in range(2):
+            y = F.linear(x, w, b) if one_op else F.matmul(x, F.transpose(w, 0, 1)) + b
+            wide = F.concat([y, y * 0.5], 1)  # the gradient of y: a column slice
+            (wide * Tensor(xp.asarray(weights))).sum().backward()
+        runs.append([y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()])
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for name, a, b_ in zip(("y", "x.grad", "w.grad", "b.grad"), *runs):
+        assert a.dtype == dtype and a.shape == b_.shape, name
+        np.testing.assert_allclose(a, b_, rtol=tol, atol=tol * np.abs(b_).max(), err_msg=name)
+
+
+@pytest.mark.parametrize("slope", [None, 0.2])
+def test_batch_norm_with_a_shift_first_and_second_order(xp, slope):
+    """The training op with a shift (the bias of the Linear layer before, which nn.Sequential
+    hands over): exact first and second derivatives in all four inputs, and the values of
+    batch norm on x + shift."""
+    from minigan.functional.norm import _batch_norm
+    x, w, b, s = _xp_inputs(xp, R.standard_normal((6, 3)), R.uniform(0.5, 1.5, 3),
+                            R.standard_normal(3), R.standard_normal(3) * 2)
+
+    def f(x, w, b, s):
+        return _batch_norm(x, None, None, w, b, True, 0.1, 1e-5, slope, None, s)
+
+    check_backward(f, [x, w, b, s])
+    check_double_backward(f, [x, w, b, s])
+    # the graph-building first derivatives (which the check above differentiates) are the
+    # plain ones
+    gy = xp.asarray(R.standard_normal((6, 3)))
+    firsts = []
+    for create_graph in (False, True):
+        ts = [Tensor(a, requires_grad=True) for a in (x, w, b, s)]
+        gs = minigan.grad(f(*ts), ts, Tensor(gy), create_graph=create_graph)
+        firsts.append([g.numpy() for g in gs])
+    for a, b_ in zip(*firsts):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+    want = F.batch_norm(Tensor(x + s), None, None, Tensor(w), Tensor(b), True)
+    if slope is not None:
+        want = F.leaky_relu(want, slope)
+    np.testing.assert_allclose(f(*(Tensor(a) for a in (x, w, b, s))).numpy(), want.numpy(),
+                               rtol=1e-13, atol=1e-13)
+    with pytest.raises(ValueError, match=r"a shift of shape \(2,\) for input of shape"):
+        f(Tensor(x), Tensor(w), Tensor(b), Tensor(s[:2]))
+    with pytest.raises(ValueError, match="a shift is taken in training only"):
+        _batch_norm(Tensor(x), xp.zeros(3), xp.ones(3), None, None, False, 0.1, 1e-5, None,
+                    None, Tensor(s))
+
+
 def test_batch_norm_second_order_is_not_the_cached_invstd_bug():
     """Differentiating sum(grad_x(BN)^2) wrt x: treating 1/std as a constant gives a visibly
     different answer, so this pins the exact composition."""

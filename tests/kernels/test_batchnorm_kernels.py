@@ -491,3 +491,82 @@ def test_a_batch_norm_is_one_launch_each_way_up_to_the_fused_size(emulated_gpu, 
     E.LOG.clear()
     KB.batch_norm_backward_train(gy, x, w, mean, invstd, y=y, negative_slope=0.2)
     assert E.LOG.n_launches == launches, E.LOG.launches
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("affine,slope", [(True, None), (False, None), (True, 0.2),
+                                          (False, 0.0)])
+def test_a_shift_is_the_input_plus_it(cuda, dtype, affine, slope):
+    """``shift`` (a Linear layer's bias, handed over by nn.Sequential): the kernels read
+    x + shift, so every result is the one of the unshifted kernels on x + shift (bit for bit
+    where one compiler builds both, as in the emulator), and the shift's gradient is gx summed
+    per channel, stored or added into a given array."""
+    x, w, b, rm, rv, gy = (a.astype(dtype) for a in _data((9, 4), seed=5, loc=1.0))
+    s = np.random.default_rng(6).standard_normal(4).astype(dtype) * 3
+    xg, gyg, sg = cuda.asarray(x), cuda.asarray(gy), cuda.asarray(s)
+    wg, bg = (cuda.asarray(w), cuda.asarray(b)) if affine else (None, None)
+    assert KB.takes_shift(xg)
+    runs = []
+    for shifted in (True, False):
+        rmg, rvg = cuda.asarray(rm), cuda.asarray(rv)
+        xin = xg if shifted else xg + sg
+        y, mean, invstd = KB.batch_norm_forward_train(xin, wg, bg, rmg, rvg, 0.1, 1e-5, slope,
+                                                      shift=sg if shifted else None)
+        grads = KB.batch_norm_backward_train(gyg, xin, wg, mean, invstd,
+                                             y=y if slope is not None else None,
+                                             negative_slope=slope,
+                                             shift=sg if shifted else None)
+        runs.append((y, mean, invstd, rmg, rvg) + tuple(grads))
+    assert len(runs[0]) == len(runs[1]) + 1  # the shift's gradient
+    exact = backend.cupy.__name__ != "cupy"
+    for a, b_ in zip(runs[0], runs[1]):
+        assert a.shape == b_.shape and a.dtype == b_.dtype == dtype
+        if exact:
+            np.testing.assert_array_equal(a.get(), b_.get())
+        else:
+            np.testing.assert_allclose(a.get(), b_.get(), rtol=1e-6, atol=1e-6)
+    gx, gs = runs[0][5].get(), runs[0][8].get()
+    # (gx sums to about 0 per channel: the sum is compared at the size of its terms)
+    np.testing.assert_allclose(gs, gx.sum(0, dtype=np.float64).astype(dtype), rtol=0,
+                               atol=(1e-6 if dtype == np.float32 else 1e-14) * np.abs(gx).max())
+    into = cuda.full(4, 0.5, dtype=dtype)
+    xin = xg
+    y, mean, invstd = KB.batch_norm_forward_train(xin, wg, bg, None, None, 0.1, 1e-5, slope,
+                                                  shift=sg)
+    out = KB.batch_norm_backward_train(gyg, xin, wg, mean, invstd,
+                                       y=y if slope is not None else None,
+                                       negative_slope=slope, shift=sg, shift_into=into)
+    assert out[3] is into
+    np.testing.assert_allclose(into.get(), gs + dtype(0.5), rtol=0, atol=1e-6)
+    if slope:
+        assert float(y.min()) < 0  # the activation matters here
+
+
+def test_a_shift_is_refused_where_the_kernels_cannot_add_it(emulated_gpu, monkeypatch):
+    cp = emulated_gpu
+    x, w, b, _, _, gy = _data((6, 3))
+    s = np.ones(3)
+    for xa, what in ((x, "on cpu"), (cp.asarray(x).reshape(6, 3, 1), r"\(6, 3, 1\)")):
+        with pytest.raises(ValueError, match="a shift is taken only with a 2-D float GPU "
+                                             "input.*" + what):
+            KB.batch_norm_forward_train(xa, w, b, None, None, 0.1, 1e-5, shift=s)
+    xg = cp.asarray(x)
+    y, mean, invstd = KB.batch_norm_forward_train(xg, None, None, None, None, 0.1, 1e-5)
+    monkeypatch.setattr(KB, "_FUSED_MAX", 5)  # 6 rows: past the one-kernel size
+    assert not KB.takes_shift(xg)
+    with pytest.raises(ValueError, match="batch norm backward: a shift is taken only"):
+        KB.batch_norm_backward_train(cp.asarray(gy), xg, None, mean, invstd, shift=cp.asarray(s))
+
+
+def test_a_shifted_batch_norm_is_one_launch_each_way(emulated_gpu):
+    from tests.kernels import emulated_cupy as E
+    cp = emulated_gpu
+    x, w, b, _, _, gy = (cp.asarray(a.astype(np.float32)) for a in _data((8, 5)))
+    s = cp.asarray(np.arange(5, dtype=np.float32))
+    E.LOG.clear()
+    y, mean, invstd = KB.batch_norm_forward_train(x, w, b, None, None, 0.1, 1e-5, 0.2, shift=s)
+    assert E.LOG.n_launches == 1, E.LOG.launches
+    E.LOG.clear()
+    KB.batch_norm_backward_train(gy, x, w, mean, invstd, y=y, negative_slope=0.2, shift=s)
+    assert E.LOG.n_launches == 1, E.LOG.launches

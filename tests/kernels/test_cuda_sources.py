@@ -18,6 +18,7 @@ from minigan import backend
 from minigan.kernels import batchnorm as KB
 from minigan.kernels import conv as KC
 from minigan.kernels import elementwise as KE
+from minigan.kernels import gemm as KG
 from minigan.kernels import optim as KO
 from minigan.kernels import pool as KP
 from tests.kernels.cuda_emulation import compile_with_nvcc
@@ -51,14 +52,18 @@ def _collect_sources(monkeypatch) -> list:
             KE._mean_of_kernel.__wrapped__(which, dt, True)
         KE._norm_penalty_kernel.__wrapped__(dt)
         KE._std_all_kernel.__wrapped__(dt)
+        for which in ("fwd", "bwd"):
+            KG._one_output_kernel.__wrapped__(which, dt)
     return seen
 
 
 def test_every_kernel_name_is_defined_in_its_source(monkeypatch):
     sources = _collect_sources(monkeypatch)
     # bn, conv, pool, adam, colsum (leaky, tanh), the three means (mean_all, bce_const_mean,
-    # sigmoid_mean) alone and in pairs, the norm penalty and the std
-    assert len(sources) == 2 * 2 + 2 * 2 * 2 + 2 * 2 * 4 + 2 + 2 * 2 + 2 * 3 * 2 + 2 + 2
+    # sigmoid_mean) alone and in pairs, the norm penalty, the std and the one-output Linear
+    # (forward, backward)
+    assert len(sources) == (2 * 2 + 2 * 2 * 2 + 2 * 2 * 4 + 2 + 2 * 2 + 2 * 3 * 2 + 2 + 2
+                            + 2 * 2)
     for name, code in sources:
         assert re.search(r'extern "C" __global__ void ' + re.escape(name) + r"\(", code), name
 
@@ -74,8 +79,9 @@ def test_every_raw_kernel_source_compiles_for_sm90(monkeypatch, tmp_path):
     with ThreadPoolExecutor(max_workers=2) as pool:
         reports = list(pool.map(compile_with_nvcc, codes, dirs))
     # bn, adam, colsum (leaky, tanh), the three means alone and in pairs, the norm penalty and
-    # the std per dtype; conv and pool per index type too
-    assert len(codes) == 2 + 4 + 4 + 2 + 2 * 2 + 2 * 3 * 2 + 2 + 2
+    # the std per dtype, the one-output Linear's (one source for both kernels) per dtype; conv
+    # and pool per index type too
+    assert len(codes) == 2 + 4 + 4 + 2 + 2 * 2 + 2 * 3 * 2 + 2 + 2 + 2
     for report in reports:
         kernels = re.findall(r"Used (\d+) registers", report)
         spills = [int(v) for v in re.findall(r"(\d+) bytes spill stores", report)]

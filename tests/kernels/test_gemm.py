@@ -295,3 +295,91 @@ def test_gemm_into_writes_or_adds_into_its_output_for_every_operand_layout(monke
         with pytest.raises(ValueError, match="cannot write"):
             KG.gemm_into(a, b, bad)
     E.clear_kernel_caches()
+
+
+# ----------------------------------------------------------------------------- one output
+
+def _one_output_case(cp, dtype, n, k, form, seed=0):
+    """x (n, k) on the device in a given layout, w (1, k), b (1,), and their float64 copies."""
+    rng = np.random.default_rng(seed)
+    wide = rng.standard_normal((n, k + 3)).astype(dtype)
+    x = {"contiguous": cp.asarray(wide[:, :k].copy()),
+         "column slice": cp.asarray(wide)[:, 1:k + 1],  # rows read in place at their stride
+         "transposed (copied)": cp.asarray(wide[:, :k].T.copy()).T,
+         "every other column (copied)": cp.asarray(
+             rng.standard_normal((n, 2 * k)).astype(dtype))[:, ::2]}[form]
+    w = cp.asarray(rng.standard_normal((1, k)).astype(dtype))
+    b = cp.asarray(rng.standard_normal(1).astype(dtype))
+    return x, w, b
+
+
+@pytest.mark.skipif(not E.have_cxx(), reason="no g++ for the emulated GPU")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_one_output_linear_is_one_kernel_each_way(monkeypatch, dtype):
+    """y = x @ w.T + b with w of shape (1, K): one kernel forward (the sum rounded once, then
+    + b in T), one for gw and gb backward, stored or added into given arrays, for every x
+    layout and the edge sizes."""
+    cp = E.install(monkeypatch)
+    t = dtype(0).dtype.type
+    tol = 2e-6 if dtype == np.float32 else 1e-14
+    for n, k in ((5, 7), (1, 1), (1, 40), (33, 1), (19, 300)):
+        for form in ("contiguous", "column slice", "transposed (copied)",
+                     "every other column (copied)"):
+            x, w, b = _one_output_case(cp, dtype, n, k, form, seed=n * k)
+            where = f"{form}, ({n}, {k})"
+            assert KG.one_output_applies(x, w, b), where
+            x64, w64, b64 = (np.asarray(a.get(), np.float64) for a in (x, w, b))
+            # (a column stride matters only for k > 1, and a transposed single row has one)
+            copied = k > 1 and (form.startswith("every") or (form.startswith("trans") and n > 1))
+            E.LOG.clear()
+            y = KG.linear_one_output(x, w, b)
+            assert E.LOG.n_launches == 1 + copied, (where, E.LOG.launches)
+            assert y.shape == (n, 1) and y.dtype == dtype
+            np.testing.assert_allclose(y.get(), (x64 @ w64.T).astype(dtype) + b.get(),
+                                       rtol=tol, atol=tol, err_msg=where)
+            g = cp.asarray(np.random.default_rng(k).standard_normal((n, 2)).astype(dtype))[:, 1:]
+            g64 = np.asarray(g.get(), np.float64)
+            want_w, want_b = (g64.T @ x64).astype(dtype), g64.sum(0).astype(dtype)
+            for need_w, need_b in ((True, True), (True, False), (False, True)):
+                E.LOG.clear()
+                gw, gb = KG.linear_one_output_grads(g, x, need_w, need_b)
+                assert E.LOG.n_launches == 1 + copied, (where, E.LOG.launches)
+                assert (gw is None) != need_w and (gb is None) != need_b
+                if need_w:
+                    assert gw.shape == (1, k) and gw.dtype == dtype
+                    np.testing.assert_allclose(gw.get(), want_w, rtol=tol, atol=tol,
+                                               err_msg=where)
+                if need_b:
+                    assert gb.shape == (1,) and gb.dtype == dtype
+                    np.testing.assert_allclose(gb.get(), want_b, rtol=tol, atol=tol,
+                                               err_msg=where)
+            # added into .grad arrays: the sums rounded to T, then added in T
+            into_w = cp.full((1, k), 0.25, dtype=dtype)
+            into_b = cp.full(1, -1.5, dtype=dtype)
+            gw, gb = KG.linear_one_output_grads(g, x, True, True, into_w, into_b)
+            assert gw is into_w and gb is into_b
+            np.testing.assert_allclose(into_w.get(), want_w + t(0.25), rtol=tol, atol=tol)
+            np.testing.assert_allclose(into_b.get(), want_b + t(-1.5), rtol=tol, atol=tol)
+            # an array it cannot add into (another dtype or shape) is left alone
+            other = cp.zeros((1, k), dtype=np.float16)
+            gw, _ = KG.linear_one_output_grads(g, x, True, False, other)
+            assert gw is not other and not other.get().any()
+    E.clear_kernel_caches()
+
+
+@pytest.mark.skipif(not E.have_cxx(), reason="no g++ for the emulated GPU")
+def test_the_one_output_kernels_leave_other_linears_to_the_gemm(monkeypatch):
+    cp = E.install(monkeypatch)
+    x, w, b = _one_output_case(cp, np.float32, 4, 6, "contiguous")
+    assert KG.one_output_applies(x, w, b)
+    big = cp.zeros((KG._ONE_OUTPUT_MAX_N + 1, 6), dtype=np.float32)
+    wide = cp.zeros((4, KG._ONE_OUTPUT_MAX_K + 1), dtype=np.float32)
+    for args in ((x, cp.concatenate([w, w]), cp.concatenate([b, b])),  # two outputs
+                 (x, w, None), (x.astype(np.float64), w, b),  # no bias; mixed dtypes
+                 (x.astype(np.float16), w.astype(np.float16), b.astype(np.float16)),
+                 (x.get(), w, b), (x[:0], w, b), (big, w, b),
+                 (wide, cp.zeros((1, wide.shape[1]), np.float32), b)):
+        assert not KG.one_output_applies(*args)
+    w_strided = cp.asarray(np.zeros((1, 12), np.float32))[:, ::2]
+    assert not KG.one_output_applies(x, w_strided, b)
+    E.clear_kernel_caches()

@@ -282,3 +282,82 @@ def test_sequential_fuses_linear_and_tanh_with_the_same_results(device):
         grads.append([p.grad.numpy() for p in net.parameters()])
     for a, b in zip(*grads):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_sequential_hands_a_linear_bias_to_the_batch_norm_after_it(device):
+    """gan's G shape: on the GPU each Linear -> BatchNorm1d (-> activation) runs as a
+    bias-free Linear and a batch-norm op that adds the bias itself (on the CPU, where no
+    launch is saved, the layers run as they are). Outputs, gradients (two backward passes,
+    summed into .grad), running statistics and counters equal those of the layers called one
+    by one; hooks, evaluation and the cumulative average leave the layers as they are."""
+    from minigan.functional import norm as N
+    minigan.manual_seed(0)
+
+    def make():
+        return nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.LeakyReLU(0.2),
+                             nn.Linear(8, 5), nn.BatchNorm1d(5), nn.ReLU(),
+                             nn.Linear(5, 3), nn.BatchNorm1d(3), nn.Linear(3, 2),
+                             nn.Tanh()).to(device)
+
+    net, twin = make(), make()
+    twin.load_state_dict(net.state_dict())
+    x = minigan.randn(7, 6, device=device)
+    shifted = []
+    real_forward = N.BatchNormTrain.forward
+
+    def spy(self, x, w, b, shift=None):
+        shifted.append(shift is not None)
+        return real_forward(self, x, w, b, shift)
+
+    N.BatchNormTrain.forward = spy
+    try:
+        outs = []
+        for _ in range(2):
+            y = net(x)
+            (y * y).sum().backward()
+            outs.append(y)
+        gpu = device == "cuda"
+        assert shifted == [gpu] * 6
+        del shifted[:]
+        hs = []
+        for _ in range(2):
+            h = x
+            for m in twin:
+                h = m(h)
+            (h * h).sum().backward()
+            hs.append(h)
+        assert shifted == [False] * 6
+        for y, h in zip(outs, hs):
+            np.testing.assert_allclose(y.numpy(), h.numpy(), rtol=1e-6, atol=1e-6)
+        for (name, p), q in zip(net.named_parameters(), twin.parameters()):
+            # the biases before a batch norm get rounding-level gradients (they sum to 0)
+            atol = 1e-5 * max(1.0, float(np.abs(q.grad.numpy()).max()))
+            np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=atol,
+                                       err_msg=name)
+        for (name, a), b in zip(net.named_buffers(), twin.buffers()):
+            np.testing.assert_allclose(minigan.backend.to_numpy(a), minigan.backend.to_numpy(b),
+                                       rtol=1e-6, atol=1e-6, err_msg=name)
+        # a hook on the Linear or the batch norm, evaluation, the cumulative average: no shift
+        del shifted[:]
+        handle = net[0].register_forward_hook(lambda m, inp, out: None)
+        net(x)
+        handle.remove()
+        handle = net[4].register_forward_pre_hook(lambda m, inp: None)
+        net(x)
+        handle.remove()
+        assert shifted == [False, gpu, gpu, gpu, False, gpu]
+        del shifted[:]
+        net[1].momentum = None
+        net(x)
+        assert shifted == [False, gpu, gpu]  # (the cumulative path runs F.batch_norm)
+        net.eval()
+        del shifted[:]
+        y_eval = net(x)
+        h = x
+        for m in net:
+            h = m(h)
+        assert shifted == []
+        # (on a GPU the fused Linear -> Tanh's tanh may round apart from the tanh ufunc's)
+        np.testing.assert_allclose(y_eval.numpy(), h.numpy(), rtol=1e-6, atol=1e-7)
+    finally:
+        N.BatchNormTrain.forward = real_forward
