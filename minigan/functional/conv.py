@@ -9,6 +9,7 @@ one of them can be differentiated any number of times:
 """
 from __future__ import annotations
 
+from .. import backend
 from ..autograd import ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import conv as KC
 from ..kernels import pool as KP
@@ -56,15 +57,18 @@ def _conv2d_backward_arrays(f, gy, x, w):
     s, p, d = f.stride, f.padding, f.dilation
     need = f.needs_input_grad
     into = f.accumulate_into[1] if f.accumulate_into is not None else None
+    cols = f.saved  # the forward's im2col of x, where it kept one (GPU)
     gx = gw = None
     if need[0] and need[1]:  # on the GPU, from one transposed copy of gy
-        gx, gw = KC.conv2d_input_and_weight_grads(x, w, gy, s, p, d, accumulate_into=into)
+        gx, gw = KC.conv2d_input_and_weight_grads(x, w, gy, s, p, d, accumulate_into=into,
+                                                  cols=cols)
         gx = Tensor(gx)
     elif need[0]:
         op = _output_padding(x.shape[2:], gy.shape[2:], w.shape[2:], s, p, d)
         gx = Tensor(KC.conv_transpose2d_forward(gy, w, None, s, p, op, d))
     elif need[1]:
-        gw = KC.conv2d_grad_weight(x, gy, w.shape[2:], s, p, d, accumulate_into=into)
+        gw = KC.conv2d_grad_weight(x, gy, w.shape[2:], s, p, d, accumulate_into=into,
+                                   cols=cols)
     if gw is not None:
         gw = ACCUMULATED if into is not None and gw is into else Tensor(gw)
     return _with_bias_grad(f, gy, gx, gw)
@@ -94,12 +98,20 @@ class Conv2d(Function):
     gb = sum of gy over (N, H, W)."""
 
     accumulates = True  # the weight's gradient: a GEMM with beta = 1 into its .grad
+    saved = None  # the forward's im2col matrix, when it keeps one
 
-    def __init__(self, stride, padding, dilation):
+    def __init__(self, stride, padding, dilation, keep_cols: bool = False):
         self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.keep_cols = keep_cols
 
     def forward(self, x, w, b=None):
-        return KC.conv2d_forward(x, w, b, self.stride, self.padding, self.dilation)
+        if not self.keep_cols:
+            return KC.conv2d_forward(x, w, b, self.stride, self.padding, self.dilation)
+        # the weight's gradient will be wanted: on the GPU its im2col of x is kept (in saved,
+        # which release() frees) for the backward to reuse
+        y, self.saved = KC.conv2d_forward(x, w, b, self.stride, self.padding, self.dilation,
+                                          keep_cols=True)
+        return y
 
     def backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]
@@ -191,7 +203,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     if x.shape[1] != w.shape[1]:
         raise ValueError(f"conv2d: input of shape {x.shape} has {x.shape[1]} channels but weight "
                          f"of shape {w.shape} expects {w.shape[1]}")
-    f = Conv2d(_pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation"))
+    f = Conv2d(_pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation"),
+               keep_cols=w.requires_grad and is_grad_enabled() and backend.is_cupy_array(x.data))
     return f(x, w) if bias is None else f(x, w, as_tensor(bias, x))
 
 

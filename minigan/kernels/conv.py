@@ -543,15 +543,40 @@ def _is_dense(hw, k, p, d):
     return tuple(hw) == tuple(k) and p == (0, 0) and d == (1, 1)
 
 
-def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1):
+def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, keep_cols: bool = False):
     """y = conv2d(x, w) + b: x (N, C, H, W), w (O, C, kh, kw), b (O,) or None -> (N, O, Ho, Wo).
 
     Computed as the GEMM ``w.reshape(O, C*kh*kw) @ im2col(x)``.
+
+    ``keep_cols``: return ``(y, cols)``, where cols is the GPU's im2col of x when there is one
+    of at most KEEP_COLS_MAX values (else None), for the weight gradient to reuse
+    (``conv2d_grad_weight(..., cols=)``) instead of gathering it again: one launch fewer per
+    backward, for that array's memory until then.
     """
     k, s, p, d, out_hw = _conv2d_args(x, w, b, stride, padding, dilation)
     if backend.is_cupy_array(x):
-        return _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw)
-    return _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw)
+        kept = [] if keep_cols else None
+        y = _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw, keep=kept)
+        return (y, kept[0] if kept else None) if keep_cols else y
+    y = _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw)
+    return (y, None) if keep_cols else y
+
+
+# The most values of an im2col matrix that a GPU conv forward keeps for its weight gradient
+# (``conv2d_forward(keep_cols=True)``): 32 MiB of float32. Below it a batch-64 DCGAN step is
+# bound by the host, where the launch saved counts; above it the memory would.
+KEEP_COLS_MAX = 1 << 23
+
+
+def _cols_for(cols, x, k, out_hw):
+    """``cols`` if it is the (C*kh*kw, N*Ho*Wo) im2col matrix of x's geometry, else None."""
+    if cols is None:
+        return None
+    n, c = x.shape[:2]
+    if (cols.shape != (c * k[0] * k[1], n * out_hw[0] * out_hw[1]) or cols.dtype != x.dtype
+            or not backend.is_cupy_array(cols)):
+        return None
+    return cols
 
 
 def _conv2d_args(x, w, b, stride, padding, dilation):
@@ -597,12 +622,12 @@ def conv2d_forward_and_grad_weight(x, w, gy, stride=1, padding=0, dilation=1):
 
 
 def conv2d_input_and_weight_grads(x, w, gy, stride=1, padding=0, dilation=1,
-                                  accumulate_into=None):
+                                  accumulate_into=None, cols=None):
     """conv2d's backward: ``(conv_transpose2d_forward(gy, w) at x's size,
     conv2d_grad_weight(x, gy))``. On the GPU both GEMMs read gy as an (O, N*Ho*Wo) matrix, a
     transposed copy of gy that is made once here instead of once in each. On the CPU (whose
     paths read gy channels-last for free) and for shapes without that copy, the two calls.
-    ``accumulate_into``: as for ``conv2d_grad_weight``."""
+    ``accumulate_into``, ``cols``: as for ``conv2d_grad_weight``."""
     k, s, p, d, out_hw = _conv2d_args(x, w, None, stride, padding, dilation)
     n, o = x.shape[0], w.shape[0]
     op = conv_transpose_output_padding(x.shape[2:], out_hw, k, s, p, d)
@@ -612,10 +637,11 @@ def conv2d_input_and_weight_grads(x, w, gy, stride=1, padding=0, dilation=1,
             or tuple(out_hw) == (1, 1)):
         return (conv_transpose2d_forward(gy, w, None, stride, padding, op, dilation),
                 conv2d_grad_weight(x, gy, k, stride, padding, dilation,
-                                   accumulate_into=accumulate_into))
+                                   accumulate_into=accumulate_into, cols=cols))
     gyt = _channel_major(gy)
     return (_conv_transpose_cupy(gy, w, None, k, s, p, d, tuple(x.shape[2:]), xt=gyt),
-            _grad_weight_cupy(x, gy, k, s, p, d, out_hw, gyt=gyt, into=accumulate_into))
+            _grad_weight_cupy(x, gy, k, s, p, d, out_hw, _cols_for(cols, x, k, out_hw),
+                              gyt=gyt, into=accumulate_into))
 
 
 def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw, cols=None):
@@ -664,7 +690,7 @@ def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw, cols=None):
     return y.reshape(n, o, ho, wo)
 
 
-def _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw, cols=None):
+def _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw, cols=None, keep=None):
     cp = backend.cupy
     n, o = x.shape[0], w.shape[0]
     ho, wo = out_hw
@@ -678,6 +704,8 @@ def _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw, cols=None):
         return y.reshape(n, o, 1, 1)
     if cols is None:
         cols = _im2col_cupy(x, k, s, p, d, out_hw)
+        if keep is not None and cols.size <= KEEP_COLS_MAX:
+            keep.append(cols)
     prod = _gemm(w2, cols)  # (O, N*Ho*Wo)
     if b is not None:
         prod += b.reshape(o, 1)
@@ -694,7 +722,7 @@ def _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw, cols=None):
 # conv2d weight gradient
 
 def conv2d_grad_weight(x, gy, kernel_size, stride=1, padding=0, dilation=1,
-                       accumulate_into=None):
+                       accumulate_into=None, cols=None):
     """gw[o,c,i,j] = sum_{n,a,b} gy[n,o,a,b] * xpad[n, c, a*s + i*d, b*s + j*d], (O, C, kh, kw).
 
     The gradient of sum(gy * conv2d(x, w)) with respect to w, as ``gy^T @ im2col(x)^T``. It is
@@ -706,6 +734,9 @@ def conv2d_grad_weight(x, gy, kernel_size, stride=1, padding=0, dilation=1,
     ``accumulate_into``: an (O, C, kh, kw) GPU array (a weight's ``.grad``) into which, on the
     GPU and where one GEMM can, the gradient is added instead of returned: the GEMM runs with
     beta = 1 and that array is returned. Elsewhere the gradient is returned as usual.
+
+    ``cols``: the im2col matrix of x that ``conv2d_forward(keep_cols=True)`` kept (GPU), used
+    instead of a new gather when it has this call's geometry (else ignored).
     """
     _check_4d("conv2d_grad_weight", "input", x)
     _check_4d("conv2d_grad_weight", "grad_output", gy)
@@ -720,7 +751,8 @@ def conv2d_grad_weight(x, gy, kernel_size, stride=1, padding=0, dilation=1,
             f"stride {s}, padding {p}, dilation {d}")
     out_hw = tuple(gy.shape[2:])
     if backend.is_cupy_array(x):
-        return _grad_weight_cupy(x, gy, k, s, p, d, out_hw, into=accumulate_into)
+        return _grad_weight_cupy(x, gy, k, s, p, d, out_hw, _cols_for(cols, x, k, out_hw),
+                                 into=accumulate_into)
     return _grad_weight_numpy(x, gy, k, s, p, d, out_hw)
 
 

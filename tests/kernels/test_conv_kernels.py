@@ -735,3 +735,84 @@ def test_size_arguments_are_checked_on_every_call():
         KC.conv2d_forward(x, w, None, 0, 0)  # ...stride 0 is not
     assert KC.conv2d_forward(x, w, None, [2, 2], (1, 1)).shape == (1, 5, 3, 3)  # lists work
     assert KC.conv2d_forward(x, w, None, np.int64(2)).shape == (1, 5, 2, 2)
+
+
+def test_a_kept_im2col_is_reused_by_the_weight_gradient(emulated_gpu, monkeypatch):
+    """``conv2d_forward(keep_cols=True)`` on the GPU returns its im2col matrix; handed to
+    ``conv2d_grad_weight`` (or ``conv2d_input_and_weight_grads``) it replaces that call's own
+    gather, with the same gradient (bit for bit here). A matrix of another geometry is ignored,
+    one over KEEP_COLS_MAX is not kept, and the CPU keeps none."""
+    from tests.kernels import emulated_cupy as E
+    cp = emulated_gpu
+    rng = np.random.default_rng(0)
+    x0, w0 = rng.standard_normal((3, 2, 9, 8)), rng.standard_normal((4, 2, 3, 3))
+    x, w = cp.asarray(x0), cp.asarray(w0)
+    y, cols = KC.conv2d_forward(x, w, None, 2, 1, 1, keep_cols=True)
+    assert cols is not None and cols.shape == (2 * 9, 3 * 5 * 4)
+    np.testing.assert_array_equal(y.get(), KC.conv2d_forward(x, w, None, 2, 1, 1).get())
+    gy = cp.asarray(rng.standard_normal(y.shape))
+    want = KC.conv2d_grad_weight(x, gy, (3, 3), 2, 1, 1).get()
+    want_gx, _ = KC.conv2d_input_and_weight_grads(x, w, gy, 2, 1, 1)
+    E.LOG.clear()
+    got = KC.conv2d_grad_weight(x, gy, (3, 3), 2, 1, 1, cols=cols)
+    assert ("raw", "minigan_im2col_f64_i32") not in E.LOG.launches, E.LOG.launches
+    np.testing.assert_array_equal(got.get(), want)
+    E.LOG.clear()
+    gx, gw = KC.conv2d_input_and_weight_grads(x, w, gy, 2, 1, 1, cols=cols)
+    assert ("raw", "minigan_im2col_f64_i32") not in E.LOG.launches, E.LOG.launches
+    np.testing.assert_array_equal(gw.get(), want)
+    np.testing.assert_array_equal(gx.get(), want_gx.get())
+    # another geometry's matrix (stride 1): ignored, and the gradient is still right
+    _, other = KC.conv2d_forward(x, w, None, 1, 1, 1, keep_cols=True)
+    np.testing.assert_array_equal(
+        KC.conv2d_grad_weight(x, gy, (3, 3), 2, 1, 1, cols=other).get(), want)
+    monkeypatch.setattr(KC, "KEEP_COLS_MAX", cols.size - 1)
+    assert KC.conv2d_forward(x, w, None, 2, 1, 1, keep_cols=True)[1] is None
+    y_cpu, none = KC.conv2d_forward(x0, w0, None, 2, 1, 1, keep_cols=True)
+    assert none is None and y_cpu.shape == y.shape
+
+
+def test_a_conv_keeps_its_im2col_only_while_its_weight_gradient_is_wanted(emulated_gpu):
+    """The Conv2d op keeps the matrix when its weight requires a gradient under grad mode, and
+    frees it with the rest of what backward needed; gradients are those of the recomputing
+    path."""
+    import minigan
+    from minigan import Tensor
+    from minigan.functional import conv as FC
+    cp = emulated_gpu
+    rng = np.random.default_rng(1)
+    x0, w0 = rng.standard_normal((2, 3, 7, 7)), rng.standard_normal((5, 3, 4, 4))
+    grads = []
+    for keep in (True, False):
+        x, w = Tensor(cp.asarray(x0), requires_grad=True), Tensor(cp.asarray(w0),
+                                                                   requires_grad=True)
+        y = minigan.nn.functional.conv2d(x, w, None, 2, 1)
+        f = y.creator
+        assert f.keep_cols and f.saved is not None
+        if not keep:
+            f.saved = None
+        (y * y).sum().backward()
+        assert f.saved is None  # released with the graph
+        grads.append((x.grad.numpy(), w.grad.numpy()))
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+    frozen = Tensor(cp.asarray(w0))
+    y = minigan.nn.functional.conv2d(Tensor(cp.asarray(x0), requires_grad=True), frozen, None,
+                                     2, 1)
+    assert not y.creator.keep_cols and y.creator.saved is None
+    asked = []
+    real = FC.KC.conv2d_forward
+
+    def spy(*a, keep_cols=False):
+        asked.append(keep_cols)
+        return real(*a, keep_cols=keep_cols)
+
+    FC.KC.conv2d_forward = spy
+    try:
+        with minigan.no_grad():  # no backward to come: nothing kept
+            minigan.nn.functional.conv2d(Tensor(cp.asarray(x0)), Tensor(cp.asarray(w0),
+                                                                          requires_grad=True))
+        minigan.nn.functional.conv2d(Tensor(x0), Tensor(w0, requires_grad=True))  # the CPU
+    finally:
+        FC.KC.conv2d_forward = real
+    assert asked == [False, False]
