@@ -17,6 +17,9 @@ from . import basic as B
 
 
 def _pair(v, name: str) -> tuple:
+    if v.__class__ is tuple and len(v) == 2 and v[0].__class__ is int \
+            and v[1].__class__ is int:
+        return v  # (what the layers hold: every call passes it)
     if isinstance(v, int):
         return (v, v)
     v = tuple(int(i) for i in v)

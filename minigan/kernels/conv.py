@@ -462,7 +462,9 @@ def _launch(kernel, total, args):
         kernel(((total + _BLOCK - 1) // _BLOCK,), (_BLOCK,), args)
 
 
+@functools.lru_cache(maxsize=256)
 def _geometry_args(k, s, p, d):
+    """The kernels' eight geometry arguments, as int32 (the same few per layer, every call)."""
     return tuple(np.int32(v) for v in (*k, *s, *p, *d))
 
 
@@ -579,8 +581,34 @@ def _cols_for(cols, x, k, out_hw):
     return cols
 
 
+_CHECKED: dict = {}  # (which check, shapes, dtypes, geometry) -> what the check returned
+
+
+def _checked(check, a, b, c, *geometry):
+    """``check(a, b, c, *geometry)``, remembered for arguments that passed, by the arrays'
+    shapes and dtypes (``c`` may be None) and the geometry: each layer asks again at every
+    call, forward and backward, and on the GPU that host time is the step's. What fails is
+    checked again, and raises, every time."""
+    try:
+        key = (check, a.shape, a.dtype, b.shape, b.dtype,
+               None if c is None else (c.shape, c.dtype), *geometry,
+               *(g.__class__ for g in geometry))  # (2.0 is refused where 2 is not)
+        out = _CHECKED.get(key)
+    except (TypeError, AttributeError):  # unhashable (a list), or not arrays: the long way
+        return check(a, b, c, *geometry)
+    if out is None:
+        out = check(a, b, c, *geometry)
+        if len(_CHECKED) < 4096:
+            _CHECKED[key] = out
+    return out
+
+
 def _conv2d_args(x, w, b, stride, padding, dilation):
     """conv2d's checks; returns the geometry (k, s, p, d) and the output size."""
+    return _checked(_check_conv2d_args, x, w, b, stride, padding, dilation)
+
+
+def _check_conv2d_args(x, w, b, stride, padding, dilation):
     _check_4d("conv2d", "input", x)
     _check_4d("conv2d", "weight", w)
     c, h, wd = x.shape[1:]
@@ -738,6 +766,17 @@ def conv2d_grad_weight(x, gy, kernel_size, stride=1, padding=0, dilation=1,
     ``cols``: the im2col matrix of x that ``conv2d_forward(keep_cols=True)`` kept (GPU), used
     instead of a new gather when it has this call's geometry (else ignored).
     """
+    k, s, p, d = _checked(_check_grad_weight_args, x, gy, None, kernel_size, stride, padding,
+                          dilation)
+    out_hw = tuple(gy.shape[2:])
+    if backend.is_cupy_array(x):
+        return _grad_weight_cupy(x, gy, k, s, p, d, out_hw, _cols_for(cols, x, k, out_hw),
+                                 into=accumulate_into)
+    return _grad_weight_numpy(x, gy, k, s, p, d, out_hw)
+
+
+def _check_grad_weight_args(x, gy, _, kernel_size, stride, padding, dilation):
+    """conv2d_grad_weight's checks; returns the geometry (k, s, p, d)."""
     _check_4d("conv2d_grad_weight", "input", x)
     _check_4d("conv2d_grad_weight", "grad_output", gy)
     _check_dtypes("conv2d_grad_weight", input=x, grad_output=gy)
@@ -749,11 +788,7 @@ def conv2d_grad_weight(x, gy, kernel_size, stride=1, padding=0, dilation=1,
             f"conv2d_grad_weight: grad_output {tuple(gy.shape)} does not match input "
             f"{tuple(x.shape)}: expected ({n}, O, {full[0]}, {full[1]}) for kernel {k}, "
             f"stride {s}, padding {p}, dilation {d}")
-    out_hw = tuple(gy.shape[2:])
-    if backend.is_cupy_array(x):
-        return _grad_weight_cupy(x, gy, k, s, p, d, out_hw, _cols_for(cols, x, k, out_hw),
-                                 into=accumulate_into)
-    return _grad_weight_numpy(x, gy, k, s, p, d, out_hw)
+    return k, s, p, d
 
 
 def _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols=None):
@@ -826,14 +861,9 @@ def _channel_major(a):
 
 # conv_transpose2d
 
-def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0, dilation=1):
-    """y = conv_transpose2d(x, w) + b: x (N, Cin, H, W), w (Cin, Cout, kh, kw) -> (N, Cout,
-    Ho, Wo) with Ho = (H - 1)*s - 2p + d*(kh - 1) + output_padding + 1.
-
-    It is conv2d's input gradient: y = col2im(w.reshape(Cin, -1)^T @ x as (Cin, N*H*W)). An
-    input of 1x1 pixels with padding 0 and dilation 1 (a generator's first layer) is a plain
-    GEMM: y[n] = x[n] @ w.reshape(Cin, -1).
-    """
+def _check_conv_transpose_args(x, w, b, stride, padding, output_padding, dilation):
+    """conv_transpose2d's checks; returns the geometry (k, s, p, d), the output padding and
+    the output size."""
     _check_4d("conv_transpose2d", "input", x)
     _check_4d("conv_transpose2d", "weight", w)
     n, cin, h, wd = x.shape
@@ -853,6 +883,21 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
         raise ValueError(f"conv_transpose2d: output size {out_hw} is not positive for input size "
                          f"{(h, wd)}, kernel {k}, stride {s}, padding {p}, output_padding {op}, "
                          f"dilation {d}")
+    return k, s, p, d, op, out_hw
+
+
+def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0, dilation=1):
+    """y = conv_transpose2d(x, w) + b: x (N, Cin, H, W), w (Cin, Cout, kh, kw) -> (N, Cout,
+    Ho, Wo) with Ho = (H - 1)*s - 2p + d*(kh - 1) + output_padding + 1.
+
+    It is conv2d's input gradient: y = col2im(w.reshape(Cin, -1)^T @ x as (Cin, N*H*W)). An
+    input of 1x1 pixels with padding 0 and dilation 1 (a generator's first layer) is a plain
+    GEMM: y[n] = x[n] @ w.reshape(Cin, -1).
+    """
+    k, s, p, d, op, out_hw = _checked(_check_conv_transpose_args, x, w, b, stride, padding,
+                                      output_padding, dilation)
+    n, cin, h, wd = x.shape
+    cout, kh, kw = w.shape[1:]
     xp = backend.get_array_module(x)
     if (h, wd) == (1, 1) and p == (0, 0) and d == (1, 1) and op == (0, 0):
         if xp is np and cin == 1:

@@ -816,3 +816,30 @@ def test_a_conv_keeps_its_im2col_only_while_its_weight_gradient_is_wanted(emulat
     finally:
         FC.KC.conv2d_forward = real
     assert asked == [False, False]
+
+
+def test_remembered_argument_checks_still_refuse_what_they_refused():
+    """The conv ops remember arguments that passed their checks (by shapes, dtypes and
+    geometry); an argument that fails still fails every time, 2.0 is refused after 2 was
+    accepted, and another shape is checked anew."""
+    x, w = np.zeros((1, 2, 5, 5)), np.zeros((3, 2, 3, 3))
+    KC.conv2d_forward(x, w, None, 2, 1, 1)
+    KC.conv_transpose2d_forward(np.zeros((1, 3, 3, 3)), np.zeros((3, 2, 3, 3)), None, 2, 1, 0)
+    gy = np.zeros((1, 3, 3, 3))
+    KC.conv2d_grad_weight(x, gy, 3, 2, 1, 1)
+    for _ in range(2):
+        with pytest.raises(TypeError, match="stride must be an int or an"):
+            KC.conv2d_forward(x, w, None, 2.0, 1, 1)
+        with pytest.raises(TypeError, match="stride must be an int or an"):
+            KC.conv_transpose2d_forward(np.zeros((1, 3, 3, 3)), np.zeros((3, 2, 3, 3)), None,
+                                        2.0, 1, 0)
+        with pytest.raises(ValueError, match="has 2 channels but weight"):
+            KC.conv2d_forward(x, np.zeros((3, 3, 3, 3)), None, 2, 1, 1)
+        with pytest.raises(TypeError, match="input has dtype float64 but weight has dtype "
+                                            "float32"):
+            KC.conv2d_forward(x, w.astype(np.float32), None, 2, 1, 1)
+        with pytest.raises(ValueError, match="output_padding .* must be smaller"):
+            KC.conv_transpose2d_forward(np.zeros((1, 3, 3, 3)), np.zeros((3, 2, 3, 3)), None,
+                                        2, 1, 2)
+        with pytest.raises(ValueError, match="conv2d_grad_weight: grad_output"):
+            KC.conv2d_grad_weight(x, np.zeros((2, 3, 3, 3)), 3, 2, 1, 1)
