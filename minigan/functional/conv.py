@@ -12,8 +12,10 @@ from __future__ import annotations
 from .. import backend
 from ..autograd import ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import conv as KC
+from ..kernels import elementwise as K
 from ..kernels import pool as KP
 from . import basic as B
+from .activation import TanhGrad
 
 
 def _pair(v, name: str) -> tuple:
@@ -160,6 +162,25 @@ class ConvTranspose2d(Function):
         return gx, gw
 
 
+class ConvTranspose2dTanh(ConvTranspose2d):
+    """tanh(conv_transpose2d(x, W) + b) as one op: on the GPU the tanh is taken by the col2im
+    kernel that writes the output (one launch instead of two, no second output-sized array);
+    elsewhere in place on the new output. Backward: gy * (1 - y^2), then the transposed
+    conv's backward."""
+
+    def forward(self, x, w, b=None):
+        return KC.conv_transpose2d_forward(x, w, b, self.stride, self.padding,
+                                           self.output_padding, self.dilation, tanh=True)
+
+    def backward(self, gy):
+        y = self.output()
+        if not is_grad_enabled():
+            gy = Tensor(K.tanh_backward(gy.data, y.data))
+        else:
+            gy = TanhGrad()(gy, y)  # y of the graph: its own derivative runs through this op
+        return super().backward(gy)
+
+
 class Conv2dGradWeight(Function):
     """gW = conv2d_grad_weight(x, gy), the weight gradient of conv2d. It is bilinear in (x, gy):
     gx = conv_transpose2d(gy, ggW), ggy = conv2d(x, ggW)."""
@@ -215,6 +236,21 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                      groups=1, dilation=1) -> Tensor:
     """PyTorch's ``F.conv_transpose2d`` (groups=1 only); weight of shape (in, out, kh, kw).
     The arguments come in PyTorch's order: ``groups`` before ``dilation``."""
+    return _conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups,
+                             dilation, ConvTranspose2d)
+
+
+def conv_transpose2d_tanh(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                          groups=1, dilation=1) -> Tensor:
+    """``tanh(conv_transpose2d(...))`` as one fused op (``ConvTranspose2dTanh``), the same
+    values and gradients. ``nn.Sequential`` calls it for a ConvTranspose2d layer followed by
+    a Tanh (a DCGAN generator's output layer)."""
+    return _conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups,
+                             dilation, ConvTranspose2dTanh)
+
+
+def _conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation,
+                      make) -> Tensor:
     _check_groups("conv_transpose2d", groups)
     x = as_tensor(input)
     w = as_tensor(weight, x)
@@ -225,8 +261,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     if x.shape[1] != w.shape[0]:
         raise ValueError(f"conv_transpose2d: input of shape {x.shape} has {x.shape[1]} channels "
                          f"but weight of shape {w.shape} expects {w.shape[0]}")
-    f = ConvTranspose2d(_pair(stride, "stride"), _pair(padding, "padding"),
-                        _pair(output_padding, "output_padding"), _pair(dilation, "dilation"))
+    f = make(_pair(stride, "stride"), _pair(padding, "padding"),
+             _pair(output_padding, "output_padding"), _pair(dilation, "dilation"))
     return f(x, w) if bias is None else f(x, w, as_tensor(bias, x))
 
 

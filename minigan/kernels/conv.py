@@ -395,14 +395,16 @@ extern "C" __global__ void minigan_im2col_SUFFIX(
 // col2im: one thread per image pixel (n, c, h, w) gathers every cols entry that im2col copied
 // from it: tap (i, j) at grid position (a, b) with a*s - p + i*d = h, i.e. a = (h + p - i*d)/s
 // when that divides exactly and 0 <= a < Ho. No atomics, so the sum is deterministic. Adds the
-// bias when has_bias. (h + p - i*d) falls as i grows, so the loop stops at the first negative.
+// bias when flags & 1, then takes the tanh of the sum when flags & 2 (a transposed conv and
+// the Tanh after it, as one launch: the tanh ufunc's function on the same T value). (h + p -
+// i*d) falls as i grows, so the loop stops at the first negative.
 // y's element (n, c, h, w) is written at n*ysN + c*ysC + h*W + w (as im2col reads x).
 extern "C" __global__ void minigan_col2im_SUFFIX(
         const T* __restrict__ cols, const T* __restrict__ bias, T* __restrict__ y,
         const I total, const I C, const I H, const I W, const I Ho, const I Wo,
         const int kh, const int kw, const int sh, const int sw, const int ph, const int pw,
         const int dh, const int dw, const I strideK, const I strideN, const I ysN,
-        const I ysC, const int has_bias) {
+        const I ysC, const int flags) {
     const I t = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x;
     if (t >= total) return;
     const I w = t % W;
@@ -428,7 +430,8 @@ extern "C" __global__ void minigan_col2im_SUFFIX(
             acc += base[(I)(i * kw + j) * strideK + a * Wo + b];
         }
     }
-    y[n * ysN + c * ysC + h * W + w] = has_bias ? acc + bias[c] : acc;
+    const T v = flags & 1 ? acc + bias[c] : acc;
+    y[n * ysN + c * ysC + h * W + w] = flags & 2 ? tanh(v) : v;
 }
 """
 
@@ -486,7 +489,7 @@ def _im2col_cupy(x, k, s, p, d, out_hw):
     return cols
 
 
-def _col2im_cupy(cols, image_shape, grid_hw, k, s, p, d, bias=None):
+def _col2im_cupy(cols, image_shape, grid_hw, k, s, p, d, bias=None, tanh=False):
     """Adjoint of im2col on the GPU, plus bias[c]: an (N, C, H, W) array stored channel-major,
     (C, N, H, W), like conv2d's GPU output (the layout the GEMMs around it read directly)."""
     cp = backend.cupy
@@ -500,7 +503,7 @@ def _col2im_cupy(cols, image_shape, grid_hw, k, s, p, d, bias=None):
     _launch(_conv_kernel("col2im", cols.dtype, ictype), y.size,
             (cols, b, y, itype(y.size), *(itype(v) for v in (c, h, w, gh, gw)),
              *_geometry_args(k, s, p, d), itype(stride_k), itype(stride_n), itype(h * w),
-             itype(n * h * w), np.int32(bias is not None)))
+             itype(n * h * w), np.int32((bias is not None) | tanh << 1)))
     return y.transpose(1, 0, 2, 3)
 
 
@@ -886,14 +889,27 @@ def _check_conv_transpose_args(x, w, b, stride, padding, output_padding, dilatio
     return k, s, p, d, op, out_hw
 
 
-def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0, dilation=1):
+def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0, dilation=1,
+                             tanh: bool = False):
     """y = conv_transpose2d(x, w) + b: x (N, Cin, H, W), w (Cin, Cout, kh, kw) -> (N, Cout,
     Ho, Wo) with Ho = (H - 1)*s - 2p + d*(kh - 1) + output_padding + 1.
 
     It is conv2d's input gradient: y = col2im(w.reshape(Cin, -1)^T @ x as (Cin, N*H*W)). An
     input of 1x1 pixels with padding 0 and dilation 1 (a generator's first layer) is a plain
     GEMM: y[n] = x[n] @ w.reshape(Cin, -1).
+
+    ``tanh``: return tanh(y), the values of the tanh after the op (a generator's output
+    layer): on the GPU's col2im path inside that kernel (one launch fewer), elsewhere in place
+    on the new output.
     """
+    y, done = _conv_transpose2d_forward(x, w, b, stride, padding, output_padding, dilation, tanh)
+    if tanh and not done:
+        y = backend.get_array_module(y).tanh(y, out=y)
+    return y
+
+
+def _conv_transpose2d_forward(x, w, b, stride, padding, output_padding, dilation, tanh):
+    """``conv_transpose2d_forward``: ``(y, whether y already holds the tanh)``."""
     k, s, p, d, op, out_hw = _checked(_check_conv_transpose_args, x, w, b, stride, padding,
                                       output_padding, dilation)
     n, cin, h, wd = x.shape
@@ -910,16 +926,16 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
                            out=np.empty((n, kh * kw * cout), x.dtype)).reshape(n, kh, kw, cout)
             if b is not None:
                 yn += b
-            return yn.transpose(0, 3, 1, 2)
+            return yn.transpose(0, 3, 1, 2), False
         else:
             y = _gemm(xp.ascontiguousarray(x).reshape(n, cin),
                           xp.ascontiguousarray(w).reshape(cin, -1)).reshape(n, cout, kh, kw)
         if b is not None:
             y += b.reshape(1, cout, 1, 1)
-        return y
+        return y, False
     if xp is not np:
-        return _conv_transpose_cupy(x, w, b, k, s, p, d, out_hw)
-    return _conv_transpose_numpy(x, w, b, k, s, p, d, out_hw)
+        return _conv_transpose_cupy(x, w, b, k, s, p, d, out_hw, tanh=tanh), tanh
+    return _conv_transpose_numpy(x, w, b, k, s, p, d, out_hw), False
 
 
 def _conv_transpose_numpy(x, w, b, k, s, p, d, out_hw):
@@ -1038,7 +1054,7 @@ def _conv_transpose_subpixel_numpy(x, w, b, k, s, p, out_hw, grid):
     return yn.transpose(0, 3, 1, 2)  # stored channels-last, as conv2d's output
 
 
-def _conv_transpose_cupy(x, w, b, k, s, p, d, out_hw, xt=None):
+def _conv_transpose_cupy(x, w, b, k, s, p, d, out_hw, xt=None, tanh=False):
     cp = backend.cupy
     n, cin, h, wd = x.shape
     cout = w.shape[1]
@@ -1046,4 +1062,4 @@ def _conv_transpose_cupy(x, w, b, k, s, p, d, out_hw, xt=None):
     if xt is None:  # x as (Cin, N*H*W)
         xt = _channel_major(x)
     cols = _gemm(w2.T, xt)  # (Cout*kh*kw, N*H*W)
-    return _col2im_cupy(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)
+    return _col2im_cupy(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b, tanh=tanh)

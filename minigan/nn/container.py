@@ -118,7 +118,7 @@ class Sequential(Module):
         return input
 
 
-_FUSE: list = []  # _BatchNorm, Linear, LeakyReLU, ReLU, Tanh, once imported
+_FUSE: list = []  # _BatchNorm, Linear, LeakyReLU, ReLU, Tanh, ConvTranspose2d, once imported
 
 
 def _fusable_activation(m, nxt):
@@ -128,17 +128,22 @@ def _fusable_activation(m, nxt):
     - The slope of ``nxt`` (0 for ReLU) when it is a LeakyReLU (slope >= 0) or ReLU after a
       Linear layer or a training batch-norm layer
       (``functional.activation.linear_leaky_relu``, ``functional.norm.batch_norm_leaky_relu``).
-    - ``"tanh"`` when it is a Tanh after a Linear layer (``functional.activation.linear_tanh``).
+    - ``"tanh"`` when it is a Tanh after a Linear layer (``functional.activation.linear_tanh``)
+      or after a ConvTranspose2d layer (``functional.conv.conv_transpose2d_tanh``).
 
     Neither layer may have hooks, nor ``m`` a subclass's own forward."""
     if not _FUSE:
-        from .layers import LeakyReLU, Linear, ReLU, Tanh, _BatchNorm  # (layers imports this)
-        _FUSE.extend((_BatchNorm, Linear, LeakyReLU, ReLU, Tanh))
-    bn, lin, leaky, relu, tanh = _FUSE
+        from .layers import (  # (layers imports this module)
+            ConvTranspose2d, LeakyReLU, Linear, ReLU, Tanh, _BatchNorm)
+        _FUSE.extend((_BatchNorm, Linear, LeakyReLU, ReLU, Tanh, ConvTranspose2d))
+    bn, lin, leaky, relu, tanh, convt = _FUSE
     kind = type(nxt)
     if kind not in (leaky, relu, tanh):
         return None
-    if isinstance(m, bn):
+    if isinstance(m, convt):
+        if kind is not tanh or type(m).forward is not convt.forward:
+            return None
+    elif isinstance(m, bn):
         if kind is tanh or not (m.training and type(m).forward is bn.forward):
             return None
     elif not (isinstance(m, lin) and type(m).forward is lin.forward):

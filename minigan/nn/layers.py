@@ -8,6 +8,7 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from ..functional.activation import linear_leaky_relu, linear_tanh
+from ..functional.conv import conv_transpose2d_tanh
 from ..functional.norm import _batch_norm, checked_slope
 from ..functional.resize import pad_end
 from . import init
@@ -219,6 +220,15 @@ class ConvTranspose2d(Module):
                                   padding=self.padding,
                                   output_padding=self._output_padding(input, output_size),
                                   dilation=self.dilation)
+
+    def _forward(self, x, act):
+        """forward(x) followed by tanh (``act == "tanh"``), as one fused op (see
+        ``Sequential.forward``)."""
+        if act != "tanh":
+            raise ValueError(f"ConvTranspose2d fuses a Tanh only, got {act!r}")
+        return conv_transpose2d_tanh(x, self.weight, self.bias, stride=self.stride,
+                                     padding=self.padding, output_padding=self.output_padding,
+                                     dilation=self.dilation)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -281,6 +281,31 @@ def test_batch_norm_with_a_shift_first_and_second_order(xp, slope):
                     None, Tensor(s))
 
 
+@pytest.mark.parametrize("xs,ws,s,p,op", [
+    ((2, 3, 3, 4), (3, 2, 4, 4), 2, 1, 0),  # the col2im path (a DCGAN generator's output layer)
+    ((2, 3, 1, 1), (3, 2, 4, 4), 1, 0, 0),  # a 1x1 input: the GEMM path
+])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_transpose2d_tanh_first_and_second_order(xp, xs, ws, s, p, op, bias):
+    from minigan.functional.conv import conv_transpose2d_tanh
+    x, w, b = _xp_inputs(xp, R.standard_normal(xs), R.standard_normal(ws) * 0.5,
+                         R.standard_normal(ws[1]))
+
+    def f(x, w, *b):
+        return conv_transpose2d_tanh(x, w, b[0] if b else None, s, p, op)
+
+    inputs = [x, w, b] if bias else [x, w]
+    check_backward(f, inputs)
+    check_double_backward(f, inputs)
+    want = F.tanh(F.conv_transpose2d(*(Tensor(a) for a in inputs), stride=s, padding=p,
+                                     output_padding=op))
+    got = f(*(Tensor(a) for a in inputs))
+    if xp is np:
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    else:  # (the kernel's tanh and the ufunc's may come from different math libraries)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-13, atol=1e-15)
+
+
 def test_batch_norm_second_order_is_not_the_cached_invstd_bug():
     """Differentiating sum(grad_x(BN)^2) wrt x: treating 1/std as a constant gives a visibly
     different answer, so this pins the exact composition."""

@@ -843,3 +843,30 @@ def test_remembered_argument_checks_still_refuse_what_they_refused():
                                         2, 1, 2)
         with pytest.raises(ValueError, match="conv2d_grad_weight: grad_output"):
             KC.conv2d_grad_weight(x, np.zeros((2, 3, 3, 3)), 3, 2, 1, 1)
+
+
+def test_a_transposed_conv_takes_its_tanh_in_the_col2im_kernel(emulated_gpu):
+    """``conv_transpose2d_forward(tanh=True)``: on the GPU's col2im path the tanh costs no
+    launch of its own; on the 1x1 GEMM path and the CPU it is taken in place. The values are
+    tanh of the plain op's (bit for bit here, where NumPy computes both)."""
+    from tests.kernels import emulated_cupy as E
+    cp = emulated_gpu
+    rng = np.random.default_rng(2)
+    for xs, (s, p) in (((2, 3, 5, 4), (2, 1)), ((2, 3, 1, 1), (1, 0))):
+        x0, w0, b0 = rng.standard_normal(xs), rng.standard_normal((3, 2, 4, 4)), \
+            rng.standard_normal(2)
+        for bias in (None, b0):
+            want = np.tanh(KC.conv_transpose2d_forward(x0, w0, bias, s, p))
+            np.testing.assert_array_equal(
+                KC.conv_transpose2d_forward(x0, w0, bias, s, p, tanh=True), want)
+            x, w = cp.asarray(x0), cp.asarray(w0)
+            bg = None if bias is None else cp.asarray(bias)
+            E.LOG.clear()
+            plain = KC.conv_transpose2d_forward(x, w, bg, s, p)
+            n_plain = E.LOG.n_launches
+            E.LOG.clear()
+            y = KC.conv_transpose2d_forward(x, w, bg, s, p, tanh=True)
+            col2im = xs[2:] != (1, 1)
+            assert E.LOG.n_launches == n_plain + (not col2im), E.LOG.launches
+            np.testing.assert_allclose(y.get(), np.tanh(plain.get()), rtol=1e-15, atol=1e-15)
+            np.testing.assert_allclose(y.get(), want, rtol=1e-12, atol=1e-12)

@@ -361,3 +361,50 @@ def test_sequential_hands_a_linear_bias_to_the_batch_norm_after_it(device):
         np.testing.assert_allclose(y_eval.numpy(), h.numpy(), rtol=1e-6, atol=1e-7)
     finally:
         N.BatchNormTrain.forward = real_forward
+
+
+def test_sequential_fuses_a_transposed_conv_and_tanh_with_the_same_results(device):
+    """A DCGAN generator's output layer: ConvTranspose2d -> Tanh runs as one op; outputs and
+    gradients equal those of the layers one by one, and a hook on either turns it off."""
+    from minigan.functional import conv as FC
+    minigan.manual_seed(0)
+    net = nn.Sequential(nn.ConvTranspose2d(4, 3, 4, 2, 1), nn.ReLU(),
+                        nn.ConvTranspose2d(3, 2, 4, 2, 1, bias=False), nn.Tanh()).to(device)
+    x = minigan.randn(2, 4, 3, 3, device=device)
+    made = []
+    real_forward = FC.ConvTranspose2dTanh.forward
+
+    def spy(self, *a):
+        made.append(1)
+        return real_forward(self, *a)
+
+    FC.ConvTranspose2dTanh.forward = spy
+    try:
+        y = net(x)
+        seen = []
+        handle = net[3].register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape))
+        h = net(x)  # not fused: the hook sees the transposed conv's output
+        handle.remove()
+        handle = net[2].register_forward_pre_hook(lambda m, inp: None)
+        net(x)
+        handle.remove()
+    finally:
+        FC.ConvTranspose2dTanh.forward = real_forward
+    assert made == [1] and seen == [(2, 2, 12, 12)]
+    np.testing.assert_allclose(y.numpy(), h.numpy(), rtol=1e-6, atol=1e-7)
+    grads = []
+    for out in (y, h):
+        net.zero_grad()
+        (out * out).sum().backward()
+        grads.append([p.grad.numpy() for p in net.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    class MyConvT(nn.ConvTranspose2d):
+        def forward(self, input, output_size=None):
+            return super().forward(input, output_size) * 2.0
+
+    from minigan.nn.container import _fusable_activation
+    assert _fusable_activation(MyConvT(2, 2, 3), nn.Tanh()) is None
+    assert _fusable_activation(nn.ConvTranspose2d(2, 2, 3), nn.LeakyReLU(0.2)) is None
+    assert _fusable_activation(nn.ConvTranspose2d(2, 2, 3), nn.Tanh()) == "tanh"
