@@ -79,13 +79,18 @@ def _conv2d_backward_arrays(f, gy, x, w):
     return _with_bias_grad(f, gy, gx, gw)
 
 
-def _conv_transpose2d_backward_arrays(f, gy, x, w):
-    """ConvTranspose2d's first-order backward on arrays (``ConvTranspose2d.backward``)."""
+def _conv_transpose2d_backward_arrays(f, gy, x, w, tanh_y=None):
+    """ConvTranspose2d's first-order backward on arrays (``ConvTranspose2d.backward``);
+    with ``tanh_y``, the output of a Tanh after it, gy is first taken through that Tanh's
+    backward (on the GPU inside the im2col gather of gy, where both gradients are wanted and
+    there is no bias)."""
     s, p, d = f.stride, f.padding, f.dilation
     need = f.needs_input_grad
+    if tanh_y is not None and not (need[0] and need[1] and len(f.inputs) == 2):
+        gy, tanh_y = K.tanh_backward(gy, tanh_y), None
     gx = gw = None
     if need[0] and need[1]:  # both from one im2col of gy
-        g, gw = KC.conv2d_forward_and_grad_weight(gy, w, x, s, p, d)
+        g, gw = KC.conv2d_forward_and_grad_weight(gy, w, x, s, p, d, tanh_y=tanh_y)
         gw = Tensor(gw)
     elif need[0]:
         g = KC.conv2d_forward(gy, w, None, s, p, d)
@@ -166,7 +171,8 @@ class ConvTranspose2dTanh(ConvTranspose2d):
     """tanh(conv_transpose2d(x, W) + b) as one op: on the GPU the tanh is taken by the col2im
     kernel that writes the output (one launch instead of two, no second output-sized array);
     elsewhere in place on the new output. Backward: gy * (1 - y^2), then the transposed
-    conv's backward."""
+    conv's backward, with gy * (1 - y^2) computed inside the GPU's im2col gather of it where
+    the layer has no bias."""
 
     def forward(self, x, w, b=None):
         return KC.conv_transpose2d_forward(x, w, b, self.stride, self.padding,
@@ -175,9 +181,10 @@ class ConvTranspose2dTanh(ConvTranspose2d):
     def backward(self, gy):
         y = self.output()
         if not is_grad_enabled():
-            gy = Tensor(K.tanh_backward(gy.data, y.data))
-        else:
-            gy = TanhGrad()(gy, y)  # y of the graph: its own derivative runs through this op
+            x, w = self.inputs[0], self.inputs[1]
+            return _conv_transpose2d_backward_arrays(self, gy.data, x.data, w.data,
+                                                     tanh_y=y.data)
+        gy = TanhGrad()(gy, y)  # y of the graph: its own derivative runs through this op
         return super().backward(gy)
 
 

@@ -48,7 +48,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import backend
-from .elementwise import FLOAT_CTYPES, with_leading_strides
+from .elementwise import FLOAT_CTYPES, tanh_backward, with_leading_strides
 from .gemm import matmul as _gemm
 from .gemm import try_gemm_into as _try_gemm_into
 from .workspace import _workspace, is_channels_last, release_workspace  # noqa: F401 (re-exported)
@@ -365,12 +365,16 @@ _CONV_CUDA = r"""
 // one broadcast batched GEMM writing NCHW directly measured 10-50% slower on an H100.)
 // x's element (n, c, h, w) is at n*xsN + c*xsC + h*W + w: NCHW (xsN = C*H*W, xsC = H*W) or
 // channel-major (xsN = H*W, xsC = N*H*W), the layout of a GPU conv output.
-extern "C" __global__ void minigan_im2col_SUFFIX(
+// TANH: each value x is first multiplied by (1 - ty^2) at its own (n, c, h, w): the gradient
+// through a Tanh whose output is ty (tanh_backward's expression), ty laid out as x is but with
+// strides tysN, tysC. A template, so that the plain kernel keeps its registers.
+template <bool TANH>
+__device__ __forceinline__ void minigan_im2col_body(
         const T* __restrict__ x, T* __restrict__ cols, const I total,
         const I N, const I C, const I H, const I W, const I Ho, const I Wo,
         const int kh, const int kw, const int sh, const int sw, const int ph, const int pw,
         const int dh, const int dw, const I strideK, const I strideN, const I xsN,
-        const I xsC) {
+        const I xsC, const T* __restrict__ ty, const I tysN, const I tysC) {
     const I t = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x;
     if (t >= total) return;
     const I b = t % Wo;
@@ -380,6 +384,7 @@ extern "C" __global__ void minigan_im2col_SUFFIX(
     const I n = r % N;
     const I c = r / N;
     const T* xc = x + n * xsN + c * xsC;
+    const T* yc = TANH ? ty + n * tysN + c * tysC : xc;
     T* out = cols + c * (I)(kh * kw) * strideK + n * strideN + a * Wo + b;
     const I h0 = a * sh - ph, w0 = b * sw - pw;
     for (int i = 0; i < kh; ++i) {
@@ -387,9 +392,37 @@ extern "C" __global__ void minigan_im2col_SUFFIX(
         const bool row_in = h >= 0 && h < H;
         for (int j = 0; j < kw; ++j) {
             const I w = w0 + (I)j * dw;
-            out[(I)(i * kw + j) * strideK] = (row_in && w >= 0 && w < W) ? xc[h * W + w] : (T)0;
+            T v = (T)0;
+            if (row_in && w >= 0 && w < W) {
+                v = xc[h * W + w];
+                if (TANH) {
+                    const T yv = yc[h * W + w];
+                    v = v * ((T)1 - yv * yv);
+                }
+            }
+            out[(I)(i * kw + j) * strideK] = v;
         }
     }
+}
+
+extern "C" __global__ void minigan_im2col_SUFFIX(
+        const T* __restrict__ x, T* __restrict__ cols, const I total,
+        const I N, const I C, const I H, const I W, const I Ho, const I Wo,
+        const int kh, const int kw, const int sh, const int sw, const int ph, const int pw,
+        const int dh, const int dw, const I strideK, const I strideN, const I xsN,
+        const I xsC) {
+    minigan_im2col_body<false>(x, cols, total, N, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw,
+                               dh, dw, strideK, strideN, xsN, xsC, x, 0, 0);
+}
+
+extern "C" __global__ void minigan_im2col_tanh_SUFFIX(
+        const T* __restrict__ x, T* __restrict__ cols, const I total,
+        const I N, const I C, const I H, const I W, const I Ho, const I Wo,
+        const int kh, const int kw, const int sh, const int sw, const int ph, const int pw,
+        const int dh, const int dw, const I strideK, const I strideN, const I xsN,
+        const I xsC, const T* __restrict__ ty, const I tysN, const I tysC) {
+    minigan_im2col_body<true>(x, cols, total, N, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw,
+                              dh, dw, strideK, strideN, xsN, xsC, ty, tysN, tysC);
 }
 
 // col2im: one thread per image pixel (n, c, h, w) gathers every cols entry that im2col copied
@@ -471,10 +504,14 @@ def _geometry_args(k, s, p, d):
     return tuple(np.int32(v) for v in (*k, *s, *p, *d))
 
 
-def _im2col_cupy(x, k, s, p, d, out_hw):
-    """cols (C*kh*kw, N*Ho*Wo) on the GPU, from x in NCHW or channel-major order."""
+def _im2col_cupy(x, k, s, p, d, out_hw, tanh_y=None):
+    """cols (C*kh*kw, N*Ho*Wo) on the GPU, from x in NCHW or channel-major order; with
+    ``tanh_y`` (x's shape), from ``tanh_backward(x, tanh_y)`` computed as it gathers."""
     cp = backend.cupy
     x, st = with_leading_strides(x)  # NCHW or channel-major: no copy
+    yst = (0, 0)
+    if tanh_y is not None:
+        tanh_y, yst = with_leading_strides(tanh_y)
     n, c, h, w = x.shape
     ho, wo = out_hw
     kk = c * k[0] * k[1]
@@ -482,10 +519,14 @@ def _im2col_cupy(x, k, s, p, d, out_hw):
     stride_k, stride_n = n * ho * wo, ho * wo
     total = c * n * ho * wo
     ictype, itype = _index_type(x.size, cols.size)
-    _launch(_conv_kernel("im2col", x.dtype, ictype), total,
-            (x, cols, itype(total), *(itype(v) for v in (n, c, h, w, ho, wo)),
-             *_geometry_args(k, s, p, d), itype(stride_k), itype(stride_n), itype(st[0]),
-             itype(st[1])))
+    args = (x, cols, itype(total), *(itype(v) for v in (n, c, h, w, ho, wo)),
+            *_geometry_args(k, s, p, d), itype(stride_k), itype(stride_n), itype(st[0]),
+            itype(st[1]))
+    if tanh_y is None:
+        _launch(_conv_kernel("im2col", x.dtype, ictype), total, args)
+    else:
+        _launch(_conv_kernel("im2col_tanh", x.dtype, ictype), total,
+                (*args, tanh_y, itype(yst[0]), itype(yst[1])))
     return cols
 
 
@@ -625,21 +666,31 @@ def _check_conv2d_args(x, w, b, stride, padding, dilation):
     return k, s, p, d, _conv_out_or_raise("conv2d", (h, wd), k, s, p, d)
 
 
-def conv2d_forward_and_grad_weight(x, w, gy, stride=1, padding=0, dilation=1):
+def conv2d_forward_and_grad_weight(x, w, gy, stride=1, padding=0, dilation=1, tanh_y=None):
     """``(conv2d_forward(x, w), conv2d_grad_weight(x, gy, w's kernel size))`` from ONE im2col
     of x: both are products of it. A transposed conv's backward needs exactly these two, with
     x its output gradient and gy its input, and im2col of an output gradient is the largest
     gather of a generator's backward. When gy is not conv2d's full output (n, O, Ho, Wo) in
-    x's dtype and device, or the window is the whole input (no im2col), it is the two calls."""
+    x's dtype and device, or the window is the whole input (no im2col), it is the two calls.
+
+    ``tanh_y`` (x's shape): x is first taken through a Tanh's backward,
+    ``tanh_backward(x, tanh_y)``, the gradient of a transposed conv followed by a Tanh whose
+    output is tanh_y. On the GPU's im2col path that runs inside the gather (one launch fewer)."""
     k, s, p, d, out_hw = _conv2d_args(x, w, None, stride, padding, dilation)
     n, o = x.shape[0], w.shape[0]
+    gpu_gather = backend.is_cupy_array(x) and not _is_dense(x.shape[2:], k, p, d)
+    if tanh_y is not None and not (gpu_gather and backend.is_cupy_array(tanh_y)
+                                   and tanh_y.shape == x.shape and tanh_y.dtype == x.dtype):
+        x, tanh_y = tanh_backward(x, tanh_y), None
     if (getattr(gy, "ndim", 0) != 4 or tuple(gy.shape) != (n, o, *out_hw)
             or gy.dtype != x.dtype or backend.device_of(gy) != backend.device_of(x)
             or _is_dense(x.shape[2:], k, p, d)):
+        if tanh_y is not None:
+            x = tanh_backward(x, tanh_y)
         return (conv2d_forward(x, w, None, stride, padding, dilation),
                 conv2d_grad_weight(x, gy, k, stride, padding, dilation))
     if backend.is_cupy_array(x):
-        cols = _im2col_cupy(x, k, s, p, d, out_hw)
+        cols = _im2col_cupy(x, k, s, p, d, out_hw, tanh_y)
         return (_conv2d_forward_cupy(x, w, None, k, s, p, d, out_hw, cols),
                 _grad_weight_cupy(x, gy, k, s, p, d, out_hw, cols))
     # the layout each NumPy path below picks for its cols (their conditions are the same);

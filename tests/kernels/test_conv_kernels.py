@@ -870,3 +870,38 @@ def test_a_transposed_conv_takes_its_tanh_in_the_col2im_kernel(emulated_gpu):
             assert E.LOG.n_launches == n_plain + (not col2im), E.LOG.launches
             np.testing.assert_allclose(y.get(), np.tanh(plain.get()), rtol=1e-15, atol=1e-15)
             np.testing.assert_allclose(y.get(), want, rtol=1e-12, atol=1e-12)
+
+
+def test_the_tanh_backward_runs_inside_the_im2col_of_a_transposed_convs_gradient(emulated_gpu):
+    """``conv2d_forward_and_grad_weight(x, w, gy, tanh_y=y)`` (a ConvTranspose2d -> Tanh's
+    backward) equals the call on ``tanh_backward(x, y)`` (bit for bit here), with that
+    elementwise launch folded into the gather on the GPU, for x and y in NCHW and in the
+    channel-major layout of a GPU conv output; on the CPU it is the two calls."""
+    from minigan.kernels import elementwise as KE
+    from tests.kernels import emulated_cupy as E
+    cp = emulated_gpu
+    rng = np.random.default_rng(3)
+    x0 = rng.standard_normal((2, 2, 8, 8))
+    y0 = np.tanh(rng.standard_normal((2, 2, 8, 8)))
+    w0, gy0 = rng.standard_normal((3, 2, 4, 4)), rng.standard_normal((2, 3, 4, 4))
+    want = KC.conv2d_forward_and_grad_weight(KE.tanh_backward(x0, y0), w0, gy0, 2, 1)
+    got = KC.conv2d_forward_and_grad_weight(x0, w0, gy0, 2, 1, tanh_y=y0)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+    def channel_major(a):
+        return cp.asarray(a.transpose(1, 0, 2, 3).copy()).transpose(1, 0, 2, 3)
+
+    for xl, yl in ((cp.asarray, cp.asarray), (channel_major, cp.asarray),
+                   (cp.asarray, channel_major)):
+        x, y, w, gy = xl(x0), yl(y0), cp.asarray(w0), cp.asarray(gy0)
+        E.LOG.clear()
+        plain = KC.conv2d_forward_and_grad_weight(KE.tanh_backward(x, y), w, gy, 2, 1)
+        n_plain = E.LOG.n_launches
+        E.LOG.clear()
+        fused = KC.conv2d_forward_and_grad_weight(x, w, gy, 2, 1, tanh_y=y)
+        assert E.LOG.n_launches == n_plain - 1, E.LOG.launches
+        for a, b in zip(fused, plain):
+            np.testing.assert_array_equal(a.get(), b.get())
+        for a, b in zip(fused, want):
+            np.testing.assert_allclose(a.get(), b, rtol=1e-12, atol=1e-12)
