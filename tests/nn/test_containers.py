@@ -249,32 +249,33 @@ def test_sequential_fuses_linear_and_activation_with_the_same_results(device):
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_sequential_fuses_linear_and_tanh_with_the_same_results(device):
-    """G's output layer: Linear -> Tanh runs as one op; outputs and gradients equal those of
-    the layers one by one, and a hook on the Tanh turns the fusion off."""
-    from minigan.functional import activation as A
-    minigan.manual_seed(0)
-    net = nn.Sequential(nn.Linear(12, 8), nn.LeakyReLU(0.2), nn.Linear(8, 6), nn.Tanh())
-    net = net.to(device)
-    x = minigan.randn(5, 12, device=device)
+def _check_fused_tanh(net, x, op, second):
+    """Runs ``net`` (its last two layers: a layer and a Tanh) with the fused ``op`` counted,
+    then with a forward hook on the Tanh, then with a pre-hook on ``second`` (the layer before
+    the Tanh): the op runs in the first run only, the hook sees the layer's output, and the
+    outputs and gradients of the fused and unfused runs agree. Returns the shape the hook saw."""
     made = []
-    real_forward = A.LinearTanh.forward
+    real_forward = op.forward
 
     def spy(self, *a):
         made.append(1)
         return real_forward(self, *a)
 
-    A.LinearTanh.forward = spy
+    op.forward = spy
     try:
         y = net(x)
         seen = []
-        handle = net[3].register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape))
-        h = net(x)  # not fused: the hook sees the Linear's output
+        handle = net[len(net) - 1].register_forward_hook(
+            lambda m, inp, out: seen.append(inp[0].shape))
+        h = net(x)  # not fused: the hook sees the layer's output
+        handle.remove()
+        handle = second.register_forward_pre_hook(lambda m, inp: None)
+        net(x)
         handle.remove()
     finally:
-        A.LinearTanh.forward = real_forward
-    assert made == [1] and seen == [(5, 6)]
-    np.testing.assert_allclose(y.numpy(), h.numpy(), rtol=1e-6, atol=1e-6)
+        op.forward = real_forward
+    assert made == [1] and len(seen) == 1
+    np.testing.assert_allclose(y.numpy(), h.numpy(), rtol=1e-6, atol=1e-7)
     grads = []
     for out in (y, h):
         net.zero_grad()
@@ -282,6 +283,18 @@ def test_sequential_fuses_linear_and_tanh_with_the_same_results(device):
         grads.append([p.grad.numpy() for p in net.parameters()])
     for a, b in zip(*grads):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    return seen[0]
+
+
+def test_sequential_fuses_linear_and_tanh_with_the_same_results(device):
+    """G's output layer: Linear -> Tanh runs as one op; outputs and gradients equal those of
+    the layers one by one, and a hook on either turns the fusion off."""
+    from minigan.functional import activation as A
+    minigan.manual_seed(0)
+    net = nn.Sequential(nn.Linear(12, 8), nn.LeakyReLU(0.2), nn.Linear(8, 6), nn.Tanh())
+    net = net.to(device)
+    assert _check_fused_tanh(net, minigan.randn(5, 12, device=device), A.LinearTanh,
+                             net[2]) == (5, 6)
 
 
 def test_sequential_hands_a_linear_bias_to_the_batch_norm_after_it(device):
@@ -370,35 +383,8 @@ def test_sequential_fuses_a_transposed_conv_and_tanh_with_the_same_results(devic
     minigan.manual_seed(0)
     net = nn.Sequential(nn.ConvTranspose2d(4, 3, 4, 2, 1), nn.ReLU(),
                         nn.ConvTranspose2d(3, 2, 4, 2, 1, bias=False), nn.Tanh()).to(device)
-    x = minigan.randn(2, 4, 3, 3, device=device)
-    made = []
-    real_forward = FC.ConvTranspose2dTanh.forward
-
-    def spy(self, *a):
-        made.append(1)
-        return real_forward(self, *a)
-
-    FC.ConvTranspose2dTanh.forward = spy
-    try:
-        y = net(x)
-        seen = []
-        handle = net[3].register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape))
-        h = net(x)  # not fused: the hook sees the transposed conv's output
-        handle.remove()
-        handle = net[2].register_forward_pre_hook(lambda m, inp: None)
-        net(x)
-        handle.remove()
-    finally:
-        FC.ConvTranspose2dTanh.forward = real_forward
-    assert made == [1] and seen == [(2, 2, 12, 12)]
-    np.testing.assert_allclose(y.numpy(), h.numpy(), rtol=1e-6, atol=1e-7)
-    grads = []
-    for out in (y, h):
-        net.zero_grad()
-        (out * out).sum().backward()
-        grads.append([p.grad.numpy() for p in net.parameters()])
-    for a, b in zip(*grads):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert _check_fused_tanh(net, minigan.randn(2, 4, 3, 3, device=device),
+                             FC.ConvTranspose2dTanh, net[2]) == (2, 2, 12, 12)
 
     class MyConvT(nn.ConvTranspose2d):
         def forward(self, input, output_size=None):
