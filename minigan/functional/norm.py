@@ -81,10 +81,10 @@ class BatchNormTrain(Function):
             wrap.append(ACCUMULATED if g is target else Tensor(g))
         if shift is None:
             return tuple(wrap)
-        if len(out) == 4:
-            gs = out[3]
-            return (*wrap, ACCUMULATED if acc is not None and gs is acc[3] else Tensor(gs))
-        return (*wrap, Tensor(gx.sum(axis=0)))  # as the Linear's backward sums its bias's
+        if shifted is not None:  # x + shift was formed first: sum as the Linear's backward would
+            return (*wrap, Tensor(gx.sum(axis=0)))
+        gs = out[3]  # from the gradient kernel
+        return (*wrap, ACCUMULATED if acc is not None and gs is acc[3] else Tensor(gs))
 
     def _graph_backward(self, gy):
         # (a shift moves x and its mean alike: the centred x, and so every formula below, is

@@ -678,15 +678,14 @@ def conv2d_forward_and_grad_weight(x, w, gy, stride=1, padding=0, dilation=1, ta
     output is tanh_y. On the GPU's im2col path that runs inside the gather (one launch fewer)."""
     k, s, p, d, out_hw = _conv2d_args(x, w, None, stride, padding, dilation)
     n, o = x.shape[0], w.shape[0]
-    gpu_gather = backend.is_cupy_array(x) and not _is_dense(x.shape[2:], k, p, d)
-    if tanh_y is not None and not (gpu_gather and backend.is_cupy_array(tanh_y)
-                                   and tanh_y.shape == x.shape and tanh_y.dtype == x.dtype):
-        x, tanh_y = tanh_backward(x, tanh_y), None
-    if (getattr(gy, "ndim", 0) != 4 or tuple(gy.shape) != (n, o, *out_hw)
-            or gy.dtype != x.dtype or backend.device_of(gy) != backend.device_of(x)
-            or _is_dense(x.shape[2:], k, p, d)):
-        if tanh_y is not None:
-            x = tanh_backward(x, tanh_y)
+    two_calls = (getattr(gy, "ndim", 0) != 4 or tuple(gy.shape) != (n, o, *out_hw)
+                 or gy.dtype != x.dtype or backend.device_of(gy) != backend.device_of(x)
+                 or _is_dense(x.shape[2:], k, p, d))
+    if tanh_y is not None and (two_calls or not backend.is_cupy_array(x)
+                               or not backend.is_cupy_array(tanh_y)
+                               or tanh_y.shape != x.shape or tanh_y.dtype != x.dtype):
+        x, tanh_y = tanh_backward(x, tanh_y), None  # no gather to fold it into
+    if two_calls:
         return (conv2d_forward(x, w, None, stride, padding, dilation),
                 conv2d_grad_weight(x, gy, k, stride, padding, dilation))
     if backend.is_cupy_array(x):

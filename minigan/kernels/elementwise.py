@@ -88,6 +88,20 @@ def leading_strides(a):
     return sn // item, sc // item
 
 
+def row_stride(a):
+    """For a GPU kernel that reads a 2-D array row by row: the stride between rows in elements,
+    when each row is contiguous and rows do not overlap (one row: its length); else None
+    (copy first)."""
+    item = a.dtype.itemsize
+    (r, c), (s0, s1) = a.shape, a.strides
+    if (s1 != item and c > 1) or s0 % item:
+        return None
+    if r == 1:
+        return c
+    row = s0 // item
+    return row if row >= c else None
+
+
 def with_leading_strides(a):
     """``(a, leading_strides(a))``, with a made C-contiguous first when it has none."""
     st = leading_strides(a)
@@ -244,10 +258,8 @@ def _backward_colsum(which: str, gy, y, slope, accumulate_into=None):
         return None
     cp = backend.cupy
     m, n = gy.shape
-    item = gy.dtype.itemsize
-    row = gy.strides[0] // item
-    if not ((gy.strides[1] == item or n == 1) and gy.strides[0] % item == 0
-            and (row >= n or m == 1)):
+    row = row_stride(gy)
+    if row is None:
         gy = cp.ascontiguousarray(gy)
         row = n
     y = cp.ascontiguousarray(y)

@@ -38,7 +38,7 @@ import warnings
 import numpy as np
 
 from .. import backend
-from .elementwise import FLOAT_CTYPES
+from .elementwise import FLOAT_CTYPES, row_stride
 
 OP_N, OP_T = 0, 1  # cublasOperation_t
 _INT_MAX = 2**31 - 1
@@ -334,15 +334,6 @@ def _one_output_kernel(which: str, dtype):
     return backend.raw_kernel(code, f"minigan_linear1_{which}_{tag}")
 
 
-def _row_stride(x):
-    """The row stride of a 2-D array in elements, if its rows are contiguous; else None."""
-    item = x.dtype.itemsize
-    (r, c), (s0, s1) = x.shape, x.strides
-    if (s1 != item and c > 1) or s0 % item or s0 < 0:
-        return None
-    return s0 // item if r > 1 else c
-
-
 def one_output_applies(x, w, b) -> bool:
     """Whether ``linear_one_output`` takes ``x @ w.T + b``: GPU float32/float64 arrays of one
     dtype, x (N, K) and w (1, K) with contiguous rows, b (1,), 1 <= N <= 8192, 1 <= K <= 65536."""
@@ -359,7 +350,7 @@ def one_output_applies(x, w, b) -> bool:
 def linear_one_output(x, w, b):
     """``x @ w.T + b`` as one kernel, for arrays that ``one_output_applies`` accepts: (N, 1)."""
     cp = backend.cupy
-    row = _row_stride(x)
+    row = row_stride(x)
     if row is None:
         x, row = cp.ascontiguousarray(x), x.shape[1]
     n, k = x.shape
@@ -375,7 +366,7 @@ def linear_one_output_grads(g, x, need_w: bool, need_b: bool, into_w=None, into_
     ``into_w``/``into_b`` (C-contiguous arrays of those shapes and g's dtype: the .grad arrays
     the engine offers) the kernel adds into them, and they are returned in their place."""
     cp = backend.cupy
-    row = _row_stride(x)
+    row = row_stride(x)
     if row is None:
         x, row = cp.ascontiguousarray(x), x.shape[1]
     n, k = x.shape
