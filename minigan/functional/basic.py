@@ -861,11 +861,26 @@ class GetItemGrad(Function):
     def forward(self, gy):
         xp = backend.get_array_module(gy)
         gx = xp.zeros(self.shape, dtype=gy.dtype)
-        backend.scatter_add(gx, self.index, gy)
+        if _basic_index(self.index):
+            # slices, integers, None and Ellipsis select each element at most once: a plain
+            # assignment (one copy), where add.at is an unbuffered scatter (about 20x slower
+            # on the CPU, an atomic add per element on the GPU)
+            gx[self.index] = gy
+        else:
+            backend.scatter_add(gx, self.index, gy)
         return gx
 
     def backward(self, ggx):
         return GetItem(self.index)(ggx)
+
+
+def _basic_index(index) -> bool:
+    """Whether ``index`` is NumPy basic indexing only (no integer or boolean arrays, no lists),
+    so that no element is selected twice."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, slice)
+               or (isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)))
+               for i in parts)
 
 
 def _device_index(index, x: Tensor):

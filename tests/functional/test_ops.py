@@ -122,6 +122,16 @@ CASES = [
      [normal(3, 2), normal(3, 2)]),
     ("slice", lambda a: a[1:, ::2], lambda a: a[1:, ::2], [normal(3, 4)]),
     ("fancy_index", lambda a: a[_on(IDX, a)], lambda a: a[IDX], [normal(3, 4)]),
+    # basic indices (the backward assigns): reversed and stepped slices, an integer (a NumPy
+    # one too), Ellipsis and None
+    ("basic_index", lambda a: a[::-1, np.int64(1), ..., None, 1:],
+     lambda a: a[::-1, 1, ..., None, 1:], [normal(3, 4, 5)]),
+    ("index_int_then_slice", lambda a: a[1][2:0:-1], lambda a: a[1][2:0:-1], [normal(3, 4)]),
+    # a boolean mask and a tuple of integer arrays with a repeat are advanced indices (the
+    # backward adds, so the repeated element gets both gradients)
+    ("mask_index", lambda a: a[_on(MASK, a)], lambda a: a[MASK], [normal(3, 4)]),
+    ("pair_index", lambda a: a[_on(IDX[:3], a), _on(np.array([1, 3, 1]), a)],
+     lambda a: a[IDX[:3], np.array([1, 3, 1])], [normal(3, 4)]),
     ("where", lambda a, b: F.where(_on(MASK, a), a, b), lambda a, b: np.where(MASK, a, b),
      [normal(3, 4), normal(4)]),
     ("bce_logits", lambda x, t: F.binary_cross_entropy_with_logits(x, t),
