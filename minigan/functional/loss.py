@@ -253,6 +253,60 @@ def bce_with_logits_const_pair(input1, value1: float, input2, value2: float) -> 
                                       dt(1.0 / x2.size))(x1, x2)
 
 
+class BCEWithLogitsConstMeanSplit(Function):
+    """``BCEWithLogitsConstMeanPair`` of ``x[:n]`` and ``x[n:]``, as an op on x: a GAN
+    discriminator's loss when it scored the real and the fake batch in one pass. The same
+    values; the gradient is one array of x's shape, written half by half by the pair's
+    kernel (no zero fill, no scatter of two slices' gradients)."""
+
+    def __init__(self, n, t1, t2, s1, s2):
+        self.n, self.t1, self.t2, self.s1, self.s2 = n, t1, t2, s1, s2
+
+    def forward(self, x):
+        n = self.n
+        return K.bce_with_logits_const_mean_pair(x[:n], x[n:], self.t1, self.t2, self.s1,
+                                                 self.s2)
+
+    def backward(self, gy):
+        x, n = self.inputs[0], self.n
+        if is_grad_enabled():  # a graph is being built: each half's backward formula
+            halves = []
+            for part, t, sc in ((B.getitem(x, slice(None, n)), self.t1, self.s1),
+                                (B.getitem(x, slice(n, None)), self.t2, self.s2)):
+                g = B.broadcast_to(B.reshape(gy * sc, (1,) * part.ndim), part.shape)
+                halves.append(g * B.sub(sigmoid(part), t))
+            return B.concat(halves, 0)
+        xd = x.data
+        gx = backend.get_array_module(xd).empty_like(xd)
+        K.bce_with_logits_const_mean_pair_backward(gy.data, xd[:n], xd[n:], self.t1, self.t2,
+                                                   self.s1, self.s2, out=(gx[:n], gx[n:]))
+        return Tensor(gx)
+
+
+def bce_with_logits_const_split(input, n: int, value1: float, value2: float) -> Tensor:
+    """``bce_with_logits_const_pair(input[:n], value1, input[n:], value2)`` (each half's mean
+    loss against its constant target, summed), as one op on ``input`` of a float dtype whose
+    first axis is split at ``0 < n < len(input)``: a discriminator's loss on one pass over a
+    real batch followed by a fake one."""
+    x = as_tensor(input)
+    if x.dtype.kind != "f":
+        raise TypeError(f"bce_with_logits_const_split: logits must be floating point, got "
+                        f"{x.dtype}")
+    if (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or x.ndim < 1
+            or not 0 < n < x.shape[0]):
+        raise ValueError(f"bce_with_logits_const_split: n must be an integer with 0 < n < "
+                         f"{x.shape[0] if x.ndim else 0} (the logits' first axis, shape "
+                         f"{tuple(x.shape)}), got {n!r}")
+    n = int(n)
+    dt = x.dtype.type
+    per_row = x.size // x.shape[0]
+    if not per_row:
+        return bce_with_logits_const_pair(B.getitem(x, slice(None, n)), value1,
+                                          B.getitem(x, slice(n, None)), value2)
+    return BCEWithLogitsConstMeanSplit(n, dt(value1), dt(value2), dt(1.0 / (n * per_row)),
+                                       dt(1.0 / ((x.shape[0] - n) * per_row)))(x)
+
+
 class UnitNormPenalty(Function):
     """``weight * mean_i (sqrt(sum_j x_ij^2 + eps) - 1)^2`` of a 2-D x as one op: on the GPU
     one kernel forward and one backward, where the eight ops it is made of launch about

@@ -734,12 +734,20 @@ def bce_with_logits_const_mean_pair(x1, x2, t1, t2, scale1, scale2):
             + bce_with_logits_const_mean(x2, t2, scale2))
 
 
-def bce_with_logits_const_mean_pair_backward(gy, x1, x2, t1, t2, scale1, scale2):
+def bce_with_logits_const_mean_pair_backward(gy, x1, x2, t1, t2, scale1, scale2, out=None):
     """The two gradients of ``bce_with_logits_const_mean_pair`` for a 0-d ``gy``: each that of
     ``bce_with_logits_const_mean_backward``; on the GPU one kernel for two inputs of one shape
-    and layout (two otherwise)."""
+    and layout (two otherwise). ``out``: two arrays of the inputs' shapes and dtype (e.g. the
+    two halves of one gradient array) that receive the gradients, and are returned."""
+    if out is not None:
+        for o, x in zip(out, (x1, x2)):
+            if o.shape != x.shape or o.dtype != x.dtype:
+                raise ValueError(f"bce_with_logits_const_mean_pair_backward: out arrays must "
+                                 f"match the inputs, got {o.shape} {o.dtype} for "
+                                 f"{x.shape} {x.dtype}")
     if (_pairable(x1, x2) and x1.shape == x2.shape and x1.strides == x2.strides
-            and x1.flags.c_contiguous):
+            and x1.flags.c_contiguous
+            and (out is None or (out[0].flags.c_contiguous and out[1].flags.c_contiguous))):
         op = """
             const T e1 = exp(-fabs(x1));
             const T r1 = (T)1 / ((T)1 + e1);
@@ -752,9 +760,14 @@ def bce_with_logits_const_mean_pair_backward(gy, x1, x2, t1, t2, scale1, scale2)
         return _ew("T gy, T x1, T x2, T t1, T t2, T sc1, T sc2", "T gx1, T gx2", op,
                    "minigan_bce_logits_mean_pair_bwd")(
             gy, x1, x2, _scalar(x1, t1), _scalar(x1, t2), _scalar(x1, scale1),
-            _scalar(x1, scale2))
-    return (bce_with_logits_const_mean_backward(gy, x1, t1, scale1),
-            bce_with_logits_const_mean_backward(gy, x2, t2, scale2))
+            _scalar(x1, scale2), *(out or ()))
+    g = (bce_with_logits_const_mean_backward(gy, x1, t1, scale1),
+         bce_with_logits_const_mean_backward(gy, x2, t2, scale2))
+    if out is None:
+        return g
+    for o, gi in zip(out, g):
+        o[...] = gi
+    return tuple(out)
 
 
 def bce_with_logits_backward(gy, x, t, weight=None):

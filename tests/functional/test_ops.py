@@ -9,6 +9,7 @@ from minigan import backend
 from minigan.functional.loss import (
     bce_with_logits_const,
     bce_with_logits_const_pair,
+    bce_with_logits_const_split,
     unit_norm_penalty,
 )
 from minigan.testing import check_backward, check_double_backward
@@ -154,6 +155,12 @@ CASES = [
     ("bce_logits_const_pair_shapes", lambda a, b: bce_with_logits_const_pair(a, 1.0, b, 0.2),
      lambda a, b: np.mean(np_softplus(a) - a) + np.mean(np_softplus(b) - b * 0.2),
      [normal(3, 4), normal(5, 1)]),
+    ("bce_logits_const_split", lambda x: bce_with_logits_const_split(x, 4, 0.9, 0.0),
+     lambda x: np.mean(np_softplus(x[:4]) - x[:4] * 0.9) + np.mean(np_softplus(x[4:])),
+     [normal(8) * 3]),
+    ("bce_logits_const_split_uneven", lambda x: bce_with_logits_const_split(x, 2, 1.0, 0.2),
+     lambda x: np.mean(np_softplus(x[:2]) - x[:2]) + np.mean(np_softplus(x[2:]) - x[2:] * 0.2),
+     [normal(5, 3)]),
     ("unit_norm_penalty", lambda x: unit_norm_penalty(x, 10.0),
      lambda x: 10.0 * np.mean((np.sqrt((x * x).sum(1) + 1e-12) - 1) ** 2), [normal(4, 6) * 0.4]),
     ("unit_norm_penalty_4d", lambda x: unit_norm_penalty(x, 2.5, eps=1e-3),
@@ -285,6 +292,34 @@ def test_unit_norm_penalty_equals_its_ops_and_names_bad_input(xp):
     for eps in (0.0, -1e-3, float("nan")):
         with pytest.raises(ValueError, match="eps must be > 0"):
             unit_norm_penalty(g, eps=eps)
+
+
+def test_the_split_gan_loss_equals_the_pair_of_its_halves(xp):
+    """D's loss on one pass over real + fake logits: the pair's value and, per half, the
+    pair's gradients (bit for bit: the same kernels), for even and uneven halves."""
+    tol = {"rtol": 0, "atol": 0} if xp is np else {"rtol": 1e-6, "atol": 1e-7}
+    for shape, n in (((12,), 6), ((10, 1), 6), ((9, 2), 4)):
+        x0 = xp.asarray(R.standard_normal(shape).astype(np.float32) * 3)
+        x = minigan.Tensor(x0, requires_grad=True)
+        loss = bce_with_logits_const_split(x, n, 0.9, 0.0)
+        loss.backward()
+        r = minigan.Tensor(x0[:n], requires_grad=True)
+        f = minigan.Tensor(x0[n:], requires_grad=True)
+        ref = bce_with_logits_const_pair(r, 0.9, f, 0.0)
+        ref.backward()
+        assert loss.shape == () and loss.dtype == np.float32
+        assert x.grad.shape == shape
+        np.testing.assert_allclose(backend.to_numpy(loss.data), backend.to_numpy(ref.data),
+                                   **tol)
+        for got, want in ((x.grad.data[:n], r.grad.data), (x.grad.data[n:], f.grad.data)):
+            np.testing.assert_allclose(backend.to_numpy(got), backend.to_numpy(want), **tol)
+    x = minigan.Tensor(xp.zeros((4, 1), dtype=np.float32))
+    for n in (0, 4, -1, 2.0, True, "2"):
+        with pytest.raises(ValueError, match=r"0 < n < 4 \(the logits' first axis, shape "
+                                             r"\(4, 1\)\), got"):
+            bce_with_logits_const_split(x, n, 1.0, 0.0)
+    with pytest.raises(TypeError, match="must be floating point, got int64"):
+        bce_with_logits_const_split(minigan.Tensor(xp.zeros(4, dtype=np.int64)), 2, 1.0, 0.0)
 
 
 def test_the_pair_of_gan_losses_equals_the_two_losses_and_their_sum(xp):
