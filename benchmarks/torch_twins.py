@@ -16,8 +16,10 @@ The presets, as of this writing (minigan/gan/models.py is the reference):
 * dcgan64: Radford et al.'s 64x64 G and D, ngf = ndf = 64, 3 channels.
 
 ``TorchTrainer.step`` is ``GANTrainer.step``: one fake batch; a D update on the real batch
-and the detached fake batch (two separate D calls); then a G update that reuses the fake
-batch with the non-saturating BCE-with-logits loss, D's weights frozen. Adam's
+and the detached fake batch (one D call on both when minigan's trainer makes one, as it does
+for a D that scores each sample alone: gan, dragan; two separate calls otherwise, as for
+dcgan's batch-norm D); then a G update that reuses the fake batch with the non-saturating
+BCE-with-logits loss, D's weights frozen. Adam's
 hyperparameters are ``PRESET_OPTIM``'s. DRAGAN adds the penalty of minigan/gan/losses.py to
 D's loss, backpropagated together with it.
 """
@@ -155,14 +157,26 @@ def gradient_penalty(D, x, lam=10.0, c=0.5):
     return ((norm - 1.0) ** 2).mean() * lam
 
 
+def twin_joint(cfg, D) -> bool:
+    """Whether minigan's trainer scores the real and the fake batch of a step in one pass of
+    ``D`` (a minigan model; real and fake batches of one shape, as in every step)."""
+    from minigan.gan.trainer import scores_each_sample_alone
+
+    return bool(cfg.joint_d_batch or scores_each_sample_alone(D))
+
+
 class TorchTrainer:
     """``GANTrainer.step`` in PyTorch, configured by minigan's resolved ``TrainConfig``."""
 
-    def __init__(self, G, D, cfg):
+    def __init__(self, G, D, cfg, joint: bool = False):
+        """``joint``: score the real and the fake batch in one D call, as minigan's trainer
+        does where ``minigan.gan.trainer.joint_d_batch`` holds (``twin_joint`` says so for
+        the minigan D the twin was made of)."""
         if cfg.g_loss != "nonsaturating" or cfg.n_critic != 1 or cfg.n_gen < 1 \
-                or cfg.label_smoothing or cfg.joint_d_batch or cfg.dragan_perturb != "official":
+                or cfg.label_smoothing or cfg.dragan_perturb != "official":
             raise NotImplementedError("the twin trainer covers the presets' default steps and "
                                       "--n-gen only")
+        self.joint = bool(joint or cfg.joint_d_batch)
         self.G, self.D, self.z_dim, self.n_gen = G, D, cfg.z_dim, cfg.n_gen
         self.dragan = cfg.preset == "dragan"
         self.gp_lambda, self.dragan_c = cfg.gp_lambda, cfg.dragan_c
@@ -174,10 +188,15 @@ class TorchTrainer:
         n = real.shape[0]
         z = torch.randn(n, self.z_dim, device=real.device, dtype=real.dtype)
         fake = self.G(z)
-        # D update: real and detached fake in separate calls (matters with batch norm in D)
+        # D update: real and detached fake in one call where minigan makes one, else in two
+        # (which matters with batch norm in D)
         self.opt_D.zero_grad()
-        real_logits = self.D(real)
-        fake_logits = self.D(fake.detach())
+        if self.joint:
+            logits = self.D(torch.cat([real, fake.detach()]))
+            real_logits, fake_logits = logits[:n], logits[n:]
+        else:
+            real_logits = self.D(real)
+            fake_logits = self.D(fake.detach())
         d_loss = _bce_const(real_logits, 1.0) + _bce_const(fake_logits, 0.0)
         stats = {"d_real": torch.sigmoid(real_logits.detach()).mean(),
                  "d_fake": torch.sigmoid(fake_logits.detach()).mean()}

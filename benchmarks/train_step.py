@@ -207,7 +207,8 @@ class TorchRunner:
             raise RuntimeError(f"the PyTorch twin of {self.model} disagrees with minigan's "
                                f"model by {self.twin_max_abs_diff:.3g}")
         cfg = train_config(self.model, self.real.shape[0], self.device, seed)
-        self.trainer = torch_twins.TorchTrainer(tG, tD, cfg)
+        self.trainer = torch_twins.TorchTrainer(tG, tD, cfg,
+                                                joint=torch_twins.twin_joint(cfg, D))
 
     def step(self) -> None:
         self.trainer.step(self.real)

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     from minigan.gan.trainer import TrainConfig
     from minigan.metrics.evaluate import evaluate_samples
     from minigan.nn.init import dcgan_init_
-    from torch_twins import TorchTrainer, twin_of
+    from torch_twins import TorchTrainer, twin_joint, twin_of
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     tG, tD = twin_of(G, D)
     cfg = TrainConfig(preset=a.preset, dataset="mnist", seed=a.seed, n_gen=a.n_gen,
                       lr_g=a.lr_g).resolved()
-    trainer = TorchTrainer(tG, tD, cfg)
+    trainer = TorchTrainer(tG, tD, cfg, joint=twin_joint(cfg, D))
     ds = load_dataset("mnist", "train", root=a.data_dir)
     loader = DataLoader(ds.data, ds.labels, batch_size=cfg.batch_size, shuffle=True,
                         drop_last=True, seed=a.seed, device="cpu")

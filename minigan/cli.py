@@ -53,7 +53,8 @@ def _train_parser(sub):
     p.add_argument("--label-smoothing", type=float, default=0.0,
                    help="one-sided: real label = 1 - s")
     p.add_argument("--joint-d-batch", action="store_true",
-                   help="one D pass over real+fake instead of separate batches")
+                   help="one D pass over real+fake even with batch norm in D (a D that "
+                        "scores each sample alone always gets one, with the same values)")
     p.add_argument("--arch", choices=("mlp", "conv"),
                    help="network family for gan/cgan/dragan on images (default mlp; dcgan and "
                         "dcgan64 are conv only)")

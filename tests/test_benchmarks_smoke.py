@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -300,6 +301,52 @@ def test_torch_twin_trainer_takes_n_gen_g_steps(monkeypatch, n_gen):
     with pytest.raises(NotImplementedError, match="n-gen"):
         torch_twins.TorchTrainer(tG, tD, TrainConfig(preset="gan", device="cpu",
                                                      n_critic=2).resolved())
+
+
+@pytest.mark.parametrize("preset", ["gan", "dcgan"])
+def test_torch_twin_step_gives_minigans_gradients(monkeypatch, preset):
+    """The twin takes minigan's step: from the same weights, noise and real batch, one step
+    leaves the same losses, D outputs and gradients (D's from its update, G's from its own)
+    in both frameworks. gan's D scores each sample alone, so both make one D call on real +
+    fake; dcgan's has batch norm, so both make two."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.syspath_prepend(str(BENCH))
+    import torch_twins
+
+    import minigan
+    from minigan import Tensor
+    from minigan.gan.models import build_models
+    from minigan.gan.trainer import TrainConfig, make_trainer
+
+    minigan.manual_seed(3)
+    G, D = build_models(preset, (1, 28, 28), 0, 100)
+    tG, tD = torch_twins.twin_of(G, D, "cpu")
+    cfg = TrainConfig(preset=preset, device="cpu", n_gen=1).resolved()
+    assert torch_twins.twin_joint(cfg, D) == (preset == "gan")
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((4, 100)).astype(np.float32)
+    real = rng.uniform(-1, 1, (4, 1, 28, 28)).astype(np.float32)
+    trainer = make_trainer(G, D, cfg)
+    monkeypatch.setattr(trainer, "sample_z", lambda n: Tensor(z.copy()))
+    stats = trainer.step(Tensor(real))
+    twin = torch_twins.TorchTrainer(tG, tD, cfg, joint=torch_twins.twin_joint(cfg, D))
+    assert twin.joint == (preset == "gan")
+    monkeypatch.setattr(torch, "randn", lambda *a, **k: torch.from_numpy(z.copy()))
+    tstats = twin.step(torch.from_numpy(real))
+    for key in ("d_loss", "g_loss", "d_real", "d_fake"):
+        np.testing.assert_allclose(float(stats[key].numpy()), float(tstats[key]), rtol=1e-5,
+                                   err_msg=key)
+    for net, tnet in ((G, tG), (D, tD)):
+        mine = {k: p.grad.numpy() for k, p in net.named_parameters()}
+        # in norm: a unit whose input sits at a LeakyReLU's kink in one sample may take the
+        # other slope in one framework (float32 rounding), which moves a few elements by a
+        # percent; the network's largest gradient sets the floor (a bias before batch norm has
+        # a zero gradient, rounding noise in both)
+        scale = max(float(np.abs(g).max()) for g in mine.values())
+        for name, p in tnet.named_parameters():
+            want = p.grad.numpy()
+            err = float(np.linalg.norm(mine[name] - want))
+            assert err <= 1e-3 * float(np.linalg.norm(want)) + 1e-6 * scale, (name, err)
 
 
 def test_cpu_isa_reads_family_model_and_vector_flags(bench):

@@ -7,6 +7,7 @@ from ..functional import mean, softplus
 from ..functional.loss import (
     bce_with_logits_const,
     bce_with_logits_const_pair,
+    bce_with_logits_const_split,
     unit_norm_penalty,
 )
 from ..kernels import elementwise as K
@@ -15,6 +16,12 @@ from ..kernels import elementwise as K
 def d_loss_bce(real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
     """-log D(x) - log(1 - D(G(z))), with one-sided label smoothing through ``real_label``."""
     return bce_with_logits_const_pair(real_logits, real_label, fake_logits, 0.0)
+
+
+def d_loss_bce_joint(logits: Tensor, n: int, real_label: float = 1.0) -> Tensor:
+    """``d_loss_bce(logits[:n], logits[n:], real_label)`` for D's logits of one pass over the
+    real batch (the first n) and the fake batch, as one op on them."""
+    return bce_with_logits_const_split(logits, n, real_label, 0.0)
 
 
 def g_loss_nonsaturating(fake_logits: Tensor) -> Tensor:

@@ -17,12 +17,14 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from .. import backend
+from .. import nn
 from ..autograd import Tensor, no_grad
 from ..functional import concat, getitem
 from ..kernels.elementwise import sigmoid_mean_pair
 from ..kernels.random import Generator
 from ..optim import Adam
 from . import losses
+from . import models
 from .models import POINT_G_BATCH_NORM, POINT_HIDDEN
 
 # Paper defaults per preset: (lr_g, lr_d, beta1, beta2)
@@ -319,6 +321,49 @@ def check_preset_settings(cfg: TrainConfig, sample_shape=None) -> None:
                              "drop --g-upsample")
 
 
+# Layers whose output for a sample depends on that sample alone (and on the weights), with
+# the forward of exactly these classes: a subclass may override forward, so it is not one.
+# BatchNorm (batch statistics) and Dropout (its random draws) are not; Flatten is while it
+# keeps the batch axis, Dropout while it draws nothing.
+_PER_SAMPLE_LAYERS = frozenset({
+    nn.Sequential, nn.Identity, nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.LeakyReLU,
+    nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Upsample, nn.MaxPool2d, nn.AvgPool2d,
+    nn.Embedding, models.MLPDiscriminator, models.DCGANDiscriminator,
+    models.DCGANDiscriminator28})
+
+
+def scores_each_sample_alone(D) -> bool:
+    """Whether D's output for a sample depends on that sample (and its label) alone, so that
+    one pass over the real and the fake batch gives the values of two passes: D is built of
+    ``_PER_SAMPLE_LAYERS`` only (no batch norm in training mode, no random dropout, no
+    module of an unknown class) and has no forward hooks, which would see one call instead
+    of two."""
+    for m in D.modules():
+        kind = type(m)
+        if m._forward_pre_hooks or m._forward_hooks:
+            return False
+        if kind is nn.Dropout:
+            if m.p and m.training:
+                return False
+        elif kind is nn.Flatten:
+            if not (isinstance(m.start_dim, int) and m.start_dim >= 1):
+                return False
+        elif kind not in _PER_SAMPLE_LAYERS:
+            return False
+    return True
+
+
+def joint_d_batch(cfg, D, real, fake) -> bool:
+    """Whether the D step scores the real and the fake batch in one pass: when the config
+    asks for it (``--joint-d-batch``: with batch norm in D that changes the results), or when
+    D scores each sample alone and the two batches have one shape and dtype (the same values,
+    in fewer and larger ops: on the GPU about a fifth fewer launches per gan step)."""
+    if cfg.joint_d_batch:
+        return True
+    return (real.shape[1:] == fake.shape[1:] and real.dtype == fake.dtype
+            and scores_each_sample_alone(D))
+
+
 class GANTrainer:
     """Non-saturating (or minimax) GAN training with BCE on logits.
 
@@ -370,18 +415,19 @@ class GANTrainer:
     def d_loss(self, real, fake, labels, fake_labels):
         """D's loss on a real batch and a (detached) fake batch; returns (loss, stats)."""
         smooth = 1.0 - self.cfg.label_smoothing
-        if self.cfg.joint_d_batch:
+        if joint_d_batch(self.cfg, self.D, real, fake):
             n = real.shape[0]
             both_labels = None if fake_labels is None else _cat_labels(labels, fake_labels)
             logits = self.discriminate(concat([real, fake], 0), both_labels)
-            real_logits = getitem(logits, slice(0, n))
-            fake_logits = getitem(logits, slice(n, None))
+            loss = losses.d_loss_bce_joint(logits, n, smooth)
+            real_data, fake_data = logits.data[:n], logits.data[n:]
         else:
             real_logits = self.discriminate(real, labels)
             fake_logits = self.discriminate(fake, fake_labels)
-        loss = losses.d_loss_bce(real_logits, fake_logits, smooth)
+            loss = losses.d_loss_bce(real_logits, fake_logits, smooth)
+            real_data, fake_data = real_logits.data, fake_logits.data
         # mean(sigmoid(.)) of the detached logits: one kernel for both on the GPU
-        d_real, d_fake = sigmoid_mean_pair(real_logits.data, fake_logits.data)
+        d_real, d_fake = sigmoid_mean_pair(real_data, fake_data)
         stats = {"d_real": Tensor(d_real), "d_fake": Tensor(d_fake)}
         return loss, stats
 
