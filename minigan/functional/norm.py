@@ -36,6 +36,7 @@ class BatchNormTrain(Function):
     """
 
     slope = None  # the fused LeakyReLU's (BatchNormLeakyReLUTrain)
+    channel_major = False  # y stored channel-major on the GPU (``_batch_norm``'s argument)
 
     def __init__(self, running_mean, running_var, momentum, eps, counter=None):
         self.running_mean, self.running_var = running_mean, running_var
@@ -49,7 +50,7 @@ class BatchNormTrain(Function):
             shift = None
         y, mean, invstd = KB.batch_norm_forward_train(
             x, w, b, self.running_mean, self.running_var, self.momentum, self.eps, self.slope,
-            counter=self.counter, shift=shift)
+            counter=self.counter, shift=shift, channel_major=self.channel_major)
         self.saved = (mean, invstd, shifted)
         if self.slope is not None:
             self.y = y
@@ -153,10 +154,13 @@ def checked_slope(negative_slope) -> float:
 
 
 def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
-                slope, counter=None, shift=None) -> Tensor:
+                slope, counter=None, shift=None, channel_major: bool = False) -> Tensor:
     """``batch_norm`` (``slope``: with a fused LeakyReLU). ``counter``, a batch-norm layer's
     ``num_batches_tracked`` (a 0-d integer array), is advanced by one in training, once the
-    input has been checked: on the GPU inside the statistics kernel, not by a launch of its own."""
+    input has been checked: on the GPU inside the statistics kernel, not by a launch of its own.
+    ``channel_major``: in training on the GPU, the output is stored channel-major (the
+    layout a transposed conv after it reads without a copy; ``nn.Sequential`` asks for it
+    there); the same values."""
     x = as_tensor(input)
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, ...), got {x.shape}")
@@ -185,6 +189,8 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
             backend.check_same_device(x.data, counter, what="batch_norm (num_batches_tracked)")
         op = (BatchNormTrain(rm, rv, momentum, eps, counter) if slope is None
               else BatchNormLeakyReLUTrain(rm, rv, momentum, eps, slope, counter))
+        if channel_major:
+            op.channel_major = True
         if shift is None:
             return op(x, w, b)
         shift = as_tensor(shift, x)

@@ -85,7 +85,7 @@ def takes_shift(x) -> bool:
 
 def batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentum: float,
                              eps: float, negative_slope: float | None = None, counter=None,
-                             shift=None):
+                             shift=None, channel_major: bool = False):
     """Normalise with batch statistics; returns ``(y, mean, invstd)``, the last two of shape (C,).
 
     ``running_mean``/``running_var`` (or None) are updated in place with the unbiased variance.
@@ -98,6 +98,11 @@ def batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentu
     ``shift`` (C,), for x that ``takes_shift`` accepts: normalise x + shift (per channel,
     added in x's dtype), the output of a Linear layer whose bias is ``shift``, without that
     layer's add launch.
+
+    ``channel_major``: on the GPU's one-kernel path, y is stored channel-major (C, N, H, W)
+    and viewed as x's (N, C, H, W), whatever x's layout: the (C, N*H*W) matrix that a
+    transposed conv after it multiplies, and its backward again, without copies (see
+    kernels.conv). Elsewhere y keeps x's layout. The values are the same either way.
     """
     if shift is not None and not takes_shift(x):
         raise ValueError(f"batch norm: a shift is taken only with a 2-D float GPU input of at "
@@ -108,7 +113,7 @@ def batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentu
         _check_m(m)
         y, mean, invstd = _forward_train_cupy(x3, m, weight, bias, running_mean, running_var,
                                               float(momentum), float(eps), negative_slope,
-                                              counter, shift)
+                                              counter, shift, channel_major)
         return y.reshape(x.shape), mean, invstd
     lay = _Layout(x)
     _check_m(lay.m)
@@ -379,18 +384,24 @@ def _block(m: int) -> int:
 _FUSED_MAX = 1 << 16
 
 
-def _fused_out(x3, m):
-    """The output array of a fused batch-norm kernel, in x3's layout, with its leading
+def _fused_out(x3, m, channel_major: bool = False):
+    """The output array of a fused batch-norm kernel, in x3's layout (or, with
+    ``channel_major``, stored as (C, N, S) and viewed as x3's (N, C, S)), with its leading
     strides; (None, None) when the layer takes the two-launch path."""
     if m > _FUSED_MAX:
         return None, None
-    out = backend.cupy.empty_like(x3)  # x3's layout (a channel-major conv output stays so)
+    cp = backend.cupy
+    if channel_major:
+        n, c, s = x3.shape
+        out = cp.empty((c, n, s), dtype=x3.dtype).transpose(1, 0, 2)
+    else:
+        out = cp.empty_like(x3)  # x3's layout (a channel-major conv output stays so)
     st = leading_strides(out)
     return (out, st) if st is not None else (None, None)
 
 
 def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum, eps,
-                       negative_slope=None, counter=None, shift=None):
+                       negative_slope=None, counter=None, shift=None, channel_major=False):
     cp = backend.cupy
     x3, (sn, sc) = with_leading_strides(x3)  # no copy of a channel-major conv output
     n, c, s = x3.shape
@@ -405,7 +416,7 @@ def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum
     count = counter is not None and counter.dtype == np.int64 and counter.size == 1
     if counter is not None and not count:
         counter += 1  # another integer type (a hand-made buffer): a launch of its own
-    y, yst = _fused_out(x3, m)
+    y, yst = _fused_out(x3, m, channel_major)
     b = cp.ascontiguousarray(bias, dtype=dt) if bias is not None and y is not None else mean
     if y is not None:
         flags |= 16 | (bias is not None) << 5 | (negative_slope is not None) << 6

@@ -110,7 +110,10 @@ class Sequential(Module):
             if i + 1 < n:
                 act = _fusable_activation(m, mods[i + 1])
                 if act is not None:  # the layer and its activation as one op
-                    input = m._forward(input, act)
+                    if i + 2 < n and _batch_norm_into_transposed_conv(m, mods[i + 2], input):
+                        input = m._forward(input, act, channel_major=True)
+                    else:
+                        input = m._forward(input, act)
                     i += 2
                     continue
             input = m(input)
@@ -155,6 +158,19 @@ def _fusable_activation(m, nxt):
         return "tanh"
     slope = 0.0 if kind is relu else float(nxt.negative_slope)
     return slope if slope >= 0 else None
+
+
+def _batch_norm_into_transposed_conv(m, nxt, x) -> bool:
+    """Whether ``Sequential`` asks the fused batch norm + activation ``m`` (see
+    ``_fusable_activation``) for an output stored channel-major: when a ConvTranspose2d
+    ``nxt`` reads it, on 4-D GPU input. That conv multiplies its input as the (C, N*H*W)
+    matrix, forward and for its weight gradient, and an input in NCHW order (a generator's
+    first layer writes one) costs a transposing copy each time. The same values."""
+    if not _FUSE:
+        _fusable_activation(m, nxt)  # (imports the layer classes)
+    bn, convt = _FUSE[0], _FUSE[5]
+    return (isinstance(m, bn) and isinstance(nxt, convt) and getattr(x, "ndim", 0) == 4
+            and backend.is_cupy_array(getattr(x, "data", x)))
 
 
 def _linear_into_batch_norm(m, nxt, x) -> bool:

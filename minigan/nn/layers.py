@@ -294,10 +294,11 @@ class _BatchNorm(Module):
     def forward(self, input):
         return self._forward(input, None)
 
-    def _forward(self, x, slope, shift=None):
+    def _forward(self, x, slope, shift=None, channel_major: bool = False):
         """forward(x), followed by leaky_relu(., slope) when ``slope`` is not None (0: ReLU),
         fused into the batch-norm op in training (see ``Sequential.forward``); ``shift``, the
-        bias of the Linear layer before, which the training op adds to x."""
+        bias of the Linear layer before, which the training op adds to x; ``channel_major``,
+        the GPU output's layout in training (a transposed conv comes next)."""
         if x.ndim not in self._expected_dims:
             raise ValueError(f"{type(self).__name__}: expected a "
                              f"{' or '.join(map(str, self._expected_dims))}-D input, got shape "
@@ -324,7 +325,7 @@ class _BatchNorm(Module):
                     self.eps)
         # F.batch_norm, or batch_norm_leaky_relu, with the layer's counter
         return _batch_norm(*args, None if slope is None else checked_slope(slope), counter,
-                           shift)
+                           shift, channel_major)
 
     def _forward_cumulative(self, x):
         # A momentum-1 update into zeroed scratch buffers captures the batch mean and unbiased

@@ -474,6 +474,39 @@ def test_the_fused_kernels_give_the_two_launch_values(cuda, monkeypatch, dtype, 
         assert float(y.min()) < 0  # the activation matters here
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("layout", ["nchw", "channel_major", "strided"])
+@pytest.mark.parametrize("slope", [None, 0.0])
+def test_a_channel_major_output_has_the_values_of_the_input_layout(cuda, layout, slope):
+    """``channel_major=True`` stores y as (C, N, H, W) whatever x's layout (what a transposed
+    conv after it reads without a copy), with the same values; the backward, fed a
+    channel-major gy and that y, gives the same gradients, gx in x's layout."""
+    x, w, b, rm, rv, gy = (a.astype(np.float32) for a in _data((4, 3, 5, 6), seed=5, loc=1.0))
+    if layout == "channel_major":
+        xg = _channel_major(cuda, x)
+    elif layout == "strided":
+        xg = cuda.asarray(x.transpose(0, 1, 3, 2).copy()).transpose(0, 1, 3, 2)
+    else:
+        xg = cuda.asarray(x)
+    wg, bg = cuda.asarray(w), cuda.asarray(b)
+    runs = []
+    for cm in (False, True):
+        rmg, rvg = cuda.asarray(rm), cuda.asarray(rv)
+        y, mean, invstd = KB.batch_norm_forward_train(xg, wg, bg, rmg, rvg, 0.1, 1e-5, slope,
+                                                      channel_major=cm)
+        gyg = _channel_major(cuda, gy) if cm else cuda.asarray(gy)
+        grads = KB.batch_norm_backward_train(gyg, xg, wg, mean, invstd,
+                                             y=y if slope is not None else None,
+                                             negative_slope=slope)
+        runs.append((y, mean, invstd, rmg, rvg) + tuple(grads))
+    for plain, cm in zip(*runs):
+        np.testing.assert_array_equal(cm.get(), plain.get())
+    y, gx = runs[1][0], runs[1][5]
+    assert y.strides == _channel_major(cuda, x).strides
+    if layout != "strided":  # (a strided view is copied to C order first)
+        assert gx.strides == xg.strides
+
+
 @pytest.mark.parametrize("m,launches", [(4 * 5 * 6, 1), (1 << 17, 2)])
 def test_a_batch_norm_is_one_launch_each_way_up_to_the_fused_size(emulated_gpu, m, launches,
                                                                    monkeypatch):

@@ -394,3 +394,47 @@ def test_sequential_fuses_a_transposed_conv_and_tanh_with_the_same_results(devic
     assert _fusable_activation(MyConvT(2, 2, 3), nn.Tanh()) is None
     assert _fusable_activation(nn.ConvTranspose2d(2, 2, 3), nn.LeakyReLU(0.2)) is None
     assert _fusable_activation(nn.ConvTranspose2d(2, 2, 3), nn.Tanh()) == "tanh"
+
+
+def test_a_batch_norm_before_a_transposed_conv_writes_channel_major_on_the_gpu(device):
+    """A DCGAN generator's first layers: ConvTranspose2d on 1x1 input (an NCHW output) ->
+    BatchNorm2d -> ReLU -> ConvTranspose2d. On the GPU the batch norm's output is stored
+    channel-major, the (C, N*H*W) matrix the next conv multiplies; on the CPU it keeps its
+    layout. Outputs and gradients are those of the layers one by one, bit for bit."""
+    from minigan import backend
+    minigan.manual_seed(0)
+
+    def make():
+        return nn.Sequential(nn.ConvTranspose2d(6, 8, 4, 1, 0, bias=False), nn.BatchNorm2d(8),
+                             nn.ReLU(), nn.ConvTranspose2d(8, 3, 4, 2, 1, bias=False),
+                             nn.Tanh()).to(device)
+
+    net, twin = make(), make()
+    twin.load_state_dict(net.state_dict())
+    z = minigan.randn(5, 6, 1, 1, device=device)
+    seen = []
+    net[3].register_forward_pre_hook(lambda m, inp: seen.append(inp[0].data))
+    y = net(z)
+    (y * y).sum().backward()
+    h = z
+    for m in twin:
+        h = m(h)
+    (h * h).sum().backward()
+    x = seen[0]
+    n, c, hh, ww = x.shape
+    item = x.dtype.itemsize
+    channel_major = (hh * ww * item, n * hh * ww * item, ww * item, item)
+    assert (x.strides == channel_major) == (device == "cuda")
+    np.testing.assert_array_equal(y.numpy(), h.numpy())
+    for (name, p), q in zip(net.named_parameters(), twin.parameters()):
+        np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy(), err_msg=name)
+    for (name, a), b in zip(net.named_buffers(), twin.buffers()):
+        np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b), err_msg=name)
+    from minigan.nn.container import _batch_norm_into_transposed_conv as into
+    gpu_x = z if device == "cuda" else None
+    assert not into(net[1], nn.Conv2d(8, 3, 3), z)
+    assert not into(net[0], net[3], z)
+    if gpu_x is not None:
+        assert into(net[1], net[3], gpu_x)
+        assert not into(net[1], net[3], minigan.randn(5, 6, device=device))  # not 4-D
+    assert not into(net[1], net[3], minigan.randn(5, 6, 1, 1))  # the CPU
