@@ -31,7 +31,7 @@ from . import backend
 from .atomic import atomic_writer
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "META_KEY", "CheckpointError", "save_checkpoint",
-           "load_checkpoint", "check_state", "CheckpointManager"]
+           "load_checkpoint", "check_state", "CheckpointManager", "resolve_checkpoint"]
 
 FORMAT_NAME = "minigan-checkpoint"
 FORMAT_VERSION = 1
@@ -316,6 +316,44 @@ def check_state(expected: Mapping, got: Mapping, where: str) -> None:
         raise CheckpointError(f"{where}: " + "; ".join(problems))
 
 
+def _numbered(folder: Path, pattern) -> list[tuple[int, Path]]:
+    """(step, path) of the files in ``folder`` whose names match ``pattern`` (one group, the
+    step), oldest step first; none for a missing folder."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in folder.iterdir():
+        m = pattern.fullmatch(entry.name)
+        if m and entry.is_file():
+            found.append((int(m.group(1)), entry))
+    return sorted(found)
+
+
+def resolve_checkpoint(path, prefix: str = "ckpt") -> Path:
+    """The checkpoint file that a command reading one should use for ``path``: the path itself
+    unless it is a folder; for a run folder (``minigan train --out``), the newest checkpoint
+    that loads in its ``checkpoints/``, or among the folder's own ``{prefix}_*.npz``.
+    Unreadable ones are skipped with a warning, as a resume skips them. Nothing is written or
+    deleted: a run may be saving into that folder at the time. A folder without a checkpoint
+    that loads is a ``CheckpointError`` saying where it looked."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    pattern = re.compile(re.escape(prefix) + r"_(\d{8,})\.npz")
+    folders = [path / "checkpoints", path]
+    for folder in folders:
+        for _, candidate in reversed(_numbered(folder, pattern)):
+            try:
+                load_checkpoint(candidate)
+            except CheckpointError as exc:
+                warnings.warn(f"skipping unreadable checkpoint: {exc}", RuntimeWarning,
+                              stacklevel=2)
+                continue
+            return candidate
+    raise CheckpointError(f"{path} is a folder without a checkpoint that loads (looked for "
+                          f"{prefix}_*.npz in {folders[0]} and in {path})")
+
+
 class CheckpointManager:
     """Numbered checkpoints ``{prefix}_{step:08d}.npz`` in one folder, keeping the newest few.
 
@@ -352,14 +390,7 @@ class CheckpointManager:
         return self.folder / f"{self.prefix}_{step:08d}.npz"
 
     def _steps(self) -> list[tuple[int, Path]]:
-        if not self.folder.is_dir():
-            return []
-        found = []
-        for entry in self.folder.iterdir():
-            m = self._pattern.fullmatch(entry.name)
-            if m and entry.is_file():
-                found.append((int(m.group(1)), entry))
-        return sorted(found)
+        return _numbered(self.folder, self._pattern)
 
     def list(self) -> list[Path]:
         """This manager's checkpoint files, oldest step first (not checked for validity)."""

@@ -307,6 +307,10 @@ def cmd_eval(a) -> int:
                            data_dir=a.data_dir)
 
 
+_CHECKPOINT_HELP = ("a checkpoint file, or a run folder (minigan train --out) for its newest "
+                    "checkpoint that loads")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minigan", description="A from-scratch GAN engine on "
                                                                  "NumPy and CuPy.")
@@ -314,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
 
     p = sub.add_parser("sample", help="draw samples from a checkpoint")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help=_CHECKPOINT_HELP)
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--out", default="grid.png")
     p.add_argument("--npy", help="also write raw samples in [-1, 1] as N x C x H x W")
@@ -324,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
 
     p = sub.add_parser("interpolate", help="a latent walk between random points")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help=_CHECKPOINT_HELP)
     p.add_argument("--points", type=int, default=4)
     p.add_argument("--frames", type=int, default=10, help="frames between two points")
     p.add_argument("--slerp", action="store_true", help="spherical instead of linear paths")
@@ -336,11 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
 
     p = sub.add_parser("info", help="describe a checkpoint")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help=_CHECKPOINT_HELP)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("eval", help="sample-quality metrics of a checkpoint")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help=_CHECKPOINT_HELP)
     p.add_argument("--n", type=int, default=10000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -365,6 +369,12 @@ def main(argv=None) -> int:
             raise UsageError(", ".join(_flag(n) for n in empty) + " must not be empty")
         if args.command == "train":
             args.given_flags = _given_train_flags(argv)
+        else:  # a run folder stands for its newest checkpoint
+            from .checkpoint import resolve_checkpoint
+            resolved = resolve_checkpoint(args.checkpoint)
+            if resolved != Path(args.checkpoint):
+                print(f"minigan {args.command}: using {resolved}", file=sys.stderr)
+                args.checkpoint = str(resolved)
         return handler(args)
     except (UsageError, CheckpointError, DeviceError, FileNotFoundError, ValueError) as e:
         print(f"minigan {args.command}: {e}", file=sys.stderr)

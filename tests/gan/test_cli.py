@@ -208,3 +208,47 @@ def test_slerp_stays_on_the_sphere_and_falls_back_to_a_line_for_parallel_anchors
         mid = _slerp(z0, other, 0.3)
         assert np.all(np.isfinite(mid))
         np.testing.assert_allclose(mid, 0.7 * z0 + 0.3 * other, atol=1e-12)
+
+
+def test_a_run_folder_stands_for_its_newest_checkpoint_that_loads(checkpoints, tmp_path,
+                                                                   capsys):
+    """sample, interpolate, info and eval take a run folder: its newest checkpoint that loads
+    (a corrupt newer one is skipped with a warning; the folder is only read: a half-written
+    temporary file of a running save stays). A folder without one is named."""
+    import shutil
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    good = run / "checkpoints" / "ckpt_00000002.npz"
+    shutil.copy(checkpoints["gan"], good)
+    (run / "checkpoints" / "ckpt_00000009.npz").write_bytes(b"PK\x03\x04 cut short")
+    temp = run / "checkpoints" / ".ckpt_00000010.npz.1a2b.tmp"
+    temp.write_bytes(b"being written")
+    capsys.readouterr()
+    with pytest.warns(RuntimeWarning, match="skipping unreadable checkpoint.*ckpt_00000009"):
+        assert main(["info", str(run)]) == 0
+    out, err = capsys.readouterr()
+    assert f"checkpoint: {good}" in out and f"minigan info: using {good}" in err
+    assert temp.exists()
+    # the run's checkpoint gives the same samples as the file named outright
+    with pytest.warns(RuntimeWarning):
+        assert main(["sample", str(run), "--n", "5", "--out", str(tmp_path / "a.png"),
+                     "--npy", str(tmp_path / "a.npy")]) == 0
+    assert main(["sample", str(good), "--n", "5", "--out", str(tmp_path / "b.png"),
+                 "--npy", str(tmp_path / "b.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    # checkpoints straight in the folder count too
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    shutil.copy(good, flat / "ckpt_00000004.npz")
+    capsys.readouterr()
+    assert main(["info", str(flat)]) == 0
+    assert f"using {flat / 'ckpt_00000004.npz'}" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for cmd in ("sample", "interpolate", "info", "eval"):
+        assert main([cmd, str(empty)]) == 2
+        err = capsys.readouterr().err
+        assert (f"minigan {cmd}: {empty} is a folder without a checkpoint that loads (looked "
+                f"for ckpt_*.npz in {Path(empty) / 'checkpoints'} and in {empty})") in err
