@@ -1128,13 +1128,17 @@ class Linear(Function):
 
     def _one_output_grads(self, g):
         """``_array_grads`` of the one-output GPU path: gx = g * w (one product per element,
-        as a GEMM with an inner size of 1 computes it), gw and gb in one kernel, added into
-        the .grad arrays the engine offers."""
+        as a GEMM with an inner size of 1 computes it), gw and gb, added into the .grad
+        arrays the engine offers, all in one kernel (gx alone: one multiply)."""
         x, w = self.inputs[0].data, self.inputs[1].data
         need = self.needs_input_grad
         acc = self.accumulate_into or (None, None, None)
-        gx = Tensor(g * w) if need[0] else None
-        gw, gb = _KG.linear_one_output_grads(g, x, need[1], need[2], acc[1], acc[2])
+        if need[0] and (need[1] or need[2]) and w.flags.c_contiguous:
+            gx, gw, gb = _KG.linear_one_output_grads(g, x, need[1], need[2], acc[1], acc[2], w=w)
+            gx = Tensor(gx)
+        else:
+            gx = Tensor(g * w) if need[0] else None
+            gw, gb = _KG.linear_one_output_grads(g, x, need[1], need[2], acc[1], acc[2])
         return (gx, None if gw is None else ACCUMULATED if gw is acc[1] else Tensor(gw),
                 None if gb is None else ACCUMULATED if gb is acc[2] else Tensor(gb))
 

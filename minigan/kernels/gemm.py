@@ -294,16 +294,23 @@ extern "C" __global__ void minigan_linear1_fwd_TAG(
 extern "C" __global__ void minigan_linear1_bwd_TAG(
         const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ gw,
         T* __restrict__ gb, const long long N, const long long K, const long long xrow,
-        const long long grow, const int flags) {
-    // flags: 1 = write gw, 2 = write gb, 4 = add gw into gw (else store), 8 = add gb into gb
+        const long long grow, const int flags, const T* __restrict__ w,
+        T* __restrict__ gx) {
+    // flags: 1 = write gw, 2 = write gb, 4 = add gw into gw (else store), 8 = add gb into gb,
+    // 16 = write gx = g * w (N, K), C order, each product rounded to T (with gw: each (i, j)
+    // is visited once, so gx costs no launch of its own)
     __shared__ double part[8][33];
     const long long j = (long long)blockIdx.x * 32 + threadIdx.x;
     double acc = 0.0, accb = 0.0;
     const bool sum_b = (flags & 2) && blockIdx.x == 0 && threadIdx.x == 0;
+    const bool put_x = (flags & 16) && j < K;
+    const T wj = put_x ? w[j] : (T)0;
     for (long long i = threadIdx.y; i < N; i += 8) {
-        const double gi = (double)g[i * grow];
+        const T gt = g[i * grow];
+        const double gi = (double)gt;
         if (j < K) acc += gi * (double)x[i * xrow + j];
         if (sum_b) accb += gi;
+        if (put_x) gx[i * K + j] = gt * wj;
     }
     part[threadIdx.y][threadIdx.x] = acc;
     if (sum_b) part[threadIdx.y][32] = accb;
@@ -360,11 +367,15 @@ def linear_one_output(x, w, b):
     return y
 
 
-def linear_one_output_grads(g, x, need_w: bool, need_b: bool, into_w=None, into_b=None):
+def linear_one_output_grads(g, x, need_w: bool, need_b: bool, into_w=None, into_b=None,
+                            w=None):
     """``(gw, gb)`` of ``linear_one_output`` from its output gradient g (N, 1): gw = g.T @ x of
     shape (1, K) and gb = g summed, (1,), in one kernel (None for what is not needed). With
     ``into_w``/``into_b`` (C-contiguous arrays of those shapes and g's dtype: the .grad arrays
-    the engine offers) the kernel adds into them, and they are returned in their place."""
+    the engine offers) the kernel adds into them, and they are returned in their place.
+
+    ``w`` (1, K), C-contiguous, when gw or gb is needed: also gx = g * w (N, K), each product
+    rounded as the multiply ufunc rounds it, from the same kernel; returns ``(gx, gw, gb)``."""
     cp = backend.cupy
     row = row_stride(x)
     if row is None:
@@ -379,11 +390,21 @@ def linear_one_output_grads(g, x, need_w: bool, need_b: bool, into_w=None, into_
     add_w, add_b = need_w and usable(into_w, (1, k)), need_b and usable(into_b, (1,))
     gw = (into_w if add_w else cp.empty((1, k), dtype=dt)) if need_w else None
     gb = (into_b if add_b else cp.empty(1, dtype=dt)) if need_b else None
+    gx = None
+    if w is not None:
+        if not (need_w or need_b) or not usable(w, (1, k)):
+            raise ValueError(f"linear_one_output_grads: gx comes with gw or gb, from a "
+                             f"C-contiguous (1, {k}) weight of {dt}, got "
+                             f"{getattr(w, 'dtype', type(w).__name__)}"
+                             f"{tuple(getattr(w, 'shape', ()))}")
+        gx = cp.empty((n, k), dtype=dt)
     if need_w or need_b:
         grow = g.strides[0] // dt.itemsize if g.shape[0] > 1 else 1
-        flags = need_w | need_b << 1 | add_w << 2 | add_b << 3
+        flags = need_w | need_b << 1 | add_w << 2 | add_b << 3 | (gx is not None) << 4
+        some = gw if need_w else gb
         _one_output_kernel("bwd", dt)(
-            ((k + 31) // 32 if need_w else 1,), (32, 8),
-            (g, x, gw if need_w else gb, gb if need_b else gw, np.int64(n), np.int64(k),
-             np.int64(row), np.int64(grow), np.int32(flags)))
-    return gw, gb
+            ((k + 31) // 32 if need_w or gx is not None else 1,), (32, 8),
+            (g, x, some, gb if need_b else gw, np.int64(n), np.int64(k),
+             np.int64(row), np.int64(grow), np.int32(flags), some if w is None else w,
+             some if gx is None else gx))
+    return (gw, gb) if w is None else (gx, gw, gb)

@@ -353,6 +353,21 @@ def test_a_one_output_linear_is_one_kernel_each_way(monkeypatch, dtype):
                     assert gb.shape == (1,) and gb.dtype == dtype
                     np.testing.assert_allclose(gb.get(), want_b, rtol=tol, atol=tol,
                                                err_msg=where)
+                # with w: gx = g * w from the same kernel, the multiply's products exactly
+                E.LOG.clear()
+                gx, gw2, gb2 = KG.linear_one_output_grads(g, x, need_w, need_b, w=w)
+                assert E.LOG.n_launches == 1 + copied, (where, E.LOG.launches)
+                assert gx.shape == (n, k) and gx.dtype == dtype and gx.flags.c_contiguous
+                np.testing.assert_array_equal(gx.get(), (g * w).get(), err_msg=where)
+                for a, b_ in ((gw, gw2), (gb, gb2)):
+                    assert (a is None) == (b_ is None)
+                    if a is not None:
+                        np.testing.assert_array_equal(a.get(), b_.get(), err_msg=where)
+            with pytest.raises(ValueError, match=rf"gx comes with gw or gb, from a C-contiguous "
+                                                 rf"\(1, {k}\) weight"):
+                KG.linear_one_output_grads(g, x, False, False, w=w)
+            with pytest.raises(ValueError, match="weight of"):
+                KG.linear_one_output_grads(g, x, True, True, w=w.astype(np.float16))
             # added into .grad arrays: the sums rounded to T, then added in T
             into_w = cp.full((1, k), 0.25, dtype=dtype)
             into_b = cp.full(1, -1.5, dtype=dtype)
