@@ -1133,7 +1133,7 @@ class Linear(Function):
         x, w = self.inputs[0].data, self.inputs[1].data
         need = self.needs_input_grad
         acc = self.accumulate_into or (None, None, None)
-        if need[0] and (need[1] or need[2]) and w.flags.c_contiguous:
+        if need[0] and (need[1] or need[2]):  # (one_output_applies: w is C-contiguous)
             gx, gw, gb = _KG.linear_one_output_grads(g, x, need[1], need[2], acc[1], acc[2], w=w)
             gx = Tensor(gx)
         else:

@@ -274,9 +274,9 @@ def _capturable_matmul(a, b):
 # - backward, gw[j] = sum_i g[i] * x[i, j] and gb = sum_i g[i] together, as the column sums of
 #   the leaky/tanh backward kernels run (a block of 32 x 8 threads owns 32 columns, the 8
 #   partial sums of a column are added in a fixed order, in double: deterministic); block 0
-#   also sums g. With add, each is rounded to T and added into the .grad array in T.
-# (gx = g * w is one product per element, the same values a GEMM with an inner size of 1
-# gives, and stays one elementwise launch.)
+#   also sums g. With add, each is rounded to T and added into the .grad array in T. Where
+#   gx = g * w is wanted too, the same pass writes it (one product per element, the values a
+#   GEMM with an inner size of 1 gives); wanted alone, it is one elementwise multiply.
 _ONE_OUTPUT_CUDA = r"""
 extern "C" __global__ void minigan_linear1_fwd_TAG(
         const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,

@@ -169,8 +169,13 @@ def _batch_norm_into_transposed_conv(m, nxt, x) -> bool:
     if not _FUSE:
         _fusable_activation(m, nxt)  # (imports the layer classes)
     bn, convt = _FUSE[0], _FUSE[5]
-    return (isinstance(m, bn) and isinstance(nxt, convt) and getattr(x, "ndim", 0) == 4
-            and backend.is_cupy_array(getattr(x, "data", x)))
+    return isinstance(m, bn) and isinstance(nxt, convt) and _gpu_input(x, 4)
+
+
+def _gpu_input(x, ndim: int) -> bool:
+    """Whether ``x`` (a tensor or an array) is an ``ndim``-D GPU array: where the layer pairs
+    above save a launch or a copy."""
+    return getattr(x, "ndim", 0) == ndim and backend.is_cupy_array(getattr(x, "data", x))
 
 
 def _linear_into_batch_norm(m, nxt, x) -> bool:
@@ -191,8 +196,7 @@ def _linear_into_batch_norm(m, nxt, x) -> bool:
             and isinstance(nxt, bn) and nxt.training
             and type(nxt).forward is bn.forward and type(nxt)._forward is bn._forward):
         return False
-    return (m.bias is not None and nxt.momentum is not None and getattr(x, "ndim", 0) == 2
-            and backend.is_cupy_array(getattr(x, "data", x))
+    return (m.bias is not None and nxt.momentum is not None and _gpu_input(x, 2)
             and not (m._forward_pre_hooks or m._forward_hooks or nxt._forward_pre_hooks
                      or nxt._forward_hooks))
 
