@@ -238,6 +238,53 @@ def test_twin_quality_without_torch_says_so(bench, capsys):
     assert "PyTorch is not installed" in capsys.readouterr().err
 
 
+def test_host_time_clock_takes_out_only_the_emulators_time(bench):
+    """The subtraction behind host_time.py: time inside a wrapped (emulator) function is taken
+    out once, nested calls included, and time outside it is kept."""
+    import time
+    import types
+
+    ht = bench("host_time")
+    clock = ht._Clock()
+    inner = clock.wrap(lambda: time.sleep(0.02))
+    outer = clock.wrap(lambda: (inner(), time.sleep(0.02)))
+    fake = types.SimpleNamespace(_defer=None)
+    inside_only = ht._own_times(lambda: (outer(), inner()), fake, clock, 2, null=True)
+    assert all(abs(t) < 0.01 for t in inside_only)  # 0.06 s, all of it the emulator's
+    mixed = ht._own_times(lambda: (inner(), time.sleep(0.03)), fake, clock, 2, null=True)
+    assert all(0.03 <= t < 0.045 for t in mixed)
+    assert fake._defer is None  # the null mode's patch is undone after each step
+
+
+def test_host_time_main(bench, capsys):
+    """host_time.py on the emulated GPU: the eager step's launch count, no sync, minigan's own
+    time > 0, and the emulator unpatched afterwards."""
+    from tests.kernels import emulated_cupy
+    if not emulated_cupy.have_cxx():
+        pytest.skip("no g++ to run the emulated kernels with")
+    from minigan import backend
+
+    ht = bench("host_time")
+    (rec,) = ht.main(["--models", "gan", "--steps", "2", "--batch-size", "2", "--profile", "3",
+                      "--json"])
+    (line,) = _json_lines(capsys.readouterr().out)
+    assert line["model"] == "gan" and line["launches"] == rec["launches"]
+    from tests.kernels.test_emulated_cupy import STEP_LAUNCHES
+    assert rec["launches"] == STEP_LAUNCHES["gan"]  # the eager step's count: nothing is skipped
+    assert rec["host_syncs"] == 0
+    assert 0 < rec["own_ms_p10"] <= rec["own_ms_median"] <= rec["own_ms_p90"]
+    assert len(rec["profile"]) == 3 and all(p["ms"] > 0 for p in rec["profile"])
+    E = ht.emulator()
+    assert backend.cupy is not E._module and not backend.is_cupy_array(np.zeros(1))
+    assert not hasattr(E.RawKernel.__call__, "__wrapped__")  # the timing wrappers are gone
+    assert E.cublas.sgemm.__name__ == "sgemm" and not hasattr(E.cublas.sgemm, "__wrapped__")
+    for bad in (["--models", "resnet"], ["--steps", "1"], ["--compare", "/nonexistent"]):
+        with pytest.raises(SystemExit):
+            ht.main(bad)
+    err = capsys.readouterr().err
+    assert "resnet" in err and "got 1, 8 and 2" in err and "/nonexistent: no minigan" in err
+
+
 def test_op_count_main(bench, capsys):
     import minigan.autograd as ag
 
