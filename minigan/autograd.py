@@ -272,7 +272,7 @@ class Tensor:
     __hash__ = object.__hash__
 
 
-_SEEDS: dict = {}  # (dtype, shape, GPU id or None) -> a shared array of ones
+_SEEDS: dict = {}  # (dtype, shape, array class, GPU id or None) -> a shared array of ones
 
 
 def _seed(a):
@@ -283,7 +283,8 @@ def _seed(a):
     cache. On the CPU it is read-only besides, so a kernel that tried would raise. Not cached
     while a CUDA graph is being captured: a captured fill holds its values only in replays."""
     gpu = backend.is_cupy_array(a)
-    key = (a.dtype, a.shape, a.device.id if gpu else None)
+    # (the class too: a seed made by one array library is never handed to another)
+    key = (a.dtype, a.shape, a.__class__, a.device.id if gpu else None)
     seed = _SEEDS.get(key)
     if seed is None:
         xp = backend.get_array_module(a)
@@ -436,17 +437,24 @@ class Function:
         # (on the GPU a small step is bound by this Python, not by the kernels).
         arrays = []
         record = False
+        mixed = False  # arrays of more than one class: the device check below is needed
+        cls = None
         for x in inputs:
             if x.__class__ is not Tensor and not isinstance(x, Tensor):
                 break  # a Python number or array among the inputs: the general path below
-            arrays.append(x.data)
+            a = x.data
+            if a.__class__ is not cls:
+                mixed = cls is not None
+                cls = a.__class__
+            arrays.append(a)
             if x.requires_grad:
                 record = True
         else:
             tensors = inputs
         if len(arrays) != len(inputs):
             tensors, arrays, record = self._as_tensors(inputs)
-        if backend.CUPY_IMPORTED:
+            mixed = True
+        if mixed and backend.CUPY_IMPORTED:  # (arrays of one class live on one device)
             backend.check_same_device(*arrays, what=type(self).__name__)
         outs = self.forward(*arrays)
         single = outs.__class__ is not tuple

@@ -126,11 +126,16 @@ def get_array_module(*xs):
 
 def check_same_device(*xs, what: str = "operation") -> str:
     """Return the common device of the arrays, or raise an error that names both devices."""
+    # every op checks its inputs here: one isinstance per array, no calls
+    gpu_class = cupy.ndarray if CUPY_IMPORTED else None
     seen = None
     for x in xs:
-        if x is None or not hasattr(x, "shape"):
+        if gpu_class is not None and isinstance(x, gpu_class):
+            d = "cuda"
+        elif x is None or not hasattr(x, "shape"):
             continue
-        d = device_of(x)
+        else:
+            d = "cpu"
         if seen is None:
             seen = d
         elif d != seen:

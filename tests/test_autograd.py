@@ -2,6 +2,7 @@
 import gc
 import re
 import tracemalloc
+import types
 
 import numpy as np
 import pytest
@@ -367,17 +368,40 @@ def test_second_backward_through_freed_graph_raises_clearly():
     np.testing.assert_allclose(x.grad.numpy(), [2.0 + 2 * 2, 4.0 + 2 * 4])
 
 
-def test_mixed_devices_error_names_both(monkeypatch):
-    """Simulated here (CI has no GPU): the check reads each array's device through the backend
-    (and runs only where CuPy is imported, since without it every array is a NumPy array)."""
-    a = minigan.tensor(np.ones(3))
-    b = minigan.tensor(np.ones(3))
-    real = backend.device_of
-    monkeypatch.setattr(backend, "device_of", lambda x: "cuda" if x is b.data else real(x))
-    monkeypatch.setattr(backend, "CUPY_IMPORTED", True)
-    with pytest.raises(backend.DeviceError, match="cpu and cuda"):
-        a + b
+class _StandInGPUArray(np.ndarray):
+    """Plays a CuPy array for the device checks (CI has no GPU)."""
 
+
+def test_mixed_devices_error_names_both(monkeypatch):
+    """Simulated here (CI has no GPU): an array of CuPy's array class next to a NumPy array.
+    Every op's inputs are checked (the check runs only where CuPy is imported, since without it
+    every array is a NumPy array, and only when the inputs' arrays are not all of one class)."""
+    monkeypatch.setattr(backend, "cupy", types.SimpleNamespace(ndarray=_StandInGPUArray))
+    monkeypatch.setattr(backend, "CUPY_IMPORTED", True)
+    a = minigan.tensor(np.ones(3))
+    b = minigan.Tensor(np.ones(3).view(_StandInGPUArray))
+    assert backend.device_of(b.data) == "cuda" and backend.device_of(a.data) == "cpu"
+    for op, order in ((lambda: a + b, "cpu and cuda"), (lambda: b * a, "cuda and cpu"),
+                      (lambda: F.linear(a.reshape(1, 3), b.reshape(1, 3)), "cpu and cuda")):
+        with pytest.raises(backend.DeviceError, match=order):
+            op()
+    assert backend.check_same_device(b.data, b.data, None, 2.0) == "cuda"
+    assert backend.check_same_device(a.data, a.data) == "cpu"
+    with pytest.raises(backend.DeviceError, match="Mul: expected all inputs on one device, got "
+                                                  "cuda and cpu"):
+        backend.check_same_device(b.data, a.data, what="Mul")
+
+
+
+def test_a_backward_seed_is_never_handed_to_another_array_class():
+    """The shared seed of a plain backward is cached per array class too: one made for one
+    array library (say an emulated CuPy in a benchmark) is not what another one's backward
+    gets, where a kernel would refuse it as a foreign array."""
+    from minigan import autograd
+    plain = autograd._seed(np.ones((), np.float32))
+    other = autograd._seed(np.ones((), np.float32).view(_StandInGPUArray))
+    assert type(plain) is np.ndarray and type(other) is _StandInGPUArray
+    assert autograd._seed(np.zeros((), np.float32)) is plain  # still one per class
 
 def test_get_array_module_refuses_a_device_name():
     """get_array_module("cuda") used to answer NumPy, which silently put a GPU benchmark's
@@ -525,10 +549,11 @@ def test_a_plain_backward_seeds_with_one_shared_read_only_array():
     from minigan import autograd
     x = minigan.tensor(np.ones(3, np.float32), requires_grad=True)
     (x * 2.0).sum().backward()
-    seeds = [v for k, v in autograd._SEEDS.items() if k == (np.float32, (), None)]
+    seeds = [v for k, v in autograd._SEEDS.items() if k == (np.float32, (), np.ndarray, None)]
     assert len(seeds) == 1 and not seeds[0].flags.writeable
     (x * 3.0).sum().backward()
-    assert [v for k, v in autograd._SEEDS.items() if k == (np.float32, (), None)] == seeds
+    assert [v for k, v in autograd._SEEDS.items()
+            if k == (np.float32, (), np.ndarray, None)] == seeds
     np.testing.assert_array_equal(x.grad.numpy(), np.full(3, 5.0, np.float32))
     leaf = minigan.tensor(np.float32(2.0), requires_grad=True)
     leaf.backward()  # the leaf's gradient is the seed itself: stored as a copy

@@ -77,11 +77,12 @@ def leading_strides(a):
     first two axes, when its remaining axes form one C-contiguous block (NCHW, or the
     channel-major layout of a GPU conv output, see kernels.conv); else None (copy first)."""
     item = a.dtype.itemsize
-    expect = item
-    for size, stride in zip(a.shape[:1:-1], a.strides[:1:-1]):  # the trailing axes, last first
-        if size > 1 and stride != expect:
-            return None
-        expect *= size
+    if not a.flags.c_contiguous:  # (C order has its trailing axes as one block already)
+        expect = item
+        for size, stride in zip(a.shape[:1:-1], a.strides[:1:-1]):  # trailing axes, last first
+            if size > 1 and stride != expect:
+                return None
+            expect *= size
     sn, sc = a.strides[:2]
     if sn < 0 or sc < 0 or sn % item or sc % item:
         return None

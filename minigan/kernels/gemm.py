@@ -203,15 +203,47 @@ def try_gemm_into(a, b, out, accumulate: bool = False) -> bool:
     return True
 
 
+def _quick_layout(x, r: int, c: int):
+    """``_layout`` of a 2-D array for the two layouts every GEMM of a training step has (a
+    C-contiguous matrix, or the transpose of one), without the general case's arithmetic;
+    None for anything else."""
+    flags = x.flags
+    if flags.c_contiguous:
+        return OP_N, c if c > 1 else 1
+    if flags.f_contiguous:
+        return OP_T, r if r > 1 else 1
+    return None
+
+
 def _cublas_matmul(a, b):
     """The GPU path of ``matmul``."""
     if _state["capturable"]:
         return _capturable_matmul(a, b)
-    if (not _state["direct"] or a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype
-            or a.dtype not in _CONSTANTS or not backend.is_cupy_array(b)
-            or backend.tf32_enabled()):
+    dt = a.dtype
+    consts = _CONSTANTS.get(dt)
+    if (consts is None or not _state["direct"] or a.ndim != 2 or b.ndim != 2
+            or b.dtype != dt or not backend.is_cupy_array(b) or backend.tf32_enabled()):
         return backend.cupy.matmul(a, b)
     (m, k), (k2, n) = a.shape, b.shape
+    if 0 < k == k2 and 0 < m <= _INT_MAX and 0 < n <= _INT_MAX and k <= _INT_MAX:
+        # the usual case, in fewer steps: operands as they are, both cuBLAS-readable
+        la, lb = _quick_layout(a, m, k), _quick_layout(b, k, n)
+        fn = getattr(backend.cublas(), consts[0], None)
+        if la is not None and lb is not None and fn is not None:
+            out = backend.cupy.empty((m, n), dtype=dt)
+            one = consts[2]
+            try:  # C^T = B^T @ A^T, column-major (see gemm_call)
+                fn(backend.cublas_handle(), lb[0], la[0], n, m, k, one, b.data.ptr, lb[1],
+                   a.data.ptr, la[1], one + consts[3], out.data.ptr, n)
+                return out
+            except TypeError:
+                pass  # the general path below reports and falls back
+    return _cublas_matmul_general(a, b, m, k, k2, n)
+
+
+def _cublas_matmul_general(a, b, m, k, k2, n):
+    """``_cublas_matmul`` for every other case: shape errors, empty or huge sizes, operands
+    to copy first, bindings that refuse."""
     if k != k2:
         raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not match "
                          f"({k} != {k2})")

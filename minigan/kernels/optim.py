@@ -140,6 +140,9 @@ _MULTI_THREADS = 256
 _MULTI_MAX_BLOCKS = 512
 _MULTI_MAX_TENSORS = 48
 _MULTI_DTYPES = {"float32": "float", "float64": "double"}
+# dtype -> its name, for the dtypes the kernel takes (a dict lookup: NumPy's dtype.name is
+# Python code, and the plan asks once per parameter and step)
+_MULTI_NAMES = {np.dtype(n): n for n in _MULTI_DTYPES}
 
 
 def adam_step_capturable(params, grads, exp_avgs, exp_avg_sqs, hyper, beta1: float,
@@ -205,12 +208,15 @@ def multi_tensor_plan(params, grads, exp_avgs, exp_avg_sqs, steps) -> tuple:
     most ``_MULTI_MAX_TENSORS`` of a bucket; empty tensors are in none) and the parameters left
     for the per-parameter kernel."""
     buckets, rest = {}, []
-    for i, arrays in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
-        dt = arrays[0].dtype
-        if (dt.name in _MULTI_DTYPES and all(a.dtype == dt and a.flags.c_contiguous
-                                             for a in arrays)):
-            if arrays[0].size:
-                buckets.setdefault((dt.name, int(steps[i])), []).append(i)
+    for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
+        dt = p.dtype
+        name = _MULTI_NAMES.get(dt)
+        # (plain conditions, no generator: this runs for every parameter of every step)
+        if (name is not None and g.dtype == dt and m.dtype == dt and v.dtype == dt
+                and p.flags.c_contiguous and g.flags.c_contiguous and m.flags.c_contiguous
+                and v.flags.c_contiguous):
+            if p.size:
+                buckets.setdefault((name, int(steps[i])), []).append(i)
         else:
             rest.append(i)
     return buckets, rest

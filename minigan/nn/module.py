@@ -197,10 +197,17 @@ class Module:
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name):
+        # (runs for every parameter, buffer and submodule read: unrolled, parameters first)
         d = self.__dict__
-        for store in ("_parameters", "_buffers", "_modules"):
-            if store in d and name in d[store]:
-                return d[store][name]
+        store = d.get("_parameters")
+        if store is not None and name in store:
+            return store[name]
+        store = d.get("_buffers")
+        if store is not None and name in store:
+            return store[name]
+        store = d.get("_modules")
+        if store is not None and name in store:
+            return store[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name):
@@ -298,15 +305,20 @@ class Module:
         paths is given once (under its first name) unless ``remove_duplicate=False``."""
         if memo is None:
             memo = set()
-        if remove_duplicate:
-            if id(self) in memo:
-                return
-            memo.add(id(self))
-        yield prefix, self
-        for name, m in self._modules.items():
-            if m is not None:
-                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name,
-                                           remove_duplicate)
+        # depth first with a stack (the order of the recursive walk, without a generator per
+        # level: training steps walk their models)
+        stack = [(prefix, self)]
+        while stack:
+            name, m = stack.pop()
+            if remove_duplicate:
+                if id(m) in memo:
+                    continue
+                memo.add(id(m))
+            yield name, m
+            children = m._modules
+            if children:
+                stack.extend([(f"{name}.{k}" if name else k, c)
+                              for k, c in reversed(children.items()) if c is not None])
 
     def modules(self) -> Iterator["Module"]:
         for _, m in self.named_modules():

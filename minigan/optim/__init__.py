@@ -166,7 +166,7 @@ class Optimizer:
 
     # ----- stepping
     def zero_grad(self, set_to_none: bool = True) -> None:
-        zero_grads([p for _, p in self._params()], set_to_none)
+        zero_grads([p for g in self.param_groups for p in g["params"]], set_to_none)
 
     @staticmethod
     def _evaluate(closure):
@@ -179,7 +179,7 @@ class Optimizer:
 
     def _grad(self, p, maximize: bool = False):
         g = p.grad.data
-        if backend.device_of(g) != p.device:
+        if backend.is_cupy_array(g) is not backend.is_cupy_array(p.data):
             raise backend.DeviceError(f"{type(self).__name__}: parameter of shape {p.shape} on "
                                       f"{p.device} has its gradient on {backend.device_of(g)}")
         if g.dtype != p.data.dtype:
