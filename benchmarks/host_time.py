@@ -36,6 +36,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import _common  # noqa: F401 - first: puts the repository root on sys.path for minigan
 
@@ -164,14 +165,59 @@ def _drop(op) -> bool:
     return True
 
 
+def _count_bytecode(step, E, clock, steps: int) -> tuple:
+    """(bytecode instructions per step, Python calls per step, {function: instructions per
+    step}) executed outside the emulator and this script, with the emulator's ops dropped: a
+    deterministic measure of the Python a step runs (the same on every run, unlike a time on
+    a shared machine)."""
+    import collections
+
+    skip = (E.__file__, __file__)
+    per_code = collections.Counter()
+    calls = [0]
+
+    def local(frame, event, arg):
+        if event == "opcode":
+            per_code[frame.f_code] += 1
+        return local
+
+    def on_call(frame, event, arg):
+        if clock.depth or frame.f_code.co_filename in skip:
+            return None  # nothing inside the emulator is counted, nor what it calls
+        calls[0] += 1
+        frame.f_trace_opcodes = True
+        return local
+    defer, E._defer = E._defer, _drop
+    try:
+        with np.errstate(all="ignore"):
+            for _ in range(steps):
+                sys.settrace(on_call)
+                try:
+                    step()
+                finally:
+                    sys.settrace(None)
+    finally:
+        E._defer = defer
+    by_function = collections.Counter()
+    for code, n in per_code.items():
+        file = code.co_filename
+        where = (file.split(f"{os.sep}minigan{os.sep}")[-1]
+                 if f"{os.sep}minigan{os.sep}" in file else os.path.basename(file))
+        by_function[f"{where}:{code.co_firstlineno}:{code.co_qualname}"] += n / steps
+    return sum(per_code.values()) / steps, calls[0] / steps, by_function
+
+
 def emulator():
     """This checkout's emulated CuPy, loaded from its file (so that ``--compare`` measures
     another checkout's minigan with the same emulator)."""
     import importlib.util
 
+    path = _common.ROOT / "tests" / "kernels" / "emulated_cupy.py"
+    loaded = sys.modules.get("tests.kernels.emulated_cupy")
+    if loaded is not None and Path(loaded.__file__).resolve() == path.resolve():
+        return loaded  # the one the tests use: one emulator per process
     name = "host_time_emulated_cupy"
     if name not in sys.modules:
-        path = _common.ROOT / "tests" / "kernels" / "emulated_cupy.py"
         if not path.is_file():
             raise SystemExit(f"host_time.py needs {path} (the emulated CuPy)")
         spec = importlib.util.spec_from_file_location(name, path)
@@ -198,9 +244,13 @@ def measure(model: str, steps: int, batch: int, graph: bool, profile: int) -> di
         rec["host_syncs"] = sum(E.LOG.syncs.values()) / steps
         rec.update({f"own_ms_{k}": v for k, v in _common.summarize_ms(own).items()
                     if k != "n"})
+        rec["own_ms_min"] = float(min(own) * 1e3)
         rec["own_us_per_launch"] = 1e3 * rec["own_ms_median"] / max(rec["launches"], 1)
+        rec["bytecodes"], rec["python_calls"], per_function = _count_bytecode(
+            runner.step, E, clock, 2)
         if profile:
-            rec["profile"] = _profile(runner.step, E, profile)
+            rec["profile"] = [{"bytecodes": n, "where": w}
+                              for w, n in per_function.most_common(profile)]
         if graph:
             g = ts.MiniganRunner(model, "cuda", graph=True)
             g.make_data(ts.synthetic_batch(batch, ts.DATA_SHAPES[model], 0))
@@ -208,31 +258,6 @@ def measure(model: str, steps: int, batch: int, graph: bool, profile: int) -> di
             own = _own_times(g.step, E, clock, max(3, steps // 4), null=False)
             rec["graph_own_ms_median"] = float(np.median(own) * 1e3)
     return rec
-
-
-def _profile(step, E, top: int) -> list:
-    """cProfile of null steps: minigan's functions by own time (ms per step, profiled)."""
-    import cProfile
-    import pstats
-
-    pr = cProfile.Profile()
-    n = 3
-    defer, E._defer = E._defer, _drop
-    try:
-        with np.errstate(all="ignore"):
-            for _ in range(n):
-                pr.enable()
-                step()
-                pr.disable()
-    finally:
-        E._defer = defer
-    rows = []
-    for (file, line, name), (_, calls, tt, _, _) in pstats.Stats(pr).stats.items():
-        if f"{os.sep}minigan{os.sep}" in file and "emulated" not in file:
-            rel = file.split(f"{os.sep}minigan{os.sep}")[-1]
-            rows.append((tt / n * 1e3, calls / n, f"{rel}:{line}:{name}"))
-    rows.sort(reverse=True)
-    return [{"ms": round(ms, 4), "calls": c, "where": w} for ms, c, w in rows[:top]]
 
 
 def _other_checkout(path: str, argv: list) -> list:
@@ -262,7 +287,7 @@ def main(argv=None) -> list:
     ap.add_argument("--graph", action="store_true",
                     help="also the host time of a replayed CUDA-graph step")
     ap.add_argument("--profile", type=int, default=0, metavar="N",
-                    help="also the N minigan functions with the most own time")
+                    help="also the N functions that run the most bytecode per step")
     ap.add_argument("--compare", metavar="CHECKOUT",
                     help="another checkout of minigan, measured in rounds alternating with "
                          "this one")
@@ -302,13 +327,15 @@ def _table(records: list, label: str = "") -> None:
         g = r.get("graph_own_ms_median")
         print(f"| {r['model']} | {r['launches']:.0f} | {r['own_ms_median']:.2f} "
               f"({r['own_ms_p10']:.2f}-{r['own_ms_p90']:.2f}) | {r['own_us_per_launch']:.0f} "
+              f"| {r['bytecodes']:.0f} ({r['python_calls']:.0f}) "
               f"| {'-' if g is None else f'{g:.3f}'} |")
         for p in r.get("profile", []):
-            print(f"#   {p['ms']:7.3f} ms {p['calls']:6.1f} calls  {p['where']}")
+            print(f"#   {p['bytecodes']:8.0f}  {p['where']}")
 
 
 def _compare(args, models: list) -> list:
-    """Rounds of (this checkout, the other), each model's median of the rounds' medians."""
+    """Rounds of (this checkout, the other); per model the median over rounds of each round's
+    median and p10 (the p10 is the steadier on a shared machine)."""
     argv = ["--models", ",".join(models), "--steps", str(args.steps),
             "--batch-size", str(args.batch_size)]
     here, there = [], []
@@ -316,15 +343,21 @@ def _compare(args, models: list) -> list:
         here += [measure(m, args.steps, args.batch_size, False, 0) for m in models]
         there += _other_checkout(args.compare, argv)
     out = []
-    print(f"| model | launches here / there | host ms here | host ms {args.compare} | ratio |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"| model | launches here / there | bytecodes here / there | host ms here, median "
+          f"(p10) | host ms {args.compare}, median (p10) | ratio of medians | ratio of p10s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for m in models:
-        a = float(np.median([r["own_ms_median"] for r in here if r["model"] == m]))
-        b = float(np.median([r["own_ms_median"] for r in there if r["model"] == m]))
-        la = next(r["launches"] for r in here if r["model"] == m)
-        lb = next(r["launches"] for r in there if r["model"] == m)
-        print(f"| {m} | {la:.0f} / {lb:.0f} | {a:.2f} | {b:.2f} | {a / b:.2f} |")
+        def pooled(recs, key):
+            return float(np.median([r[key] for r in recs if r["model"] == m]))
+        a, b = pooled(here, "own_ms_median"), pooled(there, "own_ms_median")
+        a10, b10 = pooled(here, "own_ms_p10"), pooled(there, "own_ms_p10")
+        la, ca = next((r["launches"], r["bytecodes"]) for r in here if r["model"] == m)
+        lb, cb = next((r["launches"], r.get("bytecodes", 0)) for r in there if r["model"] == m)
+        print(f"| {m} | {la:.0f} / {lb:.0f} | {ca:.0f} / {cb:.0f} | {a:.2f} ({a10:.2f}) | "
+              f"{b:.2f} ({b10:.2f}) | {a / b:.2f} | {a10 / b10:.2f} |")
         out.append({"model": m, "own_ms_here": a, "own_ms_there": b, "ratio": a / b,
+                    "bytecodes_here": ca, "bytecodes_there": cb,
+                    "own_ms_p10_here": a10, "own_ms_p10_there": b10, "ratio_p10": a10 / b10,
                     "launches_here": la, "launches_there": lb, "rounds": args.rounds})
     if args.json:
         for r in out:

@@ -273,7 +273,11 @@ def test_host_time_main(bench, capsys):
     assert rec["launches"] == STEP_LAUNCHES["gan"]  # the eager step's count: nothing is skipped
     assert rec["host_syncs"] == 0
     assert 0 < rec["own_ms_p10"] <= rec["own_ms_median"] <= rec["own_ms_p90"]
-    assert len(rec["profile"]) == 3 and all(p["ms"] > 0 for p in rec["profile"])
+    assert len(rec["profile"]) == 3 and all(p["bytecodes"] > 0 for p in rec["profile"])
+    # the step's Python, counted: thousands of instructions, the most-run functions first
+    assert rec["bytecodes"] > 10000 and rec["python_calls"] > 500
+    counts = [p["bytecodes"] for p in rec["profile"]]
+    assert counts == sorted(counts, reverse=True) and counts[0] < rec["bytecodes"]
     E = ht.emulator()
     assert backend.cupy is not E._module and not backend.is_cupy_array(np.zeros(1))
     assert not hasattr(E.RawKernel.__call__, "__wrapped__")  # the timing wrappers are gone
