@@ -319,10 +319,10 @@ def main(argv=None) -> list:
     return records
 
 
-def _table(records: list, label: str = "") -> None:
-    print(f"| model{label} | launches per step | minigan host ms per step, median (p10-p90) "
-          "| µs per launch | replayed graph step, host ms |")
-    print("|---|---:|---:|---:|---:|")
+def _table(records: list) -> None:
+    print("| model | launches per step | minigan host ms per step, median (p10-p90) "
+          "| µs per launch | Python bytecodes (calls) per step | replayed graph step, host ms |")
+    print("|---|---:|---:|---:|---:|---:|")
     for r in records:
         g = r.get("graph_own_ms_median")
         print(f"| {r['model']} | {r['launches']:.0f} | {r['own_ms_median']:.2f} "
