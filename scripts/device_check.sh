@@ -28,7 +28,8 @@
 #   short     for a machine lent for 15 minutes in all, start included: the GPU tests, the
 #             batch-64 and batch-256 ratios of the eager and the CUDA-graph step (per step and
 #             pipelined, no traces), the graph probe's replay checks on the four presets, then
-#             the host cost per call of CuPy and PyTorch (benchmarks/launch_cost.py); every
+#             the host cost per call of CuPy and PyTorch (benchmarks/launch_cost.py) and
+#             minigan's own host time per step (benchmarks/host_time.py); every
 #             command capped so that the whole part stays under about 420 s. Give the call a
 #             timeout_s of 480.
 #   pack      scripts/device_check.sh pack OUT_DIR DEST: DEST/results.tgz holds OUT_DIR without
@@ -266,6 +267,10 @@ short)
         --out "$OUT/bench/launch_cost_$DEV.jsonl" >/dev/null 2>>"$OUT/bench/log_$DEV.txt"
     limit 20 "$PY" benchmarks/report.py "$OUT/bench/launch_cost_$DEV.jsonl" \
         | tee "$OUT/bench/launch_cost_$DEV.md"
+    # last: minigan's own host time per step on this machine's CPU (emulated CuPy, needs g++),
+    # to set beside the same figures taken on the development VM (benchmarks/README.md)
+    limit 40 "$PY" benchmarks/host_time.py --models gan,dcgan --steps 10 \
+        | tee "$OUT/bench/host_time.md"
     ;;
 graph)
     run_tests "${TESTS_LIMIT:-240}"
