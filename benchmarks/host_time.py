@@ -294,11 +294,7 @@ def main(argv=None) -> list:
     ap.add_argument("--rounds", type=int, default=2, help="rounds of --compare")
     ap.add_argument("--json", action="store_true", help="one JSON line per model")
     args = ap.parse_args(argv)
-    models = [m for m in args.models.split(",") if m]
-    bad = [m for m in models if m not in ts.MODELS]
-    if bad or not models:
-        ap.error(f"unknown model(s) {', '.join(bad) or '(none given)'}; choose from "
-                 f"{', '.join(ts.MODELS)}")
+    models = ts.models_arg(ap, args.models)
     if args.steps < 2 or args.batch_size < 1 or args.rounds < 1:
         ap.error(f"--steps must be at least 2 and --batch-size and --rounds at least 1, got "
                  f"{args.steps}, {args.batch_size} and {args.rounds}")

@@ -188,11 +188,7 @@ def main(argv=None) -> list:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="one JSON line per framework and model")
     args = ap.parse_args(argv)
-    models = [m for m in args.models.split(",") if m]
-    bad = [m for m in models if m not in ts.MODELS]
-    if bad or not models:
-        ap.error(f"unknown model(s) {', '.join(bad) or '(none given)'}; choose from "
-                 f"{', '.join(ts.MODELS)}")
+    models = ts.models_arg(ap, args.models)
     if args.steps < 1 or args.batch_size < 1:
         ap.error(f"--steps and --batch-size must be at least 1, got {args.steps} and "
                  f"{args.batch_size}")

@@ -52,6 +52,17 @@ from minigan.gan.trainer import PRESET_OPTIM, TrainConfig, make_trainer
 from minigan.nn.init import dcgan_init_
 
 MODELS = ("gan", "dragan", "dcgan", "dcgan64")
+
+
+def models_arg(ap, text: str) -> list:
+    """The models of a comma-separated ``--models`` value; ``ap.error`` for an unknown or
+    empty one."""
+    models = [m for m in text.split(",") if m]
+    bad = [m for m in models if m not in MODELS]
+    if bad or not models:
+        ap.error(f"unknown model(s) {', '.join(bad) or '(none given)'}; choose from "
+                 f"{', '.join(MODELS)}")
+    return models
 DATA_SHAPES = {"gan": (1, 28, 28), "dragan": (1, 28, 28), "dcgan": (1, 28, 28),
                "dcgan64": (3, 64, 64)}
 Z_DIM = 100
