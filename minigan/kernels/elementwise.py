@@ -75,15 +75,29 @@ def out_like(x, *others):
 def leading_strides(a):
     """For a GPU kernel that walks (n, c) with its own strides: a's element strides along its
     first two axes, when its remaining axes form one C-contiguous block (NCHW, or the
-    channel-major layout of a GPU conv output, see kernels.conv); else None (copy first)."""
-    item = a.dtype.itemsize
-    if not a.flags.c_contiguous:  # (C order has its trailing axes as one block already)
-        expect = item
-        for size, stride in zip(a.shape[:1:-1], a.strides[:1:-1]):  # trailing axes, last first
-            if size > 1 and stride != expect:
-                return None
-            expect *= size
-    sn, sc = a.strides[:2]
+    channel-major layout of a GPU conv output, see kernels.conv); else None (copy first).
+    Remembered by shape, strides and item size: every batch-norm, activation and im2col call
+    asks, with the same few layouts each step."""
+    key = (a.shape, a.strides, a.dtype.itemsize)
+    st = _LEADING.get(key, _UNKNOWN)
+    if st is _UNKNOWN:
+        st = _leading_strides(*key)
+        if len(_LEADING) < 4096:
+            _LEADING[key] = st
+    return st
+
+
+_LEADING: dict = {}
+_UNKNOWN = object()
+
+
+def _leading_strides(shape, strides, item):
+    expect = item
+    for size, stride in zip(shape[:1:-1], strides[:1:-1]):  # the trailing axes, last first
+        if size > 1 and stride != expect:
+            return None
+        expect *= size
+    sn, sc = strides[:2]
     if sn < 0 or sc < 0 or sn % item or sc % item:
         return None
     return sn // item, sc // item

@@ -304,3 +304,28 @@ def test_tanh_backward_colsum_is_tanh_backward_and_its_column_sums(xp, dtype, sh
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(to_np(gb), to_np(want).astype(np.float64).sum(axis=0), rtol=tol,
                                atol=tol)
+
+
+def test_leading_strides_accepts_only_layouts_whose_trailing_axes_are_one_block():
+    """What the GPU kernels that walk (n, c) with their own strides are told, for each layout
+    (it is remembered by shape, strides and item size, so each case is asked twice)."""
+    from numpy.lib.stride_tricks import as_strided
+
+    from minigan.kernels.elementwise import leading_strides
+
+    x = np.zeros((2, 3, 4, 5), np.float32)
+    channel_major = np.zeros((3, 2, 4, 5), np.float32).transpose(1, 0, 2, 3)
+    one_row = as_strided(np.zeros(30, np.float32), (2, 3, 1, 5), (60, 20, 999, 4))
+    cases = [
+        (x, (60, 20)),
+        (channel_major, (20, 40)),
+        (x.astype(np.float64), (60, 20)),  # in elements, whatever the item size
+        (one_row, (15, 5)),  # a size-1 axis may have any stride
+        (x[:, :, :, ::2], None),  # the trailing axes are not one block
+        (x.transpose(0, 1, 3, 2), None),
+        (x[::-1], None),  # a negative stride
+        (x[:, ::2], (60, 40)),  # strided along c: fine
+    ]
+    for _ in range(2):
+        for a, want in cases:
+            assert leading_strides(a) == want, (a.shape, a.strides)
