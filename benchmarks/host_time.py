@@ -38,10 +38,8 @@ import sys
 import time
 from pathlib import Path
 
-import _common  # noqa: F401 - first: puts the repository root on sys.path for minigan
-
+import _common  # first: puts the repository root on sys.path for minigan
 import numpy as np
-
 import train_step as ts
 
 _SKIP = frozenset({"emulated", "install", "_Patches", "clear_kernel_caches", "have_cxx"})
@@ -105,30 +103,19 @@ def timed_emulator(E, clock: _Clock):
 
 @contextlib.contextmanager
 def _installed(E):
-    """``E.emulated()``; for an older minigan whose backend lacks some of what it patches
-    (``--compare`` with an old checkout), the same patches where the attribute exists."""
-    from minigan import autograd, backend
+    """``E.emulated()``, except that a patch whose attribute an older minigan's backend lacks
+    (``--compare`` with an old checkout) is skipped instead of failing."""
+    class Lenient(E._Patches):
+        def setattr(self, obj, name, value):
+            if hasattr(obj, name):
+                super().setattr(obj, name, value)
 
-    classes = (np.ndarray, E.ndarray)
-    patches = [(backend, "cupy", E._module), (backend, "CUPY_IMPORTED", True),
-               (backend, "_CUPY_ERROR", None), (backend, "cuda_available", lambda: True),
-               (backend, "_gpu_problem", lambda: ""), (backend, "_cublas", E.cublas),
-               (backend, "DirectCublas", E.DirectCublas), (backend, "_DIRECT_CUBLAS", {}),
-               (backend, "ARRAY_CLASSES", classes), (autograd, "_ARRAY_CLASSES", classes)]
-    if all(hasattr(owner, name) for owner, name, _ in patches):
-        with E.emulated():
-            yield
-        return
-    undo = E._Patches()
-    E.clear_kernel_caches()
+    patches = Lenient()
     try:
-        for owner, name, value in patches:
-            if hasattr(owner, name):
-                undo.setattr(owner, name, value)
-        E.LOG.clear()
+        E.install(patches)
         yield
     finally:
-        undo.undo()
+        patches.undo()
         E.clear_kernel_caches()
 
 
@@ -342,11 +329,11 @@ def _compare(args, models: list) -> list:
     print(f"| model | launches here / there | bytecodes here / there | host ms here, median "
           f"(p10) | host ms {args.compare}, median (p10) | ratio of medians | ratio of p10s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
+    def pooled(recs, m, key):
+        return float(np.median([r[key] for r in recs if r["model"] == m]))
     for m in models:
-        def pooled(recs, key):
-            return float(np.median([r[key] for r in recs if r["model"] == m]))
-        a, b = pooled(here, "own_ms_median"), pooled(there, "own_ms_median")
-        a10, b10 = pooled(here, "own_ms_p10"), pooled(there, "own_ms_p10")
+        a, b = pooled(here, m, "own_ms_median"), pooled(there, m, "own_ms_median")
+        a10, b10 = pooled(here, m, "own_ms_p10"), pooled(there, m, "own_ms_p10")
         la, ca = next((r["launches"], r["bytecodes"]) for r in here if r["model"] == m)
         lb, cb = next((r["launches"], r.get("bytecodes", 0)) for r in there if r["model"] == m)
         print(f"| {m} | {la:.0f} / {lb:.0f} | {ca:.0f} / {cb:.0f} | {a:.2f} ({a10:.2f}) | "
