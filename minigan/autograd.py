@@ -481,7 +481,7 @@ class Function:
             self.generation = generation
             self.sequence = next(_sequence)
             # weak references: an output keeps its creator alive, not the other way round
-            self.outputs = [weakref.ref(o) for o in outputs]
+            self.outputs = list(map(weakref.ref, outputs))
             for o in outputs:
                 o.creator = self
                 o.generation = generation + 1
@@ -689,7 +689,7 @@ def _accumulation_targets(f):
             continue
         arr = x.grad.data
         if (arr.base is not None or arr.dtype != x.dtype or not backend.is_cupy_array(arr)
-                or not arr.flags.c_contiguous or sum(t is x for t in inputs) != 1):
+                or not arr.flags.c_contiguous or list(map(id, inputs)).count(id(x)) != 1):
             continue
         if out is None:
             out = [None] * len(inputs)

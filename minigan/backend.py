@@ -203,8 +203,22 @@ def scatter_add(target, indices, values) -> None:
         np.add.at(target, indices, values)
 
 
+_TF32 = [None]  # CUPY_TF32 as read on first use (None: not read yet)
+
+
 def tf32_enabled() -> bool:
-    return os.environ.get("CUPY_TF32", "0") == "1"
+    """Whether float32 GEMMs may use TF32: ``CUPY_TF32`` set to a positive integer. Read on
+    first use and remembered, as CuPy does (it fixes float32's compute type at its first
+    matmul), so that minigan's choice and CuPy's agree; every GEMM asks."""
+    on = _TF32[0]
+    if on is None:
+        raw = os.environ.get("CUPY_TF32", "0")
+        try:
+            on = int(raw) > 0
+        except ValueError:
+            raise ValueError(f"CUPY_TF32 must be an integer (0: off, 1: on), got {raw!r}") from None
+        _TF32[0] = on
+    return on
 
 
 # CUDA graphs: what capturing a training step needs (minigan.gan.graph uses these).

@@ -145,6 +145,22 @@ def conv_transpose_output_padding(in_size, out_size, kernel_size, stride=1, padd
     A conv with stride s maps s different input sizes to one output size, so the input gradient
     (a transposed conv) needs this to know which one to produce; the result is < s.
     """
+    args = (in_size, out_size, kernel_size, stride, padding, dilation)
+    try:  # every conv layer's backward asks, with the same sizes each step
+        key = (*args, *map(type, args))
+        return _OUTPUT_PADDINGS[key]
+    except (KeyError, TypeError):  # new, or unhashable (a list): work it out
+        pass
+    op = _output_padding_checked(*args)
+    if len(_OUTPUT_PADDINGS) < 4096 and all(isinstance(a, (int, tuple)) for a in args):
+        _OUTPUT_PADDINGS[key] = op
+    return op
+
+
+_OUTPUT_PADDINGS: dict = {}  # conv_transpose_output_padding's arguments and types -> result
+
+
+def _output_padding_checked(in_size, out_size, kernel_size, stride, padding, dilation):
     h, o = _pair(in_size, "input size", 0), _pair(out_size, "output size", 0)
     k, s = _pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1)
     p, d = _pair(padding, "padding", 0), _pair(dilation, "dilation", 1)
@@ -519,7 +535,7 @@ def _im2col_cupy(x, k, s, p, d, out_hw, tanh_y=None):
     stride_k, stride_n = n * ho * wo, ho * wo
     total = c * n * ho * wo
     ictype, itype = _index_type(x.size, cols.size)
-    args = (x, cols, itype(total), *(itype(v) for v in (n, c, h, w, ho, wo)),
+    args = (x, cols, itype(total), *map(itype, (n, c, h, w, ho, wo)),
             *_geometry_args(k, s, p, d), itype(stride_k), itype(stride_n), itype(st[0]),
             itype(st[1]))
     if tanh_y is None:
@@ -542,7 +558,7 @@ def _col2im_cupy(cols, image_shape, grid_hw, k, s, p, d, bias=None, tanh=False):
     b = y if bias is None else cp.ascontiguousarray(bias)  # y only fills an unused pointer
     ictype, itype = _index_type(y.size, cols.size)
     _launch(_conv_kernel("col2im", cols.dtype, ictype), y.size,
-            (cols, b, y, itype(y.size), *(itype(v) for v in (c, h, w, gh, gw)),
+            (cols, b, y, itype(y.size), *map(itype, (c, h, w, gh, gw)),
              *_geometry_args(k, s, p, d), itype(stride_k), itype(stride_n), itype(h * w),
              itype(n * h * w), np.int32((bias is not None) | tanh << 1)))
     return y.transpose(1, 0, 2, 3)
@@ -636,7 +652,7 @@ def _checked(check, a, b, c, *geometry):
     try:
         key = (check, a.shape, a.dtype, b.shape, b.dtype,
                None if c is None else (c.shape, c.dtype), *geometry,
-               *(g.__class__ for g in geometry))  # (2.0 is refused where 2 is not)
+               *map(type, geometry))  # (2.0 is refused where 2 is not)
         out = _CHECKED.get(key)
     except (TypeError, AttributeError):  # unhashable (a list), or not arrays: the long way
         return check(a, b, c, *geometry)

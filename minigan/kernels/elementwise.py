@@ -67,8 +67,11 @@ def out_like(x, *others):
     how the next conv reads it and how that conv's backward wants it: no copies between. Empty
     (CuPy's own allocation) when x is C-contiguous or ``others`` differ from x in shape or
     dtype."""
-    if x.flags.c_contiguous or any(o.shape != x.shape or o.dtype != x.dtype for o in others):
+    if x.flags.c_contiguous:
         return ()
+    for o in others:  # (a loop, not any(): this runs for every activation on the GPU)
+        if o.shape != x.shape or o.dtype != x.dtype:
+            return ()
     return (backend.cupy.empty_like(x),)
 
 

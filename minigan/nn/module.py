@@ -382,7 +382,8 @@ class Module:
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
-        for p in self.parameters():
+        # (a trainer calls this twice a step: one generator, not parameters()'s two)
+        for _, p in self._named_members("_parameters", "", True, True):
             p.requires_grad_(requires_grad)
         return self
 

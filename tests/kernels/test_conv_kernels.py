@@ -526,6 +526,22 @@ def test_output_size_helpers():
         KC.conv_transpose_output_padding(20, 14, 4, 2, 1)
 
 
+def test_output_padding_answers_are_remembered_by_value_and_type():
+    args = ((28, 27), (14, 13), 4, 2, 1)
+    assert KC.conv_transpose_output_padding(*args) == (0, 1)
+    assert KC.conv_transpose_output_padding(*args) == (0, 1)  # the remembered answer
+    assert KC.conv_transpose_output_padding(28, 14, 4, 2, 1) == 0  # an int size: an int
+    with pytest.raises(TypeError, match="input size must be an int"):  # 28.0 == 28, refused
+        KC.conv_transpose_output_padding(28.0, 14, 4, 2, 1)
+    assert KC.conv_transpose_output_padding((28, 28), (14, 14), 4, 2, 1) == (0, 0)
+    assert KC.conv_transpose_output_padding([28, 27], [14, 13], 4, 2, 1) == (0, 1)  # a list
+    for _ in range(2):  # a refusal is never remembered as an answer
+        with pytest.raises(ValueError, match="no output_padding"):
+            KC.conv_transpose_output_padding((20, 20), (14, 14), 4, 2, 1)
+    with pytest.raises(TypeError, match="stride must hold whole numbers"):
+        KC.conv_transpose_output_padding((28, 28), (14, 14), 4, (2.5, 2), 1)
+
+
 # Error messages
 
 def test_conv2d_channel_mismatch_names_shapes():

@@ -111,6 +111,7 @@ def test_gpu_matmul_leaves_other_cases_to_cupy_and_checks_shapes(monkeypatch):
     with pytest.raises(ValueError, match=r"shapes \(3, 4\) and \(5, 2\) do not match"):
         KG.matmul(cp.ones((3, 4), dtype=np.float32), cp.ones((5, 2), dtype=np.float32))
     monkeypatch.setenv("CUPY_TF32", "1")
+    monkeypatch.setattr(backend, "_TF32", [None])  # read again, as by a new process
     E.LOG.clear()
     KG.matmul(cp.ones((3, 4), dtype=np.float32), cp.ones((4, 2), dtype=np.float32))
     assert ("gemm", "sgemm") not in E.LOG.launches  # TF32: CuPy's own GEMM, as documented
@@ -398,3 +399,20 @@ def test_the_one_output_kernels_leave_other_linears_to_the_gemm(monkeypatch):
     w_strided = cp.asarray(np.zeros((1, 12), np.float32))[:, ::2]
     assert not KG.one_output_applies(x, w_strided, b)
     E.clear_kernel_caches()
+
+
+def test_tf32_setting_is_read_once_like_cupy_and_a_bad_value_is_named(monkeypatch):
+    monkeypatch.setattr(backend, "_TF32", [None])
+    monkeypatch.setenv("CUPY_TF32", "2")  # CuPy: any positive integer turns TF32 on
+    assert backend.tf32_enabled() is True
+    monkeypatch.setenv("CUPY_TF32", "0")
+    assert backend.tf32_enabled() is True  # remembered: CuPy fixed its compute type already
+    monkeypatch.setattr(backend, "_TF32", [None])
+    assert backend.tf32_enabled() is False
+    monkeypatch.delenv("CUPY_TF32")
+    monkeypatch.setattr(backend, "_TF32", [None])
+    assert backend.tf32_enabled() is False  # unset: off
+    monkeypatch.setenv("CUPY_TF32", "yes")
+    monkeypatch.setattr(backend, "_TF32", [None])
+    with pytest.raises(ValueError, match=r"CUPY_TF32 must be an integer .*'yes'"):
+        backend.tf32_enabled()
