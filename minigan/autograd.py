@@ -17,6 +17,7 @@ import functools
 import heapq
 import inspect
 import itertools
+import operator
 import sys
 import threading
 import weakref
@@ -708,6 +709,9 @@ def _accumulate(a: Tensor, b: Tensor, create_graph: bool) -> Tensor:
     return Tensor(total)
 
 
+_REQUIRES_GRAD = operator.attrgetter("requires_grad")
+
+
 def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
     """Propagate gradients from ``outputs``. With ``inputs`` None, accumulate into leaves' .grad;
     otherwise return the gradients of ``inputs`` (and leave every .grad alone)."""
@@ -747,21 +751,34 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                 raise RuntimeError(
                     f"{type(f).__name__} is once-differentiable: its backward cannot be "
                     "differentiated again, so create_graph=True cannot go through it")
-            gys = []
-            some = False
-            for ref in f.outputs:
-                o = ref()
+            refs = f.outputs
+            if len(refs) == 1:  # (most functions: the general loop's work, in fewer steps)
+                o = refs[0]()
                 if o is None:
-                    g = None
-                elif target_ids is not None and id(o) in target_ids:
+                    continue
+                if target_ids is not None and id(o) in target_ids:
                     g = grads.get(id(o))  # a requested gradient: keep it for the caller
                 else:
                     g = grads.pop(id(o), None)
-                gys.append(g)
-                if g is not None:
-                    some = True
-            if not some:
-                continue
+                if g is None:
+                    continue
+                gys = [g]
+            else:
+                gys = []
+                some = False
+                for ref in refs:
+                    o = ref()
+                    if o is None:
+                        g = None
+                    elif target_ids is not None and id(o) in target_ids:
+                        g = grads.get(id(o))
+                    else:
+                        g = grads.pop(id(o), None)
+                    gys.append(g)
+                    if g is not None:
+                        some = True
+                if not some:
+                    continue
             if len(gys) > 1:  # (a single output's gradient is never None here)
                 for i, g in enumerate(gys):  # multi-output functions get zeros for unused outputs
                     if g is None:
@@ -770,16 +787,17 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                             raise RuntimeError(f"{type(f).__name__}: an output was freed")
                         xp = backend.get_array_module(f.inputs[0].data)
                         gys[i] = Tensor(xp.zeros(o.shape, o.dtype))
-            want = []
-            for x in f.inputs:
-                if not x.requires_grad:
-                    want.append(False)
-                elif target_ids is None:
-                    want.append(True)
-                else:
-                    want.append(id(x) in target_ids
-                                or (x.creator is not None and id(x.creator) in needed))
-            f.needs_input_grad = tuple(want)
+            if target_ids is None:
+                f.needs_input_grad = tuple(map(_REQUIRES_GRAD, f.inputs))
+            else:
+                want = []
+                for x in f.inputs:
+                    if not x.requires_grad:
+                        want.append(False)
+                    else:
+                        want.append(id(x) in target_ids
+                                    or (x.creator is not None and id(x.creator) in needed))
+                f.needs_input_grad = tuple(want)
             if f.saves_inputs and f.stamp != _mutations[0]:
                 for x in f.inputs:
                     if x._modified_at > f.stamp:

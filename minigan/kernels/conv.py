@@ -520,30 +520,49 @@ def _geometry_args(k, s, p, d):
     return tuple(np.int32(v) for v in (*k, *s, *p, *d))
 
 
+@functools.lru_cache(maxsize=512)
+def _im2col_plan(dtype, shape, st, k, s, p, d, out_hw, tanh: bool):
+    """What ``_im2col_cupy`` launches for one geometry, worked out once (a layer asks for the
+    same one every step): the kernel, cols' shape, the thread count and the scalar arguments
+    that follow x and cols."""
+    n, c, h, w = shape
+    ho, wo = out_hw
+    kk = c * k[0] * k[1]
+    total = c * n * ho * wo
+    ictype, itype = _index_type(n * c * h * w, kk * n * ho * wo)
+    scalars = (itype(total), *map(itype, (n, c, h, w, ho, wo)), *_geometry_args(k, s, p, d),
+               itype(n * ho * wo), itype(ho * wo), itype(st[0]), itype(st[1]))
+    kernel = _conv_kernel("im2col_tanh" if tanh else "im2col", dtype, ictype)
+    return kernel, (kk, n * ho * wo), total, scalars, itype
+
+
 def _im2col_cupy(x, k, s, p, d, out_hw, tanh_y=None):
     """cols (C*kh*kw, N*Ho*Wo) on the GPU, from x in NCHW or channel-major order; with
     ``tanh_y`` (x's shape), from ``tanh_backward(x, tanh_y)`` computed as it gathers."""
-    cp = backend.cupy
     x, st = with_leading_strides(x)  # NCHW or channel-major: no copy
-    yst = (0, 0)
-    if tanh_y is not None:
-        tanh_y, yst = with_leading_strides(tanh_y)
-    n, c, h, w = x.shape
-    ho, wo = out_hw
-    kk = c * k[0] * k[1]
-    cols = cp.empty((kk, n * ho * wo), x.dtype)
-    stride_k, stride_n = n * ho * wo, ho * wo
-    total = c * n * ho * wo
-    ictype, itype = _index_type(x.size, cols.size)
-    args = (x, cols, itype(total), *map(itype, (n, c, h, w, ho, wo)),
-            *_geometry_args(k, s, p, d), itype(stride_k), itype(stride_n), itype(st[0]),
-            itype(st[1]))
+    kernel, cols_shape, total, scalars, itype = _im2col_plan(
+        x.dtype, x.shape, st, k, s, p, d, out_hw, tanh_y is not None)
+    cols = backend.cupy.empty(cols_shape, x.dtype)
     if tanh_y is None:
-        _launch(_conv_kernel("im2col", x.dtype, ictype), total, args)
+        _launch(kernel, total, (x, cols, *scalars))
     else:
-        _launch(_conv_kernel("im2col_tanh", x.dtype, ictype), total,
-                (*args, tanh_y, itype(yst[0]), itype(yst[1])))
+        tanh_y, yst = with_leading_strides(tanh_y)
+        _launch(kernel, total, (x, cols, *scalars, tanh_y, itype(yst[0]), itype(yst[1])))
     return cols
+
+
+@functools.lru_cache(maxsize=512)
+def _col2im_plan(dtype, cols_shape, image_shape, grid_hw, k, s, p, d, flags: int):
+    """What ``_col2im_cupy`` launches for one geometry, worked out once: the kernel, the
+    output's size and the scalar arguments that follow cols, the bias and the output."""
+    n, c, h, w = image_shape
+    gh, gw = grid_hw
+    size = n * c * h * w
+    ictype, itype = _index_type(size, cols_shape[0] * cols_shape[1])
+    scalars = (itype(size), *map(itype, (c, h, w, gh, gw)), *_geometry_args(k, s, p, d),
+               itype(n * gh * gw), itype(gh * gw), itype(h * w), itype(n * h * w),
+               np.int32(flags))
+    return _conv_kernel("col2im", dtype, ictype), size, scalars
 
 
 def _col2im_cupy(cols, image_shape, grid_hw, k, s, p, d, bias=None, tanh=False):
@@ -552,15 +571,11 @@ def _col2im_cupy(cols, image_shape, grid_hw, k, s, p, d, bias=None, tanh=False):
     cp = backend.cupy
     cols = cp.ascontiguousarray(cols)
     n, c, h, w = image_shape
-    gh, gw = grid_hw
-    stride_k, stride_n = n * gh * gw, gh * gw
+    kernel, size, scalars = _col2im_plan(cols.dtype, cols.shape, (n, c, h, w), tuple(grid_hw),
+                                         k, s, p, d, (bias is not None) | bool(tanh) << 1)
     y = cp.empty((c, n, h, w), cols.dtype)
     b = y if bias is None else cp.ascontiguousarray(bias)  # y only fills an unused pointer
-    ictype, itype = _index_type(y.size, cols.size)
-    _launch(_conv_kernel("col2im", cols.dtype, ictype), y.size,
-            (cols, b, y, itype(y.size), *map(itype, (c, h, w, gh, gw)),
-             *_geometry_args(k, s, p, d), itype(stride_k), itype(stride_n), itype(h * w),
-             itype(n * h * w), np.int32((bias is not None) | tanh << 1)))
+    _launch(kernel, size, (cols, b, y, *scalars))
     return y.transpose(1, 0, 2, 3)
 
 
