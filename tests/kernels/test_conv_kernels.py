@@ -753,6 +753,32 @@ def test_size_arguments_are_checked_on_every_call():
     assert KC.conv2d_forward(x, w, None, np.int64(2)).shape == (1, 5, 2, 2)
 
 
+def test_gpu_launch_plans_are_told_apart_by_layout_bias_and_tanh(emulated_gpu):
+    """im2col and col2im remember their launch arguments per geometry: calls of one shape in
+    turn with an NCHW and a channel-major input, with and without a bias, and with and without
+    the tanh, each get their own (right) answer, the later ones from remembered plans."""
+    cp = emulated_gpu
+    rng = np.random.default_rng(3)
+    k, s, p, d = (3, 3), (2, 2), (1, 1), (1, 1)
+    x0 = rng.standard_normal((2, 3, 7, 6))
+    want = KC.im2col(x0, k, s, p, d)
+    cm = cp.asarray(np.ascontiguousarray(x0.transpose(1, 0, 2, 3))).transpose(1, 0, 2, 3)
+    for _ in range(2):  # the second round runs from the plans the first one left
+        np.testing.assert_array_equal(KC.im2col(cp.asarray(x0), k, s, p, d).get(), want)
+        np.testing.assert_array_equal(KC.im2col(cm, k, s, p, d).get(), want)
+    w0, b0 = rng.standard_normal((3, 4, 3, 3)), rng.standard_normal(4)
+    ref = KC.conv_transpose2d_forward(x0, w0, None, s, p, 0, d)
+    x, w, b = cp.asarray(x0), cp.asarray(w0), cp.asarray(b0)
+    for _ in range(2):
+        np.testing.assert_allclose(KC.conv_transpose2d_forward(x, w, None, s, p, 0, d).get(),
+                                   ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(KC.conv_transpose2d_forward(x, w, b, s, p, 0, d).get(),
+                                   ref + b0.reshape(1, 4, 1, 1), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            KC.conv_transpose2d_forward(x, w, b, s, p, 0, d, tanh=True).get(),
+            np.tanh(ref + b0.reshape(1, 4, 1, 1)), rtol=1e-12, atol=1e-12)
+
+
 def test_a_kept_im2col_is_reused_by_the_weight_gradient(emulated_gpu, monkeypatch):
     """``conv2d_forward(keep_cols=True)`` on the GPU returns its im2col matrix; handed to
     ``conv2d_grad_weight`` (or ``conv2d_input_and_weight_grads``) it replaces that call's own
