@@ -734,3 +734,18 @@ def test_adam_step_capturable_checks_its_arguments():
     hyper = np.array([0.0, 0.1])
     adam_step_capturable([p], [g], [m], [v], hyper, 0.9, 0.999, 1e-8)
     assert hyper[0] == 1.0 and np.allclose(p, 1.0 - 0.1)  # the first Adam step moves by lr
+
+
+@pytest.mark.parametrize("opt_cls", [Adam, SGD])
+def test_a_gradient_on_another_device_than_its_parameter_is_named(emulated_gpu, opt_cls):
+    cp = emulated_gpu
+    gpu = nn.Parameter(minigan.Tensor(cp.zeros((2, 3), dtype=np.float32)))
+    gpu.grad = minigan.Tensor(np.ones((2, 3), dtype=np.float32))  # set by hand, on the CPU
+    with pytest.raises(backend.DeviceError,
+                       match=r"parameter of shape \(2, 3\) on cuda has its gradient on cpu"):
+        opt_cls([gpu], lr=0.1).step()
+    cpu = nn.Parameter(minigan.Tensor(np.zeros(4, dtype=np.float32)))
+    cpu.grad = minigan.Tensor(cp.ones(4, dtype=np.float32))
+    with pytest.raises(backend.DeviceError, match=r"on cpu has its gradient on cuda"):
+        opt_cls([cpu], lr=0.1).step()
+    np.testing.assert_array_equal(cpu.data, np.zeros(4))  # nothing was updated

@@ -178,14 +178,16 @@ class Optimizer:
             return closure()
 
     def _grad(self, p, maximize: bool = False):
-        g = p.grad.data
-        if backend.is_cupy_array(g) is not backend.is_cupy_array(p.data):
+        g, d = p.grad.data, p.data
+        # (arrays of one class live on one kind of device: the usual case, without two calls)
+        if g.__class__ is not d.__class__ and backend.is_cupy_array(g) is not \
+                backend.is_cupy_array(d):
             raise backend.DeviceError(f"{type(self).__name__}: parameter of shape {p.shape} on "
                                       f"{p.device} has its gradient on {backend.device_of(g)}")
-        if g.dtype != p.data.dtype:
+        if g.dtype != d.dtype:
             # a .grad set by hand in another dtype: used in the parameter's, as backward stores
             # it (the GPU kernels take one dtype; NumPy would promote on the CPU alone)
-            g = g.astype(p.data.dtype)
+            g = g.astype(d.dtype)
         # maximize ascends: the update is the one for -grad (a new array; the grad is kept)
         return -g if maximize else g
 
