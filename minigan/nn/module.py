@@ -320,9 +320,23 @@ class Module:
                 stack.extend([(f"{name}.{k}" if name else k, c)
                               for k, c in reversed(children.items()) if c is not None])
 
+    def _walk(self) -> list:
+        """Every module of the tree, this one first, each once: ``named_modules``' order
+        without the names, as a list (the walks a training step makes, in fewer steps)."""
+        out, memo, stack = [], set(), [self]
+        while stack:
+            m = stack.pop()
+            if id(m) in memo:
+                continue
+            memo.add(id(m))
+            out.append(m)
+            children = m._modules
+            if children:
+                stack.extend([c for c in reversed(children.values()) if c is not None])
+        return out
+
     def modules(self) -> Iterator["Module"]:
-        for _, m in self.named_modules():
-            yield m
+        yield from self._walk()
 
     def named_children(self) -> Iterator[tuple[str, "Module"]]:
         seen = set()
@@ -382,9 +396,13 @@ class Module:
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
-        # (a trainer calls this twice a step: one generator, not parameters()'s two)
-        for _, p in self._named_members("_parameters", "", True, True):
-            p.requires_grad_(requires_grad)
+        # (a trainer calls this twice a step: no names, no generators)
+        seen = set()
+        for m in self._walk():
+            for p in m._parameters.values():
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    p.requires_grad_(requires_grad)
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:

@@ -30,6 +30,23 @@ def test_named_modules_deduplicates_shared_modules():
                                     "c.0.bias"]
 
 
+def test_modules_and_requires_grad_walk_the_tree_of_named_modules():
+    m = Shared()
+    m.d = nn.Sequential()  # empty: falsy (len 0), still a module of the tree
+    m.d2 = nn.Module()
+    m.d2.e = nn.Sequential(nn.Linear(2, 1))
+    names = [n for n, _ in m.named_modules()]
+    assert names == ["", "a", "c", "c.1", "d", "d2", "d2.e", "d2.e.0"]
+    assert list(m.modules()) == [mod for _, mod in m.named_modules()]
+    m.requires_grad_(False)
+    assert [p.requires_grad for p in m.parameters()] == [False] * 4
+    m.d2.e[0].requires_grad_(True)
+    assert [n for n, p in m.named_parameters() if p.requires_grad] == [
+        "d2.e.0.weight", "d2.e.0.bias"]
+    m.requires_grad_()
+    assert all(p.requires_grad for p in m.parameters())
+
+
 def test_apply_visits_a_module_shared_by_two_children_once():
     seen = []
     outer = nn.Module()
