@@ -215,29 +215,57 @@ def _quick_layout(x, r: int, c: int):
     return None
 
 
-def _cublas_matmul(a, b):
-    """The GPU path of ``matmul``."""
-    if _state["capturable"]:
-        return _capturable_matmul(a, b)
+_MATMUL_PLANS: dict = {}  # (shapes, strides, dtypes, classes) -> _matmul_plan's answer
+
+
+def _matmul_plan(a, b):
+    """The cuBLAS call for ``a @ b`` when both operands are 2-D GPU arrays of one float dtype
+    that cuBLAS reads as they are (C-contiguous, or the transpose of a C-contiguous matrix)
+    and the sizes are usual (non-empty, 32-bit): ``(name, out shape, transa, transb, N, M, K,
+    ldb, lda, alpha, beta pointers)``, the arguments of ``C^T = B^T @ A^T`` in column-major
+    (see ``gemm_call``); else False (the general path). It depends on the shapes, strides,
+    dtypes and array classes alone, so a layer's GEMMs ask once."""
     dt = a.dtype
     consts = _CONSTANTS.get(dt)
-    if (consts is None or not _state["direct"] or a.ndim != 2 or b.ndim != 2
-            or b.dtype != dt or not backend.is_cupy_array(b) or backend.tf32_enabled()):
-        return backend.cupy.matmul(a, b)
+    if (consts is None or a.ndim != 2 or b.ndim != 2 or b.dtype != dt
+            or not backend.is_cupy_array(a) or not backend.is_cupy_array(b)):
+        return False
     (m, k), (k2, n) = a.shape, b.shape
-    if 0 < k == k2 and 0 < m <= _INT_MAX and 0 < n <= _INT_MAX and k <= _INT_MAX:
-        # the usual case, in fewer steps: operands as they are, both cuBLAS-readable
-        la, lb = _quick_layout(a, m, k), _quick_layout(b, k, n)
-        fn = getattr(backend.cublas(), consts[0], None)
-        if la is not None and lb is not None and fn is not None:
-            out = backend.cupy.empty((m, n), dtype=dt)
-            one = consts[2]
-            try:  # C^T = B^T @ A^T, column-major (see gemm_call)
-                fn(backend.cublas_handle(), lb[0], la[0], n, m, k, one, b.data.ptr, lb[1],
-                   a.data.ptr, la[1], one + consts[3], out.data.ptr, n)
+    if not (0 < k == k2 and 0 < m <= _INT_MAX and 0 < n <= _INT_MAX and k <= _INT_MAX):
+        return False
+    la, lb = _quick_layout(a, m, k), _quick_layout(b, k, n)
+    if la is None or lb is None:
+        return False
+    one = consts[2]
+    return consts[0], (m, n), lb[0], la[0], n, m, k, lb[1], la[1], one, one + consts[3]
+
+
+def _cublas_matmul(a, b):
+    """The GPU path of ``matmul``: one cuBLAS call planned by ``_matmul_plan``, or the general
+    path."""
+    if _state["capturable"]:
+        return _capturable_matmul(a, b)
+    key = (a.shape, a.strides, b.shape, b.strides, a.dtype, b.dtype, a.__class__, b.__class__)
+    plan = _MATMUL_PLANS.get(key)
+    if plan is None:
+        plan = _matmul_plan(a, b)
+        if len(_MATMUL_PLANS) < 4096:
+            _MATMUL_PLANS[key] = plan
+    if plan and _state["direct"] and not backend.tf32_enabled():
+        name, shape, ta, tb, n, m, k, ldb, lda, alpha, beta = plan
+        fn = getattr(backend.cublas(), name, None)
+        if fn is not None:
+            out = backend.cupy.empty(shape, dtype=a.dtype)
+            try:
+                fn(backend.cublas_handle(), ta, tb, n, m, k, alpha, b.data.ptr, ldb, a.data.ptr,
+                   lda, beta, out.data.ptr, n)
                 return out
             except TypeError:
                 pass  # the general path below reports and falls back
+    if (a.dtype not in _CONSTANTS or not _state["direct"] or a.ndim != 2 or b.ndim != 2
+            or b.dtype != a.dtype or not backend.is_cupy_array(b) or backend.tf32_enabled()):
+        return backend.cupy.matmul(a, b)
+    (m, k), (k2, n) = a.shape, b.shape
     return _cublas_matmul_general(a, b, m, k, k2, n)
 
 
