@@ -135,20 +135,52 @@ def matmul(a, b):
     return _cublas_matmul(a, b)
 
 
-def can_accumulate(a, b, out) -> bool:
-    """Whether ``gemm_into(a, b, out)`` is one GEMM writing
-    into ``out``: 2-D float32/float64 GPU arrays of one dtype, out C-contiguous of the
-    product's shape, non-empty sizes, no TF32, and the direct cuBLAS path in use."""
+_INTO_PLANS: dict = {}  # (shapes, strides, dtypes, classes of a, b, out) -> _into_plan's answer
+
+
+def _into_plan(a, b, out):
+    """What ``a @ b`` written into ``out`` by one GEMM needs, from the arrays' shapes, strides,
+    dtypes and classes alone: False when that cannot be (not 2-D float32/float64 GPU arrays of
+    one dtype, out not C-contiguous of the product's shape, empty or huge sizes); "copy" when
+    an operand must be copied first for cuBLAS to read it; else the cuBLAS arguments
+    ``(transa, transb, M, N, K, lda, ldb, ldc)`` of ``gemm_call``."""
     if not (backend.is_cupy_array(a) and backend.is_cupy_array(b)
             and backend.is_cupy_array(out)):
         return False
     if (a.ndim != 2 or b.ndim != 2 or not a.dtype == b.dtype == out.dtype
             or a.dtype not in _CONSTANTS or not out.flags.c_contiguous
-            or out.shape != (a.shape[0], b.shape[1]) or a.shape[1] != b.shape[0]
-            or backend.tf32_enabled()):
+            or out.shape != (a.shape[0], b.shape[1]) or a.shape[1] != b.shape[0]):
         return False
     m, n, k = a.shape[0], b.shape[1], a.shape[1]
     if min(m, n, k) == 0 or max(m, n, k) > _INT_MAX:
+        return False
+    la, lb = _layout(a), _layout(b)
+    if la is None or lb is None:
+        return "copy"
+    call = gemm_call(la, lb, m, n, k)
+    return False if max(call[5], call[6]) > _INT_MAX else call
+
+
+def _planned_into(a, b, out):
+    """``_into_plan(a, b, out)``, remembered (every weight gradient of a step asks)."""
+    try:
+        key = (a.shape, a.strides, b.shape, b.strides, out.shape, out.strides, a.dtype,
+               b.dtype, out.dtype, a.__class__, b.__class__, out.__class__)
+    except AttributeError:  # not arrays
+        return False
+    plan = _INTO_PLANS.get(key)
+    if plan is None:
+        plan = _into_plan(a, b, out)
+        if len(_INTO_PLANS) < 4096:
+            _INTO_PLANS[key] = plan
+    return plan
+
+
+def can_accumulate(a, b, out) -> bool:
+    """Whether ``gemm_into(a, b, out)`` is one GEMM writing
+    into ``out``: 2-D float32/float64 GPU arrays of one dtype, out C-contiguous of the
+    product's shape, non-empty sizes, no TF32, and the direct cuBLAS path in use."""
+    if _planned_into(a, b, out) is False or backend.tf32_enabled():
         return False
     if _state["capturable"]:
         return True
@@ -175,14 +207,20 @@ def try_gemm_into(a, b, out, accumulate: bool = False) -> bool:
     the GEMM ran (False: nothing was done, and the caller computes the product its own way).
     With ``accumulate`` this adds a gradient into a ``.grad`` array that nothing else can see
     (``autograd``'s ``Function.accumulates``) with no separate add."""
-    if not can_accumulate(a, b, out):
+    plan = _planned_into(a, b, out)
+    if plan is False or backend.tf32_enabled():
         return False
-    m, k = a.shape
-    n = b.shape[1]
-    a, b, la, lb = _operands(a, b)
-    ta, tb, mm, nn, kk, lda, ldb, ldc = gemm_call(la, lb, m, n, k)
-    if max(lda, ldb) > _INT_MAX:
+    if not _state["capturable"] and not (
+            _state["direct"] and getattr(backend.cublas(), _CONSTANTS[a.dtype][0], None)):
         return False
+    if plan == "copy":  # (rare: an operand cuBLAS cannot read as it is)
+        m, k = a.shape
+        n = b.shape[1]
+        a, b, la, lb = _operands(a, b)
+        plan = gemm_call(la, lb, m, n, k)
+        if max(plan[5], plan[6]) > _INT_MAX:
+            return False
+    ta, tb, mm, nn, kk, lda, ldb, ldc = plan
     if _state["capturable"]:
         backend.direct_cublas().gemm(a.dtype, ta, tb, mm, nn, kk, b.data.ptr, lda, a.data.ptr,
                                      ldb, out.data.ptr, ldc, accumulate=accumulate)
