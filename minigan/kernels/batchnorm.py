@@ -400,6 +400,25 @@ def _fused_out(x3, m, channel_major: bool = False):
     return (out, st) if st is not None else (None, None)
 
 
+@functools.lru_cache(maxsize=512)
+def _stats_scalars(n, c, s, sn, sc, eps, momentum, flags, yst, m):
+    """The statistics kernel's block size and scalar arguments, the same for a layer at every
+    step: (block, (n, c, s, sn, sc, eps, momentum, flags), (the output's two strides))."""
+    i64 = np.int64
+    return (_block(m), (i64(n), i64(c), i64(s), i64(sn), i64(sc), np.float64(eps),
+                        np.float64(momentum), np.int32(flags)), (i64(yst[0]), i64(yst[1])))
+
+
+@functools.lru_cache(maxsize=512)
+def _grad_stats_scalars(n, c, s, gsn, gsc, xsn, xsc, yst, flags, gxst, m, dt):
+    """The gradient kernel's block size and scalar arguments, the same for a layer at every
+    step: (block, (n, c, s and the strides of gy and x), y's strides, the flags, gx's strides,
+    1/m in the layer's dtype)."""
+    i64 = np.int64
+    return (_block(m), tuple(map(i64, (n, c, s, gsn, gsc, xsn, xsc))), (i64(yst[0]), i64(yst[1])),
+            np.int32(flags), (i64(gxst[0]), i64(gxst[1])), dt.type(1.0 / m))
+
+
 def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum, eps,
                        negative_slope=None, counter=None, shift=None, channel_major=False):
     cp = backend.cupy
@@ -426,14 +445,13 @@ def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum
     if shift is not None:
         sh = cp.ascontiguousarray(shift, dtype=dt)
         flags |= 128
+    block, head, ys = _stats_scalars(n, c, s, sn, sc, eps, momentum, flags | count << 3,
+                                     yst if y is not None else (0, 0), m)
     _bn_raw_kernel("stats", dt)(
-        (c,), (_block(m),),
+        (c,), (block,),
         (x3, w, mean, invstd, scale, mean if run[0] is None else run[0],
-         mean if run[1] is None else run[1], np.int64(n), np.int64(c), np.int64(s),
-         np.int64(sn), np.int64(sc), np.float64(eps), np.float64(momentum),
-         np.int32(flags | count << 3), counter if count else mean,
-         mean if y is None else y, np.int64(yst[0] if y is not None else 0),
-         np.int64(yst[1] if y is not None else 0), b,
+         mean if run[1] is None else run[1], *head, counter if count else mean,
+         mean if y is None else y, *ys, b,
          dt.type(0 if negative_slope is None else negative_slope), sh))
     for r, new in zip((running_mean, running_var), run):
         if r is not new:
@@ -579,16 +597,13 @@ def _backward_cupy(gy3, x3, m, weight, mean, invstd, y3=None, negative_slope=Non
                  and shift_into.dtype == dt and shift_into.flags.c_contiguous)
         gs = shift_into if add_s else cp.empty(c, dtype=dt)
         flags |= 16 | add_s << 5
+    block, head, ys, flags32, gxs, inv_m = _grad_stats_scalars(
+        n, c, s, gsn, gsc, xsn, xsc, (ysn, ysc) if masked else (0, 0), flags,
+        gxst if gx is not None else (0, 0), m, dt)
     _bn_raw_kernel("grad_stats", dt)(
-        (c,), (_block(m),), (gy3, x3, mean, invstd, gw, gb, np.int64(n), np.int64(c), np.int64(s),
-                             np.int64(gsn), np.int64(gsc), np.int64(xsn), np.int64(xsc),
-                             y3 if masked else x3, np.int64(ysn if masked else 0),
-                             np.int64(ysc if masked else 0),
-                             np.float64(negative_slope if masked else 0.0), np.int32(flags),
-                             mean if gx is None else gx,
-                             np.int64(gxst[0] if gx is not None else 0),
-                             np.int64(gxst[1] if gx is not None else 0), wc,
-                             dt.type(1.0 / m), sh, gs))
+        (c,), (block,), (gy3, x3, mean, invstd, gw, gb, *head, y3 if masked else x3, *ys,
+                         np.float64(negative_slope if masked else 0.0), flags32,
+                         mean if gx is None else gx, *gxs, wc, inv_m, sh, gs))
     if shift is not None:
         return gx, gw, gb, gs
     if gx is not None:
