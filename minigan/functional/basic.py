@@ -739,7 +739,23 @@ def reshape(x, *shape) -> Tensor:
     return Reshape(resolved)(x)
 
 
+_RESOLVED: dict = {}  # (old shape, asked shape) -> _resolve_shape's answer
+
+
 def _resolve_shape(old, new) -> tuple:
+    """``new`` (with at most one -1) resolved against ``old``'s size; remembered, since a
+    model reshapes the same shapes at every step. What fails is checked, and raises, anew."""
+    try:
+        return _RESOLVED[(old, new)]
+    except (KeyError, TypeError):  # new, or unhashable (a list)
+        pass
+    out = _resolve_shape_anew(old, new)
+    if len(_RESOLVED) < 4096 and isinstance(new, tuple):
+        _RESOLVED[(old, new)] = out
+    return out
+
+
+def _resolve_shape_anew(old, new) -> tuple:
     size = math.prod(old)  # math.prod: np.prod costs microseconds on a short tuple
     new = [int(s) for s in new]
     if new.count(-1) > 1:

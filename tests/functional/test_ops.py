@@ -356,3 +356,20 @@ def test_the_pair_of_gan_losses_equals_the_two_losses_and_their_sum(xp):
     assert y.dtype == np.float64
     e = minigan.Tensor(xp.zeros((0, 1), dtype=np.float32))
     assert np.isnan(float(backend.to_numpy(bce_with_logits_const_pair(e, 1.0, e, 0.0).data)))
+
+
+def test_reshape_resolves_minus_one_and_refuses_bad_shapes_every_time():
+    x = minigan.Tensor(np.arange(24.0).reshape(2, 3, 4))
+    for _ in range(2):  # the second round reads remembered answers
+        assert F.reshape(x, (4, -1)).shape == (4, 6)
+        assert F.reshape(x, [4, -1]).shape == (4, 6)  # a list
+        assert F.reshape(x, (np.int64(-1), 8)).shape == (3, 8)
+        assert F.reshape(x, 24).shape == (24,)
+        with pytest.raises(ValueError, match=r"cannot reshape a tensor of shape \(2, 3, 4\)"):
+            F.reshape(x, (5, -1))
+        with pytest.raises(ValueError, match="into"):
+            F.reshape(x, (-1, -1))
+    y = minigan.Tensor(np.arange(30.0).reshape(5, 6))  # another size, the same request
+    assert F.reshape(y, (5, -1)).shape == (5, 6)
+    with pytest.raises(ValueError, match=r"\(5, 6\)"):
+        F.reshape(y, (4, -1))
