@@ -114,11 +114,13 @@ class Tensor:
     _modified_at = 0
 
     def __init__(self, data, requires_grad: bool = False):
-        if isinstance(data, Tensor):
-            data = data.data
-        if not isinstance(data, np.ndarray) and not backend.is_cupy_array(data):
-            raise TypeError(f"Tensor wraps a numpy or cupy array, got {type(data).__name__}; "
-                            "use minigan.tensor(...) to convert other data")
+        if data.__class__ not in _ARRAY_CLASSES:  # (a NumPy or CuPy array: no calls)
+            if isinstance(data, Tensor):
+                data = data.data
+            if not isinstance(data, np.ndarray) and not backend.is_cupy_array(data):
+                raise TypeError(f"Tensor wraps a numpy or cupy array, got "
+                                f"{type(data).__name__}; use minigan.tensor(...) to convert "
+                                "other data")
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, got {data.dtype}")
         self.data = data
