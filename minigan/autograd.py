@@ -593,7 +593,7 @@ def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: set) -> None:
     to it (``zero_grad(set_to_none=False)``, clipping) touch nothing else. As in PyTorch, the
     gradient has the leaf's dtype (a float64 loss term does not make a float32 weight's
     gradient float64, which the optimizers' GPU kernels would refuse)."""
-    if g.dtype != x.dtype:
+    if g.data.dtype != x.data.dtype:
         g = g.to(dtype=x.dtype)
     if x.grad is not None:
         # (_OWNED[0] is None where counts prove nothing: no count tuple equals it)

@@ -228,10 +228,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     _check_groups("conv2d", groups)
     x = as_tensor(input)
     w = as_tensor(weight, x)
-    _check_4d("conv2d", x)
-    if w.ndim != 4:
+    xs, ws = x.data.shape, w.data.shape
+    if len(xs) != 4:
+        _check_4d("conv2d", x)
+    if len(ws) != 4:
         raise ValueError(f"conv2d: weight must be 4-D (out, in, kh, kw), got shape {w.shape}")
-    if x.shape[1] != w.shape[1]:
+    if xs[1] != ws[1]:
         raise ValueError(f"conv2d: input of shape {x.shape} has {x.shape[1]} channels but weight "
                          f"of shape {w.shape} expects {w.shape[1]}")
     f = Conv2d(_pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation"),
@@ -261,11 +263,13 @@ def _conv_transpose2d(input, weight, bias, stride, padding, output_padding, grou
     _check_groups("conv_transpose2d", groups)
     x = as_tensor(input)
     w = as_tensor(weight, x)
-    _check_4d("conv_transpose2d", x)
-    if w.ndim != 4:
+    xs, ws = x.data.shape, w.data.shape
+    if len(xs) != 4:
+        _check_4d("conv_transpose2d", x)
+    if len(ws) != 4:
         raise ValueError(f"conv_transpose2d: weight must be 4-D (in, out, kh, kw), got shape "
                          f"{w.shape}")
-    if x.shape[1] != w.shape[0]:
+    if xs[1] != ws[0]:
         raise ValueError(f"conv_transpose2d: input of shape {x.shape} has {x.shape[1]} channels "
                          f"but weight of shape {w.shape} expects {w.shape[0]}")
     f = make(_pair(stride, "stride"), _pair(padding, "padding"),
