@@ -162,31 +162,35 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
     layout a transposed conv after it reads without a copy; ``nn.Sequential`` asks for it
     there); the same values."""
     x = as_tensor(input)
-    if x.ndim < 2:
+    xd = x.data
+    if xd.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, ...), got {x.shape}")
-    c = x.shape[1]
-    xp = backend.get_array_module(x.data)
+    c = xd.shape[1]
+    cls = xd.__class__  # (an array of x's class is on x's device: no check to call)
     for name, buf in (("running_mean", running_mean), ("running_var", running_var)):
         buf = buf.data if isinstance(buf, Tensor) else buf
         if buf is not None:
-            backend.check_same_device(x.data, buf, what=f"batch_norm ({name})")
+            if buf.__class__ is not cls:
+                backend.check_same_device(xd, buf, what=f"batch_norm ({name})")
             if buf.shape != (c,):
                 raise ValueError(f"batch_norm: {name} of shape {buf.shape} does not match input "
                                  f"of shape {x.shape} ({c} channels)")
+    if weight is None or bias is None or not training:
+        xp = backend.get_array_module(xd)
     w = as_tensor(weight, x) if weight is not None else Tensor(xp.ones(c, dtype=x.dtype))
     b = as_tensor(bias, x) if bias is not None else Tensor(xp.zeros(c, dtype=x.dtype))
     for name, p in (("weight", w), ("bias", b)):
-        if p.shape != (c,):
+        if p.data.shape != (c,):
             raise ValueError(f"batch_norm: {name} of shape {p.shape} does not match input of "
                              f"shape {x.shape} ({c} channels)")
     rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
     rv = running_var.data if isinstance(running_var, Tensor) else running_var
     if training:
-        if x.size // c <= 1:
+        if xd.size // c <= 1:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got "
                              f"input of shape {x.shape}")
-        if counter is not None:
-            backend.check_same_device(x.data, counter, what="batch_norm (num_batches_tracked)")
+        if counter is not None and counter.__class__ is not cls:
+            backend.check_same_device(xd, counter, what="batch_norm (num_batches_tracked)")
         op = (BatchNormTrain(rm, rv, momentum, eps, counter) if slope is None
               else BatchNormLeakyReLUTrain(rm, rv, momentum, eps, slope, counter))
         if channel_major:

@@ -380,3 +380,21 @@ def test_dragan_style_penalty_through_conv_d(xp, with_bn):
         return F.sum(gx * gx)
 
     check_backward(penalty, _xp_inputs(xp, *ws), rtol=1e-5, atol=1e-7)
+
+
+def test_batch_norm_names_a_running_buffer_or_counter_on_another_device(emulated_gpu):
+    from minigan import backend
+    from minigan.functional.norm import _batch_norm
+    cp = emulated_gpu
+    x = Tensor(cp.asarray(np.random.default_rng(0).standard_normal((4, 3))))
+    on_gpu, on_cpu = cp.zeros(3), np.zeros(3)
+    for rm, rv, which in ((on_cpu, cp.ones(3), "running_mean"), (on_gpu, np.ones(3), "running_var")):
+        with pytest.raises(backend.DeviceError, match=rf"batch_norm \({which}\).*cuda and cpu"):
+            F.batch_norm(x, rm, rv, training=True)
+    counter = np.zeros((), dtype=np.int64)
+    with pytest.raises(backend.DeviceError, match=r"num_batches_tracked.*cuda and cpu"):
+        _batch_norm(x, on_gpu, cp.ones(3), None, None, True, 0.1, 1e-5, None, counter)
+    assert int(counter) == 0  # refused before anything moved
+    np.testing.assert_array_equal(on_gpu.get(), np.zeros(3))
+    y = F.batch_norm(x, on_gpu, cp.ones(3), training=True)  # one device: runs
+    assert backend.device_of(y.data) == "cuda"
