@@ -122,7 +122,9 @@ def row_stride(a):
 
 def with_leading_strides(a):
     """``(a, leading_strides(a))``, with a made C-contiguous first when it has none."""
-    st = leading_strides(a)
+    st = _LEADING.get((a.shape, a.strides, a.dtype.itemsize), _UNKNOWN)  # (inlined lookup)
+    if st is _UNKNOWN:
+        st = leading_strides(a)
     if st is None:
         a = backend.cupy.ascontiguousarray(a)
         st = leading_strides(a)
