@@ -18,16 +18,13 @@ from . import basic as B
 from .activation import TanhGrad
 
 
-def _pair(v, name: str) -> tuple:
+def _pair(v, name: str, minimum: int) -> tuple:
+    """An int or an (h, w) pair as a pair of ints >= ``minimum``; anything else (a float, a
+    fractional entry, a string, three entries) is refused with an error that names it."""
     if v.__class__ is tuple and len(v) == 2 and v[0].__class__ is int \
-            and v[1].__class__ is int:
+            and v[1].__class__ is int and v[0] >= minimum and v[1] >= minimum:
         return v  # (what the layers hold: every call passes it)
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(int(i) for i in v)
-    if len(v) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {v}")
-    return v
+    return KC._pair(v, name, minimum)
 
 
 def _output_padding(in_size, out_size, k, s, p, d) -> tuple:
@@ -236,7 +233,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     if xs[1] != ws[1]:
         raise ValueError(f"conv2d: input of shape {x.shape} has {x.shape[1]} channels but weight "
                          f"of shape {w.shape} expects {w.shape[1]}")
-    f = Conv2d(_pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation"),
+    f = Conv2d(_pair(stride, "stride", 1), _pair(padding, "padding", 0),
+               _pair(dilation, "dilation", 1),
                keep_cols=w.requires_grad and is_grad_enabled() and backend.is_cupy_array(x.data))
     return f(x, w) if bias is None else f(x, w, as_tensor(bias, x))
 
@@ -272,8 +270,8 @@ def _conv_transpose2d(input, weight, bias, stride, padding, output_padding, grou
     if xs[1] != ws[0]:
         raise ValueError(f"conv_transpose2d: input of shape {x.shape} has {x.shape[1]} channels "
                          f"but weight of shape {w.shape} expects {w.shape[0]}")
-    f = make(_pair(stride, "stride"), _pair(padding, "padding"),
-             _pair(output_padding, "output_padding"), _pair(dilation, "dilation"))
+    f = make(_pair(stride, "stride", 1), _pair(padding, "padding", 0),
+             _pair(output_padding, "output_padding", 0), _pair(dilation, "dilation", 1))
     return f(x, w) if bias is None else f(x, w, as_tensor(bias, x))
 
 
@@ -282,8 +280,8 @@ def conv2d_grad_weight(input, grad_output, kernel_size, stride=1, padding=0,
     """The gradient of ``sum(grad_output * conv2d(input, W))`` with respect to W."""
     x = as_tensor(input)
     gy = as_tensor(grad_output, x)
-    return Conv2dGradWeight(_pair(kernel_size, "kernel_size"), _pair(stride, "stride"),
-                            _pair(padding, "padding"), _pair(dilation, "dilation"))(x, gy)
+    return Conv2dGradWeight(_pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1),
+                            _pair(padding, "padding", 0), _pair(dilation, "dilation", 1))(x, gy)
 
 
 # ----------------------------------------------------------------------------- pooling
@@ -313,9 +311,9 @@ class MaxPool2d(Function):
 def max_pool2d(input, kernel_size, stride=None, padding=0) -> Tensor:
     x = as_tensor(input)
     _check_4d("max_pool2d", x)
-    k = _pair(kernel_size, "kernel_size")
-    s = k if stride is None else _pair(stride, "stride")
-    return MaxPool2d(k, s, _pair(padding, "padding"))(x)
+    k = _pair(kernel_size, "kernel_size", 1)
+    s = k if stride is None else _pair(stride, "stride", 1)
+    return MaxPool2d(k, s, _pair(padding, "padding", 0))(x)
 
 
 class AvgPool2d(Function):
@@ -347,9 +345,9 @@ class AvgPool2dGrad(Function):
 def avg_pool2d(input, kernel_size, stride=None, padding=0) -> Tensor:
     x = as_tensor(input)
     _check_4d("avg_pool2d", x)
-    k = _pair(kernel_size, "kernel_size")
-    s = k if stride is None else _pair(stride, "stride")
-    return AvgPool2d(k, s, _pair(padding, "padding"))(x)
+    k = _pair(kernel_size, "kernel_size", 1)
+    s = k if stride is None else _pair(stride, "stride", 1)
+    return AvgPool2d(k, s, _pair(padding, "padding", 0))(x)
 
 
 def adaptive_avg_pool2d_1(input) -> Tensor:

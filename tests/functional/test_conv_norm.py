@@ -398,3 +398,34 @@ def test_batch_norm_names_a_running_buffer_or_counter_on_another_device(emulated
     np.testing.assert_array_equal(on_gpu.get(), np.zeros(3))
     y = F.batch_norm(x, on_gpu, cp.ones(3), training=True)  # one device: runs
     assert backend.device_of(y.data) == "cuda"
+
+
+@pytest.mark.parametrize("call", [
+    lambda x, w, **kw: F.conv2d(x, w, **kw),
+    lambda x, w, **kw: F.conv_transpose2d(x, w, **kw),
+])
+def test_conv_geometry_that_is_not_whole_numbers_is_refused_not_truncated(call):
+    x = Tensor(np.ones((1, 2, 8, 8)))
+    w = Tensor(np.ones((2, 2, 3, 3)))
+    with pytest.raises(TypeError, match=r"stride must hold whole numbers, got \(2\.5, 2\)"):
+        call(x, w, stride=(2.5, 2))  # was taken as stride 2
+    with pytest.raises(TypeError, match=r"stride must be an int or an \(h, w\) pair, got 2\.5"):
+        call(x, w, stride=2.5)
+    with pytest.raises(TypeError, match="padding must be an int or an .* got 'same'"):
+        call(x, w, padding="same")
+    with pytest.raises(ValueError, match=r"dilation must be an int or an \(h, w\) pair, got "
+                                         r"\(1, 1, 1\)"):
+        call(x, w, dilation=(1, 1, 1))
+    with pytest.raises(ValueError, match=r"stride must be >= 1, got \(0, 1\)"):
+        call(x, w, stride=(0, 1))
+    assert call(x, w, stride=(2.0, 2)).shape == call(x, w, stride=2).shape  # whole: accepted
+    assert call(x, w, stride=[np.int64(2), 2]).shape == call(x, w, stride=2).shape
+
+
+def test_a_layer_built_with_a_fractional_stride_refuses_to_run():
+    conv = minigan.nn.Conv2d(2, 2, 3, stride=(2.5, 2))
+    with pytest.raises(TypeError, match="stride must hold whole numbers"):
+        conv(Tensor(np.ones((1, 2, 8, 8), dtype=np.float32)))
+    pool = minigan.nn.MaxPool2d(2, stride=1.5)
+    with pytest.raises(TypeError, match=r"stride must be an int or an \(h, w\) pair, got 1\.5"):
+        pool(Tensor(np.ones((1, 2, 8, 8), dtype=np.float32)))
