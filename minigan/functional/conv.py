@@ -22,8 +22,8 @@ def _pair(v, name: str, minimum: int) -> tuple:
     """An int or an (h, w) pair as a pair of ints >= ``minimum``; anything else (a float, a
     fractional entry, a string, three entries) is refused with an error that names it."""
     if v.__class__ is tuple and len(v) == 2 and v[0].__class__ is int \
-            and v[1].__class__ is int and v[0] >= minimum and v[1] >= minimum:
-        return v  # (what the layers hold: every call passes it)
+            and v[1].__class__ is int:
+        return v  # (what the layers hold, on every call; the kernels check the minimum)
     return KC._pair(v, name, minimum)
 
 
