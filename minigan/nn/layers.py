@@ -21,8 +21,15 @@ def _param(shape, device, dtype) -> Parameter:
     return Parameter(xp.empty(shape, dtype=np.dtype(dtype or np.float32)))
 
 
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
+def _pair(v, name: str = "size"):
+    """An int as (v, v), a pair as a tuple; what is neither (a float) is refused by name. Whole
+    numbers, minimums and lengths are checked when the layer runs, by the functional ops."""
+    if isinstance(v, int):
+        return (v, v)
+    try:
+        return tuple(v)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or an (h, w) pair, got {v!r}") from None
 
 
 def _reset_fan_in_uniform(weight: Parameter, bias, fan_in: int) -> None:
@@ -108,8 +115,9 @@ class Conv2d(Module):
             raise NotImplementedError(f"Conv2d: only groups=1 is supported, got groups={groups}")
         _check_padding_mode("Conv2d", padding_mode)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.dilation = _pair(dilation)
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.dilation = _pair(dilation, "dilation")
         self.groups, self.padding_mode = groups, padding_mode
         if isinstance(padding, str):
             if padding not in ("valid", "same"):
@@ -120,7 +128,7 @@ class Conv2d(Module):
                                  f"(stride={self.stride})")
             self.padding = padding
         else:
-            self.padding = _pair(padding)
+            self.padding = _pair(padding, "padding")
         self._conv_padding, self._end_padding = self._resolve_padding()
         self.weight = _param((out_channels, in_channels) + self.kernel_size, device, dtype)
         if bias:
@@ -177,9 +185,11 @@ class ConvTranspose2d(Module):
             raise ValueError(f"ConvTranspose2d: padding must be an int or a pair, got "
                              f"{padding!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.padding, self.output_padding = _pair(padding), _pair(output_padding)
-        self.dilation = _pair(dilation)
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self.output_padding = _pair(output_padding, "output_padding")
+        self.dilation = _pair(dilation, "dilation")
         self.groups, self.padding_mode = groups, padding_mode
         self.weight = _param((in_channels, out_channels) + self.kernel_size, device, dtype)
         if bias:
@@ -495,7 +505,7 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
                  return_indices: bool = False, ceil_mode: bool = False):
         super().__init__()
-        if _pair(dilation) != (1, 1) or return_indices or ceil_mode:
+        if _pair(dilation, "dilation") != (1, 1) or return_indices or ceil_mode:
             raise NotImplementedError(
                 f"MaxPool2d: dilation={dilation!r}, return_indices={return_indices!r}, "
                 f"ceil_mode={ceil_mode!r}: minigan supports dilation=1, return_indices=False "
