@@ -19,8 +19,9 @@ from .activation import TanhGrad
 
 
 def _pair(v, name: str, minimum: int) -> tuple:
-    """An int or an (h, w) pair as a pair of ints >= ``minimum``; anything else (a float, a
-    fractional entry, a string, three entries) is refused with an error that names it."""
+    """An int or an (h, w) pair as a pair of ints; anything else (a float, a fractional entry,
+    a string, three entries) is refused with an error that names it, as is an entry below
+    ``minimum`` (for a pair of ints the kernels check that, at every call)."""
     if v.__class__ is tuple and len(v) == 2 and v[0].__class__ is int \
             and v[1].__class__ is int:
         return v  # (what the layers hold, on every call; the kernels check the minimum)

@@ -22,10 +22,13 @@ def _param(shape, device, dtype) -> Parameter:
 
 
 def _pair(v, name: str = "size"):
-    """An int as (v, v), a pair as a tuple; what is neither (a float) is refused by name. Whole
-    numbers, minimums and lengths are checked when the layer runs, by the functional ops."""
+    """An int (a NumPy one too) as (v, v), a pair as a tuple; what is neither (a float) is
+    refused by name. Whole numbers, minimums and lengths are checked when the layer runs, by
+    the functional ops."""
     if isinstance(v, int):
         return (v, v)
+    if isinstance(v, np.integer):
+        return (int(v), int(v))
     try:
         return tuple(v)
     except TypeError:

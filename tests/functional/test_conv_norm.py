@@ -429,6 +429,9 @@ def test_a_layer_built_with_a_fractional_stride_refuses_to_run():
     for layer in (minigan.nn.Conv2d, minigan.nn.ConvTranspose2d):  # a float: refused at once
         with pytest.raises(TypeError, match=r"stride must be an int or an \(h, w\) pair, got 2\.5"):
             layer(2, 2, 3, stride=2.5)
+    conv = minigan.nn.Conv2d(2, 2, np.int64(3), stride=np.int64(2))  # NumPy ints: accepted
+    assert (conv.kernel_size, conv.stride) == ((3, 3), (2, 2))
+    assert conv(Tensor(np.ones((1, 2, 8, 8), dtype=np.float32))).shape == (1, 2, 3, 3)
     pool = minigan.nn.MaxPool2d(2, stride=1.5)
     with pytest.raises(TypeError, match=r"stride must be an int or an \(h, w\) pair, got 1\.5"):
         pool(Tensor(np.ones((1, 2, 8, 8), dtype=np.float32)))
