@@ -720,21 +720,23 @@ class Reshape(Function):
         return x.reshape(self.shape)
 
     def backward(self, gy):
+        shape = self.inputs[0].data.shape
         if not is_grad_enabled():
-            return Tensor(gy.data.reshape(self.inputs[0].shape))
-        return reshape(gy, self.inputs[0].shape)
+            return Tensor(gy.data.reshape(shape))
+        return reshape(gy, shape)
 
 
 def reshape(x, *shape) -> Tensor:
     x = as_tensor(x)
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    xs = x.data.shape
     try:
-        resolved = _resolve_shape(x.shape, shape)
+        resolved = _resolve_shape(xs, shape)
     except ValueError:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {_shape_str(x.shape)} "
                          f"({x.size} elements) into {_shape_str(shape)}") from None
-    if resolved == x.shape:
+    if resolved == xs:
         return x
     return Reshape(resolved)(x)
 
@@ -1173,21 +1175,23 @@ def _linear(x, weight, bias, make) -> Tensor:
     """``linear`` with the op ``make()`` (Linear, or a subclass that fuses what follows)."""
     x = as_tensor(x)
     weight = as_tensor(weight, x)
-    if weight.ndim != 2:
+    xs, ws = x.data.shape, weight.data.shape  # (the arrays' shapes: no property calls)
+    if len(ws) != 2:
         raise ValueError(f"linear: weight must be 2-D (out, in), got shape "
                          f"{_shape_str(weight.shape)}")
-    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+    if not xs or xs[-1] != ws[1]:
         raise ValueError(f"linear: input of shape {_shape_str(x.shape)} does not match weight of "
-                         f"shape {_shape_str(weight.shape)} (expected last dim {weight.shape[1]})")
+                         f"shape {_shape_str(weight.shape)} (expected last dim {ws[1]})")
     if bias is not None:
         bias = as_tensor(bias, x)
-        if bias.shape != (weight.shape[0],):
+        if bias.data.shape != (ws[0],):
             raise ValueError(f"linear: bias of shape {_shape_str(bias.shape)} does not match "
                              f"weight of shape {_shape_str(weight.shape)}")
-    lead = x.shape[:-1]
-    x2 = x if x.ndim == 2 else reshape(x, (-1, x.shape[-1]))
+    if len(xs) == 2:
+        return make()(x, weight) if bias is None else make()(x, weight, bias)
+    x2 = reshape(x, (-1, xs[-1]))
     y = make()(x2, weight) if bias is None else make()(x2, weight, bias)
-    return y if x.ndim == 2 else reshape(y, lead + (weight.shape[0],))
+    return reshape(y, tuple(xs[:-1]) + (ws[0],))
 
 
 # ----------------------------------------------------------------------------- devices, dtypes
