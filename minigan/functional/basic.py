@@ -1072,20 +1072,22 @@ class MatMul(Function):
 
 def matmul(a, b) -> Tensor:
     a, b = _binary(a, b)
-    if a.ndim == 0 or b.ndim == 0:
+    sa, sb = a.data.shape, b.data.shape  # (the arrays' shapes: no property calls)
+    if not sa or not sb:
         raise ValueError(f"matmul: both operands need at least one dimension, got shapes "
                          f"{_shape_str(a.shape)} and {_shape_str(b.shape)}")
-    if a.ndim == 1 or b.ndim == 1:  # promote as NumPy/PyTorch do, then drop the added axis
+    if len(sa) == 1 or len(sb) == 1:  # promote as NumPy/PyTorch do, then drop the added axis
         a2 = reshape(a, (1, -1)) if a.ndim == 1 else a
         b2 = reshape(b, (-1, 1)) if b.ndim == 1 else b
         y = matmul(a2, b2)
         shape = y.shape[:-2] + (() if a.ndim == 1 else (y.shape[-2],)) + \
             (() if b.ndim == 1 else (y.shape[-1],))
         return reshape(y, shape)
-    if a.shape[-1] != b.shape[-2]:
+    if sa[-1] != sb[-2]:
         raise ValueError(f"matmul: shapes {_shape_str(a.shape)} and {_shape_str(b.shape)} do not "
-                         f"match ({a.shape[-1]} != {b.shape[-2]})")
-    _broadcast_check("matmul (batch dimensions)", a.shape[:-2], b.shape[:-2])
+                         f"match ({sa[-1]} != {sb[-2]})")
+    if len(sa) > 2 or len(sb) > 2:
+        _broadcast_check("matmul (batch dimensions)", sa[:-2], sb[:-2])
     return MatMul()(a, b)
 
 
