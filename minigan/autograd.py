@@ -201,10 +201,10 @@ class Tensor:
         return Tensor(self.data)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if not self.is_leaf and not requires_grad:
+        if not requires_grad and self.creator is not None:  # (is_leaf, without its call)
             raise RuntimeError("requires_grad can only be switched off on leaf tensors; "
                                "use .detach()")
-        if requires_grad and self.dtype.kind != "f":
+        if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, got {self.dtype}")
         self.requires_grad = bool(requires_grad)
         return self
@@ -691,7 +691,7 @@ def _accumulation_targets(f):
                 or _ref_counts(x.grad) != owned):
             continue
         arr = x.grad.data
-        if (arr.base is not None or arr.dtype != x.dtype or not backend.is_cupy_array(arr)
+        if (arr.base is not None or arr.dtype != x.data.dtype or not backend.is_cupy_array(arr)
                 or not arr.flags.c_contiguous or list(map(id, inputs)).count(id(x)) != 1):
             continue
         if out is None:
