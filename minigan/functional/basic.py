@@ -727,7 +727,7 @@ class Reshape(Function):
 
 
 def reshape(x, *shape) -> Tensor:
-    x = as_tensor(x)
+    x = x if isinstance(x, Tensor) else as_tensor(x)
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     xs = x.data.shape
@@ -1175,8 +1175,9 @@ def linear(x, weight, bias=None) -> Tensor:
 
 def _linear(x, weight, bias, make) -> Tensor:
     """``linear`` with the op ``make()`` (Linear, or a subclass that fuses what follows)."""
-    x = as_tensor(x)
-    weight = as_tensor(weight, x)
+    # (tensors, as every layer passes, skip as_tensor's call: every Linear layer comes here)
+    x = x if isinstance(x, Tensor) else as_tensor(x)
+    weight = weight if isinstance(weight, Tensor) else as_tensor(weight, x)
     xs, ws = x.data.shape, weight.data.shape  # (the arrays' shapes: no property calls)
     if len(ws) != 2:
         raise ValueError(f"linear: weight must be 2-D (out, in), got shape "
@@ -1185,7 +1186,7 @@ def _linear(x, weight, bias, make) -> Tensor:
         raise ValueError(f"linear: input of shape {_shape_str(x.shape)} does not match weight of "
                          f"shape {_shape_str(weight.shape)} (expected last dim {ws[1]})")
     if bias is not None:
-        bias = as_tensor(bias, x)
+        bias = bias if isinstance(bias, Tensor) else as_tensor(bias, x)
         if bias.data.shape != (ws[0],):
             raise ValueError(f"linear: bias of shape {_shape_str(bias.shape)} does not match "
                              f"weight of shape {_shape_str(weight.shape)}")

@@ -224,8 +224,8 @@ def _check_4d(name, x):
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     """PyTorch's ``F.conv2d`` (groups=1 only); weight of shape (out, in, kh, kw)."""
     _check_groups("conv2d", groups)
-    x = as_tensor(input)
-    w = as_tensor(weight, x)
+    x = input if isinstance(input, Tensor) else as_tensor(input)
+    w = weight if isinstance(weight, Tensor) else as_tensor(weight, x)
     xs, ws = x.data.shape, w.data.shape
     if len(xs) != 4:
         _check_4d("conv2d", x)
@@ -260,8 +260,8 @@ def conv_transpose2d_tanh(input, weight, bias=None, stride=1, padding=0, output_
 def _conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation,
                       make) -> Tensor:
     _check_groups("conv_transpose2d", groups)
-    x = as_tensor(input)
-    w = as_tensor(weight, x)
+    x = input if isinstance(input, Tensor) else as_tensor(input)
+    w = weight if isinstance(weight, Tensor) else as_tensor(weight, x)
     xs, ws = x.data.shape, w.data.shape
     if len(xs) != 4:
         _check_4d("conv_transpose2d", x)

@@ -242,11 +242,12 @@ def _launch_multi(dtype_name, idx, params, grads, exp_avgs, exp_avg_sqs, scalars
     a launch, with the kernel's scalars after the pointers."""
     for start in range(0, len(idx), _MULTI_MAX_TENSORS):
         chunk = idx[start:start + _MULTI_MAX_TENSORS]
-        kernel, grid = _adam_multi_kernel(dtype_name, tuple(params[i].size for i in chunk),
-                                          capturable)
-        args = []
+        sizes, args = [], []  # (one loop, no generator: this runs at every optimizer step)
         for i in chunk:
-            args += (params[i], grads[i], exp_avgs[i], exp_avg_sqs[i])
+            p = params[i]
+            sizes.append(p.size)
+            args += (p, grads[i], exp_avgs[i], exp_avg_sqs[i])
+        kernel, grid = _adam_multi_kernel(dtype_name, tuple(sizes), capturable)
         kernel((grid,), (_MULTI_THREADS,), (*args, *scalars))
 
 
