@@ -221,16 +221,23 @@ def _check_4d(name, x):
         raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
-    """PyTorch's ``F.conv2d`` (groups=1 only); weight of shape (out, in, kh, kw)."""
-    _check_groups("conv2d", groups)
+def _conv_operands(name: str, input, weight, weight_axes: str):
+    """``(x, w, x's shape, w's shape)``: input and weight as tensors (a tensor as it is), both
+    checked 4-D; ``weight_axes`` names the weight's axes for the error."""
     x = input if isinstance(input, Tensor) else as_tensor(input)
     w = weight if isinstance(weight, Tensor) else as_tensor(weight, x)
     xs, ws = x.data.shape, w.data.shape
     if len(xs) != 4:
-        _check_4d("conv2d", x)
+        _check_4d(name, x)
     if len(ws) != 4:
-        raise ValueError(f"conv2d: weight must be 4-D (out, in, kh, kw), got shape {w.shape}")
+        raise ValueError(f"{name}: weight must be 4-D ({weight_axes}), got shape {w.shape}")
+    return x, w, xs, ws
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """PyTorch's ``F.conv2d`` (groups=1 only); weight of shape (out, in, kh, kw)."""
+    _check_groups("conv2d", groups)
+    x, w, xs, ws = _conv_operands("conv2d", input, weight, "out, in, kh, kw")
     if xs[1] != ws[1]:
         raise ValueError(f"conv2d: input of shape {x.shape} has {x.shape[1]} channels but weight "
                          f"of shape {w.shape} expects {w.shape[1]}")
@@ -260,14 +267,7 @@ def conv_transpose2d_tanh(input, weight, bias=None, stride=1, padding=0, output_
 def _conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation,
                       make) -> Tensor:
     _check_groups("conv_transpose2d", groups)
-    x = input if isinstance(input, Tensor) else as_tensor(input)
-    w = weight if isinstance(weight, Tensor) else as_tensor(weight, x)
-    xs, ws = x.data.shape, w.data.shape
-    if len(xs) != 4:
-        _check_4d("conv_transpose2d", x)
-    if len(ws) != 4:
-        raise ValueError(f"conv_transpose2d: weight must be 4-D (in, out, kh, kw), got shape "
-                         f"{w.shape}")
+    x, w, xs, ws = _conv_operands("conv_transpose2d", input, weight, "in, out, kh, kw")
     if xs[1] != ws[0]:
         raise ValueError(f"conv_transpose2d: input of shape {x.shape} has {x.shape[1]} channels "
                          f"but weight of shape {w.shape} expects {w.shape[0]}")
