@@ -176,15 +176,23 @@ def _planned_into(a, b, out):
     return plan
 
 
+def _usable_into(a, b, out):
+    """``_planned_into``'s plan when the GEMM can run now (no TF32, and a capture or the direct
+    cuBLAS path in use), else False."""
+    plan = _planned_into(a, b, out)
+    if plan is False or backend.tf32_enabled():
+        return False
+    if _state["capturable"] or (_state["direct"] and getattr(
+            backend.cublas(), _CONSTANTS[a.dtype][0], None) is not None):
+        return plan
+    return False
+
+
 def can_accumulate(a, b, out) -> bool:
     """Whether ``gemm_into(a, b, out)`` is one GEMM writing
     into ``out``: 2-D float32/float64 GPU arrays of one dtype, out C-contiguous of the
     product's shape, non-empty sizes, no TF32, and the direct cuBLAS path in use."""
-    if _planned_into(a, b, out) is False or backend.tf32_enabled():
-        return False
-    if _state["capturable"]:
-        return True
-    return _state["direct"] and getattr(backend.cublas(), _CONSTANTS[a.dtype][0], None) is not None
+    return _usable_into(a, b, out) is not False
 
 
 def gemm_into(a, b, out, accumulate: bool = False) -> None:
@@ -207,11 +215,8 @@ def try_gemm_into(a, b, out, accumulate: bool = False) -> bool:
     the GEMM ran (False: nothing was done, and the caller computes the product its own way).
     With ``accumulate`` this adds a gradient into a ``.grad`` array that nothing else can see
     (``autograd``'s ``Function.accumulates``) with no separate add."""
-    plan = _planned_into(a, b, out)
-    if plan is False or backend.tf32_enabled():
-        return False
-    if not _state["capturable"] and not (
-            _state["direct"] and getattr(backend.cublas(), _CONSTANTS[a.dtype][0], None)):
+    plan = _usable_into(a, b, out)
+    if plan is False:
         return False
     if plan == "copy":  # (rare: an operand cuBLAS cannot read as it is)
         m, k = a.shape
@@ -261,19 +266,21 @@ def _matmul_plan(a, b):
     that cuBLAS reads as they are (C-contiguous, or the transpose of a C-contiguous matrix)
     and the sizes are usual (non-empty, 32-bit): ``(name, out shape, transa, transb, N, M, K,
     ldb, lda, alpha, beta pointers)``, the arguments of ``C^T = B^T @ A^T`` in column-major
-    (see ``gemm_call``); else False (the general path). It depends on the shapes, strides,
-    dtypes and array classes alone, so a layer's GEMMs ask once."""
+    (see ``gemm_call``). Else "cupy" (not 2-D float32/float64 GPU arrays of one dtype: CuPy's
+    matmul) or "general" (``_cublas_matmul_general``: other layouts, sizes, shape errors). It
+    depends on the shapes, strides, dtypes and array classes alone, so a layer's GEMMs ask
+    once."""
     dt = a.dtype
     consts = _CONSTANTS.get(dt)
     if (consts is None or a.ndim != 2 or b.ndim != 2 or b.dtype != dt
             or not backend.is_cupy_array(a) or not backend.is_cupy_array(b)):
-        return False
+        return "cupy"
     (m, k), (k2, n) = a.shape, b.shape
     if not (0 < k == k2 and 0 < m <= _INT_MAX and 0 < n <= _INT_MAX and k <= _INT_MAX):
-        return False
+        return "general"
     la, lb = _quick_layout(a, m, k), _quick_layout(b, k, n)
     if la is None or lb is None:
-        return False
+        return "general"
     one = consts[2]
     return consts[0], (m, n), lb[0], la[0], n, m, k, lb[1], la[1], one, one + consts[3]
 
@@ -289,7 +296,8 @@ def _cublas_matmul(a, b):
         plan = _matmul_plan(a, b)
         if len(_MATMUL_PLANS) < 4096:
             _MATMUL_PLANS[key] = plan
-    if plan and _state["direct"] and not backend.tf32_enabled():
+    usable = _state["direct"] and not backend.tf32_enabled()
+    if plan.__class__ is tuple and usable:  # (the usual case first)
         name, shape, ta, tb, n, m, k, ldb, lda, alpha, beta = plan
         fn = getattr(backend.cublas(), name, None)
         if fn is not None:
@@ -300,8 +308,7 @@ def _cublas_matmul(a, b):
                 return out
             except TypeError:
                 pass  # the general path below reports and falls back
-    if (a.dtype not in _CONSTANTS or not _state["direct"] or a.ndim != 2 or b.ndim != 2
-            or b.dtype != a.dtype or not backend.is_cupy_array(b) or backend.tf32_enabled()):
+    elif plan == "cupy" or not usable:
         return backend.cupy.matmul(a, b)
     (m, k), (k2, n) = a.shape, b.shape
     return _cublas_matmul_general(a, b, m, k, k2, n)
