@@ -146,6 +146,25 @@ def test_adam_step_with_a_wrong_gradient_shape_raises_and_changes_nothing(device
     np.testing.assert_allclose(a.numpy(), [-0.1, 0.9, 1.9], rtol=1e-6)
 
 
+@pytest.mark.parametrize("opt_cls", [Adam, SGD])
+def test_a_gradient_in_another_dtype_is_used_in_the_parameters(device, opt_cls):
+    """A float64 .grad set by hand on a float32 parameter updates it exactly as the same
+    gradient in float32 does (as backward would have stored it): NumPy would otherwise do the
+    CPU's arithmetic in float64, and the GPU kernels take one dtype."""
+    rng = np.random.default_rng(5)
+    p0, g0 = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    out = []
+    for gdtype in (np.float32, np.float64):
+        p = nn.Parameter(minigan.tensor(p0.astype(np.float32), device=device).data)
+        opt = opt_cls([p], lr=0.1, momentum=0.9) if opt_cls is SGD else opt_cls([p], lr=0.1)
+        for _ in range(3):
+            p.grad = minigan.tensor(g0.astype(gdtype), device=device)
+            opt.step()
+        assert p.dtype == np.float32 and p.grad.dtype == gdtype  # the grad itself is kept
+        out.append(p.numpy())
+    np.testing.assert_array_equal(out[1], out[0])
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda p: Adam(p, lr=float("nan")), "Adam: invalid learning rate nan"),
     (lambda p: Adam(p, lr=-1e-3), "Adam: invalid learning rate -0.001"),

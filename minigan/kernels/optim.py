@@ -87,17 +87,23 @@ def _adam_step_numpy(param, grad, exp_avg, exp_avg_sq, beta1, beta2, eps, weight
     param -= tmp
 
 
-def _check_arrays(who: str, params, grads, exp_avgs, exp_avg_sqs) -> int:
-    """The number of parameters, once the four lists match in length and shapes."""
+def _check_arrays(who: str, params, grads, exp_avgs, exp_avg_sqs, shapes: bool = True) -> int:
+    """The number of parameters, once the four lists match in length and (unless ``shapes``
+    is False: the caller's own loop checks them) in shapes."""
     n = len(params)
     if not len(grads) == len(exp_avgs) == len(exp_avg_sqs) == n:
         raise ValueError(f"{who}: params, grads and states differ in length")
-    for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
-        if not p.shape == g.shape == m.shape == v.shape:
-            raise ValueError(f"{who}: parameter {i} has shape {tuple(p.shape)}, its gradient "
-                             f"{tuple(g.shape)} and its state {tuple(m.shape)} and "
-                             f"{tuple(v.shape)}; they must all match")
+    if shapes:
+        for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
+            if not p.shape == g.shape == m.shape == v.shape:
+                _raise_shapes(who, i, p, g, m, v)
     return n
+
+
+def _raise_shapes(who: str, i: int, p, g, m, v):
+    raise ValueError(f"{who}: parameter {i} has shape {tuple(p.shape)}, its gradient "
+                     f"{tuple(g.shape)} and its state {tuple(m.shape)} and {tuple(v.shape)}; "
+                     "they must all match")
 
 
 def adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, step, lr: float, beta1: float,
@@ -112,7 +118,9 @@ def adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, step, lr: float, beta1
     dtype and step count (``adam_multi_source``) instead of one launch per parameter; a
     parameter whose arrays are not all C-contiguous takes the per-parameter kernel. On the CPU
     the update is per parameter either way (NumPy has no launch cost to save)."""
-    n = _check_arrays("adam_step_multi", params, grads, exp_avgs, exp_avg_sqs)
+    multi = bool(foreach and params and backend.is_cupy_array(params[0]))
+    # (the multi-tensor plan checks the shapes in its own loop over the parameters)
+    n = _check_arrays("adam_step_multi", params, grads, exp_avgs, exp_avg_sqs, not multi)
     steps = [step] * n if np.isscalar(step) else list(step)
     if len(steps) != n:
         raise ValueError(f"adam_step_multi: {len(steps)} step counts for {n} parameters")
@@ -121,7 +129,7 @@ def adam_step_multi(params, grads, exp_avgs, exp_avg_sqs, step, lr: float, beta1
     decay = 1.0 - lr * weight_decay if decoupled else 1.0
     l2 = 0.0 if decoupled else weight_decay
     rest = range(n)
-    if foreach and n and backend.is_cupy_array(params[0]):
+    if multi:
         rest = _adam_multi_cupy(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2,
                                 eps, l2, decay, maximize)
     for i in rest:
@@ -202,13 +210,17 @@ def adam_step_capturable(params, grads, exp_avgs, exp_avg_sqs, hyper, beta1: flo
               t(eps), params[i], exp_avgs[i], exp_avg_sqs[i])
 
 
-def multi_tensor_plan(params, grads, exp_avgs, exp_avg_sqs, steps) -> tuple:
+def multi_tensor_plan(params, grads, exp_avgs, exp_avg_sqs, steps,
+                      who: str = "adam_step_multi") -> tuple:
     """How ``adam_step_multi`` splits parameters on the GPU: ``({(dtype name, step): [index,
     ...]}, [index, ...])``, the buckets that share a multi-tensor launch (each launch takes at
     most ``_MULTI_MAX_TENSORS`` of a bucket; empty tensors are in none) and the parameters left
-    for the per-parameter kernel."""
+    for the per-parameter kernel. A parameter whose gradient or state differs from it in shape
+    is refused (``who`` starts the message), before anything is launched."""
     buckets, rest = {}, []
     for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
+        if not p.shape == g.shape == m.shape == v.shape:
+            _raise_shapes(who, i, p, g, m, v)
         dt = p.dtype
         name = _MULTI_NAMES.get(dt)
         # (plain conditions, no generator: this runs for every parameter of every step)

@@ -374,19 +374,25 @@ class Adam(Optimizer):
     def step(self, closure=None):
         loss = self._evaluate(closure)
         updated = []
+        state = self.state
         for gi, g in enumerate(self.param_groups):
             lr, (b1, b2), eps, wd = g["lr"], g["betas"], g["eps"], g["weight_decay"]
             datas, grads, avgs, avg_sqs, steps, states = [], [], [], [], [], []
             for p in g["params"]:
-                if p.grad is None:
+                grad = p.grad
+                if grad is None:
                     continue
-                grads.append(self._grad(p))
-                st = self.state.get(id(p))
+                d, gd = p.data, grad.data
+                # (a gradient of the parameter's class and dtype is used as it is; _grad
+                # checks the device and casts the others, once per parameter and step)
+                grads.append(gd if gd.__class__ is d.__class__ and gd.dtype == d.dtype
+                             else self._grad(p))
+                st = state.get(id(p))
                 if st is None:
-                    xp = backend.get_array_module(p.data)
-                    st = self.state[id(p)] = {"step": 0, "exp_avg": xp.zeros_like(p.data),
-                                              "exp_avg_sq": xp.zeros_like(p.data)}
-                datas.append(p.data)
+                    xp = backend.get_array_module(d)
+                    st = state[id(p)] = {"step": 0, "exp_avg": xp.zeros_like(d),
+                                         "exp_avg_sq": xp.zeros_like(d)}
+                datas.append(d)
                 avgs.append(st["exp_avg"])
                 avg_sqs.append(st["exp_avg_sq"])
                 steps.append(st["step"] + 1)
