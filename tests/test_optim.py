@@ -134,9 +134,14 @@ def test_adam_step_with_a_wrong_gradient_shape_raises_and_changes_nothing(device
     a = nn.Parameter(minigan.tensor(np.arange(3.0), device=device).data)
     b = nn.Parameter(minigan.tensor(np.ones((2, 2)), device=device).data)
     opt = Adam([a, b], lr=0.1, foreach=foreach)
-    a.grad, b.grad = minigan.ones(3, device=device), minigan.ones(4, device=device)
+    a.grad = minigan.ones(3, device=device)
+    b.grad = minigan.ones(4, dtype=np.float64, device=device)
     with pytest.raises(ValueError, match=re.escape(
             "adam_step_multi: parameter 1 has shape (2, 2), its gradient (4,)")):
+        opt.step()
+    b.grad = minigan.ones(4, device=device)  # float32: cast first, and refused there
+    with pytest.raises(ValueError, match=re.escape(
+            "Adam: parameter of shape (2, 2) has a gradient of shape (4,); they must match")):
         opt.step()
     np.testing.assert_array_equal(a.numpy(), [0.0, 1.0, 2.0])
     assert all(st["step"] == 0 for st in opt.state.values())
@@ -144,6 +149,61 @@ def test_adam_step_with_a_wrong_gradient_shape_raises_and_changes_nothing(device
     opt.step()
     assert [opt.state[id(p)]["step"] for p in (a, b)] == [1, 1]
     np.testing.assert_allclose(a.numpy(), [-0.1, 0.9, 1.9], rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda p: SGD(p, lr=0.1, momentum=0.9),
+                                  lambda p: Adam(p, lr=0.1), lambda p: AdamW(p, lr=0.1)],
+                         ids=["sgd", "adam", "adamw"])
+def test_a_scalar_parameters_state_survives_a_state_dict_round_trip(device, make):
+    """A 0-d parameter's buffers are 0-d arrays, and a loaded state keeps them arrays (they
+    once came back as Python floats: SGD's momentum then froze at the loaded value and Adam
+    failed at its next step). Three steps, a reload into a new optimizer, three more: the
+    same values as six steps in one go."""
+    grads = [0.3, -0.2, 0.5, 0.4, -0.1, 0.25]
+
+    def run(reload_after):
+        p = nn.Parameter(minigan.tensor(np.array(1.5), device=device).data)
+        opt = make([p])
+        for i, gv in enumerate(grads):
+            if i == reload_after:
+                sd = opt.state_dict()
+                opt = make([p])
+                opt.load_state_dict(sd)
+                assert all(getattr(v, "ndim", None) == 0 for k, v in opt.state[id(p)].items()
+                           if k != "step"), opt.state[id(p)]
+            p.grad = minigan.tensor(np.array(gv), device=device)
+            opt.step()
+        return p.numpy()
+
+    np.testing.assert_array_equal(run(3), run(None))
+
+
+def test_a_loaded_buffer_that_is_not_an_array_is_refused_by_name():
+    p = nn.Parameter(minigan.tensor(np.ones(3)).data)
+    opt = Adam([p])
+    sd = {"state": {0: {"step": 2, "exp_avg": np.zeros(3), "exp_avg_sq": "zeros"}},
+          "param_groups": opt.state_dict()["param_groups"]}
+    with pytest.raises(ValueError, match="state 'exp_avg_sq' of parameter 0 must be an array "
+                                         r"of shape \(3,\), got str"):
+        opt.load_state_dict(sd)
+    assert opt.state == {}
+    sd["state"][0].update(exp_avg_sq=np.zeros(3), step=np.ones(2))
+    with pytest.raises(ValueError, match="state 'step' of parameter 0 must be a number, got an "
+                                         r"array of shape \(2,\)"):
+        opt.load_state_dict(sd)
+
+
+def test_sgd_refuses_a_gradient_of_another_shape_and_changes_nothing(device):
+    """NumPy and CuPy would broadcast a row gradient over every row of the parameter."""
+    a = nn.Parameter(minigan.tensor(np.zeros(3), device=device).data)
+    b = nn.Parameter(minigan.tensor(np.zeros((2, 3)), device=device).data)
+    opt = SGD([a, b], lr=0.1, momentum=0.9)
+    a.grad, b.grad = minigan.ones(3, device=device), minigan.ones(3, device=device)
+    with pytest.raises(ValueError, match=re.escape(
+            "SGD: parameter of shape (2, 3) has a gradient of shape (3,); they must match")):
+        opt.step()
+    np.testing.assert_array_equal(a.numpy(), np.zeros(3))  # a, checked first, did not move
+    assert opt.state == {}
 
 
 @pytest.mark.parametrize("opt_cls", [Adam, SGD])

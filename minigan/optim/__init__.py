@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import backend
 from ..autograd import Tensor, enable_grad, mark_modified
 from ..nn.module import zero_grads
@@ -38,6 +40,8 @@ class Optimizer:
     _unsupported_flags: dict = {}
     # state entries that are counts: torch stores them as float tensors
     _integer_state = ("step",)
+    # state entries that are arrays of the parameter's shape (the subclasses name theirs)
+    _array_state: tuple = ()
 
     def __init__(self, params, defaults: dict):
         name = type(self).__name__
@@ -184,6 +188,9 @@ class Optimizer:
                 backend.is_cupy_array(d):
             raise backend.DeviceError(f"{type(self).__name__}: parameter of shape {p.shape} on "
                                       f"{p.device} has its gradient on {backend.device_of(g)}")
+        if g.shape != d.shape:  # (NumPy would broadcast a (1,) or a row gradient silently)
+            raise ValueError(f"{type(self).__name__}: parameter of shape {p.shape} has a "
+                             f"gradient of shape {tuple(g.shape)}; they must match")
         if g.dtype != d.dtype:
             # a .grad set by hand in another dtype: used in the parameter's, as backward stores
             # it (the GPU kernels take one dtype; NumPy would promote on the CPU alone)
@@ -249,12 +256,22 @@ class Optimizer:
         self.state = new_state
 
     def _load_value(self, key, v, p, index, name):
-        if hasattr(v, "shape") and getattr(v, "ndim", 0) > 0:
+        if key in self._array_state and v is not None:
+            # an array of the parameter's shape, a 0-d one included (a scalar parameter's
+            # buffer must stay an array: the update writes into it)
+            if isinstance(v, (int, float)) and p.ndim == 0:
+                v = np.asarray(v)
+            if not hasattr(v, "shape"):
+                raise ValueError(f"{name}: state {key!r} of parameter {index} must be an "
+                                 f"array of shape {p.shape}, got {type(v).__name__}")
             if tuple(v.shape) != p.shape:
                 raise ValueError(f"{name}: state {key!r} of parameter {index} has shape "
                                  f"{tuple(v.shape)}, the parameter has {p.shape}")
             return backend.to_device(v, p.device).astype(p.dtype, copy=True)
         if hasattr(v, "shape"):
+            if getattr(v, "size", 1) != 1:
+                raise ValueError(f"{name}: state {key!r} of parameter {index} must be a "
+                                 f"number, got an array of shape {tuple(v.shape)}")
             v = v.item()
         if key in self._integer_state and isinstance(v, float) and v.is_integer():
             v = int(v)  # torch keeps Adam's step count as a float tensor
@@ -299,6 +316,7 @@ class Adam(Optimizer):
 
     _unsupported_flags = {k: v for k, v in _NOT_IMPLEMENTED_FLAGS.items()
                           if k not in ("foreach", "capturable")}
+    _array_state = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *, foreach=None,
@@ -445,6 +463,7 @@ class SGD(Optimizer):
 
     _unsupported_flags = {k: _NOT_IMPLEMENTED_FLAGS[k]
                           for k in ("foreach", "differentiable", "fused")}
+    _array_state = ("momentum_buffer",)
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False,
@@ -467,22 +486,19 @@ class SGD(Optimizer):
 
     def step(self, closure=None):
         loss = self._evaluate(closure)
-        updated = []
-        for g in self.param_groups:
-            for p in g["params"]:
-                if p.grad is None:
-                    continue
-                grad = self._grad(p, g["maximize"])
-                st = self.state.setdefault(id(p), {})
-                buf = st.get("momentum_buffer")
-                first = buf is None
-                if first and g["momentum"] != 0:
-                    xp = backend.get_array_module(p.data)
-                    buf = st["momentum_buffer"] = xp.zeros_like(p.data)
-                K.sgd_step(p.data, grad, buf, g["lr"], g["momentum"], g["weight_decay"],
-                           g["dampening"], g["nesterov"], first)
-                updated.append(p)
-        mark_modified(*updated)
+        # every gradient is checked before any parameter moves: an error changes nothing
+        todo = [(g, p, self._grad(p, g["maximize"])) for g in self.param_groups
+                for p in g["params"] if p.grad is not None]
+        for g, p, grad in todo:
+            st = self.state.setdefault(id(p), {})
+            buf = st.get("momentum_buffer")
+            first = buf is None
+            if first and g["momentum"] != 0:
+                xp = backend.get_array_module(p.data)
+                buf = st["momentum_buffer"] = xp.zeros_like(p.data)
+            K.sgd_step(p.data, grad, buf, g["lr"], g["momentum"], g["weight_decay"],
+                       g["dampening"], g["nesterov"], first)
+        mark_modified(*[p for _, p, _ in todo])
         return loss
 
 
