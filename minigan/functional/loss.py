@@ -540,9 +540,16 @@ def _nll(fn, logp: Tensor, target, weight, ignore_index, reduction):
     return loss, denom, w, valid, axis
 
 
-def _mean_over(total: Tensor, denom: Tensor) -> Tensor:
-    with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: NaN, as torch
-        return total / denom
+def _mean_over(loss: Tensor, valid, denom: Tensor) -> Tensor:
+    """sum(loss) / denom, as torch computes it: each counted sample's loss is scaled by
+    1/denom, an ignored one's by exactly 0. So when every target is ignored (denom 0) the value
+    is NaN, as torch's, yet the gradient is 0, not 0 * inf = NaN: one such batch would
+    otherwise turn every parameter into NaN. (No host sync: the test runs on the device.)"""
+    xp = backend.get_array_module(loss.data)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = B.where(valid, 1.0 / denom, 0.0)
+        nothing_counted = Tensor(xp.where(denom.data == 0, np.nan, 0.0).astype(loss.dtype))
+        return B.sum(loss * scale) + nothing_counted
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100,
@@ -551,15 +558,16 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     (N, C) or (N, C, d1, ...) and integer targets (), (N,) or (N, d1, ...).
 
     Targets equal to ``ignore_index`` contribute 0; 'mean' divides by the sum of the weights of
-    the other targets (NaN when every target is ignored, as in PyTorch). Out-of-range targets
+    the other targets (NaN when every target is ignored, as in PyTorch, whose gradient is then
+    0). Out-of-range targets
     raise an IndexError on the CPU. On the GPU they are not checked (that needs a host sync):
     such a target adds 0 to the loss but still counts in the mean's denominator.
     """
     _check_reduction("nll_loss", size_average, reduce, reduction)
     x = as_tensor(input)
-    loss, denom, _, _, _ = _nll("nll_loss", x, target, weight, ignore_index, reduction)
+    loss, denom, _, valid, _ = _nll("nll_loss", x, target, weight, ignore_index, reduction)
     if reduction == "mean":
-        return _mean_over(B.sum(loss), denom)
+        return _mean_over(loss, valid, denom)
     return _reduce(loss, reduction)
 
 
@@ -609,5 +617,5 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         smooth = smooth * Tensor(valid.astype(x.dtype))
         loss = loss * (1.0 - label_smoothing) + smooth * (label_smoothing / n_classes)
     if reduction == "mean":
-        return _mean_over(B.sum(loss), denom)
+        return _mean_over(loss, valid, denom)
     return _reduce(loss, reduction)

@@ -246,6 +246,33 @@ def test_every_target_ignored_gives_nan_like_torch():
     assert F.cross_entropy(minigan.tensor(CE_X), np.full(5, -100), reduction="sum").item() == 0
 
 
+@pytest.mark.parametrize("loss", [
+    lambda x, t, d: F.cross_entropy(x, t),
+    lambda x, t, d: F.cross_entropy(x, t, _t(CE_W, d), label_smoothing=0.2),
+    lambda x, t, d: F.nll_loss(x, t),
+    lambda x, t, d: F.nll_loss(x, t, _t(CE_W, d)),
+], ids=["ce", "ce-weight-smoothing", "nll", "nll-weight"])
+def test_every_target_ignored_has_a_zero_gradient_like_torch(device, loss):
+    """The mean of nothing is NaN (as torch's), but torch's gradient is then 0, not NaN: a
+    batch whose targets are all padding must not turn the weights into NaN. A batch with some
+    ignored targets gets the usual mean, and its ignored rows no gradient."""
+    x = minigan.Tensor(backend.to_device(CE_X, device), requires_grad=True)
+    t = backend.to_device(np.full(5, -100), device)
+    y = loss(x, t, device)
+    y.backward()
+    assert np.isnan(y.item())
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros_like(CE_X))
+    x.grad = None
+    t = backend.to_device(np.array([0, -100, 1, -100, 2]), device)
+    loss(x, t, device).backward()
+    g = x.grad.numpy()
+    np.testing.assert_array_equal(g[[1, 3]], 0.0)
+    kept = minigan.Tensor(backend.to_device(CE_X[[0, 2, 4]], device), requires_grad=True)
+    loss(kept, backend.to_device(np.array([0, 1, 2]), device), device).backward()
+    np.testing.assert_allclose(g[[0, 2, 4]], kept.grad.numpy(), rtol=1e-12, atol=1e-15)
+    assert np.abs(g).max() > 0
+
+
 def test_float32_in_float32_out():
     x = minigan.tensor(CE_X.astype(np.float32))
     assert F.cross_entropy(x, CE_T).dtype == np.float32
