@@ -558,10 +558,10 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     (N, C) or (N, C, d1, ...) and integer targets (), (N,) or (N, d1, ...).
 
     Targets equal to ``ignore_index`` contribute 0; 'mean' divides by the sum of the weights of
-    the other targets (NaN when every target is ignored, as in PyTorch, whose gradient is then
-    0). Out-of-range targets
-    raise an IndexError on the CPU. On the GPU they are not checked (that needs a host sync):
-    such a target adds 0 to the loss but still counts in the mean's denominator.
+    the other targets (when every target is ignored: NaN, with a zero gradient, as in PyTorch).
+    Out-of-range targets raise an IndexError on the CPU. On the GPU they are not checked (that
+    needs a host sync): such a target adds 0 to the loss but still counts in the mean's
+    denominator.
     """
     _check_reduction("nll_loss", size_average, reduce, reduction)
     x = as_tensor(input)
