@@ -174,6 +174,8 @@ def cmd_sample(a) -> int:
 
     if a.n < 1:
         raise UsageError(f"--n must be at least 1, got {a.n}")
+    _check_outputs(a.checkpoint, [("--out", a.out, "image"), ("--npy", a.npy, ".npy"),
+                                  ("--labels-npy", a.labels_npy, ".npy")])
     device = backend.normalize_device(a.device)
     G, meta = load_generator(a.checkpoint, device)
     k = meta["num_classes"] if meta["config"]["preset"] == "cgan" else 0
@@ -197,6 +199,47 @@ def cmd_sample(a) -> int:
         _save_npy(a.labels_npy, labels)
         print(f"wrote {a.labels_npy}")
     return 0
+
+
+# What a run folder holds besides its checkpoints and grids: an output of sample or
+# interpolate must not land on any of them (nor on the checkpoint being read)
+_RUN_FILES = ("config.json", "metrics.jsonl", "progress.gif", "losses.png", ".lock")
+
+
+def _check_outputs(checkpoint, outputs) -> None:
+    """UsageError, before anything is computed or written, for an output (``(flag, path,
+    kind)``, kind "image" or the suffix it needs; path None when not asked for) with the wrong
+    extension, that is a folder, that two flags share, or that would overwrite the checkpoint
+    being read or a file of its run (config.json, metrics.jsonl, checkpoints/, samples/...)."""
+    from .gan.images import image_format
+
+    ckpt = Path(checkpoint).resolve()
+    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
+    seen = {}
+    for flag, path, kind in outputs:
+        if path is None:
+            continue
+        p = Path(path)
+        full = p.resolve()
+        if full == ckpt:
+            raise UsageError(f"{flag} {path} would overwrite the checkpoint being read; write "
+                             "it somewhere else")
+        if run is not None and (full.parent in (run / "checkpoints", run / "samples")
+                                or (full.parent == run and full.name in _RUN_FILES)):
+            raise UsageError(f"{flag} {path} would overwrite a file of the run {run}, which "
+                             f"wrote {checkpoint}; write it somewhere else")
+        if p.is_dir():
+            raise UsageError(f"{flag} {path} is a folder; give a file name")
+        if full in seen:
+            raise UsageError(f"{seen[full]} and {flag} name the same file {path}")
+        seen[full] = flag
+        if kind == "image":
+            try:
+                image_format(p)
+            except ValueError as e:
+                raise UsageError(f"{flag}: {e}") from None
+        elif p.suffix.lower() != kind:
+            raise UsageError(f"{flag} {path}: the file name must end in {kind}")
 
 
 def _save_points(x, out, meta) -> None:
@@ -235,6 +278,7 @@ def cmd_interpolate(a) -> int:
                          f"points), got {a.points}")
     if a.frames < 1:
         raise UsageError(f"--frames must be at least 1, got {a.frames}")
+    _check_outputs(a.checkpoint, [("--out", a.out, "image"), ("--gif", a.gif, ".gif")])
     device = backend.normalize_device(a.device)
     G, meta = load_generator(a.checkpoint, device)
     if len(meta.get("sample_shape", ())) != 3:
@@ -267,10 +311,12 @@ def cmd_interpolate(a) -> int:
     save_grid(x, out, nrow=a.frames)
     print(f"wrote {out} ({len(z)} frames along {a.points} points)")
     if a.gif:
-        frames_dir = out.parent / (out.stem + "_frames")
-        paths = [save_grid(x[i:i + 1], frames_dir / f"{i:04d}.png", nrow=1, scale=4)
-                 for i in range(len(x))]
-        save_gif(paths, a.gif, duration_ms=80)
+        import tempfile
+        # the frames (each image 4x) go through a temporary folder, removed afterwards
+        with tempfile.TemporaryDirectory(prefix="minigan-frames-") as tmp:
+            paths = [save_grid(x[i:i + 1], Path(tmp) / f"{i:04d}.png", nrow=1, scale=4)
+                     for i in range(len(x))]
+            save_gif(paths, a.gif, duration_ms=80)
         print(f"wrote {a.gif}")
     return 0
 
@@ -288,6 +334,19 @@ def cmd_info(a) -> int:
 
     arrays, meta = load_checkpoint(a.checkpoint)
     cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    if a.config:  # exactly a config.json: `minigan info --config CKPT > RUN/config.json`
+        if not cfg:
+            raise UsageError(f"{a.checkpoint} holds no training config (not a checkpoint "
+                             "that minigan train wrote)")
+        print(json.dumps(cfg, indent=2))
+        return 0
+    if a.json:  # JSON alone on stdout, for scripts
+        print(json.dumps({"checkpoint": str(a.checkpoint), "step": meta.get("step"),
+                          "total_steps": meta.get("total_steps"), "config": cfg,
+                          "arrays": {g: {"count": len(v), "values": int(sum(
+                              int(np.prod(x.shape)) for x in v.values()))}
+                              for g, v in arrays.items() if isinstance(v, dict)}}, indent=2))
+        return 0
     print(f"checkpoint: {a.checkpoint}")
     print(f"preset: {cfg.get('preset')}  dataset: {cfg.get('dataset')}  step: {meta.get('step')}"
           f" of {meta.get('total_steps')}  device: {cfg.get('device')}")
@@ -295,8 +354,6 @@ def cmd_info(a) -> int:
         if isinstance(arrs, dict):
             n = int(sum(int(np.prod(v.shape)) for v in arrs.values()))
             print(f"  {group}: {len(arrs)} arrays, {n:,} values")
-    if a.json:
-        print(json.dumps({"step": meta.get("step"), "config": cfg}, indent=2))
     return 0
 
 
@@ -341,7 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="describe a checkpoint")
     p.add_argument("checkpoint", help=_CHECKPOINT_HELP)
-    p.add_argument("--json", action="store_true")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--json", action="store_true",
+                     help="print the description as one JSON object, and nothing else")
+    how.add_argument("--config", action="store_true",
+                     help="print the run's settings exactly as its config.json holds them "
+                          "(to restore one: minigan info --config CKPT > RUN/config.json)")
 
     p = sub.add_parser("eval", help="sample-quality metrics of a checkpoint")
     p.add_argument("checkpoint", help=_CHECKPOINT_HELP)
@@ -367,6 +429,9 @@ def main(argv=None) -> int:
         empty = [name for name, v in vars(args).items() if isinstance(v, str) and not v.strip()]
         if empty:  # "" would quietly mean the current folder, or the default
             raise UsageError(", ".join(_flag(n) for n in empty) + " must not be empty")
+        seed = getattr(args, "seed", 0) if args.command != "train" else 0  # (TrainConfig's)
+        if not 0 <= seed < _SEED_LIMIT:  # the noise streams take 64 bits: no silent wrap
+            raise UsageError(f"--seed must be an integer in [0, 2**63), got {seed}")
         if args.command == "train":
             args.given_flags = _given_train_flags(argv)
         else:  # a run folder stands for its newest checkpoint
@@ -386,6 +451,12 @@ def main(argv=None) -> int:
     except OSError as e:  # an output that cannot be written: a full disk, a file as a folder
         print(f"minigan {args.command}: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # (train stops cleanly by itself; its outputs stay resumable)
+        print(f"minigan {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+_SEED_LIMIT = 2 ** 63
 
 
 _MEMORY_HINT = {

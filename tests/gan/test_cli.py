@@ -1,4 +1,6 @@
 """The sampling side of the command line: sample, interpolate, info, and their bad input."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -89,6 +91,102 @@ def test_info_names_preset_and_step(checkpoints, capsys):
     assert main(["info", checkpoints["cgan"]]) == 0
     text = capsys.readouterr().out
     assert "preset: cgan" in text and "step: 2 of 2" in text
+
+
+def test_info_json_is_json_alone_and_info_config_is_the_runs_config_json(checkpoints, capsys):
+    """--json prints one JSON object and nothing else (for scripts); --config prints the
+    settings as config.json holds them, so that a lost or edited config.json can be restored
+    with `minigan info --config CKPT > RUN/config.json`."""
+    import json
+
+    assert main(["info", checkpoints["cgan"], "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["step"] == 2 and d["total_steps"] == 2 and d["config"]["preset"] == "cgan"
+    assert d["arrays"]["G"]["count"] > 0 and d["arrays"]["G"]["values"] > 0
+    assert main(["info", checkpoints["cgan"], "--config"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    run_dir = Path(checkpoints["cgan"]).parent.parent
+    assert cfg == json.loads((run_dir / "config.json").read_text()) == d["config"]
+
+
+def _files(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "CKPT", "--npy", "CKPT"], "--npy CKPT would overwrite the checkpoint being read"),
+    (["sample", "CKPT", "--out", "x.png", "--npy", "RUN/checkpoints/x.npy"],
+     "--npy RUN/checkpoints/x.npy would overwrite a file of the run RUN"),
+    (["sample", "CKPT", "--out", "RUN/samples/step_00000002.png"],
+     "--out RUN/samples/step_00000002.png would overwrite a file of the run RUN"),
+    (["interpolate", "CKPT", "--out", "x.png", "--gif", "RUN/progress.gif"],
+     "--gif RUN/progress.gif would overwrite a file of the run RUN"),
+    (["interpolate", "CKPT", "--out", "x.png", "--gif", "RUN/config.json"],
+     "--gif RUN/config.json would overwrite a file of the run RUN"),
+    (["interpolate", "CKPT", "--out", "x.png", "--gif", "walk.png"],
+     "--gif walk.png: the file name must end in .gif"),
+    (["sample", "CKPT", "--out", "x.png", "--npy", "x.txt"],
+     "--npy x.txt: the file name must end in .npy"),
+    (["sample", "CKPT", "--out", "x.png", "--npy", "OUT"], "--npy OUT is a folder"),
+    (["sample", "CKPT", "--out", "OUT"], "--out OUT is a folder"),
+    (["sample", "CKPT", "--out", "grid.npy"], "--out: cannot save an image as '.npy' files"),
+    (["sample", "CKPT", "--out", "x.png", "--npy", "a.npy", "--labels-npy", "a.npy"],
+     "--npy and --labels-npy name the same file a.npy"),
+])
+def test_outputs_that_would_overwrite_the_run_or_are_malformed_are_refused_first(
+        checkpoints, tmp_path, monkeypatch, capsys, argv, message):
+    """Every output is checked before anything is generated or written: the checkpoint read,
+    its run's files, a wrong extension, a folder, one file named twice."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(Path(checkpoints["gan"]).parent.parent, run)
+    ckpt = run / "checkpoints" / "ckpt_00000002.npz"
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(tmp_path)
+    subst = {"CKPT": str(ckpt), "RUN": str(run), "OUT": "out"}
+
+    def fill(a):
+        for k, v in subst.items():
+            a = a.replace(k, v)
+        return a
+
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    listing = _files(tmp_path)
+    assert main([fill(a) for a in argv]) == 2
+    assert fill(message) in capsys.readouterr().err
+    assert _files(tmp_path) == listing  # nothing written anywhere
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_interpolate_gif_leaves_no_frames_folder(checkpoints, tmp_path):
+    assert main(["interpolate", checkpoints["gan"], "--points", "2", "--frames", "2",
+                 "--out", str(tmp_path / "walk.png"), "--gif", str(tmp_path / "walk.gif")]) == 0
+    assert _files(tmp_path) == ["walk.gif", "walk.png"]
+    assert Image.open(tmp_path / "walk.gif").n_frames == 3
+
+
+@pytest.mark.parametrize("command", ["sample", "interpolate", "eval"])
+@pytest.mark.parametrize("seed", ["-1", str(2 ** 63)])
+def test_sampling_seeds_outside_64_bits_are_refused_not_wrapped(checkpoints, tmp_path, capsys,
+                                                                monkeypatch, command, seed):
+    # (-1 and 2**64 - 1 would otherwise draw the very same noise)
+    monkeypatch.chdir(tmp_path)  # (where the default --out would land)
+    assert main([command, checkpoints["gan"], "--seed", seed]) == 2
+    assert f"minigan {command}: --seed must be an integer in [0, 2**63), got {seed}" in \
+        capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_in_sample_is_one_line_and_exit_130(checkpoints, monkeypatch, capsys):
+    import minigan.cli as cli
+
+    def interrupted(a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_sample", interrupted)
+    assert main(["sample", checkpoints["gan"]]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "minigan sample: interrupted"
 
 
 @pytest.mark.parametrize("argv, message", [
