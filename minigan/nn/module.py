@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Iterator, NamedTuple
 
 import numpy as np
@@ -144,10 +145,14 @@ def _state_array(value, key: str):
     if hasattr(value, "detach") and hasattr(value, "cpu") and hasattr(value, "numpy"):
         return value.detach().cpu().numpy()  # a torch.Tensor: no torch import needed
     try:
-        return np.asarray(value)
+        arr = np.asarray(value)
     except Exception as exc:  # noqa: BLE001 - re-raised with the key named
         raise StateDictError(f"{key}: cannot read a {type(value).__name__} as an array "
                              f"({exc})") from None
+    if arr.dtype == object:  # None, a string, a ragged list: not numbers
+        raise StateDictError(f"{key}: the state holds a {type(value).__name__}, not an array "
+                             "of numbers")
+    return arr
 
 
 class Module:
@@ -176,19 +181,24 @@ class Module:
             mods.pop(name, None)
             self.__dict__.pop(name, None)
             params[name] = value
+        elif name in params:  # (a module too: as PyTorch, a parameter is not silently dropped)
+            if value is not None:
+                raise TypeError(f"cannot assign a {type(value).__name__} to parameter {name!r} "
+                                "(an nn.Parameter or None expected)")
+            params[name] = None
         elif isinstance(value, Module):
-            params.pop(name, None)
             bufs.pop(name, None)
             self._non_persistent_buffers_set.discard(name)
             self.__dict__.pop(name, None)
             mods[name] = value
-        elif name in params:
-            if value is not None:
-                raise TypeError(f"cannot assign a {type(value).__name__} to parameter {name!r}; "
-                                "wrap it in nn.Parameter")
-            params[name] = None
         elif name in bufs:
-            bufs[name] = value.data if isinstance(value, Tensor) else value
+            if isinstance(value, Tensor):
+                value = value.data
+            elif not (value is None or isinstance(value, np.ndarray)
+                      or backend.is_cupy_array(value)):
+                raise TypeError(f"cannot assign a {type(value).__name__} to buffer {name!r} "
+                                "(a Tensor, an array or None expected)")
+            bufs[name] = value
         elif name in mods:
             if value is not None:
                 raise TypeError(f"cannot assign a {type(value).__name__} to submodule {name!r}")
@@ -512,6 +522,9 @@ class Module:
         if assign:
             raise NotImplementedError("load_state_dict(assign=True) is not supported; minigan "
                                       "always copies into the existing parameters")
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict for {type(self).__name__}: expected a dict-like "
+                            f"state_dict (names to arrays), got a {type(state_dict).__name__}")
         own = OrderedDict((key, (m, store, name)) for key, m, store, name in self._state_items())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -540,13 +553,12 @@ class Module:
             raise StateDictError(f"load_state_dict for {type(self).__name__}: "
                                  + "; ".join(problems))
         for m, store, name, new, cur_arr in staged:
-            arr = backend.to_device(new, backend.device_of(cur_arr)).astype(cur_arr.dtype,
-                                                                           copy=True)
+            # copied INTO the existing arrays, as PyTorch's copy_: whatever holds them (a view,
+            # an earlier state_dict(), a captured CUDA graph) sees the loaded values
+            cur_arr[...] = backend.to_device(new, backend.device_of(cur_arr)).astype(
+                cur_arr.dtype, copy=False)
             if store == "_parameters":
-                m._parameters[name].data = arr
-                mark_modified(m._parameters[name])  # as an in-place copy_ in PyTorch
-            else:
-                m._buffers[name] = arr
+                mark_modified(m._parameters[name])  # a graph recorded before may not backward
         return IncompatibleKeys(missing, unexpected)
 
     # ----- hooks

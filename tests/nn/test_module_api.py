@@ -148,6 +148,53 @@ def test_load_errors_are_runtime_and_key_errors_with_a_plain_message():
         lin.load_state_dict(lin.state_dict(), assign=True)
 
 
+def test_load_state_dict_copies_into_the_existing_arrays(device):
+    """As torch's copy_: the parameter and buffer arrays keep their identity, so a view or an
+    earlier state_dict() shows the loaded values (and a captured CUDA graph reads them)."""
+    m = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)).to(device)
+    w, rm = m[0].weight.data, m[1].running_mean
+    before = m.state_dict()
+    m.load_state_dict({"0.weight": np.full((3, 2), 2.0), "0.bias": np.zeros(3),
+                       "1.weight": np.ones(3), "1.bias": np.zeros(3),
+                       "1.running_mean": np.arange(3.0), "1.running_var": np.ones(3),
+                       "1.num_batches_tracked": np.array(5)})
+    assert m[0].weight.data is w and m[1].running_mean is rm
+    np.testing.assert_array_equal(minigan.backend.to_numpy(w), np.full((3, 2), 2.0))
+    np.testing.assert_array_equal(minigan.backend.to_numpy(before["1.running_mean"]),
+                                  [0.0, 1.0, 2.0])
+    assert w.dtype == np.float32 and int(m[1].num_batches_tracked) == 5
+
+
+def test_load_state_dict_names_what_is_not_a_state():
+    lin = nn.Linear(2, 3)
+    w = lin.weight.numpy().copy()
+    for bad in ([("weight", np.zeros((3, 2)))], None):
+        with pytest.raises(TypeError, match="load_state_dict for Linear: expected a dict-like "
+                                            f"state_dict .*got a {type(bad).__name__}"):
+            lin.load_state_dict(bad)
+    with pytest.raises(nn.StateDictError, match="weight: the state holds a NoneType, not an "
+                                                "array of numbers"):
+        lin.load_state_dict({"weight": None, "bias": np.zeros(3)})
+    np.testing.assert_array_equal(lin.weight.numpy(), w)  # nothing loaded
+
+
+def test_assignments_torch_refuses_are_refused():
+    bn = nn.BatchNorm1d(3)
+    with pytest.raises(TypeError, match="cannot assign a list to buffer 'running_mean' "
+                                        r"\(a Tensor, an array or None expected\)"):
+        bn.running_mean = [0.0, 0.0, 0.0]
+    assert bn.running_mean.shape == (3,)
+    bn.running_mean = minigan.tensor(np.ones(3))  # a Tensor is stored as its array
+    assert isinstance(bn.running_mean, np.ndarray)
+    bn.running_mean = None
+    assert bn.running_mean is None and "running_mean" in bn._buffers
+    m = nn.Module()
+    m.a = nn.Parameter(minigan.tensor(np.ones(2)).data)
+    with pytest.raises(TypeError, match="cannot assign a Linear to parameter 'a'"):
+        m.a = nn.Linear(1, 1)
+    assert [n for n, _ in m.named_parameters()] == ["a"] and not m._modules
+
+
 def test_loads_a_torch_state_dict():
     torch = pytest.importorskip("torch")
     t = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2),
