@@ -165,6 +165,8 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
     xd = x.data
     if xd.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, ...), got {x.shape}")
+    if xd.dtype.kind != "f":  # (NumPy would fail deep in the kernel, naming a ufunc cast)
+        raise TypeError(f"batch_norm: input must be float32 or float64, got {xd.dtype}")
     c = xd.shape[1]
     cls = xd.__class__  # (an array of x's class is on x's device: no check to call)
     for name, buf in (("running_mean", running_mean), ("running_var", running_var)):

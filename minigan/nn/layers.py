@@ -70,8 +70,8 @@ class Linear(Module):
     def reset_parameters(self):
         _reset_fan_in_uniform(self.weight, self.bias, self.in_features)
 
-    def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+    def forward(self, input):
+        return F.linear(input, self.weight, self.bias)
 
     def _forward_without_bias(self, x):
         """x W^T, for a batch-norm layer after this one that adds the bias itself (see
@@ -446,8 +446,11 @@ class Flatten(Module):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
 
-    def forward(self, x):
-        return F.flatten(x, self.start_dim, self.end_dim)
+    def forward(self, input):
+        return F.flatten(input, self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Unflatten(Module):
@@ -455,9 +458,9 @@ class Unflatten(Module):
         super().__init__()
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
-    def forward(self, x):
-        d = self.dim % x.ndim
-        return F.reshape(x, x.shape[:d] + self.unflattened_size + x.shape[d + 1:])
+    def forward(self, input):
+        d = self.dim % input.ndim
+        return F.reshape(input, input.shape[:d] + self.unflattened_size + input.shape[d + 1:])
 
     def extra_repr(self):
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
@@ -513,14 +516,17 @@ class MaxPool2d(Module):
                 f"MaxPool2d: dilation={dilation!r}, return_indices={return_indices!r}, "
                 f"ceil_mode={ceil_mode!r}: minigan supports dilation=1, return_indices=False "
                 "and ceil_mode=False only")
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        # as torch: no stride means the window's size
+        self.kernel_size, self.padding = kernel_size, padding
+        self.stride = kernel_size if stride is None else stride
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, input):
         return F.max_pool2d(input, self.kernel_size, self.stride, self.padding)
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+                f", dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class AvgPool2d(Module):
@@ -534,7 +540,8 @@ class AvgPool2d(Module):
                 f"AvgPool2d: ceil_mode={ceil_mode!r}, count_include_pad={count_include_pad!r}, "
                 f"divisor_override={divisor_override!r}: minigan supports ceil_mode=False, "
                 "count_include_pad=True and divisor_override=None only")
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.kernel_size, self.padding = kernel_size, padding
+        self.stride = kernel_size if stride is None else stride  # as torch
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
         self.divisor_override = divisor_override
 

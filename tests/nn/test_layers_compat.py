@@ -301,3 +301,27 @@ def test_constructor_signatures_match_torch():
         theirs = inspect.signature(getattr(torch.nn, name).__init__).parameters
         assert list(ours) == list(theirs), name
         assert [p.default for p in ours.values()] == [p.default for p in theirs.values()], name
+
+
+def test_pool_stride_defaults_to_the_window_and_reprs_read_as_torchs():
+    assert nn.MaxPool2d(3).stride == 3 and nn.AvgPool2d((2, 3)).stride == (2, 3)
+    assert nn.MaxPool2d(3, stride=1).stride == 1
+    assert repr(nn.MaxPool2d(3)) == ("MaxPool2d(kernel_size=3, stride=3, padding=0, dilation=1, "
+                                     "ceil_mode=False)")
+    assert repr(nn.AvgPool2d(2)) == "AvgPool2d(kernel_size=2, stride=2, padding=0)"
+    assert repr(nn.Flatten()) == "Flatten(start_dim=1, end_dim=-1)"
+    x = minigan.tensor(np.arange(36.0).reshape(1, 1, 6, 6))
+    assert nn.MaxPool2d(3)(x).shape == (1, 1, 2, 2)
+
+
+def test_layers_take_their_input_by_torchs_keyword():
+    x = minigan.ones(2, 3, 4)
+    assert nn.Linear(4, 5)(input=x).shape == (2, 3, 5)
+    assert nn.Flatten()(input=x).shape == (2, 12)
+    assert nn.Unflatten(2, (2, 2))(input=x).shape == (2, 3, 2, 2)
+
+
+def test_batch_norm_names_an_integer_input():
+    with pytest.raises(TypeError, match="batch_norm: input must be float32 or float64, got "
+                                        "int64"):
+        nn.BatchNorm1d(3)(minigan.tensor(np.ones((4, 3), dtype=np.int64)))
