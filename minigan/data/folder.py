@@ -8,7 +8,10 @@ torchvision's ImageFolder), for the conditional GAN.
 
 Decoding a few thousand images takes seconds, so the decoded array is cached as ``.npz`` under
 ``<cache>/folders/``, keyed by the folder, the relative file names, their sizes and mtimes,
-``image_size`` and ``channels``: a second run with unchanged files starts at once.
+``image_size`` and ``channels``: a second run with unchanged files starts at once. The entry
+holds that key's full digest too, and is used only if the digest is the current one, its file
+list is drawn from the folder's files and it has at least one image; anything else (a damaged,
+copied or hand-made entry) is deleted and the folder decoded again.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from .errors import DatasetError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: the entry records the digest of its key
 
 
 def list_images(root) -> list[Path]:
@@ -66,15 +69,16 @@ def image_folder(path, image_size: int = 64, channels: int | None = None,
                            "this folder or below it")
     rel = [f.relative_to(root).as_posix() for f in files]
 
-    cache_path = _cache_path(root, files, rel, image_size, channels) if cache else None
-    cached = (_read_cache(cache_path, image_size, channels) if cache_path is not None
-              else None)
+    cache_path, digest = (_cache_path(root, files, rel, image_size, channels) if cache
+                          else (None, None))
+    cached = (_read_cache(cache_path, digest, rel, image_size, channels)
+              if cache_path is not None else None)
     if cached is not None:
         images, kept = cached
     else:
         images, kept = _decode_all(root, files, rel, image_size, channels, workers)
         if cache_path is not None:
-            _write_cache(cache_path, images, kept)
+            _write_cache(cache_path, digest, images, kept)
 
     skipped = sorted(set(rel) - set(kept))
     if skipped:
@@ -166,30 +170,48 @@ def _convert(im, mode: str):
 
 # The decoded-array cache.
 
-def _cache_path(root: Path, files, rel, image_size, channels) -> Path:
+def _cache_path(root: Path, files, rel, image_size, channels) -> tuple[Path, str]:
+    """The cache entry's path and the full digest of its key."""
     entries = []
     for f, r in zip(files, rel):
         st = f.stat()
         entries.append([r, st.st_size, st.st_mtime_ns])
     key = json.dumps({"version": _CACHE_VERSION, "root": str(root.resolve()), "files": entries,
                       "image_size": int(image_size), "channels": channels}, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    digest = hashlib.sha256(key.encode()).hexdigest()
     folder = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", root.resolve().name)[:40] or "root"
-    return cache_dir("folders") / f"{slug}-{folder}-{digest}.npz"
+    return cache_dir("folders") / f"{slug}-{folder}-{digest[:20]}.npz", digest
 
 
-def _read_cache(path: Path, image_size: int, channels: int | None):
-    """``(images, kept relative paths)`` from a cache file, or None (missing, corrupt, or not
-    of the requested (channels, image_size, image_size): the key should rule that out, so a
-    mismatch means a damaged or foreign file)."""
+def _read_cache(path: Path, digest: str, rel, image_size: int, channels: int | None):
+    """``(images, kept relative paths)`` from a cache file, or None: missing, corrupt, made for
+    other files (its recorded key digest is not ``digest``), keeping names that are not among
+    the folder's files ``rel``, holding no image, or not of the requested (channels,
+    image_size, image_size). The file name should rule all of that out, so a mismatch means a
+    damaged, copied or hand-made file, which is deleted and never trained on."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
             images, kept = z["images"], [str(k) for k in z["kept"]]
+            recorded = str(z["key_sha256"]) if "key_sha256" in z.files else None
+        if recorded is None:
+            raise ValueError("it records no key digest (an entry of an older minigan, or "
+                             "damaged)")
+        if recorded != digest:
+            raise ValueError(f"it was made for other files or settings (key digest "
+                             f"{recorded[:20]}, not the folder's {digest[:20]})")
         if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(kept):
             raise ValueError("unexpected arrays")
+        if not kept:
+            raise ValueError("no images, but the folder has readable ones")
+        position = {r: i for i, r in enumerate(rel)}
+        order = [position.get(k, -1) for k in kept]
+        if min(order) < 0 or order != sorted(set(order)):  # a subsequence of rel, or damaged
+            missing = [k for k, i in zip(kept, order) if i < 0][:3]
+            raise ValueError(f"its file list does not match the folder's files "
+                             f"({', '.join(missing) or 'out of order or repeated'})")
         c, h, w = images.shape[1:]
         if (h, w) != (image_size, image_size) or c not in ((1, 3) if channels is None
                                                           else (channels,)):
@@ -198,15 +220,16 @@ def _read_cache(path: Path, image_size: int, channels: int | None):
                              f"{image_size}x{image_size}")
         return images, kept
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        say(f"ignoring the corrupt cache file {path} ({exc}); decoding again")
+        say(f"ignoring the cache file {path}: {exc}; decoding the images again")
         path.unlink(missing_ok=True)
         return None
 
 
-def _write_cache(path: Path, images, kept) -> None:
+def _write_cache(path: Path, digest: str, images, kept) -> None:
     with contextlib.suppress(OSError):  # a read-only cache must not stop training
         with atomic_writer(path) as f:
-            np.savez(f, images=images, kept=np.array(kept, dtype=str))
+            np.savez(f, images=images, kept=np.array(kept, dtype=str),
+                     key_sha256=np.array(digest))
         # Entries for older states of the same folder are dead weight now.
         prefix = path.name.rsplit("-", 1)[0] + "-"
         for old in path.parent.glob(prefix + "*.npz"):

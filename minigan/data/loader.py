@@ -214,7 +214,17 @@ class DataLoader:
         if state.get("version") != _STATE_VERSION:
             raise DatasetError(f"loader state version {state.get('version')!r} is not "
                                f"{_STATE_VERSION}")
-        for key in ("num_samples", "batch_size", "shuffle", "drop_last"):
+        if state["num_samples"] != self.num_samples:
+            # The likeliest cause by far is the data, not the checkpoint: an image folder is
+            # read afresh at every start.
+            raise DatasetError(
+                f"loader state has num_samples={state['num_samples']!r} but this loader has "
+                f"{self.num_samples!r}: the data itself has probably changed since the state "
+                "was saved (an image added to or removed from the folder, or made unreadable; "
+                "or the run's --out folder lying inside the data folder, so that its sample "
+                "grids are read as training images); resuming would not repeat the same "
+                "batches")
+        for key in ("batch_size", "shuffle", "drop_last"):
             if state[key] != getattr(self, key):
                 raise DatasetError(f"loader state has {key}={state[key]!r} but this loader has "
                                    f"{getattr(self, key)!r}; resuming would not repeat the "

