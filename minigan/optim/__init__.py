@@ -55,7 +55,9 @@ class Optimizer:
         self.defaults = dict(defaults)
         self._check_group(self.defaults, name)
         self.param_groups: list[dict] = []
-        self.state: dict[int, dict] = {}  # keyed by id(param)
+        # per-parameter state, keyed by the parameter itself as in torch (a Tensor hashes by
+        # identity): opt.state[p]["exp_avg"]
+        self.state: dict = {}
         groups = list(params)
         if not groups:
             raise ValueError(f"{name} got an empty parameter list")
@@ -209,8 +211,8 @@ class Optimizer:
         for g in self.param_groups:
             ids = []
             for p in g["params"]:
-                if id(p) in self.state:
-                    state[idx] = dict(self.state[id(p)])
+                if p in self.state:
+                    state[idx] = dict(self.state[p])
                 ids.append(idx)
                 idx += 1
             groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": ids})
@@ -250,7 +252,7 @@ class Optimizer:
             if p is None:
                 raise ValueError(f"{name}: state for parameter {key!r}, an id that no saved "
                                  f"parameter group lists (they list {len(id_map)} ids)")
-            new_state[id(p)] = {k: self._load_value(k, v, p, key, name) for k, v in st.items()}
+            new_state[p] = {k: self._load_value(k, v, p, key, name) for k, v in st.items()}
         for g_own, merged in zip(self.param_groups, new_groups):
             g_own.update(merged)
         self.state = new_state
@@ -405,10 +407,10 @@ class Adam(Optimizer):
                 # checks the device and casts the others, once per parameter and step)
                 grads.append(gd if gd.__class__ is d.__class__ and gd.dtype == d.dtype
                              else self._grad(p))
-                st = state.get(id(p))
+                st = state.get(p)
                 if st is None:
                     xp = backend.get_array_module(d)
-                    st = state[id(p)] = {"step": 0, "exp_avg": xp.zeros_like(d),
+                    st = state[p] = {"step": 0, "exp_avg": xp.zeros_like(d),
                                          "exp_avg_sq": xp.zeros_like(d)}
                 datas.append(d)
                 avgs.append(st["exp_avg"])
@@ -490,7 +492,7 @@ class SGD(Optimizer):
         todo = [(g, p, self._grad(p, g["maximize"])) for g in self.param_groups
                 for p in g["params"] if p.grad is not None]
         for g, p, grad in todo:
-            st = self.state.setdefault(id(p), {})
+            st = self.state.setdefault(p, {})
             buf = st.get("momentum_buffer")
             first = buf is None
             if first and g["momentum"] != 0:
