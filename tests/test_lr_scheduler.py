@@ -231,15 +231,6 @@ def test_resuming_with_last_epoch_keeps_the_lr_then_continues(name, make, next_f
                                rtol=1e-12)
 
 
-def test_a_param_group_added_after_the_scheduler_is_reported():
-    opt = _optimizer()
-    sched = StepLR(opt, 3)
-    opt.add_param_group({"params": [nn.Parameter(np.zeros(1))]})
-    with pytest.raises(ValueError, match=re.escape("StepLR: the optimizer has 3 parameter "
-                                                   "groups, but the scheduler was built for 2")):
-        sched.step()
-
-
 def test_load_state_dict_refuses_foreign_states():
     opt = _optimizer()
     sched = StepLR(opt, 3)
@@ -421,3 +412,39 @@ def test_signatures_match_torch(name):
         assert ours[arg].default == theirs[arg].default, arg
     for method in ("step", "get_last_lr", "get_lr", "state_dict", "load_state_dict"):
         assert hasattr(getattr(lr_scheduler, name), method)
+
+
+def test_a_group_added_after_the_scheduler_is_scheduled_from_then_on():
+    """As torch's multiplicative schedulers: the new group is scaled from the step it arrives
+    at (torch gives [0.05, 0.05] after StepLR(2, 0.5)'s first decay, then both halve), and a
+    closed form starts from the lr the group was added with."""
+    opt = _optimizer([0.1])
+    step = StepLR(opt, 2, 0.5)
+    seen = []
+    for i in range(6):
+        if i == 2:
+            opt.add_param_group({"params": [nn.Parameter(minigan.ones(2).data)], "lr": 0.05})
+        step.step()
+        seen.append([round(g["lr"], 9) for g in opt.param_groups])
+    assert seen == [[0.1], [0.05], [0.05, 0.05], [0.025, 0.025], [0.025, 0.025],
+                    [0.0125, 0.0125]]
+    assert step.base_lrs == [0.1, 0.05] and opt.param_groups[1]["initial_lr"] == 0.05
+    opt = _optimizer([0.1])
+    lam = LambdaLR(opt, lambda k: 1.0 / (k + 1))  # one function: it serves the new group too
+    opt.add_param_group({"params": [nn.Parameter(minigan.ones(2).data)], "lr": 0.3})
+    lam.step()
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.05, 0.15])
+
+
+def test_a_group_added_to_per_group_lambdas_or_removed_is_an_error():
+    opt = _optimizer([0.1, 0.2])
+    lam = LambdaLR(opt, [lambda k: 1.0, lambda k: 0.5])
+    opt.add_param_group({"params": [nn.Parameter(minigan.ones(2).data)], "lr": 0.3})
+    with pytest.raises(ValueError, match="LambdaLR: 1 parameter group.s. were added after it was "
+                                         "built with one lr_lambda for each of 2 groups"):
+        lam.step()
+    opt = _optimizer([0.1, 0.2])
+    step = StepLR(opt, 2)
+    opt.param_groups.pop()
+    with pytest.raises(ValueError, match="built for 2 .a group was removed"):
+        step.step()

@@ -94,6 +94,14 @@ class LRScheduler:
         self.last_epoch = int(last_epoch)
         self._initial_step()
 
+    def _adopt(self, new_groups) -> None:
+        """Groups added (``add_param_group``) after the scheduler was built: as torch's
+        multiplicative schedulers do, they are scheduled from now on, and a closed form starts
+        from each one's ``initial_lr`` (its lr when it was added)."""
+        for group in new_groups:
+            group.setdefault("initial_lr", group["lr"])
+            self.base_lrs.append(group["initial_lr"])
+
     def _initial_step(self) -> None:
         self._step_count = 0
         self._is_initial = True
@@ -125,9 +133,12 @@ class LRScheduler:
 
     def _update_lr(self, epoch=None) -> None:
         groups = self.optimizer.param_groups
-        if len(groups) != len(self.base_lrs):
+        if len(groups) < len(self.base_lrs):
             raise ValueError(f"{type(self).__name__}: the optimizer has {len(groups)} parameter "
-                             f"groups, but the scheduler was built for {len(self.base_lrs)}")
+                             f"groups, but the scheduler was built for {len(self.base_lrs)} (a "
+                             "group was removed)")
+        if len(groups) > len(self.base_lrs):
+            self._adopt(groups[len(self.base_lrs):])
         if epoch is None:
             self.last_epoch += 1
             lrs = self.get_lr()
@@ -171,7 +182,7 @@ class _LambdaScheduler(LRScheduler):
     holds, per function, the ``__dict__`` of a callable object (its own state) or None for a
     plain function, as in torch."""
 
-    _not_state = ("optimizer", "_is_initial", "lr_lambdas")
+    _not_state = ("optimizer", "_is_initial", "lr_lambdas", "_one_lambda")
 
     def __init__(self, optimizer, lr_lambda, last_epoch: int = -1):
         name = type(self).__name__
@@ -188,7 +199,17 @@ class _LambdaScheduler(LRScheduler):
             if not callable(fn):
                 raise TypeError(f"{name}: lr_lambda must be callable, got {fn!r}")
         self.lr_lambdas = lambdas
+        self._one_lambda = not isinstance(lr_lambda, (list, tuple))
         super().__init__(optimizer, last_epoch)
+
+    def _adopt(self, new_groups) -> None:
+        if not self._one_lambda:
+            raise ValueError(f"{type(self).__name__}: {len(new_groups)} parameter group(s) "
+                             f"were added after it was built with one lr_lambda for each of "
+                             f"{len(self.lr_lambdas)} groups; build it after add_param_group, "
+                             "or give one lr_lambda for all groups")
+        self.lr_lambdas += [self.lr_lambdas[0]] * len(new_groups)
+        super()._adopt(new_groups)
 
     def state_dict(self) -> dict:
         state = super().state_dict()
