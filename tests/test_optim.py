@@ -522,6 +522,7 @@ def test_add_param_group_fills_defaults_and_steps_the_new_group():
     np.testing.assert_allclose(p.numpy(), [0.9, 0.8], rtol=0, atol=1e-15)
     np.testing.assert_allclose(q.numpy(), [0.5, 0.0], rtol=0, atol=1e-15)
     assert [g["params"] for g in opt.state_dict()["param_groups"]] == [[0], [1]]
+    assert opt.state_dict()["state"] == {}  # plain SGD keeps no state, as torch's
     with pytest.raises(ValueError, match="is already in parameter group 1"):
         opt.add_param_group({"params": [q]})
     with pytest.raises(ValueError, match="unknown key 'betas'"):

@@ -492,12 +492,14 @@ class SGD(Optimizer):
         todo = [(g, p, self._grad(p, g["maximize"])) for g in self.param_groups
                 for p in g["params"] if p.grad is not None]
         for g, p, grad in todo:
-            st = self.state.setdefault(p, {})
-            buf = st.get("momentum_buffer")
-            first = buf is None
-            if first and g["momentum"] != 0:
-                xp = backend.get_array_module(p.data)
-                buf = st["momentum_buffer"] = xp.zeros_like(p.data)
+            buf, first = None, False
+            if g["momentum"] != 0:  # (plain SGD keeps no state, as torch's)
+                st = self.state.setdefault(p, {})
+                buf = st.get("momentum_buffer")
+                first = buf is None
+                if first:
+                    xp = backend.get_array_module(p.data)
+                    buf = st["momentum_buffer"] = xp.zeros_like(p.data)
             K.sgd_step(p.data, grad, buf, g["lr"], g["momentum"], g["weight_decay"],
                        g["dampening"], g["nesterov"], first)
         mark_modified(*[p for _, p, _ in todo])
