@@ -915,8 +915,51 @@ def _device_index(index, x: Tensor):
 
 
 def getitem(x, index) -> Tensor:
+    """``x[index]`` with PyTorch's meaning. That is NumPy's, except for an integer beside an
+    index array with a slice between them (``x[0, :, [0, 2]]``): NumPy counts the integer as
+    an index array too, and then puts the selected dimension first; torch takes the integer
+    as a plain index (its dimension simply goes) and keeps the selection in place. Such an
+    index is applied here as torch does, in two steps: the integers, then the rest."""
     x = as_tensor(x)
-    return GetItem(_device_index(index, x))(x)
+    index = _device_index(index, x)
+    split = _integers_first(index)
+    if split is not None:
+        return GetItem(split[1])(GetItem(split[0])(x))
+    return GetItem(index)(x)
+
+
+def _is_int(i) -> bool:
+    return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+
+
+def _integers_first(index):
+    """``(the integers, the rest)`` for an index holding both integers and index arrays (or
+    lists), else None."""
+    if not isinstance(index, tuple):
+        return None
+    arrays = [i for i in index if isinstance(i, list) or (hasattr(i, "shape")
+                                                          and not _is_int(i))]
+    if not arrays or not any(_is_int(i) for i in index):
+        return None
+    first, rest = [], []
+    for i in index:
+        if _is_int(i):
+            first.append(i)
+        elif i is None:
+            first.append(None)
+            rest.append(slice(None))  # the new axis is there now
+        elif i is Ellipsis:
+            first.append(i)
+            rest.append(i)
+        else:
+            if isinstance(i, slice):
+                first.append(slice(None))
+            else:  # an index array: a boolean one stands for as many dims as it has
+                kind = np.asarray(i).dtype.kind if isinstance(i, list) else i.dtype.kind
+                ndim = np.ndim(i) if isinstance(i, list) else i.ndim
+                first += [slice(None)] * (ndim if kind == "b" else 1)
+            rest.append(i)
+    return tuple(first), tuple(rest)
 
 
 class Concat(Function):

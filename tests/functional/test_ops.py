@@ -123,6 +123,13 @@ CASES = [
      [normal(3, 2), normal(3, 2)]),
     ("slice", lambda a: a[1:, ::2], lambda a: a[1:, ::2], [normal(3, 4)]),
     ("fancy_index", lambda a: a[_on(IDX, a)], lambda a: a[IDX], [normal(3, 4)]),
+    # an integer and an index array with a slice between them: torch's meaning (the integer
+    # is a plain index, the selection stays in place), not NumPy's (the selection goes first)
+    ("int_slice_array", lambda a: a[1, :, _on(IDX, a)], lambda a: a[1][:, IDX],
+     [normal(2, 3, 4)]),
+    ("int_none_ellipsis_mask", lambda a: a[None, 0, ..., _on(np.array([True, False, True, True]),
+                                                            a)],
+     lambda a: a[0][None][..., np.array([True, False, True, True])], [normal(2, 3, 4)]),
     # basic indices (the backward assigns): reversed and stepped slices, an integer (a NumPy
     # one too), Ellipsis and None
     ("basic_index", lambda a: a[::-1, np.int64(1), ..., None, 1:],
