@@ -30,8 +30,9 @@ import numpy as np
 from . import backend
 from .atomic import atomic_writer
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "META_KEY", "CheckpointError", "save_checkpoint",
-           "load_checkpoint", "check_state", "CheckpointManager", "resolve_checkpoint"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "META_KEY", "CheckpointError", "CheckpointWarning",
+           "save_checkpoint", "load_checkpoint", "check_state", "CheckpointManager",
+           "resolve_checkpoint"]
 
 FORMAT_NAME = "minigan-checkpoint"
 FORMAT_VERSION = 1
@@ -42,6 +43,26 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be written or read: corrupt, truncated, foreign, too new, mismatched."""
+
+
+class CheckpointWarning(RuntimeWarning):
+    """A message for the person running minigan about a checkpoint file (one skipped because it
+    does not load). Printed as one line, ``warning: <message>``, without the file, line and
+    source line of the code that warned, which say nothing to them."""
+
+
+_format_warning = warnings.formatwarning
+
+
+def _formatwarning(message, category, filename, lineno, line=None):
+    if isinstance(category, type) and issubclass(category, CheckpointWarning):
+        return f"warning: {message}\n"
+    return _format_warning(message, category, filename, lineno, line)
+
+
+# Only CheckpointWarning is formatted differently; every other warning goes to the formatter
+# that was in place (Python's own, or one installed before this module was imported).
+warnings.formatwarning = _formatwarning
 
 
 def _check_name(name, what: str) -> str:
@@ -346,7 +367,7 @@ def resolve_checkpoint(path, prefix: str = "ckpt") -> Path:
             try:
                 load_checkpoint(candidate)
             except CheckpointError as exc:
-                warnings.warn(f"skipping unreadable checkpoint: {exc}", RuntimeWarning,
+                warnings.warn(f"skipping unreadable checkpoint: {exc}", CheckpointWarning,
                               stacklevel=2)
                 continue
             return candidate
@@ -422,7 +443,7 @@ class CheckpointManager:
             try:
                 arrays, meta = load_checkpoint(path, device)
             except CheckpointError as exc:
-                warnings.warn(f"skipping unreadable checkpoint: {exc}", RuntimeWarning,
+                warnings.warn(f"skipping unreadable checkpoint: {exc}", CheckpointWarning,
                               stacklevel=2)
                 continue
             return path, arrays, meta

@@ -41,7 +41,7 @@ from . import images as imgs
 from .models import build_models
 from .plot import plot_losses
 from .trainer import (GANTrainer, TrainConfig, check_preset_settings, generate_images,
-                      lr_scale, make_trainer)
+                      is_folder_dataset, lr_scale, make_trainer)
 
 
 class TrainingDiverged(RuntimeError):
@@ -113,13 +113,19 @@ class Run:
 
     def __init__(self, cfg: TrainConfig, quiet: bool = False, overwrite: bool = False, *,
                  _resuming: bool = False):
+        self._given = cfg  # as given: which settings were set, before the defaults fill in
         self.cfg = cfg = cfg.resolved()
         self.quiet = quiet
-        self.out = Path(cfg.out or f"runs/{cfg.preset}-{Path(str(cfg.dataset)).name}")
         self._fresh = not _resuming
         self._overwrite = bool(overwrite)
         if self._fresh:  # checked before anything slow: a clash costs no data loading
-            check_preset_settings(cfg)
+            # the settings the run would ignore, in the config as given (the defaults give
+            # every preset DRAGAN's penalty settings)
+            check_preset_settings(self._given)
+            # paths as absolute ones: a resume from another folder reads the same data
+            cfg.dataset, cfg.data_dir = _absolute_data_paths(cfg.dataset, cfg.data_dir)
+        self.out = Path(cfg.out or f"runs/{cfg.preset}-{Path(str(cfg.dataset)).name}")
+        if self._fresh:
             _check_out_folder(self.out, self._overwrite)
         self.lock = RunLock(self.out)
         self.lock.acquire()
@@ -138,11 +144,13 @@ class Run:
                                     root=cfg.data_dir, channels=cfg.channels)
         shape = tuple(self.dataset.sample_shape)
         if self._fresh:
-            check_preset_settings(cfg, shape)
+            check_preset_settings(self._given, shape)
             if cfg.cuda_graph and self.device != "cuda":
                 raise ValueError(f"--cuda-graph needs the GPU, and this run is on the "
                                  f"{self.device} (--device {cfg.device}); drop --cuda-graph or "
                                  "use --device cuda")
+        if cfg.eval_every:
+            self._check_eval_data()
         if self.dataset.kind == "image" and len(shape) == 3 and shape[1] == shape[2]:
             # what was detected, kept in config.json: a resume then reads the data the same
             # way even if the folder has changed (one colour image added to a grey folder)
@@ -155,6 +163,7 @@ class Run:
                                       cfg.z_dim, cfg.arch, cfg.ngf, cfg.ndf, cfg.g_upsample,
                                       point_hidden=cfg.point_hidden,
                                       point_g_batch_norm=cfg.point_g_batch_norm)
+        _check_batch_norm_batch(self.G, self.D, cfg)
         if cfg.preset in ("dcgan", "dcgan64") or (cfg.arch == "conv"):
             self.G.apply(init.dcgan_init_)
             self.D.apply(init.dcgan_init_)
@@ -172,6 +181,23 @@ class Run:
         self._fixed_noise()
         self.ckpts = CheckpointManager(self.out / "checkpoints", keep_last=cfg.keep_checkpoints)
         self._interrupted = False
+
+    def _check_eval_data(self) -> None:
+        """--eval-every scores an image run's samples against its data set's test split: read
+        it now, so that a run that could not be scored stops before it starts (and before
+        --overwrite deletes anything), not at its first evaluation."""
+        from ..data import DatasetError, load_dataset
+        from ..metrics.evaluate import metrics_kind
+
+        name = self.dataset.name
+        if metrics_kind(name) != "image":
+            return  # the toys draw their test points; other data have no metrics (a note)
+        try:
+            load_dataset(name, split="test", root=self.cfg.data_dir)
+        except DatasetError as exc:
+            raise DatasetError(f"--eval-every {self.cfg.eval_every} scores the samples against "
+                               f"the {name} test split, which cannot be read, so the run "
+                               f"would stop at its first evaluation: {exc}") from exc
 
     def _fixed_noise(self):
         """The noise (and labels) behind every grid, drawn once from the seed."""
@@ -200,6 +226,7 @@ class Run:
                 "trainer_rng": self.trainer.rng_state(),
                 "global_rng": mrandom.get_rng_state(),
                 "loader": self.loader.state_dict(),
+                "data_probe": _data_probe(self.dataset),
                 "total_steps": self.total_steps}
         return arrays, meta
 
@@ -292,12 +319,13 @@ class Run:
         lock = RunLock(out)
         lock.acquire()  # before the checkpoint manager, which clears stale temporary files
         try:
-            found = CheckpointManager(out / "checkpoints").load_latest(device=run_device)
+            manager = CheckpointManager(out / "checkpoints")
+            found = manager.load_latest(device=run_device)
             if found is None:
-                raise CheckpointError(f"--resume {out}: no valid checkpoint in "
-                                      f"{out / 'checkpoints'}")
+                raise CheckpointError(_no_checkpoint_message(out, manager))
             latest, arrays, meta = found
             _check_same_run(stored, meta, cfg_path, latest)
+            _resolve_relative_paths(cfg, stored, out, cfg_path)
             run = cls(cfg, quiet=quiet, _resuming=True)
             saved, now = meta.get("sample_shape"), list(run.dataset.sample_shape)
             if isinstance(saved, list) and saved != now:
@@ -309,6 +337,7 @@ class Run:
                 raise CheckpointError(
                     f"checkpoint {latest} was trained on samples of shape {tuple(saved)}, but "
                     f"{cfg.dataset} now gives {tuple(now)}: has the data changed?{hint}")
+            _check_same_data(meta, run.dataset, cfg.dataset, latest)
             run._restore(arrays, meta, latest)
             if run.total_steps < run.step:
                 if steps is not None:
@@ -321,6 +350,7 @@ class Run:
                                  f"has already reached ({latest.name}); give a larger total")
             run._truncate_metrics()
             _log(f"resumed {out} at step {run.step} from {latest.name}")
+            _note_new_decay_total(cfg, run.step, meta.get("total_steps"), run.total_steps)
             if run.step == run.total_steps:
                 _log(f"the run is already at its total of {run.total_steps} steps: nothing to "
                      "train; give a larger --steps or --epochs to continue it")
@@ -398,10 +428,36 @@ class Run:
             self.lock.release()
 
     def _train(self) -> Path:
-        cfg = self.cfg
+        new_run = self._fresh
         if self._fresh:
             self._clear_folder()
             self._fresh = False
+        try:
+            return self._train_steps()
+        except BaseException:
+            if new_run and self.step == 0 and not self.ckpts.list():
+                self._remove_untrained_outputs()
+            raise
+
+    def _remove_untrained_outputs(self) -> None:
+        """After a new run failed before its first step ended (and saved no checkpoint): delete
+        what it had written (config.json, the step-0 grid), which describe nothing trained, so
+        that the folder is as it was and the same --out can be used again without --overwrite.
+        Only this run's files are there: the folder held no run's outputs when it started (or
+        --overwrite had deleted them)."""
+        written = _run_outputs(self.out)
+        for path in written:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        for sub in {sub for sub, _ in _OUTPUT_GLOBS}:
+            with contextlib.suppress(OSError):  # only if empty: other files stay
+                (self.out / sub).rmdir()
+        if written:
+            _log(f"nothing was trained: removed what the run had written in {self.out} "
+                 f"({_describe(written, self.out)})")
+
+    def _train_steps(self) -> Path:
+        cfg = self.cfg
         self._write_config()
         metrics_path = self.out / "metrics.jsonl"
         points = self.dataset.kind == "points"
@@ -416,18 +472,20 @@ class Run:
             self._interrupted = True
 
         signal.signal(signal.SIGINT, on_sigint)
-        last_good = None
+        kept = self.ckpts.list()
+        last_good = kept[-1] if kept else None  # a resumed run's checkpoint
 
         def stop_if_diverged():
             # a read of the device flag: done where the step syncs anyway (a log row, a grid)
             bad = _first_bad_step(first_bad)
             if bad is not None:
                 d, g = (float(stats[k].item()) for k in ("d_loss", "g_loss"))
+                good = (f"The last good checkpoint is {last_good}" if last_good else
+                        f"No checkpoint was written yet, so {self.out} holds no run to "
+                        "resume: start again there with --overwrite")
                 raise TrainingDiverged(
                     f"non-finite loss at step {bad} (at step {self.step}: d_loss={d}, "
-                    f"g_loss={g}); stopped. The last good checkpoint is "
-                    f"{last_good or 'none (no checkpoint was written yet)'}. Try a lower "
-                    "learning rate.")
+                    f"g_loss={g}); stopped. {good}. Try a lower learning rate.")
 
         t0, step0 = time.perf_counter(), self.step
         batches = self.loader.batches()
@@ -582,7 +640,7 @@ def _row_step(row: dict, path: Path):
 
 def _read_config(path: Path) -> dict:
     """config.json as a dict; anything else is a ValueError naming the file."""
-    hint = "each checkpoint keeps a copy of it: minigan info --json CKPT"
+    hint = f"each checkpoint keeps a copy of it: minigan info --config CKPT > {path} restores it"
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -628,9 +686,199 @@ def _check_same_run(stored: dict, meta: dict, cfg_path: Path, ckpt: Path) -> Non
     if diffs:
         raise CheckpointError(
             f"{cfg_path} does not describe the run that wrote {ckpt}: {'; '.join(diffs)}. A "
-            "resume continues the run as it was: restore config.json (minigan info --json "
-            "CKPT prints the checkpoint's copy), or start a new run with another --out for new "
-            "settings")
+            f"resume continues the run as it was: restore config.json (minigan info --config "
+            f"{ckpt} > {cfg_path} writes the checkpoint's copy), or start a new run with another "
+            "--out for new settings")
+
+
+def _no_checkpoint_message(out: Path, manager: CheckpointManager) -> str:
+    """Why ``--resume out`` has nothing to continue from, and what to do instead."""
+    where = out / "checkpoints"
+    files = manager.list()
+    if files:
+        return (f"--resume {out}: no valid checkpoint in {where} (none of its {len(files)} "
+                "checkpoint file(s) loads; each was skipped with a warning saying why)")
+    reached = ""
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rows = imgs.read_metrics(out / "metrics.jsonl", torn_last="drop")
+        if rows:
+            reached = f" (its log ends at step {_row_step(rows[-1], out / 'metrics.jsonl')})"
+    return (f"--resume {out}: the run there wrote no checkpoint{reached}, so there is nothing "
+            f"to continue from; start it again with --overwrite and --out {out}, or with a new "
+            "--out")
+
+
+def _absolute_data_paths(dataset: str, data_dir: str | None, base: str | None = None):
+    """``(dataset, data_dir)`` with the paths made absolute (relative ones taken from ``base``,
+    else the current folder), so that a resume from another folder reads the same data.
+    ``dataset`` changes only when it names an existing folder of images: a data set's name
+    stays, and a path that does not exist is left as typed for the loader's error to name."""
+    def absolute(path: str) -> str:
+        return os.path.abspath(os.path.join(base or os.getcwd(), os.path.expanduser(path)))
+
+    if is_folder_dataset(dataset) and os.path.isdir(absolute(dataset)):
+        dataset = absolute(dataset)
+    if data_dir is not None:
+        data_dir = absolute(data_dir)
+    return dataset, data_dir
+
+
+def _started_in(stored: dict, cfg: TrainConfig, out: Path) -> str | None:
+    """The folder that the session which wrote config.json ran in, when its relative --out
+    tells (that folder / out is the run folder): relative paths in config.json were relative
+    to it. None when --out was absolute or does not fit."""
+    given = stored.get("out")
+    if given is None:  # the default folder, relative to where the run was started
+        given = f"runs/{cfg.preset}-{Path(str(stored.get('dataset', ''))).name}"
+    if not isinstance(given, str) or os.path.isabs(os.path.expanduser(given)):
+        return None
+    parts = Path(os.path.normpath(given)).parts
+    here = Path(os.path.abspath(out)).parts
+    if not parts or ".." in parts or len(parts) >= len(here) or here[-len(parts):] != parts:
+        return None
+    return str(Path(*here[:-len(parts)]))
+
+
+def _resolve_relative_paths(cfg: TrainConfig, stored: dict, out: Path, cfg_path: Path) -> None:
+    """A config.json written before minigan stored absolute paths may hold a relative dataset
+    folder or data_dir. They were relative to the folder its session ran in (see
+    ``_started_in``), which need not be the one a resume runs in: read them from there when
+    the folder exists there, else from the current folder (as before), and say which when the
+    two differ. config.json records the absolute path from this session on. A path that
+    exists in neither stays as it is, for the loader to name."""
+    cwd = os.getcwd()
+    started = _started_in(stored, cfg, out)
+    elsewhere = started is not None and os.path.abspath(started) != cwd
+    for name in ("dataset", "data_dir"):
+        value = getattr(cfg, name)
+        if value is None or os.path.isabs(os.path.expanduser(value)) or (
+                name == "dataset" and not is_folder_dataset(value)):
+            continue
+        choices = [(os.path.abspath(os.path.join(base, os.path.expanduser(value))), why)
+                   for base, why in ((started, "the folder the run was started in"),
+                                     (cwd, "the current folder")) if base is not None]
+        found = [(path, why) for path, why in choices if os.path.isdir(path)]
+        if not found:
+            continue
+        path, why = found[0]
+        setattr(cfg, name, path)
+        if elsewhere:
+            missed = "" if path == choices[0][0] else f" (there is no {choices[0][0]})"
+            _log(f"warning: {cfg_path} gives {name} {value!r} as a relative path (an older "
+                 f"minigan wrote it so), and the run was started in {started}, not here: "
+                 f"reading {path}, relative to {why}{missed}. config.json records the "
+                 "absolute path from now on")
+
+
+# The data a checkpoint was trained on, checked on resume: a few samples spread over the set,
+# each as the mean pixel value (0-255, over the channels) of the cells of a 4x4 grid, with
+# their labels. Pixels that another decoder, resizer or BLAS rounds differently move a cell's
+# mean by far less than the tolerance; another image moves some cell by far more.
+_PROBES = 16
+_PROBE_GRID = 4
+_PROBE_TOLERANCE = 3.0
+
+
+def _data_probe(dataset) -> dict | None:
+    """A cheap fingerprint of image data (None for the 2-D toys, which are drawn from a
+    seed: their count and shape say enough)."""
+    if dataset.kind != "image" or not len(dataset):
+        return None
+    index = sorted({int(i) for i in np.linspace(0, len(dataset) - 1, _PROBES).round()})
+    x = np.asarray(dataset.data[index], dtype=np.float64).mean(1)  # (k, H, W)
+    rows = np.array_split(np.arange(x.shape[1]), min(_PROBE_GRID, x.shape[1]))
+    cols = np.array_split(np.arange(x.shape[2]), min(_PROBE_GRID, x.shape[2]))
+    cells = np.stack([x[:, r[0]:r[-1] + 1, c[0]:c[-1] + 1].mean((1, 2))
+                      for r in rows for c in cols], 1)
+    labels = None if dataset.labels is None else [int(v) for v in dataset.labels[index]]
+    return {"index": index, "cells": [[round(float(v), 2) for v in row] for row in cells],
+            "labels": labels}
+
+
+def _probe_changed(saved: dict, now: dict) -> list[int] | None:
+    """The data-set indices of the probed samples that have changed (None: the probes cannot
+    be compared, as when a checkpoint has none)."""
+    if not (isinstance(saved, dict) and now is not None and saved.get("index") == now["index"]):
+        return None
+    k = len(now["index"])
+    saved_labels, cells = saved.get("labels") or [None] * k, saved.get("cells")
+    try:
+        if len(cells) != k or len(saved_labels) != k:
+            return None
+        changed = []
+        for i, a, b, la, lb in zip(now["index"], cells, now["cells"], saved_labels,
+                                   now["labels"] or [None] * k):
+            if len(a) != len(b) or la != lb or max(abs(float(u) - v) for u, v in zip(a, b)) > \
+                    _PROBE_TOLERANCE:
+                changed.append(i)
+        return changed
+    except (TypeError, ValueError):
+        return None  # a malformed probe proves nothing either way
+
+
+def _check_same_data(meta: dict, dataset, name: str, ckpt: Path) -> None:
+    """CheckpointError when the data set does not hold as many samples as the checkpoint was
+    trained on, or when most of the samples its probe looked at have changed (other data);
+    a warning when a few have (the run goes on with the data as they are now)."""
+    loader = meta.get("loader")
+    saved_n = loader.get("num_samples") if isinstance(loader, dict) else None
+    if isinstance(saved_n, int) and saved_n != len(dataset):
+        raise CheckpointError(
+            f"checkpoint {ckpt} was trained on {saved_n} samples, but {name} now holds "
+            f"{len(dataset)}: the data have changed, and a resume continues the run on the "
+            "data it was trained on (the same batches, in the same order). Restore the data, "
+            "or train on them in a new run with another --out")
+    now = _data_probe(dataset)
+    changed = _probe_changed(meta.get("data_probe"), now)
+    if not changed:
+        return
+    which = ", ".join(map(str, changed[:6])) + (", ..." if len(changed) > 6 else "")
+    numbers = "number" if len(changed) == 1 else "numbers"
+    summary = (f"{len(changed)} of the {len(now['index'])} samples whose pixels "
+               f"{ckpt.name} recorded ({numbers} {which}, counting from 0 in the order the "
+               f"{len(dataset)} samples are read)")
+    if 2 * len(changed) > len(now["index"]):
+        raise CheckpointError(
+            f"{name} holds other data than checkpoint {ckpt} was trained on: {summary} are "
+            "not what they were. A resume continues the run on its own data: restore them "
+            "(or point config.json's dataset back at them), or train on these in a new run "
+            "with another --out")
+    _log(f"warning: {name} has changed since {ckpt} was written: {summary} differ; the run "
+         "goes on with the data as they are now")
+
+
+def _check_batch_norm_batch(G, D, cfg: TrainConfig) -> None:
+    """ValueError naming --batch-size when a batch of one would reach a batch-norm layer of G
+    or D (the MLP generators of gan, cgan and dragan, and of the 2-D toys): batch norm needs
+    more than one value per channel to train, and it would fail only at the first step."""
+    from ..nn import BatchNorm1d
+
+    if cfg.batch_size is None or cfg.batch_size >= 2:
+        return
+    for who, net in (("G", G), ("D", D)):
+        for name, module in net.named_modules():
+            if isinstance(module, BatchNorm1d):
+                raise ValueError(
+                    f"--batch-size {cfg.batch_size}: too small for the {cfg.preset} preset "
+                    f"here, whose {who} has batch norm ({name}: {type(module).__name__}), "
+                    "which needs at least 2 samples a batch to train; use --batch-size 2 or "
+                    "more")
+
+
+def _note_new_decay_total(cfg: TrainConfig, step: int, old_total, new_total: int) -> None:
+    """Under --lr-decay linear the rates depend on the run's total: a resume that changes it
+    says how the rates move (the run then differs from one trained to the new total from the
+    start, whose earlier steps had other rates)."""
+    if (cfg.lr_decay != "linear" or isinstance(old_total, bool)
+            or not isinstance(old_total, int) or old_total == new_total or step >= new_total):
+        return
+    was, now = lr_scale("linear", step, old_total), lr_scale("linear", step, new_total)
+    _log(f"note: --lr-decay linear: the learning rates now fall to 0 at step {new_total}, not "
+         f"{old_total}, so at step {step} they go from {was:.3g} to {now:.3g} times the base "
+         f"rates. Steps 1-{step} were trained on the old schedule: the run is not the one "
+         f"a straight run of {new_total} steps would be")
 
 
 def _run_outputs(out: Path) -> list[Path]:
@@ -668,6 +916,12 @@ def _check_out_folder(out: Path, overwrite: bool) -> None:
         raise RunFolderError(f"--out {out}: {blocker} is a file, not a folder")
     found = _run_outputs(out)
     if found and not overwrite:
+        if not any(p.parent.name == "checkpoints" and p.name.startswith("ckpt_")
+                   for p in found):
+            raise RunFolderError(
+                f"--out {out} already holds a run that wrote no checkpoint "
+                f"({_describe(found, out)}), so --resume has nothing to continue from; add "
+                "--overwrite to delete its outputs and start again, or choose a new --out")
         raise RunFolderError(
             f"--out {out} already holds a run ({_describe(found, out)}); continue it with "
             f"--resume {out}, choose a new --out, or add --overwrite to delete its outputs "

@@ -108,6 +108,21 @@ def is_toy_dataset(name) -> bool:
     return str(name).lower() in TOY_STD
 
 
+# The names load_dataset reads from files under --data-dir (or the cache, or a download).
+_FILE_DATASETS = ("mnist", "fashion-mnist", "fashionmnist")
+
+
+def is_file_dataset(name) -> bool:
+    """True for mnist and fashion-mnist, the data sets read from ``data_dir`` (as
+    ``load_dataset`` tells its names apart)."""
+    return str(name).lower().replace("_", "-") in _FILE_DATASETS
+
+
+def is_folder_dataset(name) -> bool:
+    """True when ``dataset`` is a path to a folder of images, not a data set's name."""
+    return not (is_file_dataset(name) or is_toy_dataset(name))
+
+
 @dataclass
 class TrainConfig:
     """Every hyperparameter of a run; ``None`` means the preset's default.
@@ -289,13 +304,43 @@ class TrainConfig:
         return cls(**d)
 
 
+# DRAGAN's penalty settings: no other preset has a penalty for them to set.
+_DRAGAN_FLAGS = ("gp_lambda", "dragan_perturb", "dragan_c")
+
+
 def check_preset_settings(cfg: TrainConfig, sample_shape=None) -> None:
-    """ValueError for a setting that the preset would build no network with (so it would be
-    silently ignored): ``--arch`` on the 2-D toys or ``--arch mlp`` for dcgan/dcgan64, and
-    ``--g-upsample`` wherever G is not the 28x28 conv generator. ``sample_shape``, once the
-    data is loaded, adds the image-size case."""
+    """ValueError for a setting that the run would silently ignore, naming its flag and why:
+    ``--arch`` on the 2-D toys or ``--arch mlp`` for dcgan/dcgan64; ``--g-upsample`` wherever
+    G is not the 28x28 conv generator; ``--gp-lambda``, ``--dragan-perturb`` and
+    ``--dragan-c`` for any preset but dragan; ``--image-size`` (and ``channels``) on the 2-D
+    toys; ``--data-dir`` for any data set not read from it (the toys, an image folder).
+    ``sample_shape``, once the data is loaded, adds the image-size case.
+
+    ``cfg`` is the config as given, before ``resolved()`` fills in the defaults (which set
+    DRAGAN's penalty settings for every preset)."""
     points = is_toy_dataset(cfg.dataset) or (sample_shape is not None
                                              and len(sample_shape) == 1)
+    if cfg.preset != "dragan":
+        given = [(name, getattr(cfg, name)) for name in _DRAGAN_FLAGS
+                 if getattr(cfg, name) is not None]
+        if given:
+            flags = ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in given)
+            raise ValueError(
+                f"{flags}: ignored by the {cfg.preset} preset, which has no gradient penalty "
+                f"(only dragan has one); drop {'it' if len(given) == 1 else 'them'}, or train "
+                "dragan")
+    if points:
+        for name, flag in (("image_size", "--image-size"), ("channels", "channels")):
+            value = getattr(cfg, name)
+            if value is not None:
+                raise ValueError(f"{flag} {value}: ignored on the 2-D points of {cfg.dataset}, "
+                                 f"which are not images; drop {flag}")
+    if cfg.data_dir is not None and not is_file_dataset(cfg.dataset):
+        what = (f"the 2-D points of {cfg.dataset} are drawn, not read from files"
+                if is_toy_dataset(cfg.dataset) else
+                f"--dataset {cfg.dataset} is a folder of images, read from that folder itself")
+        raise ValueError(f"--data-dir {cfg.data_dir}: ignored, since it says where mnist and "
+                         f"fashion-mnist are read from, and {what}; drop --data-dir")
     if cfg.arch is not None:
         if points:
             raise ValueError(f"--arch {cfg.arch}: the {cfg.preset} preset uses MLPs on the 2-D "

@@ -354,9 +354,11 @@ def test_a_cuda_graph_run_resumed_on_the_cpu_goes_on_without_the_graph(tmp_path,
 
 @pytest.mark.parametrize("replace", ["model", "optimizer", "generator"])
 def test_a_state_replaced_after_the_capture_is_captured_again(replace, cp):
-    """A load_state_dict after the capture gives the step new arrays; the graph (which holds
-    the old ones) is dropped and the step captured again after eager steps, so the training
-    goes on exactly as an eager twin's that loaded the same state."""
+    """An optimizer's load_state_dict (or a new generator counter) after the capture gives the
+    step new arrays; the graph (which holds the old ones) is dropped and the step captured
+    again after eager steps. A module's load_state_dict copies into the arrays the graph
+    holds, as torch's copy_, so that graph stays. Either way the training goes on exactly as
+    an eager twin's that loaded the same state."""
     batches = _batches("gan", 7)
     eager_t, graph_t = _trainer("gan"), _trainer("gan")
     eager = _eager_capturable(eager_t)
@@ -373,7 +375,7 @@ def test_a_state_replaced_after_the_capture_is_captured_again(replace, cp):
         xd = backend.to_device(x, "cuda")
         graphed(Tensor(xd))
         eager(Tensor(xd), None)
-        assert graphed.captured == (k not in (0, 3)), k
+        assert graphed.captured == (k not in ((0,) if replace == "model" else (0, 3))), k
         a_g, steps_g, rng_g = _state(graph_t)
         a_e, steps_e, rng_e = _state(eager_t)
         assert steps_g == steps_e and rng_g == rng_e

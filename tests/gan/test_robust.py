@@ -418,6 +418,20 @@ def test_an_impossible_allocation_is_a_clear_error(point_ckpt, tmp_path, capsys)
      "--arch conv: the gan preset uses MLPs on the 2-D points of ring8"),
     (["train", "dragan", "--dataset", "grid25", "--g-upsample"],
      "--g-upsample is ignored by the dragan preset: its G is an MLP on the 2-D points"),
+    (["train", "gan", "--gp-lambda", "500", "--dragan-perturb", "gaussian"],
+     ("--gp-lambda 500.0, --dragan-perturb gaussian: ignored by the gan preset, which has no "
+      "gradient penalty (only dragan has one); drop them")),
+    (["train", "dcgan", "--dragan-c", "0.1"],
+     "--dragan-c 0.1: ignored by the dcgan preset, which has no gradient penalty"),
+    (["train", "gan", "--dataset", "ring8", "--image-size", "64"],
+     ("--image-size 64: ignored on the 2-D points of ring8, which are not images; drop "
+      "--image-size")),
+    (["train", "dragan", "--dataset", "ring8", "--data-dir", "d"],
+     ("--data-dir d: ignored, since it says where mnist and fashion-mnist are read from, and "
+      "the 2-D points of ring8 are drawn, not read from files; drop --data-dir")),
+    (["train", "dcgan64", "--dataset", "faces", "--data-dir", "d"],
+     ("--data-dir d: ignored, since it says where mnist and fashion-mnist are read from, and "
+      "--dataset faces is a folder of images, read from that folder itself; drop --data-dir")),
 ])
 def test_empty_and_ignored_settings_are_refused_before_starting(tmp_path, monkeypatch, capsys,
                                                                 argv, message):
@@ -429,6 +443,10 @@ def test_empty_and_ignored_settings_are_refused_before_starting(tmp_path, monkey
 
 def test_preset_settings_that_build_networks_are_accepted():
     check_preset_settings(TrainConfig(preset="gan", arch="conv"))  # gan's conv networks
+    check_preset_settings(TrainConfig(preset="dragan", gp_lambda=500.0, dragan_c=0.1,
+                                      dragan_perturb="gaussian", dataset="ring8"))
+    check_preset_settings(TrainConfig(preset="gan", data_dir="d", image_size=32))  # mnist
+    check_preset_settings(TrainConfig(preset="gan", dataset="Fashion_MNIST", data_dir="d"))
     check_preset_settings(TrainConfig(preset="dcgan", arch="conv", g_upsample=True), (1, 28, 28))
     check_preset_settings(TrainConfig(preset="cgan", arch="conv", g_upsample=True), (1, 28, 28))
     with pytest.raises(ValueError, match="only the 28x28 conv G can upsample, and these images "
