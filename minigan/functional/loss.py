@@ -528,9 +528,13 @@ def _nll(fn, logp: Tensor, target, weight, ignore_index, reduction):
     xp = backend.get_array_module(logp.data)
     w = _class_weight(fn, weight, logp, axis)
     picker = Tensor(mask.astype(logp.dtype))
+    # the target classes' log-probabilities, selected (not multiplied by a 0/1 mask: another
+    # class at -inf, as masked logits are, would make 0 * -inf = NaN)
+    picked = B.where(mask, logp, 0.0)
     if w is not None:
         picker = picker * w
-    loss = B.neg(B.sum(picker * logp, axis))
+        picked = picked * w
+    loss = B.neg(B.sum(picked, axis))
     if reduction != "mean":
         return loss, None, w, valid, axis
     if w is None:  # the count of non-ignored targets, kept on the device

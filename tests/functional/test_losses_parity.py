@@ -395,3 +395,24 @@ def test_signatures_match_torch():
         assert list(ours) == list(theirs), name
         assert [p.default for p in ours.values()][1:] == \
             [p.default for p in theirs.values()][1:], name
+
+
+def test_a_class_masked_with_minus_inf_adds_nothing(device):
+    """Masking logits with -inf (a class ruled out) is common: the loss is the one without that
+    class, finite, not 0 * -inf = NaN (torch's too); nll_loss likewise for -inf
+    log-probabilities of classes that are not the target."""
+    inf = np.inf
+    x = np.array([[0.0, -inf, 1.0], [2.0, 1.0, -inf]])
+    kept = np.array([[0.0, 1.0], [2.0, 1.0]])  # the same rows without the masked classes
+    t = backend.to_device(np.array([0, 1]), device)
+    a = minigan.Tensor(backend.to_device(x, device), requires_grad=True)
+    b = minigan.Tensor(backend.to_device(kept, device), requires_grad=True)
+    ya, yb = F.cross_entropy(a, t), F.cross_entropy(b, t)
+    ya.backward()
+    yb.backward()
+    np.testing.assert_allclose(ya.item(), yb.item(), rtol=1e-14)
+    g = a.grad.numpy()
+    np.testing.assert_array_equal(g[[0, 1], [1, 2]], 0.0)
+    np.testing.assert_allclose(g[[0, 0, 1, 1], [0, 2, 0, 1]], b.grad.numpy().ravel(), rtol=1e-13)
+    logp = minigan.Tensor(backend.to_device(np.array([[-0.5, -inf, -1.0]]), device))
+    assert F.nll_loss(logp, backend.to_device(np.array([0]), device)).item() == 0.5
