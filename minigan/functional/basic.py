@@ -269,8 +269,9 @@ class Abs(Function):
     """y = |x|; gx = gy * sign(x) (sign is piecewise constant)."""
 
     def forward(self, x):
-        self.saved = backend.get_array_module(x).sign(x)
-        return backend.get_array_module(x).abs(x)
+        xp = backend.get_array_module(x)
+        self.saved = xp.asarray(xp.sign(x))  # (a 0-d NumPy x gives a NumPy scalar: an array)
+        return xp.abs(x)
 
     def backward(self, gy):
         return gy * Tensor(self.saved)
@@ -437,17 +438,30 @@ def square(x) -> Tensor:
 
 # ----------------------------------------------------------------------------- reductions
 
-def _norm_axis(axis, ndim):
-    if axis is None:
+def _dim(fn: str, d, ndim: int) -> int:
+    """One dimension index in [-ndim, ndim) as a non-negative int (a 0-d tensor takes -1 and 0,
+    as in torch); anything else is an error naming it."""
+    if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
+        raise TypeError(f"{fn}: a dimension must be an int, got {d!r}")
+    n = max(ndim, 1)
+    if not -n <= d < n:
+        raise IndexError(f"{fn}: dimension {d} is out of range for a tensor with {ndim} "
+                         f"dimensions (expected one in [{-n}, {n - 1}])")
+    return int(d) % n
+
+
+def _norm_axis(axis, ndim, fn: str = "reduction", empty_is_all: bool = True):
+    """The axes to reduce, sorted: None (and, as in torch, an empty tuple) for all of them, an
+    int or a sequence of ints each in range and named once."""
+    if axis is None or (empty_is_all and isinstance(axis, (tuple, list)) and not axis):
         return tuple(range(ndim))
-    if isinstance(axis, int):
+    if isinstance(axis, (int, np.integer, bool, np.bool_)):
         axis = (axis,)
-    out = []
-    for a in axis:
-        if not -ndim <= a < ndim:
-            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(a % ndim)
-    return tuple(sorted(set(out)))
+    out = [_dim(fn, a, ndim) for a in axis]
+    if len(set(out)) != len(out):
+        raise ValueError(f"{fn}: dimension {next(a for a in out if out.count(a) > 1)} appears "
+                         f"more than once in {tuple(axis)}")
+    return tuple(a for a in sorted(out) if a < ndim)
 
 
 class Sum(Function):
@@ -493,7 +507,7 @@ def sum(x, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001 - PyTor
     """Sum over ``axis`` (all axes by default); ``dim``/``keepdim`` are PyTorch's names."""
     x = as_tensor(x)
     axis, keepdims = _dims("sum", axis, keepdims, dim, keepdim)
-    return Sum(_norm_axis(axis, x.ndim), keepdims)(x)
+    return Sum(_norm_axis(axis, x.ndim, "sum"), keepdims)(x)
 
 
 def _count(x, axes) -> int:
@@ -523,7 +537,7 @@ class MeanAll(Sum):
 def mean(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
     x = as_tensor(x)
     axis, keepdims = _dims("mean", axis, keepdims, dim, keepdim)
-    axes = _norm_axis(axis, x.ndim)
+    axes = _norm_axis(axis, x.ndim, "mean")
     n = _count(x, axes)
     scale = 1.0 / n if n else math.nan  # NaN over nothing, as torch
     if len(axes) == x.ndim and x.dtype.kind == "f" and n:
@@ -542,22 +556,53 @@ def _correction(fn: str, unbiased, correction) -> float:
 def var(x, axis=None, unbiased=None, keepdims: bool = False, *, correction=None, dim=None,
         keepdim=None) -> Tensor:
     """Variance over ``axis`` with Bessel's correction by default, as ``torch.var``:
-    sum((x - mean)^2) / (n - correction); ``unbiased=False`` is ``correction=0``. With
-    n <= correction the result is NaN (or inf), as there."""
+    sum((x - mean)^2) / (n - correction); ``unbiased=False`` is ``correction=0``, and torch's
+    older form ``var(x, unbiased)`` (a bool second) means that too. With n <= correction the
+    divisor is 0, as there: inf (NaN where every value is the mean)."""
     x = as_tensor(x)
+    axis, unbiased = _legacy_unbiased("var", axis, unbiased)
     axis, keepdims = _dims("var", axis, keepdims, dim, keepdim)
     c = _correction("var", unbiased, correction)
-    axes = _norm_axis(axis, x.ndim)
+    axes = _norm_axis(axis, x.ndim, "var")
     dof = _count(x, axes) - c
     d = x - mean(x, axes, keepdims=True)
-    return sum(d * d, axes, keepdims) * (1.0 / dof if dof > 0 else math.nan)
+    if dof > 0:
+        return sum(d * d, axes, keepdims) * (1.0 / dof)
+    with np.errstate(invalid="ignore"):  # 0 * inf where every value is the mean: NaN, quietly
+        return sum(d * d, axes, keepdims) * math.inf
+
+
+def _legacy_unbiased(fn: str, axis, unbiased):
+    """torch's ``var(x, unbiased)``/``std(x, unbiased)``: a bool where the dim goes."""
+    if isinstance(axis, (bool, np.bool_)):
+        if unbiased is not None:
+            raise TypeError(f"{fn}: a bool dim {axis!r} and unbiased={unbiased!r}; give dim as "
+                            "an int")
+        return None, bool(axis)
+    return axis, unbiased
+
+
+class _StdSqrt(Function):
+    """y = sqrt(v) for ``std``; gv = gy / (2y), and 0 where y is 0 (torch's std gradient: a
+    constant row has no direction to move in), not gy * inf = NaN. The mask y > 0 is piecewise
+    constant, so higher derivatives stay exact."""
+
+    def forward(self, v):
+        return backend.get_array_module(v).sqrt(v)
+
+    def backward(self, gy):
+        y = self.output(0)
+        pos = y.data > 0
+        return where(pos, gy / (where(pos, y, 1.0) * 2.0), 0.0)
 
 
 def std(x, axis=None, unbiased=None, keepdims: bool = False, *, correction=None, dim=None,
         keepdim=None) -> Tensor:
-    """Standard deviation, ``sqrt(var(...))`` with the same arguments (``torch.std``)."""
-    return sqrt(var(x, axis, unbiased, keepdims, correction=correction, dim=dim,
-                    keepdim=keepdim))
+    """Standard deviation, ``sqrt(var(...))`` with the same arguments (``torch.std``); where
+    it is 0 its gradient is 0, as torch's."""
+    axis, unbiased = _legacy_unbiased("std", axis, unbiased)
+    return _StdSqrt()(var(x, axis, unbiased, keepdims, correction=correction, dim=dim,
+                          keepdim=keepdim))
 
 
 class _Extreme(Function):
@@ -586,13 +631,13 @@ class _Extreme(Function):
 def amax(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
     x = as_tensor(x)
     axis, keepdims = _dims("amax", axis, keepdims, dim, keepdim)
-    return _Extreme(_norm_axis(axis, x.ndim), keepdims, True)(x)
+    return _Extreme(_norm_axis(axis, x.ndim, "amax"), keepdims, True)(x)
 
 
 def amin(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
     x = as_tensor(x)
     axis, keepdims = _dims("amin", axis, keepdims, dim, keepdim)
-    return _Extreme(_norm_axis(axis, x.ndim), keepdims, False)(x)
+    return _Extreme(_norm_axis(axis, x.ndim, "amin"), keepdims, False)(x)
 
 
 def argmax(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
@@ -609,7 +654,7 @@ def _arg(x, axis, keepdims, dim, keepdim, largest):
     axis, keepdims = _dims("argmax" if largest else "argmin", axis, keepdims, dim, keepdim)
     xp = backend.get_array_module(x.data)
     if axis is not None:
-        axis = _norm_axis(axis, x.ndim)[0]
+        axis = _dim("argmax" if largest else "argmin", axis, x.ndim)
     i = (xp.argmax if largest else xp.argmin)(x.data, axis=axis, keepdims=keepdims)
     return Tensor(xp.asarray(i, dtype=np.int64))
 
@@ -789,7 +834,8 @@ def squeeze(x, dim=None) -> Tensor:
     if dim is None:
         axes = [i for i, s in enumerate(x.shape) if s == 1]
     else:
-        axes = [a for a in _norm_axis(dim, x.ndim) if x.shape[a] == 1]
+        axes = [a for a in _norm_axis(dim, x.ndim, "squeeze", empty_is_all=False)
+                if x.shape[a] == 1]
     return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
 
 
@@ -812,7 +858,12 @@ def expand(x, *sizes) -> Tensor:
 def flatten(x, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     x = as_tensor(x)
     nd = x.ndim
-    s, e = start_dim % nd, end_dim % nd
+    s, e = _dim("flatten", start_dim, nd), _dim("flatten", end_dim, nd)
+    if nd == 0:
+        return reshape(x, (1,))  # as torch: a 0-d tensor flattens to one value
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a "
+                         f"tensor of shape {_shape_str(x.shape)}")
     shape = x.shape[:s] + (-1,) + x.shape[e + 1:]
     return reshape(x, shape)
 
@@ -839,17 +890,21 @@ def permute(x, *axes) -> Tensor:
     x = as_tensor(x)
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
-    if sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
+    dims = [_dim("permute", a, x.ndim) for a in axes]
+    if sorted(dims) != list(range(x.ndim)):
         raise ValueError(f"permute: {axes} is not a permutation of the {x.ndim} axes of a "
                          f"tensor of shape {_shape_str(x.shape)}")
-    return Transpose(tuple(a % x.ndim for a in axes))(x)
+    return Transpose(tuple(dims))(x)
 
 
 def transpose(x, dim0: int = -2, dim1: int = -1) -> Tensor:
     """Swap two axes (PyTorch's ``transpose(x, dim0, dim1)``)."""
     x = as_tensor(x)
+    d0, d1 = _dim("transpose", dim0, x.ndim), _dim("transpose", dim1, x.ndim)
+    if x.ndim == 0:
+        return x
     axes = list(range(x.ndim))
-    axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+    axes[d0], axes[d1] = axes[d1], axes[d0]
     return Transpose(tuple(axes))(x)
 
 
@@ -995,7 +1050,9 @@ def concat(tensors, axis: int = 0, *, dim=None) -> Tensor:
     like = next((t for t in tensors if isinstance(t, Tensor)), None)
     tensors = [as_tensor(t, like) for t in tensors]
     nd = tensors[0].ndim
-    axis = axis % nd
+    if nd == 0:
+        raise ValueError("concat: a 0-d tensor cannot be concatenated (stack makes a 1-d one)")
+    axis = _dim("concat", axis, nd)
     for t in tensors[1:]:
         if t.ndim != nd or any(a != b for i, (a, b) in enumerate(zip(t.shape, tensors[0].shape))
                                if i != axis):
@@ -1011,9 +1068,13 @@ cat = concat
 
 def stack(tensors, axis: int = 0, *, dim=None) -> Tensor:
     axis, _ = _dims("stack", None if dim is not None else axis, False, dim, None)
-    tensors = [as_tensor(t) for t in tensors]
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
+    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    tensors = [as_tensor(t, like) for t in tensors]
     nd = tensors[0].ndim + 1
-    axis = axis % nd
+    axis = _dim("stack", axis, nd)
     return concat([reshape(t, t.shape[:axis] + (1,) + t.shape[axis:]) for t in tensors], axis)
 
 
