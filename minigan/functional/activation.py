@@ -29,8 +29,10 @@ class LeakyReLU(Function):
 
 
 class LeakyReLUGrad(Function):
-    """gx = gy where x > 0 else s*gy. Linear in gy with a piecewise-constant mask, so its own
-    backward is itself (and its derivative with respect to x is zero almost everywhere)."""
+    """gx = gy where x > 0 else s*gy; for s = 0 (ReLU) 0 is selected, not gy * 0, so an
+    infinite gy there gives 0 (as PyTorch), at every order. Linear in gy with a
+    piecewise-constant mask, so its own backward is itself (and its derivative with respect
+    to x is zero almost everywhere)."""
 
     def __init__(self, x, slope: float):
         self.x, self.slope = x, slope

@@ -331,7 +331,7 @@ extern "C" __global__ void minigan_bn_grad_stats_DTYPE(
     for (MiniganChannelWalk it(S); it.n < N; it.next()) {
         const long long kg = c * gsc + it.n * gsn + it.s;
         const double g = masked && !(y[c * ysc + it.n * ysn + it.s] > (T)0)
-            ? (double)(gy[kg] * (T)slope) : (double)gy[kg];
+            ? (slope == 0.0 ? 0.0 : (double)(gy[kg] * (T)slope)) : (double)gy[kg];
         const T xv = x[c * xsc + it.n * xsn + it.s];
         sg += g;
         sgx += g * ((double)(shifted ? xv + xs : xv) - mu);
@@ -349,7 +349,7 @@ extern "C" __global__ void minigan_bn_grad_stats_DTYPE(
         double sgs = 0.0;
         for (MiniganChannelWalk it(S); it.n < N; it.next()) {
             const T gyv = gy[c * gsc + it.n * gsn + it.s];
-            const T g = masked && !(y[c * ysc + it.n * ysn + it.s] > (T)0) ? gyv * s : gyv;
+            const T g = masked && !(y[c * ysc + it.n * ysn + it.s] > (T)0) ? (s == (T)0 ? (T)0 : gyv * s) : gyv;
             const T xv = x[c * xsc + it.n * xsn + it.s];
             const T xhat = ((shifted ? xv + xs : xv) - mc) * ic;
             const T gxv = wc * ic * (g - gb * inv_m - xhat * (gw * inv_m));
@@ -616,5 +616,5 @@ def _backward_cupy(gy3, x3, m, weight, mean, invstd, y3=None, negative_slope=Non
         return k(gy3, x3, *stats, *out_like(x3)), gw, gb
     k = backend.elementwise_kernel(
         "T gy_in, T y, T s, T x, T mean, T invstd, T w, T gb, T gw, T inv_m", "T gx",
-        "const T gy = y > (T)0 ? gy_in : gy_in * s;" + _GX_OP, "minigan_bn_grad_input_masked")
+        "const T gy = y > (T)0 ? gy_in : (s == (T)0 ? (T)0 : gy_in * s);" + _GX_OP, "minigan_bn_grad_input_masked")
     return k(gy3, y3, dt.type(negative_slope), x3, *stats, *out_like(x3)), gw, gb

@@ -6,6 +6,10 @@ where the NumPy expression would have launched a kernel per operator.
 
 Scalars are handed to the GPU kernels as NumPy scalars of the array's own dtype (``_scalar``), so
 that CuPy binds the type placeholder ``T`` to the array dtype and never has to guess.
+
+Every kernel takes 0-d arrays too, and returns arrays for them. A NumPy ufunc whose operands are
+all 0-d returns a NumPy scalar, not a 0-d array, and a scalar can be neither an ``out=`` nor a
+tensor's data: the CPU paths wrap the first temporary they make (``_array``).
 """
 from __future__ import annotations
 
@@ -51,6 +55,13 @@ __all__ = [
 
 def _scalar(x, value):
     return x.dtype.type(value)
+
+
+def _array(a):
+    """``a`` as an array: a NumPy ufunc given only 0-d arrays returns a NumPy scalar, which is
+    wrapped (writable, so it can be the ``out=`` of the steps after); an array is returned as
+    it is."""
+    return a if a.__class__ is np.ndarray else np.asarray(a)
 
 
 def _inplace(ufunc, a, b):
@@ -143,7 +154,7 @@ def leaky_relu_forward(x, negative_slope: float):
         k = _ew("T x, T s", "T y", "y = x < (T)0 ? x * s : x", "minigan_leaky_relu_fwd")
         return k(x, _scalar(x, negative_slope), *out_like(x))
     # One temporary: leaky_relu(x) = max(x, s*x) for s <= 1 and min(x, s*x) for s > 1.
-    y = x * negative_slope
+    y = _array(x * negative_slope)
     return (np.maximum if negative_slope <= 1.0 else np.minimum)(x, y, out=y)
 
 
@@ -167,11 +178,21 @@ def leaky_relu_inplace(y, negative_slope: float, bias=None):
     return y
 
 
+def leaky_relu_grad_cuda(gy: str, x: str, s: str) -> str:
+    """LeakyReLU's masked gradient as a CUDA expression of the expressions gy, x and s, for
+    every kernel that computes it: gy where x > 0, else gy * s, and for s = 0 (ReLU) a
+    selection: 0, not gy * 0, which is NaN for an infinite gy (PyTorch's ReLU gives 0). s is
+    the same for every thread, so the added branch costs nothing."""
+    return f"({x} > (T)0 ? {gy} : ({s} == (T)0 ? (T)0 : {gy} * {s}))"
+
+
 def leaky_relu_backward(gy, x, negative_slope: float):
-    """gx = gy if x > 0 else s*gy. Linear in gy with a mask that depends only on x, so the same
-    call with the same x also computes its own derivative."""
+    """gx = gy if x > 0 else s*gy, and for s = 0 (ReLU) gx = gy if x > 0 else 0: selected, so
+    that an infinite or NaN gy where x <= 0 gives 0, as PyTorch's ReLU does. Linear in gy
+    with a mask that depends only on x, so the same call with the same x also computes its
+    own derivative."""
     if backend.is_cupy_array(gy):
-        k = _ew("T gy, T x, T s", "T gx", "gx = x > (T)0 ? gy : gy * s",
+        k = _ew("T gy, T x, T s", "T gx", "gx = " + leaky_relu_grad_cuda("gy", "x", "s"),
                 "minigan_leaky_relu_bwd")
         return k(gy, x, _scalar(gy, negative_slope), *out_like(x, gy))
     # gx = gy * f with the factor f = 1 where x > 0 else s, built from the bool mask by
@@ -182,16 +203,33 @@ def leaky_relu_backward(gy, x, negative_slope: float):
     # 1 where x > 0, else 0 (NaN gives 0, i.e. slope); the bool mask lives in reused scratch
     # (a fresh temporary costs a page fault per 4 KiB, slower than the pass itself)
     mask = np.greater(x, 0, out=take_like(SCRATCH, x, np.bool_))  # in x's layout
+    if s == 0:
+        return _select(mask, gy, dt)
     f = mask.astype(dt)
-    if s != 0:
-        one_minus_s = dt.type(1) - s
-        if one_minus_s + s == 1:  # f*(1 - s) + s is then exactly 1 or s
-            f *= one_minus_s
-            f += s
-        else:
-            np.copyto(f, s, where=f == 0)
+    one_minus_s = dt.type(1) - s
+    if one_minus_s + s == 1:  # f*(1 - s) + s is then exactly 1 or s
+        f *= one_minus_s
+        f += s
+    else:
+        np.copyto(f, s, where=f == 0)
     f *= gy
     return f
+
+
+# the signed integer type of each float item size, for _select's bit patterns
+_INT_OF_SIZE = {2: np.int16, 4: np.int32, 8: np.int64}
+
+
+def _select(mask, gy, dt):
+    """``where(mask, gy, 0)`` as dtype dt, in mask's layout, branch-free: the mask as 0/1
+    integers times gy's bit patterns (as integers of its size), which keeps gy's bits where
+    the mask is set and gives +0 elsewhere, whatever gy holds there (inf and NaN included)."""
+    it = _INT_OF_SIZE.get(gy.dtype.itemsize) if gy.dtype == dt else None
+    if it is None:
+        return _array(np.where(mask, gy, dt.type(0)).astype(dt, copy=False))
+    f = mask.astype(it)
+    f *= gy.view(it)
+    return f.view(dt)
 
 
 # A block's sum in double, for kernels of one block per reduction (a multiple of 32 threads):
@@ -254,7 +292,7 @@ extern "C" __global__ void minigan_WHICH_bwd_colsum_TAG(
     }
 }
 """
-_COLSUM_BWD = {"leaky": "y[k] > (T)0 ? gyk : gyk * s",
+_COLSUM_BWD = {"leaky": leaky_relu_grad_cuda("gyk", "y[k]", "s"),
                "tanh": "gyk * ((T)1 - y[k] * y[k])"}
 # the C type and the name tag of each float dtype, for the CUDA sources of every kernel module
 FLOAT_CTYPES = {np.dtype(np.float32): ("float", "f32"), np.dtype(np.float64): ("double", "f64")}
@@ -423,7 +461,7 @@ def std_all(x):
         threads = int(min(1024, max(32, -(-x.size // 32) * 32)))
         _std_all_kernel(x.dtype)((1,), (threads,), (x, y, np.int64(x.size)))
         return y
-    return backend.get_array_module(x).std(x).astype(x.dtype, copy=False)
+    return _array(backend.get_array_module(x).std(x).astype(x.dtype, copy=False))
 
 
 # The same means of two arrays in one GPU kernel (a GAN's D loss on its real and its fake
@@ -484,7 +522,7 @@ def sum_all_scaled(x, scale):
     and a multiply."""
     if backend.is_cupy_array(x) and x.dtype in FLOAT_CTYPES and x.size:
         return _mean_of("mean_all", x, 0, scale)
-    return x.sum() * _scalar(x, scale)
+    return _array(x.sum() * _scalar(x, scale))
 
 
 # Products rounded on their own, as NumPy's separate ops round them. NVRTC contracts a*b + c
@@ -503,7 +541,7 @@ def add_scaled(x, d, a, c=1.0):
     if backend.is_cupy_array(x) and x.dtype in FLOAT_CTYPES:
         return _ew("T x, T d, T s, T c", "T y", "y = x + minigan_mul_rn(c * s, d)",
                    "minigan_add_scaled", _MUL_RN)(x, d, a, _scalar(x, c))
-    return x + (_scalar(x, c) * a) * d
+    return _array(x + (_scalar(x, c) * a) * d)
 
 
 def lerp(x, e, a):
@@ -512,7 +550,7 @@ def lerp(x, e, a):
     if backend.is_cupy_array(x) and x.dtype in FLOAT_CTYPES:
         return _ew("T x, T e, T w", "T y", "y = x + minigan_mul_rn(w, e - x)",
                    "minigan_lerp_rn", _MUL_RN)(x, e, a)
-    return x + a * (e - x)
+    return _array(x + a * (e - x))
 
 
 # The penalty of a gradient's norm (DRAGAN, WGAN-GP) in one GPU kernel, where its ops take
@@ -578,7 +616,7 @@ def norm_penalty(x, eps, inv_rows, weight):
     s = (x * x).sum(axis=1)
     norms = xp.sqrt(s + _scalar(x, eps))
     d = norms - _scalar(x, 1)
-    return (d * d).sum() * _scalar(x, inv_rows) * _scalar(x, weight), norms
+    return _array((d * d).sum() * _scalar(x, inv_rows) * _scalar(x, weight)), norms
 
 
 def norm_penalty_backward(gy, x, norms, k):
@@ -596,15 +634,15 @@ def relu_forward(x):
     """y = max(x, 0) (NaN propagates)."""
     if backend.is_cupy_array(x):
         return _ew("T x", "T y", "y = x < (T)0 ? (T)0 : x", "minigan_relu_fwd")(x, *out_like(x))
-    return np.maximum(x, 0)
+    return _array(np.maximum(x, 0))
 
 
 def relu_backward(gy, x):
-    """gx = gy if x > 0 else 0."""
+    """gx = gy if x > 0 else 0 (selected: an infinite gy where x <= 0 gives 0)."""
     if backend.is_cupy_array(gy):
         return _ew("T gy, T x", "T gx", "gx = x > (T)0 ? gy : (T)0", "minigan_relu_bwd")(
             gy, x, *out_like(x, gy))
-    return np.where(x > 0, gy, np.zeros((), dtype=gy.dtype))
+    return _array(np.where(x > 0, gy, np.zeros((), dtype=gy.dtype)))
 
 
 # tanh and sigmoid (forward of tanh is xp.tanh itself)
@@ -613,7 +651,7 @@ def tanh_backward(gy, y):
     """gx = gy * (1 - y^2), from the forward output y = tanh(x)."""
     if backend.is_cupy_array(gy):
         return _ew("T gy, T y", "T gx", "gx = gy * ((T)1 - y * y)", "minigan_tanh_bwd")(gy, y)
-    gx = np.multiply(y, y)
+    gx = _array(np.multiply(y, y))
     np.subtract(1, gx, out=gx)
     gx *= gy
     return gx
@@ -628,10 +666,10 @@ def sigmoid_forward(x):
             const T r = (T)1 / ((T)1 + e);
             y = x >= (T)0 ? r : e * r;
             """, "minigan_sigmoid_fwd")(x)
-    e = np.abs(x)
+    e = _array(np.abs(x))
     np.negative(e, out=e)
     np.exp(e, out=e)
-    y = np.add(e, 1)
+    y = _array(np.add(e, 1))
     np.reciprocal(y, out=y)
     np.multiply(e, y, out=e)  # e now holds the x < 0 branch
     np.copyto(y, e, where=x < 0)
@@ -645,7 +683,7 @@ def sigmoid_mean(x):
     scale = 1.0 / x.size if x.size else math.nan
     if backend.is_cupy_array(x) and x.dtype in FLOAT_CTYPES and x.size:
         return _mean_of("sigmoid_mean", x, 0, scale)
-    return np.asarray(sum_all_scaled(sigmoid_forward(x), scale))  # 0-d, not a NumPy scalar
+    return sum_all_scaled(sigmoid_forward(x), scale)
 
 
 def sigmoid_mean_pair(x1, x2):
@@ -661,7 +699,7 @@ def sigmoid_backward(gy, y):
     """gx = gy * y * (1 - y), from the forward output y = sigmoid(x)."""
     if backend.is_cupy_array(gy):
         return _ew("T gy, T y", "T gx", "gx = gy * y * ((T)1 - y)", "minigan_sigmoid_bwd")(gy, y)
-    gx = np.subtract(1, y)
+    gx = _array(np.subtract(1, y))
     gx *= y
     gx *= gy
     return gx
@@ -681,9 +719,9 @@ def softplus_forward(x, beta: float = 1.0, threshold: float = 20.0):
             y = z > threshold ? x : (fmax(z, (T)0) + log1p(exp(-fabs(z)))) / beta;
             """, "minigan_softplus_fwd")
         return k(x, _scalar(x, beta), _scalar(x, threshold))
-    z = x * beta  # a fresh buffer, reused below for max(z, 0)
+    z = _array(x * beta)  # a fresh buffer, reused below for max(z, 0)
     linear = z > threshold
-    y = np.abs(z)
+    y = _array(np.abs(z))
     np.negative(y, out=y)
     np.exp(y, out=y)
     np.log1p(y, out=y)
@@ -708,7 +746,7 @@ def bce_with_logits_forward(x, t, weight=None):
             return _ew("T x, T t", "T l", op, "minigan_bce_logits_fwd")(x, t)
         return _ew("T x, T t, T w", "T l", op + "; l *= w", "minigan_bce_logits_fwd_w")(x, t,
                                                                                          weight)
-    loss = np.abs(x)
+    loss = _array(np.abs(x))
     np.negative(loss, out=loss)
     np.exp(loss, out=loss)
     np.log1p(loss, out=loss)
