@@ -439,33 +439,59 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     return _reduce(loss, reduction)
 
 
-def logsumexp(x, axis: int = -1, keepdims: bool = False) -> Tensor:
-    """log(sum(exp(x))) with the max subtracted as a constant (it cancels in every derivative)."""
+def logsumexp(x, dim=-1, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
+    """log(sum(exp(x))) over ``dim`` (an int or a tuple; ``axis``/``keepdims`` are NumPy's
+    names), with the max subtracted as a constant (it cancels in every derivative)."""
     x = as_tensor(x)
+    dim, keepdim = B._dims("logsumexp", axis, keepdim if keepdims is None else keepdims,
+                           None if axis is not None else dim, None)
+    axes = B._norm_axis(dim, x.ndim, "logsumexp")
     xp = backend.get_array_module(x.data)
-    m = xp.max(x.data, axis=axis, keepdims=True)
+    m = xp.max(x.data, axis=axes, keepdims=True) if x.ndim else x.data
     m = xp.where(xp.isfinite(m), m, 0)
-    y = B.log(B.sum(B.exp(x - Tensor(m)), axis, keepdims=True)) + Tensor(m)
-    return y if keepdims else B.reshape(y, tuple(s for i, s in enumerate(y.shape)
-                                                  if i != axis % x.ndim))
+    y = B.log(B.sum(B.exp(x - Tensor(m)), axes, keepdims=True)) + Tensor(m)
+    return y if keepdim else B.reshape(y, tuple(s for i, s in enumerate(y.shape)
+                                                 if i not in axes))
 
 
-def log_softmax(x, dim: int = -1) -> Tensor:
+def _softmax_dim(fn: str, x: Tensor, dim):
+    """torch's rule for a softmax without ``dim`` (deprecated there, with this warning): dim 0
+    for 0-, 1- and 3-d input, else 1."""
+    if dim is not None:
+        return dim
+    warnings.warn(f"Implicit dimension choice for {fn} has been deprecated (as in torch). "
+                  "Change the call to include dim=X as an argument.", UserWarning, stacklevel=3)
+    return 0 if x.ndim in (0, 1, 3) else 1
+
+
+def log_softmax(x, dim=None) -> Tensor:
+    """``log(softmax(x, dim))``, computed as ``x - logsumexp(x, dim)``. Without ``dim``,
+    torch's deprecated implicit choice (see ``softmax``)."""
     x = as_tensor(x)
-    return x - logsumexp(x, dim, keepdims=True)
+    return x - logsumexp(x, _softmax_dim("log_softmax", x, dim), keepdim=True)
 
 
-def softmax(x, dim: int = -1) -> Tensor:
-    return B.exp(log_softmax(x, dim))
+def softmax(x, dim=None) -> Tensor:
+    """``exp(x) / sum(exp(x))`` over ``dim``. Without ``dim`` it is torch's deprecated implicit
+    choice, with its warning: dim 0 for 0-, 1- and 3-d input, else 1."""
+    x = as_tensor(x)
+    return B.exp(log_softmax(x, _softmax_dim("softmax", x, dim)))
 
 
-def one_hot(labels, num_classes: int, dtype="float32") -> Tensor:
-    """Labels (int array or tensor) to a constant one-hot tensor on the labels' device."""
+def one_hot(labels, num_classes: int = -1, dtype=np.int64) -> Tensor:
+    """Labels (int array or tensor) to a constant one-hot tensor on the labels' device, of
+    ``dtype`` (int64 as torch's ``F.one_hot``; pass the dtype to concatenate it to floats).
+    ``num_classes=-1`` takes the largest label + 1, as torch, which on the GPU reads the labels
+    back (a sync): give the count in a training step."""
     data = labels.data if isinstance(labels, Tensor) else labels
     xp = backend.get_array_module(data)
     data = xp.asarray(data)
     if data.dtype.kind not in "iu":
         raise TypeError(f"one_hot: labels must be integers, got {data.dtype}")
+    if num_classes == -1:
+        if not data.size:
+            raise ValueError("one_hot: cannot infer num_classes from no labels; give it")
+        num_classes = int(data.max()) + 1
     # Range check on the host only: on the GPU it would force a sync inside training steps
     # (GPU labels come from the loader, which validated them once at load time).
     if xp is backend.np and data.size and (int(data.min()) < 0

@@ -99,3 +99,39 @@ def test_std_gradients_match_finite_differences(device):
     check_backward(lambda t: F.std(t, dim=1), [a])
     check_double_backward(lambda t: F.std(t, dim=1), [a])
     check_double_backward(lambda t: F.std(t, correction=0), [a])
+
+
+def test_logsumexp_takes_torchs_dim_and_keepdim_and_dim_tuples(device):
+    a = np.random.default_rng(1).standard_normal((2, 3, 4))
+
+    def ref(dims, keep=False):
+        m = a.max(axis=dims, keepdims=True)
+        out = np.log(np.exp(a - m).sum(axis=dims, keepdims=True)) + m
+        return out if keep else np.squeeze(out, axis=dims)
+
+    x = _t(a, device)
+    np.testing.assert_allclose(F.logsumexp(x, dim=(0, 2)).numpy(), ref((0, 2)), rtol=1e-13)
+    np.testing.assert_allclose(F.logsumexp(x, 1, keepdim=True).numpy(), ref((1,), True),
+                               rtol=1e-13)
+    np.testing.assert_allclose(F.logsumexp(x, axis=-1, keepdims=True).numpy(), ref((2,), True),
+                               rtol=1e-13)
+    check_double_backward(lambda t: F.logsumexp(t, dim=(0, 2)), [backend.to_device(a, device)])
+
+
+@pytest.mark.parametrize("shape, implicit", [((4,), 0), ((2, 4), 1), ((2, 3, 4), 0),
+                                             ((2, 3, 4, 5), 1)])
+def test_softmax_without_dim_is_torchs_deprecated_choice_with_its_warning(shape, implicit):
+    a = np.random.default_rng(2).standard_normal(shape)
+    with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
+        y = F.softmax(_t(a)).numpy()
+    e = np.exp(a - a.max(axis=implicit, keepdims=True))
+    np.testing.assert_allclose(y, e / e.sum(axis=implicit, keepdims=True), rtol=1e-13)
+    with pytest.warns(UserWarning, match="Implicit dimension choice for log_softmax"):
+        F.log_softmax(_t(a))
+
+
+def test_one_hot_is_int64_and_infers_the_class_count_as_torch():
+    y = F.one_hot(minigan.tensor(np.array([0, 3, 1])))
+    assert y.dtype == np.int64 and y.shape == (3, 4)
+    np.testing.assert_array_equal(y.numpy().argmax(1), [0, 3, 1])
+    assert F.one_hot(np.array([1]), 3, np.float32).dtype == np.float32
