@@ -167,6 +167,11 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
         raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, ...), got {x.shape}")
     if xd.dtype.kind != "f":  # (NumPy would fail deep in the kernel, naming a ufunc cast)
         raise TypeError(f"batch_norm: input must be float32 or float64, got {xd.dtype}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var must both be given or both "
+                         "be None")
+    if training and not eps > 0:  # (0 divides by a zero variance; torch refuses it too)
+        raise ValueError(f"batch_norm: eps must be positive in training, got {eps}")
     c = xd.shape[1]
     cls = xd.__class__  # (an array of x's class is on x's device: no check to call)
     for name, buf in (("running_mean", running_mean), ("running_var", running_var)):

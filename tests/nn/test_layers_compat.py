@@ -325,3 +325,15 @@ def test_batch_norm_names_an_integer_input():
     with pytest.raises(TypeError, match="batch_norm: input must be float32 or float64, got "
                                         "int64"):
         nn.BatchNorm1d(3)(minigan.tensor(np.ones((4, 3), dtype=np.int64)))
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(running_mean=np.zeros(3), running_var=None), "running_mean and running_var must both"),
+    (dict(running_mean=None, running_var=np.ones(3)), "running_mean and running_var must both"),
+    (dict(running_mean=None, running_var=None, eps=0.0), "eps must be positive in training, got "
+                                                          "0.0"),
+])
+def test_batch_norm_refuses_half_a_pair_of_buffers_and_a_training_eps_of_zero(kw, message):
+    x = minigan.tensor(np.random.default_rng(0).standard_normal((4, 3)))
+    with pytest.raises(ValueError, match=message):
+        F.batch_norm(x, training=True, **kw)
