@@ -107,6 +107,23 @@ def _given_train_flags(argv) -> list[str]:
 
 
 def cmd_train(a) -> int:
+    if a.quiet:  # the data layer's progress lines too (decoding, fetching), for this command
+        from .data.cache import ENV_QUIET
+        import os
+
+        before = os.environ.get(ENV_QUIET)
+        os.environ[ENV_QUIET] = "1"
+        try:
+            return _train(a)
+        finally:
+            if before is None:
+                os.environ.pop(ENV_QUIET, None)
+            else:
+                os.environ[ENV_QUIET] = before
+    return _train(a)
+
+
+def _train(a) -> int:
     from .gan.run import Run, TrainingDiverged
     from .gan.trainer import TrainConfig
 

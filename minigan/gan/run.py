@@ -349,7 +349,8 @@ class Run:
                 raise ValueError(f"--resume {out}: {given} is below step {run.step}, which the run "
                                  f"has already reached ({latest.name}); give a larger total")
             run._truncate_metrics()
-            _log(f"resumed {out} at step {run.step} from {latest.name}")
+            if not quiet:  # (progress: --quiet silences it; warnings and notes still print)
+                _log(f"resumed {out} at step {run.step} from {latest.name}")
             _note_new_decay_total(cfg, run.step, meta.get("total_steps"), run.total_steps)
             if run.step == run.total_steps:
                 _log(f"the run is already at its total of {run.total_steps} steps: nothing to "

@@ -350,3 +350,34 @@ def test_a_run_folder_stands_for_its_newest_checkpoint_that_loads(checkpoints, t
         err = capsys.readouterr().err
         assert (f"minigan {cmd}: {empty} is a folder without a checkpoint that loads (looked "
                 f"for ckpt_*.npz in {Path(empty) / 'checkpoints'} and in {empty})") in err
+
+
+def test_quiet_silences_the_data_layers_progress_and_the_resume_line(tmp_path, monkeypatch,
+                                                                     capsys):
+    """--quiet means no progress output: the image folder's 'decoding' line and the resume's
+    'resumed ... at step' go too (warnings would still print), and the setting is undone after
+    the command."""
+    import os
+
+    from minigan.data.cache import ENV_QUIET
+
+    monkeypatch.setenv("MINIGAN_DATA", str(tmp_path / "cache"))
+    monkeypatch.delenv(ENV_QUIET, raising=False)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(folder / f"{i}.png")
+    argv = ["train", "gan", "--dataset", str(folder), "--image-size", "8", "--batch-size", "2",
+            "--steps", "2"]
+    assert main(argv + ["--out", str(tmp_path / "loud")]) == 0  # not quiet: the folder decodes
+    assert "minigan.data: decoding" in capsys.readouterr().err
+    monkeypatch.setenv("MINIGAN_DATA", str(tmp_path / "cache2"))  # so that it decodes again
+    out = str(tmp_path / "run")
+    assert main(argv + ["--out", out, "--quiet"]) == 0
+    assert "minigan.data" not in capsys.readouterr().err
+    assert ENV_QUIET not in os.environ
+    assert main(["train", "--resume", out, "--steps", "3", "--quiet"]) == 0
+    assert "resumed" not in capsys.readouterr().err
+    assert main(["train", "--resume", out, "--steps", "4"]) == 0
+    assert "resumed" in capsys.readouterr().err
