@@ -29,6 +29,7 @@ import numpy as np
 
 from . import backend
 from .atomic import atomic_writer
+from .notices import Notice
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "META_KEY", "CheckpointError", "CheckpointWarning",
            "save_checkpoint", "load_checkpoint", "check_state", "CheckpointManager",
@@ -45,24 +46,9 @@ class CheckpointError(ValueError):
     """A checkpoint cannot be written or read: corrupt, truncated, foreign, too new, mismatched."""
 
 
-class CheckpointWarning(RuntimeWarning):
+class CheckpointWarning(Notice, RuntimeWarning):
     """A message for the person running minigan about a checkpoint file (one skipped because it
-    does not load). Printed as one line, ``warning: <message>``, without the file, line and
-    source line of the code that warned, which say nothing to them."""
-
-
-_format_warning = warnings.formatwarning
-
-
-def _formatwarning(message, category, filename, lineno, line=None):
-    if isinstance(category, type) and issubclass(category, CheckpointWarning):
-        return f"warning: {message}\n"
-    return _format_warning(message, category, filename, lineno, line)
-
-
-# Only CheckpointWarning is formatted differently; every other warning goes to the formatter
-# that was in place (Python's own, or one installed before this module was imported).
-warnings.formatwarning = _formatwarning
+    does not load), printed as one line, ``warning: <message>`` (see ``minigan.notices``)."""
 
 
 def _check_name(name, what: str) -> str:

@@ -31,7 +31,7 @@ from PIL import Image
 from ..atomic import atomic_writer
 from .cache import cache_dir, say
 from .dataset import Dataset
-from .errors import DatasetError
+from .errors import DatasetError, DataWarning
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
@@ -84,7 +84,7 @@ def image_folder(path, image_size: int = 64, channels: int | None = None,
     if skipped:
         shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
         warnings.warn(f"{root}: skipped {len(skipped)} unreadable image file(s): {shown}",
-                      stacklevel=2)
+                      DataWarning, stacklevel=2)
     labels, classes = _class_labels(kept)
     return Dataset(images, labels, name=root.name or str(root), kind="image", classes=classes)
 

@@ -8,6 +8,7 @@ from PIL import Image
 
 import minigan.data.folder as folder_mod
 from minigan.data import DatasetError, image_folder, list_images
+from minigan.data.errors import DataWarning
 
 
 def _save(path, array, mode=None, **kwargs):
@@ -40,8 +41,13 @@ def test_list_images_is_recursive_sorted_and_skips_hidden(mixed):
 
 
 def test_mixed_folder(mixed):
-    with pytest.warns(UserWarning, match=r"skipped 1 unreadable image file\(s\): broken.png"):
+    with pytest.warns(UserWarning, match=r"skipped 1 unreadable image file\(s\): broken.png") \
+            as rec:
         ds = image_folder(mixed, image_size=16)
+    # a message for the user: one line, without the file and source line of the code
+    w = next(r for r in rec if "unreadable" in str(r.message))
+    text = warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
+    assert text == f"warning: {w.message}\n" and issubclass(w.category, DataWarning)
     assert ds.data.shape == (4, 3, 16, 16) and ds.data.dtype == np.uint8
     assert ds.kind == "image" and ds.labels is None
     mean = ds.data.reshape(4, 3, -1).mean(axis=2)  # order: a.png, d.webp, sub/b.JPG, c.bmp
