@@ -41,6 +41,13 @@ def _spatial_pair(value, name: str, cast) -> tuple:
     return (cast(value), cast(value))
 
 
+def _size_int(v) -> int:
+    """An output size must be a whole int, as torch's (3.5 was truncated to 3)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"interpolate: size must hold ints, got {v!r}")
+    return int(v)
+
+
 def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
                 recompute_scale_factor=None, antialias: bool = False) -> Tensor:
     """PyTorch's ``F.interpolate`` for ``mode='nearest'`` on (N, C, H, W) inputs, with any
@@ -68,7 +75,7 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
                          f"size={size!r}, scale_factor={scale_factor!r}")
     in_hw = x.shape[2:]
     if size is not None:
-        out_hw = _spatial_pair(size, "size", int)
+        out_hw = _spatial_pair(size, "size", _size_int)
         if any(s <= 0 for s in out_hw):
             raise ValueError(f"interpolate: size must be positive, got {size!r}")
         scales = (None, None)

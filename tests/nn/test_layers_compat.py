@@ -337,3 +337,11 @@ def test_batch_norm_refuses_half_a_pair_of_buffers_and_a_training_eps_of_zero(kw
     x = minigan.tensor(np.random.default_rng(0).standard_normal((4, 3)))
     with pytest.raises(ValueError, match=message):
         F.batch_norm(x, training=True, **kw)
+
+
+@pytest.mark.parametrize("size", [3.5, (4, 2.0), True])
+def test_interpolate_refuses_a_size_that_is_not_ints(size):
+    """torch refuses a float size; 3.5 used to be truncated to 3 without a word."""
+    with pytest.raises(TypeError, match="interpolate: size must hold ints, got"):
+        F.interpolate(minigan.ones(1, 1, 4, 4), size=size)
+    assert F.interpolate(minigan.ones(1, 1, 4, 4), size=np.int64(3)).shape == (1, 1, 3, 3)
