@@ -59,9 +59,9 @@ def _scalar(x, value):
 
 def _array(a):
     """``a`` as an array: a NumPy ufunc given only 0-d arrays returns a NumPy scalar, which is
-    wrapped (writable, so it can be the ``out=`` of the steps after); an array is returned as
-    it is."""
-    return a if a.__class__ is np.ndarray else np.asarray(a)
+    wrapped (writable, so it can be the ``out=`` of the steps after); an array, NumPy's or
+    CuPy's (some fallbacks below take either), is returned as it is."""
+    return np.asarray(a) if isinstance(a, np.generic) else a
 
 
 def _inplace(ufunc, a, b):

@@ -358,6 +358,17 @@ def test_the_gradient_norm_penalty_is_one_launch_forward_and_one_backward(cp, ro
     np.testing.assert_allclose(g.grad.data.get(), want, rtol=tol, atol=tol * 1e-2)
 
 
+def test_the_kernels_fallbacks_keep_gpu_arrays_on_the_gpu(cp):
+    """Where a fused GPU kernel does not apply (float16, or an empty array), the fallback runs
+    the array library's ops, and its result stays a device array: turning it into a NumPy array
+    (as the CPU's 0-d scalars are) would fail on a real GPU, whose arrays refuse that."""
+    from minigan.kernels import elementwise as KE
+    x = cp.asarray(np.arange(6.0, dtype=np.float16).reshape(2, 3))
+    for out in (KE.std_all(x), KE.add_scaled(x, x, KE.std_all(x), 0.5), KE.lerp(x, x, x),
+                KE.sum_all_scaled(x, np.float16(0.5)), KE.std_all(cp.asarray(np.zeros(0)))):
+        assert isinstance(out, cp.ndarray), type(out)
+
+
 def test_drawing_the_dragan_points_takes_one_launch_per_formula(cp, monkeypatch):
     """std(x), x + c * std(x) * u and x + alpha * (x_p - x) are one kernel each, the
     products rounded alone: the last two give the bits of NumPy's ops."""
