@@ -408,13 +408,7 @@ class Run:
         """Before a fresh run's first write: refuse another run's outputs, or (overwrite)
         delete them, and only them."""
         _check_out_folder(self.out, self._overwrite)
-        old = _run_outputs(self.out)
-        for path in old:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        for sub in {sub for sub, _ in _OUTPUT_GLOBS}:
-            with contextlib.suppress(OSError):  # only if empty: other files stay
-                (self.out / sub).rmdir()
+        old = _delete_run_outputs(self.out)
         if old:
             _log(f"--overwrite: deleted {_describe(old, self.out)} of the previous run in "
                  f"{self.out}")
@@ -446,13 +440,7 @@ class Run:
         that the folder is as it was and the same --out can be used again without --overwrite.
         Only this run's files are there: the folder held no run's outputs when it started (or
         --overwrite had deleted them)."""
-        written = _run_outputs(self.out)
-        for path in written:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        for sub in {sub for sub, _ in _OUTPUT_GLOBS}:
-            with contextlib.suppress(OSError):  # only if empty: other files stay
-                (self.out / sub).rmdir()
+        written = _delete_run_outputs(self.out)
         if written:
             _log(f"nothing was trained: removed what the run had written in {self.out} "
                  f"({_describe(written, self.out)})")
@@ -880,6 +868,19 @@ def _note_new_decay_total(cfg: TrainConfig, step: int, old_total, new_total: int
          f"{old_total}, so at step {step} they go from {was:.3g} to {now:.3g} times the base "
          f"rates. Steps 1-{step} were trained on the old schedule: the run is not the one "
          f"a straight run of {new_total} steps would be")
+
+
+def _delete_run_outputs(out: Path) -> list[Path]:
+    """Delete a run's files in ``out`` (``_run_outputs``, nothing else) and its subfolders if
+    that leaves them empty; returns what was deleted."""
+    found = _run_outputs(out)
+    for path in found:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    for sub in {sub for sub, _ in _OUTPUT_GLOBS}:
+        with contextlib.suppress(OSError):  # only if empty: other files stay
+            (out / sub).rmdir()
+    return found
 
 
 def _run_outputs(out: Path) -> list[Path]:
