@@ -763,9 +763,10 @@ def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw, cols=None):
     if _is_dense(x.shape[2:], k, p, d):
         xl = _channels_last_view(x)
         if xl is not None:  # x stored channels-last: the weight as (O, kh*kw*C) instead
-            y = xl.reshape(n, -1) @ _channels_last_weight(w).reshape(o, -1).T
+            y = xl.reshape(n, c * k[0] * k[1]) @ _channels_last_weight(w).reshape(o, -1).T
         else:
-            y = np.ascontiguousarray(x).reshape(n, -1) @ np.ascontiguousarray(w).reshape(o, -1).T
+            y = (np.ascontiguousarray(x).reshape(n, c * k[0] * k[1])  # (explicit: n may be 0)
+                 @ np.ascontiguousarray(w).reshape(o, -1).T)
         if b is not None:
             y += b
         return y.reshape(n, o, 1, 1)
@@ -810,7 +811,7 @@ def _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw, cols=None, keep=None):
     if _is_dense(x.shape[2:], k, p, d) and x.flags.c_contiguous:
         # (a channel-major x takes im2col below: one gather instead of a copy into NCHW, and
         # an output in the same channel-major layout as every other conv's)
-        y = _gemm(x.reshape(n, -1), w2.T)
+        y = _gemm(x.reshape(n, w2.shape[1]), w2.T)
         if b is not None:
             y += b
         return y.reshape(n, o, 1, 1)
@@ -882,8 +883,9 @@ def _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols=None):
         g2 = np.ascontiguousarray(gy).reshape(n, o).T
         xl = _channels_last_view(x)
         if xl is not None:  # x stored channels-last: the product comes out as (O, kh, kw, C)
-            return (g2 @ xl.reshape(n, -1)).reshape(o, k[0], k[1], c).transpose(0, 3, 1, 2).copy()
-        gw = g2 @ np.ascontiguousarray(x).reshape(n, -1)
+            return (g2 @ xl.reshape(n, c * k[0] * k[1])).reshape(o, k[0], k[1], c).transpose(
+                0, 3, 1, 2).copy()
+        gw = g2 @ np.ascontiguousarray(x).reshape(n, c * k[0] * k[1])
         return gw.reshape(o, c, k[0], k[1])
     gyn = _channels_last_view(gy)  # gy as (N*Ho*Wo, O): free when stored channels-last
     if c >= _CHANNELS_LAST_MIN:
@@ -916,7 +918,7 @@ def _grad_weight_cupy(x, gy, k, s, p, d, out_hw, cols=None, gyt=None, into=None)
     n, c = x.shape[:2]
     o = gy.shape[1]
     if _is_dense(x.shape[2:], k, p, d) and x.flags.c_contiguous:  # (as in the forward)
-        a, b = cp.ascontiguousarray(gy).reshape(n, o).T, x.reshape(n, -1)
+        a, b = cp.ascontiguousarray(gy).reshape(n, o).T, x.reshape(n, c * k[0] * k[1])
     else:
         if cols is None:
             cols = _im2col_cupy(x, k, s, p, d, out_hw)

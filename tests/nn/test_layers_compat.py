@@ -345,3 +345,14 @@ def test_interpolate_refuses_a_size_that_is_not_ints(size):
     with pytest.raises(TypeError, match="interpolate: size must hold ints, got"):
         F.interpolate(minigan.ones(1, 1, 4, 4), size=size)
     assert F.interpolate(minigan.ones(1, 1, 4, 4), size=np.int64(3)).shape == (1, 1, 3, 3)
+
+
+@pytest.mark.parametrize("hw, k", [(1, 1), (3, 3), (5, 3)])  # the first two: one dense window
+def test_conv_layers_take_an_empty_batch_as_torch(device, hw, k):
+    x = minigan.Tensor(backend.to_device(np.zeros((0, 2, hw, hw)), device), requires_grad=True)
+    conv, convt = nn.Conv2d(2, 3, k).double().to(device), nn.ConvTranspose2d(2, 3, k).double()
+    y = conv(x)
+    assert y.shape == (0, 3, hw - k + 1, hw - k + 1)
+    y.sum().backward()
+    assert x.grad.shape == x.shape and float(np.abs(conv.weight.grad.numpy()).sum()) == 0.0
+    assert convt.to(device)(x).shape == (0, 3, hw + k - 1, hw + k - 1)
