@@ -244,12 +244,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     f = Conv2d(_pair(stride, "stride", 1), _pair(padding, "padding", 0),
                _pair(dilation, "dilation", 1),
                keep_cols=w.requires_grad and is_grad_enabled() and backend.is_cupy_array(x.data))
+    if xs[0]:
+        return f(x, w) if bias is None else f(x, w, as_tensor(bias, x))
+    # an empty batch, after the kernels' checks of the arguments
     b = None if bias is None else as_tensor(bias, x)
-    if xs[0] == 0:  # an empty batch, after the kernels' checks of the arguments
-        out_hw = KC._conv2d_args(x.data, w.data, None if b is None else b.data, f.stride,
-                                 f.padding, f.dilation)[4]
-        return _EmptyBatch((0, ws[0], *out_hw))(*((x, w) if b is None else (x, w, b)))
-    return f(x, w) if b is None else f(x, w, b)
+    out_hw = KC._conv2d_args(x.data, w.data, None if b is None else b.data, f.stride,
+                             f.padding, f.dilation)[4]
+    return _EmptyBatch((0, ws[0], *out_hw))(*((x, w) if b is None else (x, w, b)))
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
@@ -278,13 +279,14 @@ def _conv_transpose2d(input, weight, bias, stride, padding, output_padding, grou
                          f"but weight of shape {w.shape} expects {w.shape[0]}")
     f = make(_pair(stride, "stride", 1), _pair(padding, "padding", 0),
              _pair(output_padding, "output_padding", 0), _pair(dilation, "dilation", 1))
+    if xs[0]:
+        return f(x, w) if bias is None else f(x, w, as_tensor(bias, x))
+    # an empty batch, after the kernels' checks of the arguments
     b = None if bias is None else as_tensor(bias, x)
-    if xs[0] == 0:  # an empty batch, after the kernels' checks of the arguments
-        out_hw = KC._checked(KC._check_conv_transpose_args, x.data, w.data,
-                             None if b is None else b.data, f.stride, f.padding,
-                             f.output_padding, f.dilation)[5]
-        return _EmptyBatch((0, ws[1], *out_hw))(*((x, w) if b is None else (x, w, b)))
-    return f(x, w) if b is None else f(x, w, b)
+    out_hw = KC._checked(KC._check_conv_transpose_args, x.data, w.data,
+                         None if b is None else b.data, f.stride, f.padding, f.output_padding,
+                         f.dilation)[5]
+    return _EmptyBatch((0, ws[1], *out_hw))(*((x, w) if b is None else (x, w, b)))
 
 
 class _EmptyBatch(Function):
