@@ -588,6 +588,21 @@ class Embedding(Module):
                                  f"match ({num_embeddings}, {embedding_dim})")
             self.weight = Parameter(_weight, requires_grad=not _freeze)
 
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx=None, max_norm=None,
+                        norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                        sparse: bool = False):
+        """torch's ``Embedding.from_pretrained``: an Embedding whose weight is ``embeddings``
+        (2-D, rows are the entries), frozen (no gradient) unless ``freeze=False``; the
+        ``padding_idx`` row is kept as given."""
+        shape = tuple(getattr(embeddings, "shape", ()))
+        if len(shape) != 2:
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D (entries, "
+                             f"dim), got shape {shape}")
+        return cls(shape[0], shape[1], padding_idx=padding_idx, max_norm=max_norm,
+                   norm_type=norm_type, scale_grad_by_freq=scale_grad_by_freq, sparse=sparse,
+                   _weight=embeddings, _freeze=freeze)
+
     def reset_parameters(self):
         init.normal_(self.weight)
         if self.padding_idx is not None:

@@ -356,3 +356,16 @@ def test_conv_layers_take_an_empty_batch_as_torch(device, hw, k):
     y.sum().backward()
     assert x.grad.shape == x.shape and float(np.abs(conv.weight.grad.numpy()).sum()) == 0.0
     assert convt.to(device)(x).shape == (0, 3, hw + k - 1, hw + k - 1)
+
+
+def test_embedding_from_pretrained_as_torch():
+    w = np.arange(6.0).reshape(3, 2)
+    e = nn.Embedding.from_pretrained(minigan.tensor(w))
+    assert not e.weight.requires_grad and repr(e) == "Embedding(3, 2)"
+    np.testing.assert_array_equal(e(minigan.tensor(np.array([2, 0]))).numpy(), w[[2, 0]])
+    e = nn.Embedding.from_pretrained(w, freeze=False, padding_idx=1)
+    np.testing.assert_array_equal(e.weight.numpy()[1], w[1])  # the padding row kept as given
+    e(minigan.tensor(np.array([1, 2]))).sum().backward()
+    np.testing.assert_array_equal(e.weight.grad.numpy(), [[0, 0], [0, 0], [1, 1]])
+    with pytest.raises(ValueError, match="embeddings must be 2-D"):
+        nn.Embedding.from_pretrained(np.zeros(3))
