@@ -392,6 +392,45 @@ def test_image_metrics_of_the_test_set_itself(fake_mnist, monkeypatch):
     assert "confident per class" in evaluate.format_table(with_hist, floor)
 
 
+def test_the_floor_at_another_size_is_real_images_taken_through_the_same_resizing(fake_mnist):
+    """A perfect generator trained at 32x32 makes the real images resized to 32, which scoring
+    resizes back to 28: the floor for such samples is exactly those images, scored as samples
+    (the 28x28 floor would sit far below anything a 32x32 run could reach)."""
+    from minigan.data import resize_images
+
+    at32 = evaluate.real_floor("mnist", n=60, size=32)
+    at28 = evaluate.real_floor("mnist", n=60)
+    assert at32["size"] == 32 and at32["n"] == 60 and "size" not in at28
+    assert at32["fid"] != pytest.approx(at28["fid"])
+    train_x, _ = evaluate._load_split("mnist", "train")
+    pick = np.sort(np.random.default_rng(0).choice(len(train_x), 60, replace=False))
+    as_samples = evaluate.evaluate_samples(resize_images(train_x[pick], 32), "mnist")
+    for key in ("fid", "precision", "recall", "is", "class_kl", "confident"):
+        assert at32[key] == pytest.approx(as_samples[key], rel=1e-9, abs=1e-12), key
+    assert evaluate.real_floor("mnist", n=60, size=28) == at28
+    table = evaluate.format_table(as_samples, at32)
+    assert "train images resized to 32x32" in table
+
+
+def test_non_finite_samples_are_named_not_scored(fake_mnist, capsys):
+    x = fake_mnist.test_x.astype(np.float32) / 127.5 - 1
+    x[3, 0, 5, 5] = np.nan
+    x[7, 0, 0, 0] = np.inf  # (clipping would have scored it as an ordinary image)
+    with pytest.raises(evaluate.NonFiniteSamples, match="2 of the 60 samples hold NaN or inf"):
+        evaluate.evaluate_samples(x, "mnist")
+    with pytest.raises(ValueError, match="1 of the 3 samples hold NaN or inf"):
+        evaluate.evaluate_samples(np.array([[0.0, 1.0], [np.nan, 0.0], [1.0, 1.0]]), "ring8")
+
+
+@pytest.mark.parametrize("n, splits", [(6, 3), (15, 7), (19, 9), (20, 10), (500, 10)])
+def test_inception_score_takes_splits_of_two_or_more_samples(n, splits, rng):
+    probs = rng.dirichlet(np.full(10, 0.3), size=n)
+    m = evaluate._class_scores(probs)
+    assert m["is_splits"] == splits
+    assert m["is"] == pytest.approx(core.inception_score(probs, splits)[0])
+    assert m["is"] > 1.0  # one sample a split would make it exactly 1
+
+
 def test_evaluate_generator_conditional_images(fake_mnist):
     from minigan import nn
     from minigan.functional import concat, one_hot, reshape, tanh
@@ -522,3 +561,15 @@ def test_eval_cli_data_dir_overrides_the_runs_folder(tmp_path, fake_mnist, monke
     assert roots and set(roots) == {other}
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rec["dataset"] == "mnist" and rec["n"] == 40 and "fid" in rec["metrics"]
+
+
+def test_eval_every_logs_non_finite_samples_instead_of_stopping(monkeypatch, capsys):
+    from types import SimpleNamespace
+    bad = np.zeros((8, 2))
+    bad[[1, 4]] = np.nan
+    monkeypatch.setattr(evaluate, "_sample", lambda *a: (bad, None))
+    cfg = SimpleNamespace(preset="gan", z_dim=2, seed=0, data_dir=None, dataset="ring8")
+    G = SimpleNamespace(device="cpu")
+    out = evaluate.evaluate_generator(G, cfg, 0, SimpleNamespace(name="ring8"), n=8)
+    assert out == {"nonfinite_samples": 2}
+    assert "--eval-every: 2 of the 8 samples hold NaN or inf" in capsys.readouterr().err

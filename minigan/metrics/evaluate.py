@@ -4,8 +4,10 @@ Image datasets (MNIST, Fashion-MNIST) are scored in the shipped classifier's fea
 against the test split; the 2-D toys (ring8, grid25) against their known mixture centres. Every
 score comes with its *real-data floor*: the same metric computed on real data (train images
 against test images, or the test images alone), i.e. what a perfect generator would get with
-the same sample sizes. FID is biased upwards by finite samples, so "FID 3" means little without
-knowing that real data itself scores ~1 here.
+the same sample sizes (at most the test split's). For samples of another size than the
+classifier's 28x28 the floor's real images take the same resizing as the samples. FID is
+biased upwards by finite samples, so "FID 3" means little without knowing that real data
+itself scores ~1 here.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Tensor
 from . import core
-from .classifier import features_and_probs, load_classifier
+from .classifier import IMAGE_SIZE, features_and_probs, load_classifier
 
 __all__ = [
     "IMAGE_DATASETS",
@@ -83,24 +85,39 @@ class _ImageReference:
         self.stats = core.feature_stats(self.feats)
         self.n = n
         self.root = root
-        self._floor = None
+        self._floors = {}  # sample size (None: the classifier's 28) -> the floor
 
-    def floor(self) -> dict:
+    def floor(self, size: int | None = None) -> dict:
         """Real-data scores: n random train images against the n test images for the two-set
         metrics (FID, precision/recall), the test images alone for the one-set metrics, and
-        the classifier's accuracy on them for label accuracy."""
-        if self._floor is None:
+        the classifier's accuracy on them for label accuracy. ``n`` says how many.
+
+        ``size``: the samples' side when it is not the classifier's 28. A perfect generator
+        trained at that size makes the real images resized to it, which the scoring resizes
+        back to 28 (a blur the classifier's features notice: about 44 FID points at 32 px),
+        so the floor is then the train images taken through that same round trip and scored
+        exactly as samples, one-set metrics included."""
+        size = None if size in (None, IMAGE_SIZE) else int(size)
+        if size not in self._floors:
+            from ..data import resize_images
+
             train_x, _ = _load_split(self.name, "train", self.root)
             pick = np.random.default_rng(0).choice(len(train_x), min(self.n, len(train_x)),
                                                    replace=False)
-            train_feats, _ = features_and_probs(self.model, train_x[np.sort(pick)])
-            floor = _class_scores(self.probs)
+            real = train_x[np.sort(pick)]
+            if size is not None:  # as load_dataset(image_size=size) gives them to training
+                real = resize_images(real, size)
+            train_feats, train_probs = features_and_probs(self.model, real)
+            floor = _class_scores(self.probs if size is None else train_probs)
             floor["fid"] = core.frechet_distance(*core.feature_stats(train_feats), *self.stats)
             floor["precision"], floor["recall"] = core.precision_recall(self.feats, train_feats,
                                                                         k=PR_K)
             floor["label_accuracy"] = core.label_accuracy(self.probs, self.labels)
-            self._floor = floor
-        return dict(self._floor)
+            floor["n"] = len(real)
+            if size is not None:
+                floor["size"] = size
+            self._floors[size] = floor
+        return dict(self._floors[size])
 
 
 def _reference(name: str, n: int, device: str, root=None) -> _ImageReference:
@@ -115,10 +132,13 @@ def _class_scores(probs: np.ndarray, with_histogram: bool = False) -> dict:
     the per-class lists class_histogram and confident_per_class."""
     k = probs.shape[1]
     hist = core.class_histogram(probs, k)
-    # Fewer than 10 samples cannot fill 10 splits; tiny evaluations use one sample per split.
-    is_mean, is_std = core.inception_score(probs, splits=min(MAX_SPLITS, len(probs)))
+    # 10 splits, as Salimans et al.; fewer than 20 samples take fewer splits of at least two
+    # samples each (a split of one has a KL of 0: the score would be exactly 1)
+    splits = max(1, min(MAX_SPLITS, len(probs) // 2))
+    is_mean, is_std = core.inception_score(probs, splits=splits)
     confident, per_class = core.confident_shares(probs, core.CONFIDENT_P)
-    out = {"is": is_mean, "is_std": is_std, "class_kl": core.kl_to_uniform(hist),
+    out = {"is": is_mean, "is_std": is_std, "is_splits": splits,
+           "class_kl": core.kl_to_uniform(hist),
            "modes_covered": core.modes_covered(hist, len(probs)), "num_classes": k,
            "confident": confident, "confident_min_class": float(per_class.min()),
            "confident_weakest": int(per_class.argmin())}
@@ -191,6 +211,7 @@ def evaluate_samples(samples, dataset_name, labels=None, device: str = "cpu", ro
     """Metrics of generated samples (images or 2-D points) for a dataset that has metrics."""
     name = canonical_name(dataset_name)
     kind = metrics_kind(name)
+    _check_finite(samples)
     if kind == "image":
         return image_metrics(samples, name, labels, device, root, with_histogram)
     if kind == "toy":
@@ -198,13 +219,32 @@ def evaluate_samples(samples, dataset_name, labels=None, device: str = "cpu", ro
     raise ValueError(_no_metrics_message(dataset_name))
 
 
+class NonFiniteSamples(ValueError):
+    """Samples holding NaN or inf (a diverged generator): no score would mean anything."""
+
+    def __init__(self, bad: int, n: int):
+        super().__init__(f"{bad} of the {n} samples hold NaN or inf values (the generator has "
+                         "diverged?); they cannot be scored")
+        self.bad, self.n = bad, n
+
+
+def _check_finite(samples) -> None:
+    x = backend.to_numpy(samples)
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        rows = x.reshape(len(x), -1)
+        raise NonFiniteSamples(int((~np.isfinite(rows)).any(axis=1).sum()), len(x))
+
+
 def real_floor(dataset_name, n: int = 10000, device: str = "cpu", root=None,
-               dataset=None) -> dict:
-    """The same metrics on real data, as the floor beside each score."""
+               dataset=None, size: int | None = None) -> dict:
+    """The same metrics on real data, as the floor beside each score; for images of another
+    side than 28 (``size``), real images taken through the same resizing (see
+    ``_ImageReference.floor``). The floor holds ``n``, the real images it was computed on
+    (at most the test split's 10000)."""
     name = canonical_name(dataset_name)
     kind = metrics_kind(name)
     if kind == "image":
-        return _reference(name, n, device, root).floor()
+        return _reference(name, n, device, root).floor(size)
     if kind == "toy":
         return _toy_floor(name, n, dataset)
     raise ValueError(_no_metrics_message(dataset_name))
@@ -246,8 +286,12 @@ def evaluate_generator(G, cfg, num_classes: int, dataset, n: int = 10000) -> dic
         return {}
     k = num_classes if cfg.preset == "cgan" else 0
     samples, labels = _sample(G, cfg.z_dim, n, cfg.seed + EVAL_SEED_OFFSET, k)
-    return evaluate_samples(samples, name, labels, G.device, getattr(cfg, "data_dir", None),
-                            dataset)
+    try:
+        return evaluate_samples(samples, name, labels, G.device,
+                                getattr(cfg, "data_dir", None), dataset)
+    except NonFiniteSamples as exc:  # logged as such; --eval-every never stops a run
+        print(f"--eval-every: {exc}", file=sys.stderr)
+        return {"nonfinite_samples": exc.bad}
 
 
 def eval_checkpoint(path, n: int = 10000, device="auto", seed: int = 0,
@@ -274,7 +318,8 @@ def eval_checkpoint(path, n: int = 10000, device="auto", seed: int = 0,
     samples, labels = _sample(G, cfg["z_dim"], n, seed, k)
     root = data_dir if data_dir is not None else cfg.get("data_dir")
     metrics = evaluate_samples(samples, name, labels, device, root, with_histogram=True)
-    floor = real_floor(name, n, device, root)
+    size = samples.shape[-1] if metrics_kind(name) == "image" and samples.ndim == 4 else None
+    floor = real_floor(name, n, device, root, size=size)
     if k == 0:
         floor.pop("label_accuracy", None)
     record = {"checkpoint": str(path), "step": meta.get("step"), "preset": cfg.get("preset"),
@@ -317,7 +362,8 @@ def format_table(metrics: dict, floor: dict) -> str:
         rows.append((label, *cells, better))
 
     add("FID (classifier features)", "fid", "lower")
-    add("Inception Score (10 splits)", "is", "higher", ".2f", std_key="is_std")
+    add(f"Inception Score ({metrics.get('is_splits', MAX_SPLITS)} splits)", "is", "higher",
+        ".2f", std_key="is_std")
     add("class KL to uniform (nats)", "class_kl", "lower", ".4f")
     add("classes covered", "modes_covered", "higher", total_key="num_classes")
     add(f"confident share (p >= {core.CONFIDENT_P})", "confident", "higher")
@@ -342,4 +388,10 @@ def format_table(metrics: dict, floor: dict) -> str:
     if "confident_per_class" in metrics:
         lines.append("confident per class / fair share: "
                      + " ".join(f"{v:.2f}" for v in metrics["confident_per_class"]))
+    if "n" in floor and "n" in metrics and floor["n"] != metrics["n"]:
+        lines.append(f"real data: {floor['n']} images (the test split's size), the model: "
+                     f"{metrics['n']} samples")
+    if "size" in floor:
+        lines.append(f"real data: train images resized to {floor['size']}x{floor['size']} "
+                     "and scored as the samples are (back to 28x28)")
     return "\n".join(lines)
