@@ -22,8 +22,9 @@ def _train_parser(sub):
                    help="model preset (omit with --resume)")
     p.add_argument("--dataset", default="mnist",
                    help="mnist, fashion-mnist, ring8, grid25, or a folder of images")
-    p.add_argument("--data-dir", help="folder holding the dataset files (else MINIGAN_DATA, "
-                                      "the cache, or a download)")
+    p.add_argument("--data-dir", help="folder holding the mnist or fashion-mnist IDX files, "
+                                      "checked against their published checksums (else "
+                                      "MINIGAN_DATA, the cache, or a download)")
     p.add_argument("--image-size", type=int, help="resize images to this size")
     p.add_argument("--epochs", type=float, help="epochs to train (default 1)")
     p.add_argument("--steps", type=int, help="iterations to train (overrides --epochs)")
