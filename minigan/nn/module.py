@@ -553,10 +553,19 @@ class Module:
             raise StateDictError(f"load_state_dict for {type(self).__name__}: "
                                  + "; ".join(problems))
         for m, store, name, new, cur_arr in staged:
-            # copied INTO the existing arrays, as PyTorch's copy_: whatever holds them (a view,
-            # an earlier state_dict(), a captured CUDA graph) sees the loaded values
-            cur_arr[...] = backend.to_device(new, backend.device_of(cur_arr)).astype(
-                cur_arr.dtype, copy=False)
+            arr = backend.to_device(new, backend.device_of(cur_arr)).astype(cur_arr.dtype,
+                                                                           copy=False)
+            if isinstance(cur_arr, np.ndarray) and not cur_arr.flags.writeable:
+                # (a read-only array, such as one a user wrapped: replaced, not written)
+                arr = arr.copy() if arr is new else arr
+                if store == "_parameters":
+                    m._parameters[name].data = arr
+                else:
+                    m._buffers[name] = arr
+            else:
+                # copied INTO the existing arrays, as PyTorch's copy_: whatever holds them (a
+                # view, an earlier state_dict(), a captured CUDA graph) sees the loaded values
+                cur_arr[...] = arr
             if store == "_parameters":
                 mark_modified(m._parameters[name])  # a graph recorded before may not backward
         return IncompatibleKeys(missing, unexpected)

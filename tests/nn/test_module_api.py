@@ -165,6 +165,17 @@ def test_load_state_dict_copies_into_the_existing_arrays(device):
     assert w.dtype == np.float32 and int(m[1].num_batches_tracked) == 5
 
 
+def test_load_state_dict_replaces_a_read_only_array_instead_of_failing():
+    w = np.zeros((3, 2), dtype=np.float32)
+    w.flags.writeable = False
+    lin = nn.Linear(2, 3)
+    lin.weight = nn.Parameter(w)
+    new = np.ones((3, 2))
+    lin.load_state_dict({"weight": new, "bias": np.zeros(3)})
+    np.testing.assert_array_equal(lin.weight.numpy(), 1.0)
+    assert lin.weight.data is not new and lin.weight.data.flags.writeable
+
+
 def test_load_state_dict_names_what_is_not_a_state():
     lin = nn.Linear(2, 3)
     w = lin.weight.numpy().copy()
