@@ -1098,13 +1098,20 @@ class Where(Function):
 
 
 def where(condition, a, b) -> Tensor:
-    """Elementwise choice; ``condition`` is a constant (a bool array or a tensor read as one)."""
+    """Elementwise choice; ``condition`` is a constant bool array (or a bool tensor, or a list
+    of bools). Another dtype is refused, as torch does: NumPy would read any nonzero number as
+    True."""
     if isinstance(condition, Tensor):
         condition = condition.data
+    elif not hasattr(condition, "dtype"):
+        condition = np.asarray(condition)
+    if condition.dtype != np.bool_:
+        raise TypeError(f"where: the condition must be a bool tensor, got dtype "
+                        f"{condition.dtype} (compare it, e.g. mask > 0)")
     a, b = _binary(a, b)
     backend.check_same_device(condition, a.data, b.data, what="where")
     _broadcast_check("where", condition.shape, a.shape, b.shape)
-    return Where(condition.astype(bool))(a, b)
+    return Where(condition)(a, b)
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float = 2.0,

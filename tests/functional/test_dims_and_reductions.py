@@ -135,3 +135,15 @@ def test_one_hot_is_int64_and_infers_the_class_count_as_torch():
     assert y.dtype == np.int64 and y.shape == (3, 4)
     np.testing.assert_array_equal(y.numpy().argmax(1), [0, 3, 1])
     assert F.one_hot(np.array([1]), 3, np.float32).dtype == np.float32
+
+
+def test_where_takes_a_bool_condition_only_as_torch():
+    """NumPy reads any nonzero number as True; torch refuses a condition that is not bool, so
+    a float mask (0.5 meaning 'half') cannot pass for a selection."""
+    a, b = _t([1.0, 2.0, 3.0]), _t([0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(F.where([True, False, True], a, b).numpy(), [1.0, 0.0, 3.0])
+    np.testing.assert_array_equal(F.where(a > 1.5, a, b).numpy(), [0.0, 2.0, 3.0])
+    for cond in (np.array([1.0, 0.0, 0.5]), np.array([1, 0, 1]), _t([1.0, 0.0, 1.0])):
+        with pytest.raises(TypeError, match="where: the condition must be a bool tensor, got "
+                                            "dtype"):
+            F.where(cond, a, b)
