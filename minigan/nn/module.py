@@ -133,6 +133,9 @@ def _parse_to_args(args, kwargs):
         if dtype.kind != "f":
             raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired "
                             f"dtype={dtype}")
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"nn.Module.to: minigan's kernels take float32 and float64, not "
+                            f"{dtype} (half precision is not supported)")
     return device, dtype
 
 
@@ -469,6 +472,11 @@ class Module:
 
     def float(self) -> "Module":
         return self.to(dtype=np.float32)
+
+    def half(self) -> "Module":
+        """torch's ``half()``: refused here by name (minigan's kernels take float32 and
+        float64)."""
+        return self.to(dtype=np.float16)
 
     # ----- state
     def _state_items(self, prefix: str = ""):

@@ -288,3 +288,15 @@ def test_register_parameter_and_add_module_validate_like_torch():
     assert "plain" in m._parameters
     with pytest.raises(ValueError, match="training mode is expected to be boolean"):
         m.train("no")
+
+
+@pytest.mark.parametrize("call", [lambda m: m.half(), lambda m: m.to(np.float16),
+                                  lambda m: m.to(dtype="float16")])
+def test_half_precision_is_refused_by_name_and_changes_nothing(call):
+    """The kernels take float32 and float64: a float16 model would overflow in batch norm and
+    Adam, and the conv kernels refuse it, so the cast itself is refused."""
+    m = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    with pytest.raises(TypeError, match="minigan's kernels take float32 and float64, not "
+                                        "float16"):
+        call(m)
+    assert m[0].weight.dtype == np.float32 and m[1].running_mean.dtype == np.float32
