@@ -28,22 +28,22 @@ def test_an_empty_dim_reduces_every_dimension(fn, ref, empty):
 @pytest.mark.parametrize("call, error, message", [
     (lambda x: F.sum(x, dim=(0, 0)), ValueError, "sum: dimension 0 appears more than once"),
     (lambda x: F.sum(x, dim=(1, -1)), ValueError, "sum: dimension 1 appears more than once"),
-    (lambda x: F.mean(x, dim=2), IndexError, r"mean: dimension 2 is out of range for a tensor "
-                                              r"with 2 dimensions \(expected one in \[-2, 1\]\)"),
+    (lambda x: F.mean(x, dim=2), IndexError, (r"mean: dimension 2 is out of range for a tensor "
+                                              r"with 2 dimensions \(expected one in \[-2, 1\]\)")),
     (lambda x: F.sum(x, dim=True), TypeError, "sum: a dimension must be an int, got True"),
-    (lambda x: F.argmax(x, dim=(0, 1)), TypeError, r"argmax: a dimension must be an int, got "
-                                                   r"\(0, 1\)"),
+    (lambda x: F.argmax(x, dim=(0, 1)), TypeError, (r"argmax: a dimension must be an int, got "
+                                                   r"\(0, 1\)")),
     (lambda x: F.cat([x, x], dim=2), IndexError, "concat: dimension 2 is out of range"),
-    (lambda x: F.stack([x, x], dim=3), IndexError, "stack: dimension 3 is out of range for a "
-                                                   "tensor with 3 dimensions"),
+    (lambda x: F.stack([x, x], dim=3), IndexError, ("stack: dimension 3 is out of range for a "
+                                                   "tensor with 3 dimensions")),
     (lambda x: F.stack([]), ValueError, "stack: needs at least one tensor"),
-    (lambda x: F.cat([x.sum(), x.sum()]), ValueError, "concat: a 0-d tensor cannot be "
-                                                      "concatenated"),
+    (lambda x: F.cat([x.sum(), x.sum()]), ValueError, ("concat: a 0-d tensor cannot be "
+                                                      "concatenated")),
     (lambda x: F.permute(x, 0, 3), IndexError, "permute: dimension 3 is out of range"),
     (lambda x: F.transpose(x, 0, 2), IndexError, "transpose: dimension 2 is out of range"),
     (lambda x: F.flatten(x, 0, 5), IndexError, "flatten: dimension 5 is out of range"),
-    (lambda x: F.flatten(x, 1, 0), ValueError, r"flatten: start_dim 1 comes after end_dim 0 "
-                                               r"for a tensor of shape \(2, 3\)"),
+    (lambda x: F.flatten(x, 1, 0), ValueError, (r"flatten: start_dim 1 comes after end_dim 0 "
+                                               r"for a tensor of shape \(2, 3\)")),
 ])
 def test_dims_out_of_range_or_repeated_are_errors_not_wrapped(call, error, message):
     with pytest.raises(error, match=message):

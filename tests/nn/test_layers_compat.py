@@ -330,8 +330,8 @@ def test_batch_norm_names_an_integer_input():
 @pytest.mark.parametrize("kw, message", [
     (dict(running_mean=np.zeros(3), running_var=None), "running_mean and running_var must both"),
     (dict(running_mean=None, running_var=np.ones(3)), "running_mean and running_var must both"),
-    (dict(running_mean=None, running_var=None, eps=0.0), "eps must be positive in training, got "
-                                                          "0.0"),
+    (dict(running_mean=None, running_var=None, eps=0.0),
+     "eps must be positive in training, got 0.0"),
 ])
 def test_batch_norm_refuses_half_a_pair_of_buffers_and_a_training_eps_of_zero(kw, message):
     x = minigan.tensor(np.random.default_rng(0).standard_normal((4, 3)))
