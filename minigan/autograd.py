@@ -348,6 +348,8 @@ def tensor(data, requires_grad: bool = False, device=None, dtype=None) -> Tensor
     """Make a leaf tensor from array-like data. Floats default to float32, as in PyTorch."""
     if isinstance(data, Tensor):
         data = data.data
+    elif isinstance(data, (list, tuple)):
+        data = _unwrapped(data)
     if dtype is not None:
         dtype = np.dtype(dtype)
     if device is None:
@@ -361,12 +363,24 @@ def tensor(data, requires_grad: bool = False, device=None, dtype=None) -> Tensor
             dtype = probe.dtype if hasattr(data, "dtype") else np.dtype(np.float32)
         elif probe.dtype.kind in "iu":
             dtype = np.dtype(np.int64) if not hasattr(data, "dtype") else probe.dtype
+        elif probe.dtype.kind in "OSUV":  # None, strings, sets, ragged lists: not numbers
+            raise TypeError(f"tensor: cannot make a tensor of numbers from a "
+                            f"{type(data).__name__} ({probe.dtype} when read as an array)")
         else:
             dtype = probe.dtype
     if backend.is_cupy_array(data) and device == "cpu":
         data = backend.to_numpy(data)
     arr = xp.array(data, dtype=dtype)  # always a copy, as torch.tensor
     return Tensor(arr, requires_grad=requires_grad)
+
+
+def _unwrapped(data):
+    """A (nested) list or tuple with any Tensors in it replaced by their values on the host,
+    as torch.tensor([t1, t2]) reads 0-d tensors as numbers."""
+    if not any(isinstance(v, (Tensor, list, tuple)) for v in data):
+        return data
+    return [backend.to_numpy(v.data) if isinstance(v, Tensor)
+            else _unwrapped(v) if isinstance(v, (list, tuple)) else v for v in data]
 
 
 def as_tensor(x, like: Tensor | None = None) -> Tensor:

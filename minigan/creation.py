@@ -199,11 +199,14 @@ def eye(n: int, m: int | None = None, *, dtype=None, device=None,
     return _make(_xp(device).eye(n, m, dtype=np.dtype(dtype or np.float32)), requires_grad)
 
 
-def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
+def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None,
             requires_grad: bool = False) -> Tensor:
-    """Integers uniform on [low, high): ``randint(high, size)`` or ``randint(low, high,
-    size)``, as ``torch.randint``; int64 unless ``dtype`` says otherwise."""
-    if size is None:  # randint(high, size)
+    """Integers uniform on [low, high): ``randint(high, size)``, ``randint(high, size=...)``,
+    ``randint(high=..., size=...)`` or ``randint(low, high, size)``, as ``torch.randint``;
+    int64 unless ``dtype`` says otherwise."""
+    if high is None and size is not None:  # randint(high, size=...)
+        low, high = 0, low
+    elif size is None:  # randint(high, size)
         if not isinstance(high, (tuple, list)):
             raise TypeError("randint: give (high, size) or (low, high, size), the size a tuple; "
                             f"got low/high {low!r}, {high!r} and no size")
@@ -215,7 +218,8 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     gen = generator or default_generator(device)
     if gen.device != device:
         raise backend.DeviceError(f"randint: generator on {gen.device} but device {device}")
-    arr = gen.integers(int(low), int(high), _shape(size))
+    arr = np.asarray(gen.integers(int(low), int(high), _shape(size))) if gen.device == "cpu" \
+        else gen.integers(int(low), int(high), _shape(size))
     if dtype is not None:
         arr = arr.astype(np.dtype(dtype))
     return _make(arr, requires_grad)

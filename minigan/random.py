@@ -49,11 +49,26 @@ def set_rng_state(state: dict) -> None:
         default_generator(dev).load_state_dict(st)
 
 
+def _checked(fn: str, shape, dtype) -> tuple:
+    """The size as a tuple of ints >= 0 and a float dtype, or an error naming what is wrong
+    (NumPy would read -1 as 'infer this size', and 2.7 as 2)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for s in shape:
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"{fn}: the size must be ints, got {shape!r}")
+        if s < 0:
+            raise ValueError(f"{fn}: negative dimension in size {shape!r}")
+    if np.dtype(dtype).kind != "f":
+        raise TypeError(f"{fn}: samples are floats; dtype {np.dtype(dtype)} is not a floating "
+                        "point dtype")
+    return tuple(int(s) for s in shape)
+
+
 def randn(*shape, device="cpu", dtype=np.float32, generator: Generator | None = None,
           requires_grad: bool = False) -> Tensor:
     """Standard normal samples (PyTorch's ``torch.randn``)."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
+    shape = _checked("randn", shape, dtype)
     gen = generator or default_generator(device)
     return Tensor(gen.normal(shape, dtype=dtype), requires_grad=requires_grad)
 
@@ -61,7 +76,6 @@ def randn(*shape, device="cpu", dtype=np.float32, generator: Generator | None = 
 def rand(*shape, device="cpu", dtype=np.float32, generator: Generator | None = None,
          requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) (PyTorch's ``torch.rand``)."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
+    shape = _checked("rand", shape, dtype)
     gen = generator or default_generator(device)
     return Tensor(gen.uniform(shape, dtype=dtype), requires_grad=requires_grad)

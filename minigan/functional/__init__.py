@@ -37,6 +37,48 @@ __all__ = [
 ]
 
 
+def _in_place(op, name: str):
+    """``x op= y`` as torch reads it. Where no gradient is being recorded for x (it needs none,
+    or under ``no_grad``, as a hand-written optimizer step runs), x's array is written in
+    place: every name and view of x sees the new values, the result must keep x's shape and
+    dtype kind, and graphs that saved x refuse to backward through the old value. A leaf that
+    requires grad is refused with grad mode on, as torch does. A tensor inside a recorded graph
+    (not a leaf) gets the out-of-place result instead: the same values, under the same name."""
+    from ..autograd import is_grad_enabled, mark_modified
+
+    def apply(a, b):
+        recording = a.requires_grad and is_grad_enabled()
+        if recording and a.creator is None:
+            raise RuntimeError(f"a leaf Tensor that requires grad is used in an in-place "
+                               f"operation ({name}); use no_grad() for an update of its "
+                               "values, or x = x + y for a new tensor")
+        if recording:
+            return op(a, b)  # (a recorded op: x's name now holds the new node)
+        from ..autograd import no_grad
+        with no_grad():
+            out = op(a, b)
+        d, r = a.data, out.data
+        if r.shape != d.shape:
+            raise RuntimeError(f"in-place {name}: the result has shape {tuple(r.shape)}, which "
+                               f"does not fit the tensor's {tuple(d.shape)}")
+        if not np.can_cast(r.dtype, d.dtype, casting="same_kind"):
+            raise RuntimeError(f"in-place {name}: a result of dtype {r.dtype} cannot be "
+                               f"written into a tensor of dtype {d.dtype}")
+        d[...] = r
+        mark_modified(a)
+        return a
+    apply.__name__ = name
+    return apply
+
+
+def _iterate(a):
+    """Iteration over the first dimension, as torch; a 0-d tensor is refused (Python would
+    otherwise fall back to indexing and see an empty sequence)."""
+    if a.ndim == 0:
+        raise TypeError("iteration over a 0-d tensor")
+    return (a[i] for i in range(a.shape[0]))
+
+
 def _install_operators() -> None:
     T = Tensor
     T.__add__ = lambda a, b: add(a, b)
@@ -54,6 +96,10 @@ def _install_operators() -> None:
     T.__matmul__ = lambda a, b: matmul(a, b)
     T.__rmatmul__ = lambda a, b: matmul(b, a)
     T.__getitem__ = lambda a, idx: getitem(a, idx)
+    for name, op in (("__iadd__", add), ("__isub__", sub), ("__imul__", mul),
+                     ("__itruediv__", div), ("__ipow__", pow)):
+        setattr(T, name, _in_place(op, name))
+    T.__iter__ = _iterate
     T.__abs__ = lambda a: abs(a)
     # comparisons give constant boolean tensors (no gradient), as in PyTorch; == and != too
     # (the graph's bookkeeping keys tensors by id, and __hash__ stays the identity's)

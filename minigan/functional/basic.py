@@ -673,9 +673,17 @@ def _max_min(x, dim, keepdim, largest, axis=None, keepdims=None):
         return (amax if largest else amin)(x)
     if not isinstance(dim, (int, np.integer)):
         raise TypeError(f"{'max' if largest else 'min'}: dim must be one int, got {dim!r}")
-    d = _norm_axis(int(dim), x.ndim)[0]
+    d = _dim("max" if largest else "min", dim, x.ndim)
+    if x.ndim == 0:  # as torch: dim 0 or -1 of a 0-d tensor is the value itself, index 0
+        return _MaxMin((x, Tensor(backend.get_array_module(x.data).zeros((), np.int64))))
     idx = _arg(x, d, True, None, None, largest)
     xp = backend.get_array_module(x.data)
+    if x.dtype.kind != "f":  # integers and bools: read in their own dtype (no gradient)
+        values = xp.take_along_axis(x.data, idx.data, axis=d)
+        if not keepdim:
+            values = values.reshape(values.shape[:d] + values.shape[d + 1:])
+        return _MaxMin((Tensor(values), idx if keepdim else Tensor(idx.data.reshape(
+            values.shape))))
     # the value at the chosen index, through a constant one-hot mask: its gradient goes to
     # that entry only, as in PyTorch
     pos = xp.arange(x.shape[d]).reshape((-1,) + (1,) * (x.ndim - 1 - d))
