@@ -218,8 +218,9 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=N
     gen = generator or default_generator(device)
     if gen.device != device:
         raise backend.DeviceError(f"randint: generator on {gen.device} but device {device}")
-    arr = np.asarray(gen.integers(int(low), int(high), _shape(size))) if gen.device == "cpu" \
-        else gen.integers(int(low), int(high), _shape(size))
+    arr = gen.integers(int(low), int(high), _shape(size))
+    if gen.device == "cpu":  # (a NumPy scalar for size (): an array, as a tensor needs)
+        arr = np.asarray(arr)
     if dtype is not None:
         arr = arr.astype(np.dtype(dtype))
     return _make(arr, requires_grad)

@@ -44,7 +44,7 @@ def _in_place(op, name: str):
     dtype kind, and graphs that saved x refuse to backward through the old value. A leaf that
     requires grad is refused with grad mode on, as torch does. A tensor inside a recorded graph
     (not a leaf) gets the out-of-place result instead: the same values, under the same name."""
-    from ..autograd import is_grad_enabled, mark_modified
+    from ..autograd import is_grad_enabled, mark_modified, no_grad
 
     def apply(a, b):
         recording = a.requires_grad and is_grad_enabled()
@@ -54,7 +54,6 @@ def _in_place(op, name: str):
                                "values, or x = x + y for a new tensor")
         if recording:
             return op(a, b)  # (a recorded op: x's name now holds the new node)
-        from ..autograd import no_grad
         with no_grad():
             out = op(a, b)
         d, r = a.data, out.data

@@ -229,10 +229,17 @@ class NonFiniteSamples(ValueError):
 
 
 def _check_finite(samples) -> None:
-    x = backend.to_numpy(samples)
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        rows = x.reshape(len(x), -1)
-        raise NonFiniteSamples(int((~np.isfinite(rows)).any(axis=1).sum()), len(x))
+    """NonFiniteSamples when any sample holds NaN or inf: tested where the samples are (on the
+    GPU, one number comes back, not every sample)."""
+    x = samples.data if isinstance(samples, Tensor) else samples
+    if not hasattr(x, "dtype"):
+        x = np.asarray(x)
+    if x.dtype.kind != "f":
+        return
+    xp = backend.get_array_module(x)
+    bad = int((~xp.isfinite(x.reshape(len(x), -1))).any(axis=1).sum())
+    if bad:
+        raise NonFiniteSamples(bad, len(x))
 
 
 def real_floor(dataset_name, n: int = 10000, device: str = "cpu", root=None,
