@@ -11,10 +11,15 @@ from .autograd import (Function, Tensor, as_tensor, enable_grad, grad, is_grad_e
 from .backend import DeviceError, cuda_available, synchronize
 from .creation import (arange, empty, empty_like, eye, full, full_like, linspace, ones,
                        ones_like, rand_like, randint, randn_like, zeros, zeros_like)
-from .functional import (abs, amax, amin, argmax, argmin, cat, clamp, clip, clone, concat,
-                         exp, log, matmul, max, mean, min, permute, reshape, sigmoid, sqrt,
-                         squeeze, stack, std, sum, tanh, transpose, unsqueeze, var, where)
+from .functional import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, clamp, clip,
+                         clone, concat, div, exp, floor_divide, fmod, log, matmul, max, mean,
+                         min, mul, permute, pow, promote_types, remainder, reshape, result_type,
+                         sigmoid, sqrt, square, squeeze, stack, std, sub, sum, tanh, transpose,
+                         true_divide, unsqueeze, var, where)
 from .functional import flatten as _flatten_from
+from .functional import pointwise as _pointwise, shape as _shape
+from .functional.pointwise import *  # noqa: F401,F403
+from .functional.shape import *  # noqa: F401,F403
 from .random import manual_seed, rand, randn
 from . import nn, optim  # noqa: E402,F401  (minigan.nn and minigan.optim, as torch.nn/optim)
 
@@ -32,7 +37,9 @@ __all__ = [
     "tensor", "DeviceError", "cuda_available", "synchronize", "manual_seed", "rand", "randn",
     "arange", "empty", "empty_like", "eye", "full", "full_like", "linspace", "ones",
     "ones_like", "rand_like", "randint", "randn_like", "zeros", "zeros_like", "__version__",
-    "abs", "amax", "amin", "argmax", "argmin", "cat", "clamp", "clip", "clone", "concat",
-    "exp", "flatten", "log", "matmul", "max", "mean", "min", "permute", "reshape", "sigmoid",
-    "sqrt", "squeeze", "stack", "std", "sum", "tanh", "transpose", "unsqueeze", "var", "where",
-]
+    "abs", "add", "amax", "amin", "argmax", "argmin", "broadcast_to", "cat", "clamp", "clip",
+    "clone", "concat", "div", "exp", "flatten", "floor_divide", "fmod", "log", "matmul", "max",
+    "mean", "min", "mul", "permute", "pow", "promote_types", "remainder", "reshape", "result_type",
+    "sigmoid", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "tanh", "transpose",
+    "true_divide", "unsqueeze", "var", "where",
+] + _pointwise.__all__ + _shape.__all__

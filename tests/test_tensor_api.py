@@ -37,7 +37,7 @@ def test_in_place_arithmetic_refusals_name_the_problem():
                                            "in-place operation"):
         p += 1
     i = minigan.tensor([1, 2])
-    with pytest.raises(RuntimeError, match="dtype float64 cannot be written into a tensor of "
+    with pytest.raises(RuntimeError, match="dtype float32 cannot be written into a tensor of "
                                            "dtype int64"):
         i += 1.5
     z = minigan.ones(2)
@@ -98,3 +98,115 @@ def test_randint_and_tensor_take_torchs_argument_forms():
     assert t.dtype == np.float32 and t.numpy().tolist() == [1.0, 2.0]
     assert minigan.tensor([minigan.ones(2), minigan.zeros(2)]).shape == (2, 2)
     assert backend.to_numpy(minigan.rand(2, 3).data).shape == (2, 3)
+
+
+def test_in_place_methods_write_into_the_same_array(xp):
+    x = minigan.Tensor(xp.asarray([1.0, -2.0, 3.0]))
+    view = x.data
+    assert x.add_(1, alpha=2) is x
+    np.testing.assert_array_equal(x.numpy(), [3.0, 0.0, 5.0])
+    x.sub_(minigan.Tensor(xp.asarray([1.0, 1.0, 1.0])), alpha=0.5)
+    x.mul_(2).div_(4)
+    np.testing.assert_array_equal(x.numpy(), [1.25, -0.25, 2.25])
+    x.clamp_(0, 2)
+    np.testing.assert_array_equal(x.numpy(), [1.25, 0.0, 2.0])
+    x.neg_().abs_().pow_(2)
+    np.testing.assert_array_equal(x.numpy(), [1.5625, 0.0, 4.0])
+    x.fill_(2.5)
+    np.testing.assert_array_equal(x.numpy(), [2.5, 2.5, 2.5])
+    x.fill_(minigan.Tensor(xp.asarray(1.5)))
+    np.testing.assert_array_equal(x.numpy(), [1.5, 1.5, 1.5])
+    x.copy_(np.array([1, 2, 3]))  # from the host, cast: copy_ moves data when asked to
+    np.testing.assert_array_equal(x.numpy(), [1.0, 2.0, 3.0])
+    x.copy_(minigan.tensor([7.0]))  # broadcast
+    np.testing.assert_array_equal(x.numpy(), [7.0, 7.0, 7.0])
+    x.zero_()
+    np.testing.assert_array_equal(x.numpy(), [0.0, 0.0, 0.0])
+    x.relu_().exp_()
+    np.testing.assert_array_equal(x.numpy(), [1.0, 1.0, 1.0])
+    assert x.data is view and x.dtype == np.float64
+    i = minigan.Tensor(xp.asarray([1, 2]))
+    i.fill_(1.7)  # truncated into the integer dtype, as torch does
+    np.testing.assert_array_equal(i.numpy(), [1, 1])
+    i.div_(2, rounding_mode="floor")
+    np.testing.assert_array_equal(i.numpy(), [0, 0])
+
+
+def test_in_place_methods_refuse_what_would_lose_or_corrupt_values():
+    w = minigan.tensor([1.0, 2.0], requires_grad=True)
+    for call in (lambda: w.add_(1), lambda: w.zero_(), lambda: w.normal_(),
+                 lambda: w.copy_(np.zeros(2))):
+        with pytest.raises(RuntimeError, match="leaf Tensor that requires grad is used in an "
+                                               "in-place operation"):
+            call()
+    np.testing.assert_array_equal(w.numpy(), [1.0, 2.0])
+    y = w * 2
+    with pytest.raises(RuntimeError, match="mul_: in-place operations on a tensor inside a "
+                                           "recorded graph are not supported"):
+        y.mul_(3)
+    np.testing.assert_array_equal(y.numpy(), [2.0, 4.0])
+    i = minigan.tensor([1, 2])
+    with pytest.raises(RuntimeError, match="dtype float32 cannot be written into a tensor of "
+                                           "dtype int64"):
+        i.add_(0.5)
+    with pytest.raises(RuntimeError, match=r"source of shape \(4,\) cannot be broadcast to the "
+                                           r"tensor's shape \(2,\)"):
+        i.copy_(np.ones(4))
+    with pytest.raises(RuntimeError, match=r"result has shape \(2, 2\)"):
+        i.add_(minigan.tensor([[1], [2]]))
+    with pytest.raises(RuntimeError, match=r"a number or a 0-d tensor, got a tensor of shape"):
+        i.fill_(minigan.tensor([1, 2]))
+    with pytest.raises(TypeError, match="real number"):
+        i.fill_("1")
+    np.testing.assert_array_equal(i.numpy(), [1, 2])
+
+
+def test_in_place_writes_under_no_grad_invalidate_saved_graphs():
+    w = minigan.tensor([1.0, 2.0], requires_grad=True)
+    y = (w * w).sum()
+    with minigan.no_grad():
+        w.mul_(0.5)
+    np.testing.assert_array_equal(w.numpy(), [0.5, 1.0])
+    with pytest.raises(RuntimeError, match="changed in place after the forward"):
+        y.backward()
+
+
+def test_random_fills_and_detach_in_place(xp):
+    w = minigan.Tensor(xp.zeros((2000,), dtype=np.float32), requires_grad=True)
+    with minigan.no_grad():
+        assert w.normal_(1.0, 0.02) is w
+    assert abs(float(w.mean()) - 1.0) < 0.005 and abs(float(w.std()) - 0.02) < 0.003
+    with minigan.no_grad():
+        w.uniform_(-1, 1)
+    assert -1 <= float(w.min()) and float(w.max()) < 1 and float(w.std()) > 0.5
+    y = w * 2
+    assert y.detach_() is y and y.creator is None and not y.requires_grad
+    y.add_(1)  # a leaf now: no graph to corrupt
+    np.testing.assert_allclose(y.numpy(), 2 * w.numpy() + 1, rtol=1e-6)
+
+
+def test_sizes_and_dims_must_be_ints():
+    x = minigan.zeros(6)
+    for sizes in ((2.0, 3), (True, 6), ((2.5, 3),)):
+        with pytest.raises(TypeError, match="reshape: sizes must be ints, got"):
+            x.reshape(*sizes)
+    x.reshape(2, 3)  # remembered: a float equal to a remembered int must still be refused
+    with pytest.raises(TypeError, match=r"got 2.0 in \(2.0, 3\)"):
+        x.view(2.0, 3)
+    assert x.view(np.int64(2), -1).shape == (2, 3)
+    with pytest.raises(TypeError, match="unsqueeze: a dimension must be an int, got 1.0"):
+        x.unsqueeze(1.0)
+    with pytest.raises(TypeError, match="unsqueeze: a dimension must be an int, got True"):
+        x.unsqueeze(True)
+    assert x.unsqueeze(np.int64(0)).shape == (1, 6)
+
+
+def test_max_and_min_of_two_tensors_are_elementwise(xp):
+    a = minigan.Tensor(xp.asarray([1.0, 5.0, 2.0]), requires_grad=True)
+    b = minigan.Tensor(xp.asarray([3.0, 2.0, 2.0]), requires_grad=True)
+    np.testing.assert_array_equal(minigan.max(a, b).numpy(), [3.0, 5.0, 2.0])
+    np.testing.assert_array_equal(a.min(b).numpy(), [1.0, 2.0, 2.0])
+    ga, gb = minigan.grad(minigan.max(a, b).sum(), [a, b])
+    np.testing.assert_array_equal(ga.numpy(), [0.0, 1.0, 0.5])  # a tie splits it, as torch
+    np.testing.assert_array_equal(gb.numpy(), [1.0, 0.0, 0.5])
+    assert float(a.max()) == 5.0 and a.max(0).indices.tolist() == 1

@@ -2,23 +2,33 @@
 
 This module is also the one place where Python operators are installed on ``Tensor``.
 """
+import importlib
+
 import numpy as np
 
 from .. import backend
-from ..autograd import Tensor, as_tensor
+from ..autograd import Tensor
 from .activation import dropout, leaky_relu, relu, sigmoid, softplus, tanh
 from .basic import (abs, add, amax, amin, argmax, argmin, astype, broadcast_to, cat, clamp, clip,
-                    clone, concat, div, embedding, exp, expand, flatten, getitem, linear, log,
-                    matmul, max_, mean, min_, mul, neg, permute, pow, reshape, sqrt, square,
-                    squeeze, stack, std, sub, sum, sum_to, to_device, transpose, unsqueeze, var,
-                    where)
+                    clone, concat, div, embedding, exp, expand, flatten, floor_divide, fmod,
+                    getitem, linear, log, matmul, max_, mean, min_, mul, neg, permute, pow,
+                    remainder, reshape, sqrt, square, squeeze, stack, std, sub, sum, sum_to,
+                    to_device, transpose, true_divide, unsqueeze, var, where)
+from .promotion import promote_types, result_type
 from .conv import (adaptive_avg_pool2d_1, avg_pool2d, conv2d, conv2d_grad_weight,
                    conv_transpose2d, max_pool2d, upsample_nearest2d)
 from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
                    huber_loss, l1_loss, log_softmax, logsumexp, mse_loss, nll_loss, one_hot,
                    smooth_l1_loss, softmax)
 from .norm import batch_norm
+from . import pointwise as _pointwise, shape as _shape
+from .pointwise import *  # noqa: F401,F403
+from .shape import *  # noqa: F401,F403
 from .resize import interpolate
+
+# ``minigan.functional.norm`` stays the batch-norm module (torch.nn.functional has no norm;
+# ``minigan.norm`` is torch.norm), so the star import's function is not kept under that name
+norm = importlib.import_module(".norm", __name__)
 
 max = max_  # noqa: A001 - PyTorch's names
 min = min_  # noqa: A001
@@ -28,13 +38,49 @@ __all__ = [
     "avg_pool2d", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "broadcast_to", "cat", "clamp", "clip", "clone", "concat", "conv2d", "conv2d_grad_weight",
     "conv_transpose2d", "cross_entropy", "div", "dropout", "embedding", "exp", "expand",
-    "flatten", "getitem", "huber_loss", "interpolate", "l1_loss", "leaky_relu", "linear",
-    "log", "log_softmax", "logsumexp", "matmul", "max", "max_pool2d", "mean", "min",
-    "mse_loss", "mul", "neg", "nll_loss", "one_hot", "permute", "pow", "relu", "reshape",
-    "sigmoid", "smooth_l1_loss", "softmax", "softplus", "sqrt", "square", "squeeze", "stack",
-    "std", "sub", "sum", "sum_to", "tanh", "to_device", "transpose", "unsqueeze",
-    "upsample_nearest2d", "var", "where",
-]
+    "flatten", "floor_divide", "fmod", "getitem", "huber_loss", "interpolate", "l1_loss",
+    "leaky_relu", "linear", "log", "log_softmax", "logsumexp", "matmul", "max", "max_pool2d",
+    "mean", "min", "mse_loss", "mul", "neg", "nll_loss", "one_hot", "permute", "pow",
+    "promote_types", "relu", "remainder", "reshape", "result_type", "sigmoid", "smooth_l1_loss",
+    "softmax", "softplus", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "sum_to",
+    "tanh", "to_device", "transpose", "true_divide", "unsqueeze", "upsample_nearest2d", "var",
+    "where",
+] + [n for n in _pointwise.__all__ if n != "norm"] + _shape.__all__
+
+
+def _refuse_recorded(a, name: str, method: bool) -> bool:
+    """Whether a gradient is being recorded for ``a`` (then an in-place write is refused: for a
+    leaf that requires grad always, as torch does; for a tensor inside a recorded graph only
+    in the method form, ``x.add_(y)``, whose caller keeps the old name)."""
+    from ..autograd import is_grad_enabled
+    if not (a.requires_grad and is_grad_enabled()):
+        return False
+    if a.creator is None:
+        raise RuntimeError(f"a leaf Tensor that requires grad is used in an in-place "
+                           f"operation ({name}); use no_grad() for an update of its "
+                           "values, or x = x + y for a new tensor")
+    if method:
+        raise RuntimeError(f"{name}: in-place operations on a tensor inside a recorded graph "
+                           "are not supported (its history would no longer match its values); "
+                           "use the out-of-place form, e.g. x = x.add(y)")
+    return True
+
+
+def _write(a, result, name: str):
+    """Write ``result`` (a Tensor or array) into ``a``'s array; ``a`` must keep its shape and
+    dtype kind. Graphs that saved ``a`` then refuse to backward through its old values."""
+    from ..autograd import mark_modified
+    d = a.data
+    r = result.data if isinstance(result, Tensor) else result
+    if r.shape != d.shape:
+        raise RuntimeError(f"in-place {name}: the result has shape {tuple(r.shape)}, which "
+                           f"does not fit the tensor's {tuple(d.shape)}")
+    if not np.can_cast(r.dtype, d.dtype, casting="same_kind"):
+        raise RuntimeError(f"in-place {name}: a result of dtype {r.dtype} cannot be "
+                           f"written into a tensor of dtype {d.dtype}")
+    d[...] = r
+    mark_modified(a)
+    return a
 
 
 def _in_place(op, name: str):
@@ -44,30 +90,76 @@ def _in_place(op, name: str):
     dtype kind, and graphs that saved x refuse to backward through the old value. A leaf that
     requires grad is refused with grad mode on, as torch does. A tensor inside a recorded graph
     (not a leaf) gets the out-of-place result instead: the same values, under the same name."""
-    from ..autograd import is_grad_enabled, mark_modified, no_grad
+    from ..autograd import no_grad
 
     def apply(a, b):
-        recording = a.requires_grad and is_grad_enabled()
-        if recording and a.creator is None:
-            raise RuntimeError(f"a leaf Tensor that requires grad is used in an in-place "
-                               f"operation ({name}); use no_grad() for an update of its "
-                               "values, or x = x + y for a new tensor")
-        if recording:
+        if _refuse_recorded(a, name, method=False):
             return op(a, b)  # (a recorded op: x's name now holds the new node)
         with no_grad():
             out = op(a, b)
-        d, r = a.data, out.data
-        if r.shape != d.shape:
-            raise RuntimeError(f"in-place {name}: the result has shape {tuple(r.shape)}, which "
-                               f"does not fit the tensor's {tuple(d.shape)}")
-        if not np.can_cast(r.dtype, d.dtype, casting="same_kind"):
-            raise RuntimeError(f"in-place {name}: a result of dtype {r.dtype} cannot be "
-                               f"written into a tensor of dtype {d.dtype}")
-        d[...] = r
-        mark_modified(a)
-        return a
+        return _write(a, out, name)
     apply.__name__ = name
     return apply
+
+
+def _in_place_method(op, name: str):
+    """The method ``x.name(...)`` (torch's trailing-underscore form): ``op(x, ...)`` written
+    into x's array. Refused while a gradient is recorded for x (see ``_refuse_recorded``)."""
+    from ..autograd import no_grad
+
+    def method(a, *args, **kwargs):
+        _refuse_recorded(a, name, method=True)
+        with no_grad():
+            out = op(a, *args, **kwargs)
+        return _write(a, out, name)
+    method.__name__ = name
+    return method
+
+
+def _filled(a, value):
+    """``value`` (a number or a 0-d tensor on a's device) broadcast to a's shape and dtype."""
+    xp = backend.get_array_module(a.data)
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(f"fill_: the value must be a number or a 0-d tensor, got a "
+                               f"tensor of shape {tuple(value.shape)}")
+        backend.check_same_device(a.data, value.data, what="fill_")
+        return xp.broadcast_to(value.data.astype(a.dtype), a.shape)
+    if not isinstance(value, (int, float, np.number, np.bool_)):
+        raise TypeError(f"fill_: the value must be a real number, got {value!r}")
+    return xp.full(a.shape, value, dtype=a.dtype)
+
+
+def _copied(a, src):
+    """``src`` broadcast to a's shape and cast to its dtype, on a's device (``copy_`` moves
+    data between devices when asked to, as torch's does)."""
+    src = src.data if isinstance(src, Tensor) else src
+    if not (isinstance(src, np.ndarray) or backend.is_cupy_array(src)):
+        src = np.asarray(src)
+    src = backend.to_device(src, a.device)
+    try:
+        out = backend.get_array_module(src).broadcast_to(src, a.shape)
+    except ValueError:
+        raise RuntimeError(f"copy_: the source of shape {tuple(src.shape)} cannot be broadcast "
+                           f"to the tensor's shape {tuple(a.shape)}") from None
+    return out.astype(a.dtype, copy=False)
+
+
+def _detach_(a):
+    """Make ``a`` a leaf that requires no grad, in place (torch's ``detach_``)."""
+    a.creator = None
+    a.requires_grad = False
+    a.generation = 0
+    return a
+
+
+def _random_fill(kind: str):
+    def fill(a, *args, generator=None, **kwargs):
+        from ..nn import init
+        _refuse_recorded(a, kind + "_", method=True)
+        return getattr(init, kind + "_")(a, *args, generator=generator, **kwargs)
+    fill.__name__ = kind + "_"
+    return fill
 
 
 def _iterate(a):
@@ -91,7 +183,11 @@ def _install_operators() -> None:
     T.__neg__ = lambda a: neg(a)
     T.__pos__ = lambda a: a
     T.__pow__ = lambda a, b: pow(a, b)
-    T.__rpow__ = lambda a, b: pow(_const_like(b, a), a)
+    T.__rpow__ = lambda a, b: pow(b, a)  # (b a number: promoted as torch's wrapped numbers)
+    T.__floordiv__ = lambda a, b: floor_divide(a, b)
+    T.__rfloordiv__ = lambda a, b: floor_divide(b, a)
+    T.__mod__ = lambda a, b: remainder(a, b)
+    T.__rmod__ = lambda a, b: remainder(b, a)
     T.__matmul__ = lambda a, b: matmul(a, b)
     T.__rmatmul__ = lambda a, b: matmul(b, a)
     T.__getitem__ = lambda a, idx: getitem(a, idx)
@@ -149,16 +245,43 @@ def _install_operators() -> None:
     T.broadcast_to = lambda a, shape: broadcast_to(a, shape)
     T.sum_to = lambda a, shape: sum_to(a, shape)
     T.astype = lambda a, dtype: astype(a, dtype)
+    T.add = lambda a, other, *, alpha=1: add(a, other, alpha=alpha)
+    T.sub = lambda a, other, *, alpha=1: sub(a, other, alpha=alpha)
+    T.subtract = T.sub
+    T.mul = lambda a, other: mul(a, other)
+    T.multiply = T.mul
+    T.div = lambda a, other, *, rounding_mode=None: div(a, other, rounding_mode=rounding_mode)
+    T.divide = T.div
+    T.true_divide = lambda a, other: div(a, other)
+    T.floor_divide = lambda a, other: floor_divide(a, other)
+    T.remainder = lambda a, other: remainder(a, other)
+    T.fmod = lambda a, other: fmod(a, other)
+    for name, op in (
+            ("add_", lambda a, b, *, alpha=1: add(a, b, alpha=alpha)),
+            ("sub_", lambda a, b, *, alpha=1: sub(a, b, alpha=alpha)),
+            ("mul_", mul), ("div_", lambda a, b, *, rounding_mode=None: div(
+                a, b, rounding_mode=rounding_mode)),
+            ("pow_", pow), ("remainder_", remainder), ("fmod_", fmod),
+            ("clamp_", lambda a, min=None, max=None: clamp(a, min, max)),
+            ("neg_", neg), ("abs_", abs), ("exp_", exp), ("log_", log), ("sqrt_", sqrt),
+            ("tanh_", tanh), ("sigmoid_", sigmoid), ("relu_", relu),
+            ("zero_", lambda a: _filled(a, 0)), ("fill_", _filled), ("copy_", _copied),
+            ("masked_fill_", _shape.masked_fill), ("scatter_", _shape.scatter),
+            ("scatter_add_", _shape.scatter_add)):
+        setattr(T, name, _in_place_method(op, name))
+    T.clip_ = T.clamp_
+    T.detach_ = _detach_
+    T.normal_ = _random_fill("normal")
+    T.uniform_ = _random_fill("uniform")
+    for mod in (_pointwise, _shape):
+        for name, fn in mod.TENSOR_METHODS.items():
+            setattr(T, name, fn)
 
 
 def _t(a: Tensor) -> Tensor:
     if a.ndim > 2:
         raise ValueError(f"t(): expects a tensor with at most 2 dimensions, got shape {a.shape}")
     return transpose(a, 0, 1) if a.ndim == 2 else a
-
-
-def _const_like(value, like: Tensor) -> Tensor:
-    return as_tensor(value, like)
 
 
 def _comparison(ufunc_name):

@@ -10,7 +10,7 @@ from .. import backend
 from ..autograd import ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
 from ..kernels.gemm import matmul as _gemm
-from .basic import Linear, _linear, mul, where
+from .basic import Linear, _floating, _linear, mul, where
 
 
 class LeakyReLU(Function):
@@ -160,7 +160,7 @@ class TanhGrad(Function):
 
 
 def tanh(x) -> Tensor:
-    return Tanh()(as_tensor(x))
+    return Tanh()(_floating(as_tensor(x)))
 
 
 class Sigmoid(Function):
@@ -187,7 +187,7 @@ class SigmoidGrad(Function):
 
 
 def sigmoid(x) -> Tensor:
-    return Sigmoid()(as_tensor(x))
+    return Sigmoid()(_floating(as_tensor(x)))
 
 
 class Softplus(Function):

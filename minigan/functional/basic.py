@@ -15,6 +15,7 @@ from ..kernels import elementwise as K
 from ..kernels.gemm import matmul as _gemm
 from ..kernels.gemm import try_gemm_into as _try_gemm_into
 from ..kernels import gemm as _KG
+from .promotion import DEFAULT_FLOAT, number_like, result_type
 
 
 def _shape_str(shape) -> str:
@@ -36,17 +37,43 @@ def _broadcast_check(op: str, *shapes) -> tuple:
 
 
 def _binary(a, b):
-    """Two operands as tensors; Python numbers become constants of the tensor's dtype and device."""
+    """Two operands as tensors of one dtype, promoted by torch's rules (``promotion``): numbers
+    become constants on the tensor's device, and an operand of another dtype is cast (a
+    recorded cast, so its gradient comes back in its own dtype)."""
+    ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    if ta and tb and a.data.dtype == b.data.dtype:  # the common case
+        return a, b
     for v in (a, b):
         if v is None or isinstance(v, (str, bytes, complex)):
             other = b if v is a else a
             raise TypeError(f"unsupported operand: a {type(v).__name__} ({v!r}) with a "
                             f"{type(other).__name__}; tensors combine with tensors, arrays and "
                             "real numbers")
-    if isinstance(a, Tensor):
-        return a, as_tensor(b, a)
-    b = as_tensor(b)
-    return as_tensor(a, b), b
+    if not ta and not _is_number(a):
+        a, ta = as_tensor(a), True
+    if not tb and not _is_number(b):
+        b, tb = as_tensor(b), True
+    if not (ta or tb):
+        raise TypeError(f"expected a tensor among the operands, got {a!r} and {b!r}")
+    dt = result_type(a, b)
+    like = a if ta else b
+    a = _cast(a, dt) if ta else number_like(a, dt, like)
+    b = _cast(b, dt) if tb else number_like(b, dt, like)
+    return a, b
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.generic))
+
+
+def _cast(t: Tensor, dtype) -> Tensor:
+    return t if t.data.dtype == dtype else AsType(dtype)(t)
+
+
+def _floating(x: Tensor) -> Tensor:
+    """``x`` itself when floating, else cast to the default float dtype (as torch computes
+    exp, sqrt, true division ... of integers)."""
+    return x if x.data.dtype.kind == "f" else AsType(DEFAULT_FLOAT)(x)
 
 
 # ----------------------------------------------------------------------------- broadcasting
@@ -364,7 +391,22 @@ def _with_const(a, b, const_right, const_left):
     return None
 
 
-def add(a, b) -> Tensor:
+def _scaled(fn: str, a, b, alpha):
+    """``alpha * b`` for ``add``/``sub`` (torch's keyword; a float alpha needs a float result)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{fn}: alpha must be a real number, got {alpha!r}")
+    if isinstance(alpha, (float, np.floating)) and not any(
+            (t.data.dtype.kind == "f") if isinstance(t, Tensor) else isinstance(t, float)
+            for t in (a, b)):
+        raise TypeError(f"{fn}: a float alpha ({alpha}) needs a floating operand; for integer "
+                        "tensors alpha must be an integer")
+    return b * alpha if _is_number(b) else mul(b, alpha)
+
+
+def add(a, b, *, alpha=1) -> Tensor:
+    """``a + alpha * b`` (torch.add)."""
+    if alpha.__class__ is not int or alpha != 1:
+        b = _scaled("add", a, b, alpha)
     y = _with_const(a, b, AddConst, AddConst)
     if y is not None:
         return y
@@ -373,7 +415,14 @@ def add(a, b) -> Tensor:
     return Add()(a, b)
 
 
-def sub(a, b) -> Tensor:
+def sub(a, b, *, alpha=1) -> Tensor:
+    """``a - alpha * b`` (torch.sub)."""
+    if alpha.__class__ is not int or alpha != 1:
+        b = _scaled("sub", a, b, alpha)
+    if isinstance(a, Tensor) and a.data.dtype == np.bool_ or isinstance(
+            b, Tensor) and b.data.dtype == np.bool_:
+        raise TypeError("sub: subtraction of bool tensors is not supported (torch refuses it "
+                        "too); use ~ or logical_xor")
     y = _with_const(a, b, lambda c: AddConst(-c), RSubConst)
     if y is not None:
         return y
@@ -391,13 +440,106 @@ def mul(a, b) -> Tensor:
     return Mul()(a, b)
 
 
-def div(a, b) -> Tensor:
+def div(a, b, *, rounding_mode=None) -> Tensor:
+    """``a / b`` (torch.div): true division, in floating point even for integers; with
+    ``rounding_mode`` "trunc" or "floor" the quotient is rounded (toward zero, or down as
+    Python's //) and keeps the operands' promoted dtype, with a zero gradient as in torch."""
+    if rounding_mode is not None:
+        return _rounded_div(a, b, rounding_mode)
     y = _with_const(a, b, DivConst, None)
     if y is not None:
         return y
     a, b = _binary(a, b)
     _broadcast_check("div", a.shape, b.shape)
+    if a.data.dtype.kind != "f":
+        a, b = _floating(a), _floating(b)
     return Div()(a, b)
+
+
+true_divide = div
+
+
+def floor_divide(a, b) -> Tensor:
+    """``a // b`` rounded down (torch.floor_divide)."""
+    return _rounded_div(a, b, "floor")
+
+
+def _integer_zero_divisor(fn: str, b: Tensor) -> None:
+    """Integer division by zero has no value; NumPy would give 0 with a warning. Checked on the
+    CPU (torch raises there too); on the GPU the check would wait on the device, so the result
+    there is whatever the hardware gives, as in torch."""
+    if b.data.dtype.kind in "iub" and backend.get_array_module(b.data) is np and not b.data.all():
+        raise ZeroDivisionError(f"{fn}: integer division by zero")
+
+
+class _RoundedDiv(Function):
+    """y = trunc(a / b) or floor(a / b); a step function, so ga = gb = 0 (torch's convention)."""
+
+    saves_inputs = False
+
+    def __init__(self, mode: str):
+        self.mode = mode
+
+    def forward(self, a, b):
+        xp = backend.get_array_module(a, b)
+        self.shapes = (a.shape, b.shape)
+        if self.mode == "floor":
+            return xp.floor_divide(a, b)
+        if a.dtype.kind == "f":
+            return xp.trunc(a / b)
+        q = xp.floor_divide(a, b)  # rounded down; step up where the exact quotient was negative
+        return q + ((xp.remainder(a, b) != 0) & ((a < 0) != (b < 0))).astype(q.dtype)
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy.data)
+        return tuple(None if not want else Tensor(xp.zeros(shape, dtype=gy.dtype))
+                     for want, shape in zip(self.needs_input_grad, self.shapes))
+
+
+def _rounded_div(a, b, mode) -> Tensor:
+    if mode not in ("trunc", "floor"):
+        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {mode!r}")
+    a, b = _binary(a, b)
+    _broadcast_check("div", a.shape, b.shape)
+    _integer_zero_divisor("div", b)
+    return _RoundedDiv(mode)(a, b)
+
+
+class _Remainder(Function):
+    """y = a - q * b with q = floor(a / b) (``remainder``, Python's %) or trunc(a / b)
+    (``fmod``); ga = gy, gb = -gy * q."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+
+    def forward(self, a, b):
+        xp = backend.get_array_module(a, b)
+        return xp.remainder(a, b) if self.mode == "floor" else xp.fmod(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = sum_to(gy, a.shape) if self.needs_input_grad[0] else None
+        gb = None
+        if self.needs_input_grad[1]:
+            q = _RoundedDiv(self.mode)(a.detach(), b.detach())
+            gb = sum_to(neg(gy * q), b.shape)
+        return ga, gb
+
+
+def remainder(a, b) -> Tensor:
+    """``a % b`` with the sign of ``b``, as Python's % (torch.remainder)."""
+    a, b = _binary(a, b)
+    _broadcast_check("remainder", a.shape, b.shape)
+    _integer_zero_divisor("remainder", b)
+    return _Remainder("floor")(a, b)
+
+
+def fmod(a, b) -> Tensor:
+    """The C remainder, with the sign of ``a`` (torch.fmod)."""
+    a, b = _binary(a, b)
+    _broadcast_check("fmod", a.shape, b.shape)
+    _integer_zero_divisor("fmod", b)
+    return _Remainder("trunc")(a, b)
 
 
 def neg(x) -> Tensor:
@@ -405,26 +547,46 @@ def neg(x) -> Tensor:
 
 
 def pow(x, exponent) -> Tensor:  # noqa: A001 - PyTorch's name
-    """x ** exponent; a Python-number exponent is a constant, a tensor exponent is differentiable."""
+    """x ** exponent; a Python-number exponent is a constant, a tensor exponent is
+    differentiable."""
     if isinstance(exponent, (int, float)) and isinstance(x, Tensor):
+        if x.data.dtype.kind != "f":  # torch: integer ** int stays integer, ** float is float32
+            if isinstance(exponent, int):
+                return _integer_pow(x, number_like(exponent, result_type(x, exponent), x))
+            x = _floating(x)
         if exponent == 1:
             return x
         return PowConst(float(exponent))(x)
     a, b = _binary(x, exponent)
     _broadcast_check("pow", a.shape, b.shape)
+    if a.data.dtype.kind != "f":
+        return _integer_pow(a, b)
     return Pow()(a, b)
 
 
+def _integer_pow(a: Tensor, b: Tensor) -> Tensor:
+    """Integer powers (no gradient: integer tensors never require one). A negative exponent
+    is refused where it can be seen without waiting on the GPU, as torch refuses it."""
+    xp = backend.get_array_module(a.data, b.data)
+    backend.check_same_device(a.data, b.data, what="pow")
+    if b.data.dtype.kind == "b":
+        b = Tensor(b.data.astype(a.data.dtype))
+    if backend.get_array_module(b.data) is np and b.data.dtype.kind == "i" and (b.data < 0).any():
+        raise ValueError("pow: integers to negative integer powers are not allowed (make the "
+                         "base floating point, e.g. x.double() ** -1)")
+    return Tensor(xp.power(a.data, b.data))
+
+
 def exp(x) -> Tensor:
-    return Exp()(as_tensor(x))
+    return Exp()(_floating(as_tensor(x)))
 
 
 def log(x) -> Tensor:
-    return Log()(as_tensor(x))
+    return Log()(_floating(as_tensor(x)))
 
 
 def sqrt(x) -> Tensor:
-    return Sqrt()(as_tensor(x))
+    return Sqrt()(_floating(as_tensor(x)))
 
 
 def abs(x) -> Tensor:  # noqa: A001 - PyTorch's name
@@ -694,13 +856,22 @@ def _max_min(x, dim, keepdim, largest, axis=None, keepdims=None):
 
 
 def max_(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
-    """PyTorch's ``max`` (exported under that name; this module keeps Python's own). Without
-    ``dim``: the largest value (``amax``). With ``dim``: ``(values, indices)``."""
+    """``torch.max``. Without ``dim``: the largest value (``amax``). With ``dim``: ``(values,
+    indices)``. With a tensor in its place, ``max(input, other)``: the elementwise
+    ``maximum``."""
+    if isinstance(dim, Tensor):
+        from .pointwise import maximum
+        return maximum(x, dim)
     return _max_min(x, dim, keepdim, True, axis, keepdims)
 
 
 def min_(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
-    """``min``: see ``max_``."""
+    """``torch.min``. Without ``dim``: the smallest value (``amin``). With ``dim``: ``(values,
+    indices)``. With a tensor in its place, ``min(input, other)``: the elementwise
+    ``minimum``."""
+    if isinstance(dim, Tensor):
+        from .pointwise import minimum
+        return minimum(x, dim)
     return _max_min(x, dim, keepdim, False, axis, keepdims)
 
 
@@ -734,6 +905,8 @@ def clamp(x, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
     for name, v in (("min", min), ("max", max)):
         if v is not None and not isinstance(v, (int, float, np.number)):
             raise TypeError(f"clamp: {name} must be a number, got {type(v).__name__}")
+    if x.dtype.kind != "f" and any(isinstance(v, (float, np.floating)) for v in (min, max)):
+        x = _floating(x)  # as torch: an integer tensor clamped to a float bound is float32
     if x.dtype.kind == "f":  # bounds in the tensor's dtype: np.float64 ones would promote it
         min = None if min is None else x.dtype.type(min)  # noqa: A001
         max = None if max is None else x.dtype.type(max)  # noqa: A001
@@ -800,6 +973,10 @@ _RESOLVED: dict = {}  # (old shape, asked shape) -> _resolve_shape's answer
 def _resolve_shape(old, new) -> tuple:
     """``new`` (with at most one -1) resolved against ``old``'s size; remembered, since a
     model reshapes the same shapes at every step. What fails is checked, and raises, anew."""
+    for s in new:  # sizes must be ints: 2.0 == 2 and True == 1 would hit the memo below
+        if s.__class__ is not int:
+            new = _int_sizes(new)
+            break
     try:
         return _RESOLVED[(old, new)]
     except (KeyError, TypeError):  # new, or unhashable (a list)
@@ -808,6 +985,16 @@ def _resolve_shape(old, new) -> tuple:
     if len(_RESOLVED) < 4096 and isinstance(new, tuple):
         _RESOLVED[(old, new)] = out
     return out
+
+
+def _int_sizes(sizes) -> tuple:
+    """The sizes as Python ints; a float, a bool or anything else is a TypeError naming it."""
+    out = []
+    for s in sizes:
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"reshape: sizes must be ints, got {s!r} in {tuple(sizes)}")
+        out.append(int(s))
+    return tuple(out)
 
 
 def _resolve_shape_anew(old, new) -> tuple:
@@ -829,6 +1016,9 @@ def unsqueeze(x, dim: int) -> Tensor:
     """A new axis of size 1 at ``dim`` (``-x.ndim - 1 <= dim <= x.ndim``)."""
     x = as_tensor(x)
     nd = x.ndim + 1
+    if dim.__class__ is not int and (isinstance(dim, (bool, np.bool_))
+                                     or not isinstance(dim, np.integer)):
+        raise TypeError(f"unsqueeze: a dimension must be an int, got {dim!r}")
     if not -nd <= dim < nd:
         raise IndexError(f"unsqueeze: dim {dim} is out of range for a tensor of shape "
                          f"{_shape_str(x.shape)}")
@@ -1049,6 +1239,15 @@ class Concat(Function):
         return tuple(out)
 
 
+def _promoted(tensors: list) -> list:
+    """Tensors of mixed dtypes cast to their torch result type (cat and stack promote)."""
+    dt = tensors[0].data.dtype
+    if all(t.data.dtype == dt for t in tensors):
+        return tensors
+    dt = result_type(*tensors)
+    return [_cast(t, dt) for t in tensors]
+
+
 def concat(tensors, axis: int = 0, *, dim=None) -> Tensor:
     """Join along ``axis`` (PyTorch's ``cat``; ``dim`` is its name for the axis)."""
     axis, _ = _dims("concat", None if dim is not None else axis, False, dim, None)
@@ -1056,7 +1255,7 @@ def concat(tensors, axis: int = 0, *, dim=None) -> Tensor:
     if not tensors:
         raise ValueError("concat: needs at least one tensor")
     like = next((t for t in tensors if isinstance(t, Tensor)), None)
-    tensors = [as_tensor(t, like) for t in tensors]
+    tensors = _promoted([as_tensor(t, like) for t in tensors])
     nd = tensors[0].ndim
     if nd == 0:
         raise ValueError("concat: a 0-d tensor cannot be concatenated (stack makes a 1-d one)")

@@ -1,0 +1,1039 @@
+"""Pointwise math, cumulative ops, norms, products and predicates, with PyTorch's names.
+
+Everything in ``__all__`` is exported as ``minigan.<name>`` and ``minigan.nn.functional.<name>``;
+``TENSOR_METHODS`` become ``Tensor`` methods (``x.sin()``, ``x.norm(p, dim)``, ``x.any()``).
+
+Dtypes follow torch: the float-valued math (sin, log2, rsqrt, ...) turns integer and bool
+tensors into float32, rounding keeps integers as they are, predicates give bool tensors, and
+two operands of different dtypes are promoted as torch promotes them (a float32 tensor with an
+int64 or a 0-d float64 tensor stays float32). Gradients follow torch's conventions: zero
+through sign and the rounding functions, half to each side at a tie of ``maximum``, zero at
+the origin of a norm. Every backward is built from differentiable ops, so ``create_graph=True``
+gives exact higher derivatives (products and cumulative products included, zeros and all).
+"""
+from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function, Tensor, as_tensor
+from .basic import _binary
+from .basic import _floating as _to_float
+from .basic import (
+    _broadcast_check,
+    _dim,
+    _norm_axis,
+    abs,
+    astype,
+    exp,
+    log,
+    pow,
+    reshape,
+    square,
+    sum_to,
+    where,
+)
+
+__all__ = [
+    "acos", "all", "allclose", "any", "arccos", "arcsin", "arctan", "arctan2", "asin", "atan",
+    "atan2", "ceil", "cos", "cosh", "count_nonzero", "cumprod", "cumsum", "equal", "exp2", "expm1",
+    "fix", "floor", "fmax", "fmin", "frac", "isclose", "isfinite", "isinf", "isnan", "isneginf",
+    "isposinf", "lerp", "log1p", "log2", "log10", "logcumsumexp", "logical_and", "logical_not",
+    "logical_or", "logical_xor", "maximum", "minimum", "nan_to_num", "norm", "prod", "reciprocal",
+    "round", "rsqrt", "sgn", "sign", "signbit", "sin", "sinh", "tan", "trunc",
+]
+
+
+def _xp(t: Tensor):
+    return backend.get_array_module(t.data)
+
+
+def _wrap(a) -> Tensor:
+    """An array result as a constant tensor (NumPy gives scalars for 0-d results)."""
+    return Tensor(np.asarray(a) if isinstance(a, np.generic) else a)
+
+
+def _is_float(t: Tensor) -> bool:
+    return t.dtype.kind == "f"
+
+
+def _floating(fn: str, x) -> Tensor:
+    """``x`` as a tensor; integers and bools become float32, as torch's float-valued math
+    reads them (they carry no gradient, so the cast needs no graph)."""
+    x = as_tensor(x)
+    kind = x.dtype.kind
+    if kind == "f":
+        return x
+    if kind in "biu":
+        return Tensor(x.data.astype(np.float32))
+    raise TypeError(f"{fn}: expected a tensor of numbers, got dtype {x.dtype}")
+
+
+# ----------------------------------------------------------------------------- unary math
+
+class _Unary(Function):
+    """A pointwise function applied with the array module's ufunc ``op``; ``grad`` gives gx
+    from gy, the input x and the output y, with differentiable ops. Outside the domain the
+    result is NaN or inf without a warning, as in torch."""
+
+    op = ""
+
+    def forward(self, x):
+        with np.errstate(all="ignore"):
+            return self.compute(x)
+
+    def compute(self, x):
+        return getattr(backend.get_array_module(x), self.op)(x)
+
+    def backward(self, gy):
+        return self.grad(gy, self.inputs[0], self.output())
+
+
+class Sin(_Unary):
+    """y = sin(x); gx = gy * cos(x)."""
+    op = "sin"
+
+    def grad(self, gy, x, y):
+        return gy * cos(x)
+
+
+class Cos(_Unary):
+    """y = cos(x); gx = -gy * sin(x)."""
+    op = "cos"
+
+    def grad(self, gy, x, y):
+        return gy * -sin(x)
+
+
+class Tan(_Unary):
+    """y = tan(x); gx = gy * (1 + y^2)."""
+    op = "tan"
+
+    def grad(self, gy, x, y):
+        return gy * (y * y + 1.0)
+
+
+class Sinh(_Unary):
+    """y = sinh(x); gx = gy * cosh(x)."""
+    op = "sinh"
+
+    def grad(self, gy, x, y):
+        return gy * cosh(x)
+
+
+class Cosh(_Unary):
+    """y = cosh(x); gx = gy * sinh(x)."""
+    op = "cosh"
+
+    def grad(self, gy, x, y):
+        return gy * sinh(x)
+
+
+class Asin(_Unary):
+    """y = asin(x); gx = gy * rsqrt(1 - x^2)."""
+    op = "arcsin"
+
+    def grad(self, gy, x, y):
+        return gy * rsqrt(1.0 - x * x)
+
+
+class Acos(_Unary):
+    """y = acos(x); gx = -gy * rsqrt(1 - x^2)."""
+    op = "arccos"
+
+    def grad(self, gy, x, y):
+        return gy * -rsqrt(1.0 - x * x)
+
+
+class Atan(_Unary):
+    """y = atan(x); gx = gy / (1 + x^2)."""
+    op = "arctan"
+
+    def grad(self, gy, x, y):
+        return gy / (x * x + 1.0)
+
+
+class Log1p(_Unary):
+    """y = log(1 + x); gx = gy / (1 + x)."""
+    op = "log1p"
+
+    def grad(self, gy, x, y):
+        return gy / (x + 1.0)
+
+
+class Expm1(_Unary):
+    """y = exp(x) - 1; gx = gy * (y + 1)."""
+    op = "expm1"
+
+    def grad(self, gy, x, y):
+        return gy * (y + 1.0)
+
+
+class Log2(_Unary):
+    """y = log2(x); gx = gy / (x ln 2)."""
+    op = "log2"
+
+    def grad(self, gy, x, y):
+        return gy / (x * math.log(2.0))
+
+
+class Log10(_Unary):
+    """y = log10(x); gx = gy / (x ln 10)."""
+    op = "log10"
+
+    def grad(self, gy, x, y):
+        return gy / (x * math.log(10.0))
+
+
+class Exp2(_Unary):
+    """y = 2^x; gx = gy * y * ln 2."""
+    op = "exp2"
+
+    def grad(self, gy, x, y):
+        return gy * y * math.log(2.0)
+
+
+class Rsqrt(_Unary):
+    """y = 1 / sqrt(x); gx = -gy * y^3 / 2."""
+
+    def compute(self, x):
+        return 1 / backend.get_array_module(x).sqrt(x)
+
+    def grad(self, gy, x, y):
+        return gy * (y * y * y) * -0.5
+
+
+class Reciprocal(_Unary):
+    """y = 1 / x; gx = -gy * y^2."""
+
+    def compute(self, x):
+        return 1 / x
+
+    def grad(self, gy, x, y):
+        return gy * -(y * y)
+
+
+class Frac(_Unary):
+    """y = x - trunc(x); gx = gy (torch's convention: the jumps are ignored)."""
+
+    saves_inputs = False
+
+    def compute(self, x):
+        return x - backend.get_array_module(x).trunc(x)
+
+    def grad(self, gy, x, y):
+        return gy
+
+
+class _Flat(Function):
+    """A piecewise-constant function (sign, floor, ceil, trunc, round): gx = 0, as in torch
+    (zeros, not gy * 0, so an infinite gy gives 0 too)."""
+
+    saves_inputs = False
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+    def backward(self, gy):
+        return Tensor(backend.get_array_module(gy.data).zeros_like(gy.data))
+
+
+def _float_unary(cls, fn: str):
+    def apply(input) -> Tensor:
+        return cls()(_floating(fn, input))
+    apply.__name__ = apply.__qualname__ = fn
+    apply.__doc__ = (f"``torch.{fn}``, elementwise; integer and bool tensors give float32. "
+                     f"{cls.__doc__}")
+    return apply
+
+
+sin = _float_unary(Sin, "sin")
+cos = _float_unary(Cos, "cos")
+tan = _float_unary(Tan, "tan")
+sinh = _float_unary(Sinh, "sinh")
+cosh = _float_unary(Cosh, "cosh")
+asin = arcsin = _float_unary(Asin, "asin")
+acos = arccos = _float_unary(Acos, "acos")
+atan = arctan = _float_unary(Atan, "atan")
+log1p = _float_unary(Log1p, "log1p")
+expm1 = _float_unary(Expm1, "expm1")
+log2 = _float_unary(Log2, "log2")
+log10 = _float_unary(Log10, "log10")
+exp2 = _float_unary(Exp2, "exp2")
+rsqrt = _float_unary(Rsqrt, "rsqrt")
+reciprocal = _float_unary(Reciprocal, "reciprocal")
+
+
+def _sign_array(x):
+    if x.dtype == np.bool_:
+        return x.copy()
+    if x.dtype.kind == "u":
+        return (x > 0).astype(x.dtype)
+    # comparisons, not xp.sign: torch's sign is 0 at NaN and +0.0 at -0.0
+    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
+
+
+def sign(input) -> Tensor:
+    """-1, 0 or 1 by the sign of each entry (0 at NaN, as torch), in the input's dtype; the
+    gradient is zero."""
+    x = as_tensor(input)
+    return _Flat(_sign_array)(x) if _is_float(x) else _wrap(_sign_array(x.data))
+
+
+sgn = sign  # (torch's sgn differs from sign only for complex numbers)
+
+
+def _rounding(name: str, ufunc: str):
+    def apply(input) -> Tensor:
+        x = as_tensor(input)
+        if x.dtype == np.bool_:
+            raise TypeError(f"{name}: not defined for bool tensors (torch refuses them too)")
+        if not _is_float(x):
+            return _wrap(x.data.copy())  # integers are whole already; torch keeps the dtype
+        return _Flat(lambda a: getattr(backend.get_array_module(a), ufunc)(a))(x)
+    apply.__name__ = apply.__qualname__ = name
+    apply.__doc__ = (f"``torch.{name}``: integer tensors are returned as they are; the "
+                     "gradient is zero.")
+    return apply
+
+
+floor = _rounding("floor", "floor")
+ceil = _rounding("ceil", "ceil")
+trunc = fix = _rounding("trunc", "trunc")
+
+
+def _round_array(x, decimals: int):
+    xp = backend.get_array_module(x)
+    if decimals == 0:
+        return xp.rint(x)  # half to even, as torch
+    # scaled in float32 for float16, as torch's kernels do (its opmath type)
+    a = x.astype(np.float32) if x.dtype == np.float16 else x
+    scale = a.dtype.type(10.0 ** builtins.abs(decimals))
+    out = xp.rint(a * scale) / scale if decimals > 0 else xp.rint(a / scale) * scale
+    return out.astype(x.dtype, copy=False)
+
+
+def round(input, *, decimals: int = 0) -> Tensor:
+    """Round half to even, to ``decimals`` places (negative: to tens, hundreds, ...), as
+    ``torch.round``; integer tensors are returned as they are (with decimals 0). The gradient is
+    zero."""
+    x = as_tensor(input)
+    if isinstance(decimals, (bool, np.bool_)) or not isinstance(decimals, (int, np.integer)):
+        raise TypeError(f"round: decimals must be an int, got {decimals!r}")
+    if x.dtype == np.bool_:
+        raise TypeError("round: not defined for bool tensors (torch refuses them too)")
+    if not _is_float(x):
+        if decimals != 0:
+            raise TypeError(f"round: decimals={decimals} needs a floating-point tensor, got "
+                            f"{x.dtype} (torch refuses it too)")
+        return _wrap(x.data.copy())
+    d = int(decimals)
+    return _Flat(lambda a: _round_array(a, d))(x)
+
+
+def frac(input) -> Tensor:
+    """``x - trunc(x)``, with the sign of x; floating-point tensors only (as torch). The
+    gradient is 1."""
+    x = as_tensor(input)
+    if not _is_float(x):
+        raise TypeError(f"frac: needs a floating-point tensor, got {x.dtype} (torch refuses "
+                        "integers too)")
+    return Frac()(x)
+
+
+# ----------------------------------------------------------------------------- two operands
+
+def _check_operand(fn: str, v) -> None:
+    if isinstance(v, Tensor):
+        return
+    if isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)):
+        return
+    if isinstance(v, np.ndarray) or backend.is_cupy_array(v):
+        return
+    raise TypeError(f"{fn}: expected tensors or real numbers, got {type(v).__name__} ({v!r})")
+
+
+def _operands(fn: str, a, b, floating: bool = False):
+    """Two operands as tensors of one dtype (torch's promotion; ``floating``: at least
+    float32), on one device, with shapes that broadcast. Numbers become constants on the
+    tensor's device. Casting a tensor that needs a gradient is recorded (``astype``)."""
+    _check_operand(fn, a)
+    _check_operand(fn, b)
+    a, b = _binary(a, b)
+    if floating and a.dtype.kind != "f":
+        a, b = _to_float(a), _to_float(b)
+    backend.check_same_device(a.data, b.data, what=fn)
+    _broadcast_check(fn, a.shape, b.shape)
+    return a, b
+
+
+class _Extremum(Function):
+    """y = maximum(a, b) (``largest``) or minimum(a, b), NaN if either is; the gradient goes to
+    the larger (smaller) side, half to each at a tie, and all of it to both where NaN was
+    met (torch's masks). Linear in gy with constant masks, so exact at every order."""
+
+    def __init__(self, largest: bool):
+        self.largest = largest
+
+    def forward(self, a, b):
+        xp = backend.get_array_module(a, b)
+        return (xp.maximum if self.largest else xp.minimum)(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        av, bv = a.data, b.data
+        tie = av == bv
+        half = where(tie, gy * 0.5, gy)
+        a_loses, b_loses = (av < bv, av > bv) if self.largest else (av > bv, av < bv)
+        ga = sum_to(where(a_loses, 0.0, half), a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(where(b_loses, 0.0, half), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class _FExtremum(Function):
+    """y = fmax(a, b) (``largest``) or fmin(a, b): NaN only where both are; the gradient goes
+    to a where a wins or ties or b is NaN, else to b (torch's convention)."""
+
+    def __init__(self, largest: bool):
+        self.largest = largest
+
+    def forward(self, a, b):
+        xp = backend.get_array_module(a, b)
+        return (xp.fmax if self.largest else xp.fmin)(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        xp = _xp(a)
+        av, bv = a.data, b.data
+        to_a = ((av >= bv) if self.largest else (av <= bv)) | xp.isnan(bv)
+        ga = sum_to(where(to_a, gy, 0.0), a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(where(to_a, 0.0, gy), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+def _extremum(fn: str, cls, largest: bool, a, b) -> Tensor:
+    a, b = _operands(fn, a, b)
+    if not _is_float(a):  # no gradient: the plain array op, in the integer or bool dtype
+        xp = _xp(a)
+        op = {("maximum", True): xp.maximum, ("minimum", False): xp.minimum,
+              ("fmax", True): xp.fmax, ("fmin", False): xp.fmin}[fn, largest]
+        return _wrap(op(a.data, b.data))
+    return cls(largest)(a, b)
+
+
+def maximum(input, other) -> Tensor:
+    """Elementwise larger value (NaN wins); at a tie each side gets half the gradient, as in
+    torch. Python numbers are accepted as either operand (torch wants tensors)."""
+    return _extremum("maximum", _Extremum, True, input, other)
+
+
+def minimum(input, other) -> Tensor:
+    """Elementwise smaller value; see ``maximum``."""
+    return _extremum("minimum", _Extremum, False, input, other)
+
+
+def fmax(input, other) -> Tensor:
+    """Elementwise larger value, ignoring a NaN on one side (``torch.fmax``)."""
+    return _extremum("fmax", _FExtremum, True, input, other)
+
+
+def fmin(input, other) -> Tensor:
+    """Elementwise smaller value, ignoring a NaN on one side (``torch.fmin``)."""
+    return _extremum("fmin", _FExtremum, False, input, other)
+
+
+class Atan2(Function):
+    """y = atan2(a, b), the angle of the point (b, a); ga = gy b / (a^2 + b^2),
+    gb = -gy a / (a^2 + b^2)."""
+
+    def forward(self, a, b):
+        return backend.get_array_module(a, b).arctan2(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        r = reciprocal(a * a + b * b)
+        ga = sum_to(gy * b * r, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(gy * -a * r, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+def atan2(input, other) -> Tensor:
+    """``torch.atan2(input, other)``: the angle of (other, input) in [-pi, pi]; integer
+    tensors give float32."""
+    a, b = _operands("atan2", input, other, floating=True)
+    return Atan2()(a, b)
+
+
+arctan2 = atan2
+
+
+class Lerp(Function):
+    """y = a + w (b - a), computed as torch does (from the nearer end: exact at w = 0 and 1);
+    ga = gy (1 - w), gb = gy w, gw = gy (b - a)."""
+
+    def forward(self, a, b, w):
+        xp = backend.get_array_module(a, b, w)
+        d = b - a
+        return xp.where(xp.abs(w) < 0.5, a + w * d, b - d * (1 - w))
+
+    def backward(self, gy):
+        a, b, w = self.inputs
+        need = self.needs_input_grad
+        ga = sum_to(gy * (1.0 - w), a.shape) if need[0] else None
+        gb = sum_to(gy * w, b.shape) if need[1] else None
+        gw = sum_to(gy * (b - a), w.shape) if need[2] else None
+        return ga, gb, gw
+
+
+def lerp(input, end, weight) -> Tensor:
+    """``input + weight * (end - input)``, as ``torch.lerp``: ``input`` and ``end`` are
+    floating-point tensors of one dtype; ``weight`` is a number or a tensor of that dtype (a
+    0-d one is cast). All three broadcast together and all are differentiable."""
+    a, b = as_tensor(input), as_tensor(end, input if isinstance(input, Tensor) else None)
+    if not _is_float(a) or not _is_float(b):
+        raise TypeError(f"lerp: input and end must be floating-point tensors, got {a.dtype} "
+                        f"and {b.dtype}")
+    if a.dtype != b.dtype:
+        raise TypeError(f"lerp: input and end must have one dtype, got {a.dtype} and "
+                        f"{b.dtype}")
+    backend.check_same_device(a.data, b.data, what="lerp")
+    if isinstance(weight, Tensor):
+        backend.check_same_device(a.data, weight.data, what="lerp")
+        if weight.dtype != a.dtype:
+            if weight.ndim or not _is_float(weight):
+                raise TypeError(f"lerp: weight must have the dtype of input ({a.dtype}), got "
+                                f"{weight.dtype}")
+            weight = astype(weight, a.dtype)
+        w = weight
+    else:
+        _check_operand("lerp", weight)
+        w = Tensor(_xp(a).full((), weight, dtype=a.dtype))
+    _broadcast_check("lerp", a.shape, b.shape, w.shape)
+    return Lerp()(a, b, w)
+
+
+# ----------------------------------------------------------------------------- along one axis
+
+def _shift_array(x, axis: int, s: int, fill):
+    """y[..., i, ...] = x[..., i + s, ...] along ``axis``, ``fill`` where i + s is outside."""
+    xp = backend.get_array_module(x)
+    y = xp.full(x.shape, fill, dtype=x.dtype)
+    n = x.shape[axis]
+    if builtins.abs(s) < n:
+        lead = (slice(None),) * axis
+        if s >= 0:
+            y[lead + (slice(0, n - s),)] = x[lead + (slice(s, n),)]
+        else:
+            y[lead + (slice(-s, n),)] = x[lead + (slice(0, n + s),)]
+    return y
+
+
+class _Shift(Function):
+    """y_i = x_{i+s} along ``axis`` (the constant ``fill`` past the ends); gx = gy shifted by
+    -s with zeros past the ends."""
+
+    saves_inputs = False
+
+    def __init__(self, axis: int, s: int, fill=0):
+        self.axis, self.s, self.fill = axis, s, fill
+
+    def forward(self, x):
+        return _shift_array(x, self.axis, self.s, self.fill)
+
+    def backward(self, gy):
+        return _Shift(self.axis, -self.s)(gy)
+
+
+class _Flip(Function):
+    """y = x reversed along ``axis``; gx = gy reversed."""
+
+    saves_inputs = False
+
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def forward(self, x):
+        return backend.get_array_module(x).flip(x, axis=self.axis)
+
+    def backward(self, gy):
+        return _Flip(self.axis)(gy)
+
+
+def _suffix_scan(m: Tensor, g: Tensor, axis: int) -> Tensor:
+    """a with a_i = g_i + m_i a_{i+1} along ``axis`` (a = g at the last index): the linear
+    recurrence that runs a cumulative product's gradient backwards, by log2(n) doubling steps
+    of differentiable ops. No division, so exact where the products hold zeros, at every
+    order of differentiation."""
+    n = g.shape[axis]
+    a, s = g, 1
+    while s < n:  # a_i, m_i cover the indices i .. i + 2s - 1 after this step
+        a = a + m * _Shift(axis, s)(a)
+        if 2 * s < n:
+            m = m * _Shift(axis, s)(m)
+        s *= 2
+    return a
+
+
+class Cumsum(Function):
+    """y_i = x_0 + ... + x_i along ``axis``; gx_i = gy_i + ... + gy_{n-1} (a reversed
+    cumsum)."""
+
+    saves_inputs = False
+
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def forward(self, x):
+        return backend.get_array_module(x).cumsum(x, axis=self.axis)
+
+    def backward(self, gy):
+        a = self.axis
+        return _Flip(a)(Cumsum(a)(_Flip(a)(gy)))
+
+
+class Cumprod(Function):
+    """y_i = x_0 ... x_i along ``axis``; gx_i = (x_0 ... x_{i-1}) sum_{k>=i} gy_k
+    x_{i+1} ... x_k: the exclusive product is y shifted by one, the sum a ``_suffix_scan``.
+    Exact with zeros in x."""
+
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def forward(self, x):
+        return backend.get_array_module(x).cumprod(x, axis=self.axis)
+
+    def backward(self, gy):
+        a = self.axis
+        before = _Shift(a, -1, 1)(self.output())
+        return before * _suffix_scan(_Shift(a, 1)(self.inputs[0]), gy, a)
+
+
+def _logcumsumexp_array(x, axis: int):
+    """log(cumsum(exp(x))) by log2(n) doubling steps of logaddexp, which stay exact where the
+    terms differ by more than the dtype's range (-1000 then 0 gives -1000, 0)."""
+    xp = backend.get_array_module(x)
+    n = x.shape[axis]
+    y, s = x, 1
+    while s < n:
+        y = xp.logaddexp(y, _shift_array(y, axis, -s, -np.inf))
+        s *= 2
+    return y.copy() if y is x else y
+
+
+class LogCumSumExp(Function):
+    """y_i = log(exp(x_0) + ... + exp(x_i)) along ``axis``; gx_i = sum_{k>=i} gy_k
+    exp(x_i - y_k), summed in log space separately for the positive and the negative gy (as
+    torch), so that nothing overflows."""
+
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def forward(self, x):
+        return _logcumsumexp_array(x, self.axis)
+
+    def backward(self, gy):
+        a = self.axis
+        x, y = self.inputs[0], self.output()
+        lowest = float(np.finfo(x.dtype).min)
+
+        def part(mask):
+            # log|gy| where the mask holds; |gy| is swapped for 1 elsewhere before the log, so
+            # that no 0 reaches it (its derivative there would be inf * 0)
+            lg = where(mask, log(where(mask, abs(gy), 1.0)), lowest)
+            return exp(_Flip(a)(LogCumSumExp(a)(_Flip(a)(lg - y))) + x)
+        return part(gy.data > 0) - part(gy.data < 0)
+
+
+def _cast(fn: str, x: Tensor, dtype) -> Tensor:
+    if dtype is None:
+        return x
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{fn}: dtype {dtype!r} is not a dtype") from None
+    return astype(x, dt)
+
+
+def _along(fn: str, input, dim, dtype, make) -> Tensor:
+    """A cumulative op along ``dim``; integer and bool tensors are summed or multiplied in int64,
+    as torch does. A 0-d tensor is its own cumulative result (dim 0 or -1)."""
+    x = _cast(fn, as_tensor(input), dtype)
+    if dim is None:
+        raise TypeError(f"{fn}: dim is required (the dimension to accumulate along)")
+    d = _dim(fn, dim, x.ndim)
+    if not _is_float(x):
+        x = Tensor(x.data.astype(np.int64))
+    if x.ndim == 0:
+        return reshape(make(0)(reshape(x, (1,))), ())
+    return make(d)(x)
+
+
+def cumsum(input, dim, *, dtype=None) -> Tensor:
+    """Running sum along ``dim`` (``torch.cumsum``); integers and bools accumulate in int64,
+    ``dtype`` casts the input first."""
+    return _along("cumsum", input, dim, dtype, Cumsum)
+
+
+def cumprod(input, dim, *, dtype=None) -> Tensor:
+    """Running product along ``dim`` (``torch.cumprod``); the gradient is exact where the input
+    has zeros (no division), at every order."""
+    return _along("cumprod", input, dim, dtype, Cumprod)
+
+
+def logcumsumexp(input, dim) -> Tensor:
+    """``log(cumsum(exp(input), dim))`` without overflow (``torch.logcumsumexp``);
+    floating-point tensors only, as torch."""
+    x = as_tensor(input)
+    if not _is_float(x):
+        raise TypeError(f"logcumsumexp: needs a floating-point tensor, got {x.dtype}")
+    return _along("logcumsumexp", x, dim, None, LogCumSumExp)
+
+
+# ----------------------------------------------------------------------------- reductions
+
+class Prod(Function):
+    """y = the product of x along ``axis``; gx_i = gy * (product of the entries before i) *
+    (product of those after), two exclusive cumulative products: exact where x has one zero or
+    several (no division, no test of the values), and differentiable again through
+    ``cumprod``."""
+
+    def __init__(self, axis: int, keepdims: bool):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        return backend.get_array_module(x).prod(x, axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        a, x = self.axis, self.inputs[0]
+        before = _Shift(a, -1, 1)(cumprod(x, a))
+        after = _Flip(a)(_Shift(a, -1, 1)(cumprod(_Flip(a)(x), a)))
+        if not self.keepdims:
+            gy = reshape(gy, x.shape[:a] + (1,) + x.shape[a + 1:])
+        return gy * before * after
+
+
+def prod(input, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Product of all entries, or along the one int ``dim`` (``torch.prod``); integers and
+    bools multiply in int64, ``dtype`` casts the input first. The gradient is exact where the
+    input holds zeros (see ``Prod``)."""
+    x = _cast("prod", as_tensor(input), dtype)
+    if not _is_float(x):
+        x = Tensor(x.data.astype(np.int64))
+    if dim is None:
+        out = Prod(0, False)(reshape(x, (-1,)))
+        return reshape(out, (1,) * x.ndim) if keepdim else out
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, (bool, np.bool_)):
+        raise TypeError(f"prod: dim must be one int, got {dim!r} (torch.prod reduces one "
+                        "dimension or all of them)")
+    d = _dim("prod", dim, x.ndim)
+    if x.ndim == 0:  # dim 0 or -1 of a 0-d tensor: the value itself
+        return reshape(Prod(0, False)(reshape(x, (1,))), ())
+    return Prod(d, bool(keepdim))(x)
+
+
+_INF = math.inf
+
+
+class _VectorNorm(Function):
+    """y = (sum |x|^p)^(1/p) over ``axis`` (p = inf: max |x|, -inf: min |x|, 0: the number of
+    nonzero entries); the gradient is torch's ``vector_norm`` one: x / y for p = 2 and sign(x)
+    for p = 1, split evenly among the entries that reach the max or min for p = +-inf, zero for
+    p = 0, and zero where y = 0 for p >= 1. Built from differentiable ops on x and y, so exact
+    at higher orders (away from zero entries, where |x|^(p-1) has no derivative)."""
+
+    def __init__(self, p: float, axis: tuple, keepdims: bool):
+        self.p, self.axis, self.keepdims = p, axis, keepdims
+
+    def forward(self, x):
+        with np.errstate(all="ignore"):  # |0|^p for p < 0 is inf, quietly, as in torch
+            return self._norm(x)
+
+    def _norm(self, x):
+        xp = backend.get_array_module(x)
+        p, ax = self.p, self.axis
+        # float16 is summed in float32, as torch accumulates it
+        xf = x.astype(np.float32) if x.dtype == np.float16 else x
+        if p == 2:
+            y = xp.sqrt((xf * xf).sum(axis=ax, keepdims=True))
+        elif p == 1:
+            y = xp.abs(xf).sum(axis=ax, keepdims=True)
+        elif p == _INF:
+            y = xp.abs(xf).max(axis=ax, keepdims=True)
+        elif p == -_INF:
+            y = xp.abs(xf).min(axis=ax, keepdims=True)
+        elif p == 0:
+            y = (xf != 0).sum(axis=ax, keepdims=True).astype(xf.dtype)
+        else:
+            y = (xp.abs(xf) ** xf.dtype.type(p)).sum(axis=ax, keepdims=True) \
+                ** xf.dtype.type(1.0 / p)
+        y = xp.asarray(y).astype(x.dtype, copy=False)
+        if not self.keepdims:
+            y = y.reshape(tuple(s for i, s in enumerate(x.shape) if i not in ax))
+        return y
+
+    def backward(self, gy):
+        x, p = self.inputs[0], self.p
+        xp = _xp(x)
+        kshape = tuple(1 if i in self.axis else s for i, s in enumerate(x.shape))
+        y = reshape(self.output(), kshape)
+        gy = reshape(gy, kshape)
+        if p == 0:
+            return Tensor(xp.zeros_like(x.data))
+        sgn = Tensor(_sign_array(x.data))
+        if p == 1:
+            return gy * sgn
+        if p in (_INF, -_INF):
+            ax = xp.abs(x.data)
+            hit = ((ax == y.data) | xp.isnan(ax)).astype(x.dtype)
+            return gy * Tensor(xp.asarray(sgn.data * hit / hit.sum(axis=self.axis,
+                                                                     keepdims=True)))
+        if p < 1:
+            # sign(x) |x|^(p-1), 0 at x = 0 (|x| swapped for 1 there before the power, so
+            # that no infinity meets a zero weight), times gy * y^(1-p)
+            nz = x.data != 0
+            s = sgn * where(nz, pow(where(nz, abs(x), 1.0), p - 1.0), 0.0)
+            return s * gy * pow(y, 1.0 - p)
+        pos = y.data > 0  # zero gradient at y = 0, where x / y would be 0 / 0
+        scale = where(pos, gy / pow(where(pos, y, 1.0), p - 1.0), 0.0)
+        if p == 2:
+            return x * scale
+        s = x * pow(abs(x), p - 2.0) if p >= 2 else sgn * pow(abs(x), p - 1.0)
+        return s * scale
+
+
+def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    """``torch.norm``: the vector p-norm of ``input`` over ``dim`` (all entries by default).
+
+    ``p`` is 'fro' (the 2-norm over one or two dims, or all) or a number: 2, 1, inf, -inf, 0
+    (the count of nonzero entries) or any other real p, ``(sum |x|^p)^(1/p)``. The nuclear
+    norm ('nuc') is not supported. ``dtype`` casts the input first. Floating-point tensors
+    only, as torch. The gradient at a zero norm is 0 for p >= 1, as in torch.
+    """
+    x = _cast("norm", as_tensor(input), dtype)
+    if not _is_float(x):
+        raise TypeError(f"norm: expected a floating-point tensor, got {x.dtype}; cast it "
+                        "(x.float()) or pass dtype=")
+    if p is None:
+        p = "fro"
+    if isinstance(p, str):
+        if p == "nuc":
+            raise NotImplementedError("norm: p='nuc' (the nuclear norm) is not supported by "
+                                      "minigan")
+        if p != "fro":
+            raise ValueError(f"norm: p must be 'fro', 'nuc' or a number, got {p!r}")
+        if isinstance(dim, (tuple, list)) and len(dim) > 2:
+            raise ValueError(f"norm: p='fro' takes at most 2 dims, got dim={tuple(dim)}")
+        p = 2.0
+    elif isinstance(p, (int, float, np.integer, np.floating)) and not math.isnan(p):
+        p = float(p)
+    else:
+        raise TypeError(f"norm: p must be 'fro' or a real number, got {p!r}")
+    axes = _norm_axis(dim, x.ndim, "norm")
+    if p in (_INF, -_INF) and builtins.any(x.shape[a] == 0 for a in axes):
+        raise RuntimeError(f"norm: the {'-' if p < 0 else ''}inf norm over an empty dimension "
+                           f"is undefined (shape {tuple(x.shape)}, dims {axes}): max and min "
+                           "have no identity")
+    return _VectorNorm(p, axes, bool(keepdim))(x)
+
+
+def _bool_reduce(fn: str, input, dim, keepdim):
+    """``torch.any``/``torch.all``: bool results (uint8 for uint8 input, as torch), no
+    gradient. ``dim`` is an int or a tuple; an empty tuple reduces nothing, as in torch."""
+    x = as_tensor(input)
+    xp = _xp(x)
+    axes = None if dim is None else _norm_axis(dim, x.ndim, fn, empty_is_all=False)
+    out = xp.asarray(getattr(xp, fn)(x.data, axis=axes, keepdims=bool(keepdim)))
+    return _wrap(out.astype(np.uint8) if x.dtype == np.uint8 else out)
+
+
+def any(input, dim=None, keepdim: bool = False) -> Tensor:
+    """Whether any entry is nonzero (NaN counts as nonzero), over ``dim`` or everything."""
+    return _bool_reduce("any", input, dim, keepdim)
+
+
+def all(input, dim=None, keepdim: bool = False) -> Tensor:
+    """Whether every entry is nonzero, over ``dim`` or everything."""
+    return _bool_reduce("all", input, dim, keepdim)
+
+
+def count_nonzero(input, dim=None) -> Tensor:
+    """The number of nonzero entries over ``dim`` (an int, a tuple, or everything) as int64."""
+    x = as_tensor(input)
+    axes = _norm_axis(dim, x.ndim, "count_nonzero")
+    xp = _xp(x)
+    return _wrap(xp.asarray((x.data != 0).sum(axis=axes), dtype=np.int64))
+
+
+# ----------------------------------------------------------------------------- predicates
+
+def isnan(input) -> Tensor:
+    x = as_tensor(input)
+    xp = _xp(x)
+    return _wrap(xp.isnan(x.data) if _is_float(x) else xp.zeros(x.shape, dtype=bool))
+
+
+def isinf(input) -> Tensor:
+    x = as_tensor(input)
+    xp = _xp(x)
+    return _wrap(xp.isinf(x.data) if _is_float(x) else xp.zeros(x.shape, dtype=bool))
+
+
+def isposinf(input) -> Tensor:
+    x = as_tensor(input)
+    return _wrap(x.data == np.inf if _is_float(x) else _xp(x).zeros(x.shape, dtype=bool))
+
+
+def isneginf(input) -> Tensor:
+    x = as_tensor(input)
+    return _wrap(x.data == -np.inf if _is_float(x) else _xp(x).zeros(x.shape, dtype=bool))
+
+
+def isfinite(input) -> Tensor:
+    x = as_tensor(input)
+    xp = _xp(x)
+    return _wrap(xp.isfinite(x.data) if _is_float(x) else xp.ones(x.shape, dtype=bool))
+
+
+def signbit(input) -> Tensor:
+    """Whether the sign bit is set: True for -0.0 and negative NaNs too (``torch.signbit``)."""
+    x = as_tensor(input)
+    xp = _xp(x)
+    if _is_float(x):
+        return _wrap(xp.signbit(x.data))
+    if x.dtype.kind == "i":
+        return _wrap(x.data < 0)
+    return _wrap(xp.zeros(x.shape, dtype=bool))
+
+
+def _same_dtype_operands(fn: str, input, other):
+    """``isclose``/``allclose`` operands: tensors of one dtype, as torch demands (a number
+    takes the tensor's dtype)."""
+    a = as_tensor(input)
+    if isinstance(other, Tensor):
+        b = other
+        if a.dtype != b.dtype:
+            raise TypeError(f"{fn}: input and other must have one dtype, got {a.dtype} and "
+                            f"{b.dtype}")
+        backend.check_same_device(a.data, b.data, what=fn)
+    else:
+        _check_operand(fn, other)
+        b = Tensor(_xp(a).asarray(other, dtype=a.dtype)) if hasattr(other, "shape") \
+            else Tensor(_xp(a).full((), other, dtype=a.dtype))
+        backend.check_same_device(a.data, b.data, what=fn)
+    _broadcast_check(fn, a.shape, b.shape)
+    return a, b
+
+
+def _close_array(fn, a, b, rtol, atol, equal_nan):
+    for name, v in (("rtol", rtol), ("atol", atol)):
+        if not v >= 0:
+            raise ValueError(f"{fn}: {name} must be >= 0, got {v}")
+    xp = _xp(a)
+    av, bv = a.data, b.data
+    close = av == bv
+    if equal_nan and _is_float(a):
+        close = close | (xp.isnan(av) & xp.isnan(bv))
+    if rtol == 0 and atol == 0:
+        return close
+    if not _is_float(a):  # torch measures integer and bool errors in float32
+        av, bv = av.astype(np.float32), bv.astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, and not close
+        allowed = atol + xp.abs(rtol * bv)
+        err = xp.abs(av - bv)
+        return close | (xp.isfinite(err) & (err <= allowed))
+
+
+def isclose(input, other, rtol: float = 1e-05, atol: float = 1e-08,
+            equal_nan: bool = False) -> Tensor:
+    """``|input - other| <= atol + rtol * |other|`` elementwise, or equal (infinities match
+    themselves; NaNs match only with ``equal_nan``), as ``torch.isclose``: one dtype for both."""
+    a, b = _same_dtype_operands("isclose", input, other)
+    return _wrap(_close_array("isclose", a, b, rtol, atol, equal_nan))
+
+
+def allclose(input, other, rtol: float = 1e-05, atol: float = 1e-08,
+             equal_nan: bool = False) -> bool:
+    """Whether ``isclose`` holds everywhere, as a Python bool (a host read: on the GPU it waits
+    for the device)."""
+    a, b = _same_dtype_operands("allclose", input, other)
+    return bool(_close_array("allclose", a, b, rtol, atol, equal_nan).all())
+
+
+def equal(input, other) -> bool:
+    """Whether the two tensors have one shape and equal values (NaN equals nothing), as a
+    Python bool like ``torch.equal`` (a host read on the GPU). Dtypes may differ."""
+    a, b = as_tensor(input), as_tensor(other)
+    backend.check_same_device(a.data, b.data, what="equal")
+    if a.shape != b.shape:
+        return False
+    return bool((a.data == b.data).all())
+
+
+class _NanToNum(Function):
+    """y = x with NaN, +inf and -inf replaced by numbers; gx = gy * isfinite(x), as torch."""
+
+    saves_inputs = False
+
+    def __init__(self, nan, posinf, neginf):
+        self.values = (nan, posinf, neginf)
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        nan, posinf, neginf = self.values
+        self.saved = xp.isfinite(x)
+        y = xp.where(xp.isnan(x), nan, x)
+        y = xp.where(x == np.inf, posinf, y)
+        return xp.where(x == -np.inf, neginf, y)
+
+    def backward(self, gy):
+        return gy * Tensor(self.saved.astype(gy.dtype))
+
+
+def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None) -> Tensor:
+    """NaN -> ``nan``, +inf -> ``posinf`` and -inf -> ``neginf`` (the dtype's largest and
+    lowest finite values by default), as ``torch.nan_to_num``; integer tensors come back as
+    they are. The gradient passes where the input was finite and is 0 elsewhere."""
+    x = as_tensor(input)
+    if not _is_float(x):
+        return _wrap(x.data.copy())
+    info = np.finfo(x.dtype)
+    t = x.dtype.type
+    with np.errstate(over="ignore"):  # a replacement beyond the dtype's range becomes inf
+        values = (t(nan), t(info.max if posinf is None else posinf),
+                  t(info.min if neginf is None else neginf))
+    return _NanToNum(*values)(x)
+
+
+def _logical(fn: str):
+    def apply(input, other) -> Tensor:
+        _check_operand(fn, input)
+        _check_operand(fn, other)
+        a, b = as_tensor(input), as_tensor(other, input if isinstance(input, Tensor) else None)
+        backend.check_same_device(a.data, b.data, what=fn)
+        _broadcast_check(fn, a.shape, b.shape)
+        return _wrap(getattr(_xp(a), fn)(a.data, b.data))
+    apply.__name__ = apply.__qualname__ = fn
+    apply.__doc__ = f"``torch.{fn}``: nonzero entries (NaN too) count as True; a bool tensor."
+    return apply
+
+
+logical_and = _logical("logical_and")
+logical_or = _logical("logical_or")
+logical_xor = _logical("logical_xor")
+
+
+def logical_not(input) -> Tensor:
+    x = as_tensor(input)
+    return _wrap(_xp(x).logical_not(x.data))
+
+
+# every function above is a Tensor method too (x.sin(), x.norm(1, dim=0), x.any()), and so is
+# square, which minigan.nn.functional already has
+TENSOR_METHODS = {name: globals()[name] for name in __all__}
+TENSOR_METHODS["square"] = square
