@@ -1,27 +1,29 @@
 """Optimizers with PyTorch's names, argument orders, defaults and semantics, running on
-minigan's fused kernels (``minigan.kernels.optim``), plus ``lr_scheduler``.
+minigan's fused kernels (``minigan.kernels.optim``): ``Adam``, ``AdamW``, ``SGD``, ``RMSprop``
+and ``Adagrad``, plus ``lr_scheduler``.
 
 What differs from ``torch.optim`` is refused loudly rather than ignored: a torch flag that
-minigan does not implement (``amsgrad``, ``differentiable``, ``fused``, SGD's ``foreach`` and
-``capturable``) is accepted only at torch's default value, as a keyword argument, in a
-parameter group or in a loaded state dict, and is then dropped; any other key a parameter group
-carries must be a hyperparameter of the optimizer or one of the bookkeeping keys
+minigan does not implement (``amsgrad``, ``differentiable``, ``fused``, SGD's ``foreach``,
+RMSprop's ``capturable``) is accepted only at torch's default value, as a keyword argument, in
+a parameter group or in a loaded state dict, and is then dropped; any other key a parameter
+group carries must be a hyperparameter of the optimizer or one of the bookkeeping keys
 ``param_names`` (from ``named_parameters()``) and ``initial_lr`` (set by a learning-rate
-scheduler). Adam's ``foreach`` and ``capturable`` are implemented: they pick the GPU kernel
-(see ``Adam``).
+scheduler). ``foreach`` of Adam, RMSprop and Adagrad, and Adam's ``capturable``, are
+implemented: they pick the GPU kernel (see ``Adam``).
 """
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 
 from .. import backend
 from ..autograd import Tensor, enable_grad, mark_modified
-from ..nn.module import zero_grads
 from ..kernels import optim as K
+from ..nn.module import zero_grads
 
-__all__ = ["Optimizer", "Adam", "AdamW", "SGD", "lr_scheduler"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]
 
 _BOOKKEEPING_KEYS = ("params", "param_names", "initial_lr")
 
@@ -37,7 +39,7 @@ class Optimizer:
     """
 
     # flag -> the values accepted (torch's default, plus False where None is the default)
-    _unsupported_flags: dict = {}
+    _unsupported_flags: ClassVar[dict] = {}
     # state entries that are counts: torch stores them as float tensors
     _integer_state = ("step",)
     # state entries that are arrays of the parameter's shape (the subclasses name theirs)
@@ -293,6 +295,12 @@ def _check_nonnegative(where: str, what: str, value) -> None:
         raise ValueError(f"{where}: invalid {what} {value}")
 
 
+def _check_foreach(group: dict, where: str) -> None:
+    if group["foreach"] is not None and not isinstance(group["foreach"], bool):
+        raise ValueError(f"{where}: foreach must be None, True or False, got "
+                         f"{group['foreach']!r}")
+
+
 _NOT_IMPLEMENTED_FLAGS = {"amsgrad": (False,), "foreach": (None, False),
                           "capturable": (False,), "differentiable": (False,),
                           "fused": (None, False)}
@@ -316,8 +324,8 @@ class Adam(Optimizer):
     a loaded state changes it. Every parameter of a group with a gradient must then be at the
     same step count. On the CPU the flag changes nothing."""
 
-    _unsupported_flags = {k: v for k, v in _NOT_IMPLEMENTED_FLAGS.items()
-                          if k not in ("foreach", "capturable")}
+    _unsupported_flags: ClassVar[dict] = {k: v for k, v in _NOT_IMPLEMENTED_FLAGS.items()
+                                          if k not in ("foreach", "capturable")}
     _array_state = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
@@ -325,16 +333,14 @@ class Adam(Optimizer):
                  maximize: bool = False, capturable: bool = False, differentiable: bool = False,
                  fused=None, decoupled_weight_decay: bool = False):
         self._hyper = {}  # group index -> [device [steps, lr], steps and lr it holds]
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize, foreach=foreach,
-                                      capturable=capturable,
-                                      decoupled_weight_decay=decoupled_weight_decay))
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps,
+                                  "weight_decay": weight_decay, "maximize": maximize,
+                                  "foreach": foreach, "capturable": capturable,
+                                  "decoupled_weight_decay": decoupled_weight_decay})
         self._refuse_flags(amsgrad=amsgrad, differentiable=differentiable, fused=fused)
 
     def _check_group(self, group: dict, where: str) -> None:
-        if group["foreach"] is not None and not isinstance(group["foreach"], bool):
-            raise ValueError(f"{where}: foreach must be None, True or False, got "
-                             f"{group['foreach']!r}")
+        _check_foreach(group, where)
         if not isinstance(group.get("capturable", False), bool):
             raise ValueError(f"{where}: capturable must be True or False, got "
                              f"{group['capturable']!r}")
@@ -463,16 +469,16 @@ class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``;
     ``maximize`` ascends."""
 
-    _unsupported_flags = {k: _NOT_IMPLEMENTED_FLAGS[k]
-                          for k in ("foreach", "differentiable", "fused")}
+    _unsupported_flags: ClassVar[dict] = {k: _NOT_IMPLEMENTED_FLAGS[k]
+                                          for k in ("foreach", "differentiable", "fused")}
     _array_state = ("momentum_buffer",)
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False,
                  foreach=None, differentiable: bool = False, fused=None):
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize))
+        super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
+                                  "weight_decay": weight_decay, "nesterov": nesterov,
+                                  "maximize": maximize})
         self._refuse_flags(foreach=foreach, differentiable=differentiable, fused=fused)
 
     def _check_group(self, group: dict, where: str) -> None:
@@ -503,6 +509,154 @@ class SGD(Optimizer):
             K.sgd_step(p.data, grad, buf, g["lr"], g["momentum"], g["weight_decay"],
                        g["dampening"], g["nesterov"], first)
         mark_modified(*[p for _, p, _ in todo])
+        return loss
+
+
+def _gradients(opt: Optimizer) -> list:
+    """``(group, [params], [grad arrays])`` for each parameter group, over the parameters with
+    a gradient: every gradient checked (device, shape) and cast to its parameter's dtype
+    before any parameter moves, so that an error changes nothing."""
+    todo = []
+    for g in opt.param_groups:
+        params, grads = [], []
+        for p in g["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            d, gd = p.data, grad.data
+            # (a gradient of the parameter's class, dtype and shape is used as it is)
+            grads.append(gd if gd.__class__ is d.__class__ and gd.dtype == d.dtype
+                         and gd.shape == d.shape else opt._grad(p))
+            params.append(p)
+        todo.append((g, params, grads))
+    return todo
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's lecture notes; Graves 2013 for ``centered``), as
+    ``torch.optim.RMSprop``: with g the gradient (negated when ``maximize``) plus
+    ``weight_decay * param``,
+
+        square_avg = alpha square_avg + (1 - alpha) g^2
+        avg = sqrt(square_avg) + eps, or with centered=True, grad_avg = lerp(grad_avg, g,
+              1 - alpha) and avg = sqrt(square_avg - grad_avg^2) + eps
+        momentum > 0:  momentum_buffer = momentum momentum_buffer + g / avg,
+                       param -= lr momentum_buffer;  else  param -= lr g / avg
+
+    The state has torch's names (``step``, ``square_avg``, and ``momentum_buffer`` and
+    ``grad_avg`` where the group uses them), so a torch state dict loads with its meaning.
+    ``foreach`` picks the GPU kernels as in ``Adam``: None or True, ONE multi-tensor launch
+    per group and dtype; False, one fused kernel per parameter. ``capturable`` is refused
+    (``minigan.gan.graph`` captures Adam steps only)."""
+
+    _unsupported_flags: ClassVar[dict] = {k: _NOT_IMPLEMENTED_FLAGS[k]
+                                          for k in ("capturable", "differentiable")}
+    _array_state = ("square_avg", "momentum_buffer", "grad_avg")
+
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False,
+                 capturable: bool = False, foreach=None, maximize: bool = False,
+                 differentiable: bool = False):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "alpha": alpha, "eps": eps,
+                                  "centered": centered, "weight_decay": weight_decay,
+                                  "foreach": foreach, "maximize": maximize})
+        self._refuse_flags(capturable=capturable, differentiable=differentiable)
+
+    def _check_group(self, group: dict, where: str) -> None:
+        _check_foreach(group, where)
+        _check_nonnegative(where, "learning rate", group["lr"])
+        _check_nonnegative(where, "eps", group["eps"])
+        _check_nonnegative(where, "momentum", group["momentum"])
+        _check_nonnegative(where, "weight_decay", group["weight_decay"])
+        _check_nonnegative(where, "alpha", group["alpha"])
+
+    def step(self, closure=None):
+        loss = self._evaluate(closure)
+        todo = _gradients(self)
+        for g, params, grads in todo:
+            if not params:
+                continue
+            centered, momentum = g["centered"], g["momentum"] > 0
+            sq, avg, buf = [], [] if centered else None, [] if momentum else None
+            for p in params:
+                # As torch, a state holds the buffers its group's settings use, made at the
+                # first step; one that a changed setting needs later starts at zero then
+                # (where torch would fail)
+                st = self.state.setdefault(p, {"step": 0})
+                for name, out in (("square_avg", sq), ("grad_avg", avg),
+                                  ("momentum_buffer", buf)):
+                    if out is not None:
+                        if name not in st:
+                            st[name] = backend.get_array_module(p.data).zeros_like(p.data)
+                        out.append(st[name])
+            K.rmsprop_step_multi([p.data for p in params], grads, sq, avg, buf, g["lr"],
+                                 g["alpha"], g["eps"], g["weight_decay"], g["momentum"],
+                                 maximize=g["maximize"], foreach=g["foreach"] is not False)
+            for p in params:
+                self.state[p]["step"] += 1
+        mark_modified(*[p for _, params, _ in todo for p in params])
+        return loss
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al. 2011), as ``torch.optim.Adagrad``: with g the gradient (negated
+    when ``maximize``) plus ``weight_decay * param``, and the step count t after the step,
+
+        sum += g^2;   param -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(sum) + eps)
+
+    As in torch, the constructor gives every parameter its state at once (``step`` 0 and
+    ``sum`` filled with ``initial_accumulator_value``); a parameter added later gets it at its
+    first step. One difference: the fill is the parameter group's
+    ``initial_accumulator_value`` (torch takes the constructor's for every group).
+    ``foreach`` picks the GPU kernels as in ``Adam``."""
+
+    _unsupported_flags: ClassVar[dict] = {k: _NOT_IMPLEMENTED_FLAGS[k]
+                                          for k in ("differentiable", "fused")}
+    _array_state = ("sum",)
+
+    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
+                 initial_accumulator_value: float = 0, eps: float = 1e-10, foreach=None, *,
+                 maximize: bool = False, differentiable: bool = False, fused=None):
+        super().__init__(params, {"lr": lr, "lr_decay": lr_decay, "eps": eps,
+                                  "weight_decay": weight_decay,
+                                  "initial_accumulator_value": initial_accumulator_value,
+                                  "foreach": foreach, "maximize": maximize})
+        self._refuse_flags(differentiable=differentiable, fused=fused)
+        for g, p in self._params():
+            self._init_state(g, p)
+
+    def _check_group(self, group: dict, where: str) -> None:
+        _check_foreach(group, where)
+        _check_nonnegative(where, "learning rate", group["lr"])
+        _check_nonnegative(where, "lr_decay", group["lr_decay"])
+        _check_nonnegative(where, "weight_decay", group["weight_decay"])
+        _check_nonnegative(where, "initial_accumulator_value",
+                           group["initial_accumulator_value"])
+        _check_nonnegative(where, "eps", group["eps"])
+
+    def _init_state(self, group: dict, p) -> dict:
+        xp = backend.get_array_module(p.data)
+        st = self.state[p] = {"step": 0, "sum": xp.full_like(
+            p.data, group["initial_accumulator_value"])}
+        return st
+
+    def step(self, closure=None):
+        loss = self._evaluate(closure)
+        todo = _gradients(self)
+        for g, params, grads in todo:
+            if not params:
+                continue
+            sums, steps = [], []
+            for p in params:
+                st = self.state.get(p) or self._init_state(g, p)
+                sums.append(st["sum"])
+                steps.append(st["step"] + 1)
+            K.adagrad_step_multi([p.data for p in params], grads, sums, steps, g["lr"],
+                                 g["lr_decay"], g["eps"], g["weight_decay"],
+                                 maximize=g["maximize"], foreach=g["foreach"] is not False)
+            for p, step in zip(params, steps):
+                self.state[p]["step"] = step
+        mark_modified(*[p for _, params, _ in todo for p in params])
         return loss
 
 

@@ -6,6 +6,7 @@ The sources are collected by calling each kernel builder with ``backend.raw_kern
 by a recorder, for every dtype and index type the builders take. The conv and pool kernels,
 which are all gather kernels, also run on the CPU through the emulated CuPy's ``RawKernel``
 (``cuda_emulation.EmulatedKernel``) against the NumPy versions."""
+import itertools
 import re
 import shutil
 import subprocess
@@ -45,6 +46,10 @@ def _collect_sources(monkeypatch) -> list:
             for which in ("maxpool_fwd", "maxpool_bwd", "avgpool_fwd", "avgpool_bwd"):
                 KP._pool_kernel.__wrapped__(which, dt, ictype)
         KO._adam_multi_kernel.__wrapped__(np.dtype(dt).name, (7, 300, 100_000))
+        for centered, momentum in itertools.product((False, True), repeat=2):
+            KO._rmsprop_multi_kernel.__wrapped__(np.dtype(dt).name, (7, 300, 100_000),
+                                                 centered, momentum)
+        KO._adagrad_multi_kernel.__wrapped__(np.dtype(dt).name, (7, 300, 100_000))
         for which in KE._COLSUM_BWD:
             KE._colsum_kernel.__wrapped__(which, dt)
         for which in KE._MEAN_OF_MAPS:
@@ -59,11 +64,12 @@ def _collect_sources(monkeypatch) -> list:
 
 def test_every_kernel_name_is_defined_in_its_source(monkeypatch):
     sources = _collect_sources(monkeypatch)
-    # bn, conv, pool, adam, colsum (leaky, tanh), the three means (mean_all, bce_const_mean,
-    # sigmoid_mean) alone and in pairs, the norm penalty, the std and the one-output Linear
-    # (forward, backward); conv: im2col, its tanh-backward variant, col2im
-    assert len(sources) == (2 * 2 + 2 * 2 * 3 + 2 * 2 * 4 + 2 + 2 * 2 + 2 * 3 * 2 + 2 + 2
-                            + 2 * 2)
+    # bn, conv, pool, adam, rmsprop (centered or not, momentum or not), adagrad, colsum (leaky,
+    # tanh), the three means (mean_all, bce_const_mean, sigmoid_mean) alone and in pairs, the
+    # norm penalty, the std and the one-output Linear (forward, backward); conv: im2col, its
+    # tanh-backward variant, col2im
+    assert len(sources) == (2 * 2 + 2 * 2 * 3 + 2 * 2 * 4 + 2 + 2 * 4 + 2 + 2 * 2
+                            + 2 * 3 * 2 + 2 + 2 + 2 * 2)
     for name, code in sources:
         assert re.search(r'extern "C" __global__ void ' + re.escape(name) + r"\(", code), name
 
@@ -78,10 +84,10 @@ def test_every_raw_kernel_source_compiles_for_sm90(monkeypatch, tmp_path):
         dirs.append(d)
     with ThreadPoolExecutor(max_workers=2) as pool:
         reports = list(pool.map(compile_with_nvcc, codes, dirs))
-    # bn, adam, colsum (leaky, tanh), the three means alone and in pairs, the norm penalty and
-    # the std per dtype, the one-output Linear's (one source for both kernels) per dtype; conv
-    # and pool per index type too
-    assert len(codes) == 2 + 4 + 4 + 2 + 2 * 2 + 2 * 3 * 2 + 2 + 2 + 2
+    # bn, adam, rmsprop (4 variants), adagrad, colsum (leaky, tanh), the three means alone and
+    # in pairs, the norm penalty and the std per dtype, the one-output Linear's (one source for
+    # both kernels) per dtype; conv and pool per index type too
+    assert len(codes) == 2 + 4 + 4 + 2 + 2 * 4 + 2 + 2 * 2 + 2 * 3 * 2 + 2 + 2 + 2
     # A Hopper SM has 65536 registers, so a block of t threads launches only at 65536 // t or
     # fewer per thread (else the launch itself fails). The block reductions launch up to 1024
     # threads (64 registers); the gather kernels of conv and pool go through conv._launch,
