@@ -26,7 +26,9 @@ def _train_parser(sub):
                                       "checked against their published checksums (else "
                                       "MINIGAN_DATA, the cache, or a download)")
     p.add_argument("--image-size", type=int, help="resize images to this size")
-    p.add_argument("--epochs", type=float, help="epochs to train (default 1)")
+    p.add_argument("--epochs", type=float,
+                   help="epochs to train (default 1 for images; the 2-D toys ring8 and grid25 "
+                        "train a fixed number of steps, see the README)")
     p.add_argument("--steps", type=int, help="iterations to train (overrides --epochs)")
     p.add_argument("--batch-size", type=int,
                    help="batch size (64 for images; the toy default for ring8/grid25)")
@@ -356,7 +358,7 @@ def cmd_info(a) -> int:
         if not cfg:
             raise UsageError(f"{a.checkpoint} holds no training config (not a checkpoint "
                              "that minigan train wrote)")
-        print(json.dumps(cfg, indent=2))
+        print(json.dumps(cfg, indent=2, sort_keys=True))  # byte for byte as train writes it
         return 0
     if a.json:  # JSON alone on stdout, for scripts
         print(json.dumps({"checkpoint": str(a.checkpoint), "step": meta.get("step"),
@@ -396,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help=_CHECKPOINT_HELP)
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--out", default="grid.png")
-    p.add_argument("--npy", help="also write raw samples in [-1, 1] as N x C x H x W")
+    p.add_argument("--npy", help="also write the raw samples: N x C x H x W in [-1, 1] (2-D "
+                                 "toys: the N x 2 points)")
     p.add_argument("--label", type=int, help="class for a conditional GAN")
     p.add_argument("--labels-npy", help="write the labels used (conditional GAN)")
     p.add_argument("--seed", type=int, default=0)
@@ -405,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("interpolate", help="a latent walk between random points")
     p.add_argument("checkpoint", help=_CHECKPOINT_HELP)
     p.add_argument("--points", type=int, default=4)
-    p.add_argument("--frames", type=int, default=10, help="frames between two points")
+    p.add_argument("--frames", type=int, default=10,
+                   help="frames per segment between two points, the segment's first point "
+                        "included (the last point is added at the end)")
     p.add_argument("--slerp", action="store_true", help="spherical instead of linear paths")
     p.add_argument("--loop", action="store_true", help="return to the first point")
     p.add_argument("--label", type=int)

@@ -291,6 +291,11 @@ class Run:
                                     f"--resume {out}: not a folder")
         cfg_path = out / "config.json"
         if not cfg_path.exists():
+            ckpts = sorted((out / "checkpoints").glob("ckpt_*.npz"))
+            if ckpts:
+                raise FileNotFoundError(
+                    f"--resume {out}: no config.json there, though it holds checkpoints; "
+                    f"restore it with minigan info --config {ckpts[-1]} > {cfg_path}")
             raise FileNotFoundError(f"--resume {out}: no config.json there; is it a run folder?")
         stored = _read_config(cfg_path)
         try:
@@ -924,6 +929,14 @@ def _check_out_folder(out: Path, overwrite: bool) -> None:
                 f"--out {out} already holds a run that wrote no checkpoint "
                 f"({_describe(found, out)}), so --resume has nothing to continue from; add "
                 "--overwrite to delete its outputs and start again, or choose a new --out")
+        if not (out / "config.json").exists():
+            newest = max((p for p in found if p.parent.name == "checkpoints"
+                          and p.name.startswith("ckpt_")), key=lambda p: p.name)
+            raise RunFolderError(
+                f"--out {out} already holds a run ({_describe(found, out)}) but no config.json; "
+                f"to continue it, restore that with minigan info --config {newest} > "
+                f"{out / 'config.json'} and then --resume {out}; or choose a new --out, or add "
+                "--overwrite to delete its outputs and start again")
         raise RunFolderError(
             f"--out {out} already holds a run ({_describe(found, out)}); continue it with "
             f"--resume {out}, choose a new --out, or add --overwrite to delete its outputs "

@@ -460,3 +460,26 @@ def test_config_refuses_empty_names_and_reads_an_old_empty_out():
     with pytest.raises(ValueError, match=r"out \(--out\) must be a non-empty path"):
         TrainConfig(preset="gan", out="").resolved()
     assert TrainConfig.from_dict({"preset": "gan", "out": ""}).out is None  # older config.json
+
+
+def test_a_run_folder_that_lost_its_config_json_says_how_to_restore_it(tmp_path, tiny_data,
+                                                                       capsys):
+    """Checkpoints but no config.json: both the fresh run and --resume point to the restore
+    (`minigan info --config CKPT > DIR/config.json`), and that restore makes --resume work."""
+    from minigan.cli import main
+
+    out = Run(_ring(tmp_path, steps=4, checkpoint_every=2), quiet=True).train()
+    (out / "config.json").unlink()
+    newest = out / "checkpoints" / "ckpt_00000004.npz"
+    restore = rf"minigan info --config {re.escape(str(newest))} > " + re.escape(
+        str(out / "config.json"))
+    with pytest.raises(RunFolderError, match=r"but no config.json; to continue it, restore "
+                                             r"that with " + restore):
+        Run(_ring(tmp_path, steps=2, seed=7), quiet=True)
+    with pytest.raises(FileNotFoundError, match=r"no config.json there, though it holds "
+                                                r"checkpoints; restore it with " + restore):
+        Run.resume(out)
+    assert main(["info", str(newest), "--config"]) == 0
+    (out / "config.json").write_text(capsys.readouterr().out)
+    assert Run.resume(out, quiet=True, steps=6).train() == out
+    assert _steps(out)[-1] == 6
