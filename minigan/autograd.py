@@ -534,6 +534,11 @@ class Function:
         out = self.outputs[i]()
         if out is None:
             raise RuntimeError(f"{type(self).__name__}: output {i} was freed before backward")
+        if self.stamp != _mutations[0] and _changed_since(out, self.stamp):
+            raise RuntimeError(
+                f"a result of shape {out.shape} that {type(self).__name__}'s backward needs was "
+                "changed in place after the forward; run the forward again after the change, "
+                "or backward first")
         return out
 
     def release(self) -> None:
@@ -590,14 +595,52 @@ def _needed_functions(outputs, inputs) -> set:
 _mutations = [0]
 
 
+# The same count per memory block: the array that owns the memory a tensor's array views (its
+# ``.base`` chain's end), keyed by id, with a weak reference to tell a reused id apart. A change
+# through one view (``w[0].mul_(2)``, an optimizer step on a parameter whose transpose a
+# function saved) is then seen by functions that saved another view of the same memory, as
+# PyTorch's version counter, shared by a tensor's views, sees it.
+_block_stamps: dict = {}  # id(owner array) -> [weakref to it, count]
+
+
+def _owner(a):
+    """The array owning ``a``'s memory: the end of its chain of ``.base`` arrays."""
+    base = a.base
+    while base is not None and hasattr(base, "base"):
+        a, base = base, base.base
+    return a
+
+
 def mark_modified(*tensors) -> None:
     """Say that these tensors' arrays were just changed in place. A backward through a function
-    recorded before the change, that needs those values, then raises instead of returning a
-    gradient of neither the old nor the new values (PyTorch's version counter does the same)."""
+    recorded before the change, that needs those values (or other views of the same memory),
+    then raises instead of returning a gradient of neither the old nor the new values
+    (PyTorch's version counter does the same)."""
     _mutations[0] += 1
     n = _mutations[0]
     for t in tensors:
         t._modified_at = n
+        owner = _owner(t.data)
+        entry = _block_stamps.get(id(owner))
+        if entry is not None and entry[0]() is owner:
+            entry[1] = n
+        else:
+            if len(_block_stamps) >= 4096:  # forget the blocks that have been freed
+                for k in [k for k, (ref, _) in _block_stamps.items() if ref() is None]:
+                    del _block_stamps[k]
+            try:
+                _block_stamps[id(owner)] = [weakref.ref(owner), n]
+            except TypeError:  # an array type without weak references: its tensor's count only
+                pass
+
+
+def _changed_since(t, stamp: int) -> bool:
+    """Whether ``t``'s values, or the memory its array views, changed after count ``stamp``."""
+    if t._modified_at > stamp:
+        return True
+    owner = _owner(t.data)
+    entry = _block_stamps.get(id(owner))
+    return entry is not None and entry[1] > stamp and entry[0]() is owner
 
 
 def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: set) -> None:
@@ -815,8 +858,8 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                                     or (x.creator is not None and id(x.creator) in needed))
                 f.needs_input_grad = tuple(want)
             if f.saves_inputs and f.stamp != _mutations[0]:
-                for x in f.inputs:
-                    if x._modified_at > f.stamp:
+                for x in f.inputs:  # (a saved output is checked by f.output())
+                    if _changed_since(x, f.stamp):
                         raise RuntimeError(
                             f"a tensor of shape {x.shape} that {type(f).__name__}'s backward "
                             "needs was changed in place after the forward (say by an optimizer "

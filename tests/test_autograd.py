@@ -563,3 +563,42 @@ def test_a_plain_backward_seeds_with_one_shared_read_only_array():
     y = minigan.tensor(np.float32(3.0), requires_grad=True)
     (y * 1.0).backward(create_graph=True)
     assert y.grad.data is not seeds[0] and y.grad.data.flags.writeable
+
+
+def test_a_change_through_another_view_of_saved_memory_is_refused_at_backward():
+    """As torch's version counter, shared by a tensor's views: changing the memory a saved
+    tensor views, through any view of it (or a saved result, through its detached twin),
+    makes the backward that needs the old values raise instead of using the new ones."""
+    def fresh():
+        return (minigan.tensor([1.0, 2.0], requires_grad=True),
+                minigan.tensor([[3.0, 4.0], [5.0, 6.0]]))
+
+    x, w = fresh()
+    y = (x * w).sum()
+    minigan.unbind(w, 0)[0].mul_(2)  # a view of w
+    with pytest.raises(RuntimeError, match="Mul's backward needs was changed in place"):
+        minigan.grad(y, x)
+    x, w = fresh()
+    y = (x * w[0]).sum()  # a view saved, its base changed
+    with minigan.no_grad():
+        w.mul_(2)
+    with pytest.raises(RuntimeError, match="Mul's backward needs was changed in place"):
+        minigan.grad(y, x)
+    x, _ = fresh()
+    e = minigan.exp(x)
+    s = (e * e).sum()
+    e.detach().add_(1)  # the saved result, through a tensor sharing its array
+    with pytest.raises(RuntimeError, match="a result of shape .2,. that Exp's backward needs"):
+        minigan.grad(minigan.exp(x).sum() + e.sum(), x)
+    del s
+    # what a backward does not read may change: Mul saves its inputs, not its result
+    x, w = fresh()
+    y = x * w
+    y.detach().zero_()
+    np.testing.assert_array_equal(minigan.grad(y.sum(), x)[0].numpy(), [8.0, 10.0])
+    # and a change of unrelated memory is no error
+    x, w = fresh()
+    y = (x * w[1]).sum()
+    other = minigan.zeros(2, 2)
+    other[0].add_(1)
+    np.testing.assert_array_equal(minigan.grad(y, x)[0].numpy(), [5.0, 6.0])
