@@ -125,15 +125,15 @@ def linear_tanh(x, weight, bias=None) -> Tensor:
     return _linear(x, weight, bias, LinearTanh)
 
 
-def leaky_relu(x, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """``inplace`` is accepted for PyTorch code; minigan always returns a new tensor (the
     values are the same, and the input is left as it was)."""
-    return LeakyReLU(negative_slope)(as_tensor(x))
+    return LeakyReLU(negative_slope)(as_tensor(input))
 
 
-def relu(x, inplace: bool = False) -> Tensor:
+def relu(input, inplace: bool = False) -> Tensor:
     """``inplace``: see ``leaky_relu``."""
-    return LeakyReLU(0.0)(as_tensor(x))
+    return LeakyReLU(0.0)(as_tensor(input))
 
 
 class Tanh(Function):
@@ -159,8 +159,8 @@ class TanhGrad(Function):
         return g_gy, g_y
 
 
-def tanh(x) -> Tensor:
-    return Tanh()(_floating(as_tensor(x)))
+def tanh(input) -> Tensor:
+    return Tanh()(_floating(as_tensor(input)))
 
 
 class Sigmoid(Function):
@@ -186,8 +186,8 @@ class SigmoidGrad(Function):
         return g_gy, g_y
 
 
-def sigmoid(x) -> Tensor:
-    return Sigmoid()(_floating(as_tensor(x)))
+def sigmoid(input) -> Tensor:
+    return Sigmoid()(_floating(as_tensor(input)))
 
 
 class Softplus(Function):
@@ -209,11 +209,11 @@ class Softplus(Function):
         return g
 
 
-def softplus(x, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
-    return Softplus(beta, threshold)(as_tensor(x))
+def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return Softplus(beta, threshold)(as_tensor(input))
 
 
-def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False, *,
+def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False, *,
             generator=None) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout).
     ``inplace`` is accepted for PyTorch code and ignored: the result is a new tensor.
@@ -221,7 +221,7 @@ def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False, *,
     The mask is a constant drawn from the device's counter-based generator, so a seeded run is
     reproducible on either device.
     """
-    x = as_tensor(x)
+    x = as_tensor(input)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
     if not training or p == 0.0:

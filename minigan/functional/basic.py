@@ -119,8 +119,8 @@ def _sum_to_array(x, shape):
     return y
 
 
-def broadcast_to(x, shape) -> Tensor:
-    x = as_tensor(x)
+def broadcast_to(input, shape) -> Tensor:
+    x = as_tensor(input)
     shape = tuple(shape)
     if x.shape == shape:
         return x
@@ -403,53 +403,53 @@ def _scaled(fn: str, a, b, alpha):
     return b * alpha if _is_number(b) else mul(b, alpha)
 
 
-def add(a, b, *, alpha=1) -> Tensor:
-    """``a + alpha * b`` (torch.add)."""
+def add(input, other, *, alpha=1) -> Tensor:
+    """``input + alpha * other`` (torch.add)."""
     if alpha.__class__ is not int or alpha != 1:
-        b = _scaled("add", a, b, alpha)
-    y = _with_const(a, b, AddConst, AddConst)
+        other = _scaled("add", input, other, alpha)
+    y = _with_const(input, other, AddConst, AddConst)
     if y is not None:
         return y
-    a, b = _binary(a, b)
+    a, b = _binary(input, other)
     _broadcast_check("add", a.shape, b.shape)
     return Add()(a, b)
 
 
-def sub(a, b, *, alpha=1) -> Tensor:
-    """``a - alpha * b`` (torch.sub)."""
+def sub(input, other, *, alpha=1) -> Tensor:
+    """``input - alpha * other`` (torch.sub)."""
     if alpha.__class__ is not int or alpha != 1:
-        b = _scaled("sub", a, b, alpha)
-    if isinstance(a, Tensor) and a.data.dtype == np.bool_ or isinstance(
-            b, Tensor) and b.data.dtype == np.bool_:
+        other = _scaled("sub", input, other, alpha)
+    if isinstance(input, Tensor) and input.data.dtype == np.bool_ or isinstance(
+            other, Tensor) and other.data.dtype == np.bool_:
         raise TypeError("sub: subtraction of bool tensors is not supported (torch refuses it "
                         "too); use ~ or logical_xor")
-    y = _with_const(a, b, lambda c: AddConst(-c), RSubConst)
+    y = _with_const(input, other, lambda c: AddConst(-c), RSubConst)
     if y is not None:
         return y
-    a, b = _binary(a, b)
+    a, b = _binary(input, other)
     _broadcast_check("sub", a.shape, b.shape)
     return Sub()(a, b)
 
 
-def mul(a, b) -> Tensor:
-    y = _with_const(a, b, MulConst, MulConst)
+def mul(input, other) -> Tensor:
+    y = _with_const(input, other, MulConst, MulConst)
     if y is not None:
         return y
-    a, b = _binary(a, b)
+    a, b = _binary(input, other)
     _broadcast_check("mul", a.shape, b.shape)
     return Mul()(a, b)
 
 
-def div(a, b, *, rounding_mode=None) -> Tensor:
-    """``a / b`` (torch.div): true division, in floating point even for integers; with
+def div(input, other, *, rounding_mode=None) -> Tensor:
+    """``input / other`` (torch.div): true division, in floating point even for integers; with
     ``rounding_mode`` "trunc" or "floor" the quotient is rounded (toward zero, or down as
     Python's //) and keeps the operands' promoted dtype, with a zero gradient as in torch."""
     if rounding_mode is not None:
-        return _rounded_div(a, b, rounding_mode)
-    y = _with_const(a, b, DivConst, None)
+        return _rounded_div(input, other, rounding_mode)
+    y = _with_const(input, other, DivConst, None)
     if y is not None:
         return y
-    a, b = _binary(a, b)
+    a, b = _binary(input, other)
     _broadcast_check("div", a.shape, b.shape)
     if a.data.dtype.kind != "f":
         a, b = _floating(a), _floating(b)
@@ -459,9 +459,9 @@ def div(a, b, *, rounding_mode=None) -> Tensor:
 true_divide = div
 
 
-def floor_divide(a, b) -> Tensor:
-    """``a // b`` rounded down (torch.floor_divide)."""
-    return _rounded_div(a, b, "floor")
+def floor_divide(input, other) -> Tensor:
+    """``input // other`` rounded down (torch.floor_divide)."""
+    return _rounded_div(input, other, "floor")
 
 
 def _integer_zero_divisor(fn: str, b: Tensor) -> None:
@@ -526,29 +526,30 @@ class _Remainder(Function):
         return ga, gb
 
 
-def remainder(a, b) -> Tensor:
-    """``a % b`` with the sign of ``b``, as Python's % (torch.remainder)."""
-    a, b = _binary(a, b)
+def remainder(input, other) -> Tensor:
+    """``input % other`` with the sign of ``other``, as Python's % (torch.remainder)."""
+    a, b = _binary(input, other)
     _broadcast_check("remainder", a.shape, b.shape)
     _integer_zero_divisor("remainder", b)
     return _Remainder("floor")(a, b)
 
 
-def fmod(a, b) -> Tensor:
-    """The C remainder, with the sign of ``a`` (torch.fmod)."""
-    a, b = _binary(a, b)
+def fmod(input, other) -> Tensor:
+    """The C remainder, with the sign of ``input`` (torch.fmod)."""
+    a, b = _binary(input, other)
     _broadcast_check("fmod", a.shape, b.shape)
     _integer_zero_divisor("fmod", b)
     return _Remainder("trunc")(a, b)
 
 
-def neg(x) -> Tensor:
-    return Neg()(as_tensor(x))
+def neg(input) -> Tensor:
+    return Neg()(as_tensor(input))
 
 
-def pow(x, exponent) -> Tensor:  # noqa: A001 - PyTorch's name
-    """x ** exponent; a Python-number exponent is a constant, a tensor exponent is
+def pow(input, exponent) -> Tensor:  # noqa: A001 - PyTorch's name
+    """input ** exponent; a Python-number exponent is a constant, a tensor exponent is
     differentiable."""
+    x = input
     if isinstance(exponent, (int, float)) and isinstance(x, Tensor):
         if x.data.dtype.kind != "f":  # torch: integer ** int stays integer, ** float is float32
             if isinstance(exponent, int):
@@ -577,24 +578,24 @@ def _integer_pow(a: Tensor, b: Tensor) -> Tensor:
     return Tensor(xp.power(a.data, b.data))
 
 
-def exp(x) -> Tensor:
-    return Exp()(_floating(as_tensor(x)))
+def exp(input) -> Tensor:
+    return Exp()(_floating(as_tensor(input)))
 
 
-def log(x) -> Tensor:
-    return Log()(_floating(as_tensor(x)))
+def log(input) -> Tensor:
+    return Log()(_floating(as_tensor(input)))
 
 
-def sqrt(x) -> Tensor:
-    return Sqrt()(_floating(as_tensor(x)))
+def sqrt(input) -> Tensor:
+    return Sqrt()(_floating(as_tensor(input)))
 
 
-def abs(x) -> Tensor:  # noqa: A001 - PyTorch's name
-    return Abs()(as_tensor(x))
+def abs(input) -> Tensor:  # noqa: A001 - PyTorch's name
+    return Abs()(as_tensor(input))
 
 
-def square(x) -> Tensor:
-    x = as_tensor(x)
+def square(input) -> Tensor:
+    x = as_tensor(input)
     return x * x
 
 
@@ -664,12 +665,22 @@ def _dims(fn: str, axis, keepdims, dim, keepdim):
     return axis, bool(keepdims)
 
 
-def sum(x, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001 - PyTorch's name
-        keepdim=None) -> Tensor:
-    """Sum over ``axis`` (all axes by default); ``dim``/``keepdim`` are PyTorch's names."""
-    x = as_tensor(x)
+def sum(input, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001 - PyTorch's name
+        keepdim=None, dtype=None) -> Tensor:
+    """Sum over ``axis`` (all axes by default); ``dim``/``keepdim`` are PyTorch's names, and
+    ``dtype`` casts the input first, as torch's does."""
+    x = as_tensor(input)
+    if dtype is not None:
+        x = _cast(x, _dtype_arg("sum", dtype))
     axis, keepdims = _dims("sum", axis, keepdims, dim, keepdim)
     return Sum(_norm_axis(axis, x.ndim, "sum"), keepdims)(x)
+
+
+def _dtype_arg(fn: str, dtype) -> np.dtype:
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{fn}: dtype {dtype!r} is not a dtype") from None
 
 
 def _count(x, axes) -> int:
@@ -696,8 +707,13 @@ class MeanAll(Sum):
         return super().backward(MulConst(self.scale)(gy))
 
 
-def mean(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
-    x = as_tensor(x)
+def mean(input, axis=None, keepdims: bool = False, *, dim=None, keepdim=None,
+         dtype=None) -> Tensor:
+    """Mean over ``axis`` (all axes by default); ``dim``/``keepdim`` are PyTorch's names, and
+    ``dtype`` casts the input first, as torch's does."""
+    x = as_tensor(input)
+    if dtype is not None:
+        x = _cast(x, _dtype_arg("mean", dtype))
     axis, keepdims = _dims("mean", axis, keepdims, dim, keepdim)
     axes = _norm_axis(axis, x.ndim, "mean")
     n = _count(x, axes)
@@ -715,13 +731,13 @@ def _correction(fn: str, unbiased, correction) -> float:
     return float(correction)
 
 
-def var(x, axis=None, unbiased=None, keepdims: bool = False, *, correction=None, dim=None,
+def var(input, axis=None, unbiased=None, keepdims: bool = False, *, correction=None, dim=None,
         keepdim=None) -> Tensor:
     """Variance over ``axis`` with Bessel's correction by default, as ``torch.var``:
     sum((x - mean)^2) / (n - correction); ``unbiased=False`` is ``correction=0``, and torch's
     older form ``var(x, unbiased)`` (a bool second) means that too. With n <= correction the
     divisor is 0, as there: inf (NaN where every value is the mean)."""
-    x = as_tensor(x)
+    x = as_tensor(input)
     axis, unbiased = _legacy_unbiased("var", axis, unbiased)
     axis, keepdims = _dims("var", axis, keepdims, dim, keepdim)
     c = _correction("var", unbiased, correction)
@@ -758,12 +774,12 @@ class _StdSqrt(Function):
         return where(pos, gy / (where(pos, y, 1.0) * 2.0), 0.0)
 
 
-def std(x, axis=None, unbiased=None, keepdims: bool = False, *, correction=None, dim=None,
+def std(input, axis=None, unbiased=None, keepdims: bool = False, *, correction=None, dim=None,
         keepdim=None) -> Tensor:
     """Standard deviation, ``sqrt(var(...))`` with the same arguments (``torch.std``); where
     it is 0 its gradient is 0, as torch's."""
     axis, unbiased = _legacy_unbiased("std", axis, unbiased)
-    return _StdSqrt()(var(x, axis, unbiased, keepdims, correction=correction, dim=dim,
+    return _StdSqrt()(var(input, axis, unbiased, keepdims, correction=correction, dim=dim,
                           keepdim=keepdim))
 
 
@@ -790,25 +806,25 @@ class _Extreme(Function):
         return broadcast_to(reshape(gy, shape), self.saved.shape) * Tensor(self.saved)
 
 
-def amax(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
-    x = as_tensor(x)
+def amax(input, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+    x = as_tensor(input)
     axis, keepdims = _dims("amax", axis, keepdims, dim, keepdim)
     return _Extreme(_norm_axis(axis, x.ndim, "amax"), keepdims, True)(x)
 
 
-def amin(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
-    x = as_tensor(x)
+def amin(input, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+    x = as_tensor(input)
     axis, keepdims = _dims("amin", axis, keepdims, dim, keepdim)
     return _Extreme(_norm_axis(axis, x.ndim, "amin"), keepdims, False)(x)
 
 
-def argmax(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+def argmax(input, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
     """Index of the largest entry (the first one on ties) as an int64 tensor, no gradient."""
-    return _arg(x, axis, keepdims, dim, keepdim, True)
+    return _arg(input, axis, keepdims, dim, keepdim, True)
 
 
-def argmin(x, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
-    return _arg(x, axis, keepdims, dim, keepdim, False)
+def argmin(input, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+    return _arg(input, axis, keepdims, dim, keepdim, False)
 
 
 def _arg(x, axis, keepdims, dim, keepdim, largest):
@@ -855,24 +871,24 @@ def _max_min(x, dim, keepdim, largest, axis=None, keepdims=None):
     return _MaxMin((values, idx if keepdim else Tensor(idx.data.reshape(values.shape))))
 
 
-def max_(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+def max_(input, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
     """``torch.max``. Without ``dim``: the largest value (``amax``). With ``dim``: ``(values,
     indices)``. With a tensor in its place, ``max(input, other)``: the elementwise
     ``maximum``."""
     if isinstance(dim, Tensor):
         from .pointwise import maximum
-        return maximum(x, dim)
-    return _max_min(x, dim, keepdim, True, axis, keepdims)
+        return maximum(input, dim)
+    return _max_min(input, dim, keepdim, True, axis, keepdims)
 
 
-def min_(x, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+def min_(input, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
     """``torch.min``. Without ``dim``: the smallest value (``amin``). With ``dim``: ``(values,
     indices)``. With a tensor in its place, ``min(input, other)``: the elementwise
     ``minimum``."""
     if isinstance(dim, Tensor):
         from .pointwise import minimum
-        return minimum(x, dim)
-    return _max_min(x, dim, keepdim, False, axis, keepdims)
+        return minimum(input, dim)
+    return _max_min(input, dim, keepdim, False, axis, keepdims)
 
 
 class Clamp(Function):
@@ -897,9 +913,9 @@ class Clamp(Function):
         return gy * Tensor(self.saved)
 
 
-def clamp(x, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
+def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
     """Clip to [min, max] (either may be None); numbers only, as bounds."""
-    x = as_tensor(x)
+    x = as_tensor(input)
     if min is None and max is None:
         raise ValueError("clamp: give min, max or both")
     for name, v in (("min", min), ("max", max)):
@@ -928,8 +944,8 @@ class Clone(Function):
         return gy
 
 
-def clone(x) -> Tensor:
-    return Clone()(as_tensor(x))
+def clone(input) -> Tensor:
+    return Clone()(as_tensor(input))
 
 
 # ----------------------------------------------------------------------------- shape ops
@@ -952,10 +968,15 @@ class Reshape(Function):
         return reshape(gy, shape)
 
 
-def reshape(x, *shape) -> Tensor:
-    x = x if isinstance(x, Tensor) else as_tensor(x)
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
+def reshape(input, *sizes, shape=None) -> Tensor:
+    """``input`` with a new shape: the sizes one by one or as one tuple, or ``shape=`` (torch's
+    keyword); one of them may be -1."""
+    x = input if isinstance(input, Tensor) else as_tensor(input)
+    if shape is None:
+        shape = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) \
+            else sizes
+    elif sizes:
+        raise TypeError("reshape: give the shape once, as sizes or as shape=, not both")
     xs = x.data.shape
     try:
         resolved = _resolve_shape(xs, shape)
@@ -1012,9 +1033,9 @@ def _resolve_shape_anew(old, new) -> tuple:
     return tuple(new)
 
 
-def unsqueeze(x, dim: int) -> Tensor:
-    """A new axis of size 1 at ``dim`` (``-x.ndim - 1 <= dim <= x.ndim``)."""
-    x = as_tensor(x)
+def unsqueeze(input, dim: int) -> Tensor:
+    """A new axis of size 1 at ``dim`` (``-input.ndim - 1 <= dim <= input.ndim``)."""
+    x = as_tensor(input)
     nd = x.ndim + 1
     if dim.__class__ is not int and (isinstance(dim, (bool, np.bool_))
                                      or not isinstance(dim, np.integer)):
@@ -1026,9 +1047,9 @@ def unsqueeze(x, dim: int) -> Tensor:
     return reshape(x, x.shape[:d] + (1,) + x.shape[d:])
 
 
-def squeeze(x, dim=None) -> Tensor:
+def squeeze(input, dim=None) -> Tensor:
     """Drop axes of size 1 (all of them, or those in ``dim`` that have size 1)."""
-    x = as_tensor(x)
+    x = as_tensor(input)
     if dim is None:
         axes = [i for i, s in enumerate(x.shape) if s == 1]
     else:
@@ -1084,8 +1105,14 @@ class Transpose(Function):
         return Transpose(inv)(gy)
 
 
-def permute(x, *axes) -> Tensor:
-    x = as_tensor(x)
+def permute(input, *axes, dims=None) -> Tensor:
+    """The axes reordered: given one by one or as one tuple, or as ``dims=`` (torch's
+    keyword)."""
+    x = as_tensor(input)
+    if dims is not None:
+        if axes:
+            raise TypeError("permute: give the order once, as axes or as dims=, not both")
+        axes = dims
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
     dims = [_dim("permute", a, x.ndim) for a in axes]
@@ -1095,9 +1122,9 @@ def permute(x, *axes) -> Tensor:
     return Transpose(tuple(dims))(x)
 
 
-def transpose(x, dim0: int = -2, dim1: int = -1) -> Tensor:
-    """Swap two axes (PyTorch's ``transpose(x, dim0, dim1)``)."""
-    x = as_tensor(x)
+def transpose(input, dim0: int = -2, dim1: int = -1) -> Tensor:
+    """Swap two axes (PyTorch's ``transpose(input, dim0, dim1)``; by default the last two)."""
+    x = as_tensor(input)
     d0, d1 = _dim("transpose", dim0, x.ndim), _dim("transpose", dim1, x.ndim)
     if x.ndim == 0:
         return x
@@ -1248,9 +1275,9 @@ def _promoted(tensors: list) -> list:
     return [_cast(t, dt) for t in tensors]
 
 
-def concat(tensors, axis: int = 0, *, dim=None) -> Tensor:
-    """Join along ``axis`` (PyTorch's ``cat``; ``dim`` is its name for the axis)."""
-    axis, _ = _dims("concat", None if dim is not None else axis, False, dim, None)
+def concat(tensors, dim: int = 0, *, axis=None) -> Tensor:
+    """Join along ``dim`` (PyTorch's ``cat``; ``axis`` is NumPy's name for it)."""
+    axis = dim if axis is None else axis
     tensors = list(tensors)
     if not tensors:
         raise ValueError("concat: needs at least one tensor")
@@ -1273,8 +1300,9 @@ def concat(tensors, axis: int = 0, *, dim=None) -> Tensor:
 cat = concat
 
 
-def stack(tensors, axis: int = 0, *, dim=None) -> Tensor:
-    axis, _ = _dims("stack", None if dim is not None else axis, False, dim, None)
+def stack(tensors, dim: int = 0, *, axis=None) -> Tensor:
+    """Join along a new axis ``dim`` (``axis``: NumPy's name for it)."""
+    axis = dim if axis is None else axis
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
@@ -1304,7 +1332,7 @@ class Where(Function):
         return ga, gb
 
 
-def where(condition, a, b) -> Tensor:
+def where(condition, input, other) -> Tensor:
     """Elementwise choice; ``condition`` is a constant bool array (or a bool tensor, or a list
     of bools). Another dtype is refused, as torch does: NumPy would read any nonzero number as
     True."""
@@ -1315,7 +1343,7 @@ def where(condition, a, b) -> Tensor:
     if condition.dtype != np.bool_:
         raise TypeError(f"where: the condition must be a bool tensor, got dtype "
                         f"{condition.dtype} (compare it, e.g. mask > 0)")
-    a, b = _binary(a, b)
+    a, b = _binary(input, other)
     backend.check_same_device(condition, a.data, b.data, what="where")
     _broadcast_check("where", condition.shape, a.shape, b.shape)
     return Where(condition)(a, b)
@@ -1388,8 +1416,8 @@ class MatMul(Function):
         return ga, gb
 
 
-def matmul(a, b) -> Tensor:
-    a, b = _binary(a, b)
+def matmul(input, other) -> Tensor:
+    a, b = _binary(input, other)
     sa, sb = a.data.shape, b.data.shape  # (the arrays' shapes: no property calls)
     if not sa or not sb:
         raise ValueError(f"matmul: both operands need at least one dimension, got shapes "
@@ -1486,9 +1514,9 @@ class Linear(Function):
         return acc[2] if acc is not None and len(acc) == 3 else None
 
 
-def linear(x, weight, bias=None) -> Tensor:
-    """PyTorch's ``F.linear``: ``x @ weight.T + bias`` with weight of shape (out, in)."""
-    return _linear(x, weight, bias, Linear)
+def linear(input, weight, bias=None) -> Tensor:
+    """PyTorch's ``F.linear``: ``input @ weight.T + bias`` with weight of shape (out, in)."""
+    return _linear(input, weight, bias, Linear)
 
 
 def _linear(x, weight, bias, make) -> Tensor:

@@ -9,6 +9,8 @@ one of them can be differentiated any number of times:
 """
 from __future__ import annotations
 
+import numbers
+
 from .. import backend
 from ..autograd import ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import conv as KC
@@ -216,6 +218,13 @@ def _check_groups(name, groups):
                                   "convolutions have groups=1")
 
 
+def _refuse(fn: str, name: str, value, default) -> None:
+    """The error for a torch argument that minigan takes at torch's default value only (the
+    caller compares first, so a call with the default pays one comparison)."""
+    raise NotImplementedError(f"{fn}: {name}={value!r} is not supported; minigan supports "
+                              f"only {name}={default!r}")
+
+
 def _check_4d(name, x):
     if x.ndim != 4:
         raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
@@ -342,12 +351,24 @@ class MaxPool2d(Function):
                                              self.stride, self.padding))
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0) -> Tensor:
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """PyTorch's ``F.max_pool2d`` (its argument order: ``ceil_mode`` before
+    ``return_indices``); ``dilation`` 1 and ``ceil_mode=False`` only. With ``return_indices``:
+    ``(output, indices)``, each index h*W + w in its input plane (int64), as torch's."""
+    if dilation != 1 and _pair(dilation, "dilation", 1) != (1, 1):
+        _refuse("max_pool2d", "dilation", dilation, 1)
+    if ceil_mode:
+        _refuse("max_pool2d", "ceil_mode", ceil_mode, False)
     x = as_tensor(input)
     _check_4d("max_pool2d", x)
     k = _pair(kernel_size, "kernel_size", 1)
     s = k if stride is None else _pair(stride, "stride", 1)
-    return MaxPool2d(k, s, _pair(padding, "padding", 0))(x)
+    f = MaxPool2d(k, s, _pair(padding, "padding", 0))
+    y = f(x)
+    if return_indices:  # the forward's argmax positions, a copy (backward reads its own)
+        return y, Tensor(f.saved.copy())
+    return y
 
 
 class AvgPool2d(Function):
@@ -376,12 +397,42 @@ class AvgPool2dGrad(Function):
         return AvgPool2d(*self.args)(ggx)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0) -> Tensor:
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None) -> Tensor:
+    """PyTorch's ``F.avg_pool2d`` (``ceil_mode=False`` only). Each window's sum is divided by
+    kh*kw, by the number of real (unpadded) pixels in it with ``count_include_pad=False``, or
+    by ``divisor_override`` (a nonzero int) when given."""
+    if ceil_mode:
+        _refuse("avg_pool2d", "ceil_mode", ceil_mode, False)
+    d = divisor_override
+    if d is not None:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
+            raise TypeError(f"avg_pool2d: divisor_override must be an int, got {d!r}")
+        if d == 0:
+            raise ValueError("avg_pool2d: divisor_override must not be zero")
     x = as_tensor(input)
     _check_4d("avg_pool2d", x)
     k = _pair(kernel_size, "kernel_size", 1)
     s = k if stride is None else _pair(stride, "stride", 1)
-    return AvgPool2d(k, s, _pair(padding, "padding", 0))(x)
+    p = _pair(padding, "padding", 0)
+    y = AvgPool2d(k, s, p)(x)  # the mean over kh*kw, rescaled below for the other divisors
+    if d is not None:
+        return y * (k[0] * k[1] / int(d))
+    if not count_include_pad and p != (0, 0):
+        return y * Tensor(_real_pixel_scale(x, k, s, p, y.shape[2:]))
+    return y
+
+
+def _real_pixel_scale(x: Tensor, k, s, p, out_hw):
+    """kh*kw / (the number of real pixels in each window), of shape (Ho, Wo) in x's dtype on
+    x's device: what turns a mean over kh*kw into one over the unpadded pixels. From the
+    geometry alone (no data read)."""
+    xp = backend.get_array_module(x.data)
+    counts = []
+    for t in range(2):
+        start = xp.arange(out_hw[t]) * s[t] - p[t]
+        counts.append(xp.minimum(start + k[t], x.shape[2 + t]) - xp.maximum(start, 0))
+    return ((k[0] * k[1]) / (counts[0][:, None] * counts[1][None, :])).astype(x.dtype)
 
 
 def adaptive_avg_pool2d_1(input) -> Tensor:

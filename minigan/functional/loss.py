@@ -14,6 +14,7 @@ from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
 from . import basic as B
 from .activation import sigmoid, softplus
+from .pointwise import _cast
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -454,36 +455,39 @@ def logsumexp(x, dim=-1, keepdim: bool = False, *, axis=None, keepdims=None) -> 
                                                  if i not in axes))
 
 
-def _softmax_dim(fn: str, x: Tensor, dim):
+def _softmax_dim(fn: str, x: Tensor, dim, stacklevel: int):
     """torch's rule for a softmax without ``dim`` (deprecated there, with this warning): dim 0
-    for 0-, 1- and 3-d input, else 1."""
+    for 0-, 1- and 3-d input, else 1. The warning points ``stacklevel`` frames up from here
+    (torch's ``_stacklevel``: 3 is the caller of the softmax)."""
     if dim is not None:
         return dim
     warnings.warn(f"Implicit dimension choice for {fn} has been deprecated (as in torch). "
-                  "Change the call to include dim=X as an argument.", UserWarning, stacklevel=3)
+                  "Change the call to include dim=X as an argument.", UserWarning,
+                  stacklevel=stacklevel)
     return 0 if x.ndim in (0, 1, 3) else 1
 
 
-def log_softmax(x, dim=None) -> Tensor:
-    """``log(softmax(x, dim))``, computed as ``x - logsumexp(x, dim)``. Without ``dim``,
-    torch's deprecated implicit choice (see ``softmax``)."""
-    x = as_tensor(x)
-    return x - logsumexp(x, _softmax_dim("log_softmax", x, dim), keepdim=True)
+def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    """``log(softmax(input, dim))``, computed as ``x - logsumexp(x, dim)``. Without ``dim``,
+    torch's deprecated implicit choice (see ``softmax``); ``dtype`` casts the input first."""
+    x = _cast("log_softmax", as_tensor(input), dtype)
+    return x - logsumexp(x, _softmax_dim("log_softmax", x, dim, _stacklevel), keepdim=True)
 
 
-def softmax(x, dim=None) -> Tensor:
+def softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
     """``exp(x) / sum(exp(x))`` over ``dim``. Without ``dim`` it is torch's deprecated implicit
-    choice, with its warning: dim 0 for 0-, 1- and 3-d input, else 1."""
-    x = as_tensor(x)
-    return B.exp(log_softmax(x, _softmax_dim("softmax", x, dim)))
+    choice, with its warning: dim 0 for 0-, 1- and 3-d input, else 1. ``dtype`` casts the
+    input first, as torch does (e.g. float32 logits to a float64 softmax)."""
+    x = _cast("softmax", as_tensor(input), dtype)
+    return B.exp(log_softmax(x, _softmax_dim("softmax", x, dim, _stacklevel)))
 
 
-def one_hot(labels, num_classes: int = -1, dtype=np.int64) -> Tensor:
-    """Labels (int array or tensor) to a constant one-hot tensor on the labels' device, of
-    ``dtype`` (int64 as torch's ``F.one_hot``; pass the dtype to concatenate it to floats).
-    ``num_classes=-1`` takes the largest label + 1, as torch, which on the GPU reads the labels
-    back (a sync): give the count in a training step."""
-    data = labels.data if isinstance(labels, Tensor) else labels
+def one_hot(tensor, num_classes: int = -1, dtype=np.int64) -> Tensor:
+    """Integer labels (``tensor``: a tensor or an array) to a constant one-hot tensor on their
+    device, of ``dtype`` (int64 as torch's ``F.one_hot``; pass the dtype to concatenate it to
+    floats). ``num_classes=-1`` takes the largest label + 1, as torch, which on the GPU reads
+    the labels back (a sync): give the count in a training step."""
+    data = tensor.data if isinstance(tensor, Tensor) else tensor
     xp = backend.get_array_module(data)
     data = xp.asarray(data)
     if data.dtype.kind not in "iu":

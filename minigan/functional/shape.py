@@ -415,10 +415,14 @@ def _check_index_shape(fn: str, idx, dim: int, **others) -> None:
                                     else ""))
 
 
-def gather(input, dim: int, index) -> Tensor:
+def gather(input, dim: int, index, *, sparse_grad: bool = False) -> Tensor:
     """``out[i][j] = input[index[i][j]][j]`` for dim 0 (and so on): ``index`` has input's
     number of dimensions, and may be smaller than input outside ``dim``; the result has its
-    shape. gx = zeros with gy added at the gathered places (repeats accumulate)."""
+    shape. gx = zeros with gy added at the gathered places (repeats accumulate); minigan has
+    no sparse gradients (``sparse_grad=False`` only)."""
+    if sparse_grad:
+        raise NotImplementedError(f"gather: sparse_grad={sparse_grad!r} is not supported; "
+                                  "minigan supports only sparse_grad=False")
     x = as_tensor(input)
     idx = _index("gather", index, x)
     d = _dim("gather", dim, x.ndim)
@@ -858,10 +862,12 @@ def column_stack(tensors) -> Tensor:
                    1)
 
 
-def meshgrid(*tensors, indexing: str = "ij") -> tuple:
+def meshgrid(*tensors, indexing=None) -> tuple:
     """Grids from 0-d or 1-d tensors (expanded views): with ``indexing="ij"`` (the default,
-    which torch will require to be named) grid i varies along dim i; ``"xy"`` swaps the first
-    two dims, as NumPy's default."""
+    None, which torch will require to be named) grid i varies along dim i; ``"xy"`` swaps the
+    first two dims, as NumPy's default."""
+    if indexing is None:
+        indexing = "ij"
     if indexing not in ("ij", "xy"):
         raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
     ts = _tensors("meshgrid", tensors, allow_varargs=True)
