@@ -11,6 +11,7 @@ from .autograd import (Function, Tensor, as_tensor, enable_grad, grad, is_grad_e
 from .backend import DeviceError, cuda_available, synchronize
 from .creation import (arange, empty, empty_like, eye, full, full_like, linspace, ones,
                        ones_like, rand_like, randint, randn_like, zeros, zeros_like)
+from .functional import bitwise_and, bitwise_not, bitwise_or, bitwise_xor
 from .functional import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, clamp, clip,
                          clone, concat, div, exp, floor_divide, fmod, log, matmul, max, mean,
                          min, mul, permute, pow, promote_types, remainder, reshape, result_type,
@@ -37,7 +38,8 @@ __all__ = [
     "tensor", "DeviceError", "cuda_available", "synchronize", "manual_seed", "rand", "randn",
     "arange", "empty", "empty_like", "eye", "full", "full_like", "linspace", "ones",
     "ones_like", "rand_like", "randint", "randn_like", "zeros", "zeros_like", "__version__",
-    "abs", "add", "amax", "amin", "argmax", "argmin", "broadcast_to", "cat", "clamp", "clip",
+    "abs", "add", "amax", "amin", "argmax", "argmin", "bitwise_and", "bitwise_not", "bitwise_or",
+    "bitwise_xor", "broadcast_to", "cat", "clamp", "clip",
     "clone", "concat", "div", "exp", "flatten", "floor_divide", "fmod", "log", "matmul", "max",
     "mean", "min", "mul", "permute", "pow", "promote_types", "remainder", "reshape", "result_type",
     "sigmoid", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "tanh", "transpose",

@@ -210,3 +210,64 @@ def test_max_and_min_of_two_tensors_are_elementwise(xp):
     np.testing.assert_array_equal(ga.numpy(), [0.0, 1.0, 0.5])  # a tie splits it, as torch
     np.testing.assert_array_equal(gb.numpy(), [1.0, 0.0, 0.5])
     assert float(a.max()) == 5.0 and a.max(0).indices.tolist() == 1
+
+
+def test_bitwise_operators_and_their_in_place_forms(xp):
+    a = minigan.Tensor(xp.asarray([True, False, True]))
+    b = minigan.Tensor(xp.asarray([True, True, False]))
+    assert (a & b).numpy().tolist() == [True, False, False]
+    assert (a | b).numpy().tolist() == [True, True, True]
+    assert (a ^ b).numpy().tolist() == [False, True, True]
+    assert (~a).numpy().tolist() == [False, True, False]
+    assert (minigan.Tensor(xp.asarray([5, 3])) & 1).numpy().tolist() == [1, 1]
+    assert (~minigan.Tensor(xp.asarray([0]))).numpy().tolist() == [-1]
+    m = a.clone()
+    alias = m
+    m &= b
+    m |= minigan.Tensor(xp.asarray([False, False, True]))
+    assert alias.numpy().tolist() == [True, False, True]  # written in place
+    m.bitwise_not_()
+    assert alias.numpy().tolist() == [False, True, False]
+    i = minigan.Tensor(xp.asarray([7, 8]))
+    alias = i
+    i //= 2
+    i %= 3
+    assert alias.numpy().tolist() == [0, 1]
+    with pytest.raises(TypeError, match="bitwise_and: expects bool or integer tensors, got "
+                                        "dtype float32"):
+        minigan.ones(2) & minigan.ones(2)
+
+
+def test_relu_of_infinities_and_nan(xp):
+    import minigan.nn.functional as F
+    x = minigan.Tensor(xp.asarray([3.0, -np.inf, np.inf, -1.0, np.nan]))
+    np.testing.assert_array_equal(F.relu(x).numpy(), [3.0, 0.0, np.inf, 0.0, np.nan])
+    np.testing.assert_array_equal(F.leaky_relu(x, 0.2).numpy(),
+                                  [3.0, -np.inf, np.inf, -0.2, np.nan])
+    y = x.clone()
+    y.relu_()
+    np.testing.assert_array_equal(y.numpy(), [3.0, 0.0, np.inf, 0.0, np.nan])
+    assert F.relu(minigan.Tensor(xp.asarray([1, -2]))).numpy().tolist() == [1, 0]
+    assert F.relu(minigan.Tensor(xp.asarray([1, -2]))).dtype == np.int64
+
+
+def test_writing_into_a_broadcast_view_is_refused_by_name():
+    with pytest.raises(RuntimeError, match="fill_: the tensor is a read-only view"):
+        minigan.ones(3).expand(2, 3).fill_(1)
+
+
+def test_fused_relu_layers_map_minus_infinity_to_zero(device):
+    """Sequential fuses Linear + ReLU and batch norm + ReLU into one op: their ReLU gives 0
+    for -inf too (not 0 * -inf = NaN)."""
+    lin = nn.Linear(1, 2)
+    with minigan.no_grad():
+        lin.weight.copy_(np.array([[-1.0], [1.0]]))
+        lin.bias.zero_()
+    net = nn.Sequential(lin, nn.ReLU()).to(device)
+    x = minigan.tensor([[np.inf]], device=device)
+    np.testing.assert_array_equal(net(x).numpy(), [[0.0, np.inf]])
+    bn = nn.Sequential(nn.BatchNorm2d(1), nn.ReLU()).to(device)
+    with minigan.no_grad():
+        bn[0].weight.fill_(np.inf)
+    z = minigan.tensor(np.array([-1.0, 1.0]).reshape(2, 1, 1, 1), device=device)
+    np.testing.assert_array_equal(bn(z).numpy().ravel(), [0.0, np.inf])

@@ -9,6 +9,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Tensor
 from .activation import dropout, leaky_relu, relu, sigmoid, softplus, tanh
+from .basic import bitwise_and, bitwise_not, bitwise_or, bitwise_xor
 from .basic import (abs, add, amax, amin, argmax, argmin, astype, broadcast_to, cat, clamp, clip,
                     clone, concat, div, embedding, exp, expand, flatten, floor_divide, fmod,
                     getitem, linear, log, matmul, max_, mean, min_, mul, neg, permute, pow,
@@ -35,7 +36,8 @@ min = min_  # noqa: A001
 
 __all__ = [
     "abs", "adaptive_avg_pool2d_1", "add", "amax", "amin", "argmax", "argmin", "astype",
-    "avg_pool2d", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "avg_pool2d", "batch_norm", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "broadcast_to", "cat", "clamp", "clip", "clone", "concat", "conv2d", "conv2d_grad_weight",
     "conv_transpose2d", "cross_entropy", "div", "dropout", "embedding", "exp", "expand",
     "flatten", "floor_divide", "fmod", "getitem", "huber_loss", "interpolate", "l1_loss",
@@ -71,6 +73,9 @@ def _write(a, result, name: str):
     dtype kind. Graphs that saved ``a`` then refuse to backward through its old values."""
     from ..autograd import mark_modified
     d = a.data
+    if not getattr(d.flags, "writeable", True):
+        raise RuntimeError(f"in-place {name}: the tensor is a read-only view (an expand or a "
+                           "broadcast, whose elements share memory); clone() it first")
     r = result.data if isinstance(result, Tensor) else result
     if r.shape != d.shape:
         raise RuntimeError(f"in-place {name}: the result has shape {tuple(r.shape)}, which "
@@ -188,11 +193,20 @@ def _install_operators() -> None:
     T.__rfloordiv__ = lambda a, b: floor_divide(b, a)
     T.__mod__ = lambda a, b: remainder(a, b)
     T.__rmod__ = lambda a, b: remainder(b, a)
+    T.__and__ = lambda a, b: bitwise_and(a, b)
+    T.__rand__ = lambda a, b: bitwise_and(b, a)
+    T.__or__ = lambda a, b: bitwise_or(a, b)
+    T.__ror__ = lambda a, b: bitwise_or(b, a)
+    T.__xor__ = lambda a, b: bitwise_xor(a, b)
+    T.__rxor__ = lambda a, b: bitwise_xor(b, a)
+    T.__invert__ = lambda a: bitwise_not(a)
     T.__matmul__ = lambda a, b: matmul(a, b)
     T.__rmatmul__ = lambda a, b: matmul(b, a)
     T.__getitem__ = lambda a, idx: getitem(a, idx)
     for name, op in (("__iadd__", add), ("__isub__", sub), ("__imul__", mul),
-                     ("__itruediv__", div), ("__ipow__", pow)):
+                     ("__itruediv__", div), ("__ipow__", pow), ("__ifloordiv__", floor_divide),
+                     ("__imod__", remainder), ("__iand__", bitwise_and),
+                     ("__ior__", bitwise_or), ("__ixor__", bitwise_xor)):
         setattr(T, name, _in_place(op, name))
     T.__iter__ = _iterate
     T.__abs__ = lambda a: abs(a)
@@ -256,12 +270,19 @@ def _install_operators() -> None:
     T.floor_divide = lambda a, other: floor_divide(a, other)
     T.remainder = lambda a, other: remainder(a, other)
     T.fmod = lambda a, other: fmod(a, other)
+    T.bitwise_and = lambda a, other: bitwise_and(a, other)
+    T.bitwise_or = lambda a, other: bitwise_or(a, other)
+    T.bitwise_xor = lambda a, other: bitwise_xor(a, other)
+    T.bitwise_not = lambda a: bitwise_not(a)
     for name, op in (
             ("add_", lambda a, b, *, alpha=1: add(a, b, alpha=alpha)),
             ("sub_", lambda a, b, *, alpha=1: sub(a, b, alpha=alpha)),
             ("mul_", mul), ("div_", lambda a, b, *, rounding_mode=None: div(
                 a, b, rounding_mode=rounding_mode)),
             ("pow_", pow), ("remainder_", remainder), ("fmod_", fmod),
+            ("floor_divide_", floor_divide), ("bitwise_and_", bitwise_and),
+            ("bitwise_or_", bitwise_or), ("bitwise_xor_", bitwise_xor),
+            ("bitwise_not_", bitwise_not), ("logical_not_", _pointwise.logical_not),
             ("clamp_", lambda a, min=None, max=None: clamp(a, min, max)),
             ("neg_", neg), ("abs_", abs), ("exp_", exp), ("log_", log), ("sqrt_", sqrt),
             ("tanh_", tanh), ("sigmoid_", sigmoid), ("relu_", relu),

@@ -395,12 +395,11 @@ def _scaled(fn: str, a, b, alpha):
     """``alpha * b`` for ``add``/``sub`` (torch's keyword; a float alpha needs a float result)."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
         raise TypeError(f"{fn}: alpha must be a real number, got {alpha!r}")
-    if isinstance(alpha, (float, np.floating)) and not any(
-            (t.data.dtype.kind == "f") if isinstance(t, Tensor) else isinstance(t, float)
-            for t in (a, b)):
+    dt = result_type(a, b)  # b is scaled in the dtype of the result, as torch computes it
+    if isinstance(alpha, (float, np.floating)) and dt.kind != "f":
         raise TypeError(f"{fn}: a float alpha ({alpha}) needs a floating operand; for integer "
                         "tensors alpha must be an integer")
-    return b * alpha if _is_number(b) else mul(b, alpha)
+    return b * alpha if _is_number(b) else mul(_cast(as_tensor(b), dt), alpha)
 
 
 def add(input, other, *, alpha=1) -> Tensor:
@@ -419,10 +418,10 @@ def sub(input, other, *, alpha=1) -> Tensor:
     """``input - alpha * other`` (torch.sub)."""
     if alpha.__class__ is not int or alpha != 1:
         other = _scaled("sub", input, other, alpha)
-    if isinstance(input, Tensor) and input.data.dtype == np.bool_ or isinstance(
-            other, Tensor) and other.data.dtype == np.bool_:
-        raise TypeError("sub: subtraction of bool tensors is not supported (torch refuses it "
-                        "too); use ~ or logical_xor")
+    if any((v.data.dtype == np.bool_) if isinstance(v, Tensor) else isinstance(v, (bool, np.bool_))
+           for v in (input, other)):
+        raise TypeError("sub: subtraction with a bool operand is not supported (torch refuses "
+                        "it too); use ~ or logical_xor")
     y = _with_const(input, other, lambda c: AddConst(-c), RSubConst)
     if y is not None:
         return y
@@ -446,6 +445,12 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
     Python's //) and keeps the operands' promoted dtype, with a zero gradient as in torch."""
     if rounding_mode is not None:
         return _rounded_div(input, other, rounding_mode)
+    # an integer tensor and a number: both in floating point first (the number is not
+    # squeezed into the integer dtype, where 256 would wrap to 0 in uint8)
+    if _is_number(other) and isinstance(input, Tensor) and input.data.dtype.kind != "f":
+        input = _floating(input)
+    elif _is_number(input) and isinstance(other, Tensor) and other.data.dtype.kind != "f":
+        other = _floating(other)
     y = _with_const(input, other, DivConst, None)
     if y is not None:
         return y
@@ -464,11 +469,17 @@ def floor_divide(input, other) -> Tensor:
     return _rounded_div(input, other, "floor")
 
 
-def _integer_zero_divisor(fn: str, b: Tensor) -> None:
+def _no_bool(fn: str, a: Tensor) -> None:
+    if a.data.dtype == np.bool_:
+        raise TypeError(f"{fn}: not implemented for bool tensors (torch refuses them too)")
+
+
+def _integer_zero_divisor(fn: str, a: Tensor, b: Tensor) -> None:
     """Integer division by zero has no value; NumPy would give 0 with a warning. Checked on the
     CPU (torch raises there too); on the GPU the check would wait on the device, so the result
     there is whatever the hardware gives, as in torch."""
-    if b.data.dtype.kind in "iub" and backend.get_array_module(b.data) is np and not b.data.all():
+    if (b.data.dtype.kind in "iub" and backend.get_array_module(b.data) is np
+            and a.data.size and not b.data.all()):
         raise ZeroDivisionError(f"{fn}: integer division by zero")
 
 
@@ -501,7 +512,8 @@ def _rounded_div(a, b, mode) -> Tensor:
         raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {mode!r}")
     a, b = _binary(a, b)
     _broadcast_check("div", a.shape, b.shape)
-    _integer_zero_divisor("div", b)
+    _no_bool("div", a)
+    _integer_zero_divisor("div", a, b)
     return _RoundedDiv(mode)(a, b)
 
 
@@ -530,16 +542,56 @@ def remainder(input, other) -> Tensor:
     """``input % other`` with the sign of ``other``, as Python's % (torch.remainder)."""
     a, b = _binary(input, other)
     _broadcast_check("remainder", a.shape, b.shape)
-    _integer_zero_divisor("remainder", b)
+    _no_bool("remainder", a)
+    _integer_zero_divisor("remainder", a, b)
     return _Remainder("floor")(a, b)
 
 
 def fmod(input, other) -> Tensor:
     """The C remainder, with the sign of ``input`` (torch.fmod)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"fmod: input must be a tensor, got {type(input).__name__} (torch "
+                        "takes a number as the divisor only)")
     a, b = _binary(input, other)
     _broadcast_check("fmod", a.shape, b.shape)
-    _integer_zero_divisor("fmod", b)
+    _no_bool("fmod", a)
+    _integer_zero_divisor("fmod", a, b)
     return _Remainder("trunc")(a, b)
+
+
+def _bitwise(fn: str, ufunc: str, input, other) -> Tensor:
+    a, b = _binary(input, other)
+    if a.data.dtype.kind not in "biu":
+        raise TypeError(f"{fn}: expects bool or integer tensors, got dtype {a.data.dtype}")
+    _broadcast_check(fn, a.shape, b.shape)
+    backend.check_same_device(a.data, b.data, what=fn)
+    out = getattr(backend.get_array_module(a.data, b.data), ufunc)(a.data, b.data)
+    return Tensor(np.asarray(out) if isinstance(out, np.generic) else out)
+
+
+def bitwise_and(input, other) -> Tensor:
+    """``input & other`` for bool or integer tensors (no gradient)."""
+    return _bitwise("bitwise_and", "bitwise_and", input, other)
+
+
+def bitwise_or(input, other) -> Tensor:
+    """``input | other`` for bool or integer tensors (no gradient)."""
+    return _bitwise("bitwise_or", "bitwise_or", input, other)
+
+
+def bitwise_xor(input, other) -> Tensor:
+    """``input ^ other`` for bool or integer tensors (no gradient)."""
+    return _bitwise("bitwise_xor", "bitwise_xor", input, other)
+
+
+def bitwise_not(input) -> Tensor:
+    """``~input``: logical not of a bool tensor, bitwise not of an integer one."""
+    x = as_tensor(input)
+    if x.data.dtype.kind not in "biu":
+        raise TypeError(f"bitwise_not: expects a bool or integer tensor, got dtype "
+                        f"{x.data.dtype}")
+    out = backend.get_array_module(x.data).invert(x.data)
+    return Tensor(np.asarray(out) if isinstance(out, np.generic) else out)
 
 
 def neg(input) -> Tensor:
@@ -553,10 +605,17 @@ def pow(input, exponent) -> Tensor:  # noqa: A001 - PyTorch's name
     if isinstance(exponent, (int, float)) and isinstance(x, Tensor):
         if x.data.dtype.kind != "f":  # torch: integer ** int stays integer, ** float is float32
             if isinstance(exponent, int):
-                return _integer_pow(x, number_like(exponent, result_type(x, exponent), x))
+                if exponent < 0 and not isinstance(exponent, bool):
+                    raise ValueError("pow: integers to negative integer powers are not allowed "
+                                     "(make the base floating point, e.g. x.double() ** -1)")
+                dt = result_type(x, exponent)
+                if dt == np.bool_:  # bool ** bool stays bool, as torch's
+                    return clone(x) if exponent else Tensor(
+                        backend.get_array_module(x.data).ones_like(x.data))
+                return _integer_pow(_cast(x, dt), number_like(exponent, dt, x))
             x = _floating(x)
         if exponent == 1:
-            return x
+            return clone(x)  # a new tensor, as torch's (an alias would share in-place writes)
         return PowConst(float(exponent))(x)
     a, b = _binary(x, exponent)
     _broadcast_check("pow", a.shape, b.shape)
@@ -567,15 +626,20 @@ def pow(input, exponent) -> Tensor:  # noqa: A001 - PyTorch's name
 
 def _integer_pow(a: Tensor, b: Tensor) -> Tensor:
     """Integer powers (no gradient: integer tensors never require one). A negative exponent
-    is refused where it can be seen without waiting on the GPU, as torch refuses it."""
+    in a tensor gives torch's integer answers: 1 for a base of 1, +-1 for -1, else 0."""
+    _no_bool("pow", a)
     xp = backend.get_array_module(a.data, b.data)
     backend.check_same_device(a.data, b.data, what="pow")
-    if b.data.dtype.kind == "b":
-        b = Tensor(b.data.astype(a.data.dtype))
-    if backend.get_array_module(b.data) is np and b.data.dtype.kind == "i" and (b.data < 0).any():
-        raise ValueError("pow: integers to negative integer powers are not allowed (make the "
-                         "base floating point, e.g. x.double() ** -1)")
-    return Tensor(xp.power(a.data, b.data))
+    x, e = a.data, b.data
+    if e.dtype.kind == "i":
+        negative = e < 0
+        out = xp.power(x, xp.where(negative, 0, e).astype(e.dtype, copy=False))
+        odd = (e % 2) != 0
+        special = xp.where(x == 1, 1, xp.where(x == -1, xp.where(odd, -1, 1), 0))
+        out = xp.where(negative, special.astype(out.dtype, copy=False), out)
+    else:
+        out = xp.power(x, e)
+    return Tensor(np.asarray(out) if isinstance(out, np.generic) else out)
 
 
 def exp(input) -> Tensor:
@@ -596,6 +660,8 @@ def abs(input) -> Tensor:  # noqa: A001 - PyTorch's name
 
 def square(input) -> Tensor:
     x = as_tensor(input)
+    if x.data.dtype == np.bool_:  # as torch: the square of a bool tensor is int64
+        x = _cast(x, np.dtype(np.int64))
     return x * x
 
 
@@ -914,10 +980,14 @@ class Clamp(Function):
 
 
 def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
-    """Clip to [min, max] (either may be None); numbers only, as bounds."""
+    """Clip to [min, max] (either may be None). Bounds are numbers or tensors that broadcast
+    with the input; tensor bounds get the gradient where they bind (torch's convention: where
+    the input equals a bound, the input gets it)."""
     x = as_tensor(input)
     if min is None and max is None:
         raise ValueError("clamp: give min, max or both")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        return _clamp_tensor(x, min, max)
     for name, v in (("min", min), ("max", max)):
         if v is not None and not isinstance(v, (int, float, np.number)):
             raise TypeError(f"clamp: {name} must be a number, got {type(v).__name__}")
@@ -927,6 +997,29 @@ def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
         min = None if min is None else x.dtype.type(min)  # noqa: A001
         max = None if max is None else x.dtype.type(max)  # noqa: A001
     return Clamp(min, max)(x)
+
+
+def _clamp_tensor(x: Tensor, lo, hi) -> Tensor:
+    """``min(max(x, lo), hi)`` with tensor (or number) bounds, as selections, so the gradient
+    goes to whichever operand each element came from, and a NaN input stays NaN."""
+    ops = [x] + [v for v in (lo, hi) if v is not None]
+    if not all(isinstance(v, Tensor) or _is_number(v) for v in ops):
+        bad = next(v for v in ops if not (isinstance(v, Tensor) or _is_number(v)))
+        raise TypeError(f"clamp: bounds must be numbers or tensors, got {type(bad).__name__}")
+    dt = result_type(*ops)
+    like = x
+    x = _cast(x, dt)
+    lo, hi = (None if v is None else _cast(v, dt) if isinstance(v, Tensor)
+              else number_like(v, dt, like) for v in (lo, hi))
+    for v in (lo, hi):
+        if v is not None:
+            backend.check_same_device(x.data, v.data, what="clamp")
+    y = x
+    if lo is not None:
+        y = where(y.data < lo.data, lo, y)
+    if hi is not None:
+        y = where(y.data > hi.data, hi, y)
+    return y
 
 
 clip = clamp
@@ -1293,7 +1386,7 @@ def concat(tensors, dim: int = 0, *, axis=None) -> Tensor:
             raise ValueError("concat: shapes " + ", ".join(_shape_str(t.shape) for t in tensors)
                              + f" differ outside axis {axis}")
     if len(tensors) == 1:
-        return tensors[0]
+        return clone(tensors[0])  # a new tensor, as torch's (not an alias of the input)
     return Concat(axis)(*tensors)
 
 

@@ -298,7 +298,8 @@ extern "C" __global__ void minigan_bn_stats_DTYPE(
         for (MiniganChannelWalk it(S); it.n < N; it.next()) {
             const T xv = xc[it.n * sn + it.s];
             const T v = ((shifted ? xv + xs : xv) - mu) * scale + bc;
-            yc[it.n * ysn + it.s] = flags & 64 ? (v < (T)0 ? v * slope : v) : v;
+            yc[it.n * ysn + it.s] = flags & 64
+                ? (v < (T)0 ? (slope == (T)0 ? (T)0 : v * slope) : v) : v;
         }
     }
 }
@@ -467,7 +468,7 @@ def _forward_train_cupy(x3, m, weight, bias, running_mean, running_var, momentum
     # values) on the normalised value
     norm = backend.elementwise_kernel(
         "T x, T mean, T scale, T b, T s", "T y",
-        "const T v = (x - mean) * scale + b; y = v < (T)0 ? v * s : v",
+        "const T v = (x - mean) * scale + b; y = v < (T)0 ? (s == (T)0 ? (T)0 : v * s) : v",
         "minigan_bn_normalize_leaky")
     return (norm(x3, _col(mean), _col(scale), b, dt.type(negative_slope), *out_like(x3)),
             mean, invstd)

@@ -148,11 +148,19 @@ def _ew(in_params, out_params, operation, name, preamble=""):
 
 # LeakyReLU and ReLU
 
+# The negative side of a LeakyReLU in CUDA: v * s, but 0 when s is 0 (ReLU), where -inf * 0
+# would be NaN
+_NEGATIVE_PART = "(s == (T)0 ? (T)0 : {v} * s)"
+
+
 def leaky_relu_forward(x, negative_slope: float):
-    """y = x if x >= 0 else s*x (NaN propagates)."""
+    """y = x if x >= 0 else s*x (NaN propagates; a slope of 0 gives 0 for -inf, not 0*inf)."""
     if backend.is_cupy_array(x):
-        k = _ew("T x, T s", "T y", "y = x < (T)0 ? x * s : x", "minigan_leaky_relu_fwd")
+        k = _ew("T x, T s", "T y", "y = x < (T)0 ? " + _NEGATIVE_PART.format(v="x") + " : x",
+                "minigan_leaky_relu_fwd")
         return k(x, _scalar(x, negative_slope), *out_like(x))
+    if negative_slope == 0.0:
+        return _array(np.maximum(x, x.dtype.type(0)))
     # One temporary: leaky_relu(x) = max(x, s*x) for s <= 1 and min(x, s*x) for s > 1.
     y = _array(x * negative_slope)
     return (np.maximum if negative_slope <= 1.0 else np.minimum)(x, y, out=y)
@@ -166,13 +174,17 @@ def leaky_relu_inplace(y, negative_slope: float, bias=None):
     s = _scalar(y, negative_slope)
     if backend.is_cupy_array(y):
         if bias is None:
-            _ew("T s", "T y", "y = y < (T)0 ? y * s : y", "minigan_leaky_relu_inplace")(s, y)
+            _ew("T s", "T y", "y = y < (T)0 ? " + _NEGATIVE_PART.format(v="y") + " : y",
+                "minigan_leaky_relu_inplace")(s, y)
         else:
-            _ew("T b, T s", "T y", "const T v = y + b; y = v < (T)0 ? v * s : v",
-                "minigan_bias_leaky_relu_inplace")(bias, s, y)
+            _ew("T b, T s", "T y", "const T v = y + b; y = v < (T)0 ? "
+                + _NEGATIVE_PART.format(v="v") + " : v", "minigan_bias_leaky_relu_inplace")(
+                bias, s, y)
         return y
     if bias is not None:
         y += bias
+    if negative_slope == 0.0:
+        return np.maximum(y, y.dtype.type(0), out=y)
     t = np.multiply(y, s, out=take_like(SCRATCH, y, y.dtype))
     (np.maximum if negative_slope <= 1.0 else np.minimum)(y, t, out=y)
     return y
