@@ -22,6 +22,8 @@ from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross
                    huber_loss, l1_loss, log_softmax, logsumexp, mse_loss, nll_loss, one_hot,
                    smooth_l1_loss, softmax)
 from .norm import batch_norm
+from .normalization import (cosine_similarity, group_norm, instance_norm, layer_norm, normalize,
+                            pad, pairwise_distance, pixel_shuffle, pixel_unshuffle)
 from . import pointwise as _pointwise, shape as _shape
 from .pointwise import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
@@ -47,6 +49,9 @@ __all__ = [
     "softmax", "softplus", "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "sum_to",
     "tanh", "to_device", "transpose", "true_divide", "unsqueeze", "upsample_nearest2d", "var",
     "where",
+] + [
+    "cosine_similarity", "group_norm", "instance_norm", "layer_norm", "normalize", "pad",
+    "pairwise_distance", "pixel_shuffle", "pixel_unshuffle",
 ] + [n for n in _pointwise.__all__ if n != "norm"] + _shape.__all__
 
 

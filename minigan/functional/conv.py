@@ -406,10 +406,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
         _refuse("avg_pool2d", "ceil_mode", ceil_mode, False)
     d = divisor_override
     if d is not None:
-        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
-            raise TypeError(f"avg_pool2d: divisor_override must be an int, got {d!r}")
-        if d == 0:
-            raise ValueError("avg_pool2d: divisor_override must not be zero")
+        check_divisor_override("avg_pool2d", d)
     x = as_tensor(input)
     _check_4d("avg_pool2d", x)
     k = _pair(kernel_size, "kernel_size", 1)
@@ -421,6 +418,14 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     if not count_include_pad and p != (0, 0):
         return y * Tensor(_real_pixel_scale(x, k, s, p, y.shape[2:]))
     return y
+
+
+def check_divisor_override(fn: str, d) -> None:
+    """``divisor_override`` must be a nonzero int (torch's rule)."""
+    if isinstance(d, bool) or not isinstance(d, numbers.Integral):
+        raise TypeError(f"{fn}: divisor_override must be an int, got {d!r}")
+    if d == 0:
+        raise ValueError(f"{fn}: divisor_override must not be zero")
 
 
 def _real_pixel_scale(x: Tensor, k, s, p, out_hw):

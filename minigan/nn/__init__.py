@@ -7,10 +7,16 @@ from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss,
                    NLLLoss, SmoothL1Loss)
 from .module import Module, Parameter, StateDictError
+from .normalization import (ConstantPad2d, CosineSimilarity, GroupNorm, InstanceNorm1d,
+                            InstanceNorm2d, LayerNorm, PairwiseDistance, PixelShuffle,
+                            PixelUnshuffle, ReflectionPad2d, ReplicationPad2d, ZeroPad2d)
 
-__all__ = ["AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv2d",
-           "ConvTranspose2d", "CrossEntropyLoss", "Dropout", "Embedding", "Flatten", "HuberLoss",
-           "Identity", "L1Loss", "LeakyReLU", "Linear", "MSELoss", "MaxPool2d", "Module",
-           "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid",
-           "SmoothL1Loss", "Softplus", "StateDictError", "Tanh", "Unflatten", "Upsample",
+__all__ = ["AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d",
+           "ConstantPad2d", "Conv2d", "ConvTranspose2d", "CosineSimilarity", "CrossEntropyLoss",
+           "Dropout", "Embedding", "Flatten", "GroupNorm", "HuberLoss", "Identity",
+           "InstanceNorm1d", "InstanceNorm2d", "L1Loss", "LayerNorm", "LeakyReLU", "Linear",
+           "MSELoss", "MaxPool2d", "Module", "ModuleDict", "ModuleList", "NLLLoss",
+           "PairwiseDistance", "Parameter", "PixelShuffle", "PixelUnshuffle", "ReLU",
+           "ReflectionPad2d", "ReplicationPad2d", "Sequential", "Sigmoid", "SmoothL1Loss",
+           "Softplus", "StateDictError", "Tanh", "Unflatten", "Upsample", "ZeroPad2d",
            "functional", "init", "utils"]

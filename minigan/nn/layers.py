@@ -8,7 +8,7 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from ..functional.activation import linear_leaky_relu, linear_tanh
-from ..functional.conv import conv_transpose2d_tanh
+from ..functional.conv import check_divisor_override, conv_transpose2d_tanh
 from ..functional.norm import _batch_norm, checked_slope
 from ..functional.resize import pad_end
 from . import init
@@ -508,21 +508,24 @@ class Upsample(Module):
 
 
 class MaxPool2d(Module):
+    """Max pooling, as ``torch.nn.MaxPool2d``; ``return_indices=True`` returns ``(output,
+    indices)``. ``dilation`` 1 and ``ceil_mode=False`` only (refused otherwise, by name)."""
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
                  return_indices: bool = False, ceil_mode: bool = False):
         super().__init__()
-        if _pair(dilation, "dilation") != (1, 1) or return_indices or ceil_mode:
+        if _pair(dilation, "dilation") != (1, 1) or ceil_mode:
             raise NotImplementedError(
-                f"MaxPool2d: dilation={dilation!r}, return_indices={return_indices!r}, "
-                f"ceil_mode={ceil_mode!r}: minigan supports dilation=1, return_indices=False "
-                "and ceil_mode=False only")
+                f"MaxPool2d: dilation={dilation!r}, ceil_mode={ceil_mode!r}: minigan supports "
+                "dilation=1 and ceil_mode=False only")
         # as torch: no stride means the window's size
         self.kernel_size, self.padding = kernel_size, padding
         self.stride = kernel_size if stride is None else stride
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, input):
-        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding)
+        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding,
+                            return_indices=self.return_indices)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -530,23 +533,27 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
-    """Average pooling; padded positions count in the divisor (``count_include_pad=True``)."""
+    """Average pooling, as ``torch.nn.AvgPool2d``: the divisor is the window's size, the number
+    of unpadded pixels in it (``count_include_pad=False``), or ``divisor_override``.
+    ``ceil_mode=False`` only."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override=None):
         super().__init__()
-        if ceil_mode or not count_include_pad or divisor_override is not None:
-            raise NotImplementedError(
-                f"AvgPool2d: ceil_mode={ceil_mode!r}, count_include_pad={count_include_pad!r}, "
-                f"divisor_override={divisor_override!r}: minigan supports ceil_mode=False, "
-                "count_include_pad=True and divisor_override=None only")
+        if ceil_mode:
+            raise NotImplementedError(f"AvgPool2d: ceil_mode={ceil_mode!r}: minigan supports "
+                                      "ceil_mode=False only")
         self.kernel_size, self.padding = kernel_size, padding
         self.stride = kernel_size if stride is None else stride  # as torch
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
         self.divisor_override = divisor_override
+        if divisor_override is not None:  # checked now, not at the first call
+            check_divisor_override("AvgPool2d", divisor_override)
 
     def forward(self, input):
-        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding)
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding,
+                            count_include_pad=self.count_include_pad,
+                            divisor_override=self.divisor_override)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

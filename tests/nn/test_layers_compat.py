@@ -288,8 +288,34 @@ def test_pooling_arguments_in_torch_positions():
     assert nn.AvgPool2d(2, None, 0, False, True, None)(x).shape == (1, 1, 2, 2)
     with pytest.raises(NotImplementedError, match="ceil_mode=True"):
         nn.MaxPool2d(2, ceil_mode=True)
-    with pytest.raises(NotImplementedError, match="count_include_pad=False"):
-        nn.AvgPool2d(2, count_include_pad=False)
+    with pytest.raises(NotImplementedError, match="ceil_mode=True"):
+        nn.AvgPool2d(2, ceil_mode=True)
+    with pytest.raises(ValueError, match="divisor_override must not be zero"):
+        nn.AvgPool2d(2, divisor_override=0)
+
+
+def test_pooling_modules_pass_torch_options_through():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(2, 3, 5, 5)).astype(np.float32)
+    x = minigan.tensor(a)
+    y, idx = nn.MaxPool2d(2, return_indices=True)(x)
+    assert idx.dtype == np.int64 and y.shape == idx.shape == (2, 3, 2, 2)
+    # each index is h * W + w in its input plane, so it reads the maximum back
+    flat = a.reshape(2, 3, 25)
+    np.testing.assert_array_equal(np.take_along_axis(flat, idx.numpy().reshape(2, 3, 4), 2),
+                                  y.numpy().reshape(2, 3, 4))
+    ones = minigan.tensor(np.ones((1, 1, 4, 4), np.float32))
+    out = nn.AvgPool2d(3, 1, 1, count_include_pad=False)(ones).numpy()
+    np.testing.assert_allclose(out, np.ones((1, 1, 4, 4)), rtol=1e-6)  # padding not counted
+    out = nn.AvgPool2d(2, divisor_override=2)(ones).numpy()
+    np.testing.assert_allclose(out, np.full((1, 1, 2, 2), 2.0), rtol=1e-6)
+    torch = pytest.importorskip("torch")
+    tx = torch.from_numpy(a)
+    ty, tidx = torch.nn.MaxPool2d(2, return_indices=True)(tx)
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    for kw in ({"count_include_pad": False}, {"divisor_override": 3}):
+        np.testing.assert_allclose(nn.AvgPool2d(3, 2, 1, **kw)(x).numpy(),
+                                   torch.nn.AvgPool2d(3, 2, 1, **kw)(tx).numpy(), rtol=1e-5)
 
 
 def test_constructor_signatures_match_torch():
