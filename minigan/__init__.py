@@ -22,6 +22,7 @@ from .functional import pointwise as _pointwise, shape as _shape
 from .functional.pointwise import *  # noqa: F401,F403
 from .functional.shape import *  # noqa: F401,F403
 from .random import manual_seed, rand, randn
+from .serialization import load, save
 from . import nn, optim  # noqa: E402,F401  (minigan.nn and minigan.optim, as torch.nn/optim)
 
 __version__ = "0.1.0"
@@ -36,6 +37,7 @@ def flatten(input, start_dim: int = 0, end_dim: int = -1):
 __all__ = [
     "Function", "Tensor", "as_tensor", "enable_grad", "grad", "is_grad_enabled", "no_grad",
     "tensor", "DeviceError", "cuda_available", "synchronize", "manual_seed", "rand", "randn",
+    "save", "load",
     "arange", "empty", "empty_like", "eye", "full", "full_like", "linspace", "ones",
     "ones_like", "rand_like", "randint", "randn_like", "zeros", "zeros_like", "__version__",
     "abs", "add", "amax", "amin", "argmax", "argmin", "bitwise_and", "bitwise_not", "bitwise_or",

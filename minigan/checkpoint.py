@@ -17,6 +17,7 @@ Nothing is ever unpickled: object arrays are refused on save and on load.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import warnings
@@ -241,19 +242,27 @@ def _read_arrays(npz, info: dict, where: str) -> dict:
 
 
 def load_checkpoint(path, device: str = "cpu") -> tuple[dict, dict]:
-    """Read a checkpoint; returns ``(arrays, meta)`` with arrays nested as they were saved.
+    """Read a checkpoint (a path, or a binary file open for reading); returns ``(arrays,
+    meta)`` with arrays nested as they were saved.
 
     Arrays are moved to ``device`` ("cpu" or "cuda"), whichever device saved them. Every problem
     with the file raises :class:`CheckpointError` naming the file and what is wrong.
     """
-    path = Path(path)
     device = backend.normalize_device(device)  # a missing GPU is a DeviceError, not a bad file
-    where = f"checkpoint {path}"
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(len(_ZIP_MAGIC))
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {where}: {exc}") from exc
+    if hasattr(path, "read"):  # an open binary file: read whole, then checked the same way
+        where = f"checkpoint {getattr(path, 'name', type(path).__name__)}"
+        data = path.read()
+        if not isinstance(data, bytes):
+            raise TypeError(f"{where}: the file must be opened in binary mode ('rb')")
+        magic, path = data[:len(_ZIP_MAGIC)], io.BytesIO(data)
+    else:
+        path = Path(path)
+        where = f"checkpoint {path}"
+        try:
+            with open(path, "rb") as f:
+                magic = f.read(len(_ZIP_MAGIC))
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {where}: {exc}") from exc
     if magic != _ZIP_MAGIC:
         # Checked here so that np.load never treats the file as a bare .npy or a pickle.
         raise CheckpointError(f"{where} is truncated or corrupt (not a zip/npz file)")

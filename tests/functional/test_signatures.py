@@ -11,6 +11,7 @@ run without torch; where torch is importable their values are also compared with
 """
 import ast
 import inspect
+import pickle
 import re
 import warnings
 
@@ -200,6 +201,11 @@ TOLERATED = {
     },
 }
 TOLERATED[("torch", "randn")] = TOLERATED[("torch", "rand")]
+_NO_PICKLE = "minigan never pickles: None is the only value it accepts"
+TOLERATED[("torch", "save")] = {
+    f"'pickle_module': default None (torch: {pickle!r})": _NO_PICKLE,
+    "'pickle_protocol': default None (torch: 2)": _NO_PICKLE,
+}
 
 
 def _split_top(text: str) -> list:
