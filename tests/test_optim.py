@@ -829,3 +829,29 @@ def test_a_gradient_on_another_device_than_its_parameter_is_named(emulated_gpu, 
     with pytest.raises(backend.DeviceError, match=r"on cpu has its gradient on cuda"):
         opt_cls([cpu], lr=0.1).step()
     np.testing.assert_array_equal(cpu.data, np.zeros(4))  # nothing was updated
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "SGD", "RMSprop", "Adagrad"])
+def test_a_torch_optimizer_state_dict_loads_and_continues_as_torch(name):
+    """torch keeps step counts as 0-d tensors (whose .size is a method): they load as ints,
+    and the run continues as torch's does."""
+    torch = pytest.importorskip("torch")
+    kw = {"momentum": 0.9} if name in ("SGD", "RMSprop") else {}
+    tp = torch.nn.Parameter(torch.linspace(-1, 1, 5, dtype=torch.float64))
+    topt = getattr(torch.optim, name)([tp], lr=0.05, **kw)
+
+    def torch_step():
+        topt.zero_grad()
+        (tp ** 2).sum().backward()
+        topt.step()
+    for _ in range(3):
+        torch_step()
+    p = minigan.tensor(tp.detach().numpy().copy(), requires_grad=True)
+    opt = getattr(minigan.optim, name)([p], lr=0.05, **kw)
+    opt.load_state_dict(topt.state_dict())
+    for _ in range(3):
+        torch_step()
+        opt.zero_grad()
+        (p ** 2).sum().backward()
+        opt.step()
+    np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-12, atol=1e-14)

@@ -272,8 +272,8 @@ class Optimizer:
                 raise ValueError(f"{name}: state {key!r} of parameter {index} has shape "
                                  f"{tuple(v.shape)}, the parameter has {p.shape}")
             return backend.to_device(v, p.device).astype(p.dtype, copy=True)
-        if hasattr(v, "shape"):
-            if getattr(v, "size", 1) != 1:
+        if hasattr(v, "shape"):  # an array or a torch tensor (whose .size is a method)
+            if math.prod(tuple(v.shape)) != 1:
                 raise ValueError(f"{name}: state {key!r} of parameter {index} must be a "
                                  f"number, got an array of shape {tuple(v.shape)}")
             v = v.item()
