@@ -19,15 +19,17 @@ import math
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor, as_tensor
-from .basic import _binary
-from .basic import _floating as _to_float
+from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
 from .basic import (
+    GetItem,
+    _binary,
     _broadcast_check,
     _dim,
     _norm_axis,
     abs,
     astype,
+    clone,
+    concat,
     exp,
     log,
     pow,
@@ -36,6 +38,7 @@ from .basic import (
     sum_to,
     where,
 )
+from .basic import _floating as _to_float
 
 __all__ = [
     "acos", "all", "allclose", "any", "arccos", "arcsin", "arctan", "arctan2", "asin", "atan",
@@ -51,9 +54,15 @@ def _xp(t: Tensor):
     return backend.get_array_module(t.data)
 
 
+def _arr(a):
+    """``a`` as an array: NumPy gives scalars, not 0-d arrays, for most expressions on 0-d
+    operands (CuPy arrays pass unchanged)."""
+    return np.asarray(a) if isinstance(a, np.generic) else a
+
+
 def _wrap(a) -> Tensor:
     """An array result as a constant tensor (NumPy gives scalars for 0-d results)."""
-    return Tensor(np.asarray(a) if isinstance(a, np.generic) else a)
+    return Tensor(_arr(a))
 
 
 def _is_float(t: Tensor) -> bool:
@@ -274,9 +283,9 @@ def _sign_array(x):
     if x.dtype == np.bool_:
         return x.copy()
     if x.dtype.kind == "u":
-        return (x > 0).astype(x.dtype)
+        return _arr((x > 0).astype(x.dtype))
     # comparisons, not xp.sign: torch's sign is 0 at NaN and +0.0 at -0.0
-    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
+    return _arr((x > 0).astype(x.dtype) - (x < 0).astype(x.dtype))
 
 
 def sign(input) -> Tensor:
@@ -450,14 +459,18 @@ def fmin(input, other) -> Tensor:
 
 class Atan2(Function):
     """y = atan2(a, b), the angle of the point (b, a); ga = gy b / (a^2 + b^2),
-    gb = -gy a / (a^2 + b^2)."""
+    gb = -gy a / (a^2 + b^2), both 0 where a^2 + b^2 is 0 (at the origin, or where it
+    underflows), as in torch. (There the second order is 0 too, where torch's is NaN.)"""
 
     def forward(self, a, b):
         return backend.get_array_module(a, b).arctan2(a, b)
 
     def backward(self, gy):
         a, b = self.inputs
-        r = reciprocal(a * a + b * b)
+        r2 = a * a + b * b
+        zero = r2.data == 0
+        # 1 swapped in before the reciprocal, so that no infinity meets the zero weight
+        r = where(zero, 0.0, reciprocal(where(zero, 1.0, r2)))
         ga = sum_to(gy * b * r, a.shape) if self.needs_input_grad[0] else None
         gb = sum_to(gy * -a * r, b.shape) if self.needs_input_grad[1] else None
         return ga, gb
@@ -565,19 +578,51 @@ class _Flip(Function):
         return _Flip(self.axis)(gy)
 
 
+def _span(axis: int, start: int, stop: int) -> tuple:
+    return (slice(None),) * axis + (slice(start, stop),)
+
+
 def _suffix_scan(m: Tensor, g: Tensor, axis: int) -> Tensor:
     """a with a_i = g_i + m_i a_{i+1} along ``axis`` (a = g at the last index): the linear
     recurrence that runs a cumulative product's gradient backwards, by log2(n) doubling steps
     of differentiable ops. No division, so exact where the products hold zeros, at every
-    order of differentiation."""
+    order of differentiation. Each step updates only the entries whose partner i + s exists
+    (slices, not a zero-filled shift, which would give inf * 0 = NaN beside an inf)."""
     n = g.shape[axis]
     a, s = g, 1
     while s < n:  # a_i, m_i cover the indices i .. i + 2s - 1 after this step
-        a = a + m * _Shift(axis, s)(a)
+        head, tail, rest = _span(axis, 0, n - s), _span(axis, s, n), _span(axis, n - s, n)
+        mh = GetItem(head)(m)
+        a = concat([GetItem(head)(a) + mh * GetItem(tail)(a), GetItem(rest)(a)], axis)
         if 2 * s < n:
-            m = m * _Shift(axis, s)(m)
+            m = concat([mh * GetItem(tail)(m), GetItem(rest)(m)], axis)
         s *= 2
     return a
+
+
+def _cumprod_grad_array(x, y, gy, axis: int):
+    """Cumprod's first-order gradient on arrays, with torch's convention that a zero factor
+    wins over inf and NaN ones (a term that holds a zero input is 0): the same recurrence as
+    ``_suffix_scan``, with every product that meets a zero of x set to 0."""
+    xp = backend.get_array_module(x)
+    n = x.shape[axis]
+    zero = xp.zeros((), dtype=x.dtype)
+    with np.errstate(all="ignore"):
+        # x_0 ... x_{i-1}, 0 where one of them is 0
+        zero_before = _shift_array(xp.cumsum(x == 0, axis=axis), axis, -1, 0) > 0
+        before = _shift_array(y, axis, -1, 1)
+        m = _shift_array(x, axis, 1, 0)  # m_i = x_{i+1}: the product of the covered inputs
+        a = gy.astype(x.dtype, copy=True)
+        s = 1
+        while s < n:
+            head, tail = _span(axis, 0, n - s), _span(axis, s, n)
+            mh = m[head]
+            a[head] = a[head] + xp.where(mh == 0, zero, mh * a[tail])
+            if 2 * s < n:
+                mt = m[tail]
+                m[head] = xp.where((mh == 0) | (mt == 0), zero, mh * mt)
+            s *= 2
+        return xp.where(zero_before, zero, before * a)
 
 
 class Cumsum(Function):
@@ -600,7 +645,9 @@ class Cumsum(Function):
 class Cumprod(Function):
     """y_i = x_0 ... x_i along ``axis``; gx_i = (x_0 ... x_{i-1}) sum_{k>=i} gy_k
     x_{i+1} ... x_k: the exclusive product is y shifted by one, the sum a ``_suffix_scan``.
-    Exact with zeros in x."""
+    Exact with zeros in x. A plain backward (no ``create_graph``) follows torch's first-order
+    convention where a zero and an inf or NaN meet in one product: the zero wins (0, not
+    NaN); with ``create_graph`` the products are plain IEEE ones, as torch's are then."""
 
     def __init__(self, axis: int):
         self.axis = axis
@@ -610,6 +657,9 @@ class Cumprod(Function):
 
     def backward(self, gy):
         a = self.axis
+        if not is_grad_enabled():  # a plain backward: torch's first-order convention
+            return Tensor(_cumprod_grad_array(self.inputs[0].data, self.output().data,
+                                              gy.data, a))
         before = _Shift(a, -1, 1)(self.output())
         return before * _suffix_scan(_Shift(a, 1)(self.inputs[0]), gy, a)
 
@@ -692,6 +742,9 @@ def logcumsumexp(input, dim) -> Tensor:
     x = as_tensor(input)
     if not _is_float(x):
         raise TypeError(f"logcumsumexp: needs a floating-point tensor, got {x.dtype}")
+    if x.ndim == 0 and dim is not None:
+        _dim("logcumsumexp", dim, 0)
+        return clone(x)  # the value itself, with gradient 1 even at NaN and inf, as torch's
     return _along("logcumsumexp", x, dim, None, LogCumSumExp)
 
 
@@ -701,10 +754,12 @@ class Prod(Function):
     """y = the product of x along ``axis``; gx_i = gy * (product of the entries before i) *
     (product of those after), two exclusive cumulative products: exact where x has one zero or
     several (no division, no test of the values), and differentiable again through
-    ``cumprod``."""
+    ``cumprod``. For the product of all entries (``whole``) a plain backward (no
+    ``create_graph``) gives 0 everywhere when x holds two zeros or more, as torch's does: the
+    exact value for finite x, and 0 rather than NaN where an inf or NaN meets the zeros."""
 
-    def __init__(self, axis: int, keepdims: bool):
-        self.axis, self.keepdims = axis, keepdims
+    def __init__(self, axis: int, keepdims: bool, whole: bool = False):
+        self.axis, self.keepdims, self.whole = axis, keepdims, whole
 
     def forward(self, x):
         return backend.get_array_module(x).prod(x, axis=self.axis, keepdims=self.keepdims)
@@ -715,7 +770,13 @@ class Prod(Function):
         after = _Flip(a)(_Shift(a, -1, 1)(cumprod(_Flip(a)(x), a)))
         if not self.keepdims:
             gy = reshape(gy, x.shape[:a] + (1,) + x.shape[a + 1:])
-        return gy * before * after
+        gx = gy * (before * after)
+        if self.whole and not is_grad_enabled():
+            # a device-side test (no host read): each product of the others holds a zero
+            xp = _xp(x)
+            two = (x.data == 0).sum() >= 2
+            gx = Tensor(xp.where(two, xp.zeros((), dtype=gx.dtype), gx.data))
+        return gx
 
 
 def prod(input, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -726,7 +787,7 @@ def prod(input, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     if not _is_float(x):
         x = Tensor(x.data.astype(np.int64))
     if dim is None:
-        out = Prod(0, False)(reshape(x, (-1,)))
+        out = Prod(0, False, whole=True)(reshape(x, (-1,)))
         return reshape(out, (1,) * x.ndim) if keepdim else out
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, (bool, np.bool_)):
         raise TypeError(f"prod: dim must be one int, got {dim!r} (torch.prod reduces one "
@@ -744,8 +805,9 @@ class _VectorNorm(Function):
     """y = (sum |x|^p)^(1/p) over ``axis`` (p = inf: max |x|, -inf: min |x|, 0: the number of
     nonzero entries); the gradient is torch's ``vector_norm`` one: x / y for p = 2 and sign(x)
     for p = 1, split evenly among the entries that reach the max or min for p = +-inf, zero for
-    p = 0, and zero where y = 0 for p >= 1. Built from differentiable ops on x and y, so exact
-    at higher orders (away from zero entries, where |x|^(p-1) has no derivative)."""
+    p = 0, and zero where y = 0 for p >= 1 (NaN where y is NaN, as in torch). Built from
+    differentiable ops on x and y, so exact at higher orders (away from zero entries, where
+    |x|^(p-1) has no derivative)."""
 
     def __init__(self, p: float, axis: tuple, keepdims: bool):
         self.p, self.axis, self.keepdims = p, axis, keepdims
@@ -799,7 +861,8 @@ class _VectorNorm(Function):
             nz = x.data != 0
             s = sgn * where(nz, pow(where(nz, abs(x), 1.0), p - 1.0), 0.0)
             return s * gy * pow(y, 1.0 - p)
-        pos = y.data > 0  # zero gradient at y = 0, where x / y would be 0 / 0
+        # zero gradient at y = 0, where x / y would be 0 / 0; a NaN y spreads, as in torch
+        pos = y.data != 0
         scale = where(pos, gy / pow(where(pos, y, 1.0), p - 1.0), 0.0)
         if p == 2:
             return x * scale
@@ -835,10 +898,10 @@ def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     else:
         raise TypeError(f"norm: p must be 'fro' or a real number, got {p!r}")
     axes = _norm_axis(dim, x.ndim, "norm")
-    if p in (_INF, -_INF) and builtins.any(x.shape[a] == 0 for a in axes):
-        raise RuntimeError(f"norm: the {'-' if p < 0 else ''}inf norm over an empty dimension "
-                           f"is undefined (shape {tuple(x.shape)}, dims {axes}): max and min "
-                           "have no identity")
+    if (p < 0 or p == _INF) and builtins.any(x.shape[a] == 0 for a in axes):
+        raise RuntimeError(f"norm: the {p:g} norm over an empty dimension is undefined (shape "
+                           f"{tuple(x.shape)}, dims {axes}): for p = inf and p < 0 the "
+                           "reduction has no identity (torch refuses it too)")
     return _VectorNorm(p, axes, bool(keepdim))(x)
 
 
@@ -992,7 +1055,7 @@ class _NanToNum(Function):
         return xp.where(x == -np.inf, neginf, y)
 
     def backward(self, gy):
-        return gy * Tensor(self.saved.astype(gy.dtype))
+        return gy * _wrap(self.saved.astype(gy.dtype))
 
 
 def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None) -> Tensor:

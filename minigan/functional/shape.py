@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import itertools
 import math
+import warnings
 
 import numpy as np
 
@@ -171,7 +172,8 @@ def unbind(input, dim: int = 0) -> tuple:
 
 
 def narrow(input, dim: int, start: int, length: int) -> Tensor:
-    """``length`` entries of ``dim`` from ``start`` (a negative start counts from the end)."""
+    """``length`` entries of ``dim`` from ``start``, as torch: start is in [-n, n] (a negative
+    one counts from the end) and start + length may not pass n."""
     x = as_tensor(input)
     _at_least_1d("narrow", x)
     d = _dim("narrow", dim, x.ndim)
@@ -183,7 +185,8 @@ def narrow(input, dim: int, start: int, length: int) -> Tensor:
                          f"(expected one in [{-n}, {n}])")
     if length < 0:
         raise ValueError(f"narrow: length must be non-negative, got {length}")
-    start %= n if n else 1
+    if start < 0:
+        start += n  # (start = n stays n: only an empty piece fits there)
     if start + length > n:
         raise ValueError(f"narrow: start ({start}) + length ({length}) exceeds the size {n} of "
                          f"dimension {d}")
@@ -285,6 +288,9 @@ def _repeat(input, *sizes) -> Tensor:
     """``Tensor.repeat``: tile the tensor ``sizes[i]`` times along dim i; extra leading sizes
     add new dimensions. gx = gy summed over the copies (a reshape, broadcast and reshape)."""
     x = as_tensor(input)
+    if not sizes:
+        raise TypeError("repeat: missing the repeat counts (x.repeat(*sizes), one per "
+                        "dimension at least; x.repeat(()) for a 0-d x)")
     sizes = _ints("repeat", "a repeat count", sizes)
     if len(sizes) < x.ndim:
         raise ValueError(f"repeat: {len(sizes)} repeat counts for a tensor of shape "
@@ -323,9 +329,10 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None) -> Ten
     if dim is None:
         x, d = reshape(x, (-1,)), 0
     else:
-        d = _dim("repeat_interleave", dim, x.ndim)
         if x.ndim == 0:
-            x = reshape(x, (1,))
+            raise IndexError(f"repeat_interleave: a 0-d tensor has no dimension {dim} (torch "
+                             "refuses it too); pass dim=None to repeat its entry")
+        d = _dim("repeat_interleave", dim, x.ndim)
     if isinstance(repeats, (int, np.integer)) and not isinstance(repeats, (bool, np.bool_)):
         r = int(repeats)
         if r < 0:
@@ -630,19 +637,21 @@ def masked_select(input, mask) -> Tensor:
 
 
 def take_along_dim(input, indices, dim=None) -> Tensor:
-    """``gather`` with input and indices broadcast against each other outside ``dim``; without
-    ``dim`` both are flattened first."""
+    """``gather`` with input and indices broadcast against each other outside ``dim``, each
+    index taken modulo the size of ``dim`` as torch does (-1 is the last entry); without
+    ``dim`` both are flattened first and the indices must be in range, as gather's."""
     x = as_tensor(input)
     idx = _index("take_along_dim", indices, x, "indices")
     if dim is None:
         return gather(reshape(x, (-1,)), 0, idx.reshape(-1))
+    if x.ndim == 0:
+        raise IndexError(f"take_along_dim: a 0-d input has no dimension {dim} (torch refuses "
+                         "it too); pass dim=None")
     d = _dim("take_along_dim", dim, x.ndim)
     if idx.ndim != x.ndim:
         raise ValueError(f"take_along_dim: input of shape {_shape_str(x.shape)} and indices of "
                          f"shape {_shape_str(idx.shape)} must have the same number of "
                          "dimensions")
-    if x.ndim == 0:
-        return gather(x, 0, idx)
     outer = [1 if i == d else s for i, s in enumerate(x.shape)]
     outer_i = [1 if i == d else s for i, s in enumerate(idx.shape)]
     try:
@@ -654,7 +663,12 @@ def take_along_dim(input, indices, dim=None) -> Tensor:
     xs = tuple(x.shape[d] if i == d else s for i, s in enumerate(common))
     ids = tuple(idx.shape[d] if i == d else s for i, s in enumerate(common))
     xp = backend.get_array_module(idx)
-    return gather(broadcast_to(x, xs), d, xp.broadcast_to(idx, ids))
+    n = x.shape[d]
+    if n == 0 and idx.size:
+        raise IndexError(f"take_along_dim: indices of shape {_shape_str(idx.shape)} into "
+                         f"dimension {d} of size 0 (input of shape {_shape_str(x.shape)})")
+    # torch wraps every index into [0, n) (index % n): -1 is the last entry, n the first
+    return gather(broadcast_to(x, xs), d, xp.broadcast_to(idx % max(n, 1), ids))
 
 
 # ----------------------------------------------------------------------------- triangles, diagonals
@@ -772,7 +786,8 @@ def swapdims(input, dim0: int, dim1: int) -> Tensor:
 
 
 def unflatten(input, dim: int, sizes) -> Tensor:
-    """Split dim ``dim`` into ``sizes`` (one of them may be -1)."""
+    """Split dim ``dim`` into ``sizes`` (one of them may be -1: the size that makes the
+    product right, worked out here, so that it also works on tensors with no entries)."""
     x = as_tensor(input)
     d = _dim("unflatten", dim, x.ndim)
     sizes = tuple(_int("unflatten", "a size", s) for s in sizes)
@@ -781,10 +796,16 @@ def unflatten(input, dim: int, sizes) -> Tensor:
     n = x.shape[d]
     if sizes.count(-1) > 1:
         raise ValueError(f"unflatten: only one size may be -1, got {sizes}")
+    if any(s < -1 for s in sizes):
+        raise ValueError(f"unflatten: sizes must be non-negative (or one -1), got {sizes}")
     known = math.prod(s for s in sizes if s != -1)
+    if -1 in sizes and known == 0 and n == 0:
+        raise ValueError(f"unflatten: sizes {sizes} leave the -1 undetermined (any size times "
+                         "0 gives 0)")
     if (-1 in sizes and (known == 0 or n % known)) or (-1 not in sizes and known != n):
         raise ValueError(f"unflatten: sizes {sizes} do not multiply up to the size {n} of "
                          f"dimension {d}")
+    sizes = tuple(n // known if s == -1 else s for s in sizes)
     return reshape(x, x.shape[:d] + sizes + x.shape[d + 1:])
 
 
@@ -938,6 +959,12 @@ def _argsort_array(a, axis: int, descending: bool):
     return (a.shape[axis] - 1 - idx).astype(np.int64, copy=False)
 
 
+def _no_bool(fn: str, x: Tensor) -> None:
+    if x.dtype == np.bool_:
+        raise TypeError(f"{fn}: not implemented for bool tensors (torch refuses them too); "
+                        "cast first, e.g. x.long()")
+
+
 def _take(x: Tensor, idx, d: int) -> Tensor:
     """x's entries at ``idx`` along ``d`` (idx of x's shape outside d): gradient through it."""
     return GetItem(_along(idx, d))(x)
@@ -970,6 +997,7 @@ def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
     order; among equal values the earlier entry comes first (torch's choice among ties is its
     kernel's). ``sorted=False`` is accepted and the result is sorted anyway."""
     x = as_tensor(input)
+    _no_bool("topk", x)
     k = _int("topk", "k", k)
     d = _dim("topk", dim, x.ndim)
     x1 = _as_1d(x)
@@ -1003,6 +1031,8 @@ def kthvalue(input, k: int, dim: int = -1, keepdim: bool = False):
     """``(values, indices)`` of the k-th smallest entry (k from 1) along ``dim``. Among equal
     values the index is that of a stable sort (torch may pick another of them)."""
     x = as_tensor(input)
+    if x.ndim:  # (torch takes a 0-d bool tensor)
+        _no_bool("kthvalue", x)
     k = _int("kthvalue", "k", k)
     d = _dim("kthvalue", dim, x.ndim)
     n = _as_1d(x).shape[d]
@@ -1034,7 +1064,7 @@ class _EvenlyDistributed(Function):
             v = xp.where(xp.isnan(last), last, v)
             hit = (x == v) | (xp.isnan(x) & xp.isnan(v))
         w = hit.astype(x.dtype)
-        self.saved = w / w.sum()
+        self.saved = xp.asarray(w / w.sum())  # (NumPy gives a scalar for a 0-d x)
         return xp.asarray(v).reshape(()).copy()
 
     def backward(self, gy):
@@ -1047,6 +1077,7 @@ def median(input, dim=None, keepdim: bool = False):
     the index of a NaN where a row holds one, else that of a stable sort (torch may pick
     another of several equal entries); the gradient goes to that index."""
     x = as_tensor(input)
+    _no_bool("median", x)
     if dim is None:
         if x.size == 0 and x.dtype.kind != "f":
             raise ValueError("median: an empty integer tensor has no median")
@@ -1120,14 +1151,21 @@ def _new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False
 
 def _matrix_transpose(name: str, batched: bool):
     def get(self):
-        if self.ndim == 0 and not batched:
+        if self.ndim == 0:  # torch 2.13: the identity, with a deprecation warning
+            warnings.warn(f"tensor.{name} on a 0-d tensor is deprecated (torch warns too): it "
+                          "returns the tensor itself", UserWarning, stacklevel=2)
             return self
         if (self.ndim < 2) if batched else (self.ndim != 2):
             what = "matrices or batches of matrices" if batched else "matrices (2-d tensors)"
             raise ValueError(f"tensor.{name} is only supported on {what}, got shape "
                              f"{_shape_str(self.shape)}")
         return transpose(self, -2, -1)
-    return property(get, doc=f"``{name}``: the last two dims swapped (real tensors).")
+    return property(get, doc=f"``{name}``: the last two dims swapped (real tensors); a 0-d "
+                             "tensor is returned as it is, with a warning, as torch does.")
+
+
+def _missing(method: str, what: str):
+    raise TypeError(f"{method}: missing {what}")
 
 
 def _contiguous(self, memory_format=None) -> Tensor:
@@ -1150,7 +1188,8 @@ TENSOR_METHODS = {
     "repeat": _repeat,
     "repeat_interleave": lambda self, repeats=None, dim=None, *, output_size=None:
         repeat_interleave(self, repeats, dim, output_size=output_size),
-    "tile": lambda self, *dims: tile(self, _ints("tile", "a repeat count", dims)),
+    "tile": lambda self, *dims: tile(self, _ints("tile", "a repeat count", dims)) if dims
+        else _missing("tile", "the repeat counts (x.tile(*dims))"),
     "gather": lambda self, dim, index: gather(self, dim, index),
     "scatter": lambda self, dim, index, src=None, *, value=None, reduce=None: scatter(
         self, dim, index, src, value=value, reduce=reduce),

@@ -834,3 +834,320 @@ def test_product_norm_and_extremum_backwards_do_not_wait_for_the_gpu(emulated_gp
             assert gg.device == "cuda"
     assert dict(E.LOG.syncs) == {}
     assert math.isfinite(float(gg.sum().item()))
+
+
+# ----------------------------------------------------------------------------- fuzzer findings
+
+ZERO_D_OPS = [
+    ("norm", lambda t: minigan.norm(t)),
+    ("norm_dim", lambda t: minigan.norm(t, 2, 0)),
+    ("norm_1", lambda t: minigan.norm(t, 1)),
+    ("norm_3_keepdim", lambda t: minigan.norm(t, 3, 0, True)),
+    ("norm_1.5", lambda t: minigan.norm(t, 1.5)),
+    ("norm_0.5", lambda t: minigan.norm(t, 0.5)),
+    ("norm_-1", lambda t: minigan.norm(t, -1)),
+    ("norm_inf", lambda t: minigan.norm(t, np.inf, -1)),
+    ("norm_-inf", lambda t: minigan.norm(t, -np.inf)),
+    ("nan_to_num", lambda t: minigan.nan_to_num(t) ** 3),
+    ("logcumsumexp", lambda t: minigan.logcumsumexp(t, 0) ** 3),
+    ("cumprod", lambda t: minigan.cumprod(t, -1) ** 3),
+    ("prod", lambda t: minigan.prod(t) ** 3),
+    ("prod_dim", lambda t: minigan.prod(t, 0, True) ** 3),
+    ("atan2", lambda t: minigan.atan2(t, t * t + 1.0)),
+    ("maximum", lambda t: minigan.maximum(t, t * 0.5)),
+    ("fmin", lambda t: minigan.fmin(t, -t)),
+    ("lerp", lambda t: minigan.lerp(t, t * t, t)),
+    ("sign_frac_round", lambda t: minigan.sign(t) * minigan.frac(t) * minigan.round(t) * t),
+]
+
+
+@pytest.mark.parametrize("name, fn", ZERO_D_OPS, ids=[c[0] for c in ZERO_D_OPS])
+def test_zero_d_inputs_first_and_second_order(device, name, fn):
+    """NumPy gives scalars, not 0-d arrays, for expressions on 0-d arrays: the backwards wrap
+    them (norm's sign, nan_to_num's mask crashed with a TypeError)."""
+    for v in (1.3, -0.7):
+        check_backward(fn, [_dev(np.array(v), device)])
+        check_double_backward(fn, [_dev(np.array(v), device)])
+
+
+def test_zero_d_backwards_at_zero_nan_and_inf(device):
+    x = _t(3.0, device, grad=True)
+    (g,) = minigan.grad(minigan.norm(x), [x], create_graph=True)
+    assert g.shape == () and g.item() == 1.0
+    (gg,) = minigan.grad(g * g, [x])
+    assert gg.item() == 0.0
+    for p in (2, 1, 3, np.inf):  # zero at the origin, as torch
+        z = _t(0.0, device, grad=True)
+        assert _grad(minigan.norm(z, p), z).tolist() == 0.0
+    s = _t(np.inf, device, grad=True)
+    assert _grad(minigan.nan_to_num(s), s).tolist() == 0.0  # (0-d: it crashed)
+    # logcumsumexp of a 0-d tensor is the value itself: gradient 1 even at NaN and inf, as torch
+    for v in (np.nan, np.inf, -np.inf, 0.5):
+        t = _t(v, device, grad=True)
+        y = minigan.logcumsumexp(t, 0)
+        assert y.shape == () and (np.isnan(y.item()) if np.isnan(v) else y.item() == v)
+        assert _grad(y, t, minigan.Tensor(_dev(np.array(0.7), device))).tolist() == 0.7
+    # the one-entry 1-d case keeps the formula (NaN there, as torch)
+    t = _t([np.nan], device, grad=True)
+    assert np.isnan(_grad(minigan.logcumsumexp(t, 0).sum(), t)[0])
+
+
+def test_zero_d_backwards_match_torch():
+    torch = pytest.importorskip("torch")
+    fns = [f for _, f in ZERO_D_OPS]
+    for v in (1.3, -0.7, 0.0, np.nan, np.inf):
+        for (name, _), fn in zip(ZERO_D_OPS, fns):
+            if name.startswith("sign") or (name == "norm_0.5" and v == 0.0):
+                continue  # (torch has no minigan.* names: skip what needs a twin)
+            tfn = _torch_twin(torch, name)
+            tx = torch.tensor(v, dtype=torch.float64, requires_grad=True)
+            (want,) = torch.autograd.grad(tfn(tx), tx)
+            t = _t(v, grad=True)
+            got = _grad(fn(t), t)
+            np.testing.assert_allclose(got, want.numpy(), rtol=1e-13, equal_nan=True,
+                                       err_msg=f"{name} at {v}")
+
+
+def _torch_twin(torch, name):
+    return {
+        "norm": lambda t: torch.norm(t), "norm_dim": lambda t: torch.norm(t, 2, 0),
+        "norm_1": lambda t: torch.norm(t, 1), "norm_3_keepdim": lambda t: torch.norm(t, 3, 0, True),
+        "norm_1.5": lambda t: torch.norm(t, 1.5), "norm_0.5": lambda t: torch.norm(t, 0.5),
+        "norm_-1": lambda t: torch.norm(t, -1), "norm_inf": lambda t: torch.norm(t, np.inf, -1),
+        "norm_-inf": lambda t: torch.norm(t, -np.inf),
+        "nan_to_num": lambda t: torch.nan_to_num(t) ** 3,
+        "logcumsumexp": lambda t: torch.logcumsumexp(t, 0) ** 3,
+        "cumprod": lambda t: torch.cumprod(t, -1) ** 3, "prod": lambda t: torch.prod(t) ** 3,
+        "prod_dim": lambda t: torch.prod(t, 0, True) ** 3,
+        "atan2": lambda t: torch.atan2(t, t * t + 1.0),
+        "maximum": lambda t: torch.maximum(t, t * 0.5), "fmin": lambda t: torch.fmin(t, -t),
+        "lerp": lambda t: torch.lerp(t, t * t, t),
+    }[name]
+
+
+def _atan2_grad_ref(a, b, gy):
+    den = a * a + b * b
+    with np.errstate(all="ignore"):
+        r = np.where(den == 0, 0.0, 1.0 / np.where(den == 0, 1.0, den))
+    return gy * b * r, gy * -a * r
+
+
+def test_atan2_gradient_is_zero_where_the_radius_is_zero(device):
+    """torch's convention: 0 (not 0 * inf = NaN) at the origin and where a^2 + b^2
+    underflows; the second order there is 0 too (torch's is NaN)."""
+    a = np.array([0.0, -0.0, 1e-170, 0.0, 1.0, 0.0, np.inf])
+    b = np.array([0.0, -0.0, 0.0, 2.0, 0.0, 1e-200, 1.0])
+    gy = np.array([0.7, -1.3, 2.0, 0.5, 1.5, -0.4, 1.0])
+    ta, tb = _t(a, device, grad=True), _t(b, device, grad=True)
+    ga, gb = minigan.grad(minigan.atan2(ta, tb), [ta, tb], minigan.Tensor(_dev(gy, device)),
+                          create_graph=True)
+    wa, wb = _atan2_grad_ref(a, b, gy)
+    for got, want in ((ga, wa), (gb, wb)):
+        np.testing.assert_array_equal(to_np(got.data), want)
+        assert (np.signbit(to_np(got.data)) == np.signbit(want)).all()
+    assert to_np(ga.data)[:3].tolist() == [0.0, 0.0, 0.0]
+    hh = minigan.grad((ga * ga).sum() + (ga * gb).sum(), [ta, tb])
+    assert all(np.isfinite(to_np(h.data)[:3]).all() for h in hh)
+
+
+def test_atan2_gradients_at_special_points_match_torch():
+    torch = pytest.importorskip("torch")
+    vals = [0.0, -0.0, 1.5, -2.0, np.inf, -np.inf, np.nan, 1e-200, 1e200, 1e-170]
+    a = np.repeat(vals, len(vals))
+    b = np.tile(vals, len(vals))
+    gy = np.random.default_rng(3).standard_normal(a.shape)
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    want = torch.autograd.grad(torch.atan2(ta, tb), [ta, tb], torch.tensor(gy))
+    ma, mb = _t(a, grad=True), _t(b, grad=True)
+    got = minigan.grad(minigan.atan2(ma, mb), [ma, mb], minigan.Tensor(gy))
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
+
+
+@pytest.mark.parametrize("p", [2, "fro", 3, 1.5, 2.5])
+def test_norm_gradient_spreads_a_nan_over_its_slice_as_torch(device, p):
+    """A NaN entry makes the norm NaN, and x / y (times |x|^(p-2)) NaN for every entry of the
+    slice, as in torch: the zero-norm mask must not swallow it (it gave [nan, 0, ...])."""
+    x = np.array([[np.nan, 1.0, -2.0], [3.0, -4.0, 0.5]])
+    t = _t(x, device, grad=True)
+    g = _grad(minigan.norm(t, p, 1).sum(), t)
+    assert np.isnan(g[0]).all()
+    pp = 2.0 if p == "fro" else p
+    y = (np.abs(x[1]) ** pp).sum() ** (1 / pp)
+    np.testing.assert_allclose(g[1], x[1] * np.abs(x[1]) ** (pp - 2) / y ** (pp - 1),
+                               rtol=1e-14)
+    t2 = _t(x, device, grad=True)
+    assert np.isnan(_grad(minigan.norm(t2, p), t2)).all()
+
+
+def test_norm_nan_and_inf_gradients_match_torch():
+    torch = pytest.importorskip("torch")
+    x = np.array([[np.nan, 1.0, -2.0], [3.0, -4.0, 0.5], [np.inf, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    gy = np.array([0.7, -1.3, 2.0, 0.4])
+    for p in ("fro", 2, 1, 3, 1.5, 2.5, 0.5, -1, np.inf, -np.inf):
+        tx = torch.tensor(x, requires_grad=True)
+        (want,) = torch.autograd.grad(torch.norm(tx, p, 1), tx, torch.tensor(gy))
+        t = _t(x, grad=True)
+        got = _grad(minigan.norm(t, p, 1), t, minigan.Tensor(gy))
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-14, equal_nan=True, err_msg=str(p))
+
+
+@pytest.mark.parametrize("p", [-1, -0.5, -2, -np.inf, np.inf])
+def test_norm_refuses_negative_and_inf_orders_over_an_empty_dimension(device, p):
+    """sum |x|^p for p < 0 (like max and min) has no identity: torch raises over an empty
+    reduced dimension; a non-empty reduced dimension of an empty tensor is fine."""
+    e = _t(np.zeros((2, 0, 3)), device)
+    for dim in (None, 1, (0, 1)):
+        with pytest.raises(RuntimeError, match=f"norm: the {p:g} norm over an empty dimension "
+                                               "is undefined"):
+            minigan.norm(e, p, dim)
+    assert minigan.norm(e, p, 2).shape == (2, 0)
+    assert minigan.norm(_t(np.zeros((0, 3)), device), p, 1).shape == (0,)
+    # p >= 0 has an identity: 0
+    assert minigan.norm(e, 0.5, 1).tolist() == [[0.0] * 3] * 2
+
+
+def test_norm_empty_refusals_match_torch():
+    torch = pytest.importorskip("torch")
+    for p in (-1, -0.5, -np.inf, np.inf, 0.5, 2):
+        for shape, dim in (((2, 0, 3), None), ((2, 0, 3), 1), ((2, 0, 3), 2), ((0, 3), 1),
+                           ((3, 0), (0, 1)), ((0, 0), 0)):
+            try:
+                torch.norm(torch.zeros(shape), p, dim)
+                refused = False
+            except RuntimeError:
+                refused = True
+            if refused:
+                with pytest.raises(RuntimeError, match="over an empty dimension"):
+                    minigan.norm(minigan.zeros(*shape), p, dim)
+            else:
+                minigan.norm(minigan.zeros(*shape), p, dim)
+
+
+def test_prod_of_all_entries_with_two_zeros_has_gradient_zero_beside_inf(device):
+    """torch's first-order shortcut for prod(): with two zeros or more every product of the
+    others holds a zero, and the gradient is 0 everywhere, inf and NaN entries included (the
+    exclusive products gave 0 * inf = NaN). With create_graph the products are IEEE ones."""
+    x = np.array([[np.inf, -np.inf, 0.0], [-0.0, -1.4, np.nan]])
+    t = _t(x, device, grad=True)
+    np.testing.assert_array_equal(_grad(minigan.prod(t), t), np.zeros((2, 3)))
+    t = _t(x, device, grad=True)
+    (g,) = minigan.grad(minigan.prod(t), [t], create_graph=True)
+    assert np.isnan(to_np(g.data)).all()  # (torch too)
+    # one zero: no shortcut, the products of the others (inf * 0 = NaN for the 2, as torch)
+    t = _t([np.inf, 2.0, 0.0], device, grad=True)
+    np.testing.assert_array_equal(_grad(minigan.prod(t), t), [0.0, np.nan, np.inf])
+    # along a dim torch has no shortcut: 0 * inf stays NaN
+    t = _t(x, device, grad=True)
+    np.testing.assert_array_equal(_grad(minigan.prod(t, 1).sum(), t),
+                                  [[np.nan, np.nan, -np.inf], [np.nan, np.nan, 0.0]])
+
+
+def _cumprod_grad_zero_wins(x, gy):
+    """gx_i = sum over k >= i of gy_k * prod(x_j, j <= k, j != i), a product that holds a
+    zero being 0 whatever else it holds (torch's first-order convention)."""
+    g = np.zeros_like(x)
+    with np.errstate(all="ignore"):
+        for i in range(len(x)):
+            for k in range(i, len(x)):
+                others = np.delete(x[:k + 1], i)
+                g[i] += 0.0 if (others == 0).any() else gy[k] * np.prod(others)
+    return g
+
+
+@pytest.mark.parametrize("x", [
+    [1.0, 0.0, 2.0, 0.0, np.inf],
+    [np.inf, 3.0, 0.0, 2.0, 0.0, 5.0],
+    [0.0, np.inf, 2.0],
+    [np.nan, 0.0, 2.0, -1.5],
+    [2.0, 0.0, -np.inf, 3.0, 0.5],
+], ids=str)
+def test_cumprod_gradient_lets_a_zero_win_over_inf_and_nan(device, x):
+    x = np.array(x)
+    gy = np.linspace(0.7, -1.1, len(x))
+    t = _t(x, device, grad=True)
+    got = _grad(minigan.cumprod(t, 0), t, minigan.Tensor(_dev(gy, device)))
+    np.testing.assert_array_equal(got, _cumprod_grad_zero_wins(x, gy))
+
+
+def test_cumprod_gradient_beside_an_inf_is_not_nan(device):
+    """The doubling scan multiplied past-the-end fill zeros by infinite partial products
+    (NaN); both the plain and the create_graph backward give the product of the others."""
+    x = np.array([0.5, 1.5, -np.inf])
+    for cg in (False, True):
+        t = _t(x, device, grad=True)
+        (g,) = minigan.grad(minigan.cumprod(t, 0), [t],
+                            minigan.Tensor(_dev(np.full(3, 0.7), device)), create_graph=cg)
+        # gx_1 = 0.7 * (x0 + x0 x2) = -inf, gx_2 = 0.7 * x0 x1
+        np.testing.assert_array_equal(to_np(g.data), [-np.inf, -np.inf, 0.7 * 0.75])
+    x = np.array([[2.0, 0.5, 3.0, 1.0, 0.25, np.inf, 4.0]])  # (positive: no inf - inf)
+    t = _t(x, device, grad=True)
+    (g,) = minigan.grad(minigan.cumprod(t, 1).sum(), [t], create_graph=True)
+    with np.errstate(all="ignore"):
+        want = _cumprod_grad_zero_wins(x[0], np.ones(7))
+    np.testing.assert_array_equal(to_np(g.data)[0], want)
+
+
+def test_product_gradients_with_zeros_and_inf_match_torch():
+    torch = pytest.importorskip("torch")
+    cases = [[1.0, 0.0, 2.0, 0.0, np.inf], [np.inf, -np.inf, 0.0, -0.0, -1.4, -2.1],
+             [np.inf, 3.0, 0.0, 2.0, 0.0, 5.0], [0.0, np.inf, 2.0], [np.inf, 0.0, 0.0],
+             [0.0, 0.0, 3.0], [2.0, 0.0, 3.0, 0.5]]
+    for c in cases:
+        x = np.array(c)
+        for name, fn, tfn in (("prod", minigan.prod, torch.prod),
+                              ("cumprod", lambda v: minigan.cumprod(v, 0),
+                               lambda v: torch.cumprod(v, 0))):
+            tx = torch.tensor(x, requires_grad=True)
+            ty = tfn(tx)
+            gy = np.full(tuple(ty.shape), 0.7)
+            (want,) = torch.autograd.grad(ty, tx, torch.tensor(gy))
+            t = _t(x, grad=True)
+            got = _grad(fn(t), t, minigan.Tensor(gy))
+            # torch divides by x where a slice holds no zero before x: NaN at an inf x there
+            # (minigan: the product of the others); elsewhere the values agree
+            keep = ~(np.isnan(want.numpy()) & ~np.isfinite(x))
+            np.testing.assert_allclose(got[keep], want.numpy()[keep], rtol=1e-15,
+                                       equal_nan=True, err_msg=f"{name} {c}")
+    # gy * (before * after), in torch's order: the two products overflow before gy scales them
+    x = np.array([1e200, 0.0, 1e200])
+    for dim in (None, 0):
+        tx = torch.tensor(x, requires_grad=True)
+        (want,) = torch.autograd.grad(torch.prod(tx) if dim is None else torch.prod(tx, dim),
+                                      tx, torch.tensor(1e-200, dtype=torch.float64))
+        t = _t(x, grad=True)
+        got = _grad(minigan.prod(t, dim), t, minigan.Tensor(np.array(1e-200)))
+        np.testing.assert_array_equal(got, want.numpy())
+
+
+def test_prod_gradient_multiplies_the_two_partial_products_first(device):
+    """gy * (before * after), as torch: 1e200 * 1e200 overflows before gy = 1e-200 scales it."""
+    x = np.array([1e200, 0.0, 1e200])
+    for dim in (None, 0):
+        t = _t(x, device, grad=True)
+        got = _grad(minigan.prod(t, dim), t, minigan.Tensor(_dev(np.array(1e-200), device)))
+        assert got.tolist() == [0.0, np.inf, 0.0]
+
+
+def test_plain_product_backwards_do_not_wait_for_the_gpu(emulated_gpu):
+    """The zero test of prod()'s shortcut and cumprod's zero-wins scan stay on the device."""
+    from tests.kernels import emulated_cupy as E
+
+    x = minigan.Tensor(emulated_gpu.asarray(np.array([[np.inf, 0.0, 2.0], [0.0, 3.0, -1.0]])),
+                       requires_grad=True)
+    E.LOG.clear()
+    g1 = minigan.grad(minigan.prod(x), [x])[0]
+    g2 = minigan.grad(minigan.cumprod(x, 1).sum(), [x])[0]
+    g3 = minigan.grad(minigan.atan2(x, x).sum(), [x])[0]
+    assert dict(E.LOG.syncs) == {}
+    assert g1.device == g2.device == g3.device == "cuda"
+    np.testing.assert_array_equal(g1.numpy(), np.zeros((2, 3)))
+    # (torch: NaN for the first, from its division by the inf)
+    np.testing.assert_array_equal(g2.numpy(), [[1.0, np.inf, 0.0], [1.0, 0.0, 0.0]])
+
+
+def test_round_refuses_decimals_for_integer_tensors(device):
+    for d in (1, -1, 2):
+        with pytest.raises(TypeError, match=f"round: decimals={d} needs a floating-point"):
+            minigan.round(_t([1, 25], device, np.int64), decimals=d)
+    assert minigan.round(_t([1, 25], device, np.int64)).tolist() == [1, 25]

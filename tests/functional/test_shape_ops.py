@@ -623,7 +623,8 @@ def test_view_type_and_layout_methods(device):
     y.sum().backward()
     assert x.grad.dtype == np.float64 and (x.grad.numpy() == 1).all()
     assert x.mH.shape == (3, 2) and x.H.shape == (3, 2)
-    assert minigan.tensor(2.0).H.item() == 2.0
+    with pytest.warns(UserWarning, match="deprecated"):  # (torch warns too)
+        assert minigan.tensor(2.0).H.item() == 2.0
     z = minigan.zeros(2, 3, 4)
     assert z.mT.shape == (2, 4, 3) and z.mH.shape == (2, 4, 3)
 
@@ -850,3 +851,236 @@ def test_dtypes_match_torch():
             y, ty = p
             assert str(y.dtype) == str(ty.dtype).replace("torch.", ""), (dt, y.dtype, ty.dtype)
             np.testing.assert_array_equal(y.numpy(), ty.numpy())
+
+
+# ----------------------------------------------------------------------------- fuzzer findings
+
+def _narrow_ref(n, start, length):
+    """torch's rules: start in [-n, n], a negative one plus n; then start + length <= n.
+    The (start, stop) of the piece, or None where torch raises."""
+    if not -n <= start <= n or length < 0:
+        return None
+    if start < 0:
+        start += n
+    return (start, start + length) if start + length <= n else None
+
+
+def test_narrow_follows_torchs_bounds(device):
+    """start = n with length > 0 gave the first entries (start % n) instead of an error."""
+    x = _t(np.arange(12.0).reshape(3, 4), device)
+    with pytest.raises(ValueError, match=r"start \(4\) \+ length \(1\) exceeds the size 4"):
+        F.narrow(x, 1, 4, 1)
+    with pytest.raises(ValueError, match=r"start \(3\) \+ length \(2\) exceeds"):
+        F.narrow(x, 1, -1, 2)
+    assert F.narrow(x, 1, 4, 0).shape == (3, 0)
+    for start in range(-5, 6):
+        for length in range(6):
+            want = _narrow_ref(4, start, length)
+            if want is None:
+                with pytest.raises((IndexError, ValueError), match="narrow: "):
+                    F.narrow(x, 1, start, length)
+            else:
+                np.testing.assert_array_equal(F.narrow(x, 1, start, length).numpy(),
+                                              np.arange(12.0).reshape(3, 4)[:, slice(*want)])
+    e = _t(np.zeros((2, 0)), device)
+    assert F.narrow(e, 1, 0, 0).shape == (2, 0)
+    for start in (-1, 1):
+        with pytest.raises(IndexError, match=f"narrow: start {start} is out of range"):
+            F.narrow(e, 1, start, 0)
+
+
+def test_narrow_bounds_match_torch():
+    torch = pytest.importorskip("torch")
+    for n in (0, 1, 4):
+        x = np.arange(2.0 * n).reshape(2, n)
+        for start in range(-n - 2, n + 3):
+            for length in range(-1, n + 2):
+                try:
+                    want = torch.narrow(torch.tensor(x), 1, start, length).numpy()
+                except (IndexError, RuntimeError):
+                    want = None
+                if want is None:
+                    with pytest.raises((IndexError, ValueError)):
+                        F.narrow(minigan.tensor(x), 1, start, length)
+                else:
+                    got = F.narrow(minigan.tensor(x), 1, start, length)
+                    np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_median_of_a_zero_d_tensor_first_and_second_order(device):
+    """The even split of median()'s gradient was a NumPy scalar for a 0-d input (a TypeError
+    in backward)."""
+    for v in (0.9, -1.5):
+        x = _t(np.array(v), device, grad=True)
+        (g,) = minigan.grad(F.median(x), [x])
+        assert g.shape == () and g.item() == 1.0
+        check_backward(lambda t: F.median(t) ** 3, [backend.to_device(np.array(v), device)])
+        check_double_backward(lambda t: F.median(t) ** 3,
+                              [backend.to_device(np.array(v), device)])
+        check_double_backward(lambda t: F.median(t, 0).values ** 3,
+                              [backend.to_device(np.array(v), device)])
+    x = _t(np.array(np.nan), device, grad=True)
+    assert minigan.grad(F.median(x), [x])[0].item() == 1.0
+
+
+def test_unflatten_infers_minus_one_on_empty_tensors(device):
+    """reshape cannot infer -1 for a tensor with no entries: unflatten works it out itself."""
+    z = _t(np.zeros((2, 0, 3)), device)
+    assert F.unflatten(z, -1, (-1, 1)).shape == (2, 0, 3, 1)
+    assert F.unflatten(z, 1, (-1, 1)).shape == (2, 0, 1, 3)
+    assert F.unflatten(z, 1, (2, -1)).shape == (2, 2, 0, 3)
+    assert F.unflatten(z, 1, (0, 5)).shape == (2, 0, 5, 3)
+    assert F.unflatten(_t(normal(2, 6), device), 1, (3, -1)).shape == (2, 3, 2)
+    for sizes in ((-1, 0), (0, -1)):
+        with pytest.raises(ValueError, match=r"unflatten: sizes .* leave the -1 undetermined"):
+            F.unflatten(z, 1, sizes)
+    with pytest.raises(ValueError, match="do not multiply up to the size 6"):
+        F.unflatten(_t(normal(2, 6), device), 1, (-1, 0))
+    with pytest.raises(ValueError, match=r"sizes must be non-negative \(or one -1\)"):
+        F.unflatten(_t(normal(2, 6), device), 1, (-2, -3))
+    x = _t(normal(2, 0, 3), device, grad=True)
+    y = F.unflatten(x, 2, (-1, 3))
+    assert minigan.grad(y.sum(), [x])[0].shape == (2, 0, 3)
+
+
+def test_unflatten_on_empty_tensors_matches_torch():
+    torch = pytest.importorskip("torch")
+    for shape, dim, sizes in (((2, 0, 3), -1, (-1, 1)), ((2, 0, 3), 1, (-1, 1)),
+                              ((2, 0, 3), 1, (2, -1)), ((2, 0, 3), 1, (-1, 0)),
+                              ((4, 6), 1, (-1, 0)), ((4, 6), 1, (-1, 2)), ((0,), 0, (3, -1))):
+        try:
+            want = torch.zeros(shape).unflatten(dim, sizes).shape
+        except RuntimeError:
+            want = None
+        if want is None:
+            with pytest.raises(ValueError):
+                F.unflatten(minigan.zeros(*shape), dim, sizes)
+        else:
+            assert F.unflatten(minigan.zeros(*shape), dim, sizes).shape == tuple(want)
+
+
+def test_matrix_transposes_of_a_zero_d_tensor_warn_and_return_it(device):
+    """torch 2.13: x.mT, x.mH and x.H of a 0-d tensor are the identity, with a deprecation
+    warning (mT and mH raised here)."""
+    x = _t(np.array(2.5), device, grad=True)
+    for name in ("mT", "mH", "H"):
+        with pytest.warns(UserWarning, match=f"tensor.{name} on a 0-d tensor is deprecated"):
+            y = getattr(x, name)
+        assert y is x
+    with pytest.raises(ValueError, match="tensor.mT is only supported on matrices"):
+        _ = _t(np.zeros(3), device).mT
+
+
+def test_take_along_dim_wraps_indices_as_torch(device):
+    """torch takes each index modulo the size of dim (-1 is the last entry, n the first);
+    the negative ones were refused as out of range."""
+    a = np.arange(12.0).reshape(3, 4)
+    idx = np.array([[-1], [-4], [5]])
+    x = _t(a, device, grad=True)
+    y = F.take_along_dim(x, _t(idx, device), 1)
+    np.testing.assert_array_equal(y.numpy(), np.take_along_axis(a, idx % 4, 1))
+    assert y.numpy().ravel().tolist() == [3.0, 4.0, 9.0]
+    y.backward(_t(np.array([[1.0], [2.0], [3.0]]), device))
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0, 0, 1], [2, 0, 0, 0], [0, 3, 0, 0]])
+    # broadcast outside dim, and gradients of both orders
+    b = np.array([[[-2, 0, -9]]])  # (1, 1, 3) against (2, 3, 4)
+    xs = [backend.to_device(normal(2, 3, 4), device)]
+    got = F.take_along_dim(_t(xs[0], device), _t(b, device), 2)
+    np.testing.assert_array_equal(got.numpy(), np.take_along_axis(
+        backend.to_numpy(xs[0]), np.broadcast_to(b % 4, (2, 3, 3)), 2))
+    check_backward(lambda t: F.take_along_dim(t, _t(b, device), 2), xs)
+    check_double_backward(lambda t: F.take_along_dim(t, _t(b, device), 2) ** 2, xs)
+    # without dim the flattened indices must be in range (torch's gather refuses -1 there)
+    with pytest.raises(IndexError, match="gather: index -1 is out of bounds"):
+        F.take_along_dim(_t(a, "cpu"), [-1])
+    with pytest.raises(IndexError, match="take_along_dim: indices of shape .* dimension 1 of "
+                                         "size 0"):
+        F.take_along_dim(_t(np.zeros((3, 0)), device), _t(np.zeros((3, 1), np.int64), device), 1)
+    assert F.take_along_dim(_t(np.zeros((3, 0)), device),
+                            _t(np.zeros((3, 0), np.int64), device), 1).shape == (3, 0)
+    with pytest.raises(IndexError, match="take_along_dim: a 0-d input has no dimension 0"):
+        F.take_along_dim(_t(np.array(1.0), device), _t(np.array(0), device), 0)
+    assert F.take_along_dim(_t(np.array(1.0), device), _t(np.array(0), device)).shape == (1,)
+
+
+def test_take_along_dim_wrapping_matches_torch():
+    torch = pytest.importorskip("torch")
+    a = normal(3, 4)
+    for i in (-9, -5, -4, -1, 0, 3, 4, 5, 100):
+        idx = np.array([[i], [i - 1], [2]])
+        want = torch.take_along_dim(torch.tensor(a), torch.tensor(idx), 1).numpy()
+        np.testing.assert_array_equal(F.take_along_dim(minigan.tensor(a), idx, 1).numpy(), want)
+        want0 = torch.take_along_dim(torch.tensor(a), torch.tensor([[i, 1, -1, 0]]), 0).numpy()
+        np.testing.assert_array_equal(
+            F.take_along_dim(minigan.tensor(a), [[i, 1, -1, 0]], 0).numpy(), want0)
+
+
+def test_take_along_dim_wrapping_stays_on_the_gpu(emulated_gpu):
+    from tests.kernels.emulated_cupy import LOG
+    x = _t(normal(3, 4), "cuda", grad=True)
+    idx = minigan.tensor([[-1], [-4], [5]]).to("cuda")
+    LOG.clear()
+    y = F.take_along_dim(x, idx, 1)
+    minigan.grad(y.sum(), [x])
+    assert sum(LOG.syncs.values()) == 0, dict(LOG.syncs)
+    assert y.numpy().ravel().tolist() == backend.to_numpy(x.data)[[0, 1, 2], [3, 0, 1]].tolist()
+
+
+@pytest.mark.parametrize("call", [
+    lambda b: F.topk(b, 1), lambda b: F.topk(b[0, 0], 1), lambda b: F.topk(b[:, :0], 0),
+    lambda b: F.kthvalue(b, 1), lambda b: b.kthvalue(2, 0),
+    lambda b: F.median(b), lambda b: F.median(b, 1), lambda b: b.median(),
+    lambda b: F.median(b[0, 0]),
+], ids=["topk", "topk_0d", "topk_empty", "kthvalue", "kthvalue_method", "median",
+        "median_dim", "median_method", "median_0d"])
+def test_sorting_reductions_refuse_bool_tensors_as_torch(device, call):
+    b = _t(np.array([[True, False, True], [False, False, True]]), device)
+    with pytest.raises(TypeError, match="not implemented for bool tensors"):
+        call(b)
+
+
+def test_bool_refusals_match_torch():
+    torch = pytest.importorskip("torch")
+    b = np.array([[True, False, True]])
+    for name, fn in (("topk", lambda m, x: m.topk(x, 1)),
+                     ("kthvalue", lambda m, x: m.kthvalue(x, 1)),
+                     ("median", lambda m, x: m.median(x)),
+                     ("median_dim", lambda m, x: m.median(x, 1)),
+                     ("kthvalue_0d", lambda m, x: m.kthvalue(x[0, 0], 1)),
+                     ("sort", lambda m, x: m.sort(x))):
+        try:
+            fn(torch, torch.tensor(b))
+            refused = False
+        except (RuntimeError, NotImplementedError):
+            refused = True
+        if refused:
+            with pytest.raises(TypeError, match="bool"):
+                fn(F, minigan.tensor(b))
+        else:
+            fn(F, minigan.tensor(b))
+    # torch's quirk: kthvalue of a 0-d bool tensor is the tensor
+    k = F.kthvalue(minigan.tensor(True), 1)
+    assert k.values.item() is True and k.indices.item() == 0
+
+
+def test_repeat_and_tile_need_their_counts():
+    x = minigan.tensor([[1.0, 2.0]])
+    with pytest.raises(TypeError, match="repeat: missing the repeat counts"):
+        x.repeat()
+    with pytest.raises(TypeError, match="tile: missing the repeat counts"):
+        x.tile()
+    assert minigan.tensor(2.0).repeat(()).shape == ()
+    assert x.tile(2).tolist() == [[1.0, 2.0, 1.0, 2.0]]
+    with pytest.raises(ValueError, match="repeat: 0 repeat counts for a tensor of shape"):
+        x.repeat(())
+
+
+def test_repeat_interleave_refuses_a_dim_of_a_zero_d_tensor():
+    """torch raises for a dim of a 0-d tensor (minigan gave a 1-d result); dim=None works."""
+    s = minigan.tensor(3.0)
+    for dim in (0, -1):
+        with pytest.raises(IndexError, match="repeat_interleave: a 0-d tensor has no dimension"):
+            F.repeat_interleave(s, 2, dim)
+        with pytest.raises(IndexError, match="repeat_interleave: a 0-d tensor has no dimension"):
+            s.repeat_interleave(minigan.tensor([2]), dim)
+    assert F.repeat_interleave(s, 2).tolist() == [3.0, 3.0]
