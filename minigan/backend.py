@@ -158,6 +158,14 @@ def to_numpy(x) -> np.ndarray:
     return cupy.asnumpy(x) if is_cupy_array(x) else np.asarray(x)
 
 
+@functools.cache
+def cupyx_special():
+    """``cupyx.scipy.special`` (erf, erfc, ...), imported on first use (by a string: the one
+    literal import of CuPy in minigan stays the one at the top of this file)."""
+    import importlib
+    return importlib.import_module("cupyx.scipy.special")
+
+
 def synchronize(device: str = "cuda") -> None:
     """Wait for queued GPU work; a no-op on the CPU."""
     if device == "cuda" and cuda_available():

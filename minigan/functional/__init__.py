@@ -8,7 +8,10 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Tensor
-from .activation import dropout, leaky_relu, relu, sigmoid, softplus, tanh
+from .activation import (celu, dropout, elu, gelu, glu, hardshrink, hardsigmoid, hardswish,
+                         hardtanh, leaky_relu, logsigmoid, mish, prelu, relu, relu6, rrelu,
+                         selu, sigmoid, silu, softmin, softplus, softshrink, softsign, tanh,
+                         tanhshrink, threshold)
 from .basic import bitwise_and, bitwise_not, bitwise_or, bitwise_xor
 from .basic import (abs, add, amax, amin, argmax, argmin, astype, broadcast_to, cat, clamp, clip,
                     clone, concat, div, embedding, exp, expand, flatten, floor_divide, fmod,
@@ -21,6 +24,9 @@ from .conv import (adaptive_avg_pool2d_1, avg_pool2d, conv2d, conv2d_grad_weight
 from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
                    huber_loss, l1_loss, log_softmax, logsumexp, mse_loss, nll_loss, one_hot,
                    smooth_l1_loss, softmax)
+from .loss import (cosine_embedding_loss, gaussian_nll_loss, hinge_embedding_loss, kl_div,
+                   margin_ranking_loss, multi_margin_loss, multilabel_soft_margin_loss,
+                   poisson_nll_loss, soft_margin_loss, triplet_margin_loss)
 from .norm import batch_norm
 from .normalization import (cosine_similarity, group_norm, instance_norm, layer_norm, normalize,
                             pad, pairwise_distance, pixel_shuffle, pixel_unshuffle)
@@ -40,6 +46,9 @@ __all__ = [
     "abs", "adaptive_avg_pool2d_1", "add", "amax", "amin", "argmax", "argmin", "astype",
     "avg_pool2d", "batch_norm", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor",
     "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "cosine_embedding_loss", "gaussian_nll_loss", "hinge_embedding_loss", "kl_div",
+    "margin_ranking_loss", "multi_margin_loss", "multilabel_soft_margin_loss",
+    "poisson_nll_loss", "soft_margin_loss", "triplet_margin_loss",
     "broadcast_to", "cat", "clamp", "clip", "clone", "concat", "conv2d", "conv2d_grad_weight",
     "conv_transpose2d", "cross_entropy", "div", "dropout", "embedding", "exp", "expand",
     "flatten", "floor_divide", "fmod", "getitem", "huber_loss", "interpolate", "l1_loss",
@@ -52,6 +61,10 @@ __all__ = [
 ] + [
     "cosine_similarity", "group_norm", "instance_norm", "layer_norm", "normalize", "pad",
     "pairwise_distance", "pixel_shuffle", "pixel_unshuffle",
+] + [
+    "celu", "elu", "gelu", "glu", "hardshrink", "hardsigmoid", "hardswish", "hardtanh",
+    "logsigmoid", "mish", "prelu", "relu6", "rrelu", "selu", "silu", "softmin", "softshrink",
+    "softsign", "tanhshrink", "threshold",
 ] + [n for n in _pointwise.__all__ if n != "norm"] + _shape.__all__
 
 

@@ -3,14 +3,27 @@
 The gradient functions (``LeakyReLUGrad``, ``TanhGrad``, ``SigmoidGrad``) are Functions of their
 own: one fused kernel on the fast first-order path, and an exact backward of their own for
 higher orders.
+
+The activations follow torch 2.13: values, integer inputs (most are refused, as torch refuses
+them), and the gradient at each kink and at NaN, to the second order (``elu`` takes its
+negative branch's slope at 0 and a zero second derivative there; ``hardtanh``, ``relu6``,
+``hardsigmoid``, the shrink functions and ``threshold`` pass no gradient at their edges). At
+NaN the gradient is that of torch's vectorised CPU kernels, which every tensor of more than a
+few elements goes through: NaN for the elu family and ``hardswish``, 0 for ``hardtanh``,
+``relu6``, ``hardsigmoid`` and the shrink functions, gy for ``threshold``. (torch's scalar
+path, taken for its tiniest tensors, passes gy at NaN in all of them but ``hardsigmoid``.)
 """
 from __future__ import annotations
+
+import numpy as np
 
 from .. import backend
 from ..autograd import ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
 from ..kernels.gemm import matmul as _gemm
+from . import basic as B
 from .basic import Linear, _floating, _linear, mul, where
+from .pointwise import _TWO_OVER_ROOT_PI, erf
 
 
 class LeakyReLU(Function):
@@ -232,3 +245,336 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
         raise backend.DeviceError(f"dropout: generator on {gen.device} but input on {x.device}")
     mask = gen.dropout_mask(x.shape, p, x.dtype)
     return mul(x, Tensor(mask))
+
+
+_SQRT1_2 = 0.70710678118654752440  # M_SQRT1_2
+_GELU_BETA = 1.41421356237309504880 * _TWO_OVER_ROOT_PI * 0.5  # sqrt(2/pi), as torch forms it
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+
+
+def _float_input(fn: str, input) -> Tensor:
+    """``input`` as a tensor, which must be floating (torch refuses integer and bool tensors
+    for these activations)."""
+    x = as_tensor(input)
+    if x.dtype.kind != "f":
+        raise TypeError(f"{fn}: expected a floating-point input, got dtype {x.dtype} (torch "
+                        "refuses integer and bool tensors too)")
+    return x
+
+
+def _numeric_input(fn: str, input) -> Tensor:
+    """``input`` as a tensor of numbers, integers included; bool is refused, as torch does."""
+    x = as_tensor(input)
+    if x.dtype.kind not in "iuf":
+        raise TypeError(f"{fn}: expected a tensor of numbers, got dtype {x.dtype} (torch "
+                        "refuses bool tensors too)")
+    return x
+
+
+class _ELU(Function):
+    """torch's elu family, input scale s: y = scale x for x > 0, else scale alpha (exp(s x) - 1);
+    gx = gy scale for x > 0, else gy scale alpha s exp(s x), at x = 0 too. Only x < 0 is
+    differentiated again (the second derivative is 0 at x = 0), and NaN gives NaN gradients,
+    as torch's (vectorised) kernels do."""
+
+    def __init__(self, alpha: float, scale: float, input_scale: float):
+        self.alpha, self.scale, self.input_scale = float(alpha), float(scale), float(input_scale)
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        with np.errstate(over="ignore"):
+            negative = xp.expm1(x * self.input_scale) * (self.alpha * self.scale)
+        return xp.where(x > 0, x * self.scale if self.scale != 1.0 else x, negative)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        xp = backend.get_array_module(x.data)
+        curved = ~(x.data >= 0)  # x < 0, and NaN
+        c = self.alpha * self.scale * self.input_scale
+        flat = xp.where(x.data == 0, c, self.scale).astype(x.dtype)  # x >= 0
+        # exp of x where it is negative only: an overflow elsewhere would meet a zero weight
+        curve = B.exp(where(curved, x, 0.0) * self.input_scale) * c
+        return gy * where(curved, curve, Tensor(flat))
+
+
+def elu(input, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x for x > 0, else alpha (exp(x) - 1). ``inplace``: see ``leaky_relu``."""
+    return _ELU(alpha, 1.0, 1.0)(_float_input("elu", input))
+
+
+def selu(input, inplace: bool = False) -> Tensor:
+    """scale * elu(x, alpha) with alpha = 1.6733 and scale = 1.0507, torch's (Klambauer et al.,
+    2017). ``inplace``: see ``leaky_relu``."""
+    return _ELU(_SELU_ALPHA, _SELU_SCALE, 1.0)(_float_input("selu", input))
+
+
+def celu(input, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """max(0, x) + min(0, alpha (exp(x / alpha) - 1)); alpha must not be 0. ``inplace``: see
+    ``leaky_relu``."""
+    x = _float_input("celu", input)
+    if alpha == 0:
+        raise ValueError("celu: alpha cannot be 0 (the input is divided by it)")
+    return _ELU(alpha, 1.0, 1.0 / alpha)(x)
+
+
+def gelu(input, approximate: str = "none") -> Tensor:
+    """x Phi(x), Phi the standard normal CDF: x/2 (1 + erf(x / sqrt(2))), or with
+    ``approximate='tanh'`` x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in torch's order of
+    operations. Built of differentiable ops: every derivative is exact."""
+    x = _float_input("gelu", input)
+    if approximate == "none":
+        return x * 0.5 * (erf(x * _SQRT1_2) + 1.0)
+    if approximate == "tanh":
+        return x * 0.5 * (tanh((x + x * x * x * 0.044715) * _GELU_BETA) + 1.0)
+    if not isinstance(approximate, str):
+        raise TypeError(f"gelu: approximate must be a str, 'none' or 'tanh', got "
+                        f"{approximate!r}")
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def silu(input, inplace: bool = False) -> Tensor:
+    """x sigmoid(x) (swish). ``inplace``: see ``leaky_relu``."""
+    x = _float_input("silu", input)
+    return x * sigmoid(x)
+
+
+def mish(input, inplace: bool = False) -> Tensor:
+    """x tanh(softplus(x)). ``inplace``: see ``leaky_relu``."""
+    x = _float_input("mish", input)
+    return x * tanh(softplus(x))
+
+
+class _PassOrZero(Function):
+    """y = fn(x) for an fn of slope 1 or 0 piece by piece (flat pieces and jumps included):
+    gx = gy where ``passes(x)``, else 0, selected (an infinite gy gives 0 there, as torch),
+    then divided by ``divisor``. The mask is a constant, so gx is linear in gy, its own
+    derivative, with a zero derivative in x."""
+
+    saves_inputs = False
+
+    def __init__(self, fn, passes, divisor=None):
+        self.fn, self.passes, self.divisor = fn, passes, divisor
+
+    def forward(self, x):
+        self.mask = self.passes(x)
+        with np.errstate(invalid="ignore"):  # (inf - inf: NaN, as torch, without a warning)
+            return self.fn(x)
+
+    def backward(self, gy):
+        g = where(self.mask, gy, 0.0)
+        return g if self.divisor is None else g / self.divisor
+
+    def release(self) -> None:
+        super().release()
+        self.mask = None
+
+
+def _hardtanh(fn: str, x: Tensor, min_val, max_val) -> Tensor:
+    if min_val > max_val:
+        raise ValueError(f"{fn}: min_val cannot be greater than max_val, got min_val={min_val}, "
+                         f"max_val={max_val}")
+    lo, hi = x.dtype.type(min_val), x.dtype.type(max_val)  # (truncated for integers, as torch)
+
+    def clamp(a):
+        xp = backend.get_array_module(a)
+        return xp.minimum(xp.maximum(a, lo), hi)  # NaN stays NaN
+
+    return _PassOrZero(clamp, lambda a: (a > lo) & (a < hi))(x)
+
+
+def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """x clamped to [min_val, max_val]; the gradient is 0 at the edges (unlike clamp's) and at
+    NaN, as torch's. Integer tensors keep their dtype (the bounds are truncated to it).
+    ``inplace``: see ``leaky_relu``."""
+    return _hardtanh("hardtanh", _numeric_input("hardtanh", input), min_val, max_val)
+
+
+def relu6(input, inplace: bool = False) -> Tensor:
+    """hardtanh(x, 0, 6). ``inplace``: see ``leaky_relu``."""
+    return _hardtanh("relu6", _numeric_input("relu6", input), 0.0, 6.0)
+
+
+def hardsigmoid(input, inplace: bool = False) -> Tensor:
+    """relu6(x + 3) / 6; the gradient is gy / 6 on (-3, 3) only (0 at the edges and at NaN,
+    as torch's). ``inplace``: see ``leaky_relu``."""
+    x = _float_input("hardsigmoid", input)
+
+    def fn(a):
+        xp = backend.get_array_module(a)
+        return xp.minimum(xp.maximum(a + 3, 0), 6) / 6
+
+    return _PassOrZero(fn, lambda a: (a > -3) & (a < 3), 6.0)(x)
+
+
+class _Hardswish(Function):
+    """y = x relu6(x + 3) / 6; gx = 0 for x <= -3, gy (x/3 + 1/2) for -3 < x < 3, gy from 3 on,
+    NaN at NaN, torch's conventions; the ramp's 1/3 is differentiated on (-3, 3) only."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        with np.errstate(invalid="ignore"):  # (-inf * 0: NaN, as torch, without a warning)
+            return x * xp.minimum(xp.maximum(x + 3, 0), 6) / 6
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        xd = x.data
+        xp = backend.get_array_module(xd)
+        ramp = (xd > -3) & (xd < 3)
+        # the slope off the ramp: 1 from 3 on, NaN at NaN; below -3 the outer where selects 0,
+        # and 1 there keeps an infinite gy from making a NaN first
+        off = xp.where(xp.isnan(xd), xd, xd.dtype.type(1))
+        return where(xd <= -3, 0.0, gy * where(ramp, x / 3.0 + 0.5, Tensor(off)))
+
+
+def hardswish(input, inplace: bool = False) -> Tensor:
+    """x relu6(x + 3) / 6 (Howard et al., 2019). ``inplace``: see ``leaky_relu``."""
+    return _Hardswish()(_float_input("hardswish", input))
+
+
+def softsign(input) -> Tensor:
+    """x / (1 + |x|); integer tensors give float32, as torch's."""
+    x = _numeric_input("softsign", input)
+    return x / (B.abs(x) + 1)
+
+
+class LogSigmoid(Function):
+    """y = log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)); gx = gy sigmoid(-x)."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        return xp.minimum(x, 0) - xp.log1p(xp.exp(-xp.abs(x)))
+
+    def backward(self, gy):
+        return gy * sigmoid(-self.inputs[0])
+
+
+def logsigmoid(input) -> Tensor:
+    return LogSigmoid()(_float_input("logsigmoid", input))
+
+
+def tanhshrink(input) -> Tensor:
+    """x - tanh(x); integer tensors give float32, as torch's."""
+    x = _numeric_input("tanhshrink", input)
+    return x - tanh(x)
+
+
+def softshrink(input, lambd: float = 0.5) -> Tensor:
+    """x - lambd above lambd, x + lambd below -lambd, else 0 (lambd >= 0); the gradient is 0
+    on [-lambd, lambd], edges included, and at NaN, as torch's."""
+    x = _float_input("softshrink", input)
+    if not lambd >= 0:
+        raise ValueError(f"softshrink: lambd must be >= 0, got {lambd}")
+    lam = x.dtype.type(lambd)
+
+    def fn(a):
+        xp = backend.get_array_module(a)
+        return xp.where(a > lam, a - lam, xp.where(a < -lam, a + lam, a - a))  # (NaN stays)
+
+    return _PassOrZero(fn, lambda a: (a < -lam) | (a > lam))(x)
+
+
+def hardshrink(input, lambd: float = 0.5) -> Tensor:
+    """x where |x| > lambd, else 0; the gradient is 0 on [-lambd, lambd], edges included, and
+    at NaN, as torch's."""
+    x = _float_input("hardshrink", input)
+    lam = x.dtype.type(lambd)
+
+    def inside(a):
+        return (a >= -lam) & (a <= lam)
+
+    def fn(a):
+        return backend.get_array_module(a).where(inside(a), a.dtype.type(0), a)
+
+    return _PassOrZero(fn, lambda a: (a < -lam) | (a > lam))(x)
+
+
+def threshold(input, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """``value`` where x <= threshold, else x (NaN stays NaN); both numbers are taken in x's
+    dtype, as torch's (truncated for integer tensors, which keep their dtype). The gradient
+    passes where x is kept. ``inplace``: see ``leaky_relu``."""
+    x = _numeric_input("threshold", input)
+    th, v = x.dtype.type(threshold), x.dtype.type(value)
+
+    def fn(a):
+        return backend.get_array_module(a).where(a <= th, v, a)
+
+    return _PassOrZero(fn, lambda a: ~(a <= th))(x)
+
+
+def prelu(input, weight) -> Tensor:
+    """x where x > 0, else weight * x, with one weight per channel (dim 1; an input of fewer
+    than 2 dims has one channel) or one for all. As torch: weight's dtype must be input's,
+    gx = weight gy at x = 0 and at NaN, and gw sums x gy over x <= 0."""
+    x = _float_input("prelu", input)
+    if not isinstance(weight, Tensor) and not hasattr(weight, "dtype"):
+        raise TypeError(f"prelu: weight must be a tensor, got {type(weight).__name__}")
+    w = as_tensor(weight)
+    if w.dtype != x.dtype:
+        raise TypeError(f"prelu: weight of dtype {w.dtype} for an input of dtype {x.dtype}; "
+                        "they must match (torch does not promote them either)")
+    if w.ndim > 1:
+        raise ValueError(f"prelu: weight must be 0-d or 1-D, got shape {tuple(w.shape)}")
+    n = int(np.prod(w.shape))
+    if n == 1:
+        w = B.reshape(w, ())
+    else:
+        channels = x.shape[1] if x.ndim >= 2 else 1
+        if n != channels:
+            raise ValueError(f"prelu: {n} weights for an input of shape {tuple(x.shape)} with "
+                             f"{channels} channel(s) (dim 1); give 1 or {channels}")
+        w = B.reshape(w, (n,) + (1,) * (x.ndim - 2))
+    return where(x.data > 0, x, w * x)
+
+
+def glu(input, dim: int = -1) -> Tensor:
+    """a * sigmoid(b), a and b the two halves of ``input`` along ``dim`` (even-sized)."""
+    x = _float_input("glu", input)
+    if x.ndim == 0:
+        raise ValueError("glu: a 0-d input has no dimension to halve (torch refuses scalars "
+                         "too)")
+    d = B._dim("glu", dim, x.ndim)
+    n = x.shape[d]
+    if n % 2:
+        raise ValueError(f"glu: halving dimension must be even, but dimension {d} is size {n}")
+    lead = (slice(None),) * d
+    a = B.getitem(x, lead + (slice(0, n // 2),))
+    b = B.getitem(x, lead + (slice(n // 2, n),))
+    return a * sigmoid(b)
+
+
+def softmin(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    """softmax(-input, dim): torch's implicit ``dim`` (deprecated, with its warning) when none
+    is given, and ``dtype`` to compute in (integer input needs one, as in torch)."""
+    from . import loss  # (loss imports this module)
+    x = as_tensor(input)
+    if x.dtype == np.bool_:
+        raise TypeError("softmin: a bool input cannot be negated (torch refuses it too)")
+    if x.dtype.kind != "f" and dtype is None:
+        raise TypeError(f"softmin: expected a floating-point input, got dtype {x.dtype}; pass "
+                        "dtype= for integers (torch refuses them too)")
+    dim = loss._softmax_dim("softmin", x, dim, _stacklevel)
+    return loss.softmax(-x, dim, dtype=dtype)
+
+
+def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
+          inplace: bool = False, *, generator=None) -> Tensor:
+    """Randomized leaky ReLU (Xu et al., 2015): in training, x <= 0 is scaled by a slope drawn
+    from U(lower, upper) per element (a constant of the graph, from the device's generator, or
+    ``generator``; x > 0 and NaN pass); in evaluation, leaky_relu(x, (lower + upper) / 2).
+    ``inplace``: see ``leaky_relu``."""
+    x = _float_input("rrelu", input)
+    if lower > upper:
+        raise ValueError(f"rrelu: the lower bound must be <= the upper bound, got lower={lower}"
+                         f", upper={upper}")
+    if not training:
+        return LeakyReLU((lower + upper) / 2)(x)
+    from ..random import default_generator
+    gen = generator if generator is not None else default_generator(x.device)
+    if gen.device != x.device:
+        raise backend.DeviceError(f"rrelu: generator on {gen.device} but input on {x.device}")
+    slopes = gen.uniform(x.shape, x.dtype, lower, upper)
+    xp = backend.get_array_module(x.data)
+    return mul(x, Tensor(xp.where(x.data <= 0, slopes, x.dtype.type(1))))

@@ -5,6 +5,7 @@ that positional arguments line up); those two only accept None: use ``reduction`
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -14,7 +15,8 @@ from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
 from . import basic as B
 from .activation import sigmoid, softplus
-from .pointwise import _cast
+from .normalization import pairwise_distance
+from .pointwise import _cast, minimum
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -653,3 +655,324 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     if reduction == "mean":
         return _mean_over(loss, valid, denom)
     return _reduce(loss, reduction)
+
+
+# The rest of torch's common losses. Targets of the margin losses are only compared (with 1
+# and -1, or with the class indices), so they get no gradient, as in torch.
+
+def _like_input(fn: str, x: Tensor, *others) -> list:
+    """``others`` as tensors on ``x``'s device (float ones in ``x``'s float dtype)."""
+    out = [_float_like(v, x) for v in others]
+    backend.check_same_device(x.data, *(t.data for t in out), what=fn)
+    return out
+
+
+class XLogX(Function):
+    """y = x log x, 0 at x = 0 (torch's ``xlogy(x, x)``); gx = gy (log x + 1), which at x = 0
+    is NaN, as torch's (its xlogy gradient there is 0 / 0)."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return xp.where(x == 0, 0, x * xp.log(x)).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return gy * B.where(x.data == 0, np.nan, B.log(x) + 1.0)
+
+
+_KL_MEAN_WARNING = ("reduction: 'mean' divides the total loss by both the batch size and the "
+                    "support size. 'batchmean' divides only by the batch size, and aligns with "
+                    "the KL div math definition. 'mean' will be changed to behave the same as "
+                    "'batchmean' in the next major release (as torch warns).")
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """PyTorch's ``F.kl_div`` of log-probabilities ``input``: t (log t - x) per element, or
+    exp(t) (t - x) with ``log_target`` (the inputs broadcast together).
+
+    'batchmean' divides the sum by input's first size (the KL divergence per sample); 'mean'
+    divides by the number of elements and warns, as torch does. A target 0 adds 0 (its
+    gradient there is NaN, as torch's); a negative one gives NaN.
+    """
+    if size_average is not None or reduce is not None:
+        _check_reduction("kl_div", size_average, reduce, "mean")
+    if reduction not in _REDUCTIONS + ("batchmean",):
+        raise ValueError(f"kl_div: reduction must be 'mean', 'batchmean', 'sum' or 'none', got "
+                         f"{reduction!r}")
+    if reduction == "mean":
+        warnings.warn(_KL_MEAN_WARNING, UserWarning, stacklevel=2)
+    x = as_tensor(input)
+    (t,) = _like_input("kl_div", x, target)
+    B._broadcast_check("kl_div", x.shape, t.shape)
+    if log_target:
+        loss = B.exp(t) * (t - x)
+    else:
+        loss = XLogX()(t) - t * x
+    if reduction == "batchmean":
+        total = B.sum(loss)
+        return total / x.shape[0] if x.ndim else total
+    return _reduce(loss, reduction)
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None,
+                     reduction: str = "mean") -> Tensor:
+    """PyTorch's ``F.soft_margin_loss``: log(1 + exp(-t x)), for targets t of +-1 that
+    broadcast to the input's shape. Computed stably: a large -t x gives -t x where torch's
+    log1p(exp(.)) overflows to inf."""
+    _check_reduction("soft_margin_loss", size_average, reduce, reduction)
+    x = as_tensor(input)
+    (t,) = _like_input("soft_margin_loss", x, target)
+    _broadcast_weight("soft_margin_loss", "target", t, x.shape)
+    return _reduce(softplus(B.neg(x) * t, 1.0, np.inf), reduction)
+
+
+def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, reduce=None,
+                         reduction: str = "mean") -> Tensor:
+    """PyTorch's ``F.hinge_embedding_loss``: x where t = 1, max(0, margin - x) where t = -1
+    (and, as in torch, the sum of both for any other target value)."""
+    _check_reduction("hinge_embedding_loss", size_average, reduce, reduction)
+    x = as_tensor(input)
+    (t,) = _like_input("hinge_embedding_loss", x, target)
+    B._broadcast_check("hinge_embedding_loss", x.shape, t.shape)
+    hinge = B.clamp(margin - x, min=0.0)  # (at margin - x = 0 the gradient passes, as torch's)
+    return _reduce(B.where(t.data != 1, hinge, 0.0) + B.where(t.data != -1, x, 0.0), reduction)
+
+
+def margin_ranking_loss(input1, input2, target, margin: float = 0, size_average=None,
+                        reduce=None, reduction: str = "mean") -> Tensor:
+    """PyTorch's ``F.margin_ranking_loss``: max(0, -t (x1 - x2) + margin), for three inputs of
+    one number of dimensions that broadcast together."""
+    _check_reduction("margin_ranking_loss", size_average, reduce, reduction)
+    x1 = as_tensor(input1)
+    x2, t = _like_input("margin_ranking_loss", x1, input2, target)
+    if not x1.ndim == x2.ndim == t.ndim:
+        raise ValueError(f"margin_ranking_loss: all input tensors should have the same number "
+                         f"of dimensions, got sizes input1: {x1.shape}, input2: {x2.shape}, "
+                         f"target: {t.shape}")
+    B._broadcast_check("margin_ranking_loss", x1.shape, x2.shape, t.shape)
+    return _reduce(B.clamp(B.neg(t) * (x1 - x2) + margin, min=0.0), reduction)
+
+
+_COSINE_EPS = 1e-12  # torch's, added to each squared norm
+
+
+def cosine_embedding_loss(input1, input2, target, margin: float = 0, size_average=None,
+                          reduce=None, reduction: str = "mean") -> Tensor:
+    """PyTorch's ``F.cosine_embedding_loss``: 1 - cos(x1, x2) where t = 1, max(0, cos - margin)
+    where t = -1 (0 for other targets), for rows (N, D) with targets (N,) or vectors (D,) with a
+    0-D target. The cosine is x1.x2 / sqrt((|x1|^2 + 1e-12) (|x2|^2 + 1e-12)), as in torch."""
+    _check_reduction("cosine_embedding_loss", size_average, reduce, reduction)
+    a = as_tensor(input1)
+    b, t = _like_input("cosine_embedding_loss", a, input2, target)
+    if t.ndim > 1:
+        raise ValueError(f"cosine_embedding_loss: 0D or 1D target tensor expected, multi-target "
+                         f"not supported; got a target of shape {t.shape}")
+    want = t.ndim + 1
+    if a.ndim != want or b.ndim != want:
+        raise ValueError(f"cosine_embedding_loss: {t.ndim}D target tensor expects {want}D input "
+                         f"tensors, but found inputs with sizes {a.shape} and {b.shape}")
+    d = t.ndim
+    rows = B._broadcast_check("cosine_embedding_loss", a.shape, b.shape)[:d]
+    B._broadcast_check("cosine_embedding_loss", rows, t.shape)
+    dot = B.sum(a * b, d)
+    sq1 = B.sum(a * a, d) + _COSINE_EPS
+    sq2 = B.sum(b * b, d) + _COSINE_EPS
+    cos = dot / B.sqrt(sq1 * sq2)
+    loss = (B.where(t.data == 1, 1.0 - cos, 0.0)
+            + B.where(t.data == -1, B.clamp(cos - margin, min=0.0), 0.0))
+    return _reduce(loss, reduction)
+
+
+class ClampedNoGrad(Function):
+    """y = max(x, lo); gx = gy everywhere: the clamp changes the value only (torch clamps the
+    variance of ``gaussian_nll_loss`` under no_grad). Linear in gy, so exact at every order."""
+
+    saves_inputs = False
+
+    def __init__(self, lo):
+        self.lo = lo
+
+    def forward(self, x):
+        return backend.get_array_module(x).maximum(x, x.dtype.type(self.lo))
+
+    def backward(self, gy):
+        return gy
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6,
+                      reduction: str = "mean") -> Tensor:
+    """PyTorch's ``F.gaussian_nll_loss``: 0.5 (log v + (x - t)^2 / v) (+ 0.5 log(2 pi) when
+    ``full``), with v = max(var, eps) whose gradient passes as if unclamped, as torch's.
+
+    ``var`` is a number, or a tensor of the input's shape, of its shape without the last
+    dimension, or of its shape with one dimension of size 1 (torch's rules). Negative variances
+    raise a ValueError on the CPU; on the GPU that check would cost a host sync per call.
+    """
+    _check_reduction("gaussian_nll_loss", None, None, reduction)
+    x = as_tensor(input)
+    if _is_number(var):
+        if var < 0:
+            raise ValueError(f"gaussian_nll_loss: var has negative entry/entries (got {var})")
+        v = Tensor(backend.get_array_module(x.data).full(x.shape, var, dtype=x.dtype))
+        (t,) = _like_input("gaussian_nll_loss", x, target)
+    else:
+        t, v = _like_input("gaussian_nll_loss", x, target, var)
+        if not backend.is_cupy_array(v.data) and v.size and bool((v.data < 0).any()):
+            raise ValueError(f"gaussian_nll_loss: var has negative entry/entries (e.g. "
+                             f"{v.data[v.data < 0].ravel()[0]})")
+    if v.shape != x.shape:
+        if x.ndim and v.shape == x.shape[:-1]:  # one variance per row: unsqueezed, as torch
+            v = B.reshape(v, v.shape + (1,))
+        elif not (v.ndim == x.ndim and sum(m for n, m in zip(x.shape, v.shape) if n != m) == 1):
+            raise ValueError(f"gaussian_nll_loss: var is of incorrect size {v.shape} for input "
+                             f"of shape {x.shape} (give the input's shape, that shape without "
+                             "its last dimension, or with one dimension of size 1)")
+    B._broadcast_check("gaussian_nll_loss", x.shape, t.shape, v.shape)
+    v = ClampedNoGrad(eps)(v)
+    d = x - t
+    loss = (B.log(v) + d * d / v) * 0.5
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction)
+
+
+class StirlingTerm(Function):
+    """y = t log t - t + 0.5 log(2 pi t) where t > 1, else 0 (poisson_nll_loss's ``full``
+    term, as torch masks it); gx = gy (log t + 0.5 / t) where t > 1. Elsewhere the masked
+    gradient meets log t and 1 / t as torch's does: 0 for 0 < t <= 1, NaN for t <= 0."""
+
+    def forward(self, t):
+        xp = backend.get_array_module(t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = t * xp.log(t) - t + 0.5 * xp.log(2 * math.pi * t)
+        return xp.where(t <= 1, 0, y).astype(t.dtype, copy=False)
+
+    def backward(self, gy):
+        t = self.inputs[0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return B.where(t.data <= 1, 0.0, gy) * (B.log(t) + 0.5 / t)
+
+
+def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False,
+                     size_average=None, eps: float = 1e-8, reduce=None,
+                     reduction: str = "mean") -> Tensor:
+    """PyTorch's ``F.poisson_nll_loss``: exp(x) - t x for a log-rate x (``log_input``), else
+    x - t log(x + eps); ``full`` adds Stirling's t log t - t + 0.5 log(2 pi t) where t > 1."""
+    _check_reduction("poisson_nll_loss", size_average, reduce, reduction)
+    x = as_tensor(input)
+    (t,) = _like_input("poisson_nll_loss", x, target)
+    B._broadcast_check("poisson_nll_loss", x.shape, t.shape)
+    loss = B.exp(x) - t * x if log_input else x - t * B.log(x + eps)
+    if full:
+        loss = loss + StirlingTerm()(t)
+    return _reduce(loss, reduction)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
+                                reduction: str = "mean") -> Tensor:
+    """PyTorch's ``F.multilabel_soft_margin_loss``: -(t log sigmoid(x) + (1 - t) log
+    sigmoid(-x)), times ``weight`` (broadcast), averaged over the last (class) dimension of
+    the input; the reduction then runs over the samples."""
+    _check_reduction("multilabel_soft_margin_loss", size_average, reduce, reduction)
+    x = as_tensor(input)
+    if x.ndim == 0:
+        raise ValueError("multilabel_soft_margin_loss: input must have a class dimension, got a "
+                         "0-D tensor")
+    (t,) = _like_input("multilabel_soft_margin_loss", x, target)
+    B._broadcast_check("multilabel_soft_margin_loss", x.shape, t.shape)
+    # -log sigmoid(x) = softplus(-x), without a threshold: exact for every x
+    loss = t * softplus(B.neg(x), 1.0, np.inf) + (1.0 - t) * softplus(x, 1.0, np.inf)
+    if weight is not None:
+        (w,) = _like_input("multilabel_soft_margin_loss", x, weight)
+        B._broadcast_check("multilabel_soft_margin_loss", loss.shape, w.shape)
+        loss = loss * w
+    class_dim = x.ndim - 1
+    return _reduce(B.sum(loss, class_dim) / x.shape[class_dim], reduction)
+
+
+def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=None,
+                      size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """PyTorch's ``F.multi_margin_loss``: per sample, the sum over the classes j other than the
+    target y of w[y] max(0, margin - x[y] + x[j])^p, divided by the number of classes; input
+    (C,) or (N, C) (or 0-D, one class), integer targets () or (N,).
+
+    At margin - x[y] + x[j] = 0 the term has no gradient, as in torch. Out-of-range targets
+    raise an IndexError on the CPU. On the GPU they are not checked (that needs a host sync):
+    such a target picks no class, so every class counts against x[y] = 0.
+    """
+    fn = "multi_margin_loss"
+    _check_reduction(fn, size_average, reduce, reduction)
+    if isinstance(p, bool) or p not in (1, 2):
+        raise ValueError(f"{fn}: only p == 1 and p == 2 supported, got p={p!r}")
+    x = as_tensor(input)
+    w = None
+    if weight is not None:
+        (w,) = _like_input(fn, x, weight)
+        if w.ndim != 1:
+            raise ValueError(f"{fn}: weight must be one-dimensional, got shape {w.shape}")
+    if x.ndim > 2 or (x.ndim and not x.shape[-1]):
+        raise ValueError(f"{fn}: expected a non-empty vector or matrix (with an optional 0-dim "
+                         f"batch size) as input, got shape {x.shape}")
+    n = x.shape[0] if x.ndim == 2 else 1
+    c = x.shape[-1] if x.ndim else 1
+    xp = backend.get_array_module(x.data)
+    t = target.data if isinstance(target, Tensor) else target
+    if not hasattr(t, "dtype"):
+        t = xp.asarray(t)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: target must hold integer class indices, got dtype {t.dtype}")
+    backend.check_same_device(x.data, t, what=fn)
+    if t.ndim > 1 or t.size != n:
+        raise ValueError(f"{fn}: target should be 0-D or 1-D with size equal to the number of "
+                         f"input samples ({n}), got shape {t.shape} for input of shape "
+                         f"{x.shape}")
+    if w is not None and w.size != c:
+        raise ValueError(f"{fn}: inconsistent weight size, expected {c} but got {w.shape}")
+    # Range check on the host only: on the GPU it would force a sync inside training steps.
+    if not backend.is_cupy_array(t) and t.size:
+        bad = (t < 0) | (t >= c)
+        if bad.any():
+            raise IndexError(f"{fn}: target {int(t[bad].ravel()[0])} is out of range for {c} "
+                             "classes")
+    rows = B.reshape(x, (n, c))
+    is_target = xp.reshape(t, (n, 1)) == xp.arange(c)
+    x_target = B.sum(B.where(is_target, rows, 0.0), 1, keepdims=True)
+    z = (margin - x_target) + rows
+    h = z if p == 1 else z * z
+    if w is not None:
+        h = h * B.sum(B.where(is_target, B.reshape(w, (1, c)), 0.0), 1, keepdims=True)
+    counted = (z.data > 0) & ~is_target
+    loss = B.sum(B.where(counted, h, 0.0), 1) / c
+    if t.ndim == 0:
+        loss = B.reshape(loss, ())
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: float = 2,
+                        eps: float = 1e-6, swap: bool = False, size_average=None, reduce=None,
+                        reduction: str = "mean") -> Tensor:
+    """PyTorch's ``F.triplet_margin_loss``: max(0, margin + d(a, p) - d(a, n)) with d torch's
+    ``pairwise_distance`` (the p-norm of the difference + eps over the last dimension); with
+    ``swap``, d(a, n) is replaced by d(p, n) where that is smaller."""
+    fn = "triplet_margin_loss"
+    _check_reduction(fn, size_average, reduce, reduction)
+    if not margin > 0:
+        raise ValueError(f"{fn}: margin must be greater than 0, got {margin}")
+    a = as_tensor(anchor)
+    pos, neg = _like_input(fn, a, positive, negative)
+    if not a.ndim == pos.ndim == neg.ndim:
+        raise ValueError(f"{fn}: the anchor, positive, and negative tensors are expected to have "
+                         f"the same number of dimensions, but got: anchor {a.ndim}D, positive "
+                         f"{pos.ndim}D, and negative {neg.ndim}D inputs")
+    d_pos = pairwise_distance(a, pos, p, eps)
+    d_neg = pairwise_distance(a, neg, p, eps)
+    if swap:
+        d_neg = minimum(d_neg, pairwise_distance(pos, neg, p, eps))
+    return _reduce(B.clamp(margin + d_pos - d_neg, min=0.0), reduction)

@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from .. import backend
+from ..kernels import special as _special
 from ..autograd import Function, Tensor, as_tensor, is_grad_enabled
 from .basic import (
     GetItem,
@@ -41,6 +42,7 @@ from .basic import (
 from .basic import _floating as _to_float
 
 __all__ = [
+    "erf", "erfc", "erfinv",
     "acos", "all", "allclose", "any", "arccos", "arcsin", "arctan", "arctan2", "asin", "atan",
     "atan2", "ceil", "cos", "cosh", "count_nonzero", "cumprod", "cumsum", "equal", "exp2", "expm1",
     "fix", "floor", "fmax", "fmin", "frac", "isclose", "isfinite", "isinf", "isnan", "isneginf",
@@ -277,6 +279,45 @@ log10 = _float_unary(Log10, "log10")
 exp2 = _float_unary(Exp2, "exp2")
 rsqrt = _float_unary(Rsqrt, "rsqrt")
 reciprocal = _float_unary(Reciprocal, "reciprocal")
+
+
+_TWO_OVER_ROOT_PI = 1.12837916709551257390  # C's M_2_SQRTPI, as torch's kernels take it
+_ROOT_PI_OVER_2 = 0.88622692545275801365
+
+
+class Erf(_Unary):
+    """y = erf(x); gx = gy 2/sqrt(pi) exp(-x^2)."""
+
+    def compute(self, x):
+        return _special.erf(x).astype(x.dtype, copy=False)
+
+    def grad(self, gy, x, y):
+        return gy * (exp(-(x * x)) * _TWO_OVER_ROOT_PI)
+
+
+class Erfc(_Unary):
+    """y = erfc(x) = 1 - erf(x), accurate in the tail; gx = -gy 2/sqrt(pi) exp(-x^2)."""
+
+    def compute(self, x):
+        return _special.erfc(x).astype(x.dtype, copy=False)
+
+    def grad(self, gy, x, y):
+        return gy * (exp(-(x * x)) * -_TWO_OVER_ROOT_PI)
+
+
+class Erfinv(_Unary):
+    """y = erf^-1(x) (NaN outside [-1, 1], +-inf at +-1); gx = gy sqrt(pi)/2 exp(y^2)."""
+
+    def compute(self, x):
+        return _special.erfinv(x).astype(x.dtype, copy=False)
+
+    def grad(self, gy, x, y):
+        return gy * (exp(y * y) * _ROOT_PI_OVER_2)
+
+
+erf = _float_unary(Erf, "erf")
+erfc = _float_unary(Erfc, "erfc")
+erfinv = _float_unary(Erfinv, "erfinv")
 
 
 def _sign_array(x):

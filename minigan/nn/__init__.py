@@ -4,14 +4,23 @@ from .container import ModuleDict, ModuleList, Sequential
 from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Dropout,
                      Embedding, Flatten, Identity, LeakyReLU, Linear, MaxPool2d, ReLU, Sigmoid,
                      Softplus, Tanh, Unflatten, Upsample)
+from .layers import (CELU, ELU, GELU, GLU, SELU, Hardshrink, Hardsigmoid, Hardswish, Hardtanh,
+                     LogSigmoid, LogSoftmax, Mish, PReLU, ReLU6, RReLU, SiLU, Softmax, Softmin,
+                     Softshrink, Softsign, Tanhshrink, Threshold)
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss,
                    NLLLoss, SmoothL1Loss)
+from .loss import (CosineEmbeddingLoss, GaussianNLLLoss, HingeEmbeddingLoss, KLDivLoss,
+                   MarginRankingLoss, MultiLabelSoftMarginLoss, MultiMarginLoss, PoissonNLLLoss,
+                   SoftMarginLoss, TripletMarginLoss)
 from .module import Module, Parameter, StateDictError
 from .normalization import (ConstantPad2d, CosineSimilarity, GroupNorm, InstanceNorm1d,
                             InstanceNorm2d, LayerNorm, PairwiseDistance, PixelShuffle,
                             PixelUnshuffle, ReflectionPad2d, ReplicationPad2d, ZeroPad2d)
 
-__all__ = ["AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d",
+__all__ = ["CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss", "KLDivLoss",
+           "MarginRankingLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss", "PoissonNLLLoss",
+           "SoftMarginLoss", "TripletMarginLoss"] + [
+           "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d",
            "ConstantPad2d", "Conv2d", "ConvTranspose2d", "CosineSimilarity", "CrossEntropyLoss",
            "Dropout", "Embedding", "Flatten", "GroupNorm", "HuberLoss", "Identity",
            "InstanceNorm1d", "InstanceNorm2d", "L1Loss", "LayerNorm", "LeakyReLU", "Linear",
@@ -19,4 +28,7 @@ __all__ = ["AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNor
            "PairwiseDistance", "Parameter", "PixelShuffle", "PixelUnshuffle", "ReLU",
            "ReflectionPad2d", "ReplicationPad2d", "Sequential", "Sigmoid", "SmoothL1Loss",
            "Softplus", "StateDictError", "Tanh", "Unflatten", "Upsample", "ZeroPad2d",
-           "functional", "init", "utils"]
+           "functional", "init", "utils"] + [
+    "CELU", "ELU", "GELU", "GLU", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh",
+    "LogSigmoid", "LogSoftmax", "Mish", "PReLU", "RReLU", "ReLU6", "SELU", "SiLU", "Softmax",
+    "Softmin", "Softshrink", "Softsign", "Tanhshrink", "Threshold"]

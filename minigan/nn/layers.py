@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -422,6 +423,272 @@ class Softplus(Module):
 
     def extra_repr(self):
         return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class _Inplace(Module):
+    """An activation whose one argument is torch's ``inplace`` flag, shown by the repr when set
+    (unless ``_repr_inplace`` is False: torch's Hardsigmoid and Hardswish never show it)."""
+    _repr_inplace = True
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace and self._repr_inplace else ""
+
+
+class _Alpha(Module):
+    """ELU and CELU: ``alpha`` and the ``inplace`` flag."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class ELU(_Alpha):
+    """x for x > 0, else alpha (exp(x) - 1)."""
+    __doc__ += "\n\n    " + _INPLACE_NOTE
+
+    def forward(self, input):
+        return F.elu(input, self.alpha)
+
+
+class CELU(_Alpha):
+    """max(0, x) + min(0, alpha (exp(x / alpha) - 1))."""
+    __doc__ += "\n\n    " + _INPLACE_NOTE
+
+    def forward(self, input):
+        return F.celu(input, self.alpha)
+
+
+class SELU(_Inplace):
+    """scale * elu(x, alpha), torch's self-normalising constants."""
+    __doc__ += "\n\n    " + _INPLACE_NOTE
+
+    def forward(self, input):
+        return F.selu(input)
+
+
+class SiLU(_Inplace):
+    """x sigmoid(x)."""
+    __doc__ += "\n\n    " + _INPLACE_NOTE
+
+    def forward(self, input):
+        return F.silu(input)
+
+
+class Mish(_Inplace):
+    """x tanh(softplus(x))."""
+    __doc__ += "\n\n    " + _INPLACE_NOTE
+
+    def forward(self, input):
+        return F.mish(input)
+
+
+class Hardsigmoid(_Inplace):
+    """relu6(x + 3) / 6."""
+    __doc__ += "\n\n    " + _INPLACE_NOTE
+    _repr_inplace = False
+
+    def forward(self, input):
+        return F.hardsigmoid(input)
+
+
+class Hardswish(_Inplace):
+    """x relu6(x + 3) / 6."""
+    __doc__ += "\n\n    " + _INPLACE_NOTE
+    _repr_inplace = False
+
+    def forward(self, input):
+        return F.hardswish(input)
+
+
+class GELU(Module):
+    """x Phi(x), exactly (``approximate='none'``) or with torch's tanh approximation."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, input):
+        return F.gelu(input, approximate=self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class Hardtanh(Module):
+    """x clamped to [min_val, max_val] (``min_value``/``max_value``: torch's deprecated
+    names, with its warning); max_val must exceed min_val, as torch asserts."""
+    __doc__ += "\n\n    " + _INPLACE_NOTE
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False,
+                 min_value=None, max_value=None):
+        super().__init__()
+        for old, new, v in (("min_value", "min_val", min_value),
+                            ("max_value", "max_val", max_value)):
+            if v is not None:
+                warnings.warn(f"keyword argument `{old}` is deprecated and renamed to `{new}`",
+                              stacklevel=2)
+        min_val = min_val if min_value is None else min_value
+        max_val = max_val if max_value is None else max_value
+        if max_val <= min_val:
+            raise AssertionError(f"max_val ({max_val}) must be greater than min_val ({min_val})")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+    def forward(self, input):
+        return F.hardtanh(input, self.min_val, self.max_val)
+
+    def extra_repr(self):
+        return (f"min_val={self.min_val}, max_val={self.max_val}"
+                + (", inplace=True" if self.inplace else ""))
+
+
+class ReLU6(Hardtanh):
+    """min(max(x, 0), 6) (a Hardtanh, as in torch)."""
+    __doc__ += "\n\n    " + _INPLACE_NOTE
+
+    def __init__(self, inplace: bool = False):
+        super().__init__(0.0, 6.0, inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class Softsign(Module):
+    def forward(self, input):
+        return F.softsign(input)
+
+
+class LogSigmoid(Module):
+    def forward(self, input):
+        return F.logsigmoid(input)
+
+
+class Tanhshrink(Module):
+    def forward(self, input):
+        return F.tanhshrink(input)
+
+
+class _Shrink(Module):
+    def __init__(self, lambd: float = 0.5):
+        super().__init__()
+        self.lambd = lambd
+
+    def extra_repr(self):
+        return str(self.lambd)
+
+
+class Softshrink(_Shrink):
+    """x - lambd above lambd, x + lambd below -lambd, else 0."""
+
+    def forward(self, input):
+        return F.softshrink(input, self.lambd)
+
+
+class Hardshrink(_Shrink):
+    """x where |x| > lambd, else 0."""
+
+    def forward(self, input):
+        return F.hardshrink(input, self.lambd)
+
+
+class Threshold(Module):
+    """``value`` where x <= threshold, else x."""
+    __doc__ += "\n\n    " + _INPLACE_NOTE
+
+    def __init__(self, threshold: float, value: float, inplace: bool = False):
+        super().__init__()
+        self.threshold, self.value, self.inplace = threshold, value, inplace
+
+    def forward(self, input):
+        return F.threshold(input, self.threshold, self.value)
+
+    def extra_repr(self):
+        return (f"threshold={self.threshold}, value={self.value}"
+                + (", inplace=True" if self.inplace else ""))
+
+
+class PReLU(Module):
+    """x for x > 0, else a x, with a learnt ``weight`` of ``num_parameters`` values (1, or one
+    per channel of dim 1), initialised to ``init``."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
+        super().__init__()
+        self.num_parameters, self.init = num_parameters, init
+        self.weight = _param((num_parameters,), device, dtype)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.constant_(self.weight, self.init)
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
+
+
+class RReLU(Module):
+    """Randomized leaky ReLU: a slope from U(lower, upper) per element in training (from the
+    input device's default generator), the mean slope in evaluation."""
+    __doc__ += "\n\n    " + _INPLACE_NOTE
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False):
+        super().__init__()
+        self.lower, self.upper, self.inplace = lower, upper, inplace
+
+    def forward(self, input):
+        return F.rrelu(input, self.lower, self.upper, self.training)
+
+    def extra_repr(self):
+        return f"lower={self.lower}, upper={self.upper}" + (", inplace=True" if self.inplace
+                                                             else "")
+
+
+class GLU(Module):
+    """a * sigmoid(b), a and b the halves of the input along ``dim``."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input):
+        return F.glu(input, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class _AlongDim(Module):
+    """Softmax and its kin along ``dim`` (None: torch's deprecated implicit choice, with its
+    warning, which points at the caller of the module: 5 frames up, as torch's)."""
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Softmax(_AlongDim):
+    def forward(self, input):
+        return F.softmax(input, self.dim, _stacklevel=5)
+
+
+class LogSoftmax(_AlongDim):
+    def forward(self, input):
+        return F.log_softmax(input, self.dim, _stacklevel=5)
+
+
+class Softmin(_AlongDim):
+    def forward(self, input):
+        return F.softmin(input, self.dim, _stacklevel=5)
 
 
 class Dropout(Module):

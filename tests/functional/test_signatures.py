@@ -61,6 +61,9 @@ TOLERATED = {
     ("F", "dropout"): {
         "extra parameter 'generator'": "minigan's seeded counter-based generator for the mask",
     },
+    ("F", "rrelu"): {
+        "extra parameter 'generator'": "minigan's seeded counter-based generator for the slopes",
+    },
     ("F", "one_hot"): {
         "extra parameter 'dtype'": "the one-hot's dtype (torch's is int64, minigan's default)",
     },

@@ -39,6 +39,7 @@ import contextlib
 import ctypes
 import functools
 import hashlib
+import math
 import os
 import pathlib
 import re
@@ -1254,6 +1255,37 @@ def get_default_pinned_memory_pool():
     return _pool
 
 
+def _special_function(name, scalar_fn):
+    """``cupyx.scipy.special.<name>``: an elementwise launch on a device array, with the
+    values of ``scalar_fn`` (Python's ``math``), in the dtype of CuPy 14's loops ('e->d',
+    'f->f', 'd->d': the first that the input casts to safely)."""
+    vec = np.vectorize(scalar_fn, otypes=[np.float64])
+
+    def apply(x):
+        if not isinstance(x, ndarray):
+            raise TypeError(f"Unsupported type {type(x)}: emulated cupyx.scipy.special.{name} "
+                            "takes a device array")
+        h = _host(x)
+        dtype = next(out for into, out in (("e", "d"), ("f", "f"), ("d", "d"))
+                     if np.can_cast(h.dtype, into))
+        LOG.launch("ufunc", name)
+
+        def run():
+            return vec(h).astype(dtype)
+        return _made(_wrap(run()), run, h)
+    apply.__name__ = name
+    return apply
+
+
+# The package ``cupyx.scipy.special`` with the functions minigan asks for (``install`` puts it
+# in sys.modules, where minigan's backend imports it)
+_cupyx = types.ModuleType("cupyx")
+_cupyx.scipy = types.ModuleType("cupyx.scipy")
+_cupyx.scipy.special = types.ModuleType("cupyx.scipy.special")
+_cupyx.scipy.special.erf = _special_function("erf", math.erf)
+_cupyx.scipy.special.erfc = _special_function("erfc", math.erfc)
+
+
 class _Module(types.ModuleType):
     """Anything not defined here is NumPy's, on device arrays."""
 
@@ -1307,6 +1339,9 @@ def install(monkeypatch) -> types.ModuleType:
     classes = (np.ndarray, ndarray)
     monkeypatch.setattr(backend, "ARRAY_CLASSES", classes)
     monkeypatch.setattr(autograd, "_ARRAY_CLASSES", classes)
+    import sys
+    for mod in (_cupyx, _cupyx.scipy, _cupyx.scipy.special):
+        monkeypatch.setitem(sys.modules, mod.__name__, mod)
     LOG.clear()
     return _module
 
@@ -1329,13 +1364,21 @@ class _Patches:
         self._undo = []
 
     def setattr(self, obj, name, value):
-        self._undo.append((obj, name, getattr(obj, name)))
+        old = getattr(obj, name)
+        self._undo.append(lambda: setattr(obj, name, old))
         setattr(obj, name, value)
+
+    def setitem(self, mapping, key, value):
+        if key in mapping:
+            old = mapping[key]
+            self._undo.append(lambda: mapping.__setitem__(key, old))
+        else:
+            self._undo.append(lambda: mapping.pop(key, None))
+        mapping[key] = value
 
     def undo(self):
         while self._undo:
-            obj, name, value = self._undo.pop()
-            setattr(obj, name, value)
+            self._undo.pop()()
 
 
 @contextlib.contextmanager
