@@ -441,6 +441,10 @@ class Function:
     # whether backward reads the inputs' values (then changing one in place between forward
     # and backward is refused); functions whose gradient ignores them set it False
     saves_inputs = True
+    # None: backward reads every input's values; else a method giving the inputs it will read,
+    # knowing needs_input_grad (a product reads x only for y's gradient): only those are checked
+    # for in-place changes since the forward, as torch saves only those
+    reads_inputs = None
     # Whether a plain backward (no create_graph, into leaves' .grad) may add an input's
     # gradient straight into that leaf's .grad array: the engine then sets accumulate_into,
     # for each input, to the array of a .grad that nothing else can see (a GPU array, as for
@@ -858,7 +862,8 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                                     or (x.creator is not None and id(x.creator) in needed))
                 f.needs_input_grad = tuple(want)
             if f.saves_inputs and f.stamp != _mutations[0]:
-                for x in f.inputs:  # (a saved output is checked by f.output())
+                read = f.inputs if f.reads_inputs is None else f.reads_inputs()
+                for x in read:  # (a saved output is checked by f.output())
                     if _changed_since(x, f.stamp):
                         raise RuntimeError(
                             f"a tensor of shape {x.shape} that {type(f).__name__}'s backward "

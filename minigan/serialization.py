@@ -46,6 +46,10 @@ class _Encoder:
         return i
 
     def encode(self, v, path: str):
+        if isinstance(v, np.generic):  # first: np.float64 is also a float
+            if isinstance(v, np.object_):
+                raise CheckpointError(f"{_where(path)}: a NumPy object scalar cannot be saved")
+            return {"$s": self.array(np.asarray(v))}
         if v is None or isinstance(v, (bool, str)):
             return v
         if isinstance(v, int):
@@ -60,10 +64,6 @@ class _Encoder:
                 raise CheckpointError(f"{_where(path)}: an array of Python objects cannot be "
                                       "saved (never pickled)")
             return {"$a": self.array(v), "device": backend.device_of(v)}
-        if isinstance(v, np.generic):
-            if isinstance(v, np.object_):
-                raise CheckpointError(f"{_where(path)}: a NumPy object scalar cannot be saved")
-            return {"$s": self.array(np.asarray(v))}
         if isinstance(v, (dict, OrderedDict)):
             kind = "$od" if isinstance(v, OrderedDict) else "$d"
             items = []
@@ -157,7 +157,11 @@ class _Decoder:
                     key = self.decode(k)
                     if isinstance(key, (list, dict, Tensor, np.ndarray)):
                         raise self.bad("an unhashable dict key")
-                    out[key] = self.decode(x)
+                    value = self.decode(x)
+                    try:
+                        out[key] = value
+                    except TypeError:  # a tuple key holding a list: unhashable
+                        raise self.bad("an unhashable dict key") from None
                 return out
         if "$tu" in v and isinstance(v["$tu"], list):
             return tuple(self.decode(x) for x in v["$tu"])

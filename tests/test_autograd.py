@@ -602,3 +602,26 @@ def test_a_change_through_another_view_of_saved_memory_is_refused_at_backward():
     other = minigan.zeros(2, 2)
     other[0].add_(1)
     np.testing.assert_array_equal(minigan.grad(y, x)[0].numpy(), [5.0, 6.0])
+
+
+def test_only_the_values_a_backward_reads_are_checked_for_in_place_changes():
+    """As torch saves them: a product reads x only for y's gradient, and exp, sqrt, tanh and
+    sigmoid read their result, not their input. Changing what is not read is no error."""
+    for forward in (lambda w, x: (w.T * x).sum(), lambda w, x: w.T.tanh().sum(),
+                    lambda w, x: w.reshape(-1).exp().sum(), lambda w, x: (x @ w).sum(),
+                    lambda w, x: minigan.sigmoid(w).sum() + minigan.sqrt(w).sum()):
+        w = minigan.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+        x = minigan.tensor([[0.5, 1.5], [2.0, 1.0]])
+        y = forward(w, x)
+        with minigan.no_grad():
+            w.add_(1)
+        y.backward()  # no error: the backward never reads w's old values
+        assert w.grad is not None
+    # but where the value is read, the change is still refused
+    w = minigan.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    x = minigan.tensor([[0.5, 1.5], [2.0, 1.0]], requires_grad=True)
+    y = (x @ w).sum()
+    with minigan.no_grad():
+        w.add_(1)
+    with pytest.raises(RuntimeError, match="changed in place after the forward"):
+        y.backward()

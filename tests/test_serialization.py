@@ -46,6 +46,8 @@ def test_round_trip_keeps_values_and_types(tmp_path, xp):
         ("array", xp.asarray(np.arange(6, dtype=np.float64).reshape(2, 3))),
         ("zero_d", xp.asarray(np.array(True))),
         ("scalar", np.float32(2.5)),
+        ("float64 scalar", np.float64(0.1)),
+        ("int scalar", np.int64(-3)),
         ("numbers", [1, 2.0, True, None, float("inf"), float("-inf"), float("nan"), 2 ** 70]),
         ("tuple", (1, ("nested", [3]))),
         (7, "an int key"),
@@ -139,6 +141,11 @@ def test_loading_refuses_what_it_cannot_trust(tmp_path):
     minigan.checkpoint.save_checkpoint(forged, {}, {"kind": "minigan.save", "version": 1,
                                                     "tree": {"$eval": "1"}})
     with pytest.raises(CheckpointError, match="an unknown entry"):
+        minigan.load(forged)
+    minigan.checkpoint.save_checkpoint(forged, {}, {"kind": "minigan.save", "version": 1,
+                                                    "tree": {"$d": [[{"$tu": [{"$l": []}]},
+                                                                     1]]}})
+    with pytest.raises(CheckpointError, match="an unhashable dict key"):
         minigan.load(forged)
 
 

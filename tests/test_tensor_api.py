@@ -271,3 +271,30 @@ def test_fused_relu_layers_map_minus_infinity_to_zero(device):
         bn[0].weight.fill_(np.inf)
     z = minigan.tensor(np.array([-1.0, 1.0]).reshape(2, 1, 1, 1), device=device)
     np.testing.assert_array_equal(bn(z).numpy().ravel(), [0.0, np.inf])
+
+
+def test_writing_a_tensor_that_requires_grad_into_one_that_does_not_keeps_the_gradient():
+    w = minigan.ones(3, requires_grad=True)
+    acc = minigan.zeros(3)
+    acc += w * 2  # the operator records: acc's name now holds the recorded sum, as in torch
+    (acc.sum() + w.sum()).backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [3.0, 3.0, 3.0])
+    acc = minigan.zeros(3)
+    for call in (lambda: acc.add_(w), lambda: acc.copy_(w * 5), lambda: acc.mul_(w)):
+        with pytest.raises(RuntimeError, match="an operand requires grad but the tensor "
+                                               "written into does not"):
+            call()
+    np.testing.assert_array_equal(acc.numpy(), [0.0, 0.0, 0.0])
+    with minigan.no_grad():
+        acc.add_(w)  # no gradient is being recorded: a plain write
+    np.testing.assert_array_equal(acc.numpy(), [1.0, 1.0, 1.0])
+
+
+def test_in_place_integer_writes_narrow_as_torch():
+    u = minigan.tensor(np.array([2], np.uint8))
+    u += minigan.tensor([258])  # int64 into uint8 wraps, as in torch
+    assert u.dtype == np.uint8 and u.numpy().tolist() == [4]
+    b = minigan.tensor([True])
+    with pytest.raises(RuntimeError, match="dtype int64 cannot be written into a tensor of "
+                                           "dtype bool"):
+        b += minigan.tensor([1])

@@ -86,6 +86,18 @@ def _refuse_recorded(a, name: str, method: bool) -> bool:
     return True
 
 
+def _records_other(args, kwargs) -> bool:
+    """Whether an operand other than the target requires grad, with grad mode on: written into
+    the target in place, its gradient would be lost (torch records the target instead)."""
+    from ..autograd import is_grad_enabled
+    if not is_grad_enabled():
+        return False
+    for v in (*args, *kwargs.values()):  # (a loop: this module's any is torch's)
+        if isinstance(v, Tensor) and v.requires_grad:
+            return True
+    return False
+
+
 def _write(a, result, name: str):
     """Write ``result`` (a Tensor or array) into ``a``'s array; ``a`` must keep its shape and
     dtype kind. Graphs that saved ``a`` then refuse to backward through its old values."""
@@ -98,7 +110,10 @@ def _write(a, result, name: str):
     if r.shape != d.shape:
         raise RuntimeError(f"in-place {name}: the result has shape {tuple(r.shape)}, which "
                            f"does not fit the tensor's {tuple(d.shape)}")
-    if not np.can_cast(r.dtype, d.dtype, casting="same_kind"):
+    # torch's rule: integers narrow (and wrap) in place, but a float result is not written
+    # into an integer tensor, nor anything but bools into a bool one
+    if ((r.dtype.kind == "f" and d.dtype.kind != "f")
+            or (d.dtype.kind == "b" and r.dtype.kind != "b")):
         raise RuntimeError(f"in-place {name}: a result of dtype {r.dtype} cannot be "
                            f"written into a tensor of dtype {d.dtype}")
     d[...] = r
@@ -116,7 +131,7 @@ def _in_place(op, name: str):
     from ..autograd import no_grad
 
     def apply(a, b):
-        if _refuse_recorded(a, name, method=False):
+        if _refuse_recorded(a, name, method=False) or _records_other((b,), {}):
             return op(a, b)  # (a recorded op: x's name now holds the new node)
         with no_grad():
             out = op(a, b)
@@ -132,6 +147,10 @@ def _in_place_method(op, name: str):
 
     def method(a, *args, **kwargs):
         _refuse_recorded(a, name, method=True)
+        if _records_other(args, kwargs):
+            raise RuntimeError(f"{name}: an operand requires grad but the tensor written into "
+                               "does not, so the gradient would be lost; use the out-of-place "
+                               "form, e.g. acc = acc.add(x), which records it")
         with no_grad():
             out = op(a, *args, **kwargs)
         return _write(a, out, name)

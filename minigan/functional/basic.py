@@ -174,11 +174,21 @@ class Sub(Function):
         return (sum_to(gy, a.shape) if self.needs_input_grad[0] else None), gb
 
 
+def _reads_of_product(f) -> list:
+    """The inputs a product's backward reads: x for y's gradient, y for x's (torch saves only
+    those, so only those are checked for in-place changes since the forward)."""
+    a, b = f.inputs[0], f.inputs[1]
+    need = f.needs_input_grad
+    return ([b] if need[0] else []) + ([a] if need[1] else [])
+
+
 class Mul(Function):
     """y = a * b; ga = gy * b, gb = gy * a."""
 
     def forward(self, a, b):
         return a * b
+
+    reads_inputs = _reads_of_product
 
     def backward(self, gy):
         a, b = self.inputs
@@ -265,6 +275,8 @@ class Pow(Function):
 class Exp(Function):
     """y = exp(x); gx = gy * y."""
 
+    saves_inputs = False  # its backward reads its result (checked by output()), not x
+
     def forward(self, x):
         return backend.get_array_module(x).exp(x)
 
@@ -284,6 +296,8 @@ class Log(Function):
 
 class Sqrt(Function):
     """y = sqrt(x); gx = gy / (2 y)."""
+
+    saves_inputs = False  # its backward reads its result (checked by output()), not x
 
     def forward(self, x):
         return backend.get_array_module(x).sqrt(x)
@@ -417,17 +431,22 @@ def add(input, other, *, alpha=1) -> Tensor:
 def sub(input, other, *, alpha=1) -> Tensor:
     """``input - alpha * other`` (torch.sub)."""
     if alpha.__class__ is not int or alpha != 1:
+        _no_bool_sub(input, other)
         other = _scaled("sub", input, other, alpha)
+    y = _with_const(input, other, lambda c: AddConst(-c), RSubConst)  # (never a bool operand)
+    if y is not None:
+        return y
+    _no_bool_sub(input, other)
+    a, b = _binary(input, other)
+    _broadcast_check("sub", a.shape, b.shape)
+    return Sub()(a, b)
+
+
+def _no_bool_sub(input, other) -> None:
     if any((v.data.dtype == np.bool_) if isinstance(v, Tensor) else isinstance(v, (bool, np.bool_))
            for v in (input, other)):
         raise TypeError("sub: subtraction with a bool operand is not supported (torch refuses "
                         "it too); use ~ or logical_xor")
-    y = _with_const(input, other, lambda c: AddConst(-c), RSubConst)
-    if y is not None:
-        return y
-    a, b = _binary(input, other)
-    _broadcast_check("sub", a.shape, b.shape)
-    return Sub()(a, b)
 
 
 def mul(input, other) -> Tensor:
@@ -445,12 +464,13 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
     Python's //) and keeps the operands' promoted dtype, with a zero gradient as in torch."""
     if rounding_mode is not None:
         return _rounded_div(input, other, rounding_mode)
-    # an integer tensor and a number: both in floating point first (the number is not
-    # squeezed into the integer dtype, where 256 would wrap to 0 in uint8)
-    if _is_number(other) and isinstance(input, Tensor) and input.data.dtype.kind != "f":
-        input = _floating(input)
-    elif _is_number(input) and isinstance(other, Tensor) and other.data.dtype.kind != "f":
-        other = _floating(other)
+    if ((isinstance(input, Tensor) and input.data.dtype.kind != "f")
+            or (isinstance(other, Tensor) and other.data.dtype.kind != "f")):
+        # integer operands go to floating point each from its own dtype, before any promotion
+        # (squeezed into the other's integer dtype first, 1000 would wrap in int8)
+        if result_type(input, other).kind != "f":
+            input = _floating(input) if isinstance(input, Tensor) else input
+            other = _floating(other) if isinstance(other, Tensor) else other
     y = _with_const(input, other, DivConst, None)
     if y is not None:
         return y
@@ -609,6 +629,9 @@ def pow(input, exponent) -> Tensor:  # noqa: A001 - PyTorch's name
                     raise ValueError("pow: integers to negative integer powers are not allowed "
                                      "(make the base floating point, e.g. x.double() ** -1)")
                 dt = result_type(x, exponent)
+                if dt.kind in "iu" and not np.iinfo(dt).min <= exponent <= np.iinfo(dt).max:
+                    raise ValueError(f"pow: the exponent {exponent} does not fit the tensor's "
+                                     f"dtype {dt} (torch refuses it too)")
                 if dt == np.bool_:  # bool ** bool stays bool, as torch's
                     return clone(x) if exponent else Tensor(
                         backend.get_array_module(x.data).ones_like(x.data))
@@ -1015,10 +1038,12 @@ def _clamp_tensor(x: Tensor, lo, hi) -> Tensor:
         if v is not None:
             backend.check_same_device(x.data, v.data, what="clamp")
     y = x
-    if lo is not None:
-        y = where(y.data < lo.data, lo, y)
+    xp = backend.get_array_module(x.data)
+    nan = (lambda b: xp.isnan(b.data)) if dt.kind == "f" else (lambda b: False)
+    if lo is not None:  # a NaN bound gives NaN, as torch's
+        y = where((y.data < lo.data) | nan(lo), lo, y)
     if hi is not None:
-        y = where(y.data > hi.data, hi, y)
+        y = where((y.data > hi.data) | nan(hi), hi, y)
     return y
 
 
@@ -1495,6 +1520,8 @@ def _swap_last(x: Tensor) -> Tensor:
 class MatMul(Function):
     """y = a @ b (2-D or batched); ga = gy @ b^T, gb = a^T @ gy (summed over broadcast batches)."""
 
+    reads_inputs = _reads_of_product
+
     def forward(self, a, b):
         return _gemm(a, b)
 
@@ -1532,6 +1559,8 @@ def matmul(input, other) -> Tensor:
 
 class Linear(Function):
     """y = x W^T + b for 2-D x; gx = gy W, gW = gy^T x, gb = sum of gy over the batch."""
+
+    reads_inputs = _reads_of_product  # (Linear: its bias is never read)
 
     def forward(self, x, w, b=None):
         if type(self) is Linear and _KG.one_output_applies(x, w, b):

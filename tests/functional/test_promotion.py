@@ -274,3 +274,17 @@ def test_more_refusals_torch_makes():
     empty = minigan.tensor(np.zeros(0, np.int64))
     assert (empty // 0).shape == (0,) and (empty % 0).shape == (0,)  # nothing to divide
     assert minigan.square(minigan.tensor([True])).dtype == np.int64
+
+
+def test_review_cases_match_torch():
+    x = minigan.tensor(np.array([10, -20], np.int8))
+    np.testing.assert_allclose((x / minigan.tensor(np.array(200, np.uint8))).numpy(),
+                               [0.05, -0.1], rtol=1e-6)  # no wrap of 200 into int8
+    np.testing.assert_allclose((x / minigan.tensor(1000)).numpy(), [0.01, -0.02], rtol=1e-6)
+    with pytest.raises(ValueError, match="the exponent 256 does not fit the tensor's dtype "
+                                         "uint8"):
+        minigan.tensor(np.array([2, 3], np.uint8)) ** 256
+    out = minigan.clamp(minigan.tensor([0.5, 2.0]), min=minigan.tensor([np.nan, 0.0]))
+    np.testing.assert_array_equal(out.numpy(), [np.nan, 2.0])  # a NaN bound gives NaN
+    with pytest.raises(TypeError, match="subtraction with a bool operand"):
+        minigan.sub(minigan.tensor([1]), minigan.tensor([True]), alpha=3)
