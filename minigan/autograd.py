@@ -600,11 +600,13 @@ _mutations = [0]
 
 
 # The same count per memory block: the array that owns the memory a tensor's array views (its
-# ``.base`` chain's end), keyed by id, with a weak reference to tell a reused id apart. A change
-# through one view (``w[0].mul_(2)``, an optimizer step on a parameter whose transpose a
-# function saved) is then seen by functions that saved another view of the same memory, as
-# PyTorch's version counter, shared by a tensor's views, sees it.
-_block_stamps: dict = {}  # id(owner array) -> [weakref to it, count]
+# ``.base`` chain's end), keyed by id. A change through one view (``w[0].mul_(2)``, an
+# optimizer step on a parameter whose transpose a function saved) is then seen by functions
+# that saved another view of the same memory, as PyTorch's version counter, shared by a
+# tensor's views, sees it. An entry is removed when its array is freed (a weak reference's
+# callback), so an id in the table is always the array it was recorded for.
+_block_stamps: dict = {}  # id(owner array) -> count
+_block_refs: dict = {}  # id(owner array) -> the weak reference that removes both entries
 
 
 def _owner(a):
@@ -615,6 +617,13 @@ def _owner(a):
     return a
 
 
+def _forget_block(key):
+    def forget(_ref):
+        _block_stamps.pop(key, None)
+        _block_refs.pop(key, None)
+    return forget
+
+
 def mark_modified(*tensors) -> None:
     """Say that these tensors' arrays were just changed in place. A backward through a function
     recorded before the change, that needs those values (or other views of the same memory),
@@ -622,29 +631,28 @@ def mark_modified(*tensors) -> None:
     (PyTorch's version counter does the same)."""
     _mutations[0] += 1
     n = _mutations[0]
+    stamps = _block_stamps
     for t in tensors:
         t._modified_at = n
-        owner = _owner(t.data)
-        entry = _block_stamps.get(id(owner))
-        if entry is not None and entry[0]() is owner:
-            entry[1] = n
-        else:
-            if len(_block_stamps) >= 4096:  # forget the blocks that have been freed
-                for k in [k for k, (ref, _) in _block_stamps.items() if ref() is None]:
-                    del _block_stamps[k]
-            try:
-                _block_stamps[id(owner)] = [weakref.ref(owner), n]
-            except TypeError:  # an array type without weak references: its tensor's count only
-                pass
+        d = t.data
+        owner = d if d.base is None else _owner(d)
+        key = id(owner)
+        if key in stamps:  # (a parameter: every step after its first)
+            stamps[key] = n
+            continue
+        try:
+            _block_refs[key] = weakref.ref(owner, _forget_block(key))
+        except TypeError:  # an array type without weak references: its tensor's count only
+            continue
+        stamps[key] = n
 
 
 def _changed_since(t, stamp: int) -> bool:
     """Whether ``t``'s values, or the memory its array views, changed after count ``stamp``."""
     if t._modified_at > stamp:
         return True
-    owner = _owner(t.data)
-    entry = _block_stamps.get(id(owner))
-    return entry is not None and entry[1] > stamp and entry[0]() is owner
+    d = t.data
+    return _block_stamps.get(id(d if d.base is None else _owner(d)), 0) > stamp
 
 
 def _store_grad(x: Tensor, g: Tensor, create_graph: bool, stored: set) -> None:

@@ -151,13 +151,15 @@ def _ew(in_params, out_params, operation, name, preamble=""):
 # The negative side of a LeakyReLU in CUDA: v * s, but 0 when s is 0 (ReLU), where -inf * 0
 # would be NaN
 _NEGATIVE_PART = "(s == (T)0 ? (T)0 : {v} * s)"
+_LEAKY_FWD = "y = x < (T)0 ? " + _NEGATIVE_PART.format(v="x") + " : x"
+_LEAKY_INPLACE = "y = y < (T)0 ? " + _NEGATIVE_PART.format(v="y") + " : y"
+_BIAS_LEAKY_INPLACE = "const T v = y + b; y = v < (T)0 ? " + _NEGATIVE_PART.format(v="v") + " : v"
 
 
 def leaky_relu_forward(x, negative_slope: float):
     """y = x if x >= 0 else s*x (NaN propagates; a slope of 0 gives 0 for -inf, not 0*inf)."""
     if backend.is_cupy_array(x):
-        k = _ew("T x, T s", "T y", "y = x < (T)0 ? " + _NEGATIVE_PART.format(v="x") + " : x",
-                "minigan_leaky_relu_fwd")
+        k = _ew("T x, T s", "T y", _LEAKY_FWD, "minigan_leaky_relu_fwd")
         return k(x, _scalar(x, negative_slope), *out_like(x))
     if negative_slope == 0.0:
         return _array(np.maximum(x, x.dtype.type(0)))
@@ -174,11 +176,9 @@ def leaky_relu_inplace(y, negative_slope: float, bias=None):
     s = _scalar(y, negative_slope)
     if backend.is_cupy_array(y):
         if bias is None:
-            _ew("T s", "T y", "y = y < (T)0 ? " + _NEGATIVE_PART.format(v="y") + " : y",
-                "minigan_leaky_relu_inplace")(s, y)
+            _ew("T s", "T y", _LEAKY_INPLACE, "minigan_leaky_relu_inplace")(s, y)
         else:
-            _ew("T b, T s", "T y", "const T v = y + b; y = v < (T)0 ? "
-                + _NEGATIVE_PART.format(v="v") + " : v", "minigan_bias_leaky_relu_inplace")(
+            _ew("T b, T s", "T y", _BIAS_LEAKY_INPLACE, "minigan_bias_leaky_relu_inplace")(
                 bias, s, y)
         return y
     if bias is not None:
