@@ -254,6 +254,28 @@ class ConvTranspose2d(Module):
         return s + ("" if self.bias is not None else ", bias=False")
 
 
+def register_running_stats(module, num_features: int, track: bool, device, dtype) -> None:
+    """The buffers ``running_mean`` (zeros), ``running_var`` (ones) and ``num_batches_tracked``
+    (0-d int64) of a normalization layer, as torch's; all None when ``track`` is off."""
+    if track:
+        xp = backend.xp_for(device or "cpu")
+        dt = np.dtype(dtype or np.float32)
+        module.register_buffer("running_mean", xp.zeros(num_features, dtype=dt))
+        module.register_buffer("running_var", xp.ones(num_features, dtype=dt))
+        module.register_buffer("num_batches_tracked", xp.zeros((), dtype=np.int64))
+    else:
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            module.register_buffer(name, None)
+
+
+def reset_running_stats(module) -> None:
+    """Running mean 0, running variance 1 and the batch count 0, in place (when tracked)."""
+    if module.track_running_stats:
+        module.running_mean[...] = 0
+        module.running_var[...] = 1
+        module.num_batches_tracked[...] = 0
+
+
 class _BatchNorm(Module):
     """Batch normalisation over axis 1, with PyTorch's arguments and buffers.
 
@@ -281,22 +303,12 @@ class _BatchNorm(Module):
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", xp.zeros(num_features, dtype=dt))
-            self.register_buffer("running_var", xp.ones(num_features, dtype=dt))
-            self.register_buffer("num_batches_tracked", xp.zeros((), dtype=np.int64))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        register_running_stats(self, num_features, track_running_stats, device, dtype)
         self.reset_parameters()
 
     def reset_running_stats(self) -> None:
         """Running mean 0, running variance 1 and the batch count 0, in place."""
-        if self.track_running_stats:
-            self.running_mean[...] = 0
-            self.running_var[...] = 1
-            self.num_batches_tracked[...] = 0
+        reset_running_stats(self)
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()

@@ -9,11 +9,10 @@ import warnings
 
 import numpy as np
 
-from .. import backend
 from ..autograd import as_tensor
 from ..functional import normalization as FN
 from . import init
-from .layers import _param
+from .layers import _param, register_running_stats, reset_running_stats
 from .module import Module
 
 
@@ -108,24 +107,12 @@ class _InstanceNorm(Module):
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         _affine_parameters(self, (num_features,), affine, bias, device, dtype)
-        if track_running_stats:
-            xp = backend.xp_for(device or "cpu")
-            dt = np.dtype(dtype or np.float32)
-            self.register_buffer("running_mean", xp.zeros(num_features, dtype=dt))
-            self.register_buffer("running_var", xp.ones(num_features, dtype=dt))
-            self.register_buffer("num_batches_tracked", xp.zeros((), dtype=np.int64))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        register_running_stats(self, num_features, track_running_stats, device, dtype)
         self.reset_parameters()
 
     def reset_running_stats(self) -> None:
         """Running mean 0, running variance 1 and the batch count 0, in place."""
-        if self.track_running_stats:
-            self.running_mean[...] = 0
-            self.running_var[...] = 1
-            self.num_batches_tracked[...] = 0
+        reset_running_stats(self)
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
