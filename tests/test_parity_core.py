@@ -277,13 +277,18 @@ def test_factories_name_bad_arguments(call, match):
     lambda m: minigan.optim.Adam(m.parameters()).step(),
 ], ids=["nn.init", "load_state_dict", "adam_step"])
 def test_every_in_place_writer_of_parameters_marks_them_changed(change):
+    """The input requires grad, so its gradient reads the weight's old values: a change is an
+    error. Where the input needs no gradient the weight is never read, and the backward runs,
+    as torch's does (it saves the weight only for the input's gradient)."""
     m = minigan.nn.Linear(2, 1).double()
-    y = F.sum(m(Tensor(np.ones((1, 2)))))
+    y = F.sum(m(Tensor(np.ones((1, 2)), requires_grad=True)))
+    z = F.sum(m(Tensor(np.ones((1, 2)))))
     for p in m.parameters():
         p.grad = Tensor(np.ones(p.shape))
     change(m)
     with pytest.raises(RuntimeError, match=r"shape \(1, 2\) that Linear's backward needs"):
         y.backward()
+    z.backward()
 
 
 def test_init_of_a_raw_array_or_reading_fans_marks_nothing():
