@@ -22,7 +22,7 @@ from ..autograd import ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
 from ..kernels.gemm import matmul as _gemm
 from . import basic as B
-from .basic import Linear, _floating, _linear, mul, where
+from .basic import Linear, _float_input, _floating, _linear, mul, where
 from .pointwise import _TWO_OVER_ROOT_PI, erf
 
 
@@ -257,16 +257,6 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
 
-
-
-def _float_input(fn: str, input) -> Tensor:
-    """``input`` as a tensor, which must be floating (torch refuses integer and bool tensors
-    for these activations)."""
-    x = as_tensor(input)
-    if x.dtype.kind != "f":
-        raise TypeError(f"{fn}: expected a floating-point input, got dtype {x.dtype} (torch "
-                        "refuses integer and bool tensors too)")
-    return x
 
 
 def _numeric_input(fn: str, input) -> Tensor:

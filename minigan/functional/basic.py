@@ -76,6 +76,23 @@ def _floating(x: Tensor) -> Tensor:
     return x if x.data.dtype.kind == "f" else AsType(DEFAULT_FLOAT)(x)
 
 
+def _float_input(fn: str, input) -> Tensor:
+    """``input`` as a tensor, which must be floating (torch refuses integer and bool tensors
+    for these ops)."""
+    x = as_tensor(input)
+    if x.dtype.kind != "f":
+        raise TypeError(f"{fn}: expected a floating-point input, got dtype {x.dtype} (torch "
+                        "refuses integer and bool tensors too)")
+    return x
+
+
+def _int(fn: str, name: str, v) -> int:
+    """An int argument (a NumPy one too; not a bool or a float), refused by name otherwise."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{fn}: {name} must be an int, got {v!r}")
+    return int(v)
+
+
 # ----------------------------------------------------------------------------- broadcasting
 
 class BroadcastTo(Function):

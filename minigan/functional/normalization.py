@@ -17,6 +17,8 @@ import numpy as np
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor
 from . import basic as B
+from .basic import _float_input, _int
+from .shape import _fresh
 from .pointwise import norm as _vector_norm
 from .promotion import result_type
 
@@ -24,27 +26,6 @@ __all__ = [
     "cosine_similarity", "group_norm", "instance_norm", "layer_norm", "normalize", "pad",
     "pairwise_distance", "pixel_shuffle", "pixel_unshuffle",
 ]
-
-
-def _fresh(y: Tensor, x: Tensor) -> Tensor:
-    """``y``, or a copy where it is x or a view of x's memory (an op that moved nothing: torch
-    returns a new tensor, which an in-place change must not carry back to x)."""
-    if y is x or backend.get_array_module(y.data).may_share_memory(y.data, x.data):
-        return B.clone(y)
-    return y
-
-
-def _float_input(fn: str, input) -> Tensor:
-    x = as_tensor(input)
-    if x.dtype.kind != "f":
-        raise TypeError(f"{fn}: expected a floating-point input, got dtype {x.dtype}")
-    return x
-
-
-def _int(fn: str, name: str, v) -> int:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{fn}: {name} must be an int, got {v!r}")
-    return int(v)
 
 
 def _affine(fn: str, name: str, p, x: Tensor, shape: tuple, what: str):

@@ -75,12 +75,9 @@ def _floating(fn: str, x) -> Tensor:
     """``x`` as a tensor; integers and bools become float32, as torch's float-valued math
     reads them (they carry no gradient, so the cast needs no graph)."""
     x = as_tensor(x)
-    kind = x.dtype.kind
-    if kind == "f":
-        return x
-    if kind in "biu":
-        return Tensor(x.data.astype(np.float32))
-    raise TypeError(f"{fn}: expected a tensor of numbers, got dtype {x.dtype}")
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{fn}: expected a tensor of numbers, got dtype {x.dtype}")
+    return _to_float(x)
 
 
 # ----------------------------------------------------------------------------- unary math

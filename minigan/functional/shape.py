@@ -23,6 +23,7 @@ from .basic import (
     GetItem,
     GetItemGrad,
     _dim,
+    _int,
     _norm_axis,
     _shape_str,
     astype,
@@ -54,12 +55,6 @@ def _fresh(y: Tensor, x: Tensor) -> Tensor:
     if y is x or backend.get_array_module(y.data).may_share_memory(y.data, x.data):
         return clone(y)
     return y
-
-
-def _int(fn: str, name: str, v) -> int:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{fn}: {name} must be an int, got {v!r}")
-    return int(v)
 
 
 def _ints(fn: str, name: str, values) -> tuple:

@@ -254,6 +254,27 @@ class ConvTranspose2d(Module):
         return s + ("" if self.bias is not None else ", bias=False")
 
 
+def affine_parameters(module: Module, shape: tuple, affine: bool, bias: bool, device,
+                      dtype) -> None:
+    """``weight`` and ``bias`` of ``shape`` (``bias=False``: no bias), or both None."""
+    if affine:
+        module.weight = _param(shape, device, dtype)
+        if bias:
+            module.bias = _param(shape, device, dtype)
+        else:
+            module.register_parameter("bias", None)
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
+def reset_affine(module: Module) -> None:
+    if module.weight is not None:
+        init.ones_(module.weight)
+    if module.bias is not None:
+        init.zeros_(module.bias)
+
+
 def register_running_stats(module, num_features: int, track: bool, device, dtype) -> None:
     """The buffers ``running_mean`` (zeros), ``running_var`` (ones) and ``num_batches_tracked``
     (0-d int64) of a normalization layer, as torch's; all None when ``track`` is off."""
@@ -292,17 +313,7 @@ class _BatchNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        xp = backend.xp_for(device or "cpu")
-        dt = np.dtype(dtype or np.float32)
-        if affine:
-            self.weight = Parameter(xp.empty(num_features, dtype=dt))
-            if bias:
-                self.bias = Parameter(xp.empty(num_features, dtype=dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        affine_parameters(self, (num_features,), affine, bias, device, dtype)
         register_running_stats(self, num_features, track_running_stats, device, dtype)
         self.reset_parameters()
 
@@ -312,10 +323,7 @@ class _BatchNorm(Module):
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        reset_affine(self)
 
     def forward(self, input):
         return self._forward(input, None)

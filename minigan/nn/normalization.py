@@ -11,30 +11,9 @@ import numpy as np
 
 from ..autograd import as_tensor
 from ..functional import normalization as FN
-from . import init
-from .layers import _param, register_running_stats, reset_running_stats
+from .layers import (affine_parameters, register_running_stats, reset_affine,
+                     reset_running_stats)
 from .module import Module
-
-
-def _affine_parameters(module: Module, shape: tuple, affine: bool, bias: bool, device,
-                       dtype) -> None:
-    """``weight`` and ``bias`` of ``shape`` (``bias=False``: no bias), or both None."""
-    if affine:
-        module.weight = _param(shape, device, dtype)
-        if bias:
-            module.bias = _param(shape, device, dtype)
-        else:
-            module.register_parameter("bias", None)
-    else:
-        module.register_parameter("weight", None)
-        module.register_parameter("bias", None)
-
-
-def _reset_affine(module: Module) -> None:
-    if module.weight is not None:
-        init.ones_(module.weight)
-    if module.bias is not None:
-        init.zeros_(module.bias)
 
 
 class LayerNorm(Module):
@@ -49,11 +28,11 @@ class LayerNorm(Module):
             normalized_shape = (normalized_shape,)
         self.normalized_shape = tuple(int(s) for s in normalized_shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        _affine_parameters(self, self.normalized_shape, elementwise_affine, bias, device, dtype)
+        affine_parameters(self, self.normalized_shape, elementwise_affine, bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        _reset_affine(self)
+        reset_affine(self)
 
     def forward(self, input):
         return FN.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -75,11 +54,11 @@ class GroupNorm(Module):
                              f"({num_groups})")
         self.num_groups, self.num_channels = num_groups, num_channels
         self.eps, self.affine = eps, affine
-        _affine_parameters(self, (num_channels,), affine, bias, device, dtype)
+        affine_parameters(self, (num_channels,), affine, bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        _reset_affine(self)
+        reset_affine(self)
 
     def forward(self, input):
         return FN.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
@@ -106,7 +85,7 @@ class _InstanceNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        _affine_parameters(self, (num_features,), affine, bias, device, dtype)
+        affine_parameters(self, (num_features,), affine, bias, device, dtype)
         register_running_stats(self, num_features, track_running_stats, device, dtype)
         self.reset_parameters()
 
@@ -116,7 +95,7 @@ class _InstanceNorm(Module):
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
-        _reset_affine(self)
+        reset_affine(self)
 
     def forward(self, input):
         input = as_tensor(input)
