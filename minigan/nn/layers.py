@@ -297,19 +297,14 @@ def reset_running_stats(module) -> None:
         module.num_batches_tracked[...] = 0
 
 
-class _BatchNorm(Module):
-    """Batch normalisation over axis 1, with PyTorch's arguments and buffers.
-
-    ``momentum=None`` keeps a cumulative average: batch k moves the running statistics by 1/k,
-    where k is the ``num_batches_tracked`` buffer. The factor 1/k is computed from the buffer on
-    the buffer's device, so there is no device-to-host read per step and any change of the
-    buffer (``load_state_dict``, ``reset_running_stats()``, an in-place edit) is honoured.
-    """
+class NormBase(Module):
+    """What batch and instance norm share (torch's ``_NormBase``): the per-channel ``weight``
+    and ``bias`` when ``affine``, the running-statistics buffers when ``track_running_stats``,
+    and their resets."""
     _expected_dims: tuple = ()
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None,
-                 *, bias: bool = True):
+    def __init__(self, num_features: int, eps: float, momentum: float | None, affine: bool,
+                 track_running_stats: bool, device, dtype, bias: bool):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
@@ -324,6 +319,22 @@ class _BatchNorm(Module):
     def reset_parameters(self) -> None:
         self.reset_running_stats()
         reset_affine(self)
+
+
+class _BatchNorm(NormBase):
+    """Batch normalisation over axis 1, with PyTorch's arguments and buffers.
+
+    ``momentum=None`` keeps a cumulative average: batch k moves the running statistics by 1/k,
+    where k is the ``num_batches_tracked`` buffer. The factor 1/k is computed from the buffer on
+    the buffer's device, so there is no device-to-host read per step and any change of the
+    buffer (``load_state_dict``, ``reset_running_stats()``, an in-place edit) is honoured.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None,
+                 *, bias: bool = True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
+                         dtype, bias)
 
     def forward(self, input):
         return self._forward(input, None)

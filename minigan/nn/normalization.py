@@ -11,8 +11,7 @@ import numpy as np
 
 from ..autograd import as_tensor
 from ..functional import normalization as FN
-from .layers import (affine_parameters, register_running_stats, reset_affine,
-                     reset_running_stats)
+from .layers import NormBase, affine_parameters, reset_affine
 from .module import Module
 
 
@@ -68,7 +67,7 @@ class GroupNorm(Module):
                 f"bias={self.bias is not None}")
 
 
-class _InstanceNorm(Module):
+class _InstanceNorm(NormBase):
     """Instance normalisation over axis 1 with torch's arguments, parameters and buffers.
 
     Instance statistics normalise in training, and always when ``track_running_stats`` is
@@ -77,25 +76,12 @@ class _InstanceNorm(Module):
     for state-dict compatibility; like torch's, it is not advanced. An unbatched input (one
     dim fewer) is normalised as a batch of one.
     """
-    _expected_dims: tuple = ()
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = False, track_running_stats: bool = False, device=None,
                  dtype=None, *, bias: bool = True):
-        super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        affine_parameters(self, (num_features,), affine, bias, device, dtype)
-        register_running_stats(self, num_features, track_running_stats, device, dtype)
-        self.reset_parameters()
-
-    def reset_running_stats(self) -> None:
-        """Running mean 0, running variance 1 and the batch count 0, in place."""
-        reset_running_stats(self)
-
-    def reset_parameters(self) -> None:
-        self.reset_running_stats()
-        reset_affine(self)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
+                         dtype, bias)
 
     def forward(self, input):
         input = as_tensor(input)
