@@ -40,6 +40,7 @@ from .basic import (
     where,
 )
 from .basic import _floating as _to_float
+from .promotion import result_type
 
 __all__ = [
     "erf", "erfc", "erfinv",
@@ -412,6 +413,12 @@ def _operands(fn: str, a, b, floating: bool = False):
     tensor's device. Casting a tensor that needs a gradient is recorded (``astype``)."""
     _check_operand(fn, a)
     _check_operand(fn, b)
+    if floating and result_type(a, b).kind != "f":
+        # integer and bool tensors go to float32 each from its own dtype, as torch computes
+        # them, not through their common integer dtype first (where a 0-d int64 300 would
+        # wrap to 44 beside a uint8 tensor)
+        a = _to_float(a) if isinstance(a, Tensor) else a
+        b = _to_float(b) if isinstance(b, Tensor) else b
     a, b = _binary(a, b)
     if floating and a.dtype.kind != "f":
         a, b = _to_float(a), _to_float(b)
@@ -663,6 +670,16 @@ def _cumprod_grad_array(x, y, gy, axis: int):
         return xp.where(zero_before, zero, before * a)
 
 
+def _accumulate(scan, x, axis: int):
+    """A running sum or product in x's own dtype, as torch's: float16 accumulates in float32
+    (torch's CPU kernels carry a float32 running value, rounded once per output; float16 steps
+    would drift: 2000 times 0.1 gives 230, not 200), and integers in their dtype (NumPy would
+    widen int8 to int64), wrapping as torch's do when ``dtype=`` asks for a small type."""
+    acc = np.float32 if x.dtype == np.float16 else x.dtype
+    with np.errstate(over="ignore"):  # (beyond float16's range is inf, quietly, as in torch)
+        return scan(x, axis=axis, dtype=acc).astype(x.dtype, copy=False)
+
+
 class Cumsum(Function):
     """y_i = x_0 + ... + x_i along ``axis``; gx_i = gy_i + ... + gy_{n-1} (a reversed
     cumsum)."""
@@ -673,7 +690,7 @@ class Cumsum(Function):
         self.axis = axis
 
     def forward(self, x):
-        return backend.get_array_module(x).cumsum(x, axis=self.axis)
+        return _accumulate(backend.get_array_module(x).cumsum, x, self.axis)
 
     def backward(self, gy):
         a = self.axis
@@ -691,7 +708,7 @@ class Cumprod(Function):
         self.axis = axis
 
     def forward(self, x):
-        return backend.get_array_module(x).cumprod(x, axis=self.axis)
+        return _accumulate(backend.get_array_module(x).cumprod, x, self.axis)
 
     def backward(self, gy):
         a = self.axis
@@ -723,6 +740,9 @@ class LogCumSumExp(Function):
         self.axis = axis
 
     def forward(self, x):
+        if x.dtype == np.float16:  # a float32 running value, as torch's kernel
+            with np.errstate(over="ignore"):
+                return _logcumsumexp_array(x.astype(np.float32), self.axis).astype(np.float16)
         return _logcumsumexp_array(x, self.axis)
 
     def backward(self, gy):
@@ -748,15 +768,29 @@ def _cast(fn: str, x: Tensor, dtype) -> Tensor:
     return astype(x, dt)
 
 
+def _integers_as(fn: str, x: Tensor, dtype, bool_ok: bool) -> Tensor:
+    """An integer or bool ``x`` in the dtype it accumulates in, as torch's: int64 when no
+    ``dtype`` was given, else the dtype asked for (torch keeps it: int8 wraps), which must not
+    be bool for a sum (torch has no bool kernel for cumsum and cumprod)."""
+    if _is_float(x):
+        return x
+    if dtype is None:
+        return Tensor(x.data.astype(np.int64))
+    if x.dtype == np.bool_ and not bool_ok and x.ndim and x.size:
+        # (a 0-d or empty tensor comes back as it is, as torch's, which runs no kernel there)
+        raise TypeError(f"{fn}: dtype=bool is not supported (torch refuses it too)")
+    return x
+
+
 def _along(fn: str, input, dim, dtype, make) -> Tensor:
-    """A cumulative op along ``dim``; integer and bool tensors are summed or multiplied in int64,
-    as torch does. A 0-d tensor is its own cumulative result (dim 0 or -1)."""
+    """A cumulative op along ``dim``; integer and bool tensors are summed or multiplied in int64
+    (or in ``dtype``), as torch does. A 0-d tensor is its own cumulative result (dim 0 or
+    -1)."""
     x = _cast(fn, as_tensor(input), dtype)
     if dim is None:
         raise TypeError(f"{fn}: dim is required (the dimension to accumulate along)")
     d = _dim(fn, dim, x.ndim)
-    if not _is_float(x):
-        x = Tensor(x.data.astype(np.int64))
+    x = _integers_as(fn, x, dtype, bool_ok=False)
     if x.ndim == 0:
         return reshape(make(0)(reshape(x, (1,))), ())
     return make(d)(x)
@@ -800,7 +834,10 @@ class Prod(Function):
         self.axis, self.keepdims, self.whole = axis, keepdims, whole
 
     def forward(self, x):
-        return backend.get_array_module(x).prod(x, axis=self.axis, keepdims=self.keepdims)
+        # integers (and bools) in their own dtype, as torch's: NumPy would widen int8 to int64
+        dt = None if x.dtype.kind == "f" else x.dtype
+        return backend.get_array_module(x).prod(x, axis=self.axis, keepdims=self.keepdims,
+                                                dtype=dt)
 
     def backward(self, gy):
         a, x = self.axis, self.inputs[0]
@@ -819,11 +856,11 @@ class Prod(Function):
 
 def prod(input, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """Product of all entries, or along the one int ``dim`` (``torch.prod``); integers and
-    bools multiply in int64, ``dtype`` casts the input first. The gradient is exact where the
-    input holds zeros (see ``Prod``)."""
+    bools multiply in int64, ``dtype`` casts the input first (and is the result's dtype, an
+    integer or bool one too). The gradient is exact where the input holds zeros (see
+    ``Prod``)."""
     x = _cast("prod", as_tensor(input), dtype)
-    if not _is_float(x):
-        x = Tensor(x.data.astype(np.int64))
+    x = _integers_as("prod", x, dtype, bool_ok=True)
     if dim is None:
         out = Prod(0, False, whole=True)(reshape(x, (-1,)))
         return reshape(out, (1,) * x.ndim) if keepdim else out
