@@ -173,6 +173,8 @@ def narrow(input, dim: int, start: int, length: int) -> Tensor:
     _at_least_1d("narrow", x)
     d = _dim("narrow", dim, x.ndim)
     n = x.shape[d]
+    if isinstance(start, Tensor) and start.ndim == 0 and start.dtype.kind in "iu":
+        start = int(start.item())  # (torch takes a 0-d integer tensor too)
     start = _int("narrow", "start", start)
     length = _int("narrow", "length", length)
     if not -n <= start <= n:
@@ -1164,8 +1166,11 @@ def _missing(method: str, what: str):
 
 
 def _contiguous(self, memory_format=None) -> Tensor:
-    """The tensor itself: minigan's ops accept any memory layout."""
-    return self
+    """The tensor itself where it is C-contiguous, else a C-contiguous copy, as torch's (a new
+    tensor: an in-place change of it does not reach the tensor it was made from)."""
+    if self.data.flags.c_contiguous:
+        return self
+    return clone(self)  # (an array's copy() is C-ordered)
 
 
 TENSOR_METHODS = {
