@@ -218,7 +218,14 @@ class Softplus(Function):
 
     def backward(self, gy):
         x = self.inputs[0]
-        g = gy * sigmoid(x * self.beta if self.beta != 1.0 else x)
+        s = sigmoid(x * self.beta if self.beta != 1.0 else x)
+        if is_grad_enabled():  # a graph is being built: torch's second derivative is 0 at
+            # b*x = threshold (its double backward masks b*x < threshold; the forward and the
+            # first derivative take the curve there), so the sigmoid is a constant there
+            edge = x.data * self.beta == self.threshold
+            if backend.is_cupy_array(edge) or edge.any():
+                s = where(edge, Tensor(s.data), s)
+        g = gy * s
         linear = x.data * self.beta > self.threshold  # where the forward is x itself
         # the mask is only looked at on the CPU: on the GPU that would be a sync per backward
         if backend.is_cupy_array(linear) or linear.any():

@@ -90,9 +90,38 @@ def _clamped_log(v: Tensor, floor: float = -100.0) -> Tensor:
 _BCE_EPS = float(np.float32(1e-12))  # PyTorch clamps x (1 - x) at a float constant 1e-12
 
 
+class BCEInputGrad(Function):
+    """gx = gy (x - t) / max(x (1 - x), 1e-12), binary_cross_entropy's input gradient (torch's
+    formula), with torch's derivatives: d/dgy = (x - t) / max(x (1 - x), 1e-12), d/dt = -gy /
+    max(x (1 - x), 1e-12) and d/dx = gy (x^2 - 2 x t + t) / ((x + 1e-12)^2 (1 - x + 1e-12)^2),
+    the last finite (and 0 where t = x) at x = 0 and 1, where the clamp's constant would give
+    gy / 1e-12. Composed of differentiable ops, so every higher order is exact."""
+
+    def forward(self, gy, x, t):
+        xp = backend.get_array_module(x)
+        return gy * (x - t) / xp.maximum(x * (1 - x), x.dtype.type(_BCE_EPS))
+
+    def backward(self, ggx):
+        gy, x, t = self.inputs
+        need = self.needs_input_grad
+        d = x * (1.0 - x)
+        d = B.where(d.data > _BCE_EPS, d, _BCE_EPS)
+        g_gy = ggx * (x - t) / d if need[0] else None
+        g_x = None
+        if need[1]:
+            a, b = x + _BCE_DOUBLE_EPS, (1.0 - x) + _BCE_DOUBLE_EPS
+            g_x = ggx * gy * (x * x - x * t * 2.0 + t) / (a * a * (b * b))
+        g_t = B.neg(ggx * gy) / d if need[2] else None
+        return g_gy, g_x, g_t
+
+
+_BCE_DOUBLE_EPS = 1e-12  # torch's binary_cross_entropy_double_backward (a double)
+
+
 class BinaryCrossEntropy(Function):
     """l = -(t log x + (1 - t) log(1 - x)) with each log clamped at -100 (PyTorch's rule);
-    gx = gy (x - t) / max(x (1 - x), 1e-12) (PyTorch's formula), gt = gy (log(1-x) - log x)."""
+    gx = gy (x - t) / max(x (1 - x), 1e-12) (PyTorch's formula, ``BCEInputGrad``, with its
+    derivatives), gt = gy (log(1-x) - log x)."""
 
     def forward(self, x, t):
         xp = backend.get_array_module(x)
@@ -105,9 +134,7 @@ class BinaryCrossEntropy(Function):
         x, t = self.inputs
         gx = gt = None
         if self.needs_input_grad[0]:
-            d = x * (1.0 - x)
-            d = B.where(d.data > _BCE_EPS, d, _BCE_EPS)
-            gx = gy * (x - t) / d
+            gx = BCEInputGrad()(gy, x, t)
         if self.needs_input_grad[1]:
             gt = gy * (_clamped_log(1.0 - x) - _clamped_log(x))
         return gx, gt
@@ -449,12 +476,21 @@ def logsumexp(x, dim=-1, keepdim: bool = False, *, axis=None, keepdims=None) -> 
     dim, keepdim = B._dims("logsumexp", axis, keepdim if keepdims is None else keepdims,
                            None if axis is not None else dim, None)
     axes = B._norm_axis(dim, x.ndim, "logsumexp")
-    xp = backend.get_array_module(x.data)
-    m = xp.max(x.data, axis=axes, keepdims=True) if x.ndim else x.data
-    m = xp.where(xp.isfinite(m), m, 0)
-    y = B.log(B.sum(B.exp(x - Tensor(m)), axes, keepdims=True)) + Tensor(m)
+    y = _logsumexp(x, axes)
     return y if keepdim else B.reshape(y, tuple(s for i, s in enumerate(y.shape)
                                                  if i not in axes))
+
+
+def _logsumexp(x: Tensor, axes: tuple, posinf_nan: bool = False) -> Tensor:
+    """``logsumexp`` over ``axes`` (kept). With ``posinf_nan``, a slice holding +inf gives NaN
+    (not inf): what ``log_softmax`` subtracts, so that the whole slice of its result is NaN,
+    as torch's softmax and log_softmax give (x - max is inf - inf there)."""
+    xp = backend.get_array_module(x.data)
+    m = xp.max(x.data, axis=axes, keepdims=True) if x.ndim else x.data
+    shift = xp.where(xp.isfinite(m), m, 0)
+    if posinf_nan and m.dtype.kind == "f":
+        shift = xp.where(m == np.inf, m.dtype.type(np.nan), shift)
+    return B.log(B.sum(B.exp(x - Tensor(shift)), axes, keepdims=True)) + Tensor(shift)
 
 
 def _softmax_dim(fn: str, x: Tensor, dim, stacklevel: int):
@@ -473,7 +509,8 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
     """``log(softmax(input, dim))``, computed as ``x - logsumexp(x, dim)``. Without ``dim``,
     torch's deprecated implicit choice (see ``softmax``); ``dtype`` casts the input first."""
     x = _cast("log_softmax", as_tensor(input), dtype)
-    return x - logsumexp(x, _softmax_dim("log_softmax", x, dim, _stacklevel), keepdim=True)
+    dim = _softmax_dim("log_softmax", x, dim, _stacklevel)
+    return x - _logsumexp(x, B._norm_axis(dim, x.ndim, "log_softmax"), posinf_nan=True)
 
 
 def softmax(input, dim=None, _stacklevel: int = 3, dtype=None) -> Tensor:
@@ -643,8 +680,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         if w is not None:
             terms = terms * w
         loss = B.neg(B.sum(terms, axis))
-        if reduction == "mean":
-            return B.sum(loss) * (n_classes / max(x.size, 1))
+        if reduction == "mean":  # over the samples (and positions); none: NaN, as torch's
+            return B.sum(loss) * (n_classes / x.size if x.size else np.nan)
         return _reduce(loss, reduction)
     loss, denom, w, valid, axis = _nll("cross_entropy", logp, target, weight, ignore_index,
                                        reduction)
