@@ -191,7 +191,8 @@ class Optimizer:
         if g.__class__ is not d.__class__ and backend.is_cupy_array(g) is not \
                 backend.is_cupy_array(d):
             raise backend.DeviceError(f"{type(self).__name__}: parameter of shape {p.shape} on "
-                                      f"{p.device} has its gradient on {backend.device_of(g)}")
+                                      f"{backend.device_of(d)} has its gradient on "
+                                      f"{backend.device_of(g)}")
         if g.shape != d.shape:  # (NumPy would broadcast a (1,) or a row gradient silently)
             raise ValueError(f"{type(self).__name__}: parameter of shape {p.shape} has a "
                              f"gradient of shape {tuple(g.shape)}; they must match")
@@ -225,7 +226,9 @@ class Optimizer:
 
         Saved parameter ids map to this optimizer's parameters in group order, as in torch.
         Group entries replace this optimizer's; a torch flag at its default is dropped, and any
-        other key this optimizer does not implement is refused. Nothing changes on an error."""
+        other key this optimizer does not implement is refused. Nothing changes on an error.
+        A loaded lr below 0 by rounding only (at most 1e-12 of the group's ``initial_lr``, as
+        torch's ``LinearLR(end_factor=0)`` leaves) is taken as 0."""
         name = f"{type(self).__name__}.load_state_dict"
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
@@ -246,6 +249,11 @@ class Optimizer:
                 if isinstance(value, list) and key != "param_names":
                     value = tuple(value)  # JSON turns betas into a list
                 merged[key] = value
+            lr, initial = merged.get("lr"), merged.get("initial_lr")
+            if isinstance(lr, float) and isinstance(initial, (int, float)) \
+                    and -1e-12 * initial <= lr < 0:
+                # torch's LinearLR(end_factor=0) ends at an lr of -5e-19 or so (rounding): 0
+                merged["lr"] = 0.0
             self._check_group(merged, where)
             new_groups.append(merged)
         new_state = {}

@@ -328,7 +328,8 @@ class ConstantLR(LRScheduler):
 
 class LinearLR(LRScheduler):
     """The factor on initial_lr goes linearly from start_factor (step 0) to end_factor (step
-    total_iters) and stays there."""
+    total_iters) and stays there. One difference from torch: where torch's update rounds an lr
+    to a hair below 0 (end_factor=0), it is 0 here."""
 
     def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5, last_epoch: int = -1):
@@ -347,7 +348,10 @@ class LinearLR(LRScheduler):
         delta = self.end_factor - self.start_factor
         ratio = 1.0 + delta / (self.total_iters * self.start_factor
                                + (self.last_epoch - 1) * delta)
-        return [lr * ratio for lr in self._current_lrs()]
+        # With end_factor=0 the last ratio is 0 up to rounding, and torch's lr can come out as
+        # -5e-19: such an lr is 0 here (every optimizer refuses a negative one, so a state dict
+        # saved with it would not load); any other value is torch's to the last bit
+        return [lr * ratio if lr < 0 or ratio >= 0 else 0.0 for lr in self._current_lrs()]
 
     def _closed_form_lr(self) -> list:
         delta = self.end_factor - self.start_factor
