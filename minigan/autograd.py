@@ -92,12 +92,60 @@ def enable_grad():
     return _SetGradMode(True)
 
 
+class set_grad_enabled(_SetGradMode):  # noqa: N801 - torch's name
+    """``minigan.set_grad_enabled(mode)``: called, it switches recording on or off at once;
+    as a context manager, for the block only (the mode before it comes back at its end)."""
+
+    def __init__(self, mode: bool):
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"set_grad_enabled: expected True or False, got {mode!r}")
+        super().__init__(bool(mode))
+        self.prev = _mode.enabled
+        _mode.enabled = self.enabled
+
+    def __enter__(self):  # (the mode was set when the object was made)
+        return self
+
+    def __call__(self, fn):  # as a decorator: the mode holds in the calls only
+        _mode.enabled = self.prev
+        return _SetGradMode(self.enabled)(fn)
+
+
+def inference_mode(mode: bool = True):
+    """``torch.inference_mode``: here the same as ``no_grad`` (``mode=False`` records as usual);
+    a context manager and a decorator."""
+    if callable(mode):  # @inference_mode without parentheses
+        return _SetGradMode(False)(mode)
+    return _SetGradMode(not mode)
+
+
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 
 # Creation order of recorded functions: ties in the backward queue are broken by it, so that
 # gradients are always accumulated in the same order (float addition is not associative, and
 # breaking ties by memory address made runs differ in the last bit).
 _sequence = itertools.count()
+
+
+class RemovableHandle:
+    """What ``Tensor.register_hook`` and the Module hook registrations return: ``remove()``
+    undoes the registration (also usable as a context manager)."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks: dict):
+        self.hooks = hooks
+        self.id = next(RemovableHandle._ids)
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False
 
 
 class Tensor:
@@ -112,6 +160,10 @@ class Tensor:
     # When ``data`` was last changed in place (see ``mark_modified``); a class default, so a new
     # tensor costs nothing for it
     _modified_at = 0
+    # Gradient hooks (register_hook) by handle id, and whether retain_grad() was called: the
+    # backward looks at _hooks alone (None for nearly every tensor), so retain_grad sets both
+    _hooks = None
+    _retains_grad = False
 
     def __init__(self, data, requires_grad: bool = False):
         if data.__class__ not in _ARRAY_CLASSES:  # (a NumPy or CuPy array: no calls)
@@ -155,8 +207,13 @@ class Tensor:
         return self.data.dtype
 
     @property
-    def device(self) -> str:
-        return backend.device_of(self.data)
+    def device(self) -> backend.Device:
+        """Where the data lives, as ``minigan.device`` (equal to the name "cpu" or "cuda")."""
+        return backend.CUDA if backend.is_cupy_array(self.data) else backend.CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return backend.is_cupy_array(self.data)
 
     @property
     def is_leaf(self) -> bool:
@@ -231,6 +288,38 @@ class Tensor:
 
     def zero_grad(self) -> None:
         self.grad = None
+
+    # ----- gradient hooks
+    def register_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(grad)`` with this tensor's gradient each time a backward computes it;
+        a Tensor it returns replaces the gradient (for the rest of the backward, and for a
+        leaf's .grad), None keeps it. As in PyTorch, a leaf's hooks see the sum of all its
+        gradient's parts, before it is added to .grad."""
+        if not callable(hook):
+            raise TypeError(f"register_hook: expected a callable, got {type(hook).__name__}")
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that does "
+                               "not require grad")
+        if self._hooks is None:
+            self._hooks = {}
+        handle = RemovableHandle(self._hooks)
+        self._hooks[handle.id] = hook
+        return handle
+
+    def retain_grad(self) -> None:
+        """Keep this non-leaf tensor's gradient in ``.grad`` at each ``backward()`` (summed over
+        backwards, as a leaf's is; after its hooks). A no-op on a leaf."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: the tensor does not require grad")
+        if self.creator is None:
+            return
+        self._retains_grad = True
+        if self._hooks is None:
+            self._hooks = {}
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
 
     # ----- differentiation
     def backward(self, gradient=None, retain_graph: bool | None = None,
@@ -802,6 +891,8 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
 
     heap: list = []
     queued = set()
+    hooked: set = set()  # ids of tensors whose hooks have run
+    hooked_leaves: list = []  # leaves with hooks whose gradients wait in grads
 
     def push(f):
         if f is not None and id(f) not in queued and (needed is None or id(f) in needed):
@@ -833,6 +924,8 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                     g = grads.pop(id(o), None)
                 if g is None:
                     continue
+                if o._hooks is not None:
+                    g = _hooked(o, g, grads, target_ids, hooked)
                 gys = [g]
             else:
                 gys = []
@@ -845,6 +938,8 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                         g = grads.get(id(o))
                     else:
                         g = grads.pop(id(o), None)
+                    if g is not None and o._hooks is not None:
+                        g = _hooked(o, g, grads, target_ids, hooked)
                     gys.append(g)
                     if g is not None:
                         some = True
@@ -898,8 +993,11 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                                        f"{gx.shape} for an input of shape {x.shape}")
                 c = x.creator
                 if c is None and target_ids is None:  # a leaf: accumulate into .grad
-                    _store_grad(x, gx, create_graph, stored)
-                    continue
+                    if x._hooks is None:
+                        _store_grad(x, gx, create_graph, stored)
+                        continue
+                    if id(x) not in grads:  # (its hooks see the whole sum: stored at the end)
+                        hooked_leaves.append(x)
                 k = id(x)
                 if k not in grads:
                     grads[k] = gx
@@ -916,9 +1014,44 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
             gxs = gx = None
             if not retain_graph:
                 f.release()
+        for x in hooked_leaves:  # leaves with hooks: their summed gradients, hooked, stored
+            g = _hooked(x, grads.pop(id(x)), grads, target_ids, hooked)
+            _store_grad(x, g, create_graph, stored)
+        if inputs is not None:  # requested gradients whose hooks have not run yet
+            for t in inputs:
+                if t._hooks is not None and id(t) not in hooked and grads.get(id(t)) is not None:
+                    _hooked(t, grads[id(t)], grads, target_ids, hooked)
     if inputs is None:
         return None
     return [grads.get(id(t)) for t in inputs]
+
+
+def _hooked(t: Tensor, g: Tensor, grads: dict, target_ids, hooked: set) -> Tensor:
+    """``t``'s complete gradient ``g`` after t's hooks (a hook's Tensor replaces it). A
+    requested leaf's gradient is updated for the caller (a requested non-leaf's is returned as
+    it was before the hooks, as torch's grad() does), and a retained one is summed into
+    t.grad (by backward() only, as torch)."""
+    hooked.add(id(t))
+    for hook in list(t._hooks.values()):
+        out = hook(g)
+        if out is None:
+            continue
+        if not isinstance(out, Tensor) or out.shape != g.shape:
+            raise RuntimeError(f"a gradient hook of a tensor of shape {t.shape} returned "
+                               f"{type(out).__name__}"
+                               + (f" of shape {out.shape}" if isinstance(out, Tensor) else "")
+                               + "; it must return None or a Tensor of the gradient's shape")
+        backend.check_same_device(g.data, out.data, what="gradient hook")
+        g = out
+    if target_ids is not None and id(t) in target_ids:
+        if t.creator is None:  # (torch's grad() gives a non-leaf's gradient before its hooks)
+            grads[id(t)] = g
+    elif t._retains_grad:
+        if t.grad is None:
+            t.grad = Tensor(g.data.copy()) if not g.requires_grad else g
+        else:
+            t.grad = t.grad + g
+    return g
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
@@ -954,8 +1087,25 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise RuntimeError("grad(): every input must be a Tensor that requires grad")
     result = _run_backward(outputs, gos, inputs, create_graph, retain_graph)
-    for t, g in zip(inputs, result):
+    for i, (t, g) in enumerate(zip(inputs, result)):
         if g is None and not allow_unused:
             raise RuntimeError(f"grad(): an input of shape {t.shape} was not used to compute "
                                "the outputs; pass allow_unused=True to get None for it")
+        if create_graph and g is not None and not g.requires_grad:
+            # a gradient that no recorded op connects to the inputs (that of x.abs().sum(),
+            # sign(x), is piecewise constant): its derivative is 0, as torch gives it, where
+            # differentiating it again would otherwise find no graph
+            with _SetGradMode(True):
+                result[i] = _ZeroDerivative()(g, t)
     return tuple(result)
+
+
+class _ZeroDerivative(Function):
+    """``g`` as a function of ``x`` whose derivative is 0 (see ``grad``)."""
+
+    def forward(self, g, x):
+        return g
+
+    def backward(self, gy):
+        x = self.inputs[1]
+        return None, Tensor(backend.get_array_module(x.data).zeros_like(x.data))

@@ -44,6 +44,79 @@ class DeviceError(RuntimeError):
     """A device was asked for that is not available, or devices were mixed."""
 
 
+class Device(str):
+    """A device name as PyTorch's ``torch.device``: ``Device("cuda")``, ``Device("cuda:0")``,
+    ``Device("cuda", 0)``, ``Device(0)`` (the GPU) or ``Device("cpu")``, with ``.type`` and
+    ``.index``. It is the string "cpu" or "cuda" itself, so it compares equal to those names
+    and goes wherever a device name goes. Making one checks the spelling only, not that a GPU
+    is there (as in PyTorch): moving data to it does that. minigan drives one GPU, so an index
+    other than 0 is refused. (Exported as ``minigan.device``.)"""
+
+    __slots__ = ("index",)
+
+    def __new__(cls, type, index=None):  # noqa: A002 - torch's parameter name
+        if isinstance(type, Device) and index is None:
+            return type
+        if isinstance(type, (int, np.integer)) and not isinstance(type, (bool, np.bool_)):
+            type, index = "cuda", int(type)
+        if not isinstance(type, str):
+            raise TypeError(f"device: expected a device name such as 'cpu' or 'cuda', got "
+                            f"{type!r} ({builtins_type(type).__name__})")
+        name = type.strip()
+        if ":" in name:
+            if index is not None:
+                raise ValueError(f"device: {type!r} already names an index; pass either "
+                                 "'cuda:0' or ('cuda', 0)")
+            name, _, text = name.partition(":")
+            if not text.isdigit():
+                raise ValueError(f"device: invalid device string {type!r}; expected 'cpu', "
+                                 "'cuda' or 'cuda:0'")
+            index = int(text)
+        if name not in DEVICES:
+            raise ValueError(f"device: unknown device type {type!r}; minigan has 'cpu' and "
+                             "'cuda'")
+        if index is not None:
+            if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+                raise TypeError(f"device: the index must be an int, got {index!r}")
+            index = int(index)
+            if index < 0:
+                raise ValueError(f"device: the index must be >= 0, got {index}")
+            if name == "cpu" and index != 0:
+                raise ValueError(f"device: the CPU has index 0 only, got {index}")
+            if name == "cuda" and index != 0:
+                raise DeviceError(f"device 'cuda:{index}': minigan drives one GPU, use 'cuda' "
+                                  "(or CUDA_VISIBLE_DEVICES to choose which)")
+        self = super().__new__(cls, name)
+        self.index = index
+        return self
+
+    @property
+    def type(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        if self.index is None:
+            return f"device(type={self.type!r})"
+        return f"device(type={self.type!r}, index={self.index})"
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __format__(self, spec: str) -> str:  # f"{x.device}" as str() gives it
+        return format(str(self), spec)
+
+    __hash__ = str.__hash__
+
+    def __reduce__(self):
+        return (Device, (self.type, self.index))
+
+
+builtins_type = type
+# What Tensor.device and Module.device give: a GPU tensor's device has index 0, as in PyTorch
+CPU = Device("cpu")
+CUDA = Device("cuda", 0)
+
+
 def _install_hint() -> str:
     if _CUPY_ERROR is None and CUPY_IMPORTED:
         # CuPy is there: the GPU or its driver is what is missing
@@ -73,10 +146,16 @@ def cuda_available() -> bool:
 
 
 def normalize_device(device) -> str:
-    """Turn ``None``/"cpu"/"cuda"/"cuda:0"/"gpu"/"auto" into "cpu" or "cuda", checking availability."""
+    """Turn ``None``/"cpu"/"cuda"/"cuda:0"/"gpu"/"auto", a `Device` or the GPU's index 0 into
+    "cpu" or "cuda", checking availability."""
     if device is None:
         return "cpu"
-    name = str(device).lower()
+    if isinstance(device, Device):
+        name = device.type  # (its index was checked when it was made)
+    elif isinstance(device, (int, np.integer)) and not isinstance(device, (bool, np.bool_)):
+        name = str(Device(device))  # torch's .to(0): the GPU with that index
+    else:
+        name = str(device).lower()
     if name == "auto":
         return "cuda" if cuda_available() else "cpu"
     if name in ("gpu",) or name.startswith("cuda"):
@@ -350,6 +429,23 @@ def stream_wait(stream, other) -> None:
     """Make ``stream`` wait for the work queued on ``other`` so far (an event; no host wait)."""
     if stream.ptr != other.ptr:
         stream.wait_event(other.record())
+
+
+def gpu_name() -> str:
+    """The GPU's name, as its driver reports it."""
+    name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def default_pool_bytes() -> tuple[int, int]:
+    """(bytes in use, bytes held) of CuPy's default memory pool, where GPU arrays live."""
+    pool = cupy.get_default_memory_pool()
+    return int(pool.used_bytes()), int(pool.total_bytes())
+
+
+def free_cached_blocks() -> None:
+    """Give the default memory pool's unused blocks back to the driver."""
+    cupy.get_default_memory_pool().free_all_blocks()
 
 
 def memory_pool():

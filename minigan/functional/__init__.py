@@ -12,7 +12,7 @@ from .activation import (celu, dropout, elu, gelu, glu, hardshrink, hardsigmoid,
                          hardtanh, leaky_relu, logsigmoid, mish, prelu, relu, relu6, rrelu,
                          selu, sigmoid, silu, softmin, softplus, softshrink, softsign, tanh,
                          tanhshrink, threshold)
-from .basic import bitwise_and, bitwise_not, bitwise_or, bitwise_xor
+from .basic import _binary, bitwise_and, bitwise_not, bitwise_or, bitwise_xor
 from .basic import (abs, add, amax, amin, argmax, argmin, astype, broadcast_to, cat, clamp, clip,
                     clone, concat, div, embedding, exp, expand, flatten, floor_divide, fmod,
                     getitem, linear, log, matmul, max_, mean, min_, mul, neg, permute, pow,
@@ -329,11 +329,152 @@ def _install_operators() -> None:
         setattr(T, name, _in_place_method(op, name))
     T.clip_ = T.clamp_
     T.detach_ = _detach_
+    for name in COMPARISONS:
+        fn = globals()[name]
+        setattr(T, name, fn)
+        # x.lt_(y): the comparison's 0/1 written into x's dtype
+        setattr(T, name + "_", _in_place_method(
+            lambda a, b, fn=fn: fn(a, b).to(dtype=a.dtype), name + "_"))
+    T.logsumexp = lambda a, dim, keepdim=False: logsumexp(a, dim, keepdim)
+    T.softmax = lambda a, dim, dtype=None: softmax(a, dim, dtype=dtype)
+    T.log_softmax = lambda a, dim, dtype=None: log_softmax(a, dim, dtype=dtype)
     T.normal_ = _random_fill("normal")
     T.uniform_ = _random_fill("uniform")
+    for name, fill in (("bernoulli_", "fill_bernoulli"), ("random_", "fill_random"),
+                       ("exponential_", "fill_exponential"), ("log_normal_", "fill_log_normal"),
+                       ("cauchy_", "fill_cauchy"), ("geometric_", "fill_geometric")):
+        setattr(T, name, _sampling_fill(name, fill))
+    T.bernoulli = _bernoulli_method
+    T.multinomial = lambda a, num_samples, replacement=False, *, generator=None: \
+        _random().multinomial(a, num_samples, replacement, generator=generator)
+    T.int = lambda a: astype(a, "int32")
+    T.short = lambda a: astype(a, "int16")
+    T.char = lambda a: astype(a, "int8")
+    T.byte = lambda a: astype(a, "uint8")
+    T.bool = lambda a: astype(a, "bool")
+    T.type = _type
+    T.element_size = lambda a: a.data.dtype.itemsize
+    T.nelement = lambda a: int(a.data.size)
+    T.is_floating_point = lambda a: a.data.dtype.kind == "f"
+    T.is_complex = lambda a: a.data.dtype.kind == "c"
+    T.is_signed = lambda a: a.data.dtype.kind in "fic"
+    T.stride = _stride
+    T.data_ptr = lambda a: int(a.data.ctypes.data if isinstance(a.data, np.ndarray)
+                               else a.data.data.ptr)
+    T.grad_fn = property(lambda a: a.creator)
     for mod in (_pointwise, _shape):
         for name, fn in mod.TENSOR_METHODS.items():
             setattr(T, name, fn)
+    from . import linalg
+    for name in ("mm", "bmm", "mv", "dot", "vdot", "inner", "outer", "ger", "addmm", "addmv",
+                 "addr", "baddbmm", "addbmm", "kron", "cross"):
+        setattr(T, name, getattr(linalg, name))
+    for name in ("addmm", "addmv", "addr", "baddbmm", "addbmm"):
+        setattr(T, name + "_", _in_place_method(getattr(linalg, name), name + "_"))
+    # torch's in-place forms of the value-changing methods (x.cos_(), x.lerp_(y, w), ...)
+    for name in ("acos", "arccos", "arcsin", "arctan2", "arctan", "asin", "atan2", "atan",
+                 "ceil", "cos", "cosh", "cumprod", "cumsum", "divide", "erf", "erfc", "erfinv",
+                 "exp2", "expm1", "fix", "floor", "frac", "lerp", "log10", "log1p", "log2",
+                 "logical_and", "logical_or", "logical_xor", "multiply", "nan_to_num",
+                 "reciprocal", "round", "rsqrt", "sgn", "sign", "sin", "sinh", "square",
+                 "subtract", "tan", "tril", "triu", "true_divide", "trunc"):
+        setattr(T, name + "_", _in_place_method(getattr(T, name), name + "_"))
+    # ... and of the shape-changing ones, which make x a view of its own data
+    for name in ("squeeze", "unsqueeze", "t", "transpose", "swapaxes", "swapdims"):
+        setattr(T, name + "_", _reshaped_in_place(getattr(T, name), name + "_"))
+
+
+def _reshaped_in_place(method, name: str):
+    def reshaped(a, *args, **kwargs):
+        _refuse_recorded(a, name, method=True)
+        from ..autograd import no_grad
+        with no_grad():
+            a.data = method(a, *args, **kwargs).data  # (a view: no value changes)
+        return a
+    reshaped.__name__ = name
+    return reshaped
+
+
+def _top_softmax(input, dim, *, dtype=None):
+    """``torch.softmax`` (``dim`` required, ``dtype`` keyword-only)."""
+    return softmax(input, dim, dtype=dtype)
+
+
+def _top_log_softmax(input, dim, *, dtype=None):
+    """``torch.log_softmax``."""
+    return log_softmax(input, dim, dtype=dtype)
+
+
+def _top_logsumexp(input, dim, keepdim: bool = False):
+    """``torch.logsumexp`` (``dim`` required: an int or a tuple of ints)."""
+    return logsumexp(input, dim, keepdim)
+
+
+def _top_relu(input):
+    """``torch.relu``."""
+    return relu(input)
+
+
+for _f, _n in ((_top_softmax, "softmax"), (_top_log_softmax, "log_softmax"),
+               (_top_logsumexp, "logsumexp"), (_top_relu, "relu")):
+    _f.__name__ = _f.__qualname__ = _n
+
+
+def _random():
+    from .. import random
+    return random
+
+
+def _sampling_fill(name: str, fill: str):
+    def method(a, *args, generator=None, **kwargs):
+        _refuse_recorded(a, name, method=True)
+        return getattr(_random(), fill)(a, *args, generator=generator, **kwargs)
+    method.__name__ = name
+    return method
+
+
+def _bernoulli_method(a, p=None, *, generator=None):
+    """``x.bernoulli()``: 0/1 samples with probabilities x; ``x.bernoulli(p)``: with the
+    probability p (a number or a tensor) for every element, of x's dtype."""
+    if p is None or not isinstance(p, Tensor):
+        return _random().bernoulli(a, p, generator=generator)
+    out = a.detach().clone() if a.dtype.kind == "f" else a.to(dtype="float32")
+    return _random().fill_bernoulli(out, p, generator=generator)
+
+
+# torch's legacy type names, by dtype
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+               "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
+               "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
+_TYPE_DTYPES = {v: k for k, v in _TYPE_NAMES.items()}
+
+
+def _type(a, dtype=None, non_blocking: bool = False):
+    """``x.type()``: the type's name ("minigan.FloatTensor", "minigan.cuda.FloatTensor");
+    ``x.type(dtype)``: x as that dtype (a dtype, or such a name, torch's spelling included)."""
+    if dtype is None:
+        kind = _TYPE_NAMES.get(a.dtype.name, a.dtype.name)
+        return f"minigan.{'cuda.' if backend.is_cupy_array(a.data) else ''}{kind}"
+    if isinstance(dtype, str) and dtype.endswith("Tensor"):
+        parts = dtype.split(".")
+        if parts[-1] not in _TYPE_DTYPES or parts[0] not in ("minigan", "torch"):
+            raise TypeError(f"type(): unknown tensor type {dtype!r}")
+        device = "cuda" if "cuda" in parts[1:-1] else "cpu"
+        return a.to(device, _TYPE_DTYPES[parts[-1]])
+    return astype(a, dtype)
+
+
+def _stride(a, dim=None):
+    """The strides in elements (as torch counts them, not NumPy's bytes)."""
+    item = a.data.dtype.itemsize
+    strides = tuple(s // item for s in a.data.strides)
+    if dim is None:
+        return strides
+    nd = a.ndim
+    if nd == 0 or not -nd <= dim < nd:
+        raise IndexError(f"stride({dim}): dimension out of range for a tensor of shape "
+                         f"{a.shape}")
+    return strides[dim]
 
 
 def _t(a: Tensor) -> Tensor:
@@ -346,11 +487,59 @@ def _comparison(ufunc_name):
     def compare(a, b):
         if b is None:  # t == None is False (and != is True), by identity, as in PyTorch
             return NotImplemented
-        other = b.data if isinstance(b, Tensor) else b
-        xp = backend.get_array_module(a.data)
-        out = getattr(xp, ufunc_name)(a.data, other)
+        mine = a.data
+        if isinstance(b, Tensor):
+            other = b.data
+            if other.__class__ is not mine.__class__:
+                backend.check_same_device(mine, other, what=_COMPARE_NAMES[ufunc_name])
+        else:
+            other = b
+        if not (isinstance(b, Tensor) and other.dtype == mine.dtype):
+            # torch's promotion (a float32 tensor == 0.1 compares float32 values; a uint8 one
+            # < -1 compares with -1 as uint8), not NumPy's
+            from ..autograd import no_grad
+            with no_grad():
+                ta, tb = _binary(a, b)
+            mine, other = ta.data, tb.data
+        xp = backend.get_array_module(mine)
+        out = getattr(xp, ufunc_name)(mine, other)
         return Tensor(np.asarray(out) if isinstance(out, np.generic) else out)
     return compare
+
+
+# torch's comparison functions (boolean results, no gradient), by NumPy's ufunc names
+_COMPARE_NAMES = {"equal": "eq", "not_equal": "ne", "less": "lt", "less_equal": "le",
+                  "greater": "gt", "greater_equal": "ge"}
+
+
+def _compare_function(ufunc_name: str):
+    op = _comparison(ufunc_name)
+    name = _COMPARE_NAMES[ufunc_name]
+
+    def fn(input, other):
+        if not isinstance(input, Tensor):
+            if not isinstance(other, Tensor):
+                raise TypeError(f"{name}: expected a Tensor, got {type(input).__name__} and "
+                                f"{type(other).__name__}")
+            # a number first: the mirrored comparison of the tensor
+            mirror = {"less": "greater", "greater": "less", "less_equal": "greater_equal",
+                      "greater_equal": "less_equal"}.get(ufunc_name, ufunc_name)
+            return _comparison(mirror)(other, input)
+        return op(input, other)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = (f"``torch.{name}``: the elementwise comparison, a bool tensor (other "
+                  "a tensor that broadcasts, or a number).")
+    return fn
+
+
+eq = _compare_function("equal")
+ne = not_equal = _compare_function("not_equal")
+lt = less = _compare_function("less")
+le = less_equal = _compare_function("less_equal")
+gt = greater = _compare_function("greater")
+ge = greater_equal = _compare_function("greater_equal")
+COMPARISONS = ("eq", "ne", "not_equal", "lt", "less", "le", "less_equal", "gt", "greater",
+               "ge", "greater_equal")
 
 
 _install_operators()

@@ -430,6 +430,10 @@ class Generator:
     """
 
     def __init__(self, seed: int = 0, device: str = "cpu", capturable: bool = False):
+        if isinstance(seed, str):  # torch's Generator(device): a device alone, seed 0
+            seed, device = 0, seed
+        elif isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"Generator: the seed must be an int, got {seed!r}")
         self.device = backend.normalize_device(device)
         self.xp = backend.xp_for(self.device)
         self.seed = int(seed) & _MASK64
@@ -479,6 +483,28 @@ class Generator:
         self.offset = int(state["offset"]) & _MASK64
         if self._device_offset is not None:
             self._write_device_offset()
+
+    def initial_seed(self) -> int:
+        """The seed the stream was started with (torch's ``Generator.initial_seed``)."""
+        return int(self.seed)
+
+    def state_bytes(self) -> np.ndarray:
+        """The state as 16 bytes (uint8): the seed and the offset, little-endian
+        (``minigan.Generator.get_state`` gives them as a tensor, as torch's does)."""
+        return np.array([self.seed, self.offset], dtype="<u8").view(np.uint8).copy()
+
+    def set_state(self, state) -> Generator:
+        """Restore a state from ``get_state`` (a tensor) or `state_bytes` (an array)."""
+        data = getattr(state, "data", state)
+        if backend.is_cupy_array(data) or not isinstance(data, np.ndarray) \
+                or data.dtype != np.uint8 or data.shape != (16,):
+            raise ValueError("Generator.set_state: expected the uint8 CPU tensor of shape (16,) "
+                             f"that get_state gives, got {type(state).__name__} of shape "
+                             f"{tuple(getattr(data, 'shape', ()))} and dtype "
+                             f"{getattr(data, 'dtype', None)}")
+        seed, offset = (int(w) for w in np.ascontiguousarray(data).view("<u8"))
+        self.load_state_dict({"seed": seed, "offset": offset})
+        return self
 
     def graph_counters(self) -> dict:
         """The host count a draw advances (for ``minigan.gan.graph``, whose replays the host

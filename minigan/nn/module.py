@@ -8,7 +8,6 @@ Conventions that differ from PyTorch, on purpose:
 """
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Iterator, NamedTuple
@@ -16,7 +15,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from .. import backend
-from ..autograd import Tensor, mark_modified
+from ..autograd import RemovableHandle, Tensor, mark_modified
 
 
 class Parameter(Tensor):
@@ -67,27 +66,6 @@ def zero_grads(params, set_to_none: bool) -> None:
             p.grad.data[...] = 0
         else:
             p.grad = Tensor(backend.get_array_module(p.grad.data).zeros_like(p.grad.data))
-
-
-class RemovableHandle:
-    """What ``register_forward_pre_hook``/``register_forward_hook`` return: ``remove()`` undoes
-    the registration (also usable as a context manager)."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks: dict):
-        self.hooks = hooks
-        self.id = next(RemovableHandle._ids)
-
-    def remove(self) -> None:
-        self.hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
-        return False
 
 
 def _as_dtype(value):
@@ -424,12 +402,12 @@ class Module:
         zero_grads(self.parameters(), set_to_none)
 
     @property
-    def device(self) -> str:
+    def device(self) -> backend.Device:
         for p in self.parameters():
             return p.device
         for b in self.buffers():
-            return backend.device_of(b)
-        return "cpu"
+            return backend.CUDA if backend.is_cupy_array(b) else backend.CPU
+        return backend.CPU
 
     def to(self, *args, **kwargs) -> "Module":
         """Move and/or cast every parameter and floating buffer in place; returns self.

@@ -40,11 +40,17 @@ NOWHERE = {
 NOT_FUNCTIONS = {
     "Tensor": "a class: minigan.Tensor(data, requires_grad) is minigan's own constructor",
     "__version__": "a version string",
+    "device": "a class (a str subclass, as minigan's device names are strings)",
+    "Generator": "a class: Generator(seed, device), or Generator(device) as torch's",
+    "set_grad_enabled": "a class, as torch's: a call that is also a context manager",
 }
 
 # torch functions without a signature or a signature line in their docstring (torch 2.13)
 TORCH_LINES = {
     "masked_fill": "masked_fill(input, mask, value)",  # (torch.Tensor.masked_fill's, + input)
+    # (no docstrings in torch 2.13: the schema of aten::log_softmax.int and aten::relu)
+    "log_softmax": "log_softmax(input, dim, *, dtype=None)",
+    "relu": "relu(input)",
 }
 
 _AXIS = ("the reductions keep NumPy's positional names axis/keepdims (torch's dim/keepdim are "
@@ -56,8 +62,26 @@ _OVERLOAD = ("torch's overloads with other positional meanings, which one Python
 _STD = ("torch's legacy overload var/std(input, dim, unbiased, keepdim) is the positional "
         "form; correction=None means 1 (unless unbiased says otherwise), keepdim=None False")
 
+_OUT_DTYPE = ("torch's out_dtype overload is CUDA's reduced-precision GEMM with a wider "
+              "result (the CPU has no kernel for it); minigan's products give the promoted dtype")
+_SAMPLING = ("one Python signature for torch's overloads (tensor mean and/or std; numbers "
+             "with a size and the factory keywords, which torch's docstring lines leave out)")
+
 # (namespace, name) -> {difference, as _differences words it: why it is kept}
 TOLERATED = {
+    ("torch", "normal"): {"'mean': default 0.0 (torch: required)": _SAMPLING,
+                          "'std': default 1.0 (torch: required)": _SAMPLING,
+                          "extra parameter 'device'": _SAMPLING,
+                          "extra parameter 'dtype'": _SAMPLING,
+                          "extra parameter 'requires_grad'": _SAMPLING},
+    **{("torch", name): {f"no positional {n} 'out_dtype'": _OUT_DTYPE}
+       for name, n in (("mm", 2), ("bmm", 2), ("addmm", 3), ("baddbmm", 3))},
+    ("torch", "einsum"): {"extra parameter 'equation'": "torch's einsum(*args) takes the "
+                          "equation first, as its docstring line spells it"},
+    ("torch", "randperm"): {"'dtype': default None (torch: 'torch.int64')": "None means int64, "
+                            "torch's default (torch's text names a torch dtype object)"},
+    ("torch", "bernoulli"): {"extra parameter 'p'": "torch's overload bernoulli(input, p), "
+                                                    "which its docstring leaves out"},
     ("F", "dropout"): {
         "extra parameter 'generator'": "minigan's seeded counter-based generator for the mask",
     },
