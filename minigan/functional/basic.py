@@ -423,13 +423,21 @@ def _with_const(a, b, const_right, const_left):
 
 
 def _scaled(fn: str, a, b, alpha):
-    """``alpha * b`` for ``add``/``sub`` (torch's keyword; a float alpha needs a float result)."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+    """``alpha * b`` for ``add``/``sub`` (torch's keyword; a float alpha needs a float result,
+    a bool one a bool result). For a bool result it is ``b and alpha != 0``, as torch: the
+    sum of bools stays a bool (their or)."""
+    if not isinstance(alpha, (int, float, np.integer, np.floating)):
         raise TypeError(f"{fn}: alpha must be a real number, got {alpha!r}")
     dt = result_type(a, b)  # b is scaled in the dtype of the result, as torch computes it
     if isinstance(alpha, (float, np.floating)) and dt.kind != "f":
         raise TypeError(f"{fn}: a float alpha ({alpha}) needs a floating operand; for integer "
-                        "tensors alpha must be an integer")
+                        "and bool tensors alpha must be an integer")
+    if isinstance(alpha, bool) and dt.kind != "b":
+        raise TypeError(f"{fn}: a bool alpha ({alpha}) needs a bool result (torch's rule); "
+                        f"these operands give {dt}")
+    if dt.kind == "b":
+        alpha = bool(alpha)
+        return bool(b) and alpha if _is_number(b) else mul(_cast(as_tensor(b), dt), alpha)
     return b * alpha if _is_number(b) else mul(_cast(as_tensor(b), dt), alpha)
 
 
@@ -737,12 +745,13 @@ class Sum(Function):
     """y = sum of x over ``axis``; gx = broadcast of gy back to x's shape."""
 
     saves_inputs = False  # its gradient does not read the inputs' values
+    dtype = None  # the dtype summed in: x's own, unless ``sum`` sets one (integers, dtype=)
 
     def __init__(self, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
-        return x.sum(axis=self.axis, keepdims=self.keepdims)
+        return x.sum(axis=self.axis, keepdims=self.keepdims, dtype=self.dtype)
 
     def backward(self, gy):
         x = self.inputs[0]
@@ -776,10 +785,21 @@ def sum(input, axis=None, keepdims: bool = False, *, dim=None,  # noqa: A001 - P
     """Sum over ``axis`` (all axes by default); ``dim``/``keepdim`` are PyTorch's names, and
     ``dtype`` casts the input first, as torch's does."""
     x = as_tensor(input)
+    acc = None
     if dtype is not None:
         x = _cast(x, _dtype_arg("sum", dtype))
+        acc = x.data.dtype  # summed in it, as torch (NumPy would widen an int32 to int64)
+    elif x.data.dtype.kind in "biu":
+        acc = _INT64  # torch sums integers and bools as int64 (NumPy: uint8 as uint64)
     axis, keepdims = _dims("sum", axis, keepdims, dim, keepdim)
-    return Sum(_norm_axis(axis, x.ndim, "sum"), keepdims)(x)
+    f = Sum(_norm_axis(axis, x.ndim, "sum"), keepdims)
+    if acc is not None:
+        f.dtype = acc
+    return f(x)
+
+
+_INT64 = np.dtype(np.int64)
+_FLOAT32 = np.dtype(np.float32)
 
 
 def _dtype_arg(fn: str, dtype) -> np.dtype:
@@ -819,7 +839,11 @@ def mean(input, axis=None, keepdims: bool = False, *, dim=None, keepdim=None,
     ``dtype`` casts the input first, as torch's does."""
     x = as_tensor(input)
     if dtype is not None:
-        x = _cast(x, _dtype_arg("mean", dtype))
+        dt = _dtype_arg("mean", dtype)
+        if dt.kind != "f":
+            raise TypeError(f"mean: dtype must be a floating dtype, got {dt} (torch refuses an "
+                            "integer or bool one too: their mean is not one of them)")
+        x = _cast(x, dt)
     axis, keepdims = _dims("mean", axis, keepdims, dim, keepdim)
     axes = _norm_axis(axis, x.ndim, "mean")
     n = _count(x, axes)
@@ -842,8 +866,13 @@ def var(input, axis=None, unbiased=None, keepdims: bool = False, *, correction=N
     """Variance over ``axis`` with Bessel's correction by default, as ``torch.var``:
     sum((x - mean)^2) / (n - correction); ``unbiased=False`` is ``correction=0``, and torch's
     older form ``var(x, unbiased)`` (a bool second) means that too. With n <= correction the
-    divisor is 0, as there: inf (NaN where every value is the mean)."""
+    divisor is 0, as there: inf (NaN where every value is the mean). A float16 input is
+    computed in float32 and the result cast back, as torch (its squares overflow float16)."""
     x = as_tensor(input)
+    if x.data.dtype == np.float16:
+        v = var(_cast(x, _FLOAT32), axis, unbiased, keepdims, correction=correction, dim=dim,
+                keepdim=keepdim)
+        return _half(v)
     axis, unbiased = _legacy_unbiased("var", axis, unbiased)
     axis, keepdims = _dims("var", axis, keepdims, dim, keepdim)
     c = _correction("var", unbiased, correction)
@@ -883,10 +912,22 @@ class _StdSqrt(Function):
 def std(input, axis=None, unbiased=None, keepdims: bool = False, *, correction=None, dim=None,
         keepdim=None) -> Tensor:
     """Standard deviation, ``sqrt(var(...))`` with the same arguments (``torch.std``); where
-    it is 0 its gradient is 0, as torch's."""
+    it is 0 its gradient is 0, as torch's. A float16 input is computed in float32 and the
+    result cast back (its variance may overflow float16 where the deviation does not)."""
     axis, unbiased = _legacy_unbiased("std", axis, unbiased)
-    return _StdSqrt()(var(input, axis, unbiased, keepdims, correction=correction, dim=dim,
-                          keepdim=keepdim))
+    x = as_tensor(input)
+    half = x.data.dtype == np.float16
+    if half:
+        x = _cast(x, _FLOAT32)
+    y = _StdSqrt()(var(x, axis, unbiased, keepdims, correction=correction, dim=dim,
+                       keepdim=keepdim))
+    return _half(y) if half else y
+
+
+def _half(y: Tensor) -> Tensor:
+    """A float32 result cast back to float16; beyond its range it is inf, quietly, as torch."""
+    with np.errstate(over="ignore"):
+        return _cast(y, np.dtype(np.float16))
 
 
 class _Extreme(Function):
@@ -1041,7 +1082,10 @@ def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
 
 def _clamp_tensor(x: Tensor, lo, hi) -> Tensor:
     """``min(max(x, lo), hi)`` with tensor (or number) bounds, as selections, so the gradient
-    goes to whichever operand each element came from, and a NaN input stays NaN."""
+    goes to the operand each element came from, by torch's rule: x where lo <= x <= hi; lo
+    where x < lo < hi (x < lo alone without hi); hi where x > hi or hi < lo (x > hi alone).
+    Where none of these holds (a NaN among the three, or x below lo == hi) no operand gets
+    it, as in torch; a NaN input or bound gives NaN."""
     ops = [x] + [v for v in (lo, hi) if v is not None]
     if not all(isinstance(v, Tensor) or _is_number(v) for v in ops):
         bad = next(v for v in ops if not (isinstance(v, Tensor) or _is_number(v)))
@@ -1054,13 +1098,25 @@ def _clamp_tensor(x: Tensor, lo, hi) -> Tensor:
     for v in (lo, hi):
         if v is not None:
             backend.check_same_device(x.data, v.data, what="clamp")
-    y = x
     xp = backend.get_array_module(x.data)
-    nan = (lambda b: xp.isnan(b.data)) if dt.kind == "f" else (lambda b: False)
-    if lo is not None:  # a NaN bound gives NaN, as torch's
-        y = where((y.data < lo.data) | nan(lo), lo, y)
+    a = x.data
+    value = a
+    if lo is not None:
+        value = xp.maximum(value, lo.data)  # (maximum and minimum carry a NaN through)
     if hi is not None:
-        y = where((y.data > hi.data) | nan(hi), hi, y)
+        value = xp.minimum(value, hi.data)
+    if hi is None:
+        to_x, to_lo, to_hi = a >= lo.data, a < lo.data, None
+    elif lo is None:
+        to_x, to_lo, to_hi = a <= hi.data, None, a > hi.data
+    else:
+        to_x = (a >= lo.data) & (a <= hi.data)
+        to_lo = (a < lo.data) & (lo.data < hi.data)
+        to_hi = (a > hi.data) | (hi.data < lo.data)
+    y = Tensor(value)  # where no mask holds the value is a constant: no gradient
+    for mask, v in ((to_hi, hi), (to_lo, lo), (to_x, x)):
+        if mask is not None:
+            y = where(mask, v, y)
     return y
 
 
@@ -1218,7 +1274,8 @@ def flatten(x, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a "
                          f"tensor of shape {_shape_str(x.shape)}")
-    shape = x.shape[:s] + (-1,) + x.shape[e + 1:]
+    # the product itself, not -1: with a 0 among the other sizes -1 would be ambiguous
+    shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
     return reshape(x, shape)
 
 
@@ -1330,51 +1387,118 @@ def _device_index(index, x: Tensor):
 
 
 def getitem(x, index) -> Tensor:
-    """``x[index]`` with PyTorch's meaning. That is NumPy's, except for an integer beside an
-    index array with a slice between them (``x[0, :, [0, 2]]``): NumPy counts the integer as
-    an index array too, and then puts the selected dimension first; torch takes the integer
-    as a plain index (its dimension simply goes) and keeps the selection in place. Such an
-    index is applied here as torch does, in two steps: the integers, then the rest."""
+    """``x[index]`` with PyTorch's meaning. Slices, integers, None and Ellipsis mean what they
+    mean in NumPy. Beside an index array, torch differs (``_torch_steps``): an integer (a 0-d
+    integer tensor too) is a plain index whose dimension goes, so ``x[0, :, [0, 2]]`` keeps
+    the selection in place where NumPy would put it first; a bool is a new dimension indexed
+    by [0] (True) or [] (False); an Ellipsis that covers no dimension does not separate two
+    index arrays. And a short list holding a list, tensor, slice, None or Ellipsis is read as
+    a tuple (``_list_is_tuple``)."""
     x = as_tensor(x)
+    if index.__class__ is tuple:
+        for i in index:
+            if i.__class__ not in _PLAIN_INDEX:
+                break
+        else:  # the common case (slices and integers): NumPy's meaning is torch's
+            return GetItem(index)(x)
+    elif index.__class__ is list and _list_is_tuple(index):
+        index = tuple(index)
     index = _device_index(index, x)
-    split = _integers_first(index)
-    if split is not None:
-        return GetItem(split[1])(GetItem(split[0])(x))
-    return GetItem(index)(x)
+    steps = _torch_steps(index, x) if isinstance(index, tuple) else None
+    if steps is None:
+        return GetItem(index)(x)
+    for step in steps:
+        x = GetItem(step)(x)
+    return x
+
+
+_PLAIN_INDEX = frozenset((slice, int, type(None), type(Ellipsis)))
+
+
+def _list_is_tuple(index: list) -> bool:
+    """torch's reading of a list index (NumPy's former one): as a tuple when it has fewer than
+    32 items and one of them is a sequence, a tensor, a slice, None or Ellipsis, so that
+    ``x[[[0, 1], [1, 2]]]`` is ``x[[0, 1], [1, 2]]``; as an index array otherwise."""
+    return len(index) < 32 and any(
+        i is None or i is Ellipsis or isinstance(i, (slice, list, tuple, Tensor))
+        or (hasattr(i, "shape") and not isinstance(i, np.generic)) for i in index)
 
 
 def _is_int(i) -> bool:
-    return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+    """An integer index: an int (not a bool), a NumPy integer or a 0-d integer array."""
+    if isinstance(i, (bool, np.bool_)):
+        return False
+    return isinstance(i, (int, np.integer)) or (
+        hasattr(i, "shape") and i.ndim == 0 and i.dtype.kind in "iu")
 
 
-def _integers_first(index):
-    """``(the integers, the rest)`` for an index holding both integers and index arrays (or
-    lists), else None."""
-    if not isinstance(index, tuple):
+def _is_bool(i) -> bool:
+    """A bool index: a bool, a NumPy bool or a 0-d bool array (not a mask)."""
+    return isinstance(i, (bool, np.bool_)) or (
+        hasattr(i, "shape") and i.ndim == 0 and i.dtype == np.bool_)
+
+
+def _index_dims(i) -> int:
+    """How many of the indexed tensor's dimensions an index array (or list) consumes: a
+    boolean one as many as it has, any other one."""
+    a = np.asarray(i) if isinstance(i, list) else i
+    return a.ndim if a.dtype == np.bool_ else 1
+
+
+def _torch_steps(index: tuple, x: Tensor):
+    """torch's meaning of an index tuple with something beyond slices, integers, None and
+    Ellipsis in it, as the NumPy indexes to apply one after the other; None where NumPy's
+    meaning is torch's.
+
+    torch applies the integers first (their dimensions go), turns each bool into a new
+    dimension indexed by the index array [0] (True) or [] (False), then indexes with the
+    arrays, which stay in place when adjacent. So the first step here applies the integers and
+    the new dimensions; the second the arrays (NumPy's rule is torch's once no integer is
+    left). An Ellipsis that covers no dimension is dropped first, as torch never sees it."""
+    ints = [_is_int(i) for i in index]
+    bools = [_is_bool(i) for i in index]
+    arrays = [isinstance(i, list) or getattr(i, "ndim", 0) > 0 for i in index]
+    if not any(arrays) and not any(bools):
         return None
-    arrays = [i for i in index if isinstance(i, list) or (hasattr(i, "shape")
-                                                          and not _is_int(i))]
-    if not arrays or not any(_is_int(i) for i in index):
-        return None
+    if any(i is Ellipsis for i in index):
+        used = 0  # the dimensions the other entries consume
+        for i, a, arr in zip(index, ints, arrays):
+            used += _index_dims(i) if arr else int(a or isinstance(i, slice))
+        if used == x.ndim:  # it covers no dimension
+            keep = [k for k, i in enumerate(index) if i is not Ellipsis]
+            index = tuple(index[k] for k in keep)
+            ints, bools, arrays = ([v[k] for k in keep] for v in (ints, bools, arrays))
+    if not any(ints) and not any(bools):
+        return [index]
+    xp = backend.get_array_module(x.data)
     first, rest = [], []
-    for i in index:
-        if _is_int(i):
+    for i, a, b, arr in zip(index, ints, bools, arrays):
+        if a:
             first.append(i)
+        elif b:
+            first.append(None)
+            rest.append(_bool_as_index(i, xp))
         elif i is None:
             first.append(None)
             rest.append(slice(None))  # the new axis is there now
         elif i is Ellipsis:
             first.append(i)
             rest.append(i)
-        else:
-            if isinstance(i, slice):
-                first.append(slice(None))
-            else:  # an index array: a boolean one stands for as many dims as it has
-                kind = np.asarray(i).dtype.kind if isinstance(i, list) else i.dtype.kind
-                ndim = np.ndim(i) if isinstance(i, list) else i.ndim
-                first += [slice(None)] * (ndim if kind == "b" else 1)
+        elif arr:
+            first += [slice(None)] * _index_dims(i)
             rest.append(i)
-    return tuple(first), tuple(rest)
+        else:  # a slice (or something NumPy will refuse in the second step)
+            first.append(slice(None))
+            rest.append(i)
+    return [tuple(first), tuple(rest)]
+
+
+def _bool_as_index(b, xp):
+    """torch's index array for a bool index on its new dimension: [0] for True, [] for
+    False (from a 0-d bool array by nonzero, which reads it on the device)."""
+    if isinstance(b, (bool, np.bool_)):
+        return xp.zeros(1 if b else 0, dtype=np.int64)
+    return xp.nonzero(b.reshape(1))[0]
 
 
 class Concat(Function):
@@ -1449,7 +1573,8 @@ def stack(tensors, dim: int = 0, *, axis=None) -> Tensor:
 
 
 class Where(Function):
-    """y = where(mask, a, b) with a constant mask; ga = where(mask, gy, 0), gb = where(mask, 0, gy)."""
+    """y = where(mask, a, b) with a constant mask; ga = where(mask, gy, 0),
+    gb = where(mask, 0, gy)."""
 
     saves_inputs = False  # its gradient does not read the inputs' values
 
@@ -1478,6 +1603,11 @@ def where(condition, input, other) -> Tensor:
     if condition.dtype != np.bool_:
         raise TypeError(f"where: the condition must be a bool tensor, got dtype "
                         f"{condition.dtype} (compare it, e.g. mask > 0)")
+    if not isinstance(input, Tensor) and _is_number(input) and _is_number(other):
+        # two numbers: constants on the condition's device, of torch's type for the pair
+        # (a float is the default float dtype, as in where(mask, 1.0, 0))
+        dt, like = result_type(input, other), Tensor(condition)
+        input, other = number_like(input, dt, like), number_like(other, dt, like)  # noqa: A001
     a, b = _binary(input, other)
     backend.check_same_device(condition, a.data, b.data, what="where")
     _broadcast_check("where", condition.shape, a.shape, b.shape)
