@@ -34,6 +34,9 @@ from . import pointwise as _pointwise, shape as _shape
 from .pointwise import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .resize import interpolate
+from .conv_1d import conv1d, conv_transpose1d
+from .extra import (gumbel_softmax, local_response_norm, rms_norm, upsample_bilinear,
+                    upsample_nearest)
 
 # ``minigan.functional.norm`` stays the batch-norm module (torch.nn.functional has no norm;
 # ``minigan.norm`` is torch.norm), so the star import's function is not kept under that name
@@ -65,6 +68,9 @@ __all__ = [
     "celu", "elu", "gelu", "glu", "hardshrink", "hardsigmoid", "hardswish", "hardtanh",
     "logsigmoid", "mish", "prelu", "relu6", "rrelu", "selu", "silu", "softmin", "softshrink",
     "softsign", "tanhshrink", "threshold",
+] + [
+    "conv1d", "conv_transpose1d", "gumbel_softmax", "local_response_norm", "rms_norm",
+    "upsample_bilinear", "upsample_nearest",
 ] + [n for n in _pointwise.__all__ if n != "norm"] + _shape.__all__
 
 

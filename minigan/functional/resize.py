@@ -50,16 +50,24 @@ def _size_int(v) -> int:
 
 def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
                 recompute_scale_factor=None, antialias: bool = False) -> Tensor:
-    """PyTorch's ``F.interpolate`` for ``mode='nearest'`` on (N, C, H, W) inputs, with any
-    ``size`` or positive ``scale_factor`` (1.5 gives floor(1.5 H) rows, as in PyTorch).
+    """PyTorch's ``F.interpolate`` for ``mode='nearest'`` and ``mode='bilinear'`` (with or
+    without ``align_corners``, see ``extra.bilinear_interpolate``) on (N, C, H, W) inputs, with
+    any ``size`` or positive ``scale_factor`` (1.5 gives floor(1.5 H) rows, as in PyTorch).
 
     Integer factors run the nearest-upsampling kernel; other sizes gather rows and columns.
     """
     x = as_tensor(input)
+    if mode == "bilinear":
+        if antialias:
+            raise NotImplementedError("interpolate: antialias=True is not implemented in "
+                                      "minigan's bilinear mode")
+        from .extra import bilinear_interpolate
+        return bilinear_interpolate(x, size, scale_factor, bool(align_corners),
+                                    recompute_scale_factor)
     if mode != "nearest":
         if mode in _UNSUPPORTED_MODES:
             raise NotImplementedError(f"interpolate: mode={mode!r} is not implemented in "
-                                      "minigan; only mode='nearest' is")
+                                      "minigan; only mode='nearest' and mode='bilinear' are")
         raise ValueError(f"interpolate: unknown mode {mode!r}")
     if align_corners is not None:
         raise ValueError("align_corners option can only be set with the interpolating modes: "

@@ -12,6 +12,10 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Lo
 from .loss import (CosineEmbeddingLoss, GaussianNLLLoss, HingeEmbeddingLoss, KLDivLoss,
                    MarginRankingLoss, MultiLabelSoftMarginLoss, MultiMarginLoss, PoissonNLLLoss,
                    SoftMarginLoss, TripletMarginLoss)
+from .extra import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, ConstantPad3d,
+                    Conv1d, ConvTranspose1d, LocalResponseNorm, ParameterDict, ParameterList,
+                    ReflectionPad1d, ReflectionPad3d, ReplicationPad1d, ReplicationPad3d, RMSNorm,
+                    Softmax2d, UpsamplingBilinear2d, UpsamplingNearest2d, ZeroPad1d, ZeroPad3d)
 from .module import Module, Parameter, StateDictError
 from .normalization import (ConstantPad2d, CosineSimilarity, GroupNorm, InstanceNorm1d,
                             InstanceNorm2d, LayerNorm, PairwiseDistance, PixelShuffle,
@@ -31,4 +35,8 @@ __all__ = ["CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss", "KLDi
            "functional", "init", "utils"] + [
     "CELU", "ELU", "GELU", "GLU", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh",
     "LogSigmoid", "LogSoftmax", "Mish", "PReLU", "RReLU", "ReLU6", "SELU", "SiLU", "Softmax",
-    "Softmin", "Softshrink", "Softsign", "Tanhshrink", "Threshold"]
+    "Softmin", "Softshrink", "Softsign", "Tanhshrink", "Threshold"] + [
+    "CircularPad1d", "CircularPad2d", "CircularPad3d", "ConstantPad1d", "ConstantPad3d",
+    "Conv1d", "ConvTranspose1d", "LocalResponseNorm", "ParameterDict", "ParameterList",
+    "ReflectionPad1d", "ReflectionPad3d", "ReplicationPad1d", "ReplicationPad3d", "RMSNorm",
+    "Softmax2d", "UpsamplingBilinear2d", "UpsamplingNearest2d", "ZeroPad1d", "ZeroPad3d"]

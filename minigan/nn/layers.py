@@ -765,20 +765,21 @@ class Unflatten(Module):
 
 
 class Upsample(Module):
-    """Nearest-neighbour resizing (PyTorch's ``nn.Upsample`` with ``mode='nearest'``), by a
-    ``scale_factor`` (any positive number, or a pair) or to a ``size``; integer factors use the
-    fused upsampling kernel. Other modes raise NotImplementedError."""
+    """Resizing as PyTorch's ``nn.Upsample``, with ``mode='nearest'`` (integer factors use the
+    fused upsampling kernel) or ``mode='bilinear'`` (``align_corners`` as torch's), by a
+    ``scale_factor`` (any positive number, or a pair) or to a ``size``. Other modes raise
+    NotImplementedError."""
 
     def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
                  recompute_scale_factor=None):
         super().__init__()
-        if mode != "nearest":
+        if mode not in ("nearest", "bilinear"):
             raise NotImplementedError(f"Upsample: mode={mode!r} is not implemented in minigan; "
-                                      "only mode='nearest' is")
+                                      "only mode='nearest' and mode='bilinear' are")
         if (size is None) == (scale_factor is None):
             raise ValueError("Upsample: give exactly one of size and scale_factor, got "
                              f"size={size!r}, scale_factor={scale_factor!r}")
-        if align_corners is not None:
+        if align_corners is not None and mode == "nearest":
             raise ValueError("align_corners option can only be set with the interpolating "
                              "modes: linear | bilinear | bicubic | trilinear")
         self.name = type(self).__name__

@@ -78,6 +78,8 @@ TOLERATED = {
        for name, n in (("mm", 2), ("bmm", 2), ("addmm", 3), ("baddbmm", 3))},
     ("torch", "einsum"): {"extra parameter 'equation'": "torch's einsum(*args) takes the "
                           "equation first, as its docstring line spells it"},
+    ("F", "gumbel_softmax"): {"extra parameter 'generator'": "a keyword-only minigan "
+                              "Generator for the noise, as minigan's other samplers take"},
     ("torch", "randperm"): {"'dtype': default None (torch: 'torch.int64')": "None means int64, "
                             "torch's default (torch's text names a torch dtype object)"},
     ("torch", "bernoulli"): {"extra parameter 'p'": "torch's overload bernoulli(input, p), "

@@ -136,9 +136,23 @@ def test_upsample_gradients_first_and_second_order(kw):
     check_double_backward(up, [x])
 
 
+def test_upsample_bilinear_is_interpolate_bilinear():
+    x = minigan.tensor(R.standard_normal((1, 2, 3, 4)))
+    for corners in (None, True, False):
+        up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=corners)
+        want = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=corners)
+        assert np.array_equal(up(x).numpy(), want.numpy())
+    # align_corners=True keeps the corner pixels; False (the default) does not, in general
+    y = F.interpolate(x, size=(5, 7), mode="bilinear", align_corners=True).numpy()
+    assert np.allclose(y[..., 0, 0], x.numpy()[..., 0, 0])
+    assert np.allclose(y[..., -1, -1], x.numpy()[..., -1, -1])
+    check_double_backward(nn.Upsample(size=(5, 7), mode="bilinear"),
+                          [R.standard_normal((1, 1, 3, 4))])
+
+
 def test_upsample_refuses_what_it_does_not_implement():
-    with pytest.raises(NotImplementedError, match="mode='bilinear'"):
-        nn.Upsample(scale_factor=2, mode="bilinear")
+    with pytest.raises(NotImplementedError, match="mode='bicubic'"):
+        nn.Upsample(scale_factor=2, mode="bicubic")
     with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
         nn.Upsample()
     with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
