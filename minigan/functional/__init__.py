@@ -35,6 +35,10 @@ from .pointwise import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .resize import interpolate
 from .conv_1d import conv1d, conv_transpose1d
+from .dropouts import alpha_dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
+from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d,
+                      adaptive_max_pool2d, avg_pool1d, lp_pool1d, lp_pool2d, max_pool1d,
+                      max_pool2d_with_indices, max_unpool2d)
 from .extra import (gumbel_softmax, local_response_norm, rms_norm, upsample_bilinear,
                     upsample_nearest)
 
@@ -71,6 +75,10 @@ __all__ = [
 ] + [
     "conv1d", "conv_transpose1d", "gumbel_softmax", "local_response_norm", "rms_norm",
     "upsample_bilinear", "upsample_nearest",
+    "alpha_dropout", "dropout1d", "dropout2d", "dropout3d", "feature_alpha_dropout",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+    "avg_pool1d", "lp_pool1d", "lp_pool2d", "max_pool1d", "max_pool2d_with_indices",
+    "max_unpool2d",
 ] + [n for n in _pointwise.__all__ if n != "norm"] + _shape.__all__
 
 

@@ -16,7 +16,10 @@ from .extra import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, 
                     Conv1d, ConvTranspose1d, LocalResponseNorm, ParameterDict, ParameterList,
                     ReflectionPad1d, ReflectionPad3d, ReplicationPad1d, ReplicationPad3d, RMSNorm,
                     Softmax2d, UpsamplingBilinear2d, UpsamplingNearest2d, ZeroPad1d, ZeroPad3d)
+from .dropout import AlphaDropout, Dropout1d, Dropout2d, Dropout3d, FeatureAlphaDropout
 from .module import Module, Parameter, StateDictError
+from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
+                      AvgPool1d, LPPool1d, LPPool2d, MaxPool1d, MaxUnpool2d)
 from .normalization import (ConstantPad2d, CosineSimilarity, GroupNorm, InstanceNorm1d,
                             InstanceNorm2d, LayerNorm, PairwiseDistance, PixelShuffle,
                             PixelUnshuffle, ReflectionPad2d, ReplicationPad2d, ZeroPad2d)
@@ -39,4 +42,7 @@ __all__ = ["CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss", "KLDi
     "CircularPad1d", "CircularPad2d", "CircularPad3d", "ConstantPad1d", "ConstantPad3d",
     "Conv1d", "ConvTranspose1d", "LocalResponseNorm", "ParameterDict", "ParameterList",
     "ReflectionPad1d", "ReflectionPad3d", "ReplicationPad1d", "ReplicationPad3d", "RMSNorm",
-    "Softmax2d", "UpsamplingBilinear2d", "UpsamplingNearest2d", "ZeroPad1d", "ZeroPad3d"]
+    "Softmax2d", "UpsamplingBilinear2d", "UpsamplingNearest2d", "ZeroPad1d", "ZeroPad3d"] + [
+    "AlphaDropout", "Dropout1d", "Dropout2d", "Dropout3d", "FeatureAlphaDropout",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+    "AvgPool1d", "LPPool1d", "LPPool2d", "MaxPool1d", "MaxUnpool2d"]

@@ -80,6 +80,10 @@ TOLERATED = {
                           "equation first, as its docstring line spells it"},
     ("F", "gumbel_softmax"): {"extra parameter 'generator'": "a keyword-only minigan "
                               "Generator for the noise, as minigan's other samplers take"},
+    **{("F", name): {"extra parameter 'generator'": "minigan's seeded counter-based generator "
+                                                    "for the mask"}
+       for name in ("alpha_dropout", "dropout1d", "dropout2d", "dropout3d",
+                    "feature_alpha_dropout")},
     ("torch", "randperm"): {"'dtype': default None (torch: 'torch.int64')": "None means int64, "
                             "torch's default (torch's text names a torch dtype object)"},
     ("torch", "bernoulli"): {"extra parameter 'p'": "torch's overload bernoulli(input, p), "
