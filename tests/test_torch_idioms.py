@@ -594,3 +594,65 @@ def test_linear_algebra_and_data_utilities_are_wired():
     loader = minigan.utils.data.DataLoader(
         minigan.utils.data.TensorDataset(minigan.arange(10.0)), batch_size=4)
     assert [len(x) for (x,) in loader] == [4, 4, 2]
+
+
+# ----------------------------------------------------------------------------- x[i] = v
+
+
+def test_setitem_writes_in_place_with_torchs_index_reading(device):
+    x = minigan.tensor(np.arange(24.0).reshape(2, 3, 4), device=device)
+    ref = np.arange(24.0).reshape(2, 3, 4)
+    block = np.arange(6.0).reshape(3, 2) + 100
+    x[0, :, [1, 0]] = minigan.tensor(block, device=device)  # torch: the (3, 2) selection
+    ref[0][:, [1, 0]] = block
+    x[x > 110] = 0.0
+    ref[ref > 110] = 0.0
+    x[:, 1] = 3.0
+    ref[:, 1] = 3.0
+    x[[0, 1], [1, 2]] = -1.0
+    ref[[0, 1], [1, 2]] = -1.0
+    row = x[1]  # a view: writing into it writes into x, as torch
+    row[0] = 55.0
+    ref[1, 0] = 55.0
+    x[..., 0] = minigan.tensor([1.0, 2.0, 3.0], device=device)
+    ref[..., 0] = [1.0, 2.0, 3.0]
+    x[minigan.tensor(1, device=device)] = x[0] * 2  # (values read before the write)
+    ref[1] = ref[0] * 2
+    x[[[0], [1]]] = 9.0  # a list of lists: a tuple
+    ref[0, 1] = 9.0
+    np.testing.assert_array_equal(x.numpy(), ref)
+    ints = minigan.tensor([1, 2, 3], device=device)
+    ints[0] = 9.7  # cast to the tensor's dtype, as torch
+    assert ints.tolist() == [9, 2, 3]
+
+
+def test_setitem_follows_the_in_place_rules():
+    w = minigan.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Tensor that requires grad.*x\\[index\\]"):
+        w[0] = 2.0
+    with minigan.no_grad():
+        w[0] = 2.0
+    assert w.tolist() == [2.0, 1.0, 1.0]
+    x = minigan.ones(3)
+    with pytest.raises(RuntimeError, match="value requires grad"):
+        x[0] = w[1] * 1
+    y = w * 2
+    with pytest.raises(RuntimeError, match="inside a recorded graph"):
+        y[0] = 1.0
+    c = minigan.ones(3)
+    loss = (w * c).sum()
+    c[1] = 5.0  # w's gradient needs c's old values
+    with pytest.raises(RuntimeError, match="changed in place"):
+        loss.backward()
+    e = minigan.ones(3).expand(2, 3)
+    with pytest.raises(RuntimeError, match="read-only view"):
+        e[0, 0] = 1.0
+
+
+@pytest.mark.gpu
+def test_setitem_refuses_a_value_on_another_device(cuda):
+    x = minigan.zeros(3, device="cuda")
+    with pytest.raises(minigan.DeviceError, match="x\\[index\\] = value"):
+        x[0:2] = minigan.ones(2)
+    x[0:2] = [1.0, 2.0]  # a list goes to x's device
+    assert x.tolist() == [1.0, 2.0, 0.0]

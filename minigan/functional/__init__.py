@@ -254,6 +254,7 @@ def _install_operators() -> None:
     T.__matmul__ = lambda a, b: matmul(a, b)
     T.__rmatmul__ = lambda a, b: matmul(b, a)
     T.__getitem__ = lambda a, idx: getitem(a, idx)
+    T.__setitem__ = _setitem
     for name, op in (("__iadd__", add), ("__isub__", sub), ("__imul__", mul),
                      ("__itruediv__", div), ("__ipow__", pow), ("__ifloordiv__", floor_divide),
                      ("__imod__", remainder), ("__iand__", bitwise_and),
@@ -396,6 +397,47 @@ def _install_operators() -> None:
     # ... and of the shape-changing ones, which make x a view of its own data
     for name in ("squeeze", "unsqueeze", "t", "transpose", "swapaxes", "swapdims"):
         setattr(T, name + "_", _reshaped_in_place(getattr(T, name), name + "_"))
+
+
+def _setitem(a, index, value) -> None:
+    """``x[index] = value``, as torch's: the values are written into x's array in place (every
+    view of it sees them) with torch's reading of the index (``getitem``'s), value broadcast to
+    the selection and cast to x's dtype. As for the other in-place writes, x must not be
+    recorded for a gradient (a leaf that requires grad needs ``no_grad()``; a tensor inside a
+    graph is refused), and a value that requires grad is refused where its gradient would be
+    lost."""
+    from ..autograd import is_grad_enabled, mark_modified
+    from . import basic as B
+    _refuse_recorded(a, "x[index] = value", method=True)
+    d = a.data
+    if isinstance(value, Tensor):
+        if value.requires_grad and is_grad_enabled():
+            raise RuntimeError("x[index] = value: value requires grad but x does not, so its "
+                               "gradient would be lost; build the result out of place (e.g. "
+                               "minigan.where, or index_put) or write under no_grad()")
+        v = value.data
+        if v.__class__ is not d.__class__:
+            backend.check_same_device(d, v, what="x[index] = value")
+    elif isinstance(value, (bool, int, float, np.generic)):
+        v = value
+    else:
+        v = backend.get_array_module(d).asarray(value)  # a list or a host array: on x's device
+    if not getattr(d.flags, "writeable", True):
+        raise RuntimeError("x[index] = value: the tensor is a read-only view (an expand or a "
+                           "broadcast, whose elements share memory); clone() it first")
+    if index.__class__ is list and B._list_is_tuple(index):
+        index = tuple(index)
+    index = B._device_index(index, a)  # (tensors unwrapped; index arrays on x's device)
+    steps = B._torch_steps(index, a) if isinstance(index, tuple) else None
+    if steps is None:
+        d[index] = v
+    else:  # torch's order of the selected elements: write through their flat positions
+        xp = backend.get_array_module(d)
+        pos = xp.arange(d.size).reshape(d.shape)
+        for step in steps:
+            pos = pos[step]
+        d[xp.unravel_index(pos, d.shape)] = xp.broadcast_to(xp.asarray(v), pos.shape)
+    mark_modified(a)
 
 
 def _reshaped_in_place(method, name: str):
