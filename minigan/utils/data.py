@@ -487,16 +487,23 @@ def _collate(batch):
         fields = [_collate(list(samples)) for samples in zip(*batch)]
         if isinstance(elem, tuple):
             return fields  # a list, as torch's (kept for backward compatibility there)
-        try:
-            if isinstance(elem, collections.abc.MutableSequence):
-                clone = copy.copy(elem)
-                for i, f in enumerate(fields):
-                    clone[i] = f
-                return clone
-            return elem_type(fields)
-        except TypeError:
-            return fields
+        return _same_sequence(elem, fields)
     raise TypeError(_COLLATE_ERROR.format(elem_type))
+
+
+def _same_sequence(like, items: list):
+    """``items`` in a sequence of ``like``'s type, as torch rebuilds one: a mutable one as a
+    copy of ``like`` with its items replaced, another by its constructor; the plain list
+    where the type cannot be made from a list."""
+    try:
+        if isinstance(like, collections.abc.MutableSequence):
+            clone = copy.copy(like)
+            for i, item in enumerate(items):
+                clone[i] = item
+            return clone
+        return type(like)(items)
+    except TypeError:
+        return items
 
 
 def _plain(a):
@@ -538,16 +545,7 @@ def default_convert(data):
     if isinstance(data, tuple):
         return [default_convert(d) for d in data]
     if isinstance(data, collections.abc.Sequence) and not isinstance(data, (str, bytes)):
-        converted = [default_convert(d) for d in data]
-        try:
-            if isinstance(data, collections.abc.MutableSequence):
-                clone = copy.copy(data)
-                for i, d in enumerate(converted):
-                    clone[i] = d
-                return clone
-            return elem_type(converted)
-        except TypeError:
-            return converted
+        return _same_sequence(data, [default_convert(d) for d in data])
     return data
 
 

@@ -22,7 +22,7 @@ def _run(script, argv, monkeypatch):
 def test_every_example_is_covered():
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(
         ["train_gan_mlp.py", "train_cgan.py", "train_dragan.py", "train_dcgan_mnist.py",
-         "dcgan_image_folder.py", "latent_walk.py"])
+         "dcgan_image_folder.py", "latent_walk.py", "pytorch_style_dcgan.py"])
 
 
 @pytest.mark.parametrize("script, argv, out", [
@@ -62,3 +62,17 @@ def test_step_by_step_dcgan_example_and_latent_walk(tmp_path, monkeypatch, tiny_
     w = np.asarray(Image.open(tmp_path / "w.png"))
     assert abs(w.shape[1] / w.shape[0] - 2) < 0.1  # 2 rows (3 points) of 4 frames
     assert "wrote w.png" in capsys.readouterr().out
+
+
+def test_pytorch_style_example_trains_and_writes_its_grid(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    tiny = _tiny_images((1, 28, 28), n=128)
+    monkeypatch.setattr(minigan.data, "mnist", lambda *a, **k: (tiny.data, tiny.labels))
+    _run("pytorch_style_dcgan.py", ["--epochs", "1", "--device", "cpu", "--batch-size", "32"],
+         monkeypatch)
+    out = capsys.readouterr().out
+    assert "[0/1][0/4] Loss_D:" in out  # 128 images in batches of 32
+    grid = tmp_path / "runs/example-pytorch-style/epoch_0.png"
+    from PIL import Image
+    with Image.open(grid) as img:
+        assert img.size == (8 * 28 + 9 * 2, 8 * 28 + 9 * 2)  # the 64 fixed-noise samples
