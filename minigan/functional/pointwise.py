@@ -26,6 +26,7 @@ from .basic import (
     _binary,
     _broadcast_check,
     _dim,
+    _legacy_unbiased,
     _norm_axis,
     abs,
     astype,
@@ -39,8 +40,10 @@ from .basic import (
     sum_to,
     where,
 )
+from .basic import amax as _amax, amin as _amin, clamp as _clamp, mean as _mean
+from .basic import std as _std, sum as _sum, var as _var
 from .basic import _floating as _to_float
-from .promotion import result_type
+from .promotion import number_like, result_type
 
 __all__ = [
     "erf", "erfc", "erfinv",
@@ -50,6 +53,9 @@ __all__ = [
     "isposinf", "lerp", "log1p", "log2", "log10", "logcumsumexp", "logical_and", "logical_not",
     "logical_or", "logical_xor", "maximum", "minimum", "nan_to_num", "norm", "prod", "reciprocal",
     "round", "rsqrt", "sgn", "sign", "signbit", "sin", "sinh", "tan", "trunc",
+    "addcdiv", "addcmul", "aminmax", "clamp_max", "clamp_min", "copysign", "deg2rad", "diff",
+    "float_power", "heaviside", "hypot", "logaddexp", "logaddexp2", "logit", "nanmean",
+    "nansum", "rad2deg", "sinc", "std_mean", "var_mean", "xlogy",
 ]
 
 
@@ -1171,7 +1177,522 @@ def logical_not(input) -> Tensor:
     return _wrap(_xp(x).logical_not(x.data))
 
 
-# every function above is a Tensor method too (x.sin(), x.norm(1, dim=0), x.any()), and so is
-# square, which minigan.nn.functional already has
+# ----------------------------------------------------------------------------- more of torch's math
+
+def clamp_min(input, min) -> Tensor:  # noqa: A002 - PyTorch's name
+    """``torch.clamp_min``: ``clamp(input, min=min)``, a number or a tensor bound."""
+    return _clamp(input, min=min)
+
+
+def clamp_max(input, max) -> Tensor:  # noqa: A002 - PyTorch's name
+    """``torch.clamp_max``: ``clamp(input, max=max)``, a number or a tensor bound."""
+    return _clamp(input, max=max)
+
+
+def _as_operand(v, dt, like: Tensor) -> Tensor:
+    """A tensor cast to ``dt`` (a recorded cast) or a number as a 0-d constant of ``dt``."""
+    if isinstance(v, Tensor):
+        return v if v.dtype == dt else astype(v, dt)
+    if isinstance(v, np.ndarray) or backend.is_cupy_array(v):
+        return _as_operand(as_tensor(v), dt, like)
+    return number_like(v, dt, like)
+
+
+def _addc(fn: str, input, tensor1, tensor2, value, divide: bool) -> Tensor:
+    ops = (input, tensor1, tensor2)
+    for v in ops:
+        _check_operand(fn, v)
+    if isinstance(value, Tensor) or not isinstance(
+            value, (bool, int, float, np.bool_, np.integer, np.floating)):
+        raise TypeError(f"{fn}: value must be a real number, got {type(value).__name__}")
+    if divide:
+        kinds = [(v.dtype if isinstance(v, Tensor) else result_type(v)).kind
+                 for v in (tensor1, tensor2)]
+        if kinds[0] in "biu" and kinds[1] in "biu":
+            raise TypeError(f"{fn}: integer division of tensor1 by tensor2 is not supported "
+                            "(torch refuses it too); make one of them floating point")
+    dt = result_type(*ops)
+    if dt.kind in "biu" and isinstance(value, (float, np.floating)):
+        raise TypeError(f"{fn}: value must be an integer for {dt} tensors, got {value!r} "
+                        "(torch's rule)")
+    if dt == np.bool_:
+        raise TypeError(f"{fn}: not defined for bool tensors (torch refuses them too)")
+    like = next(v for v in ops if isinstance(v, Tensor) or hasattr(v, "shape"))
+    like = like if isinstance(like, Tensor) else as_tensor(like)
+    a, b, c = (_as_operand(v, dt, like) for v in ops)
+    backend.check_same_device(a.data, b.data, c.data, what=fn)
+    _broadcast_check(fn, a.shape, b.shape, c.shape)
+    if divide:  # torch's order of operations: input + value * (tensor1 / tensor2)
+        term = b / c
+        return a + (term if value == 1 else term * value)
+    # ... and input + value * tensor1 * tensor2
+    return a + ((b if value == 1 else b * value) * c)
+
+
+def addcmul(input, tensor1, tensor2, *, value=1) -> Tensor:
+    """``input + value * tensor1 * tensor2``, all three broadcast and promoted together, as
+    ``torch.addcmul``; ``value`` is a number (an integer for integer tensors). Differentiable
+    in all three tensors, to any order."""
+    return _addc("addcmul", input, tensor1, tensor2, value, divide=False)
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1) -> Tensor:
+    """``input + value * tensor1 / tensor2``, as ``torch.addcdiv``: integer ``tensor1`` and
+    ``tensor2`` together are refused (torch's rule), otherwise as ``addcmul``."""
+    return _addc("addcdiv", input, tensor1, tensor2, value, divide=True)
+
+
+def _float_operands(fn: str, a, b):
+    """Two operands of a function torch has only floating-point kernels for: integer and bool
+    tensors are refused unless the other operand makes the pair floating point."""
+    _check_operand(fn, a)
+    _check_operand(fn, b)
+    dt = result_type(a, b)
+    if dt.kind != "f":
+        raise TypeError(f"{fn}: expected floating-point operands, got {dt} (torch has no "
+                        "integer kernel for it either); cast them, e.g. x.float()")
+    return _operands(fn, a, b)
+
+
+class Hypot(Function):
+    """y = sqrt(a^2 + b^2) without overflow; ga = gy a / y, gb = gy b / y (NaN at the origin,
+    as torch's)."""
+
+    def forward(self, a, b):
+        with np.errstate(all="ignore"):
+            return backend.get_array_module(a, b).hypot(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        y = self.output()
+        with np.errstate(all="ignore"):  # (0/0 at the origin, inf/inf: NaN, quietly)
+            ga = sum_to(gy * a / y, a.shape) if self.needs_input_grad[0] else None
+            gb = sum_to(gy * b / y, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+def hypot(input, other) -> Tensor:
+    """``torch.hypot``: ``sqrt(input^2 + other^2)`` elementwise, with no overflow in the
+    squares; inf wherever either is infinite (a NaN beside it too). Floating point only."""
+    a, b = _float_operands("hypot", input, other)
+    return Hypot()(a, b)
+
+
+class _Share(Function):
+    """s = 1 / (1 + base^-d), the share of exp(a) in exp(a) + exp(b) for d = a - b (base e or
+    2); gd = gy s (1 - s) ln(base). 0 and 1 at d = -inf and inf, NaN at NaN."""
+
+    def __init__(self, base2: bool):
+        self.base2 = base2
+
+    def forward(self, d):
+        xp = backend.get_array_module(d)
+        with np.errstate(over="ignore"):  # base^-d beyond the range is inf: a share of 0
+            return 1 / (1 + (xp.exp2 if self.base2 else xp.exp)(-d))
+
+    def backward(self, gy):
+        s = self.output()
+        return gy * (s * (1.0 - s)) * (math.log(2.0) if self.base2 else 1.0)
+
+
+class LogAddExp(Function):
+    """y = log(exp(a) + exp(b)) (``base2``: log2(2^a + 2^b)); ga = gy / (1 + exp(b - a)),
+    gb = gy / (1 + exp(a - b)) (2^ for base 2), torch's formulas: NaN where both are the same
+    infinity, 0 and 1 where one of them is infinite."""
+
+    def __init__(self, base2: bool):
+        self.base2 = base2
+
+    def forward(self, a, b):
+        xp = backend.get_array_module(a, b)
+        with np.errstate(all="ignore"):
+            return (xp.logaddexp2 if self.base2 else xp.logaddexp)(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = sum_to(gy * _Share(self.base2)(a - b), a.shape)
+        if self.needs_input_grad[1]:
+            gb = sum_to(gy * _Share(self.base2)(b - a), b.shape)
+        return ga, gb
+
+
+def logaddexp(input, other) -> Tensor:
+    """``log(exp(input) + exp(other))`` without overflow (``torch.logaddexp``); floating
+    point only."""
+    a, b = _float_operands("logaddexp", input, other)
+    return LogAddExp(False)(a, b)
+
+
+def logaddexp2(input, other) -> Tensor:
+    """``log2(2**input + 2**other)`` without overflow (``torch.logaddexp2``); floating point
+    only."""
+    a, b = _float_operands("logaddexp2", input, other)
+    return LogAddExp(True)(a, b)
+
+
+class Xlogy(Function):
+    """y = x log(z), and 0 where x == 0 unless z is NaN (torch's xlogy); gx = xlogy(gy, z),
+    but 0 where x == 0 and z <= 0, and gz = gy x / z (torch's formulas; the mask is constant,
+    so exact again)."""
+
+    def forward(self, x, z):
+        xp = backend.get_array_module(x, z)
+        with np.errstate(all="ignore"):
+            y = x * xp.log(z)
+        return xp.where((x == 0) & ~xp.isnan(z), y.dtype.type(0), y)
+
+    def backward(self, gy):
+        x, z = self.inputs
+        gx = gz = None
+        if self.needs_input_grad[0]:
+            off = (x.data == 0) & (z.data <= 0)
+            gx = sum_to(where(off, 0.0, Xlogy()(gy, z)), x.shape)
+        if self.needs_input_grad[1]:
+            with np.errstate(all="ignore"):  # (x / 0 is inf or NaN, quietly, as torch's)
+                gz = sum_to(gy * x / z, z.shape)
+        return gx, gz
+
+
+def xlogy(input, other) -> Tensor:
+    """``input * log(other)``, 0 where input is 0 (even where other is 0 or inf; NaN where
+    other is NaN), as ``torch.xlogy``; either may be a number, and integers give float32."""
+    a, b = _operands("xlogy", input, other, floating=True)
+    return Xlogy()(a, b)
+
+
+class Copysign(Function):
+    """y = |a| with the sign (bit) of b; ga = gy * y / a (+-1, 0 where a is 0, NaN where a is
+    inf or NaN: torch's formula), gb = 0. Both are piecewise constant, so exact again."""
+
+    def forward(self, a, b):
+        return backend.get_array_module(a, b).copysign(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        xp = _xp(a)
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            av = a.data
+            with np.errstate(all="ignore"):
+                ratio = xp.where(av == 0, av.dtype.type(0), self.output().data / av)
+            ga = sum_to(gy * _wrap(ratio), a.shape)
+        if self.needs_input_grad[1]:
+            gb = Tensor(xp.zeros(b.shape, dtype=b.dtype))
+        return ga, gb
+
+
+def copysign(input, other) -> Tensor:
+    """``torch.copysign``: the magnitude of ``input`` with the sign of ``other`` (-0.0 and
+    negative NaNs count as negative); integers give float32, ``other`` may be a number."""
+    a, b = _operands("copysign", input, other, floating=True)
+    return Copysign()(a, b)
+
+
+class Heaviside(Function):
+    """y = 0 where x < 0 (and where x is NaN, as torch's kernel), ``values`` where x == 0, 1
+    where x > 0; gx = 0 (piecewise constant), gvalues = gy where x == 0. (torch has no
+    derivative for it and raises.)"""
+
+    def forward(self, x, v):
+        return _heaviside_array(x, v)
+
+    def backward(self, gy):
+        x, v = self.inputs
+        gx = gv = None
+        if self.needs_input_grad[0]:
+            gx = Tensor(_xp(x).zeros(x.shape, dtype=x.dtype))
+        if self.needs_input_grad[1]:
+            gv = sum_to(where(x.data == 0, gy, 0.0), v.shape)
+        return gx, gv
+
+
+def _heaviside_array(x, v):
+    xp = backend.get_array_module(x, v)
+    return xp.where(x == 0, v, (x > 0).astype(x.dtype))
+
+
+def heaviside(input, values) -> Tensor:
+    """``torch.heaviside``: 0 for input < 0, ``values`` at input == 0, 1 for input > 0; both
+    of one dtype, as torch demands (a number takes input's). ``values`` gets the gradient
+    where input is 0; input gets none (a step function)."""
+    x = as_tensor(input)
+    if isinstance(values, Tensor):
+        v = values
+        if v.dtype != x.dtype:
+            raise TypeError(f"heaviside: input and values must have one dtype, got {x.dtype} "
+                            f"and {v.dtype} (torch refuses mixed dtypes too)")
+    else:
+        _check_operand("heaviside", values)
+        v = _as_operand(values, x.dtype, x)
+    backend.check_same_device(x.data, v.data, what="heaviside")
+    _broadcast_check("heaviside", x.shape, v.shape)
+    if not _is_float(x):
+        return _wrap(_heaviside_array(x.data, v.data))
+    return Heaviside()(x, v)
+
+
+_FLOAT64 = np.dtype(np.float64)
+
+
+class FloatPower(Function):
+    """y = a ** b (float64); ga = gy b a^(b - 1), 0 where b == 0; gb = gy y log(a), 0 where
+    a == 0 and b >= 0: torch's ``pow_backward`` (so -inf, not NaN, for 0 to a negative power).
+    A base of 1 is swapped in where a mask holds, so no infinity meets it at higher orders."""
+
+    def forward(self, a, b):
+        with np.errstate(all="ignore"):  # a negative base to a fractional power is NaN
+            return backend.get_array_module(a, b).power(a, b)
+
+    def backward(self, gy):
+        with np.errstate(all="ignore"):  # (inf and NaN at the edges, quietly, as torch's)
+            return self._grads(gy)
+
+    def _grads(self, gy):
+        a, b = self.inputs
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            off = _xp(a).broadcast_to(b.data == 0, gy.shape)
+            base = where(off, 1.0, a)
+            ga = sum_to(where(off, 0.0, gy * b * pow(base, b - 1.0)), a.shape)
+        if self.needs_input_grad[1]:
+            off = (a.data == 0) & (b.data >= 0)
+            base = where(off, 1.0, a)
+            gb = sum_to(where(off, 0.0, gy * self.output() * log(base)), b.shape)
+        return ga, gb
+
+
+def float_power(input, exponent) -> Tensor:
+    """``input ** exponent`` computed in float64, whatever the dtypes (``torch.float_power``);
+    either may be a number, not both. The gradient is torch's (see ``FloatPower``) and comes
+    back in each tensor's own dtype."""
+    _check_operand("float_power", input)
+    _check_operand("float_power", exponent)
+    if not isinstance(input, Tensor) and not isinstance(exponent, Tensor):
+        raise TypeError("float_power: expected a tensor among input and exponent, got "
+                        f"{type(input).__name__} and {type(exponent).__name__}")
+
+    def f64(v):
+        if isinstance(v, Tensor) or hasattr(v, "shape"):
+            return astype(as_tensor(v), _FLOAT64)
+        return float(v)
+    a, b = _operands("float_power", f64(input), f64(exponent))
+    return FloatPower()(a, b)
+
+
+class Sinc(_Unary):
+    """y = sin(pi x) / (pi x), 1 at 0; gx = gy (cos(pi x) - y) / x. Below |x| = 0.01, where
+    that difference cancels, its Taylor series -pi^2 x/3 + pi^4 x^3/30 - pi^6 x^5/840 +
+    pi^8 x^7/45360 is used instead (0 at 0, with the exact derivatives there too)."""
+
+    def compute(self, x):
+        xp = backend.get_array_module(x)
+        a = x.astype(np.float32) if x.dtype == np.float16 else x  # torch's float32 opmath
+        px = a * a.dtype.type(math.pi)
+        with np.errstate(all="ignore"):
+            y = xp.where(a == 0, a.dtype.type(1), xp.sin(px) / px)
+        return y.astype(x.dtype, copy=False)
+
+    def grad(self, gy, x, y):
+        small = abs(x.data) < 0.01
+        xs = where(small, 1.0, x)  # 1 swapped in, so no 0/0 reaches a derivative
+        direct = (cos(xs * math.pi) - y) / xs
+        x2 = square(x)
+        p2 = math.pi ** 2
+        series = x * (x2 * (x2 * (x2 * (p2 ** 4 / 45360) - p2 ** 3 / 840) + p2 ** 2 / 30)
+                      - p2 / 3)
+        return gy * where(small, series, direct)
+
+
+sinc = _float_unary(Sinc, "sinc")
+
+
+def _scaled_float(fn: str, input, c: float) -> Tensor:
+    x = _floating(fn, input)
+    if x.dtype == np.float16:  # scaled in float32, as torch's opmath
+        return astype(astype(x, np.float32) * c, np.float16)
+    return x * c
+
+
+def deg2rad(input) -> Tensor:
+    """Degrees to radians, ``input * pi / 180``; integers and bools give float32."""
+    return _scaled_float("deg2rad", input, math.pi / 180.0)
+
+
+def rad2deg(input) -> Tensor:
+    """Radians to degrees, ``input * 180 / pi``; integers and bools give float32."""
+    return _scaled_float("rad2deg", input, 180.0 / math.pi)
+
+
+class Logit(Function):
+    """y = log(z / (1 - z)) with z = x clamped to [eps, 1 - eps] (x itself for ``eps`` None);
+    gx = gy / (x (1 - x)) inside, 0 outside [eps, 1 - eps], and without eps NaN outside
+    [0, 1] (torch's ``logit_backward``). The masks are constant, so exact again."""
+
+    def __init__(self, eps):
+        self.eps = eps
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        a = x.astype(np.float32) if x.dtype == np.float16 else x  # torch's float32 opmath
+        if self.eps is not None:
+            lo, hi = a.dtype.type(self.eps), a.dtype.type(1.0 - self.eps)
+            # torch's order: below lo is lo, else above hi is hi (lo wins if lo > hi)
+            a = xp.where(a < lo, lo, xp.where(a > hi, hi, a))
+        with np.errstate(all="ignore"):
+            return xp.log(a / (1 - a)).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        xd = x.data
+        if self.eps is None:
+            outside, fill = (xd < 0) | (xd > 1), math.nan
+        else:
+            outside, fill = (xd < self.eps) | (xd > 1.0 - self.eps), 0.0
+        safe = where(outside, 0.5, x)  # a harmless point outside, so no inf meets the mask
+        return where(outside, fill, gy / (safe * (1.0 - safe)))
+
+
+def logit(input, eps=None) -> Tensor:
+    """``log(x / (1 - x))`` (``torch.logit``), with x clamped to [eps, 1 - eps] first when
+    ``eps`` is given (a negative eps clamps nothing, as torch's); integers give float32."""
+    x = _floating("logit", input)
+    if eps is not None:
+        if isinstance(eps, (bool, np.bool_)) or not isinstance(
+                eps, (int, float, np.integer, np.floating)):
+            raise TypeError(f"logit: eps must be a number or None, got {eps!r}")
+        eps = float(eps)
+        if eps < 0:
+            eps = None
+    return Logit(eps)(x)
+
+
+def nansum(input, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Sum with NaN read as 0 (``torch.nansum``), over ``dim`` (an int, a tuple, or all);
+    integers and bools sum in int64, ``dtype`` casts first. The gradient is 0 at the NaNs."""
+    x = as_tensor(input)
+    if _is_float(x):
+        x = where(isnan(x), 0.0, x)
+    return _sum(x, dim, bool(keepdim), dtype=dtype)
+
+
+def nanmean(input, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Mean of the entries that are not NaN (``torch.nanmean``): NaN where all are; floating
+    point only (``dtype``, a floating dtype, casts first). The gradient is 0 at the NaNs."""
+    x = as_tensor(input)
+    if not _is_float(x):
+        raise TypeError(f"nanmean: expected a floating-point tensor, got {x.dtype} (torch "
+                        "refuses integer and bool tensors too)")
+    if dtype is not None:
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"nanmean: dtype {dtype!r} is not a dtype") from None
+        if dt.kind != "f":
+            raise TypeError(f"nanmean: dtype must be a floating dtype, got {dt} (torch "
+                            "refuses an integer or bool one too)")
+        x = astype(x, dt)
+    keep = ~_xp(x).isnan(x.data)
+    total = _sum(where(keep, x, 0.0), dim, bool(keepdim))
+    count = _arr(keep.sum(axis=_norm_axis(dim, x.ndim, "nanmean"), keepdims=bool(keepdim)))
+    with np.errstate(invalid="ignore"):  # 0 / 0 where every entry is NaN: NaN, quietly
+        return total / Tensor(count.astype(x.dtype))
+
+
+class _AMinMax(tuple):
+    """``(min, max)``, as torch's ``aminmax`` returns (``torch.return_types.aminmax``)."""
+
+    __slots__ = ()
+    min = property(lambda self: self[0])
+    max = property(lambda self: self[1])
+
+    def __repr__(self):
+        return f"aminmax(min={self[0]!r}, max={self[1]!r})"
+
+
+def aminmax(input, *, dim=None, keepdim: bool = False):
+    """``(min, max)`` over one int ``dim`` or all entries, NaN if any is (``torch.aminmax``);
+    each value's gradient is split evenly among the entries that reach it, as amin/amax."""
+    x = as_tensor(input)
+    if dim is None:
+        axes = tuple(range(x.ndim))
+    else:
+        if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"aminmax: dim must be one int, got {dim!r}")
+        axes = (_dim("aminmax", dim, x.ndim),) if x.ndim else ()
+    if builtins.any(x.shape[a] == 0 for a in axes) or (dim is None and x.size == 0):
+        raise RuntimeError(f"aminmax: cannot reduce over an empty dimension (shape "
+                           f"{tuple(x.shape)}): min and max have no identity (torch refuses "
+                           "it too)")
+    if dim is not None and x.ndim == 0:
+        return _AMinMax((clone(x), clone(x)))
+    axis = None if dim is None else axes[0]
+    keep = bool(keepdim)
+    return _AMinMax((_amin(x, axis, keep), _amax(x, axis, keep)))
+
+
+def diff(input, n=1, dim=-1, prepend=None, append=None) -> Tensor:
+    """The n-th forward difference along ``dim`` (``torch.diff``), after ``prepend`` and
+    ``append`` (tensors with input's shape but along dim) are joined on; bools give
+    ``!=`` of neighbours. Built from slices and subtraction, so differentiable to any order."""
+    x = as_tensor(input)
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"diff: n must be an int, got {n!r}")
+    if n < 0:
+        raise ValueError(f"diff: the order n must be non-negative, got {n}")
+    if x.ndim == 0:
+        raise ValueError("diff: expects input to be at least one-dimensional, got a 0-d "
+                         "tensor")
+    d = _dim("diff", dim, x.ndim)
+    parts = [x]
+    for name, v in (("prepend", prepend), ("append", append)):
+        if v is None:
+            continue
+        if not (isinstance(v, Tensor) or isinstance(v, np.ndarray) or backend.is_cupy_array(v)):
+            raise TypeError(f"diff: {name} must be a tensor, got {type(v).__name__}")
+        v = as_tensor(v)
+        if v.ndim != x.ndim or builtins.any(
+                s != t for i, (s, t) in enumerate(zip(v.shape, x.shape)) if i != d):
+            raise ValueError(f"diff: {name} must have input's shape {tuple(x.shape)} except "
+                             f"along dim {d}, got {tuple(v.shape)}")
+        backend.check_same_device(x.data, v.data, what="diff")
+        parts.insert(0 if name == "prepend" else len(parts), v)
+    y = concat(parts, d) if len(parts) > 1 else x
+    for _ in range(builtins.min(n, y.shape[d])):
+        m = y.shape[d]
+        hi, lo = GetItem(_span(d, 1, m))(y), GetItem(_span(d, 0, m - 1))(y)
+        y = logical_xor(hi, lo) if y.dtype == np.bool_ else hi - lo
+    return clone(y) if y is x else y
+
+
+def _moments(fn: str, stat, input, dim, unbiased, keepdim, correction):
+    x = as_tensor(input)
+    if not _is_float(x):
+        raise TypeError(f"{fn}: expected a floating-point tensor, got {x.dtype} (torch "
+                        "supports floating dtypes only)")
+    dim, unbiased = _legacy_unbiased(fn, dim, unbiased)
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"{fn}: give unbiased or correction, not both")
+    keep = bool(keepdim)
+    return (stat(x, dim, unbiased, keep, correction=correction), _mean(x, dim, keep))
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    """``(var, mean)`` over ``dim`` (``torch.var_mean``), with ``var``'s arguments: Bessel's
+    correction by default, ``correction=`` or the legacy ``unbiased`` (positionally as in
+    torch's ``var_mean(x, dim, unbiased, keepdim)``, or a bool where dim goes)."""
+    return _moments("var_mean", _var, input, dim, unbiased, keepdim, correction)
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    """``(std, mean)`` over ``dim`` (``torch.std_mean``), with ``std``'s arguments (see
+    ``var_mean``); where std is 0 its gradient is 0, as torch's."""
+    return _moments("std_mean", _std, input, dim, unbiased, keepdim, correction)
+
+
+# every function above is a Tensor method too (x.sin(), x.norm(1, dim=0), x.any(); also
+# x.var_mean() and x.std_mean(), which torch's Tensor lacks), and so is square, which
+# minigan.nn.functional already has
 TENSOR_METHODS = {name: globals()[name] for name in __all__}
 TENSOR_METHODS["square"] = square

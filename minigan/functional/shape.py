@@ -34,9 +34,10 @@ from .basic import (
     permute,
     reshape,
     transpose,
-    where,
 )
 from .basic import sum as _sum
+from .basic import where as _where
+from .promotion import result_type
 
 __all__ = [
     "argsort", "atleast_1d", "atleast_2d", "atleast_3d", "broadcast_shapes",
@@ -46,6 +47,10 @@ __all__ = [
     "roll", "rot90", "scatter", "scatter_add", "sort", "split", "swapaxes", "swapdims",
     "take_along_dim", "tensor_split", "tile", "topk", "trace", "tril", "triu", "unbind",
     "unflatten", "vstack",
+] + [
+    "argwhere", "bincount", "bucketize", "cummax", "cummin", "histc", "index_add", "index_copy",
+    "index_fill", "index_put", "nonzero", "searchsorted", "select", "take", "unique",
+    "unique_consecutive", "where",
 ]
 
 
@@ -455,7 +460,7 @@ class _Scatter(Function):
     def backward(self, gy):
         gx = gsrc = None
         if self.needs_input_grad[0]:
-            gx = where(_written(self.index, gy), _zero(gy), gy)
+            gx = _where(_written(self.index, gy), _zero(gy), gy)
         if self.needs_input_grad[1]:
             gsrc = GetItem(self.index)(gy)
         return gx, gsrc
@@ -553,7 +558,7 @@ def scatter(input, dim: int, index, src=None, *, value=None, reduce=None) -> Ten
         fill = _fill_value("scatter", value if src is None else src, x)
         _, where_idx, _ = _scatter_args("scatter", x, dim, index, None)
         x1 = _as_1d(x)
-        y = where(_written(where_idx, x1), fill, x1)
+        y = _where(_written(where_idx, x1), fill, x1)
         return reshape(y, ()) if x.ndim == 0 else y
     _, where_idx, src1 = _scatter_args("scatter", x, dim, index, src)
     y = _Scatter(where_idx)(_as_1d(x), src1)
@@ -613,7 +618,7 @@ def masked_fill(input, mask, value) -> Tensor:
     except ValueError:
         raise ValueError(f"masked_fill: mask of shape {_shape_str(m.shape)} cannot be broadcast "
                          f"with input of shape {_shape_str(x.shape)}") from None
-    return where(m, fill, x)
+    return _where(m, fill, x)
 
 
 def masked_select(input, mask) -> Tensor:
@@ -680,7 +685,7 @@ def _triangle(fn: str, input, diagonal: int, lower: bool) -> Tensor:
     m, n = x.shape[-2:]
     offset = xp.arange(n).reshape(1, n) - xp.arange(m).reshape(m, 1)  # column - row
     keep = offset <= k if lower else offset >= k
-    return where(keep, x, _zero(x))
+    return _where(keep, x, _zero(x))
 
 
 def tril(input, diagonal: int = 0) -> Tensor:
@@ -1093,6 +1098,522 @@ def median(input, dim=None, keepdim: bool = False):
     return _select_kth(x, d, pos, keepdim, MedianResult)
 
 
+# ----------------------------------------------------------------------------- searching, indexing
+
+CummaxResult = collections.namedtuple("cummax", ["values", "indices"])
+CumminResult = collections.namedtuple("cummin", ["values", "indices"])
+
+
+def nonzero(input, *, as_tuple: bool = False):
+    """The int64 indices of the nonzero entries, one row each: shape (n, ndim), in C order.
+    ``as_tuple=True`` gives one 1-d index tensor per dimension instead (a 0-d input counts as
+    1-d there, as in torch). n depends on the values: on the GPU finding it waits for the
+    device, as torch's does."""
+    x = as_tensor(input)
+    a = x.data
+    xp = backend.get_array_module(a)
+    if a.ndim == 0:
+        (hits,) = xp.nonzero(a.reshape(1))
+        hits = hits.astype(np.int64, copy=False)
+        if as_tuple:
+            return (Tensor(hits),)
+        return Tensor(xp.zeros((hits.shape[0], 0), dtype=np.int64))
+    parts = [i.astype(np.int64, copy=False) for i in xp.nonzero(a)]
+    if as_tuple:
+        return tuple(Tensor(i) for i in parts)
+    return Tensor(xp.stack(parts, axis=1))
+
+
+def argwhere(input) -> Tensor:
+    """``nonzero(input)``: the (n, ndim) int64 indices of the nonzero entries."""
+    return nonzero(input)
+
+
+def where(condition, input=None, other=None):
+    """``where(condition, input, other)``: ``input`` where the bool ``condition`` holds, else
+    ``other`` (basic's differentiable choice). ``where(condition)`` alone is
+    ``nonzero(condition, as_tuple=True)``: one int64 index tensor per dimension."""
+    if input is None and other is None:
+        return nonzero(condition, as_tuple=True)
+    if input is None or other is None:
+        raise TypeError("where: give both input and other, or neither (where(condition) is "
+                        "nonzero(condition, as_tuple=True))")
+    return _where(condition, input, other)
+
+
+def _unique(fn: str, input, return_inverse, return_counts, dim, consecutive: bool):
+    """unique/unique_consecutive: runs of equal entries (or slices along ``dim``) after a
+    stable sort (or in input order), found by comparing neighbours. NaNs are never equal, so
+    each one is its own entry, as in torch. Constants: torch has no gradient for them."""
+    x = as_tensor(input)
+    a = x.data
+    xp = backend.get_array_module(a)
+    if dim is None:
+        rows = a.reshape(-1, 1)
+        inverse_shape = x.shape
+    else:
+        if x.ndim == 0:
+            raise IndexError(f"{fn}: dimension {dim} given for a 0-d tensor, which has none")
+        d = _dim(fn, dim, x.ndim)
+        if x.size == 0 and x.shape[d]:
+            raise ValueError(f"{fn}: tensor of shape {_shape_str(x.shape)} has a 0-sized "
+                             f"dimension other than dim {d}, so its slices along dim {d} "
+                             "cannot be compared (torch refuses it too)")
+        moved = xp.moveaxis(a, d, 0)
+        rows = moved.reshape(moved.shape[0], math.prod(moved.shape[1:]))
+        inverse_shape = (rows.shape[0],)
+    n = rows.shape[0]
+    order = None
+    if not consecutive and n:
+        if rows.shape[1] == 1:
+            order = _argsort_array(rows[:, 0], 0, False)
+        else:  # lexicographic, first column first (lexsort's primary key is its last)
+            keys = rows.astype(np.uint8) if rows.dtype == np.bool_ else rows
+            order = xp.lexsort(keys.T[::-1]).astype(np.int64, copy=False)
+        rows = rows[order]
+    starts = xp.ones(n, dtype=bool)
+    starts[1:] = (rows[1:] != rows[:-1]).any(axis=1)
+    first = xp.nonzero(starts)[0]  # (the output's length: a host read on the GPU)
+    picked = rows[first]
+    if dim is None:
+        values = picked.reshape(-1)
+    else:
+        rest = tuple(s for i, s in enumerate(x.shape) if i != d)
+        values = xp.moveaxis(picked.reshape((first.shape[0],) + rest), 0, d)
+    out = [Tensor(xp.ascontiguousarray(values).astype(a.dtype, copy=False))]
+    if return_inverse:
+        group = xp.cumsum(starts, dtype=np.int64) - 1
+        if order is not None:
+            inverse = xp.empty(n, dtype=np.int64)
+            inverse[order] = group
+            group = inverse
+        out.append(Tensor(group.reshape(inverse_shape)))
+    if return_counts:
+        ends = xp.concatenate([first[1:], xp.full(1, n, dtype=first.dtype)])
+        out.append(Tensor((ends - first).astype(np.int64, copy=False)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def unique(input, sorted: bool = True, return_inverse: bool = False,  # noqa: A002
+           return_counts: bool = False, dim=None):
+    """The distinct entries of ``input`` (flattened), or its distinct slices along ``dim``,
+    sorted (lexicographically for slices; ``sorted=False`` sorts too, as torch's kernels do).
+    Optionally also the int64 ``inverse`` (where each entry went, input's shape, or one per
+    slice) and ``counts``. The output's size depends on the values: on the GPU finding it
+    waits for the device. No gradient flows, as in torch."""
+    return _unique("unique", input, return_inverse, return_counts, dim, consecutive=False)
+
+
+def unique_consecutive(input, return_inverse: bool = False, return_counts: bool = False,
+                       dim=None):
+    """``unique`` of runs only: each run of equal consecutive entries (or slices along
+    ``dim``) becomes one, in input order."""
+    return _unique("unique_consecutive", input, return_inverse, return_counts, dim,
+                   consecutive=True)
+
+
+def _vector_index(fn: str, x: Tensor, dim, index):
+    """(dim, the 1-d int index array) for the index_* ops: index is 0-d or 1-d."""
+    idx = _index(fn, index, x)
+    if idx.ndim > 1:
+        raise ValueError(f"{fn}: index must be 0-d or 1-d, got shape {_shape_str(idx.shape)}")
+    return _dim(fn, dim, x.ndim), idx.reshape(-1)
+
+
+def _source(fn: str, x: Tensor, d: int, idx, source) -> Tensor:
+    """``source`` checked against input: same dtype, device and number of dims, and input's
+    shape outside ``dim``, with len(index) entries along it; returned at least 1-d."""
+    if not isinstance(source, Tensor):
+        raise TypeError(f"{fn}: source must be a tensor, got {type(source).__name__}")
+    backend.check_same_device(x.data, source.data, what=fn)
+    if source.dtype != x.dtype:
+        raise TypeError(f"{fn}: source has dtype {source.dtype} but input has {x.dtype}; "
+                        "they must match")
+    want = _as_1d(x).shape[:d] + (idx.shape[0],) + _as_1d(x).shape[d + 1:]
+    if source.ndim != x.ndim or _as_1d(source).shape != want:
+        raise ValueError(f"{fn}: source of shape {_shape_str(source.shape)} does not fit input "
+                         f"of shape {_shape_str(x.shape)} with {idx.shape[0]} indices along "
+                         f"dim {d} (expected shape {_shape_str(want if x.ndim else ())})")
+    return _as_1d(source)
+
+
+def _index_op(fn: str, input, dim, index, source, op) -> Tensor:
+    x = as_tensor(input)
+    d, idx = _vector_index(fn, x, dim, index)
+    src = _source(fn, x, d, idx, source)
+    _check_range(fn, idx, _as_1d(x).shape[d], d)
+    y = op((slice(None),) * d + (idx,))(_as_1d(x), src)
+    return reshape(y, ()) if x.ndim == 0 else y
+
+
+def index_add(input, dim: int, index, source, *, alpha=1) -> Tensor:
+    """A copy of ``input`` with ``alpha * source`` added at ``index`` along ``dim``; repeated
+    indices accumulate. gx = gy, gsource = alpha * gy at index. As torch, an integer input
+    takes a float alpha truncated to an int."""
+    x = as_tensor(input)
+    if isinstance(alpha, Tensor) or not isinstance(alpha, (int, float, np.number, bool)):
+        raise TypeError(f"index_add: alpha must be a number, got {type(alpha).__name__}")
+    if isinstance(source, Tensor) and alpha != 1:
+        scale = int(alpha) if x.dtype.kind in "biu" else alpha
+        source = astype(source * scale, source.dtype)
+    return _index_op("index_add", x, dim, index, source, _ScatterAdd)
+
+
+def index_copy(input, dim: int, index, source) -> Tensor:
+    """A copy of ``input`` with the slices of ``source`` written at ``index`` along ``dim``.
+    gx = gy with zeros at the written slices, gsource = gy at index. Which write lands for a
+    repeated index is unspecified, as in torch."""
+    return _index_op("index_copy", input, dim, index, source, _Scatter)
+
+
+def index_fill(input, dim: int, index, value) -> Tensor:
+    """A copy of ``input`` with the slices at ``index`` along ``dim`` set to ``value`` (a
+    number, or a 0-d tensor that gets the gradient summed over the filled places); negative
+    indices count from the end. gx = gy with zeros at the filled slices."""
+    x = as_tensor(input)
+    d, idx = _vector_index("index_fill", x, dim, index)
+    x1 = _as_1d(x)
+    n = x1.shape[d]
+    if not backend.is_cupy_array(idx) and idx.size and not (
+            -n <= int(idx.min()) and int(idx.max()) < n):
+        bad = int(idx.min()) if int(idx.min()) < -n else int(idx.max())
+        raise IndexError(f"index_fill: index {bad} is out of bounds for dimension {d} with "
+                         f"size {n}")
+    fill = _fill_value("index_fill", value, x)
+    y = _where(_written((slice(None),) * d + (idx,), x1), fill, x1)
+    return reshape(y, ()) if x.ndim == 0 else y
+
+
+def _put_indices(x: Tensor, indices) -> tuple:
+    """index_put's indices as a tuple of integer arrays from dim 0 on (a bool mask becomes
+    the integer indices of its True entries: a host read on the GPU, as in torch), and the
+    number of dims they index."""
+    if not isinstance(indices, (tuple, list)):
+        raise TypeError(f"index_put: indices must be a tuple of tensors, got "
+                        f"{type(indices).__name__}")
+    if not indices:
+        raise ValueError("index_put: indices must not be empty")
+    parts, pos = [], 0
+    for k, i in enumerate(indices):
+        if i is None:
+            raise TypeError(f"index_put: index {k} is None; give a tensor for each dim")
+        arr = i.data if isinstance(i, Tensor) else i
+        if not hasattr(arr, "dtype"):
+            arr = backend.to_device(np.asarray(arr), x.device)
+        backend.check_same_device(x.data, arr, what="index_put")
+        if arr.dtype == np.bool_:
+            if arr.ndim == 0 or tuple(arr.shape) != x.shape[pos:pos + arr.ndim]:
+                raise IndexError(f"index_put: the mask of shape {_shape_str(arr.shape)} at "
+                                 f"index {k} does not match the shape {_shape_str(x.shape)} "
+                                 f"of the tensor from dim {pos}")
+            parts.extend(backend.get_array_module(arr).nonzero(arr))
+            pos += arr.ndim
+        elif arr.dtype.kind in "iu":
+            if pos >= x.ndim:
+                raise IndexError(f"index_put: too many indices for a tensor of shape "
+                                 f"{_shape_str(x.shape)}")
+            n = x.shape[pos]
+            if not backend.is_cupy_array(arr) and arr.size:
+                lo, hi = int(arr.min()), int(arr.max())
+                if lo < -n or hi >= n:
+                    raise IndexError(f"index_put: index {lo if lo < -n else hi} is out of "
+                                     f"bounds for dimension {pos} with size {n}")
+            parts.append(arr)
+            pos += 1
+        else:
+            raise TypeError(f"index_put: index {k} must be an integer or bool tensor, got "
+                            f"dtype {arr.dtype}")
+    if pos > x.ndim:
+        raise IndexError(f"index_put: too many indices for a tensor of shape "
+                         f"{_shape_str(x.shape)}")
+    return tuple(parts), pos
+
+
+def index_put(input, indices, values, accumulate: bool = False) -> Tensor:
+    """A copy of ``input`` with ``input[indices] = values`` (``+=`` with ``accumulate``,
+    where repeated indices add up), indices a tuple of integer or bool tensors for the
+    leading dims and values broadcast to the indexed shape. gx = gy (accumulate) or gy with
+    zeros at the written places; gvalues = gy at indices, summed to values' shape. Without
+    accumulate, which of repeated writes lands is unspecified, as in torch."""
+    x = as_tensor(input)
+    index, ndims = _put_indices(x, indices)
+    if not isinstance(values, Tensor):
+        raise TypeError(f"index_put: values must be a tensor, got {type(values).__name__}")
+    backend.check_same_device(x.data, values.data, what="index_put")
+    if values.dtype != x.dtype:
+        raise TypeError(f"index_put: values have dtype {values.dtype} but input has "
+                        f"{x.dtype}; they must match")
+    try:
+        lead = tuple(np.broadcast_shapes(*[i.shape for i in index]))
+    except ValueError:
+        raise ValueError("index_put: index shapes " + ", ".join(_shape_str(i.shape)
+                         for i in index) + " cannot be broadcast together") from None
+    shape = lead + x.shape[ndims:]
+    try:
+        ok = tuple(np.broadcast_shapes(values.shape, shape)) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"index_put: values of shape {_shape_str(values.shape)} cannot be "
+                         f"broadcast to the indexed shape {_shape_str(shape)}")
+    v = broadcast_to(values, shape) if values.shape != shape else values
+    return (_ScatterAdd if accumulate else _Scatter)(index)(x, v)
+
+
+def select(input, dim: int, index: int) -> Tensor:
+    """The slice at ``index`` along ``dim``, with that dim removed (negative indices count
+    from the end). gx = zeros with gy in that slice."""
+    x = as_tensor(input)
+    if x.ndim == 0:
+        raise IndexError("select: a 0-d tensor has no dimension to select from")
+    d = _dim("select", dim, x.ndim)
+    if isinstance(index, Tensor) and index.ndim == 0 and index.dtype.kind in "iu":
+        index = int(index.item())
+    i = _int("select", "index", index)
+    n = x.shape[d]
+    if not -n <= i < n:
+        raise IndexError(f"select: index {i} is out of range for dimension {d} of size {n} "
+                         f"(shape {_shape_str(x.shape)})")
+    return GetItem((slice(None),) * d + (i % n,))(x)
+
+
+def take(input, index) -> Tensor:
+    """The entries of ``input`` read as a flat 1-d tensor at the integer ``index`` (negative
+    ones count from the end), in index's shape. gx = zeros with gy added at those places."""
+    x = as_tensor(input)
+    idx = _index("take", index, x)
+    n = x.size
+    if not backend.is_cupy_array(idx) and idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < -n or hi >= n:
+            raise IndexError(f"take: index {lo if lo < -n else hi} is out of range for a "
+                             f"tensor of {n} entries (shape {_shape_str(x.shape)})")
+    if idx.ndim == 0:  # (NumPy reads one entry as a scalar, not a 0-d array)
+        return reshape(GetItem(idx.reshape(1))(reshape(x, (n,))), ())
+    return GetItem(idx)(reshape(x, (n,)))
+
+
+def _unfold(self, dimension: int, size: int, step: int) -> Tensor:
+    """``Tensor.unfold``: every window of ``size`` entries along ``dimension``, ``step``
+    apart, as a new last dim (torch's is a view; this is a gather, whose gradient adds up
+    the overlaps)."""
+    x = as_tensor(self)
+    d = _dim("unfold", dimension, x.ndim)
+    size, step = _int("unfold", "size", size), _int("unfold", "step", step)
+    x1 = _as_1d(x)
+    n = x1.shape[d]
+    if size < 0:
+        raise ValueError(f"unfold: size must be non-negative, got {size}")
+    if step <= 0:
+        raise ValueError(f"unfold: step must be positive, got {step}")
+    if size > n:
+        raise ValueError(f"unfold: size {size} is larger than the size {n} of dimension {d} "
+                         f"(shape {_shape_str(x.shape)})")
+    xp = backend.get_array_module(x.data)
+    count = (n - size) // step + 1
+    idx = xp.arange(count, dtype=np.int64).reshape(-1, 1) * step + xp.arange(size,
+                                                                              dtype=np.int64)
+    y = movedim(GetItem((slice(None),) * d + (idx,))(x1), d + 1, -1)
+    return reshape(y, (size,)) if x.ndim == 0 else y
+
+
+def _beats(xp, p, c, largest: bool):
+    """Where ``p`` strictly beats ``c`` (greater, or smaller): NaN beats any number."""
+    out = p > c if largest else p < c
+    if p.dtype.kind == "f":
+        out = out | (xp.isnan(p) & ~xp.isnan(c))
+    return out
+
+
+def _cumulative_extreme(fn: str, input, dim, largest: bool, result):
+    """cummax/cummin: the running extreme's index by a scan in log2(n) doubling steps, each
+    comparing every entry with the best of the stretch before it (the later index wins a
+    tie, and a NaN wins from then on, as in torch); the values are gathered there."""
+    x = as_tensor(input)
+    d = _dim(fn, dim, x.ndim)
+    x1 = _as_1d(x)
+    a = x1.data
+    xp = backend.get_array_module(a)
+    n = a.shape[d]
+    idx = xp.broadcast_to(xp.arange(n, dtype=np.int64).reshape((-1,) + (1,) * (a.ndim - d - 1)),
+                          a.shape)
+    best, k = a, 1
+    while k < n:
+        head, tail = _slice_at(d, 0, n - k), _slice_at(d, k, n)
+        keep = _beats(xp, best[head], best[tail], largest)
+        best = xp.concatenate([best[_slice_at(d, 0, k)],
+                               xp.where(keep, best[head], best[tail])], axis=d)
+        idx = xp.concatenate([idx[_slice_at(d, 0, k)],
+                              xp.where(keep, idx[head], idx[tail])], axis=d)
+        k *= 2
+    idx = xp.ascontiguousarray(idx)
+    values = _take(x1, idx, d)
+    if x.ndim == 0:
+        return result(reshape(values, ()), Tensor(idx.reshape(())))
+    return result(values, Tensor(idx))
+
+
+def cummax(input, dim: int):
+    """``(values, indices)``: the running maximum along ``dim`` and the int64 index where it
+    was reached (the latest of equal ones; NaN propagates). The values' gradient goes back
+    to those indices."""
+    return _cumulative_extreme("cummax", input, dim, True, CummaxResult)
+
+
+def cummin(input, dim: int):
+    """``(values, indices)``: the running minimum along ``dim``, as cummax."""
+    return _cumulative_extreme("cummin", input, dim, False, CumminResult)
+
+
+def bincount(input, weights=None, minlength: int = 0) -> Tensor:
+    """How often each value 0, 1, ... occurs in the 1-d non-negative integer ``input`` (int64),
+    or the sum of ``weights`` at each (float32 weights give float32, other ones float64), with
+    at least ``minlength`` bins. The length depends on the values: on the GPU finding it waits
+    for the device. Float weights get a gradient (gy at input), which torch does not have."""
+    idx = _index("bincount", input, None, "input")
+    if idx.ndim != 1:
+        raise ValueError(f"bincount: input must be 1-d, got shape {_shape_str(idx.shape)}")
+    minlength = _int("bincount", "minlength", minlength)
+    if minlength < 0:
+        raise ValueError(f"bincount: minlength must be non-negative, got {minlength}")
+    xp = backend.get_array_module(idx)
+    size = minlength
+    if idx.size:  # (one host read of both ends)
+        lo, hi = (int(v) for v in backend.to_numpy(xp.stack([idx.min(), idx.max()])))
+        if lo < 0:
+            raise ValueError(f"bincount: input must be non-negative, got {lo}")
+        size = max(hi + 1, minlength)
+    if weights is None:
+        if not backend.is_cupy_array(idx):
+            return Tensor(np.bincount(idx.astype(np.int64, copy=False), minlength=size))
+        counts = xp.zeros(size, dtype=np.uint64)  # (CuPy's add.at has no int64)
+        backend.scatter_add(counts, idx, xp.ones((), dtype=np.uint64))
+        return Tensor(counts.astype(np.int64))
+    w = as_tensor(weights)
+    backend.check_same_device(idx, w.data, what="bincount")
+    if w.shape != idx.shape:
+        raise ValueError(f"bincount: weights of shape {_shape_str(w.shape)} must be 1-d with "
+                         f"one weight per input entry ({idx.shape[0]})")
+    if w.dtype not in (np.float32, np.float64):
+        w = astype(w.detach(), np.float64)
+    zeros = Tensor(xp.zeros(size, dtype=w.dtype))
+    return _ScatterAdd((idx,))(zeros, w)
+
+
+def histc(input, bins: int = 100, min=0, max=0) -> Tensor:  # noqa: A002
+    """A histogram of the entries in ``bins`` equal bins over [min, max] (entries outside,
+    and NaNs, are left out; max itself goes in the last bin), of input's float dtype. With
+    min == max the data's own range is used, widened by 1 each way if that is one value.
+    Without a gradient, as in torch; on the GPU it never waits for the device."""
+    x = as_tensor(input)
+    if x.dtype.kind != "f":
+        raise TypeError(f"histc: expects a floating point tensor, got dtype {x.dtype} (torch "
+                        "refuses others too); cast first, e.g. x.float()")
+    bins = _int("histc", "bins", bins)
+    if bins <= 0:
+        raise ValueError(f"histc: bins must be positive, got {bins}")
+    for name, v in (("min", min), ("max", max)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
+            raise TypeError(f"histc: {name} must be a number, got {v!r}")
+    if min > max:
+        raise ValueError(f"histc: max must be larger than min, got min={min} and max={max}")
+    a = x.data.reshape(-1)
+    xp = backend.get_array_module(a)
+    lo, hi = xp.asarray(min, dtype=a.dtype), xp.asarray(max, dtype=a.dtype)
+    if min == max and a.size:
+        lo, hi = a.min(), a.max()
+    same = lo == hi
+    lo, hi = xp.where(same, lo - 1, lo), xp.where(same, hi + 1, hi)
+    if not backend.is_cupy_array(a) and not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"histc: the range [{lo}, {hi}] is not finite")
+    inside = (a >= lo) & (a <= hi)
+    # torch's formula, in input's dtype: bin = int((x - min) * bins / (max - min))
+    pos = xp.where(inside, (a - lo) * bins / (hi - lo), 0).astype(np.int64)
+    pos = xp.where(inside, xp.minimum(pos, bins - 1), bins)  # (bin `bins`: the left-outs)
+    acc = np.float64 if a.dtype == np.float64 else np.float32
+    counts = xp.zeros(bins + 1, dtype=acc)
+    backend.scatter_add(counts, pos, xp.ones((), dtype=acc))
+    return Tensor(counts[:bins].astype(a.dtype))
+
+
+def _search_operands(fn: str, seq: Tensor, values):
+    """(sequence array, values array) on one device, promoted to their common dtype."""
+    if isinstance(values, Tensor):
+        backend.check_same_device(seq.data, values.data, what=fn)
+    elif isinstance(values, (bool, int, float, np.number)):
+        pass
+    else:
+        raise TypeError(f"{fn}: values must be a tensor or a number, got "
+                        f"{type(values).__name__}")
+    dt = result_type(seq, values)
+    xp = backend.get_array_module(seq.data)
+    v = values.data if isinstance(values, Tensor) else xp.asarray(values)
+    return seq.data.astype(dt, copy=False), v.astype(dt, copy=False)
+
+
+def _binary_search(s, v, right: bool):
+    """torch's search, vectorised: for each value the first position whose entry is >= it
+    (> it with ``right``) in the last dim of ``s`` (1-d, or with v's leading dims), in
+    bit_length(len) halving steps over all values at once. torch's comparisons (NaN compares
+    false) and midpoints are kept, so NaNs land where torch puts them."""
+    xp = backend.get_array_module(s)
+    m = s.shape[-1]
+    lo = xp.zeros(v.shape, dtype=np.int64)
+    hi = xp.full(v.shape, m, dtype=np.int64)
+    for _ in range(m.bit_length()):
+        mid = lo + ((hi - lo) >> 1)
+        at = xp.minimum(mid, m - 1)  # (mid == m only where lo == hi: that entry is not used)
+        entry = s[at] if s.ndim == 1 else xp.take_along_axis(s, at, axis=-1)
+        go_right = ~(entry > v) if right else ~(entry >= v)
+        open_ = lo < hi
+        lo = xp.where(open_ & go_right, mid + 1, lo)
+        hi = xp.where(open_ & ~go_right, mid, hi)
+    return lo
+
+
+def searchsorted(sorted_sequence, values, *, out_int32: bool = False, right: bool = False,
+                 side=None, sorter=None) -> Tensor:
+    """For each value, the index at which inserting it keeps ``sorted_sequence`` sorted along
+    its last dim: the first place with an entry >= the value (> with ``right=True`` or
+    ``side="right"``). A sequence of more than 1 dim searches row by row: its leading dims
+    must be values'. ``sorter`` holds indices that sort an unsorted sequence. int64, or int32
+    with ``out_int32``; a number gives a 0-d result."""
+    seq = as_tensor(sorted_sequence)
+    if side not in (None, "left", "right"):
+        raise ValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
+    if side == "left" and right:
+        raise ValueError("searchsorted: side='left' and right=True contradict each other")
+    right = bool(right) or side == "right"
+    if seq.ndim == 0:
+        raise ValueError("searchsorted: sorted_sequence must have at least 1 dimension, got "
+                         "a 0-d tensor")
+    s, v = _search_operands("searchsorted", seq, values)
+    if seq.ndim > 1 and (v.ndim != seq.ndim or v.shape[:-1] != seq.shape[:-1]):
+        raise ValueError(f"searchsorted: sorted_sequence of shape {_shape_str(seq.shape)} "
+                         f"searches row by row, so values need the same leading dims, got "
+                         f"shape {_shape_str(v.shape)} (or use a 1-d sequence)")
+    if sorter is not None:
+        order = _index("searchsorted", sorter, seq, "sorter")
+        if order.shape != seq.shape:
+            raise ValueError(f"searchsorted: sorter of shape {_shape_str(order.shape)} must "
+                             f"have sorted_sequence's shape {_shape_str(seq.shape)}")
+        _check_range("searchsorted", order, seq.shape[-1], seq.ndim - 1)
+        xp = backend.get_array_module(s)
+        s = xp.take_along_axis(s, order.astype(np.int64, copy=False), axis=-1)
+    out = _binary_search(s, v, right)
+    return Tensor(out.astype(np.int32) if out_int32 else out)
+
+
+def bucketize(input, boundaries, *, out_int32: bool = False, right: bool = False) -> Tensor:
+    """The bucket of each entry of ``input`` (a tensor or a number) among the 1-d sorted
+    ``boundaries``: i with boundaries[i-1] < x <= boundaries[i] (boundaries[i-1] <= x <
+    boundaries[i] with ``right=True``); ``searchsorted(boundaries, input)``."""
+    b = as_tensor(boundaries)
+    if b.ndim != 1:
+        raise ValueError(f"bucketize: boundaries must be 1-d, got shape {_shape_str(b.shape)}")
+    return searchsorted(b, input, out_int32=out_int32, right=right)
+
+
 # ----------------------------------------------------------------------------- Tensor methods
 
 def _shape_of(fn: str, other) -> tuple:
@@ -1227,6 +1748,26 @@ TENSOR_METHODS = {
     "new_tensor": _new_tensor,
     "contiguous": _contiguous,
     "is_contiguous": lambda self, memory_format=None: bool(self.data.flags.c_contiguous),
+    "nonzero": lambda self, *, as_tuple=False: nonzero(self, as_tuple=as_tuple),
+    "argwhere": lambda self: argwhere(self),
+    "where": lambda self, condition, y: _where(condition, self, y),
+    "unique": lambda self, sorted=True, return_inverse=False, return_counts=False, dim=None:
+        unique(self, sorted, return_inverse, return_counts, dim),
+    "unique_consecutive": lambda self, return_inverse=False, return_counts=False, dim=None:
+        unique_consecutive(self, return_inverse, return_counts, dim),
+    "index_add": lambda self, dim, index, source, *, alpha=1: index_add(
+        self, dim, index, source, alpha=alpha),
+    "index_copy": lambda self, dim, index, source: index_copy(self, dim, index, source),
+    "index_fill": lambda self, dim, index, value: index_fill(self, dim, index, value),
+    "index_put": lambda self, indices, values, accumulate=False: index_put(
+        self, indices, values, accumulate),
+    "select": lambda self, dim, index: select(self, dim, index),
+    "take": lambda self, index: take(self, index),
+    "unfold": _unfold,
+    "cummax": lambda self, dim: cummax(self, dim),
+    "cummin": lambda self, dim: cummin(self, dim),
+    "bincount": lambda self, weights=None, minlength=0: bincount(self, weights, minlength),
+    "histc": lambda self, bins=100, min=0, max=0: histc(self, bins, min, max),
     "mT": _matrix_transpose("mT", True),
     "mH": _matrix_transpose("mH", True),
     "H": _matrix_transpose("H", False),
