@@ -523,6 +523,13 @@ class Function:
        dispatch per term, which on the GPU is host time per step. Linear, MatMul, Reshape,
        Transpose, Sum, LeakyReLU, Conv2d, ConvTranspose2d and BatchNorm do this; the tests hold
        each shortcut to its graph-building formula.
+
+    PyTorch-style custom Functions are subclasses too: a ``forward`` that is a staticmethod,
+    ``forward(ctx, *args)`` (or ``forward(*args)`` with ``setup_context(ctx, inputs, output)``),
+    and ``backward(ctx, *grads)``, called through ``MyFn.apply(...)``. Forward runs under
+    ``no_grad`` on the Tensors themselves; one node is recorded whose backward calls the user's
+    (see ``FunctionCtx`` for ``ctx``, and ``once_differentiable``). None of this adds work to
+    ``__call__``, or to the engine's loop for the other functions.
     """
 
     once_differentiable = False
@@ -541,6 +548,34 @@ class Function:
     # that input. (A GEMM with beta = 1 saves the separate add's launch.)
     accumulates = False
     accumulate_into = None
+    # Whether the engine hands backward zeros for the gradients of unused outputs (a function
+    # with several outputs); a torch-style custom Function's node fills them in itself
+    materializes_grads = True
+    # The graph node class of a torch-style custom Function (see ``apply``); None for the
+    # engine's own functions
+    _node_class = None
+
+    def __init_subclass__(cls, **kwargs):
+        # A ``forward`` that is a staticmethod marks a torch-style Function: forward(ctx, *args)
+        # (or forward(*args) with setup_context) and backward(ctx, *grads), used through
+        # ``apply``. Its calls are recorded by a node class of its own, named as torch's.
+        super().__init_subclass__(**kwargs)
+        if isinstance(inspect.getattr_static(cls, "forward", None), staticmethod):
+            cls._node_class = type(f"{cls.__name__}Backward", (_CustomFunctionNode,),
+                                   {"function_class": cls, "__module__": cls.__module__,
+                                    "__qualname__": f"{cls.__qualname__}Backward"})
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """PyTorch's ``Function.apply``: run a torch-style Function on ``args``, recording
+        one node whose backward is the class's ``backward(ctx, *grads)``. Tensor arguments
+        (positional ones) are the inputs; other arguments are passed through and get no
+        gradient. For one of the engine's own Functions, ``cls()(*args)``."""
+        if cls._node_class is None:
+            if kwargs:
+                raise TypeError(f"{cls.__name__}.apply takes no keyword arguments")
+            return cls()(*args)
+        return _apply_custom(cls, args, kwargs)
 
     def __call__(self, *inputs):
         # Every op goes through here, so it is written for speed: plain loops, no generators
@@ -948,6 +983,8 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
             if len(gys) > 1:  # (a single output's gradient is never None here)
                 for i, g in enumerate(gys):  # multi-output functions get zeros for unused outputs
                     if g is None:
+                        if not f.materializes_grads:
+                            continue
                         o = f.outputs[i]()
                         if o is None:
                             raise RuntimeError(f"{type(f).__name__}: an output was freed")
@@ -1109,3 +1146,283 @@ class _ZeroDerivative(Function):
     def backward(self, gy):
         x = self.inputs[1]
         return None, Tensor(backend.get_array_module(x.data).zeros_like(x.data))
+
+
+class FunctionCtx:
+    """The ``ctx`` of a torch-style custom Function (see ``Function.apply``): what its forward
+    (or setup_context) leaves for its backward. Any attribute may be set on it besides."""
+
+    def __init__(self):
+        self._to_save = ()  # what save_for_backward was given
+        self._saved = None  # the same, resolved to graph tensors once the call is recorded
+        self._non_differentiable = ()
+        self._materialize_grads = True
+        self._node_ref = None  # a weak reference to the recorded node (which holds the ctx)
+        self.needs_input_grad = ()
+
+    def save_for_backward(self, *tensors) -> None:
+        """Keep tensors (or None) for backward; read them back with ``saved_tensors``. Inputs
+        and outputs come back as the graph's tensors, so a backward written with minigan ops
+        is differentiable again; all are checked for in-place changes since the forward."""
+        for i, t in enumerate(tensors):
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError(f"save_for_backward can only save tensors, but argument {i} is "
+                                f"of type {type(t).__name__}")
+        self._to_save = tensors
+
+    @property
+    def saved_tensors(self) -> tuple:
+        node = self._graph_node()
+        if node is None:  # not recorded (or asked in forward): the tensors as given
+            return tuple(self._to_save)
+        if node.released:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time (or directly access saved "
+                "tensors after they have already been freed); pass retain_graph=True to the "
+                "first backward")
+        out = []
+        for kind, v, data in self._saved:
+            t = v if kind is _SAVED_CONST else (node.inputs[v] if kind is _SAVED_INPUT
+                                                else node._saved_output(v, data))
+            if t is not None and node.stamp != _mutations[0] and _changed_since(t, node.stamp):
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified "
+                    f"by an inplace operation: a tensor of shape {t.shape} that "
+                    f"{type(node).__name__} saved with save_for_backward was changed in place "
+                    "after the forward; run the forward again after the change, or backward "
+                    "first")
+            out.append(t)
+        return tuple(out)
+
+    def _graph_node(self):
+        return None if self._node_ref is None else self._node_ref()
+
+    def mark_non_differentiable(self, *tensors) -> None:
+        """Say which outputs have no gradient (indices, masks): they do not require grad, and
+        backward gets zeros for them (None without materialized grads)."""
+        for i, t in enumerate(tensors):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"mark_non_differentiable: argument {i} is of type "
+                                f"{type(t).__name__}, not a Tensor")
+        self._non_differentiable = self._non_differentiable + tensors
+
+    def set_materialize_grads(self, value: bool) -> None:
+        """With False, backward gets None (not zeros) for outputs that received no gradient."""
+        self._materialize_grads = bool(value)
+
+    def mark_dirty(self, *tensors) -> None:
+        raise RuntimeError(
+            "mark_dirty: minigan's custom Functions cannot change their inputs in place (the "
+            "engine has no per-tensor version to rebase the input's history on); return a new "
+            "tensor from forward instead")
+
+
+_SAVED_INPUT, _SAVED_OUTPUT, _SAVED_CONST = "input", "output", "const"
+
+
+def _apply_custom(cls, args, kwargs):
+    """``cls.apply(*args, **kwargs)`` for a torch-style Function ``cls``."""
+    setup_context = getattr(cls, "setup_context", None)
+    if setup_context is not None:  # forward(*args) and setup_context(ctx, inputs, output)
+        bound = inspect.signature(cls.forward).bind(*args, **kwargs)
+        bound.apply_defaults()
+        args, kwargs = bound.args, {}
+    ctx = FunctionCtx()
+    inputs = [a for a in args if isinstance(a, Tensor)]
+    record = _mode.enabled and any(t.requires_grad for t in inputs)
+    ctx.needs_input_grad = tuple(record and isinstance(a, Tensor) and a.requires_grad
+                                 for a in args)
+    with _SetGradMode(False):
+        if setup_context is not None:
+            outputs = cls.forward(*args)
+            setup_context(ctx, args, outputs)
+        else:
+            outputs = cls.forward(ctx, *args, **kwargs)
+    if not record:
+        return outputs
+    single = not isinstance(outputs, tuple)
+    outs = (outputs,) if single else outputs
+    input_index: dict[int, int] = {}
+    for j, t in enumerate(inputs):
+        input_index.setdefault(id(t), j)
+    non_diff = {id(t) for t in ctx._non_differentiable}
+    node = cls._node_class()
+    result, graph_outputs, differentiable, output_index = [], [], [], {}
+    for o in outs:
+        if not isinstance(o, Tensor):  # (torch passes non-tensor outputs through too)
+            result.append(o)
+            continue
+        if (id(o) in input_index or id(o) in output_index or o.creator is not None
+                or o.requires_grad):
+            t = Tensor(o.data)  # an input (or other graph tensor) returned: a new tensor
+        else:
+            t = o  # a tensor the forward made: it becomes the graph's output, as in torch
+        output_index.setdefault(id(o), len(graph_outputs))
+        graph_outputs.append(t)
+        differentiable.append(id(o) not in non_diff and t.data.dtype.kind == "f")
+        result.append(t)
+    if not any(differentiable):
+        return outputs
+    generation = max(t.generation for t in inputs)
+    node.ctx = ctx
+    node.inputs = tuple(inputs)
+    # per argument, its index among the inputs (the n-th tensor argument is input n), or None
+    node.arg_tensor_index = tuple(_tensor_positions(args))
+    node.output_meta = [(t.data.shape, t.data.dtype, backend.get_array_module(t.data))
+                        for t in graph_outputs]
+    node.stamp = _mutations[0]
+    node.generation = generation
+    node.sequence = next(_sequence)
+    node.outputs = list(map(weakref.ref, graph_outputs))
+    for t, diff in zip(graph_outputs, differentiable):
+        if diff:
+            t.requires_grad, t.creator, t.generation = True, node, generation + 1
+    saved = []
+    for t in ctx._to_save:
+        if t is None:
+            saved.append((_SAVED_CONST, None, None))
+        elif id(t) in input_index:
+            saved.append((_SAVED_INPUT, input_index[id(t)], None))
+        elif id(t) in output_index:  # by index (the node holds its outputs weakly, no cycle)
+            saved.append((_SAVED_OUTPUT, output_index[id(t)], t.data))
+        else:  # a tensor made in forward: a constant of the backward
+            saved.append((_SAVED_CONST, t, None))
+    ctx._saved, ctx._to_save, ctx._node_ref = saved, (), weakref.ref(node)
+    return result[0] if single else tuple(result)
+
+
+def _tensor_positions(args):
+    n = 0
+    for a in args:
+        if isinstance(a, Tensor):
+            yield n
+            n += 1
+        else:
+            yield None
+
+
+class _CustomFunctionNode(Function):
+    """The graph node of one ``apply`` of a torch-style Function: its backward calls the
+    class's ``backward(ctx, *grads)`` (in the grad mode the engine sets, so a backward written
+    with minigan ops supports create_graph) and checks what it returns, as torch does."""
+
+    saves_inputs = False  # the ctx checks what was saved, when saved_tensors reads it
+    materializes_grads = False  # done here, as the ctx says
+    function_class = None  # the torch-style class (set on each per-class subclass)
+
+    def _saved_output(self, i: int, data) -> Tensor:
+        """Output ``i`` as a tensor of the graph; remade (as torch unpacks a saved output) if
+        the caller has dropped it, so that its dependence on the inputs is kept."""
+        out = self.outputs[i]()
+        if out is None:
+            out = Tensor(data)
+            if self.output_meta[i][1].kind == "f":
+                out.requires_grad, out.creator = True, self
+                out.generation = self.generation + 1
+            self.outputs[i] = weakref.ref(out)
+        return out
+
+    def backward(self, *gys):
+        ctx, name = self.ctx, type(self).__name__
+        if ctx._materialize_grads:
+            gys = tuple(Tensor(xp.zeros(shape, dtype)) if g is None else g
+                        for g, (shape, dtype, xp) in zip(gys, self.output_meta))
+        user_backward = inspect.getattr_static(self.function_class, "backward", None)
+        if not isinstance(user_backward, staticmethod):
+            raise NotImplementedError(
+                f"{self.function_class.__name__}: you must implement the backward method (a "
+                "staticmethod backward(ctx, *grad_outputs)) for your custom Function to use it "
+                "with backward mode AD")
+        gxs = self.function_class.backward(ctx, *gys)
+        if not isinstance(gxs, tuple):
+            gxs = (gxs,)
+        positions = self.arg_tensor_index
+        n = len(positions)
+        if len(gxs) > n and all(g is None for g in gxs[n:]):
+            gxs = gxs[:n]  # extra Nones are allowed, as in torch
+        if len(gxs) != n:
+            raise RuntimeError(f"function {name} returned an incorrect number of gradients "
+                               f"(expected {n}, got {len(gxs)})")
+        result = [None] * len(self.inputs)
+        for pos, (gx, j) in enumerate(zip(gxs, positions)):
+            if gx is None:
+                continue
+            if j is None:
+                raise RuntimeError(f"function {name} returned a gradient different than None "
+                                   f"at position {pos + 1}, but the corresponding forward "
+                                   "input was not a Variable")
+            if not isinstance(gx, Tensor):
+                raise TypeError(f"function {name} returned a {type(gx).__name__} as the "
+                                f"gradient at position {pos + 1}; expected a Tensor or None")
+            x = self.inputs[j]
+            backend.check_same_device(x.data, gx.data, what=name)
+            if gx.shape != x.shape:
+                if np.broadcast_shapes(gx.shape, x.shape) != gx.shape:
+                    raise RuntimeError(
+                        f"Function {name} returned an invalid gradient at index {pos} - got "
+                        f"{list(gx.shape)} but expected shape compatible with {list(x.shape)}")
+                from .functional.basic import sum_to  # late import: ops sit above autograd
+                gx = sum_to(gx, x.shape)
+            if gx.dtype != x.dtype:
+                gx = gx.to(dtype=x.dtype)
+            result[j] = gx
+        return tuple(result)
+
+    def release(self) -> None:
+        super().release()
+        self.ctx._saved = None
+
+
+def once_differentiable(fn):
+    """Decorate a torch-style Function's ``backward`` whose formulas are not differentiable
+    (say, array code): it runs without recording, and under create_graph the gradients it
+    returns raise an error when they are differentiated again, instead of giving 0."""
+    @functools.wraps(fn)
+    def wrapper(ctx, *args):
+        with _SetGradMode(False):
+            outputs = fn(ctx, *args)
+        if not _mode.enabled:  # (a plain backward: nothing would be recorded anyway)
+            return outputs
+        node = ctx._graph_node() if isinstance(ctx, FunctionCtx) else None
+        anchors = [t for t in (node.inputs if node is not None else ()) if t.requires_grad]
+        anchors += [g for g in args if isinstance(g, Tensor) and g.requires_grad]
+        if not anchors:
+            return outputs
+        single = not isinstance(outputs, tuple)
+        outs = (outputs,) if single else outputs
+        outs = tuple(_DelayedError()(g, *anchors) if isinstance(g, Tensor) else g for g in outs)
+        return outs[0] if single else outs
+    return wrapper
+
+
+class _DelayedError(Function):
+    """``g`` as a function of the inputs whose backward raises: the gradient a
+    once-differentiable backward returned under create_graph."""
+
+    saves_inputs = False
+
+    def forward(self, g, *anchors):
+        return g
+
+    def backward(self, gy):
+        raise RuntimeError("trying to differentiate twice a function that was marked with "
+                           "@once_differentiable")
+
+
+# ``minigan.autograd.function`` stands for torch's ``torch.autograd.function`` module
+function = type(sys)("minigan.autograd.function",
+                    "torch.autograd.function's names: Function, FunctionCtx, once_differentiable")
+function.Function, function.FunctionCtx = Function, FunctionCtx
+function.once_differentiable = once_differentiable
+
+
+def __getattr__(name):
+    # ``minigan.autograd.functional`` (torch.autograd.functional: jacobian, hessian, vjp, jvp,
+    # hvp, vhp) is imported on first access: it is built on the ops, which sit above this
+    # module. (``import minigan.autograd.functional`` cannot work: this is a module, not a
+    # package; use ``from minigan.autograd import functional`` or attribute access.)
+    if name == "functional":
+        from . import autograd_functional
+        globals()["functional"] = autograd_functional
+        return autograd_functional
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
