@@ -36,6 +36,7 @@ from .shape import *  # noqa: F401,F403
 from .resize import interpolate
 from .conv_1d import conv1d, conv_transpose1d
 from .dropouts import alpha_dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
+from .attention import multi_head_attention_forward, scaled_dot_product_attention
 from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d,
                       adaptive_max_pool2d, avg_pool1d, lp_pool1d, lp_pool2d, max_pool1d,
                       max_pool2d_with_indices, max_unpool2d)
@@ -78,7 +79,7 @@ __all__ = [
     "alpha_dropout", "dropout1d", "dropout2d", "dropout3d", "feature_alpha_dropout",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
     "avg_pool1d", "lp_pool1d", "lp_pool2d", "max_pool1d", "max_pool2d_with_indices",
-    "max_unpool2d",
+    "max_unpool2d", "multi_head_attention_forward", "scaled_dot_product_attention",
 ] + [n for n in _pointwise.__all__ if n != "norm"] + _shape.__all__
 
 
@@ -392,8 +393,12 @@ def _install_operators() -> None:
                  "exp2", "expm1", "fix", "floor", "frac", "lerp", "log10", "log1p", "log2",
                  "logical_and", "logical_or", "logical_xor", "multiply", "nan_to_num",
                  "reciprocal", "round", "rsqrt", "sgn", "sign", "sin", "sinh", "square",
-                 "subtract", "tan", "tril", "triu", "true_divide", "trunc"):
+                 "subtract", "tan", "tril", "triu", "true_divide", "trunc",
+                 "index_add", "index_copy", "index_fill", "index_put", "clamp_min", "clamp_max",
+                 "addcmul", "addcdiv", "hypot", "xlogy", "sinc", "deg2rad", "rad2deg",
+                 "copysign", "heaviside", "logit"):
         setattr(T, name + "_", _in_place_method(getattr(T, name), name + "_"))
+    T.float_power_ = _float_power_
     # ... and of the shape-changing ones, which make x a view of its own data
     for name in ("squeeze", "unsqueeze", "t", "transpose", "swapaxes", "swapdims"):
         setattr(T, name + "_", _reshaped_in_place(getattr(T, name), name + "_"))
@@ -438,6 +443,14 @@ def _setitem(a, index, value) -> None:
             pos = pos[step]
         d[xp.unravel_index(pos, d.shape)] = xp.broadcast_to(xp.asarray(v), pos.shape)
     mark_modified(a)
+
+
+def _float_power_(a, exponent):
+    """``x.float_power_(e)``: as torch, only on a float64 tensor (the result is float64)."""
+    if a.dtype != np.float64:
+        raise RuntimeError(f"float_power_: the result is float64, which cannot be written into "
+                           f"a tensor of dtype {a.dtype}")
+    return _in_place_method(_pointwise.float_power, "float_power_")(a, exponent)
 
 
 def _reshaped_in_place(method, name: str):

@@ -18,6 +18,9 @@ from .extra import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, 
                     Softmax2d, UpsamplingBilinear2d, UpsamplingNearest2d, ZeroPad1d, ZeroPad3d)
 from .dropout import AlphaDropout, Dropout1d, Dropout2d, Dropout3d, FeatureAlphaDropout
 from .module import Module, Parameter, StateDictError
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
+from .transformer import (MultiheadAttention, Transformer, TransformerDecoder,
+                          TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer)
 from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
                       AvgPool1d, LPPool1d, LPPool2d, MaxPool1d, MaxUnpool2d)
 from .normalization import (ConstantPad2d, CosineSimilarity, GroupNorm, InstanceNorm1d,
@@ -45,4 +48,7 @@ __all__ = ["CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss", "KLDi
     "Softmax2d", "UpsamplingBilinear2d", "UpsamplingNearest2d", "ZeroPad1d", "ZeroPad3d"] + [
     "AlphaDropout", "Dropout1d", "Dropout2d", "Dropout3d", "FeatureAlphaDropout",
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
-    "AvgPool1d", "LPPool1d", "LPPool2d", "MaxPool1d", "MaxUnpool2d"]
+    "AvgPool1d", "LPPool1d", "LPPool2d", "MaxPool1d", "MaxUnpool2d"] + [
+    "MultiheadAttention", "Transformer", "TransformerDecoder", "TransformerDecoderLayer",
+    "TransformerEncoder", "TransformerEncoderLayer"] + [
+    "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase"]

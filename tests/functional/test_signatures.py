@@ -51,6 +51,16 @@ TORCH_LINES = {
     # (no docstrings in torch 2.13: the schema of aten::log_softmax.int and aten::relu)
     "log_softmax": "log_softmax(input, dim, *, dtype=None)",
     "relu": "relu(input)",
+    "clamp_min": "clamp_min(input, min)",
+    "clamp_max": "clamp_max(input, max)",
+    "unique_consecutive": "unique_consecutive(input, return_inverse=False, return_counts=False, "
+                          "dim=None)",
+    "index_fill": "index_fill(input, dim, index, value)",
+    "index_put": "index_put(input, indices, values, accumulate=False)",
+    # (its docstring's line runs over two)
+    "scaled_dot_product_attention": "scaled_dot_product_attention(query, key, value, "
+                                    "attn_mask=None, dropout_p=0.0, is_causal=False, "
+                                    "scale=None, enable_gqa=False)",
 }
 
 _AXIS = ("the reductions keep NumPy's positional names axis/keepdims (torch's dim/keepdim are "
@@ -83,7 +93,12 @@ TOLERATED = {
     **{("F", name): {"extra parameter 'generator'": "minigan's seeded counter-based generator "
                                                     "for the mask"}
        for name in ("alpha_dropout", "dropout1d", "dropout2d", "dropout3d",
-                    "feature_alpha_dropout")},
+                    "feature_alpha_dropout", "scaled_dot_product_attention",
+                    "multi_head_attention_forward")},
+    **{("torch", name): {"extra parameter 'unbiased'": _STD,
+                         "'keepdim': positional in minigan, keyword-only in torch": _STD,
+                         "'correction': default None (torch: 1)": _STD}
+       for name in ("var_mean", "std_mean")},
     ("torch", "randperm"): {"'dtype': default None (torch: 'torch.int64')": "None means int64, "
                             "torch's default (torch's text names a torch dtype object)"},
     ("torch", "bernoulli"): {"extra parameter 'p'": "torch's overload bernoulli(input, p), "
@@ -172,12 +187,6 @@ TOLERATED = {
                                      "ones work as in torch",
         "no positional 1 'tensor2'": "see tensor1",
         "extra *args": "see tensor1",
-    },
-    ("torch", "where"): {
-        "required 'input' is not in torch's where(condition)": "the one-argument form (torch's "
-                                                               "nonzero(as_tuple=True)) is "
-                                                               "not offered",
-        "required 'other' is not in torch's where(condition)": "see input",
     },
     ("torch", "scatter"): {
         "extra parameter 'value'": "torch's scatter(input, dim, index, value) overload, also "
