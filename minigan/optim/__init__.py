@@ -25,7 +25,12 @@ from ..nn.module import zero_grads
 
 __all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]
 
+# group entries that are no optimizer settings: the parameters and their names, and what
+# LRScheduler stores. Also taken (and kept) on load: what torch's schedulers write into the
+# groups (SWALR's swa_lr; OneCycleLR's and CyclicLR's bounds, which minigan's keep in the
+# scheduler), so that a torch optimizer state saved under one of them loads.
 _BOOKKEEPING_KEYS = ("params", "param_names", "initial_lr")
+_SCHEDULER_KEYS = ("swa_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
 
 
 class Optimizer:
@@ -137,7 +142,7 @@ class Optimizer:
     def _accept_key(self, key, value, where: str) -> bool:
         """True to keep a group entry, False to drop it (a torch flag at its default); raises
         for a key this optimizer does not implement."""
-        if key in self.defaults or key in _BOOKKEEPING_KEYS:
+        if key in self.defaults or key in _BOOKKEEPING_KEYS or key in _SCHEDULER_KEYS:
             return True
         if key in self._unsupported_flags:
             if value in self._unsupported_flags[key]:
@@ -669,3 +674,7 @@ class Adagrad(Optimizer):
 
 
 from . import lr_scheduler  # noqa: E402  (it needs Optimizer, defined above)
+from . import swa_utils  # noqa: E402
+from .more import ASGD, LBFGS, NAdam, RAdam, Adadelta, Adamax, Rprop  # noqa: E402
+
+__all__ += ["ASGD", "Adadelta", "Adamax", "LBFGS", "NAdam", "RAdam", "Rprop", "swa_utils"]
