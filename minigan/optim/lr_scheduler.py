@@ -416,7 +416,35 @@ class CosineAnnealingLR(LRScheduler):
                 for base_lr in self.base_lrs]
 
 
-class SequentialLR(LRScheduler):
+class _OfSchedulers(LRScheduler):
+    """A scheduler made of others (SequentialLR, ChainedScheduler): its state holds theirs,
+    under ``_schedulers``, as torch's does."""
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        name = f"{type(self).__name__}.load_state_dict"
+        state = dict(state_dict)
+        saved = state.pop("_schedulers", None)
+        if saved is None or len(saved) != len(self._schedulers):
+            raise ValueError(f"{name}: expects states for {len(self._schedulers)} schedulers, "
+                             f"got {None if saved is None else len(saved)}")
+        own = super().state_dict()
+        unknown = [k for k in state if k not in own and k not in _TORCH_INTERNAL_KEYS]
+        if unknown:
+            raise ValueError(f"{name}: unknown keys {unknown}; a {type(self).__name__} state "
+                             f"has {sorted(own) + ['_schedulers']}")
+        for s, s_state in zip(self._schedulers, saved):
+            s.load_state_dict(s_state)
+        for key, value in state.items():
+            if key in own:
+                setattr(self, key, self._load_value(key, value))
+
+
+class SequentialLR(_OfSchedulers):
     """Runs ``schedulers[i]`` from ``milestones[i - 1]`` on; each one starts from its own step
     0 (its closed form there) when its milestone is reached. The schedulers must belong to
     ``optimizer``; building them already stepped them, and this undoes that."""
@@ -467,28 +495,6 @@ class SequentialLR(LRScheduler):
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
 
-    def state_dict(self) -> dict:
-        state = super().state_dict()
-        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return state
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        name = f"{type(self).__name__}.load_state_dict"
-        state = dict(state_dict)
-        saved = state.pop("_schedulers", None)
-        if saved is None or len(saved) != len(self._schedulers):
-            raise ValueError(f"{name}: expects states for {len(self._schedulers)} schedulers, "
-                             f"got {None if saved is None else len(saved)}")
-        own = super().state_dict()
-        unknown = [k for k in state if k not in own and k not in _TORCH_INTERNAL_KEYS]
-        if unknown:
-            raise ValueError(f"{name}: unknown keys {unknown}; a SequentialLR state has "
-                             f"{sorted(own) + ['_schedulers']}")
-        for s, s_state in zip(self._schedulers, saved):
-            s.load_state_dict(s_state)
-        for key, value in state.items():
-            if key in own:
-                setattr(self, key, self._load_value(key, value))
 
 
 def _undo_step(scheduler) -> None:
@@ -1035,7 +1041,7 @@ def _nonnegative_int(where: str, what: str, value) -> int:
     return int(value)
 
 
-class ChainedScheduler(LRScheduler):
+class ChainedScheduler(_OfSchedulers):
     """Steps every one of ``schedulers`` at each ``step()``, in order, so that their factors
     compound (e.g. a ConstantLR warmup under an ExponentialLR decay). They must share one
     optimizer (``optimizer``, by default the first scheduler's)."""
@@ -1064,25 +1070,3 @@ class ChainedScheduler(LRScheduler):
         raise NotImplementedError(f"{type(self).__name__} has no lr formula of its own: its "
                                   "schedulers set the lrs; read them with get_last_lr()")
 
-    def state_dict(self) -> dict:
-        state = super().state_dict()
-        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return state
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        name = f"{type(self).__name__}.load_state_dict"
-        state = dict(state_dict)
-        saved = state.pop("_schedulers", None)
-        if saved is None or len(saved) != len(self._schedulers):
-            raise ValueError(f"{name}: expects states for {len(self._schedulers)} schedulers, "
-                             f"got {None if saved is None else len(saved)}")
-        own = super().state_dict()
-        unknown = [k for k in state if k not in own and k not in _TORCH_INTERNAL_KEYS]
-        if unknown:
-            raise ValueError(f"{name}: unknown keys {unknown}; a ChainedScheduler state has "
-                             f"{sorted(own) + ['_schedulers']}")
-        for s, s_state in zip(self._schedulers, saved):
-            s.load_state_dict(s_state)
-        for key, value in state.items():
-            if key in own:
-                setattr(self, key, self._load_value(key, value))
