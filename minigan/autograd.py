@@ -103,7 +103,8 @@ class set_grad_enabled(_SetGradMode):  # noqa: N801 - torch's name
         self.prev = _mode.enabled
         _mode.enabled = self.enabled
 
-    def __enter__(self):  # (the mode was set when the object was made)
+    def __enter__(self):  # (set when the object was made; again, for a reused object)
+        _mode.enabled = self.enabled
         return self
 
     def __call__(self, fn):  # as a decorator: the mode holds in the calls only
@@ -350,12 +351,15 @@ class Tensor:
                 if not isinstance(t, Tensor) or not t.requires_grad:
                     raise RuntimeError("backward(inputs=...): every input must be a Tensor "
                                        "that requires grad")
-            got = _run_backward([self], [grad], inputs, create_graph, retain_graph)
+            got = _run_backward([self], [grad], inputs, create_graph, retain_graph,
+                                hooked_targets=True)
             for t, g in zip(inputs, got):
                 if g is not None:
                     _store_grad(t, g, create_graph, {id(grad.data)})
             return
-        if self.creator is None:  # a leaf: its gradient is the one given
+        if self.creator is None:  # a leaf: its gradient is the one given (after its hooks)
+            if self._hooks is not None:
+                grad = _hooked(self, grad, {}, None, set())
             _store_grad(self, grad, create_graph, {id(grad.data)})
             return
         _run_backward([self], [grad], None, create_graph, retain_graph)
@@ -907,9 +911,12 @@ def _accumulate(a: Tensor, b: Tensor, create_graph: bool) -> Tensor:
 _REQUIRES_GRAD = operator.attrgetter("requires_grad")
 
 
-def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
+def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph,
+                  hooked_targets: bool = False):
     """Propagate gradients from ``outputs``. With ``inputs`` None, accumulate into leaves' .grad;
-    otherwise return the gradients of ``inputs`` (and leave every .grad alone)."""
+    otherwise return the gradients of ``inputs`` (and leave every .grad alone): for a non-leaf
+    input, its gradient before its hooks (``grad()``'s), or with ``hooked_targets`` after them
+    (what ``backward(inputs=...)`` stores)."""
     if retain_graph is None:
         retain_graph = create_graph
     grads: dict[int, Tensor] = {}
@@ -960,7 +967,7 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                 if g is None:
                     continue
                 if o._hooks is not None:
-                    g = _hooked(o, g, grads, target_ids, hooked)
+                    g = _hooked(o, g, grads, target_ids, hooked, hooked_targets)
                 gys = [g]
             else:
                 gys = []
@@ -974,7 +981,7 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                     else:
                         g = grads.pop(id(o), None)
                     if g is not None and o._hooks is not None:
-                        g = _hooked(o, g, grads, target_ids, hooked)
+                        g = _hooked(o, g, grads, target_ids, hooked, hooked_targets)
                     gys.append(g)
                     if g is not None:
                         some = True
@@ -1053,37 +1060,45 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph):
                 f.release()
         for x in hooked_leaves:  # leaves with hooks: their summed gradients, hooked, stored
             g = _hooked(x, grads.pop(id(x)), grads, target_ids, hooked)
+            stored.add(id(g.data))  # (a hook saw it, or made it: .grad gets an array of its own)
             _store_grad(x, g, create_graph, stored)
         if inputs is not None:  # requested gradients whose hooks have not run yet
             for t in inputs:
                 if t._hooks is not None and id(t) not in hooked and grads.get(id(t)) is not None:
-                    _hooked(t, grads[id(t)], grads, target_ids, hooked)
+                    _hooked(t, grads[id(t)], grads, target_ids, hooked, hooked_targets)
     if inputs is None:
         return None
     return [grads.get(id(t)) for t in inputs]
 
 
-def _hooked(t: Tensor, g: Tensor, grads: dict, target_ids, hooked: set) -> Tensor:
-    """``t``'s complete gradient ``g`` after t's hooks (a hook's Tensor replaces it). A
-    requested leaf's gradient is updated for the caller (a requested non-leaf's is returned as
-    it was before the hooks, as torch's grad() does), and a retained one is summed into
-    t.grad (by backward() only, as torch)."""
+def _hooked(t: Tensor, g: Tensor, grads: dict, target_ids, hooked: set,
+            hooked_targets: bool = False) -> Tensor:
+    """``t``'s complete gradient ``g`` after t's hooks (a hook's Tensor replaces it, and must
+    keep its shape and dtype). A requested leaf's gradient is updated for the caller (a
+    requested non-leaf's is returned as it was before the hooks, as torch's grad() does, but
+    for ``backward(inputs=...)``), and a retained one is summed into t.grad, after the hooks
+    (by grad() too, as torch)."""
     hooked.add(id(t))
     for hook in list(t._hooks.values()):
         out = hook(g)
         if out is None:
             continue
-        if not isinstance(out, Tensor) or out.shape != g.shape:
+        if not isinstance(out, Tensor) or out.shape != g.shape or out.dtype != g.dtype:
             raise RuntimeError(f"a gradient hook of a tensor of shape {t.shape} returned "
                                f"{type(out).__name__}"
-                               + (f" of shape {out.shape}" if isinstance(out, Tensor) else "")
-                               + "; it must return None or a Tensor of the gradient's shape")
+                               + (f" of shape {out.shape} and dtype {out.dtype}"
+                                  if isinstance(out, Tensor) else "")
+                               + f"; it must return None or a Tensor of the gradient's shape "
+                               f"{g.shape} and dtype {g.dtype}")
         backend.check_same_device(g.data, out.data, what="gradient hook")
         g = out
     if target_ids is not None and id(t) in target_ids:
-        if t.creator is None:  # (torch's grad() gives a non-leaf's gradient before its hooks)
+        # (torch's grad() gives a non-leaf's gradient from before its hooks; backward(inputs=)
+        # stores it after them)
+        if t.creator is None or hooked_targets:
             grads[id(t)] = g
-    elif t._retains_grad:
+    if t._retains_grad and not (hooked_targets and target_ids is not None
+                                and id(t) in target_ids):  # (that one is stored by backward)
         if t.grad is None:
             t.grad = Tensor(g.data.copy()) if not g.requires_grad else g
         else:
@@ -1130,8 +1145,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
                                "the outputs; pass allow_unused=True to get None for it")
         if create_graph and g is not None and not g.requires_grad:
             # a gradient that no recorded op connects to the inputs (that of x.abs().sum(),
-            # sign(x), is piecewise constant): its derivative is 0, as torch gives it, where
-            # differentiating it again would otherwise find no graph
+            # sign(x), is piecewise constant): its derivative is 0, as torch gives it where its
+            # formula reads x (abs, relu), and differentiating it again gives zeros instead of
+            # finding no graph (torch's has none where the formula does not read x: x.sum())
             with _SetGradMode(True):
                 result[i] = _ZeroDerivative()(g, t)
     return tuple(result)

@@ -62,7 +62,7 @@ class Device(str):
         if not isinstance(type, str):
             raise TypeError(f"device: expected a device name such as 'cpu' or 'cuda', got "
                             f"{type!r} ({builtins_type(type).__name__})")
-        name = type.strip()
+        name = type
         if ":" in name:
             if index is not None:
                 raise ValueError(f"device: {type!r} already names an index; pass either "

@@ -232,8 +232,10 @@ def normal(mean=0.0, std=1.0, size=None, *, generator: Generator | None = None, 
 
 
 def _check_probabilities(fn: str, p_arr) -> None:
-    xp = backend.get_array_module(p_arr)
-    if bool(xp.any(~((p_arr >= 0) & (p_arr <= 1)))):  # (NaN fails too)
+    """Probabilities outside [0, 1] (or NaN) raise, on the CPU. On the GPU they are not
+    checked: reading the check back would make every draw wait for the GPU (a draw of label
+    noise in each training step, say); such a probability gives 0 below 0 and 1 above 1."""
+    if not backend.is_cupy_array(p_arr) and bool(np.any(~((p_arr >= 0) & (p_arr <= 1)))):
         raise ValueError(f"{fn}: probabilities must lie in [0, 1]")
 
 

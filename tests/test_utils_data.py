@@ -526,3 +526,26 @@ def test_structure_matches_torch():
         return str(x.dtype).replace("torch.", "")
 
     assert dtypes(ours) == dtypes(theirs)
+
+
+def test_nested_batch_indices_are_fetched_sample_by_sample_as_torch():
+    x = minigan.tensor(np.arange(24.0).reshape(12, 2))
+    y = minigan.tensor(np.arange(12))
+    ds = TensorDataset(x, y)
+    loader = DataLoader(ds, sampler=BatchSampler(SequentialSampler(ds), 3, False), batch_size=2)
+    bx, by = next(iter(loader))
+    assert bx.shape == (2, 3, 2) and by.shape == (2, 3)  # not flattened to (6, 2)
+    assert by.tolist() == [[0, 1, 2], [3, 4, 5]]
+    bx, by = next(iter(DataLoader(ds, batch_sampler=[[[0, 1], [2, 3]]])))
+    assert bx.shape == (2, 2, 2) and by.tolist() == [[0, 1], [2, 3]]
+    bx, by = next(iter(DataLoader(ds, batch_sampler=[[np.int64(5), minigan.tensor(1)]])))
+    assert by.tolist() == [5, 1]  # flat integers (NumPy ints, 0-d tensors) still gathered
+
+
+def test_generator_state_bytes_round_trip():
+    from minigan.random import Generator
+    g = Generator(7)
+    state = g.state_bytes()
+    a = g.uniform((4,))
+    g.set_state(state)
+    assert np.array_equal(g.uniform((4,)), a)

@@ -413,6 +413,10 @@ def _setitem(a, index, value) -> None:
     lost."""
     from ..autograd import is_grad_enabled, mark_modified
     from . import basic as B
+    if a.requires_grad and a.creator is not None and is_grad_enabled():
+        raise RuntimeError("x[index] = value: x is inside a recorded graph, whose history would "
+                           "no longer match its values; build the result out of place "
+                           "(minigan.where(mask, value, x), x.index_put(...)) instead")
     _refuse_recorded(a, "x[index] = value", method=True)
     d = a.data
     if isinstance(value, Tensor):
@@ -457,8 +461,10 @@ def _reshaped_in_place(method, name: str):
     def reshaped(a, *args, **kwargs):
         _refuse_recorded(a, name, method=True)
         from ..autograd import no_grad
+        from ..autograd import mark_modified
         with no_grad():
-            a.data = method(a, *args, **kwargs).data  # (a view: no value changes)
+            a.data = method(a, *args, **kwargs).data  # (a view of the same values)
+        mark_modified(a)  # a graph that saved x would read the new shape: it must refuse
         return a
     reshaped.__name__ = name
     return reshaped

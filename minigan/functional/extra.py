@@ -58,7 +58,11 @@ def rms_norm(input, normalized_shape, weight=None, eps=None) -> Tensor:
     if eps is None:
         eps = float(np.finfo(np.float64 if x.dtype == np.float64 else np.float32).eps)
     axes = tuple(range(x.ndim - len(shape), x.ndim))
-    y = x * B.pow(B.mean(x * x, axes, keepdims=True) + eps, -0.5)
+    half = x.dtype == np.float16
+    xc = B.astype(x, np.float32) if half else x  # float16 is computed in float32, as torch's
+    y = xc * B.pow(B.mean(xc * xc, axes, keepdims=True) + eps, -0.5)
+    if half:
+        y = B.astype(y, np.float16)
     return y if w is None else y * w
 
 

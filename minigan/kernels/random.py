@@ -430,7 +430,8 @@ class Generator:
     """
 
     def __init__(self, seed: int = 0, device: str = "cpu", capturable: bool = False):
-        if isinstance(seed, str):  # torch's Generator(device): a device alone, seed 0
+        if isinstance(seed, str):  # torch's Generator(device): a device alone (seed 0 here;
+            # torch starts at 67280421310721: seed it, as torch code does, for a stream)
             seed, device = 0, seed
         elif isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"Generator: the seed must be an int, got {seed!r}")
@@ -495,7 +496,7 @@ class Generator:
 
     def set_state(self, state) -> Generator:
         """Restore a state from ``get_state`` (a tensor) or `state_bytes` (an array)."""
-        data = getattr(state, "data", state)
+        data = state if isinstance(state, np.ndarray) else getattr(state, "data", state)
         if backend.is_cupy_array(data) or not isinstance(data, np.ndarray) \
                 or data.dtype != np.uint8 or data.shape != (16,):
             raise ValueError("Generator.set_state: expected the uint8 CPU tensor of shape (16,) "

@@ -791,10 +791,38 @@ class DataLoader(Generic[T_co]):
                 yield _gather(tensors, order[start:start + size])
             return
         for indices in bs:
-            idx = _checked_rows(_index_array(indices), n, "DataLoader")
+            flat = _flat_indices(indices)
+            if flat is None:  # nested or not integers: sample by sample, as torch fetches
+                yield default_collate([self.dataset[i] for i in indices])
+                continue
+            idx = _checked_rows(flat, n, "DataLoader")
             if rows is not None:
                 idx = rows[idx]
             yield _gather(tensors, backend.to_device(idx, device))
+
+
+def _flat_indices(indices):
+    """A batch's indices as an int64 array when they are a flat sequence of integers (ints,
+    NumPy integers, 0-d integer tensors; not bools), else None."""
+    try:
+        arr = np.asarray(backend.to_numpy(indices.data) if isinstance(indices, Tensor)
+                         else indices)
+    except ValueError:  # a ragged nesting
+        return None
+    if arr.ndim != 1:
+        return None
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype != object:
+        return None
+    out = []
+    for i in arr:
+        if isinstance(i, Tensor) and i.ndim == 0 and i.dtype.kind in "iu":
+            i = int(i.item())
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+            return None
+        out.append(int(i))
+    return np.array(out, dtype=np.int64)
 
 
 def _gather(tensors, rows) -> list:
