@@ -4,9 +4,11 @@ Two building blocks cover them all, both linear in the input, so each one's back
 other one's (or its own) forward and higher derivatives need no extra code:
 
 * Average pooling of every kind (adaptive, sliding with padding, ``ceil_mode``, either
-  divisor) is separable: along each spatial axis it is a constant matrix A (Out, In) of window
-  weights, and a 2-D pool is A_h X A_w^T. ``_AxisPool`` contracts one axis with A (a GEMM);
-  gx = the contraction with A^T, whose backward is this one again.
+  divisor) is separable: along each spatial axis each window is a contiguous range of
+  positions, summed then divided by the window's divisor. ``_WindowSum`` gathers each window
+  through an index table (Out, widest window) with a validity mask, so an inf or NaN reaches
+  only its own windows and the cost is linear in the length; gx is the same gather over the
+  transposed table (the windows that hold each position), whose backward is this one again.
 * Max pooling picks one input per window. The windows are index tables made from the
   geometry alone (no loops over pixels); the forward finds each window's argmax on the arrays
   (a piecewise-constant choice, like ReLU's mask), then the output is ``x[argmax]`` as a
@@ -23,7 +25,6 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor
-from ..kernels.gemm import matmul as _gemm
 from . import basic as B
 from .activation import relu
 from .basic import GetItem
@@ -36,15 +37,19 @@ __all__ = ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
 
 # ----- arguments
 
-def _input(fn: str, input, ranks: tuple, what: str) -> Tensor:
-    """``input`` as a floating tensor of one of ``ranks`` dimensions (``what`` names them)."""
+def _input(fn: str, input, ranks: tuple, what: str, int64: bool = False,
+           why: str = "") -> Tensor:
+    """``input`` as a tensor of one of ``ranks`` dimensions (``what`` names them), floating or,
+    where ``int64`` (torch's CPU avg_pool takes int64 and no other integer type), int64;
+    ``why`` replaces the error's reason."""
     x = as_tensor(input)
     if x.ndim not in ranks:
         raise ValueError(f"{fn}: expected a {' or '.join(f'{r}-D' for r in ranks)} input "
                          f"({what}), got shape {tuple(x.shape)}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"{fn}: expected a floating-point input, got dtype {x.dtype} (torch "
-                        "refuses integer tensors for max and adaptive pooling)")
+    if x.dtype.kind != "f" and not (int64 and x.dtype == np.int64):
+        kinds = "floating-point or int64" if int64 else "floating-point"
+        raise TypeError(f"{fn}: expected a {kinds} input, got dtype {x.dtype} "
+                        f"({why or f'as torch, whose {fn} refuses it too'})")
     return x
 
 
@@ -128,63 +133,111 @@ def _bins(xp, size: int, out: int):
     return (i * size) // out, ((i + 1) * size + out - 1) // out
 
 
-# ----- average pooling: a constant matrix per axis
+# ----- average pooling: a gather of each window's positions
 
-class _AxisPool(Function):
-    """y = x contracted along ``axis`` with a constant matrix A (Out, In): y[.., o, ..] =
-    sum_i A[o, i] x[.., i, ..]. Linear: gx = the contraction with A^T (In, Out), whose
-    backward is this one again, so every order is exact."""
+class _Windows:
+    """Contiguous windows along one axis: window o covers input positions [lo[o], hi[o]) of
+    ``size``, at most ``width`` of them; ``width_t`` bounds how many windows one position lies
+    in. lo and hi never decrease with o (true of sliding and adaptive windows), so the windows
+    holding one position are contiguous too: ``transpose()`` gives them, in this same form."""
+
+    def __init__(self, lo, hi, size: int, width: int, width_t: int):
+        self.lo, self.hi, self.size = lo, hi, size
+        self.width, self.width_t = max(int(width), 0), max(int(width_t), 0)
+        self._table = self._t = None
+
+    def table(self):
+        """(positions, valid), each (Out, width): window o reads lo[o] + j where valid; the
+        other slots read a real position (clipped) that the mask then drops."""
+        if self._table is None:
+            xp = backend.get_array_module(self.lo)
+            pos = self.lo[:, None] + xp.arange(self.width, dtype=np.int64)
+            valid = pos < self.hi[:, None]
+            self._table = xp.clip(pos, 0, max(self.size - 1, 0)), valid
+        return self._table
+
+    def transpose(self) -> "_Windows":
+        """The windows holding each input position i: o from #{hi <= i} to #{lo <= i}."""
+        if self._t is None:
+            xp = backend.get_array_module(self.lo)
+            i = xp.arange(self.size, dtype=np.int64)
+            lo = xp.searchsorted(self.hi, i, side="right").astype(np.int64)
+            hi = xp.searchsorted(self.lo, i, side="right").astype(np.int64)
+            self._t = _Windows(lo, hi, self.lo.shape[0], self.width_t, self.width)
+            self._t._t = self
+        return self._t
+
+
+def _trunc_div(xp, a, d):
+    """a / d rounded toward zero, as C's (and torch's) integer division."""
+    q = xp.abs(a) // d
+    return xp.where(a < 0, -q, q)
+
+
+class _WindowSum(Function):
+    """y[.., o, ..] = sum over window o (along ``axis``) of (x / pre)[.., i, ..], then / post
+    (``pre``/``post``: per-position and per-window divisors, or None). Linear: gx is the same
+    sum over the transposed windows with pre and post swapped, whose backward is this one
+    again, so every order is exact. Each output reads only its own window's inputs, so an inf
+    or NaN reaches only the windows that hold it, and time and memory are O(Out * width)."""
 
     saves_inputs = False  # its gradient does not read the input's values
 
-    def __init__(self, a, axis: int):
-        self.a, self.axis = a, axis
+    def __init__(self, windows: _Windows, axis: int, pre=None, post=None):
+        self.windows, self.axis, self.pre, self.post = windows, axis, pre, post
+
+    def _along_axis(self, v, ndim: int, extra: int = 0):
+        """``v`` (n,) or (n, k) shaped to broadcast along ``self.axis`` of an ndim array."""
+        return v.reshape(v.shape + (1,) * (ndim - self.axis - 1 - extra))
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        moved = xp.moveaxis(x, self.axis, -1)
-        lead = moved.shape[:-1]
-        flat = xp.ascontiguousarray(moved).reshape(-1, self.a.shape[1])
-        at = xp.ascontiguousarray(self.a.T)
-        y = _gemm(flat, at).reshape(lead + (self.a.shape[0],))
-        return xp.ascontiguousarray(xp.moveaxis(y, -1, self.axis))
+        if self.pre is not None:
+            x = x / self._along_axis(self.pre, x.ndim)
+        pos, valid = self.windows.table()
+        g = xp.take(x, pos, axis=self.axis)  # (.., Out, width, ..)
+        # where, not a multiply by 0: a dropped slot holding inf or NaN must not leak
+        g = xp.where(self._along_axis(valid, x.ndim + 1, 1), g, x.dtype.type(0))
+        y = g.sum(axis=self.axis + 1, dtype=x.dtype)
+        if self.post is not None:
+            post = self._along_axis(self.post, y.ndim)
+            y = _trunc_div(xp, y, post) if y.dtype.kind in "iu" else y / post
+        return y
 
     def backward(self, gy):
-        xp = backend.get_array_module(gy.data)
-        return _AxisPool(xp.ascontiguousarray(self.a.T), self.axis)(gy)
+        return _WindowSum(self.windows.transpose(), self.axis, self.post, self.pre)(gy)
 
 
-def _pool_axes(x: Tensor, mats) -> Tensor:
-    """x with each of its last len(mats) axes contracted with its matrix (None: kept)."""
-    nsp = len(mats)
-    for j, a in enumerate(mats):
-        if a is not None:
-            x = _AxisPool(a.astype(x.dtype, copy=False), x.ndim - nsp + j)(x)
+def _pool_axes(x: Tensor, pools) -> Tensor:
+    """x with each of its last len(pools) axes averaged over ``(windows, divisor)`` (None:
+    kept)."""
+    nsp = len(pools)
+    for j, pool in enumerate(pools):
+        if pool is not None:
+            windows, div = pool
+            x = _WindowSum(windows, x.ndim - nsp + j, post=div.astype(x.dtype))(x)
     return x
 
 
-def _window_matrix(xp, size: int, start, end, weight):
-    """A (Out, size) with ``weight[o]`` on [start[o], end[o]) and 0 elsewhere (float64)."""
-    i = xp.arange(size)
-    inside = (i[None, :] >= start[:, None]) & (i[None, :] < end[:, None])
-    return inside * weight[:, None]
+def _adaptive_avg_windows(xp, size: int, out: int):
+    """torch's adaptive bins and their sizes as divisors; a bin spans at most ceil(In/Out) + 1
+    positions and a position lies in at most ceil(Out/In) + 1 bins."""
+    lo, hi = _bins(xp, size, out)
+    windows = _Windows(lo, hi, size, -(-size // out) + 1 if out else 0,
+                       -(-out // size) + 1 if size else 0)
+    return windows, hi - lo
 
 
-def _adaptive_avg_matrix(xp, size: int, out: int):
-    start, end = _bins(xp, size, out)
-    return _window_matrix(xp, size, start, end, 1.0 / (end - start).astype(np.float64))
-
-
-def _avg_matrix(xp, size, k, s, p, out, count_include_pad):
-    """torch's avg_pool weights along one axis: the window [o*s - p, o*s - p + k) clipped to
-    the input; the divisor is the window's size up to the padded end (count_include_pad) or
-    the number of real positions in it."""
+def _avg_windows(xp, size, k, s, p, out, count_include_pad):
+    """torch's avg_pool windows along one axis: [o*s - p, o*s - p + k) clipped to the input;
+    the divisor is the window's size up to the padded end (count_include_pad) or the number
+    of real positions in it. A position lies in at most ceil(k/s) windows."""
     start = xp.arange(out, dtype=np.int64) * s - p
     end = xp.minimum(start + k, size + p)
     pool = end - start
-    start, end = xp.maximum(start, 0), xp.minimum(end, size)
-    div = pool if count_include_pad else end - start
-    return _window_matrix(xp, size, start, end, 1.0 / div.astype(np.float64))
+    lo, hi = xp.maximum(start, 0), xp.minimum(end, size)
+    windows = _Windows(lo, hi, size, min(k, size), -(-k // s))
+    return windows, pool if count_include_pad else hi - lo
 
 
 def adaptive_avg_pool1d(input, output_size) -> Tensor:
@@ -195,7 +248,7 @@ def adaptive_avg_pool1d(input, output_size) -> Tensor:
     (out,) = _adaptive_size(fn, x, output_size, 1)
     _non_empty_planes(fn, x, 1)
     xp = backend.get_array_module(x.data)
-    return _pool_axes(x, [_adaptive_avg_matrix(xp, x.shape[-1], out)])
+    return _pool_axes(x, [_adaptive_avg_windows(xp, x.shape[-1], out)])
 
 
 def adaptive_avg_pool2d(input, output_size) -> Tensor:
@@ -211,16 +264,15 @@ def adaptive_avg_pool2d(input, output_size) -> Tensor:
             return adaptive_avg_pool2d_1(x)
         return B.mean(x, (-2, -1), keepdims=True)
     xp = backend.get_array_module(x.data)
-    mats = [None if o == n else _adaptive_avg_matrix(xp, n, o)
-            for o, n in zip(out, x.shape[-2:])]
-    return _pool_axes(x, mats)
+    return _pool_axes(x, [None if o == n else _adaptive_avg_windows(xp, n, o)
+                          for o, n in zip(out, x.shape[-2:])])
 
 
 def _avg_pool(fn, x, nsp, kernel_size, stride, padding, ceil_mode, count_include_pad):
     k, s, p, _, out = _sliding_args(fn, x, nsp, kernel_size, stride, padding, 1, ceil_mode)
     xp = backend.get_array_module(x.data)
     sizes = x.shape[x.ndim - nsp:]
-    return _pool_axes(x, [_avg_matrix(xp, n, kk, ss, pp, o, count_include_pad)
+    return _pool_axes(x, [_avg_windows(xp, n, kk, ss, pp, o, count_include_pad)
                           for n, kk, ss, pp, o in zip(sizes, k, s, p, out)])
 
 
@@ -228,8 +280,9 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True) -> Tensor:
     """torch's ``F.avg_pool1d`` on (N, C, L) or (C, L): each window's sum over its real
     positions divided by its size including padding (``count_include_pad``) or by the number
-    of real positions; ``ceil_mode`` adds a last partial window where it starts inside."""
-    x = _input("avg_pool1d", input, (2, 3), "(N, C, L) or (C, L)")
+    of real positions; ``ceil_mode`` adds a last partial window where it starts inside. An
+    int64 input gives int64 averages rounded toward zero, as torch's (CPU) ones."""
+    x = _input("avg_pool1d", input, (2, 3), "(N, C, L) or (C, L)", int64=True)
     return _avg_pool("avg_pool1d", x, 1, kernel_size, stride, padding, ceil_mode,
                      count_include_pad)
 
@@ -390,7 +443,9 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0,
                  output_size=None) -> Tensor:
     """torch's ``F.max_unpool2d``: the partial inverse of ``max_pool2d``: each value of
     ``input`` (N, C, H, W) or (C, H, W) placed at its index (h*W + w of the output plane, as
-    ``max_pool2d(..., return_indices=True)`` gives), zeros elsewhere."""
+    ``max_pool2d(..., return_indices=True)`` gives), zeros elsewhere. On the CPU an index
+    outside the plane raises IndexError; on the GPU the indices are not checked, since that
+    would sync with the host every call (torch's CUDA kernel does not check them either)."""
     fn = "max_unpool2d"
     x = _input(fn, input, (3, 4), "(N, C, H, W) or (C, H, W)")
     idx = indices.data if isinstance(indices, Tensor) else indices
@@ -408,14 +463,20 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0,
     lead = x.shape[:-2]
     planes, plane = math.prod(lead), size[0] * size[1]
     idx2 = idx.reshape(planes, -1).astype(np.int64, copy=False)
-    if idx2.size and bool((idx2.min() < 0) | (idx2.max() >= plane)):
+    xp = backend.get_array_module(x.data)
+    # Checking the indices reads a device value back, a host sync each call: on the GPU they
+    # go unchecked (as in torch's CUDA kernel), and an index outside [0, H*W) is undefined.
+    if xp is np and idx2.size and (idx2.min() < 0 or idx2.max() >= plane):
         bad = idx2[(idx2 < 0) | (idx2 >= plane)].ravel()[0]
         raise IndexError(f"{fn}: found an invalid max index {int(bad)} (output planes are of "
                          f"size {size[0]}x{size[1]})")
-    xp = backend.get_array_module(x.data)
     rows = xp.arange(planes)[:, None]
     y = _Unpool((rows, idx2), (planes, plane))(B.reshape(x, (planes, x.shape[-2] * x.shape[-1])))
     return B.reshape(y, lead + size)
+
+
+_LP_INT = ("torch's own gives float32 p-th roots of int64 window averages rounded toward "
+           "zero; convert the input to a floating type first")
 
 
 def _lp(x: Tensor, norm_type, pooled_avg, pooled_max, area: int) -> Tensor:
@@ -431,7 +492,7 @@ def _lp(x: Tensor, norm_type, pooled_avg, pooled_max, area: int) -> Tensor:
 
 def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False) -> Tensor:
     """torch's ``F.lp_pool1d``: the p-norm (p = ``norm_type``) of each window, no padding."""
-    x = _input("lp_pool1d", input, (2, 3), "(N, C, L) or (C, L)")
+    x = _input("lp_pool1d", input, (2, 3), "(N, C, L) or (C, L)", why=_LP_INT)
     (k,) = _tuple("lp_pool1d", "kernel_size", kernel_size, 1, 1)
     return _lp(x, norm_type,
                lambda t: avg_pool1d(t, k, stride, 0, ceil_mode),
@@ -441,7 +502,7 @@ def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False) -> Te
 def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False) -> Tensor:
     """torch's ``F.lp_pool2d``: the p-norm (p = ``norm_type``) of each window, no padding."""
     fn = "lp_pool2d"
-    x = _input(fn, input, (3, 4), "(N, C, H, W) or (C, H, W)")
+    x = _input(fn, input, (3, 4), "(N, C, H, W) or (C, H, W)", why=_LP_INT)
     kh, kw = _tuple(fn, "kernel_size", kernel_size, 2, 1)
     return _lp(x, norm_type,
                lambda t: _avg_pool(fn, t, 2, (kh, kw), stride, 0, ceil_mode, True),

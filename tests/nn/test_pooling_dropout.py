@@ -318,6 +318,151 @@ def test_a_broken_formula_fails_the_gradient_check():
         check_backward(wrong, [_distinct((1, 2, 6))])
 
 
+# ----- inf and NaN stay in their windows; long inputs; integers; no host syncs
+
+def _nan_where(a):
+    return np.argwhere(np.isnan(a)).tolist()
+
+
+def test_avg_pool1d_inf_and_nan_reach_only_their_windows(device):
+    x = np.arange(10.0)
+    x[3] = INF
+    y = _np(P.avg_pool1d(_t(x[None], device), 2))
+    np.testing.assert_array_equal(y, [[0.5, INF, 4.5, 6.5, 8.5]])  # torch's
+    x = R.standard_normal((2, 3, 11))
+    x[0, 1, 4], x[1, 2, 0] = NAN, INF
+    for k, s, p, ceil, cip in [(3, 2, 1, True, False), (4, 3, 2, True, True), (2, 1, 1, False,
+                                                                                True)]:
+        want = ref_avg_pool1d(x, k, s, p, ceil, cip)  # each window's own positions only
+        got = _np(P.avg_pool1d(_t(x, device), k, s, p, ceil, cip))
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+        assert np.isfinite(got).sum() == np.isfinite(want).sum() > 0
+    # the gradient: a NaN in gy reaches only the inputs of its window
+    xt = _t(R.standard_normal((1, 1, 12)), device, grad=True)
+    y = P.avg_pool1d(xt, 3, 2, 1)  # windows [-1, 2), [1, 4), [3, 6), ...
+    u = np.ones(y.shape)
+    u[0, 0, 2] = NAN
+    (g,) = minigan.grad(minigan.functional.sum(y * _t(u, device)), [xt], create_graph=True)
+    assert _nan_where(_np(g)) == [[0, 0, 3], [0, 0, 4], [0, 0, 5]]
+    np.testing.assert_allclose(_np(g)[0, 0, :3], [1 / 3, 2 / 3, 1 / 3])
+    (gg,) = minigan.grad(minigan.functional.sum(g * _t(np.arange(12.0)[None, None], device)),
+                         [xt])
+    np.testing.assert_array_equal(_np(gg), np.zeros((1, 1, 12)))  # linear: no second order
+
+
+def test_adaptive_avg_pool2d_nan_stays_in_its_ragged_bins(device):
+    x = R.standard_normal((2, 2, 7, 5))
+    x[1, 0, 3, 2] = NAN  # rows 3 of 7 -> 3 lie in bins [2, 5) only; cols 2 of 5 -> 2 in both
+    for out in [(3, 2), (4, 3), (3, None)]:
+        size = tuple(n if o is None else o for o, n in zip(out, (7, 5)))
+        want = ref_adaptive(x, size, _mean)[0]
+        got = _np(P.adaptive_avg_pool2d(_t(x, device), out))
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+        assert _nan_where(got) == _nan_where(want)
+    xt = _t(R.standard_normal((1, 1, 7, 5)), device, grad=True)
+    y = P.adaptive_avg_pool2d(xt, (3, 2))  # rows [0, 3) [2, 5) [4, 7); cols [0, 3) [2, 5)
+    u = np.ones(y.shape)
+    u[0, 0, 1, 0] = INF
+    (g,) = minigan.grad(minigan.functional.sum(y * _t(u, device)), [xt])
+    g = _np(g)[0, 0]
+    assert np.isinf(g).sum() == 9 and np.all(np.isinf(g[2:5, 0:3]))
+
+
+def test_lp_pool2d_nan_stays_in_its_window_forward_and_backward(device):
+    x = R.uniform(0.5, 2.0, (1, 2, 6, 6))
+    x[0, 1, 2, 3] = NAN
+    xt = _t(x, device, grad=True)
+    y = P.lp_pool2d(xt, 2, 2)
+    want = np.sqrt((x.reshape(1, 2, 3, 2, 3, 2) ** 2).sum((3, 5)))
+    np.testing.assert_allclose(_np(y), want, rtol=1e-13)
+    assert _nan_where(_np(y)) == [[0, 1, 1, 1]]
+    (g,) = minigan.grad(minigan.functional.sum(y), [xt])
+    assert _nan_where(_np(g)) == [[0, 1, h, w] for h in (2, 3) for w in (2, 3)]
+    np.testing.assert_allclose(_np(g)[0, 0], x[0, 0] / np.repeat(np.repeat(want[0, 0], 2, 0),
+                                                                 2, 1), rtol=1e-13)
+
+
+def test_avg_pool_of_a_long_input_is_linear_in_its_length(device):
+    import tracemalloc
+    n = 200_000
+    x = R.standard_normal((2, n))
+    xt = _t(x, device, grad=True)
+    tracemalloc.start()
+    try:
+        y = P.avg_pool1d(xt, 2)
+        (g,) = minigan.grad(minigan.functional.sum(y * y), [xt])
+        z = P.adaptive_avg_pool1d(xt, n // 3 + 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # a few copies of the input (3.2 MB), never an (Out, In) matrix (tens of GB)
+    assert peak < 100e6, peak
+    np.testing.assert_allclose(_np(y), x.reshape(2, -1, 2).mean(-1), rtol=1e-14)
+    np.testing.assert_allclose(_np(g), np.repeat(x.reshape(2, -1, 2).mean(-1), 2, -1),
+                               rtol=1e-13)
+    np.testing.assert_allclose(_np(z)[:, :4], [[x[b, i * n // (n // 3 + 1):
+                                                  -(-(i + 1) * n // (n // 3 + 1))].mean()
+                                                for i in range(4)] for b in range(2)],
+                               rtol=1e-13)
+
+
+def test_avg_pool1d_takes_int64_as_torch(device):
+    x = np.arange(10).reshape(1, 1, 10) * 7 - 20
+    y = P.avg_pool1d(_t(x, device, np.int64), 3, 2, 1, True, False)
+    assert y.dtype == np.int64 and y.device == device
+    assert _np(y).ravel().tolist() == [-16, -6, 8, 22, 36, 43]  # rounded toward zero
+    y = P.avg_pool1d(_t(x[0], device, np.int64), 2)
+    assert _np(y).ravel().tolist() == [-16, -2, 11, 25, 39]
+    assert _np(P.avg_pool1d(_t(x, device, np.int64), 4, 2, 2)).ravel().tolist() == [
+        -8, -9, 4, 18, 32, 19]
+    for call, name in [(lambda t: P.avg_pool1d(t.to(dtype=np.int32), 2), "avg_pool1d"),
+                       (lambda t: P.adaptive_avg_pool1d(t, 2), "adaptive_avg_pool1d"),
+                       (lambda t: P.adaptive_max_pool1d(t, 2), "adaptive_max_pool1d")]:
+        with pytest.raises(TypeError, match=f"^{name}: .*int.*torch, whose {name} refuses"):
+            call(_t(x, device, np.int64))
+    with pytest.raises(TypeError, match="lp_pool1d.*int64.*floating type first"):
+        P.lp_pool1d(_t(x, device, np.int64), 2, 2)
+
+
+@pytest.mark.gpu
+def test_pooling_on_the_gpu_never_waits_for_it(emulated_gpu):
+    from tests.kernels import emulated_cupy as E
+    x = _t(_distinct((2, 3, 7, 6)), "cuda", grad=True)
+    E.LOG.clear()
+    y, idx = P.max_pool2d_with_indices(x, 2, 2, 1)
+    up = P.max_unpool2d(y, idx, 2, 2, 1, output_size=(7, 6))
+    z = (P.avg_pool1d(up.reshape(2, 3, 42), 4, 3, 2, True, False).sum()
+         + P.adaptive_avg_pool2d(up, (3, 4)).sum() + P.lp_pool2d(x * x + 1, 2, 3, 2).sum()
+         + P.adaptive_avg_pool1d(x.reshape(6, 42), 5).sum())
+    (g,) = minigan.grad(z, [x], create_graph=True)
+    minigan.grad(g.square().sum(), [x])
+    assert dict(E.LOG.syncs) == {}
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # (inf and NaN on purpose)
+def test_nan_windows_and_integer_results_match_torch():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = R.uniform(0.5, 2.0, (2, 2, 9, 7))
+    x[0, 1, 4, 3], x[1, 0, 0, 6] = NAN, INF
+    for call in [lambda f, t: f.avg_pool1d(t.reshape(4, 63), 4, 3, 2, True, False),
+                 lambda f, t: f.adaptive_avg_pool2d(t, (4, 3)),
+                 lambda f, t: f.adaptive_avg_pool1d(t.reshape(4, 63), 10),
+                 lambda f, t: f.lp_pool2d(t, 2, 3, 2, True),
+                 lambda f, t: f.lp_pool1d(t.reshape(4, 63), 3, 4, 3)]:
+        tx, mx = torch.tensor(x, requires_grad=True), _t(x, grad=True)
+        ty, my = call(F, tx), call(P, mx)
+        np.testing.assert_allclose(my.numpy(), ty.detach().numpy(), rtol=1e-12)
+        ty.sum().backward()
+        my.sum().backward()
+        np.testing.assert_allclose(mx.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    xi = np.arange(-40, 35, 3).reshape(1, 25)
+    for args in [(3,), (4, 2, 2, True, False), (5, 3, 1, True, True)]:
+        want = F.avg_pool1d(torch.tensor(xi), *args)
+        np.testing.assert_array_equal(P.avg_pool1d(_t(xi, dtype=np.int64), *args).numpy(),
+                                      want.numpy())
+
+
 # ----- errors
 
 @pytest.mark.parametrize("call,err,match", [
