@@ -13,10 +13,16 @@ is dropped.
 
 Operands of different dtypes are promoted by torch's rules (``promotion.result_type``), as
 ``minigan.matmul`` does; torch itself refuses mixed dtypes for most of these products. Integer
-tensors work in the forward wherever torch allows them; only floating tensors require grad.
+tensors work in the forward of every product but ``cdist``, and only floating tensors require
+grad. One place is stricter than torch: with integer tensors, ``addmm``, ``addmv``,
+``baddbmm`` and ``addbmm`` refuse a floating ``beta`` or ``alpha``, as torch's ``addr`` does,
+where torch truncates the scalar to an integer without a word (``beta=0.5`` would drop
+``input``). An integer ``einsum`` that sums a subscript within one operand (a summed-only
+subscript, a trace, a whole-operand sum) gives int64, as torch's, whose ``sum`` it uses there.
 """
 from __future__ import annotations
 
+import functools
 import math
 import string
 
@@ -45,7 +51,7 @@ from .basic import (
 )
 from .basic import sum as _sum
 from .pointwise import _VectorNorm
-from .promotion import result_type
+from .promotion import promote_types, result_type
 from .shape import roll
 
 __all__ = [
@@ -56,8 +62,9 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- operand checks
 
-def _operands(fn: str, *inputs, allow_bool: bool = False) -> list:
-    """The inputs as tensors on one device, promoted to their torch result type."""
+def _operands(fn: str, *inputs, allow_bool: bool = False, promote: bool = True) -> list:
+    """The inputs as tensors on one device, promoted to their torch result type (with
+    ``promote=False``, left in their own dtypes)."""
     like = next((x for x in inputs if isinstance(x, Tensor)), None)
     tensors = []
     for x in inputs:
@@ -69,7 +76,7 @@ def _operands(fn: str, *inputs, allow_bool: bool = False) -> list:
     if dt == np.bool_ and not allow_bool:
         raise TypeError(f"{fn}: not defined for bool tensors (torch refuses them too); cast "
                         "them to an integer or floating dtype first")
-    return [_cast(t, dt) for t in tensors]
+    return [_cast(t, dt) for t in tensors] if promote else tensors
 
 
 def _need_dims(fn: str, name: str, x: Tensor, nd: int) -> None:
@@ -180,8 +187,12 @@ def _scalar(fn: str, name: str, v, dtype) -> None:
                                                    np.bool_)):
         raise TypeError(f"{fn}: {name} must be a real number, got {v!r}")
     if dtype.kind in "iub" and isinstance(v, (float, np.floating)):
+        # stricter than torch, which refuses it only in addr and elsewhere truncates the
+        # scalar silently (beta=0.5 would multiply input by 0)
         raise TypeError(f"{fn}: for integral input tensors, argument {name} must not be a "
-                        f"floating point number (got {name}={v!r} for dtype {dtype})")
+                        f"floating point number (got {name}={v!r} for dtype {dtype}); torch "
+                        f"would truncate it to an integer silently, so minigan refuses it: "
+                        f"pass an int, or cast the tensors to a floating dtype")
 
 
 def _add_scaled(fn: str, input: Tensor, prod: Tensor, beta, alpha) -> Tensor:
@@ -431,7 +442,9 @@ def einsum(equation, *operands) -> Tensor:
     without '->', the output has the ellipsis dims, then the subscripts seen once, sorted).
     A subscript repeated in one operand takes its diagonal ('ii->i', 'ii' the trace), one not
     in the output is summed, and dims of size 1 broadcast. The operands may be given as one
-    list. Gradients of every order are einsums of the same kind."""
+    list. Gradients of every order are einsums of the same kind. Integers give int64 where
+    torch's do: when a subscript is summed within one operand (see
+    ``_sums_within_an_operand``); products stay in the operands' dtype."""
     if not isinstance(equation, str):
         raise TypeError(f"einsum(): the equation must be a string, got {equation!r} (the "
                         "sublist format is not supported)")
@@ -439,10 +452,34 @@ def einsum(equation, *operands) -> Tensor:
         operands = tuple(operands[0])
     if not operands:
         raise ValueError("einsum(): needs at least one operand")
-    tensors = _operands("einsum", *operands)
-    subs, out = _parse_equation(equation, [t.shape for t in tensors])
+    tensors = _operands("einsum", *operands, promote=False)
+    shapes = [t.shape for t in tensors]
+    subs, out = _parse_equation(equation, shapes)
+    # torch's einsum views every operand with all the equation's dims first, so a 0-d one
+    # promotes as a tensor with dims (int8 and a 0-d uint8 give int16, not int8)
+    dtype = functools.reduce(promote_types, [t.dtype for t in tensors])
+    tensors = [_cast(t, dtype) for t in tensors]  # (exact: the dtype holds every value)
+    # an integer sum within an operand is int64 (torch's sum there), and so is every product
+    # with it; products before it stay in ``dtype`` and wrap around, as torch's do
     y = _einsum_labels(subs, tensors, out, checked=False)
-    return _cast(y, tensors[0].dtype)
+    wide = dtype.kind in "iu" and _sums_within_an_operand(subs, shapes, out)
+    return _cast(y, _INT64 if wide else dtype)
+
+
+_INT64 = np.dtype(np.int64)
+
+
+def _sums_within_an_operand(subs: list, shapes: list, out: list) -> bool:
+    """Whether torch's einsum calls ``sum`` on an operand, which makes an integer result
+    int64 (torch sums integers as int64): with one operand, when a subscript (after taking
+    diagonals) is not in the output; with several, when a subscript not in the output has a
+    size other than 1 (0 too) in exactly one operand. A subscript of size 1 everywhere is
+    squeezed, and one in several operands is contracted by products, in their dtype."""
+    own = [dict(zip(labels, shape)) for labels, shape in zip(subs, shapes)]
+    summed = set().union(*own) - set(out)
+    if len(own) == 1:
+        return bool(summed)
+    return any(sum(d.get(lab, 1) != 1 for d in own) == 1 for lab in summed)
 
 
 def _label_sizes(subs: list, tensors: list) -> dict:
@@ -501,7 +538,13 @@ def _einsum_labels(subs: list, tensors: list, out: list, checked: bool = True) -
         elsewhere = set(out).union(*(set(s) for j, s in enumerate(subs) if j != k))
         lonely = [i for i, lab in enumerate(labels) if lab not in elsewhere]
         if lonely:
-            x = _sum(x, tuple(lonely))
+            if (len(tensors) > 1 and x.dtype.kind in "iu"
+                    and all(x.shape[i] == 1 for i in lonely)):
+                # torch squeezes these (no sum, so no int64): later products of this operand
+                # stay in its dtype and wrap around as torch's do
+                x = reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in lonely))
+            else:
+                x = _sum(x, tuple(lonely))  # integers: int64, as torch's sum here
             subs[k], tensors[k] = [lab for lab in labels if lab in elsewhere], x
     if len(tensors) == 1:
         labels, x = subs[0], tensors[0]

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import backend
 from .. import functional as F
-from ..autograd import Tensor, as_tensor
+from ..autograd import Tensor, as_tensor, is_grad_enabled
 from ..functional.attention import _canonical_mask, multi_head_attention_forward
 from . import init
 from .container import ModuleList
@@ -144,15 +144,24 @@ def _get_seq_len(src: Tensor, batch_first: bool) -> int:
 
 
 def _detect_is_causal_mask(mask, is_causal=None, size=None) -> bool:
-    """torch's rule: ``is_causal`` if given, else whether ``mask`` equals the causal mask."""
-    make_causal = is_causal is True
-    if is_causal is None and mask is not None:
-        sz = size if size is not None else mask.shape[-2]
-        if tuple(mask.shape) == (sz, sz):
-            xp = backend.get_array_module(mask.data)
-            causal = xp.triu(xp.full((sz, sz), -np.inf), 1)
-            make_causal = bool((mask.data == causal).all())  # (a host sync, as in torch)
-    return make_causal
+    """``is_causal`` if given, else (None) False, without looking at ``mask``'s values.
+
+    torch compares the mask with the causal one here, a host sync on the GPU on every forward
+    with a mask. minigan's causal path and its float-mask path give the same numbers (0 added
+    below the diagonal, -inf above, or the same entries set to -inf) and the same gradients
+    for the inputs, so the comparison is skipped. What it decides in torch is only whether the
+    mask stays in the graph: a causal mask is dropped, so a mask that requires grad gets no
+    gradient. For that one case the comparison is kept, on the CPU only: on the GPU such a
+    mask stays in the graph and gets its gradient (zero above the diagonal)."""
+    if is_causal is not None or mask is None:
+        return is_causal is True
+    if not (mask.requires_grad and is_grad_enabled()) or backend.is_cupy_array(mask.data):
+        return False
+    sz = size if size is not None else mask.shape[-2]
+    if tuple(mask.shape) != (sz, sz):
+        return False
+    causal = np.triu(np.full((sz, sz), -np.inf), 1)
+    return bool((mask.data == causal).all())  # (a NumPy mask: no device to wait for)
 
 
 def _get_activation_fn(activation: str):

@@ -223,8 +223,67 @@ def test_integer_inputs_compute_exactly_in_their_dtype():
         assert y.dtype == np.int64
         np.testing.assert_array_equal(y.numpy(), want)
     i32 = _t(a, dtype=np.int32)
-    assert L.einsum("ij->i", i32).dtype == np.int32  # (NumPy's sum would give int64)
-    assert L.einsum("ij,ij->", i32, i32).dtype == np.int32
+    assert L.einsum("ij->i", i32).dtype == np.int64  # a sum within one operand, as torch's
+    assert L.einsum("ij,ij->", i32, i32).dtype == np.int32  # products only
+
+
+def _full(shape, value, dtype, device="cpu"):
+    return _t(np.full(shape, value), device, dtype=dtype)
+
+
+# (equation, operands as (shape, value, dtype), torch 2.13's result dtype and values)
+_U8, _I8, _I32 = np.uint8, np.int8, np.int32
+_INTEGER_EINSUM = [
+    # a subscript summed within one operand: torch's sum, int64
+    ("ij->j", [((300, 2), 200, _U8)], np.int64, [60000, 60000]),
+    ("ij->", [((300, 2), 200, _U8)], np.int64, 120000),
+    ("i...->...", [((300, 2), 200, _U8)], np.int64, [60000, 60000]),
+    ("ij->i", [((2, 1), 200, _U8)], np.int64, [200, 200]),  # (one operand: summed, size 1 too)
+    ("ij->i", [((2, 0), 200, _U8)], np.int64, [0, 0]),
+    ("ii", [((3, 3), 200, _I32)], np.int64, 600),  # a trace
+    ("ii->", [((3, 3), 200, _U8)], np.int64, 600),
+    ("ij,k->i", [((2, 300), 200, _U8), ((2,), 200, _U8)], np.int64, [24000000, 24000000]),
+    ("ij,kj->", [((2, 3), 200, _U8), ((2, 3), 200, _U8)], np.int64, 480000),
+    ("ii,j->j", [((3, 3), 200, _U8), ((2,), 200, _U8)], np.int64, [120000, 120000]),
+    ("ij,jk->ik", [((2, 1), 200, _U8), ((3, 2), 200, _U8)], np.int64, [[120000] * 2] * 2),
+    ("ij,k->i", [((2, 3), 200, _I32), ((2,), 200, _U8)], np.int64, [240000, 240000]),
+    ("i,->", [((300,), 100, _I8), ((), 200, _U8)], np.int64, 6000000),
+    # the products before the sum wrap in uint8, as torch's (200 * 200 * 300 % 256 == 0)
+    ("ij,jk,l->ik", [((2, 300), 200, _U8), ((300, 2), 200, _U8), ((2,), 200, _U8)],
+     np.int64, [[0, 0], [0, 0]]),
+    # m of size 1 is squeezed, not summed: 3 * 3 * 3 * 300 % 256 == 164, times 3 + 3
+    ("ij,m,jk,l->ik", [((2, 300), 3, _U8), ((1,), 3, _U8), ((300, 2), 3, _U8), ((2,), 3, _U8)],
+     np.int64, [[984, 984], [984, 984]]),
+    # mixed: int8 * uint8 is int16 and wraps there before the int64 sum of j, as in torch
+    ("i,i,i,j->i", [((2,), 100, _I8), ((2,), 200, _U8), ((2,), 200, _U8), ((3,), 200, _U8)],
+     np.int64, [1382400, 1382400]),
+    # products only (a diagonal, a contraction, a size-1 dim squeezed): the operands' dtype
+    ("ii->i", [((3, 3), 200, _U8)], np.uint8, [200, 200, 200]),
+    ("ij,jk->ik", [((2, 300), 200, _U8), ((300, 2), 200, _U8)], np.uint8, [[0, 0], [0, 0]]),
+    ("ij,jk->ik", [((2, 300), 200, _I32), ((300, 2), 200, _I32)], np.int32,
+     [[12000000] * 2] * 2),
+    ("ij,jk->ik", [((2, 1), 200, _U8), ((1, 2), 200, _U8)], np.uint8, [[64, 64], [64, 64]]),
+    ("ij,k->i", [((2, 1), 200, _U8), ((1,), 200, _U8)], np.uint8, [64, 64]),
+    ("i,j->ij", [((2,), 200, _I32), ((2,), 200, _U8)], np.int32, [[40000] * 2] * 2),
+    ("i,->i", [((2,), 100, _I8), ((), 200, _U8)], np.int16, [20000, 20000]),  # 0-d: dims too
+]
+
+
+@pytest.mark.parametrize("eq, ops, dtype, want", _INTEGER_EINSUM,
+                         ids=[f"{c[0]}-{len(c[1])}-{i}" for i, c in enumerate(_INTEGER_EINSUM)])
+def test_integer_einsum_dtypes_and_values_follow_torch(eq, ops, dtype, want, device):
+    y = L.einsum(eq, *[_full(*op, device) for op in ops])
+    assert y.dtype == dtype and y.device == device
+    np.testing.assert_array_equal(to_np(y.data), np.asarray(want, dtype=dtype))
+
+
+def test_float_einsum_keeps_its_dtype_where_integers_widen():
+    for dt in (np.float16, np.float32, np.float64):
+        assert L.einsum("ij->j", _full((3, 2), 2.0, dt)).dtype == dt
+        assert L.einsum("ii", _full((3, 3), 2.0, dt)).dtype == dt
+        assert L.einsum("ij,k->i", _full((2, 3), 2.0, dt), _full((2,), 2.0, dt)).dtype == dt
+    assert L.einsum("ij,k->i", _full((2, 3), 2, np.int64), _full((2,), 2.0, np.float32)
+                    ).dtype == np.float32
 
 
 def test_bool_tensors_are_refused_where_torch_refuses_them():
@@ -248,8 +307,14 @@ def test_only_float_tensors_get_gradients_and_cdist_refuses_integers():
 
 def test_integer_tensors_refuse_float_beta_and_alpha():
     i = _t(np.ones((2, 2)), dtype=np.int64)
-    with pytest.raises(TypeError, match="addmm: for integral input tensors, argument beta"):
+    # stricter than torch, which truncates beta to 0 here (only its addr refuses)
+    with pytest.raises(TypeError, match="addmm: for integral input tensors, argument beta.*"
+                                        "truncate it to an integer silently"):
         L.addmm(i, i, i, beta=0.5)
+    for fn, args in ((L.addmv, (i[0], i, i[0])), (L.baddbmm, (i[None], i[None], i[None])),
+                     (L.addbmm, (i, i[None], i[None]))):
+        with pytest.raises(TypeError, match="argument alpha must not be a floating point"):
+            fn(*args, alpha=1.5)
     with pytest.raises(TypeError, match="addr: .*argument alpha"):
         L.addr(i, i[0], i[0], alpha=1.5)
 

@@ -566,16 +566,59 @@ def test_encoder_key_padding_leaves_other_positions_alone():
     assert not np.allclose(_np(y2[0, 3:]), _np(y[0, 3:]))
 
 
-def test_causal_mask_detection_follows_torch():
+def test_causal_mask_detection_looks_at_values_only_where_it_is_observable():
+    """torch compares a mask with the causal one (a host sync); minigan does only for a CPU
+    mask that requires grad, the one case where the answer shows (torch drops a causal mask
+    from the graph)."""
     from minigan.nn.transformer import _detect_is_causal_mask
-    causal = Transformer.generate_square_subsequent_mask(4)
-    assert _detect_is_causal_mask(causal, None, 4)
+    causal = Transformer.generate_square_subsequent_mask(4, dtype=np.float64)
+    assert not _detect_is_causal_mask(causal, None, 4)  # same numbers either way: not compared
     assert not _detect_is_causal_mask(causal, False, 4)  # an explicit hint wins
+    assert _detect_is_causal_mask(causal, True, 4)
     assert _detect_is_causal_mask(None, True, 4)
-    assert not _detect_is_causal_mask(causal, None, 3)  # the size must match the sequence
+    assert not _detect_is_causal_mask(None, None, 4)
+    learned = _t(_np(causal), grad=True)
+    assert _detect_is_causal_mask(learned, None, 4)
+    assert not _detect_is_causal_mask(learned, None, 3)  # the size must match the sequence
+    with minigan.no_grad():
+        assert not _detect_is_causal_mask(learned, None, 4)
     other = _np(causal).copy()
     other[3, 0] = NEG
-    assert not _detect_is_causal_mask(_t(other), None, 4)
+    assert not _detect_is_causal_mask(_t(other, grad=True), None, 4)
+
+
+def test_a_causal_mask_that_requires_grad_gets_none_as_in_torch():
+    enc = randomise(TransformerEncoder(TransformerEncoderLayer(8, 2, 16, dropout=0.0), 2)
+                    .double())
+    x = _t(normal(4, 2, 8))
+    causal = _np(Transformer.generate_square_subsequent_mask(4, dtype=np.float64))
+    mask = _t(causal, grad=True)
+    y = enc(x, mask=mask)
+    close(y, enc(x, mask=_t(causal)))
+    g, = minigan.grad(y.sum(), [mask], allow_unused=True)
+    assert g is None  # detected as causal: dropped from the graph, as torch does
+    other = causal.copy()
+    other[3, 0] = -1.0
+    mask = _t(other, grad=True)
+    g, = minigan.grad(enc(x, mask=mask).sum(), [mask], allow_unused=True)
+    assert g is not None and np.abs(_np(g)[np.tril_indices(4)]).max() > 0
+
+
+def test_encoder_and_decoder_with_a_causal_float_mask_do_not_wait_for_the_gpu(emulated_gpu):
+    from tests.kernels import emulated_cupy as E
+    enc = TransformerEncoder(TransformerEncoderLayer(8, 2, 16, dropout=0.0), 2).to("cuda")
+    dec = TransformerDecoder(TransformerDecoderLayer(8, 2, 16, dropout=0.0), 2).to("cuda")
+    causal = Transformer.generate_square_subsequent_mask(4, device="cuda")
+    assert isinstance(causal.data, emulated_gpu.ndarray)
+    x = _t(normal(4, 2, 8).astype(np.float32), "cuda")
+    E.LOG.clear()
+    y = enc(x, mask=causal)
+    z = dec(x, y, tgt_mask=causal)
+    y2 = enc(x, mask=_t(causal.data, "cuda", grad=True))  # a learned mask: not compared either
+    assert dict(E.LOG.syncs) == {}
+    close(y, enc(x, mask=causal, is_causal=True), tol=1e-6)
+    close(y2, y, tol=1e-6)
+    close(z, dec(x, y, tgt_mask=causal, tgt_is_causal=True), tol=1e-6)
 
 
 def test_causal_mask_detection_and_batch_first_equivalence():
