@@ -37,6 +37,7 @@ from .resize import interpolate
 from .conv_1d import conv1d, conv_transpose1d
 from .dropouts import alpha_dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
 from .attention import multi_head_attention_forward, scaled_dot_product_attention
+from .folding import bilinear, fold, unfold
 from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d,
                       adaptive_max_pool2d, avg_pool1d, lp_pool1d, lp_pool2d, max_pool1d,
                       max_pool2d_with_indices, max_unpool2d)
@@ -80,6 +81,7 @@ __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
     "avg_pool1d", "lp_pool1d", "lp_pool2d", "max_pool1d", "max_pool2d_with_indices",
     "max_unpool2d", "multi_head_attention_forward", "scaled_dot_product_attention",
+    "bilinear", "fold", "unfold",
 ] + [n for n in _pointwise.__all__ if n != "norm"] + _shape.__all__
 
 

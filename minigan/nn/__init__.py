@@ -17,6 +17,7 @@ from .extra import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, 
                     ReflectionPad1d, ReflectionPad3d, ReplicationPad1d, ReplicationPad3d, RMSNorm,
                     Softmax2d, UpsamplingBilinear2d, UpsamplingNearest2d, ZeroPad1d, ZeroPad3d)
 from .dropout import AlphaDropout, Dropout1d, Dropout2d, Dropout3d, FeatureAlphaDropout
+from .fold_bilinear import Bilinear, Fold, Unfold
 from .module import Module, Parameter, StateDictError
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .transformer import (MultiheadAttention, Transformer, TransformerDecoder,
@@ -51,4 +52,5 @@ __all__ = ["CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss", "KLDi
     "AvgPool1d", "LPPool1d", "LPPool2d", "MaxPool1d", "MaxUnpool2d"] + [
     "MultiheadAttention", "Transformer", "TransformerDecoder", "TransformerDecoderLayer",
     "TransformerEncoder", "TransformerEncoderLayer"] + [
-    "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase"]
+    "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase"] + [
+    "Bilinear", "Fold", "Unfold"]
