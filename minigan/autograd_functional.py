@@ -1,14 +1,19 @@
-"""``torch.autograd.functional`` on minigan: jacobian, hessian, vjp, jvp, hvp, vhp.
+"""Whole-function derivatives: jacobian, hessian, vjp, jvp, hvp and vhp.
 
-Reach it as ``minigan.autograd.functional`` (attribute access, or ``from minigan.autograd
-import functional``): ``minigan.autograd`` is a module, not a package, so the statement
-``import minigan.autograd.functional`` cannot work.
+This is the API of ``torch.autograd.functional``, reached here as
+``minigan.autograd.functional`` (by attribute, or ``from minigan.autograd import functional``;
+``minigan.autograd`` is a plain module, so ``import minigan.autograd.functional`` is not
+possible).
 
-Signatures, tuple-or-tensor results and error messages follow torch's. There is no forward-mode
-AD here: jvp, hvp and ``strategy="forward-mode"`` use the double-backward trick (the
-gradient of a vector-Jacobian product with respect to its vector is a Jacobian-vector product),
-so they need a function that is twice differentiable, as in torch. ``vectorize=True`` is
-accepted and computes the same values with the same loop (there is no vmap).
+Each function takes a callable and its argument(s): one Tensor, or a tuple of Tensors that is
+spread over the callable's positional parameters. Results mirror that choice: a single Tensor
+comes back where a single Tensor went in, a tuple where a tuple went in.
+
+Everything is built on reverse mode (``minigan.grad``). Products with a Jacobian from the right
+(jvp, hvp) use two backward passes: the vector-Jacobian product ``u -> u^T J`` is linear in
+``u``, and differentiating it with respect to ``u`` along ``v`` yields ``J v``. The callable must
+therefore be differentiable twice. ``strategy="forward-mode"`` and ``vectorize=True`` are
+accepted for compatibility; they give the same numbers through the same row-by-row loop.
 """
 from __future__ import annotations
 
@@ -17,411 +22,357 @@ from .autograd import Tensor, enable_grad, grad, is_grad_enabled, set_grad_enabl
 
 __all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "vhp"]
 
-
-def _as_tuple(inp, arg_name: str, fn_name: str):
-    """(whether ``inp`` was a tuple, ``inp`` as a tuple of Tensors)."""
-    is_tuple = isinstance(inp, tuple)
-    if not is_tuple:
-        inp = (inp,)
-    for i, el in enumerate(inp):
-        if not isinstance(el, Tensor):
-            where = (f"the value at index {i} has type {type(el)}" if is_tuple
-                     else f"the given {arg_name} has type {type(el)}")
-            raise TypeError(f"The {arg_name} given to {fn_name} must be either a Tensor or a "
-                            f"tuple of Tensors but {where}.")
-    return is_tuple, inp
+_STRATEGIES = ("reverse-mode", "forward-mode")
 
 
-def _tuple_postprocess(res, to_unpack):
-    """Unpack ``res`` (a tuple, or a tuple of tuples) where the caller gave single tensors."""
-    if isinstance(to_unpack, tuple):
-        if not to_unpack[1]:
-            res = tuple(el[0] for el in res)
-        if not to_unpack[0]:
-            res = res[0]
-    elif not to_unpack:
-        res = res[0]
-    return res
+# ----------------------------------------------------------------------------- small helpers
+
+def _normalise(value, role: str, caller: str):
+    """Return ``(given_as_tuple, members)`` where members is a tuple of Tensors.
+
+    ``role`` names the value in error messages ("inputs", "v", ...), ``caller`` the public
+    function that received it.
+    """
+    given_as_tuple = isinstance(value, tuple)
+    members = value if given_as_tuple else (value,)
+    for pos, item in enumerate(members):
+        if isinstance(item, Tensor):
+            continue
+        culprit = f"member {pos} is a {type(item).__name__}" if given_as_tuple \
+            else f"got a {type(item).__name__}"
+        raise TypeError(f"{caller}(): {role} should be a Tensor or a tuple of Tensors; "
+                        f"{culprit}")
+    return given_as_tuple, members
 
 
-def _grad_preprocess(inputs, create_graph: bool, need_graph: bool) -> tuple:
-    """Fresh tensors to differentiate with respect to: with create_graph, an input that
-    requires grad stays in its graph (through an identity op), so the result can be
-    differentiated with respect to it; otherwise it is cut from it."""
-    res = []
-    for inp in inputs:
-        if create_graph and inp.requires_grad:
-            res.append(inp.view_as(inp))
-        else:
-            res.append(Tensor(inp.data, requires_grad=need_graph))
-    return tuple(res)
+def _shape_like_caller(items, given_as_tuple: bool):
+    """Undo ``_normalise``: a lone Tensor for callers that passed one."""
+    return tuple(items) if given_as_tuple else items[0]
 
 
-def _grad_postprocess(inputs, create_graph: bool):
-    """Results cut from the graph unless create_graph (tuples of tuples too)."""
-    if isinstance(inputs[0], Tensor):
-        if not create_graph:
-            return tuple(inp.detach() for inp in inputs)
-        return inputs
-    return tuple(_grad_postprocess(inp, create_graph) for inp in inputs)
+def _fresh_leaves(tensors, create_graph: bool):
+    """Copies of the inputs that record a graph of their own.
+
+    Under ``create_graph`` an input that already takes part in a graph is passed through an
+    identity view, so that results stay differentiable with respect to the caller's tensor.
+    """
+    return tuple(t.view_as(t) if (create_graph and t.requires_grad)
+                 else t.detach().requires_grad_(True) for t in tensors)
 
 
-def _validate_v(v, other, is_other_tuple: bool) -> None:
-    if len(other) != len(v):
-        if is_other_tuple:
-            raise RuntimeError(f"v is a tuple of invalid length: should be {len(other)} but "
-                               f"got {len(v)}.")
-        raise RuntimeError("The given v should contain a single Tensor.")
-    for idx, (el_v, el_other) in enumerate(zip(v, other)):
-        if el_v.shape != el_other.shape:
-            prepend = f"Entry {idx} in " if is_other_tuple else ""
-            raise RuntimeError(f"{prepend}v has invalid size: should be {el_other.shape} but "
-                               f"got {el_v.shape}.")
+def _as_constants(tensors, create_graph: bool):
+    """The vectors a product is taken with: graph kept only when a graph is being built."""
+    return tuple(t.view_as(t) if (create_graph and t.requires_grad) else t.detach()
+                 for t in tensors)
 
 
-def _check_requires_grad(inputs, input_type: str, strict: bool) -> None:
+def _release(tensors, create_graph: bool):
+    """Results as handed back: cut from the graph unless the caller asked to keep it."""
+    if create_graph:
+        return tuple(tensors)
+    return tuple(t.detach() for t in tensors)
+
+
+def _zeros(like: Tensor, requires_grad: bool = False) -> Tensor:
+    xp = backend.get_array_module(like.data)
+    return Tensor(xp.zeros_like(like.data), requires_grad=requires_grad)
+
+
+def _unit(like: Tensor, flat_index: int) -> Tensor:
+    """A tensor shaped like ``like``: one at ``flat_index``, zero elsewhere."""
+    xp = backend.get_array_module(like.data)
+    buf = xp.zeros(like.data.size, like.data.dtype)
+    buf[flat_index] = 1
+    return Tensor(buf.reshape(like.shape))
+
+
+def _check_same_shapes(vectors, targets, targets_tuple: bool, caller: str):
+    """``vectors`` must line up with ``targets`` one to one, shape for shape."""
+    if len(vectors) != len(targets):
+        if targets_tuple:
+            raise RuntimeError(f"{caller}(): v has the wrong number of Tensors: expected "
+                               f"{len(targets)} Tensors, received {len(vectors)}")
+        raise RuntimeError(f"{caller}(): v must hold exactly one Tensor here, "
+                           f"received {len(vectors)}")
+    for pos, (vec, ref) in enumerate(zip(vectors, targets)):
+        if tuple(vec.shape) != tuple(ref.shape):
+            where = f" (entry {pos})" if targets_tuple else ""
+            raise RuntimeError(f"{caller}(): v has the wrong shape{where}: expected "
+                               f"{tuple(ref.shape)}, received {tuple(vec.shape)}")
+
+
+def _demand_graph(outputs, strict: bool, caller: str):
+    """Under ``strict``, every output has to depend differentiably on the inputs."""
     if not strict:
         return
-    for i, inp in enumerate(inputs):
-        if inp is None:
-            raise RuntimeError(f"The output of the user-provided function is independent of "
-                               f"input {i}. This is not allowed in strict mode.")
-        if inp.requires_grad:
-            continue
-        if input_type == "hessian":
-            raise RuntimeError(
-                f"The hessian of the user-provided function with respect to input {i} is "
-                "independent of the input. This is not allowed in strict mode. You should "
-                "ensure that your function is thrice differentiable and that the hessian "
-                "depends on the inputs.")
-        if input_type == "jacobian":
-            raise RuntimeError(
-                f"While computing the hessian, found that the jacobian of the user-provided "
-                f"function with respect to input {i} is independent of the input. This is not "
-                "allowed in strict mode. You should ensure that your function is twice "
-                "differentiable and that the jacobian depends on the inputs (this would be "
-                "violated by a linear function for example).")
-        if input_type == "grad_inputs":
-            raise RuntimeError(f"The gradient with respect to input {i} is independent of the "
-                               "inputs of the user-provided function. This is not allowed in "
-                               "strict mode.")
-        raise RuntimeError(f"Output {i} of the user-provided function does not require "
-                           "gradients. The outputs must be computed in a differentiable manner "
-                           "from the input when running in strict mode.")
+    for pos, out in enumerate(outputs):
+        if out is None or not out.requires_grad:
+            raise RuntimeError(f"{caller}(): output {pos} of the function does not require "
+                               "gradients, so it cannot depend on the inputs (strict mode)")
 
 
-def _autograd_grad(outputs, inputs, grad_outputs=None, create_graph: bool = False,
-                   retain_graph: bool | None = None) -> tuple:
-    """grad() over the outputs that require grad (None for every input if none does),
-    allowing unused inputs."""
-    if grad_outputs is None:
-        grad_outputs = (None,) * len(outputs)
-    new_outputs, new_grad_outputs = [], []
-    for out, g in zip(outputs, grad_outputs):
-        if out is not None and out.requires_grad:
-            new_outputs.append(out)
-            new_grad_outputs.append(g)
-    if not new_outputs:
-        return (None,) * len(inputs)
-    return grad(new_outputs, list(inputs), new_grad_outputs, retain_graph=retain_graph,
-                create_graph=create_graph, allow_unused=True)
+def _backprop(outputs, wrt, seeds, create_graph: bool):
+    """``sum_k seeds[k] . d outputs[k] / d wrt`` as a list aligned with ``wrt``.
+
+    ``seeds`` may be None (each output is then a one-element tensor, seeded with one).
+    Outputs that are None or carry no graph contribute nothing; members of ``wrt`` that no
+    remaining output reaches get None.
+    """
+    live = [k for k, out in enumerate(outputs) if out is not None and out.requires_grad]
+    if not live:
+        return [None] * len(wrt)
+    chosen_seeds = [None if seeds is None else seeds[k] for k in live]
+    found = grad([outputs[k] for k in live], list(wrt), chosen_seeds, retain_graph=True,
+                 create_graph=create_graph, allow_unused=True)
+    return list(found)
 
 
-_STRICT_ERRORS = {
-    "back": "The output of the user-provided function is independent of input {}. This is "
-            "not allowed in strict mode.",
-    "back_trick": "The gradient with respect to the input is independent of entry {} in the "
-                  "grad_outputs when using the double backward trick to compute forward mode "
-                  "gradients. This is not allowed in strict mode.",
-    "double_back": "The jacobian of the user-provided function is independent of input {}. "
-                   "This is not allowed in strict mode.",
-    "double_back_trick": "The hessian of the user-provided function is independent of entry {} "
-                         "in the grad_jacobian. This is not allowed in strict mode as it "
-                         "prevents from using the double backward trick to replace forward "
-                         "mode AD.",
-}
+def _fill_gaps(found, shapes_from, strict: bool, complaint):
+    """Swap each None in ``found`` for zeros shaped like the matching ``shapes_from`` entry.
 
-
-def _zeros_like(t: Tensor) -> Tensor:
-    return Tensor(backend.get_array_module(t.data).zeros_like(t.data))
-
-
-def _fill_in_zeros(grads, refs, strict: bool, stage: str) -> tuple:
-    """Zeros (like ``refs``) for the gradients that are None; an error in strict mode."""
-    res = []
-    for i, g in enumerate(grads):
+    Under ``strict`` a gap is an error instead; ``complaint(pos)`` words it.
+    """
+    filled = []
+    for pos, (g, ref) in enumerate(zip(found, shapes_from)):
         if g is None:
             if strict:
-                raise RuntimeError(_STRICT_ERRORS[stage].format(i))
-            g = _zeros_like(refs[i])
-        res.append(g)
-    return tuple(res)
+                raise RuntimeError(complaint(pos))
+            g = _zeros(ref)
+        filled.append(g)
+    return tuple(filled)
 
 
-def _zeros_requiring_grad(t: Tensor) -> Tensor:
-    return Tensor(backend.get_array_module(t.data).zeros_like(t.data), requires_grad=True)
+# ----------------------------------------------------------------------------- products
 
+def vjp(func, inputs, v=None, create_graph=False, strict=False):
+    """Evaluate ``func(inputs)`` and the vector-Jacobian product ``v^T J`` at ``inputs``.
 
-def vjp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
-    """``(func(inputs), v^T J)``: the vector-Jacobian product of ``func`` at ``inputs``.
-    ``v`` may be omitted when func returns a single one-element tensor."""
+    ``v`` matches the function's output(s) in number and shape; it may be left out when the
+    function returns a single one-element Tensor. Returns ``(outputs, product)``, the product
+    shaped like ``inputs``; inputs the output does not depend on get zeros (an error under
+    ``strict``). With ``create_graph`` both results stay differentiable.
+    """
     with enable_grad():
-        is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "vjp")
-        inputs = _grad_preprocess(inputs, create_graph=create_graph, need_graph=True)
-        outputs = func(*inputs)
-        is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided function",
-                                              "vjp")
-        _check_requires_grad(outputs, "outputs", strict=strict)
-        if v is not None:
-            _, v = _as_tuple(v, "v", "vjp")
-            v = _grad_preprocess(v, create_graph=create_graph, need_graph=False)
-            _validate_v(v, outputs, is_outputs_tuple)
-        elif len(outputs) != 1 or outputs[0].numel() != 1:
-            raise RuntimeError("The vector v can only be None if the user-provided function "
-                               "returns a single Tensor with a single element.")
-    with set_grad_enabled(True if create_graph else is_grad_enabled()):
-        grad_res = _autograd_grad(outputs, inputs, v, create_graph=create_graph)
-        result = _fill_in_zeros(grad_res, inputs, strict, "back")
-    outputs = _grad_postprocess(outputs, create_graph)
-    result = _grad_postprocess(result, create_graph)
-    return (_tuple_postprocess(outputs, is_outputs_tuple),
-            _tuple_postprocess(result, is_inputs_tuple))
+        in_tuple, xs = _normalise(inputs, "inputs", "vjp")
+        xs = _fresh_leaves(xs, create_graph)
+        out_tuple, ys = _normalise(func(*xs), "the function's result", "vjp")
+        _demand_graph(ys, strict, "vjp")
+        if v is None:
+            if len(ys) != 1 or ys[0].numel() != 1:
+                raise RuntimeError("vjp(): v can only be None when the function returns one "
+                                   "Tensor holding one element")
+            seeds = None
+        else:
+            seeds = _as_constants(_normalise(v, "v", "vjp")[1], create_graph)
+            _check_same_shapes(seeds, ys, out_tuple, "vjp")
+
+    with set_grad_enabled(create_graph or is_grad_enabled()):
+        found = _backprop(ys, xs, seeds, create_graph)
+        product = _fill_gaps(found, xs, strict, lambda pos: (
+            f"vjp(): the function's output does not depend on input {pos}; strict mode "
+            "forbids that"))
+    return (_shape_like_caller(_release(ys, create_graph), out_tuple),
+            _shape_like_caller(_release(product, create_graph), in_tuple))
 
 
-def jvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
-    """``(func(inputs), J v)``: the Jacobian-vector product of ``func`` at ``inputs``, by the
-    double-backward trick. ``v`` may be omitted when the input is a single one-element
-    tensor."""
+def jvp(func, inputs, v=None, create_graph=False, strict=False):
+    """Evaluate ``func(inputs)`` and the Jacobian-vector product ``J v`` at ``inputs``.
+
+    ``v`` matches ``inputs`` in number and shape; it may be left out when there is one input
+    with one element. Returns ``(outputs, product)``, the product shaped like the outputs.
+    Computed with two reverse passes (see the module docstring).
+    """
     with enable_grad():
-        is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "jvp")
-        inputs = _grad_preprocess(inputs, create_graph=create_graph, need_graph=True)
-        if v is not None:
-            _, v = _as_tuple(v, "v", "jvp")
-            v = _grad_preprocess(v, create_graph=create_graph, need_graph=False)
-            _validate_v(v, inputs, is_inputs_tuple)
-        elif len(inputs) != 1 or inputs[0].numel() != 1:
-            raise RuntimeError("The vector v can only be None if the input to the "
-                               "user-provided function is a single Tensor with a single "
-                               "element.")
-        outputs = func(*inputs)
-        is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided function",
-                                              "jvp")
-        _check_requires_grad(outputs, "outputs", strict=strict)
-        # u -> J^T u is linear, so the value of u does not matter (zeros): its gradient with
-        # respect to u, along v, is J v
-        grad_outputs = tuple(_zeros_requiring_grad(out) for out in outputs)
-        grad_inputs = _autograd_grad(outputs, inputs, grad_outputs, create_graph=True)
-        _check_requires_grad(grad_inputs, "grad_inputs", strict=strict)
-    with set_grad_enabled(True if create_graph else is_grad_enabled()):
-        grad_res = _autograd_grad(grad_inputs, grad_outputs, v, create_graph=create_graph)
-        result = _fill_in_zeros(grad_res, outputs, strict, "back_trick")
-    outputs = _grad_postprocess(outputs, create_graph)
-    result = _grad_postprocess(result, create_graph)
-    return (_tuple_postprocess(outputs, is_outputs_tuple),
-            _tuple_postprocess(result, is_outputs_tuple))
+        in_tuple, xs = _normalise(inputs, "inputs", "jvp")
+        xs = _fresh_leaves(xs, create_graph)
+        if v is None:
+            if len(xs) != 1 or xs[0].numel() != 1:
+                raise RuntimeError("jvp(): v can only be None when the input is one Tensor "
+                                   "holding one element")
+            directions = (Tensor(backend.get_array_module(xs[0].data).ones_like(xs[0].data)),)
+        else:
+            directions = _as_constants(_normalise(v, "v", "jvp")[1], create_graph)
+            _check_same_shapes(directions, xs, in_tuple, "jvp")
+        out_tuple, ys = _normalise(func(*xs), "the function's result", "jvp")
+        _demand_graph(ys, strict, "jvp")
+        # u -> u^T J, kept as a graph in the placeholder cotangents u
+        cotangents = tuple(_zeros(y, requires_grad=True) for y in ys)
+        pulled = _backprop(ys, xs, cotangents, create_graph=True)
+        if strict:
+            for pos, p in enumerate(pulled):
+                if p is None or not p.requires_grad:
+                    raise RuntimeError(f"jvp(): the outputs do not depend on input {pos}; "
+                                       "strict mode forbids that")
+
+    with set_grad_enabled(create_graph or is_grad_enabled()):
+        found = _backprop(pulled, cotangents, directions, create_graph)
+        product = _fill_gaps(found, ys, strict, lambda pos: (
+            f"jvp(): output {pos} of the function does not depend on the inputs; strict "
+            "mode forbids that"))
+    return (_shape_like_caller(_release(ys, create_graph), out_tuple),
+            _shape_like_caller(_release(product, create_graph), out_tuple))
 
 
-def _stack_rows(rows, out_shape, in_shape, like: Tensor) -> Tensor:
-    """The rows d out.flat[j] / d input, stacked into shape out_shape + in_shape."""
-    from . import functional as F  # late import: the ops sit above autograd
+def _scalar_function_setup(func, inputs, v, create_graph, strict, caller):
+    """Shared first half of hvp and vhp.
 
-    if not rows:  # an empty output (or input)
-        xp = backend.get_array_module(like.data)
-        return Tensor(xp.zeros(tuple(out_shape) + tuple(in_shape), like.dtype))
-    return F.stack(rows, 0).reshape(tuple(out_shape) + tuple(in_shape))
-
-
-def _one_hot(out: Tensor, j: int) -> Tensor:
-    xp = backend.get_array_module(out.data)
-    e = xp.zeros(out.data.size, out.dtype)
-    e[j] = 1
-    return Tensor(e.reshape(out.shape))
-
-
-def jacobian(func, inputs, create_graph: bool = False, strict: bool = False,
-             vectorize: bool = False, strategy: str = "reverse-mode"):
-    """The Jacobian of ``func`` at ``inputs``: for output i and input j, a tensor of shape
-    ``out_i.shape + in_j.shape``; a tensor, a tuple, or a tuple (over outputs) of tuples (over
-    inputs), as func's outputs and ``inputs`` are single tensors or tuples."""
-    if strategy not in ("forward-mode", "reverse-mode"):
-        raise AssertionError('Expected strategy to be either "forward-mode" or '
-                             '"reverse-mode". Hint: If your function has better intermediate '
-                             'memory usage, try "forward-mode"; otherwise, try "reverse-mode".')
-    if strategy == "forward-mode":
-        if create_graph:
-            raise NotImplementedError(
-                'torch.autograd.functional.jacobian: `create_graph=True` and '
-                '`strategy="forward-mode"` are not supported together (yet). Please either '
-                'set `create_graph=False` or `strategy="reverse-mode"`.')
-        return _jacobian_columns(func, inputs, strict, vectorize)
-    with enable_grad():
-        is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "jacobian")
-        inputs = _grad_preprocess(inputs, create_graph=create_graph, need_graph=True)
-        outputs = func(*inputs)
-        is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided function",
-                                              "jacobian")
-        _check_requires_grad(outputs, "outputs", strict=strict)
-        if vectorize and strict:
-            raise RuntimeError("torch.autograd.functional.jacobian: `strict=True` and "
-                               "`vectorized=True` are not supported together. Please either "
-                               "set `strict=False` or `vectorize=False`.")
-        result = []
-        for i, out in enumerate(outputs):
-            rows = [[] for _ in inputs]
-            for j in range(out.numel()):
-                # one row: d out.flat[j] / d inputs, a backward along the one-hot e_j
-                vj = _autograd_grad((out,), inputs, (_one_hot(out, j),), retain_graph=True,
-                                    create_graph=create_graph)
-                for k, (rows_k, vj_k, inp) in enumerate(zip(rows, vj, inputs)):
-                    if vj_k is not None:
-                        if strict and create_graph and not vj_k.requires_grad:
-                            raise RuntimeError(
-                                "The jacobian of the user-provided function is independent of "
-                                f"input {k}. This is not allowed in strict mode when "
-                                "create_graph=True.")
-                        rows_k.append(vj_k)
-                    else:
-                        if strict:
-                            raise RuntimeError(
-                                f"Output {i} of the user-provided function is independent of "
-                                f"input {k}. This is not allowed in strict mode.")
-                        rows_k.append(_zeros_like(inp))
-            result.append(tuple(_stack_rows(rows_k, out.shape, inp.shape, inp)
-                                for rows_k, inp in zip(rows, inputs)))
-        result = _grad_postprocess(tuple(result), create_graph)
-        return _tuple_postprocess(result, (is_outputs_tuple, is_inputs_tuple))
-
-
-def _jacobian_columns(func, inputs, strict: bool, vectorize: bool):
-    """``jacobian(strategy="forward-mode")``: column by column, each a Jacobian-vector product
-    along a one-hot input direction (the double-backward trick on one graph)."""
-    if not vectorize:
-        raise NotImplementedError("Computing Jacobian using forward-AD or forward-over-reverse "
-                                  "Hessian is only implemented for `vectorize=True`.")
+    Returns ``(given_as_tuple, leaves, scalar_output, directions, gradient)`` where the
+    gradient keeps its graph so that it can be differentiated again.
+    """
+    in_tuple, xs = _normalise(inputs, "inputs", caller)
+    xs = _fresh_leaves(xs, create_graph)
+    if v is None:
+        if len(xs) != 1 or xs[0].numel() != 1:
+            raise RuntimeError(f"{caller}(): v can only be None when the input is one Tensor "
+                               "holding one element")
+        directions = (Tensor(backend.get_array_module(xs[0].data).ones_like(xs[0].data)),)
+    else:
+        directions = _as_constants(_normalise(v, "v", caller)[1], create_graph)
+        _check_same_shapes(directions, xs, in_tuple, caller)
+    out_tuple, ys = _normalise(func(*xs), "the function's result", caller)
+    if out_tuple:
+        raise RuntimeError(f"{caller}(): the function has to return one Tensor, not a tuple")
+    if ys[0].numel() != 1:
+        raise RuntimeError(f"{caller}(): the function's Tensor has to hold exactly one "
+                           f"element; it has shape {tuple(ys[0].shape)}")
+    _demand_graph(ys, strict, caller)
+    gradient = _backprop(ys, xs, None, create_graph=True)
     if strict:
-        raise RuntimeError('torch.autograd.functional.jacobian: `strict=True` and '
-                           '`strategy="forward-mode"` are not supported together (yet). Please '
-                           'either set `strict=False` or `strategy="reverse-mode"`.')
+        for pos, g in enumerate(gradient):
+            if g is None or not g.requires_grad:
+                raise RuntimeError(f"{caller}(): the gradient does not depend on input {pos}; "
+                                   "strict mode forbids that")
+    return in_tuple, xs, ys[0], directions, gradient
+
+
+def vhp(func, inputs, v=None, create_graph=False, strict=False):
+    """Evaluate a scalar ``func(inputs)`` and the product ``v^T H`` with its Hessian.
+
+    Returns ``(output, product)``; the product is shaped like ``inputs``.
+    """
     with enable_grad():
-        is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "jacobian")
-        inputs = _grad_preprocess(inputs, create_graph=False, need_graph=True)
-        outputs = func(*inputs)
-        is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided function",
-                                              "jacobian")
-        grad_outputs = tuple(_zeros_requiring_grad(out) for out in outputs)
-        grad_inputs = _autograd_grad(outputs, inputs, grad_outputs, create_graph=True)
-    # columns[k][i]: the columns d out_i / d in_k.flat[c], for every c
-    columns = [[[] for _ in outputs] for _ in inputs]
-    for k, (inp, gi) in enumerate(zip(inputs, grad_inputs)):
-        for c in range(inp.numel()):
-            if gi is None or not gi.requires_grad:
-                cols = (None,) * len(outputs)
-            else:
-                cols = _autograd_grad((gi,), grad_outputs, (_one_hot(inp, c),),
-                                      retain_graph=True)
-            for i, (col, out) in enumerate(zip(cols, outputs)):
-                columns[k][i].append(_zeros_like(out) if col is None else col)
-    xp = backend.get_array_module(inputs[0].data)
-    result = []
-    for i, out in enumerate(outputs):
-        row = []
-        for k, inp in enumerate(inputs):
-            cols = [c.data.reshape(-1) for c in columns[k][i]]
-            if cols:
-                block = xp.stack(cols, axis=1)  # (out elements, in elements)
-            else:
-                block = xp.zeros((out.numel(), 0), out.dtype)
-            row.append(Tensor(block.reshape(tuple(out.shape) + tuple(inp.shape))))
-        result.append(row)
-    # (lists, not tuples, where several: torch's forward-mode jacobian returns lists)
-    return _tuple_postprocess(result, (is_outputs_tuple, is_inputs_tuple))
-
-
-def hessian(func, inputs, create_graph: bool = False, strict: bool = False,
-            vectorize: bool = False, outer_jacobian_strategy: str = "reverse-mode"):
-    """The Hessian of a scalar ``func`` at ``inputs``: for inputs i and j, a tensor of shape
-    ``in_i.shape + in_j.shape``; a tensor for a single input, else a tuple of tuples."""
-    is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", "hessian")
-    if outer_jacobian_strategy not in ("forward-mode", "reverse-mode"):
-        raise AssertionError('Expected strategy to be either "forward-mode" or "reverse-mode".')
-
-    def ensure_single_output_function(*inp):
-        out = func(*inp)
-        is_out_tuple, t_out = _as_tuple(out, "outputs of the user-provided function",
-                                        "hessian")
-        _check_requires_grad(t_out, "outputs", strict=strict)
-        if is_out_tuple or not isinstance(out, Tensor):
-            raise RuntimeError("The function given to hessian should return a single Tensor")
-        if out.numel() != 1:
-            raise RuntimeError("The Tensor returned by the function given to hessian should "
-                               "contain a single element")
-        return out.reshape(())
-
-    def jac_func(*inp):
-        if outer_jacobian_strategy == "forward-mode":
-            inp = tuple(t.requires_grad_(True) for t in inp)
-        jac = jacobian(ensure_single_output_function, inp, create_graph=True)
-        _check_requires_grad(jac, "jacobian", strict=strict)
-        return jac
-
-    res = jacobian(jac_func, inputs, create_graph=create_graph, strict=strict,
-                   vectorize=vectorize, strategy=outer_jacobian_strategy)
-    return _tuple_postprocess(res, (is_inputs_tuple, is_inputs_tuple))
-
-
-def _scalar_function_setup(func, inputs, v, create_graph: bool, strict: bool, name: str):
-    """What vhp and hvp share: inputs, v, outputs and the first gradients (with a graph)."""
-    is_inputs_tuple, inputs = _as_tuple(inputs, "inputs", name)
-    inputs = _grad_preprocess(inputs, create_graph=create_graph, need_graph=True)
-    if v is not None:
-        _, v = _as_tuple(v, "v", name)
-        v = _grad_preprocess(v, create_graph=create_graph, need_graph=False)
-        _validate_v(v, inputs, is_inputs_tuple)
-    elif len(inputs) != 1 or inputs[0].numel() != 1:
-        raise RuntimeError("The vector v can only be None if the input to the user-provided "
-                           "function is a single Tensor with a single element.")
-    outputs = func(*inputs)
-    is_outputs_tuple, outputs = _as_tuple(outputs, "outputs of the user-provided function",
-                                          name)
-    _check_requires_grad(outputs, "outputs", strict=strict)
-    if is_outputs_tuple or not isinstance(outputs[0], Tensor):
-        raise RuntimeError(f"The function given to {name} should return a single Tensor")
-    if outputs[0].numel() != 1:
-        raise RuntimeError(f"The Tensor returned by the function given to {name} should "
-                           "contain a single element")
-    jac = _autograd_grad(outputs, inputs, create_graph=True)
-    _check_requires_grad(jac, "jacobian", strict=strict)
-    return is_inputs_tuple, inputs, v, outputs, is_outputs_tuple, jac
-
-
-def vhp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
-    """``(func(inputs), v^T H)`` for a scalar ``func``: the gradient of <grad func, v>."""
-    with enable_grad():
-        is_inputs_tuple, inputs, v, outputs, is_outputs_tuple, jac = _scalar_function_setup(
+        in_tuple, xs, out, directions, gradient = _scalar_function_setup(
             func, inputs, v, create_graph, strict, "vhp")
-    with set_grad_enabled(True if create_graph else is_grad_enabled()):
-        grad_res = _autograd_grad(jac, inputs, v, create_graph=create_graph)
-        result = _fill_in_zeros(grad_res, inputs, strict, "double_back")
-    outputs = _grad_postprocess(outputs, create_graph)
-    result = _grad_postprocess(result, create_graph)
-    return (_tuple_postprocess(outputs, is_outputs_tuple),
-            _tuple_postprocess(result, is_inputs_tuple))
+
+    with set_grad_enabled(create_graph or is_grad_enabled()):
+        found = _backprop(gradient, xs, directions, create_graph)
+        product = _fill_gaps(found, xs, strict, lambda pos: (
+            f"vhp(): the Hessian has no entries for input {pos}; strict mode forbids that"))
+    return (_release((out,), create_graph)[0],
+            _shape_like_caller(_release(product, create_graph), in_tuple))
 
 
-def hvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
-    """``(func(inputs), H v)`` for a scalar ``func``, by the double-backward trick (equal to
-    vhp for a function whose Hessian is symmetric, i.e. twice continuously differentiable)."""
+def hvp(func, inputs, v=None, create_graph=False, strict=False):
+    """Evaluate a scalar ``func(inputs)`` and the product ``H v`` with its Hessian.
+
+    Returns ``(output, product)``; the product is shaped like ``inputs``. For functions with
+    a symmetric Hessian (twice continuously differentiable ones) this equals ``vhp``; it is
+    computed with one more backward pass.
+    """
     with enable_grad():
-        is_inputs_tuple, inputs, v, outputs, is_outputs_tuple, jac = _scalar_function_setup(
+        in_tuple, xs, out, directions, gradient = _scalar_function_setup(
             func, inputs, v, create_graph, strict, "hvp")
-        grad_jac = tuple(_zeros_requiring_grad(inp) for inp in inputs)
-        double_back = _autograd_grad(jac, inputs, grad_jac, create_graph=True)
-        _check_requires_grad(jac, "hessian", strict=strict)
-    with set_grad_enabled(True if create_graph else is_grad_enabled()):
-        grad_res = _autograd_grad(double_back, grad_jac, v, create_graph=create_graph)
-        result = _fill_in_zeros(grad_res, inputs, strict, "double_back_trick")
-    outputs = _grad_postprocess(outputs, create_graph)
-    result = _grad_postprocess(result, create_graph)
-    return (_tuple_postprocess(outputs, is_outputs_tuple),
-            _tuple_postprocess(result, is_inputs_tuple))
+        # w -> w^T H as a graph in the placeholders w, then differentiated along v
+        placeholders = tuple(_zeros(x, requires_grad=True) for x in xs)
+        curved = _backprop(gradient, xs, placeholders, create_graph=True)
 
+    with set_grad_enabled(create_graph or is_grad_enabled()):
+        found = _backprop(curved, placeholders, directions, create_graph)
+        product = _fill_gaps(found, xs, strict, lambda pos: (
+            f"hvp(): the Hessian has no entries for input {pos}; strict mode forbids that"))
+    return (_release((out,), create_graph)[0],
+            _shape_like_caller(_release(product, create_graph), in_tuple))
+
+
+# ----------------------------------------------------------------------------- full matrices
+
+def _assemble(rows, out: Tensor, inp: Tensor) -> Tensor:
+    """Stack the per-element gradients into a block of shape ``out.shape + inp.shape``."""
+    block_shape = tuple(out.shape) + tuple(inp.shape)
+    if not rows:  # an output without elements
+        xp = backend.get_array_module(inp.data)
+        return Tensor(xp.zeros(block_shape, inp.data.dtype))
+    from .functional import stack  # deferred: the op modules import autograd first
+    return stack(rows, 0).reshape(block_shape)
+
+
+def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
+             strategy="reverse-mode"):
+    """The Jacobian of ``func`` at ``inputs``.
+
+    For output ``i`` and input ``j`` the block has shape ``out_i.shape + in_j.shape``. The
+    result is a nested tuple ``[i][j]``; a level collapses to a bare Tensor where the function
+    returned a single Tensor (outputs) or a single Tensor was passed (inputs). Inputs an output
+    does not depend on give zero blocks (an error under ``strict``).
+
+    ``strategy`` may be "reverse-mode" or "forward-mode"; the latter needs ``vectorize=True``
+    and no ``create_graph``, as in torch, and is evaluated here by the same reverse loop.
+    """
+    assert strategy in _STRATEGIES, (
+        f"jacobian(): strategy must be one of {_STRATEGIES}, got {strategy!r}")
+    if strategy == "forward-mode":
+        if not vectorize:
+            raise NotImplementedError("jacobian(): strategy='forward-mode' is only available "
+                                      "with vectorize=True")
+        if create_graph:
+            raise NotImplementedError("jacobian(): strategy='forward-mode' cannot be combined "
+                                      "with create_graph=True")
+
+    with enable_grad():
+        in_tuple, xs = _normalise(inputs, "inputs", "jacobian")
+        xs = _fresh_leaves(xs, create_graph)
+        out_tuple, ys = _normalise(func(*xs), "the function's result", "jacobian")
+        _demand_graph(ys, strict, "jacobian")
+
+        table = []
+        for i, out in enumerate(ys):
+            rows_per_input = [[] for _ in xs]
+            for flat in range(out.numel()):
+                found = _backprop((out,), xs, (_unit(out, flat),), create_graph)
+                for j, g in enumerate(found):
+                    if g is None:
+                        if strict:
+                            raise RuntimeError(f"jacobian(): output {i} of the function does "
+                                               f"not depend on input {j}; strict mode "
+                                               "forbids that")
+                        g = _zeros(xs[j])
+                    elif strict and create_graph and not g.requires_grad:
+                        raise RuntimeError(f"jacobian(): the Jacobian is constant in input "
+                                           f"{j}; strict mode with create_graph=True forbids "
+                                           "that")
+                    rows_per_input[j].append(g)
+            blocks = _release((_assemble(rows, out, x) for rows, x in zip(rows_per_input, xs)),
+                              create_graph)
+            table.append(_shape_like_caller(blocks, in_tuple))
+    return _shape_like_caller(table, out_tuple)
+
+
+def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
+            outer_jacobian_strategy="reverse-mode"):
+    """The Hessian of a scalar-valued ``func`` at ``inputs``.
+
+    Block ``[i][j]`` has shape ``in_i.shape + in_j.shape``; each level collapses to a bare
+    Tensor where a single input Tensor was passed. Obtained as the Jacobian of the gradient;
+    ``outer_jacobian_strategy`` is handed to that outer ``jacobian`` call.
+    """
+    assert outer_jacobian_strategy in _STRATEGIES, (
+        f"hessian(): outer_jacobian_strategy must be one of {_STRATEGIES}, "
+        f"got {outer_jacobian_strategy!r}")
+    in_tuple, _ = _normalise(inputs, "inputs", "hessian")
+
+    def as_scalar(*args):
+        out_tuple, ys = _normalise(func(*args), "the function's result", "hessian")
+        if out_tuple:
+            raise RuntimeError("hessian(): the function has to return one Tensor, "
+                               "not a tuple")
+        if ys[0].numel() != 1:
+            raise RuntimeError("hessian(): the function's Tensor has to hold exactly one "
+                               f"element; it has shape {tuple(ys[0].shape)}")
+        return ys[0].reshape(())
+
+    def gradient_of(*args):
+        point = args if in_tuple else args[0]
+        return jacobian(as_scalar, point, create_graph=True, strict=strict)
+
+    return jacobian(gradient_of, inputs, create_graph=create_graph, strict=strict,
+                    vectorize=vectorize, strategy=outer_jacobian_strategy)

@@ -279,6 +279,10 @@ def update_bn(loader, model: Module, device=None) -> None:
         model.train(was_training)
 
 
+# the weight of swa_lr at a fraction t of the annealing, per anneal_strategy
+_RAMPS = {"linear": lambda t: t, "cos": lambda t: (1 - math.cos(math.pi * t)) / 2}
+
+
 class SWALR(LRScheduler):
     """The learning rate of stochastic weight averaging, as
     ``torch.optim.swa_utils.SWALR``: each group's lr is annealed from its current value to
@@ -321,38 +325,30 @@ class SWALR(LRScheduler):
         self.anneal_epochs = int(anneal_epochs)
         super().__init__(optimizer, last_epoch)
 
-    @staticmethod
-    def _linear_anneal(t):
-        return t
-
-    @staticmethod
-    def _cosine_anneal(t):
-        return (1 - math.cos(math.pi * t)) / 2
-
-    @staticmethod
-    def _get_initial_lr(lr, swa_lr, alpha):
-        if alpha == 1:
-            return swa_lr
-        return (lr - alpha * swa_lr) / (1 - alpha)
-
     def _set_anneal_func(self, anneal_strategy: str) -> None:
+        """Keep the strategy (a state entry, as in torch) and the ramp it names."""
         self._anneal_strategy = anneal_strategy
-        self.anneal_func = self._cosine_anneal if anneal_strategy == "cos" \
-            else self._linear_anneal
+        self.anneal_func = _RAMPS[anneal_strategy]
+
+    def _share(self, step: int) -> float:
+        """The weight of swa_lr in the lr after ``step`` steps: the ramp at the step's
+        fraction of ``anneal_epochs`` (clipped to [0, 1])."""
+        return self.anneal_func(max(0, min(1, step / max(1, self.anneal_epochs))))
 
     def get_lr(self) -> list:
-        # the lr at the previous step is undone to the lr the annealing started from, so
-        # that the schedule follows an lr that other code changed, as torch's does
+        # Each group's current lr is first traced back to the lr the annealing started from
+        # (the blend of the previous step, undone), so that a change another piece of code
+        # made to the lr carries on into the schedule, as torch's does.
         step = self._step_count - 1
         if self.anneal_epochs == 0:
             step = max(1, step)
-        prev_t = max(0, min(1, (step - 1) / max(1, self.anneal_epochs)))
-        prev_alpha = self.anneal_func(prev_t)
-        groups = self.optimizer.param_groups
-        prev_lrs = [self._get_initial_lr(g["lr"], g["swa_lr"], prev_alpha) for g in groups]
-        t = max(0, min(1, step / max(1, self.anneal_epochs)))
-        alpha = self.anneal_func(t)
-        return [g["swa_lr"] * alpha + lr * (1 - alpha) for g, lr in zip(groups, prev_lrs)]
+        before, now = self._share(step - 1), self._share(step)
+        lrs = []
+        for group in self.optimizer.param_groups:
+            target = group["swa_lr"]
+            start = target if before == 1 else (group["lr"] - before * target) / (1 - before)
+            lrs.append(target * now + start * (1 - now))
+        return lrs
 
     def load_state_dict(self, state_dict: dict) -> None:
         strategy = state_dict.get("_anneal_strategy", self._anneal_strategy)
