@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
@@ -448,11 +448,11 @@ class LBFGS(Optimizer):
                  history_size: int = 100, line_search_fn=None):
         if max_eval is None and isinstance(max_iter, numbers.Integral):
             max_eval = max_iter * 5 // 4
-        super().__init__(params, {"lr": lr, "max_iter": max_iter, "max_eval": max_eval,
-                                  "tolerance_grad": tolerance_grad,
-                                  "tolerance_change": tolerance_change,
-                                  "history_size": history_size,
-                                  "line_search_fn": line_search_fn})
+        super().__init__(params, dict(lr=lr, max_iter=max_iter, max_eval=max_eval,
+                                      tolerance_grad=tolerance_grad,
+                                      tolerance_change=tolerance_change,
+                                      history_size=history_size,
+                                      line_search_fn=line_search_fn))
 
     def add_param_group(self, param_group: dict) -> None:
         if self.param_groups:
@@ -508,113 +508,111 @@ class LBFGS(Optimizer):
             raise ValueError("LBFGS.step needs a closure that zeroes the gradients, computes "
                              "the loss, calls backward() and returns the loss")
         params, xp = self._flat_params()
-        group = self.param_groups[0]
-        lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
-        tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
-        history_size = group["history_size"]
+        opts = self.param_groups[0]
+        iter_cap, eval_cap, memory = opts["max_iter"], opts["max_eval"], opts["history_size"]
+        grad_tol, change_tol = opts["tolerance_grad"], opts["tolerance_change"]
+
+        def small_gradient(flat):
+            return float(xp.abs(flat).max()) <= grad_tol
 
         state = self.state.setdefault(params[0], {})
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
 
-        orig_loss = self._evaluate(closure)
-        loss = float(orig_loss)
-        current_evals = 1
+        returned = self._evaluate(closure)  # the loss before this call moves anything
+        loss = float(returned)
+        spent_here = 1
         state["func_evals"] += 1
-        flat_grad = self._gather_flat_grad(params, xp)
-        if float(xp.abs(flat_grad).max()) <= tolerance_grad:
-            return orig_loss
+        grad = self._gather_flat_grad(params, xp)
+        if small_gradient(grad):
+            return returned
 
-        d, t = state.get("d"), state.get("t")
-        old_dirs, old_stps, ro = state.get("old_dirs"), state.get("old_stps"), state.get("ro")
-        H_diag = state.get("H_diag")
-        prev_flat_grad, prev_loss = state.get("prev_flat_grad"), state.get("prev_loss")
+        # what the previous call left: the last direction and step length, the curvature
+        # pairs (y = gradient change, s = parameter change, rho = 1 / y.s), the initial
+        # inverse-Hessian scale, and the gradient and loss the last iteration started from
+        direction, length = state.get("d"), state.get("t")
+        ys, ss, rho = state.get("old_dirs"), state.get("old_stps"), state.get("ro")
+        gamma = state.get("H_diag")
+        start_grad, start_loss = state.get("prev_flat_grad"), state.get("prev_loss")
 
-        n_iter = 0
-        while n_iter < max_iter:
-            n_iter += 1
+        for it in range(1, iter_cap + 1):
             state["n_iter"] += 1
-            # the direction: the two-loop recursion over the stored curvature pairs
-            if state["n_iter"] == 1:
-                d = -flat_grad
-                old_dirs, old_stps, ro = [], [], []
-                H_diag = 1
+            fresh = state["n_iter"] == 1
+            if fresh:  # steepest descent, with an empty memory
+                direction = -grad
+                ys, ss, rho = [], [], []
+                gamma = 1
             else:
-                y = flat_grad - prev_flat_grad
-                s = d * t
-                ys = float(y.dot(s))
-                if ys > 1e-10:  # keep the pair only where the curvature is positive
-                    if len(old_dirs) == history_size:
-                        old_dirs.pop(0)
-                        old_stps.pop(0)
-                        ro.pop(0)
-                    old_dirs.append(y)
-                    old_stps.append(s)
-                    ro.append(1.0 / ys)
-                    H_diag = ys / float(y.dot(y))
-                num_old = len(old_dirs)
-                if "al" not in state:
-                    state["al"] = [None] * history_size
-                al = state["al"]
-                q = -flat_grad
-                for i in range(num_old - 1, -1, -1):
-                    al[i] = float(old_stps[i].dot(q)) * ro[i]
-                    q += -al[i] * old_dirs[i]
-                d = r = q * H_diag
-                for i in range(num_old):
-                    be_i = float(old_dirs[i].dot(r)) * ro[i]
-                    r += (al[i] - be_i) * old_stps[i]
+                y = grad - start_grad
+                s = direction * length
+                curvature = float(y.dot(s))
+                if curvature > 1e-10:  # only pairs of positive curvature keep H positive
+                    if len(ys) == memory:
+                        del ys[0], ss[0], rho[0]
+                    ys.append(y)
+                    ss.append(s)
+                    rho.append(1.0 / curvature)
+                    gamma = curvature / float(y.dot(y))
+                # H_k (-g) by the two-loop recursion, newest pair first on the way down
+                alpha = state.setdefault("al", [None] * memory)
+                q = -grad
+                for k in reversed(range(len(ys))):
+                    alpha[k] = float(ss[k].dot(q)) * rho[k]
+                    q -= alpha[k] * ys[k]
+                direction = q * gamma
+                for k in range(len(ys)):
+                    beta = float(ys[k].dot(direction)) * rho[k]
+                    direction += (alpha[k] - beta) * ss[k]
 
-            if prev_flat_grad is None:
-                prev_flat_grad = flat_grad.copy()
+            if start_grad is None:
+                start_grad = grad.copy()
             else:
-                prev_flat_grad[...] = flat_grad
-            prev_loss = loss
+                start_grad[...] = grad
+            start_loss = loss
 
-            # the step length
-            if state["n_iter"] == 1:
-                t = min(1.0, 1.0 / float(xp.abs(flat_grad).sum())) * lr
+            # the first step ever is scaled down to at most lr / |g|_1
+            if fresh:
+                length = min(1.0, 1.0 / float(xp.abs(grad).sum())) * opts["lr"]
             else:
-                t = lr
-            gtd = float(flat_grad.dot(d))
-            if gtd > -tolerance_change:  # not a descent direction
+                length = opts["lr"]
+            slope = float(grad.dot(direction))
+            if slope > -change_tol:  # no descent along the direction
                 break
 
-            ls_func_evals = 0
-            if group["line_search_fn"] is not None:
-                x_init = [p.data.copy() for p in params]
-
-                def obj_func(t_, d_, x_init=x_init):
-                    return self._directional_evaluate(closure, params, xp, x_init, t_, d_)
-
-                loss, flat_grad, t, ls_func_evals = _strong_wolfe(
-                    obj_func, t, d, loss, flat_grad, gtd, xp, max_ls=max_eval - current_evals)
-                self._add_grad(params, t, d)
+            if opts["line_search_fn"] is None:
+                self._add_grad(params, length, direction)
                 mark_modified(*params)
-                opt_cond = float(xp.abs(flat_grad).max()) <= tolerance_grad
-            else:
-                self._add_grad(params, t, d)
-                mark_modified(*params)
-                opt_cond = False
-                if n_iter != max_iter:
-                    # re-evaluate where the fixed step led, except after the last iteration
+                used, at_optimum = 0, False
+                if it < iter_cap:  # the last iteration leaves the new point unevaluated
                     loss = float(self._evaluate(closure))
-                    flat_grad = self._gather_flat_grad(params, xp)
-                    opt_cond = float(xp.abs(flat_grad).max()) <= tolerance_grad
-                    ls_func_evals = 1
-            current_evals += ls_func_evals
-            state["func_evals"] += ls_func_evals
+                    grad = self._gather_flat_grad(params, xp)
+                    used, at_optimum = 1, small_gradient(grad)
+            else:
+                origin = [p.data.copy() for p in params]
 
-            if n_iter == max_iter or current_evals >= max_eval or opt_cond:
-                break
-            if float(xp.abs(d * t).max()) <= tolerance_change:
-                break
-            if abs(loss - prev_loss) < tolerance_change:
-                break
+                def along(step_size, dirn, origin=origin):
+                    return self._directional_evaluate(closure, params, xp, origin, step_size,
+                                                      dirn)
 
-        state.update(d=d, t=t, old_dirs=old_dirs, old_stps=old_stps, ro=ro, H_diag=H_diag,
-                     prev_flat_grad=prev_flat_grad, prev_loss=prev_loss)
-        return orig_loss
+                loss, grad, length, used = _wolfe_search(along, length, direction, loss, grad,
+                                                         slope, xp,
+                                                         max_ls=eval_cap - spent_here)
+                self._add_grad(params, length, direction)
+                mark_modified(*params)
+                at_optimum = small_gradient(grad)
+            spent_here += used
+            state["func_evals"] += used
+
+            if it == iter_cap or spent_here >= eval_cap or at_optimum:
+                break
+            if float(xp.abs(direction * length).max()) <= change_tol:
+                break  # the step barely moved the parameters
+            if abs(loss - start_loss) < change_tol:
+                break  # the loss barely changed
+
+        state.update(d=direction, t=length, old_dirs=ys, old_stps=ss, ro=rho, H_diag=gamma,
+                     prev_flat_grad=start_grad, prev_loss=start_loss)
+        return returned
 
     # ----- state: flat arrays on the parameters' device, scalars as Python numbers
     def _load_value(self, key, v, p, index, name):
@@ -657,110 +655,124 @@ def _number(v, key, name):
     return v
 
 
-def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
-    """The minimiser of the cubic through (x1, f1) and (x2, f2) with slopes g1 and g2, clamped
-    to ``bounds`` (by default the interval), or the interval's middle if it has none."""
-    if bounds is not None:
-        xmin_bound, xmax_bound = bounds
-    else:
-        xmin_bound, xmax_bound = (x1, x2) if x1 <= x2 else (x2, x1)
-    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
-    d2_square = d1 ** 2 - g1 * g2
-    if d2_square >= 0:
-        d2 = math.sqrt(d2_square)
-        if x1 <= x2:
-            min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
-        else:
-            min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
-        return min(max(min_pos, xmin_bound), xmax_bound)
-    return (xmin_bound + xmax_bound) / 2.0
+class _Trial(NamedTuple):
+    """A point the line search evaluated: the step length along the direction, and there the
+    loss, the flat gradient and the slope (the gradient's dot product with the direction)."""
+    step: float
+    loss: float
+    grad: object
+    slope: float
 
 
-def _strong_wolfe(obj_func, t, d, f, g, gtd, xp, c1=1e-4, c2=0.9, tolerance_change=1e-9,
-                  max_ls=25):
-    """torch's line search (after minFunc's WolfeLineSearch): bracket a step satisfying the
-    strong Wolfe conditions, then zoom in by cubic interpolation. ``obj_func(t, d)`` returns
-    the loss and the flat gradient at x + t d. Returns (loss, gradient, t, evaluations)."""
-    d_norm = float(xp.abs(d).max())
-    g = g.copy()
-    f_new, g_new = obj_func(t, d)
-    ls_func_evals = 1
-    gtd_new = float(g_new.dot(d))
+def _clamp(x, lo, hi):
+    return min(max(x, lo), hi)
 
-    t_prev, f_prev, g_prev, gtd_prev = 0, f, g, gtd
-    done = False
-    ls_iter = 0
-    while ls_iter < max_ls:
-        # the bracketing phase
-        if f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev):
-            bracket, bracket_f = [t_prev, t], [f_prev, f_new]
-            bracket_g, bracket_gtd = [g_prev, g_new.copy()], [gtd_prev, gtd_new]
+
+def _cubic_minimizer(a: _Trial, b: _Trial, window=None) -> float:
+    """The step where the cubic with the losses and slopes of ``a`` and ``b`` at their steps
+    has its local minimum, clamped to ``window`` (by default the interval between the two);
+    the window's middle where the cubic has no local minimum.
+
+    With the two steps ordered as l < r and their losses and slopes f_l, f_r, g_l, g_r, write
+    m = (f_l - f_r) / (l - r) for the secant slope, th = g_l + g_r - 3 m and
+    w = sqrt(th^2 - g_l g_r). The cubic's derivative is a quadratic; its roots are real exactly
+    when th^2 >= g_l g_r, and the one where the derivative turns from negative to positive
+    (the local minimum) is r - (r - l) (g_r + w - th) / (g_r - g_l + 2 w)
+    (Nocedal & Wright, Numerical Optimization, 2nd ed., eq. 3.59).
+    """
+    left, right = (a, b) if a.step <= b.step else (b, a)
+    lo, hi = (left.step, right.step) if window is None else window
+    th = left.slope + right.slope - 3 * (left.loss - right.loss) / (left.step - right.step)
+    disc = th ** 2 - left.slope * right.slope
+    if disc < 0:
+        return (lo + hi) / 2.0
+    w = math.sqrt(disc)
+    fraction = (right.slope + w - th) / (right.slope - left.slope + 2 * w)
+    return _clamp(right.step - (right.step - left.step) * fraction, lo, hi)
+
+
+def _wolfe_search(evaluate, step, direction, loss, grad, slope, xp, c1=1e-4, c2=0.9,
+                  tolerance_change=1e-9, max_ls=25):
+    """A step length satisfying the strong Wolfe conditions along ``direction``, from the
+    point with ``loss``, flat gradient ``grad`` and slope ``slope`` (< 0): sufficient decrease,
+    f(t) <= f(0) + c1 t f'(0), and curvature, |f'(t)| <= -c2 f'(0). The search follows
+    Nocedal & Wright's Algorithms 3.5 and 3.6 in the variant of torch and minFunc: extrapolate
+    with safeguarded cubic steps until an interval is known to hold such a step, then shrink
+    it by cubic interpolation, kept off the interval's ends while that makes little progress.
+    ``evaluate(t, direction)`` gives the loss and the flat gradient at x + t direction; at most
+    ``max_ls`` evaluations follow the first. Returns (loss, gradient, step, evaluations), for
+    the lowest point found when the conditions could not be met."""
+    scale = float(xp.abs(direction).max())
+    start = _Trial(0.0, loss, grad.copy(), slope)
+
+    def probe(t):
+        f_t, g_t = evaluate(t, direction)
+        return _Trial(t, f_t, g_t, float(g_t.dot(direction)))
+
+    def decrease_fails(p):
+        return p.loss > loss + c1 * p.step * slope
+
+    def flat_enough(p):
+        return abs(p.slope) <= -c2 * slope
+
+    # phase 1: walk out until a step fails the decrease test, stops decreasing, satisfies
+    # both conditions, or has a non-negative slope
+    older, newest = start, probe(step)
+    extra = 0  # evaluations after the first
+    ends = None
+    while extra < max_ls:
+        if decrease_fails(newest) or (extra > 1 and newest.loss >= older.loss):
+            ends = [older, newest]
             break
-        if abs(gtd_new) <= -c2 * gtd:
-            bracket, bracket_f, bracket_g = [t], [f_new], [g_new]
-            done = True
+        if flat_enough(newest):
+            return newest.loss, newest.grad, newest.step, extra + 1
+        if newest.slope >= 0:
+            ends = [older, newest]
             break
-        if gtd_new >= 0:
-            bracket, bracket_f = [t_prev, t], [f_prev, f_new]
-            bracket_g, bracket_gtd = [g_prev, g_new.copy()], [gtd_prev, gtd_new]
+        # the next step: beyond the newest one by at least 1% of the last stride, and at
+        # most ten times as far from the origin
+        nearest = newest.step + 0.01 * (newest.step - older.step)
+        t = _cubic_minimizer(older, newest, window=(nearest, newest.step * 10))
+        older, newest = newest, probe(t)
+        extra += 1
+    if ends is None:  # the budget ran out while extrapolating
+        ends = [start, newest]
+
+    # phase 2: shrink the interval; ends[low] is the lowest point seen inside it, and the
+    # step of ends[1 - low] lies on the side where its slope points downhill
+    low = 0 if ends[0].loss <= ends[1].loss else 1
+    near_end = False  # whether the previous trial already fell close to an end
+    while extra < max_ls:
+        left, right = min(ends[0].step, ends[1].step), max(ends[0].step, ends[1].step)
+        width = right - left
+        if width * scale < tolerance_change:
             break
-        # extrapolate
-        min_step = t + 0.01 * (t - t_prev)
-        max_step = t * 10
-        tmp = t
-        t = _cubic_interpolate(t_prev, f_prev, gtd_prev, t, f_new, gtd_new,
-                               bounds=(min_step, max_step))
-        t_prev, f_prev, g_prev, gtd_prev = tmp, f_new, g_new.copy(), gtd_new
-        f_new, g_new = obj_func(t, d)
-        ls_func_evals += 1
-        gtd_new = float(g_new.dot(d))
-        ls_iter += 1
-
-    if ls_iter == max_ls:  # reached the most evaluations: the bracket is [0, t]
-        bracket, bracket_f, bracket_g = [0, t], [f, f_new], [g, g_new]
-
-    # the zoom phase: a point satisfying the criteria inside the bracket
-    insuf_progress = False
-    low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[-1] else (1, 0)
-    while not done and ls_iter < max_ls:
-        if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
-            break  # the bracket is too small
-        t = _cubic_interpolate(bracket[0], bracket_f[0], bracket_gtd[0], bracket[1],
-                               bracket_f[1], bracket_gtd[1])
-        # keep away from the bracket's ends unless the last steps made progress
-        eps = 0.1 * (max(bracket) - min(bracket))
-        if min(max(bracket) - t, t - min(bracket)) < eps:
-            if insuf_progress or t >= max(bracket) or t <= min(bracket):
-                if abs(t - max(bracket)) < abs(t - min(bracket)):
-                    t = max(bracket) - eps
-                else:
-                    t = min(bracket) + eps
-                insuf_progress = False
+        t = _cubic_minimizer(ends[0], ends[1])
+        margin = 0.1 * width
+        if min(right - t, t - left) < margin:
+            # a point this close to an end gets one chance; the next time (or when it lies
+            # on or outside an end) it moves in to a tenth of the width from that end
+            if near_end or t >= right or t <= left:
+                t = right - margin if abs(t - right) < abs(t - left) else left + margin
+                near_end = False
             else:
-                insuf_progress = True
+                near_end = True
         else:
-            insuf_progress = False
+            near_end = False
 
-        f_new, g_new = obj_func(t, d)
-        ls_func_evals += 1
-        gtd_new = float(g_new.dot(d))
-        ls_iter += 1
+        trial = probe(t)
+        extra += 1
+        high = 1 - low
+        if decrease_fails(trial) or trial.loss >= ends[low].loss:
+            ends[high] = trial  # the trial bounds the interval from above
+            low = 0 if ends[0].loss <= ends[1].loss else 1
+            continue
+        satisfied = flat_enough(trial)
+        if not satisfied and trial.slope * (ends[high].step - ends[low].step) >= 0:
+            ends[high] = ends[low]  # the minimum lies on the other side of the trial
+        ends[low] = trial
+        if satisfied:
+            break
 
-        if f_new > (f + c1 * t * gtd) or f_new >= bracket_f[low_pos]:
-            # the Armijo condition fails, or the point is not lower than the low end
-            bracket[high_pos], bracket_f[high_pos] = t, f_new
-            bracket_g[high_pos], bracket_gtd[high_pos] = g_new.copy(), gtd_new
-            low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[1] else (1, 0)
-        else:
-            if abs(gtd_new) <= -c2 * gtd:
-                done = True  # the Wolfe conditions hold
-            elif gtd_new * (bracket[high_pos] - bracket[low_pos]) >= 0:
-                # the old high end becomes the low end
-                bracket[high_pos], bracket_f[high_pos] = bracket[low_pos], bracket_f[low_pos]
-                bracket_g[high_pos] = bracket_g[low_pos]
-                bracket_gtd[high_pos] = bracket_gtd[low_pos]
-            # the new point becomes the low end
-            bracket[low_pos], bracket_f[low_pos] = t, f_new
-            bracket_g[low_pos], bracket_gtd[low_pos] = g_new.copy(), gtd_new
-
-    return bracket_f[low_pos], bracket_g[low_pos], bracket[low_pos], ls_func_evals
+    best = ends[low]
+    return best.loss, best.grad, best.step, extra + 1
