@@ -405,7 +405,7 @@ class BatchSampler(Sampler[list]):
         return (len(self.sampler) + self.batch_size - 1) // self.batch_size
 
 
-class _InfiniteConstantSampler(Sampler):
+class _RepeatNone(Sampler):
     """None forever: the 'indices' of an IterableDataset."""
 
     def __iter__(self):
@@ -661,7 +661,7 @@ class DataLoader(Generic[T_co]):
 
         if sampler is None:
             if iterable:
-                sampler = _InfiniteConstantSampler()
+                sampler = _RepeatNone()
             elif shuffle:
                 sampler = RandomSampler(dataset, generator=generator)
             else:
