@@ -9,7 +9,6 @@ interpolation indices and weights) are built on the input's device.
 from __future__ import annotations
 
 import functools
-import math
 import warnings
 
 import numpy as np
@@ -21,7 +20,7 @@ from .basic import _float_input, _int
 from .conv import avg_pool2d
 from .loss import softmax
 from .normalization import _affine, pad
-from .resize import interpolate
+from .resize import interpolate, output_size
 
 __all__ = ["bilinear_interpolate", "gumbel_softmax", "local_response_norm", "rms_norm",
            "upsample_bilinear", "upsample_nearest"]
@@ -144,21 +143,6 @@ def _linear_plan(in_size: int, out_size: int, align_corners: bool, scale, dtype:
     return tuple(backend.to_device(a, device) for a in (i0, i1, l0, l1))
 
 
-def _pair_of(fn: str, name: str, value, cast) -> tuple:
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{fn}: {name} must have 2 elements for a 4-D input (N, C, H, W), "
-                             f"got {value!r}")
-        return tuple(cast(v) for v in value)
-    return (cast(value), cast(value))
-
-
-def _size_int(v) -> int:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"bilinear_interpolate: size must hold ints, got {v!r}")
-    return int(v)
-
-
 def bilinear_interpolate(input, size=None, scale_factor=None, align_corners: bool = False,
                          recompute_scale_factor=None) -> Tensor:
     """``F.interpolate(input, size, scale_factor, mode='bilinear', align_corners)`` on
@@ -170,25 +154,8 @@ def bilinear_interpolate(input, size=None, scale_factor=None, align_corners: boo
     if x.ndim != 4:
         raise ValueError(f"{fn}: bilinear mode takes a 4-D input (N, C, H, W), got shape "
                          f"{tuple(x.shape)}")
-    if (size is None) == (scale_factor is None):
-        raise ValueError(f"{fn}: give exactly one of size and scale_factor, got "
-                         f"size={size!r}, scale_factor={scale_factor!r}")
     in_hw = tuple(x.shape[2:])
-    if size is not None:
-        out_hw = _pair_of(fn, "size", size, _size_int)
-        if any(s <= 0 for s in out_hw):
-            raise ValueError(f"{fn}: size must be positive, got {size!r}")
-        scales = (None, None)
-    else:
-        factors = _pair_of(fn, "scale_factor", scale_factor, float)
-        if not all(math.isfinite(f) and f > 0 for f in factors):
-            raise ValueError(f"{fn}: scale_factor must be positive and finite, got "
-                             f"{scale_factor!r}")
-        out_hw = tuple(int(math.floor(i * f)) for i, f in zip(in_hw, factors))
-        if any(o <= 0 for o in out_hw):
-            raise ValueError(f"{fn}: scale_factor {scale_factor!r} gives an empty output for "
-                             f"input of shape {tuple(x.shape)}")
-        scales = (None, None) if recompute_scale_factor else factors
+    out_hw, scales = output_size(fn, x, size, scale_factor, recompute_scale_factor)
     if any(i == 0 for i in in_hw):
         raise ValueError(f"{fn}: input of shape {tuple(x.shape)} has an empty spatial dim")
     dev, dt = str(x.device), x.dtype.name

@@ -32,20 +32,46 @@ def _nearest_source_index(in_size: int, out_size: int, scale) -> np.ndarray:
     return np.minimum(src, in_size - 1)
 
 
-def _spatial_pair(value, name: str, cast) -> tuple:
+def _spatial_pair(fn: str, value, name: str, cast) -> tuple:
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
-            raise ValueError(f"interpolate: {name} must have 2 elements for a 4-D input "
+            raise ValueError(f"{fn}: {name} must have 2 elements for a 4-D input "
                              f"(N, C, H, W), got {value!r}")
         return tuple(cast(v) for v in value)
     return (cast(value), cast(value))
 
 
-def _size_int(v) -> int:
-    """An output size must be a whole int, as torch's (3.5 was truncated to 3)."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"interpolate: size must hold ints, got {v!r}")
-    return int(v)
+def _size_int(fn: str):
+    def cast(v) -> int:
+        """An output size must be a whole int, as torch's (3.5 was truncated to 3)."""
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{fn}: size must hold ints, got {v!r}")
+        return int(v)
+    return cast
+
+
+def output_size(fn: str, x, size, scale_factor, recompute_scale_factor) -> tuple:
+    """``(out_hw, scales)`` of a 4-D resize as torch computes them: from ``size`` (ints), or
+    from ``scale_factor`` (floor(in * f); ``scales`` are the factors, which the source-index
+    rule then uses, unless ``recompute_scale_factor``). Exactly one of the two is given."""
+    if (size is None) == (scale_factor is None):
+        raise ValueError(f"{fn}: give exactly one of size and scale_factor, got "
+                         f"size={size!r}, scale_factor={scale_factor!r}")
+    in_hw = tuple(x.shape[2:])
+    if size is not None:
+        out_hw = _spatial_pair(fn, size, "size", _size_int(fn))
+        if any(s <= 0 for s in out_hw):
+            raise ValueError(f"{fn}: size must be positive, got {size!r}")
+        return out_hw, (None, None)
+    factors = _spatial_pair(fn, scale_factor, "scale_factor", float)
+    if not all(math.isfinite(f) and f > 0 for f in factors):
+        raise ValueError(f"{fn}: scale_factor must be positive and finite, got "
+                         f"{scale_factor!r}")
+    out_hw = tuple(int(math.floor(i * f)) for i, f in zip(in_hw, factors))
+    if any(o <= 0 for o in out_hw):
+        raise ValueError(f"{fn}: scale_factor {scale_factor!r} gives an empty output for input "
+                         f"of shape {tuple(x.shape)}")
+    return out_hw, ((None, None) if recompute_scale_factor else factors)
 
 
 def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
@@ -78,25 +104,8 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
     if x.ndim != 4:
         raise NotImplementedError(f"interpolate: minigan supports 4-D inputs (N, C, H, W), got "
                                   f"shape {x.shape}")
-    if (size is None) == (scale_factor is None):
-        raise ValueError("interpolate: give exactly one of size and scale_factor, got "
-                         f"size={size!r}, scale_factor={scale_factor!r}")
     in_hw = x.shape[2:]
-    if size is not None:
-        out_hw = _spatial_pair(size, "size", _size_int)
-        if any(s <= 0 for s in out_hw):
-            raise ValueError(f"interpolate: size must be positive, got {size!r}")
-        scales = (None, None)
-    else:
-        factors = _spatial_pair(scale_factor, "scale_factor", float)
-        if not all(math.isfinite(f) and f > 0 for f in factors):
-            raise ValueError(f"interpolate: scale_factor must be positive and finite, got "
-                             f"{scale_factor!r}")
-        out_hw = tuple(int(math.floor(i * f)) for i, f in zip(in_hw, factors))
-        if any(o <= 0 for o in out_hw):
-            raise ValueError(f"interpolate: scale_factor {scale_factor!r} gives an empty output "
-                             f"for input of shape {x.shape}")
-        scales = (None, None) if recompute_scale_factor else factors
+    out_hw, scales = output_size("interpolate", x, size, scale_factor, recompute_scale_factor)
     k, rows, cols = _nearest_plan(tuple(in_hw), out_hw, scales, x.device)
     if k:
         return x if k == 1 else upsample_nearest2d(x, k)

@@ -557,6 +557,19 @@ def _momentum_key(where: str, optimizer) -> bool:
                      f"and {type(optimizer).__name__} has neither; pass cycle_momentum=False")
 
 
+def _cycle_momentum(scheduler, name: str, optimizer, last_epoch: int, **bounds) -> None:
+    """CyclicLR's and OneCycleLR's momentum cycling: which key the groups' momentum is
+    (``momentum`` or the first beta), the per-group bounds (checked in the order given, as
+    torch checks them), and on a fresh start the groups' momentum set to its maximum."""
+    scheduler.use_beta1 = _momentum_key(name, optimizer)
+    upper = 1.0 if scheduler.use_beta1 else math.inf
+    for key, value in bounds.items():  # base_momentum -> base_momentums, ...
+        setattr(scheduler, key + "s", _per_group(name, key, optimizer, value, upper))
+    if last_epoch == -1:
+        for group, m in zip(optimizer.param_groups, scheduler.max_momentums):
+            _set_momentum(group, m, scheduler.use_beta1)
+
+
 def _set_momentum(group: dict, value, use_beta1: bool) -> None:
     if use_beta1:
         group["betas"] = (value, *group["betas"][1:])
@@ -700,15 +713,8 @@ class CyclicLR(LRScheduler):
             for group, lr in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = lr
         if cycle_momentum:
-            self.use_beta1 = _momentum_key(name, optimizer)
-            upper = 1.0 if self.use_beta1 else math.inf
-            self.base_momentums = _per_group(name, "base_momentum", optimizer, base_momentum,
-                                             upper)
-            self.max_momentums = _per_group(name, "max_momentum", optimizer, max_momentum,
-                                            upper)
-            if last_epoch == -1:
-                for group, m in zip(optimizer.param_groups, self.max_momentums):
-                    _set_momentum(group, m, self.use_beta1)
+            _cycle_momentum(self, name, optimizer, last_epoch, base_momentum=base_momentum,
+                            max_momentum=max_momentum)
         super().__init__(optimizer, last_epoch)
         # as torch: the constructor's step took the groups' initial_lr as base_lrs (base_lr,
         # unless a group already had one); base_lr holds from the next step on
@@ -844,15 +850,8 @@ class OneCycleLR(LRScheduler):
                 group["initial_lr"] = lr
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            self.use_beta1 = _momentum_key(name, optimizer)
-            upper = 1.0 if self.use_beta1 else math.inf
-            self.max_momentums = _per_group(name, "max_momentum", optimizer, max_momentum,
-                                            upper)
-            self.base_momentums = _per_group(name, "base_momentum", optimizer, base_momentum,
-                                             upper)
-            if last_epoch == -1:
-                for group, m in zip(optimizer.param_groups, self.max_momentums):
-                    _set_momentum(group, m, self.use_beta1)
+            _cycle_momentum(self, name, optimizer, last_epoch, max_momentum=max_momentum,
+                            base_momentum=base_momentum)
         super().__init__(optimizer, last_epoch)
 
     def _adopt(self, new_groups) -> None:
