@@ -29,6 +29,7 @@ from .functional import linalg as _linalg
 from .functional.shape import *  # noqa: F401,F403
 from .random import (Generator, bernoulli, get_rng_state, initial_seed, manual_seed,
                      multinomial, normal, rand, randn, randperm, seed, set_rng_state)
+from .kernels.parallel import get_num_threads, set_num_threads
 from .serialization import load, save
 from . import cuda, nn, optim, utils  # noqa: E402,F401  (as torch.cuda, .nn, .optim, .utils)
 
@@ -99,7 +100,7 @@ __all__ = [
     "tensor", "DeviceError", "cuda_available", "synchronize", "manual_seed", "rand", "randn",
     "save", "load", "device", "set_grad_enabled", "inference_mode", "Generator", "seed",
     "initial_seed", "get_rng_state", "set_rng_state", "randperm", "normal", "bernoulli",
-    "multinomial", "from_numpy", "is_tensor", "is_floating_point", "numel",
+    "multinomial", "get_num_threads", "set_num_threads", "from_numpy", "is_tensor", "is_floating_point", "numel",
     "get_default_dtype", "eq", "ne", "not_equal", "lt", "less", "le", "less_equal", "gt",
     "greater", "ge", "greater_equal", "logsumexp", "softmax", "log_softmax", "relu",
     "arange", "empty", "empty_like", "eye", "full", "full_like", "linspace", "ones",

@@ -38,6 +38,7 @@ import math
 import numpy as np
 
 from .. import backend
+from . import parallel
 from .elementwise import (
     BLOCK_SUM_CUDA,
     FLOAT_CTYPES,
@@ -130,16 +131,29 @@ def _forward_train_numpy(x2, lay, weight, bias, running_mean, running_var, momen
     dt, m = x2.dtype, lay.m
     mean64 = lay.sum(x2) / m
     mean = mean64.astype(dt)
-    y = np.subtract(x2, lay.vec(mean))  # centred x; becomes y
-    sq = np.square(y, out=_workspace.take(SCRATCH, y.shape, dt))
+    y = np.empty(x2.shape, dt)  # centred x; becomes y
+    sq = _workspace.take(SCRATCH, y.shape, dt)
+    vmean = lay.vec(mean)
+
+    def centre(lo, hi):  # (every pass below runs on blocks of rows across the CPU threads)
+        np.subtract(x2[lo:hi], vmean, out=y[lo:hi])
+        np.square(y[lo:hi], out=sq[lo:hi])
+
+    parallel.run(centre, len(y), 3 * y.nbytes)
     var64 = lay.sum(sq) / m
     # per-channel numbers in double, in the same order as the GPU's per-channel kernel
     invstd64 = 1.0 / np.sqrt(var64 + eps)
     invstd = invstd64.astype(dt)
     scale = invstd if weight is None else (weight * invstd64).astype(dt)
-    y *= lay.vec(scale)
-    if bias is not None:
-        y += lay.vec(bias)
+    vscale = lay.vec(scale)
+    vbias = None if bias is None else lay.vec(bias)
+
+    def affine(lo, hi):
+        y[lo:hi] *= vscale
+        if vbias is not None:
+            y[lo:hi] += vbias
+
+    parallel.run(affine, len(y), 2 * y.nbytes)
     if running_mean is not None:
         running_mean[...] = ((1.0 - momentum) * running_mean.astype(np.float64)
                              + momentum * mean.astype(np.float64))
@@ -205,13 +219,22 @@ def _channel_sum_numpy(a3):
     n, c, s = a3.shape
     a2 = a3.reshape(n, c * s)
     if n <= _SUM_ROWS:
-        part = a2.sum(axis=0)
+        part = _sum_outer(a2)
     else:
         full = n - n % _SUM_ROWS
         part = a2[:full].reshape(-1, _SUM_ROWS, c * s).sum(axis=1)
         if full < n:
             part = np.concatenate([part, a2[full:].sum(axis=0, keepdims=True)])
     return part.reshape(-1, c, s).sum(axis=(0, 2), dtype=np.float64)
+
+
+def _sum_outer(a):
+    """``a.sum(axis=0)`` of an (R, K) or (R, L, K) array, computed on blocks of its second axis
+    across the CPU threads. Each output element is the same sequential sum over the first
+    axis as unsplit, so the values do not depend on the thread count."""
+    out = np.empty(a.shape[1:], a.dtype)
+    parallel.run(lambda lo, hi: a[:, lo:hi].sum(axis=0, out=out[lo:hi]), a.shape[1], a.nbytes)
+    return out
 
 
 def _row_sum_numpy(a2):
@@ -221,7 +244,7 @@ def _row_sum_numpy(a2):
     2.5x faster than adding blocks of consecutive rows); the partial sums are added in double."""
     m, c = a2.shape
     full = m - m % _SUM_ROWS
-    total = a2[:full].reshape(_SUM_ROWS, -1, c).sum(axis=0).sum(axis=0, dtype=np.float64)
+    total = _sum_outer(a2[:full].reshape(_SUM_ROWS, -1, c)).sum(axis=0, dtype=np.float64)
     if full < m:
         total += a2[full:].sum(axis=0, dtype=np.float64)
     return total
@@ -546,17 +569,30 @@ def _backward_numpy(gy2, x2, lay, weight, mean, invstd):
     dt, m = x2.dtype, lay.m
     gb64 = lay.sum(gy2)
     # x - mean, kept in scratch (no cancellation below); tmp becomes gx
-    xc = np.subtract(x2, lay.vec(mean), out=_workspace.take(SCRATCH, x2.shape, dt))
-    tmp = np.multiply(gy2, xc)
+    xc = _workspace.take(SCRATCH, x2.shape, dt)
+    tmp = np.empty(x2.shape, np.result_type(gy2, xc))
+    vmean = lay.vec(mean)
+
+    def centre(lo, hi):  # (passes on blocks of rows across the CPU threads, as in the forward)
+        np.subtract(x2[lo:hi], vmean, out=xc[lo:hi])
+        np.multiply(gy2[lo:hi], xc[lo:hi], out=tmp[lo:hi])
+
+    parallel.run(centre, len(tmp), 4 * tmp.nbytes)
     gw64 = lay.sum(tmp) * invstd.astype(np.float64)
     gw, gb = gw64.astype(dt), gb64.astype(dt)
     # gx = a * (gy - gb/m - xhat * gw/m) with a = w * invstd and xhat = (x - mean) * invstd:
     # a*gy - (x - mean) * (a * invstd * gw/m) - a * gb/m, built in tmp
     a = invstd if weight is None else weight * invstd
-    np.multiply(gy2, lay.vec(a), out=tmp)
-    xc *= lay.vec(a * invstd * (gw / m))
-    tmp -= xc
-    tmp -= lay.vec(a * (gb / m))
+    va, vk, vg = lay.vec(a), lay.vec(a * invstd * (gw / m)), lay.vec(a * (gb / m))
+
+    def grad_input(lo, hi):
+        t, c = tmp[lo:hi], xc[lo:hi]
+        np.multiply(gy2[lo:hi], va, out=t)
+        c *= vk
+        t -= c
+        t -= vg
+
+    parallel.run(grad_input, len(tmp), 5 * tmp.nbytes)
     return tmp, gw, gb
 
 

@@ -24,7 +24,8 @@ more efficient on one big product than on N small ones).
 
 CPU: im2col is a strided view of the padded input (``as_strided``) copied once into a reused
 workspace; col2im is at most kh*kw strided slice-adds (no loop over batch or pixels). GEMMs are
-NumPy's BLAS ``matmul``. With 16 or more channels both run channels-last internally (cols as
+NumPy's BLAS ``matmul``, split across minigan's CPU threads (``kernels.parallel``), as are the
+big copies. With 16 or more channels both run channels-last internally (cols as
 (N*Ho*Wo, kh*kw*C)), so that NumPy's innermost loops run over channels rather than over short
 image rows, and an output with 16 or more channels is returned stored channels-last: an
 (N, C, H, W) array that is the transpose of a C-contiguous (N, H, W, C) one, which is how the
@@ -51,6 +52,8 @@ from .. import backend
 from .elementwise import FLOAT_CTYPES, tanh_backward, with_leading_strides
 from .gemm import matmul as _gemm
 from .gemm import try_gemm_into as _try_gemm_into
+from . import parallel
+from .parallel import matmul as _cpu_matmul
 from .workspace import _workspace, is_channels_last, release_workspace  # noqa: F401 (re-exported)
 
 __all__ = [
@@ -224,7 +227,7 @@ def _pad_cpu(x, p, role="pad"):
     xp[:, :, h + ph:] = 0
     xp[:, :, ph:h + ph, :pw] = 0
     xp[:, :, ph:h + ph, w + pw:] = 0
-    xp[:, :, ph:h + ph, pw:w + pw] = x
+    parallel.copyto(xp[:, :, ph:h + ph, pw:w + pw], x)
     return xp
 
 
@@ -240,7 +243,7 @@ def _im2col_cpu(x, k, s, p, d, out_hw, out=None):
                          (sc, d[0] * sh, d[1] * sw, sn, s[0] * sh, s[1] * sw), writeable=False)
     if out is None:
         out = _workspace.take("cols", (c * k[0] * k[1], n * ho * wo), x.dtype)
-    np.copyto(out.reshape(windows.shape), windows)
+    parallel.copyto(out.reshape(windows.shape), windows)
     return out
 
 
@@ -283,10 +286,15 @@ def _col2im_cpu(cols, image_shape, grid_hw, k, s, p, d, bias=None):
     else:
         np.copyto(y, bias.reshape(1, c, 1, 1))
     taps = cols.reshape(c, k[0], k[1], n, gh, gw)
-    for i, j, rows, cs in _tap_slices(k, s, p, d, grid_hw, (h, w)):
-        dst = y[:, :, rows[1], cs[1]]
-        # (c, n, a, b) -> (n, c, a, b): a transposed read, while the inner run stays a row
-        np.add(dst, taps[:, i, j, :, rows[0], cs[0]].transpose(1, 0, 2, 3), out=dst)
+    slices = list(_tap_slices(k, s, p, d, grid_hw, (h, w)))
+
+    def add_taps(lo, hi):  # images lo..hi-1 (every block adds into its own images only)
+        for i, j, rows, cs in slices:
+            dst = y[lo:hi, :, rows[1], cs[1]]
+            # (c, n, a, b) -> (n, c, a, b): a transposed read, while the inner run stays a row
+            np.add(dst, taps[:, i, j, lo:hi, rows[0], cs[0]].transpose(1, 0, 2, 3), out=dst)
+
+    parallel.run(add_taps, n, (len(slices) + 1) * y.nbytes)
     return y
 
 
@@ -317,12 +325,12 @@ def _to_channels_last(x, out):
     xt = x.transpose(0, 2, 3, 1)
     if c < _CHANNELS_LAST_MIN or plane_bytes < 1024 or plane_bytes % 1024 \
             or xt.flags.c_contiguous:
-        np.copyto(out, xt)  # (a plain copy when x is already stored channels-last)
+        parallel.copyto(out, xt)  # (a plain copy when x is already stored channels-last)
         return out
     planes = _workspace.take("planes", (n, c, h * w + _PLANE_PAD), x.dtype)[:, :, :h * w]
     planes = planes.reshape(n, c, h, w)
-    np.copyto(planes, x)
-    np.copyto(out, planes.transpose(0, 2, 3, 1))
+    parallel.copyto(planes, x)
+    parallel.copyto(out, planes.transpose(0, 2, 3, 1))
     return out
 
 
@@ -342,7 +350,7 @@ def _im2col_cpu_nhwc(x, k, s, p, d, out_hw):
     windows = as_strided(xn, (n, ho, wo, k[0], k[1], c),
                          (sn, s[0] * sh, s[1] * sw, d[0] * sh, d[1] * sw, sc), writeable=False)
     cols = _workspace.take("cols", (n * ho * wo, k[0] * k[1] * c), x.dtype)
-    np.copyto(cols.reshape(windows.shape), windows)
+    parallel.copyto(cols.reshape(windows.shape), windows)
     return cols
 
 
@@ -352,14 +360,19 @@ def _col2im_cpu_nhwc(cols, image_shape, grid_hw, k, s, p, d, bias=None):
     n, c, h, w = image_shape
     gh, gw = grid_hw
     yn = np.empty((n, h, w, c), cols.dtype)
-    if bias is None:
-        yn.fill(0)
-    else:
-        np.copyto(yn, bias)
     taps = cols.reshape(n, gh, gw, k[0], k[1], c)
-    for i, j, rows, cs in _tap_slices(k, s, p, d, grid_hw, (h, w)):
-        dst = yn[:, rows[1], cs[1]]
-        np.add(dst, taps[:, rows[0], cs[0], i, j], out=dst)
+    slices = list(_tap_slices(k, s, p, d, grid_hw, (h, w)))
+
+    def add_taps(lo, hi):  # images lo..hi-1
+        if bias is None:
+            yn[lo:hi].fill(0)
+        else:
+            np.copyto(yn[lo:hi], bias)
+        for i, j, rows, cs in slices:
+            dst = yn[lo:hi, rows[1], cs[1]]
+            np.add(dst, taps[lo:hi, rows[0], cs[0], i, j], out=dst)
+
+    parallel.run(add_taps, n, (len(slices) + 1) * yn.nbytes)
     return yn.transpose(0, 3, 1, 2)
 
 
@@ -367,7 +380,7 @@ def _channels_last_weight(w):
     """w (A, B, kh, kw) as (A, kh, kw, B), copied into a workspace buffer (weights are up to a
     few MB, and a fresh copy each call would fault in its pages)."""
     wt = _workspace.take("weight", (w.shape[0], w.shape[2], w.shape[3], w.shape[1]), w.dtype)
-    np.copyto(wt, w.transpose(0, 2, 3, 1))
+    parallel.copyto(wt, w.transpose(0, 2, 3, 1))
     return wt
 
 
@@ -763,10 +776,11 @@ def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw, cols=None):
     if _is_dense(x.shape[2:], k, p, d):
         xl = _channels_last_view(x)
         if xl is not None:  # x stored channels-last: the weight as (O, kh*kw*C) instead
-            y = xl.reshape(n, c * k[0] * k[1]) @ _channels_last_weight(w).reshape(o, -1).T
+            y = _cpu_matmul(xl.reshape(n, c * k[0] * k[1]),
+                            _channels_last_weight(w).reshape(o, -1).T)
         else:
-            y = (np.ascontiguousarray(x).reshape(n, c * k[0] * k[1])  # (explicit: n may be 0)
-                 @ np.ascontiguousarray(w).reshape(o, -1).T)
+            y = _cpu_matmul(np.ascontiguousarray(x).reshape(n, c * k[0] * k[1]),  # (n may be 0)
+                            np.ascontiguousarray(w).reshape(o, -1).T)
         if b is not None:
             y += b
         return y.reshape(n, o, 1, 1)
@@ -775,7 +789,7 @@ def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw, cols=None):
         if cols is None:
             cols = _im2col_cpu_nhwc(x, k, s, p, d, out_hw)
         w2 = _channels_last_weight(w).reshape(o, -1)  # (O, kh*kw*C)
-        yn = np.matmul(cols, w2.T, out=np.empty((cols.shape[0], o), x.dtype))
+        yn = _cpu_matmul(cols, w2.T, out=np.empty((cols.shape[0], o), x.dtype))
         if b is not None:
             yn += b
         return yn.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
@@ -786,11 +800,11 @@ def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw, cols=None):
         # few input channels (an image) but many output ones: the transposed product
         # cols^T @ w2^T is the output stored channels-last, like the branch above. (Its C-order
         # output is given: left to itself, matmul returns F-order for these F-order operands.)
-        yn = np.matmul(cols.T, w2.T, out=np.empty((cols.shape[1], o), x.dtype))
+        yn = _cpu_matmul(cols.T, w2.T, out=np.empty((cols.shape[1], o), x.dtype))
         if b is not None:
             yn += b
         return yn.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
-    prod = np.matmul(w2, cols, out=_workspace.take("gemm", (o, cols.shape[1]), x.dtype))
+    prod = _cpu_matmul(w2, cols, out=_workspace.take("gemm", (o, cols.shape[1]), x.dtype))
     src = prod.reshape(o, n, ho * wo).transpose(1, 0, 2)
     y = np.empty((n, o, ho * wo), x.dtype)
     # One GEMM over the whole batch; its move to (N, O, Ho*Wo) is a copy of the (smaller)
@@ -883,9 +897,9 @@ def _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols=None):
         g2 = np.ascontiguousarray(gy).reshape(n, o).T
         xl = _channels_last_view(x)
         if xl is not None:  # x stored channels-last: the product comes out as (O, kh, kw, C)
-            return (g2 @ xl.reshape(n, c * k[0] * k[1])).reshape(o, k[0], k[1], c).transpose(
-                0, 3, 1, 2).copy()
-        gw = g2 @ np.ascontiguousarray(x).reshape(n, c * k[0] * k[1])
+            return _cpu_matmul(g2, xl.reshape(n, c * k[0] * k[1])).reshape(
+                o, k[0], k[1], c).transpose(0, 3, 1, 2).copy()
+        gw = _cpu_matmul(g2, np.ascontiguousarray(x).reshape(n, c * k[0] * k[1]))
         return gw.reshape(o, c, k[0], k[1])
     gyn = _channels_last_view(gy)  # gy as (N*Ho*Wo, O): free when stored channels-last
     if c >= _CHANNELS_LAST_MIN:
@@ -893,20 +907,22 @@ def _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols=None):
             cols = _im2col_cpu_nhwc(x, k, s, p, d, out_hw)
         if gyn is None:
             gyn = _workspace.take("gyt", (n, out_hw[0], out_hw[1], o), x.dtype)
-            np.copyto(gyn, gy.transpose(0, 2, 3, 1))
-        gw = np.matmul(gyn.reshape(-1, o).T, cols,  # (O, kh*kw*C)
+            parallel.copyto(gyn, gy.transpose(0, 2, 3, 1))
+        gw = _cpu_matmul(gyn.reshape(-1, o).T, cols,  # (O, kh*kw*C)
                        out=_workspace.take("gemm", (o, cols.shape[1]), x.dtype))
         # always a copy (never a view of the workspace, which ascontiguousarray would give for
         # 1x1 kernels or one channel)
-        return gw.reshape(o, k[0], k[1], c).transpose(0, 3, 1, 2).copy()
+        out = np.empty((o, c, k[0], k[1]), x.dtype)
+        parallel.copyto(out, gw.reshape(o, k[0], k[1], c).transpose(0, 3, 1, 2))
+        return out
     if cols is None:
         cols = _im2col_cpu(x, k, s, p, d, out_hw)
     if gyn is not None:
-        return np.matmul(gyn.reshape(-1, o).T, cols.T).reshape(o, c, k[0], k[1])
+        return _cpu_matmul(gyn.reshape(-1, o).T, cols.T).reshape(o, c, k[0], k[1])
     # gy as (O, N*Ho*Wo): a copy of gy, far smaller than cols, so the GEMM can use cols^T as is
     gyt = _workspace.take("gyt", (o, n) + tuple(out_hw), x.dtype)
-    np.copyto(gyt, gy.transpose(1, 0, 2, 3))  # (any layout of gy: no reshape, which may copy)
-    gw = np.matmul(gyt.reshape(o, -1), cols.T)
+    parallel.copyto(gyt, gy.transpose(1, 0, 2, 3))  # (any layout of gy: no reshape, which may copy)
+    gw = _cpu_matmul(gyt.reshape(o, -1), cols.T)
     return gw.reshape(o, c, k[0], k[1])
 
 
@@ -1004,7 +1020,7 @@ def _conv_transpose2d_forward(x, w, b, stride, padding, output_padding, dilation
             y = np.multiply(x.reshape(n, 1), w.reshape(1, -1)).reshape(n, cout, kh, kw)
         elif xp is np and cout >= _CHANNELS_LAST_MIN:
             # the weight's columns as (i, j, cout): the product is the output channels-last
-            yn = np.matmul(np.ascontiguousarray(x).reshape(n, cin),
+            yn = _cpu_matmul(np.ascontiguousarray(x).reshape(n, cin),
                            _channels_last_weight(w).reshape(cin, -1),
                            out=np.empty((n, kh * kw * cout), x.dtype)).reshape(n, kh, kw, cout)
             if b is not None:
@@ -1034,7 +1050,7 @@ def _conv_transpose_numpy(x, w, b, k, s, p, d, out_hw):
         if xn is None:
             xn = _to_channels_last(x, _workspace.take("xt", (n, h, wd, cin), x.dtype))
         w2 = _channels_last_weight(w).reshape(cin, -1)
-        cols = np.matmul(xn.reshape(-1, cin), w2,
+        cols = _cpu_matmul(xn.reshape(-1, cin), w2,
                          out=_workspace.take("cols", (n * h * wd, w2.shape[1]), x.dtype))
         return _col2im_cpu_nhwc(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)
     # x as (Cin, N*H*W), so that one GEMM covers the batch: the transpose of x's free
@@ -1044,10 +1060,10 @@ def _conv_transpose_numpy(x, w, b, k, s, p, d, out_hw):
         xt = xl.reshape(-1, cin).T
     else:
         xt = _workspace.take("xt", (cin, n, h, wd), x.dtype)
-        np.copyto(xt, x.transpose(1, 0, 2, 3))  # (any layout of x: no reshape, which may copy)
+        parallel.copyto(xt, x.transpose(1, 0, 2, 3))  # (any layout of x: no reshape, which may copy)
         xt = xt.reshape(cin, -1)
     w2 = np.ascontiguousarray(w).reshape(cin, -1)
-    cols = np.matmul(w2.T, xt, out=_workspace.take("cols", (w2.shape[1], n * h * wd), x.dtype))
+    cols = _cpu_matmul(w2.T, xt, out=_workspace.take("cols", (w2.shape[1], n * h * wd), x.dtype))
     return _col2im_cpu(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)
 
 
@@ -1111,29 +1127,35 @@ def _conv_transpose_subpixel_numpy(x, w, b, k, s, p, out_hw, grid):
     windows = as_strided(xn, (n, rh, rw, mh, mw, cin), (sn, sh, sw, sh, sw, sc),
                          writeable=False)
     cols = _workspace.take("cols", (n * rh * rw, mh * mw * cin), x.dtype)
-    np.copyto(cols.reshape(windows.shape), windows)
+    parallel.copyto(cols.reshape(windows.shape), windows)
     # wsub[(e, f, ci), (a, b, co)] = w[ci, co, (mh-1-e)*sh + a, (mw-1-f)*sw + b]
     wsub = _workspace.take("weight", (mh, mw, cin, s[0], s[1], cout), w.dtype)
     w6 = w.reshape(cin, cout, mh, s[0], mw, s[1])[:, :, ::-1, :, ::-1, :]
-    np.copyto(wsub, w6.transpose(2, 4, 0, 3, 5, 1))
-    z = np.matmul(cols, wsub.reshape(mh * mw * cin, -1),
+    parallel.copyto(wsub, w6.transpose(2, 4, 0, 3, 5, 1))
+    z = _cpu_matmul(cols, wsub.reshape(mh * mw * cin, -1),
                   out=_workspace.take("gemm", (cols.shape[0], s[0] * s[1] * cout), x.dtype))
     z = z.reshape(n, rh, rw, s[0], s[1], cout)
     yn = np.empty((n, *out_hw, cout), x.dtype)
     # window (r, c) phase (a, b) is output pixel (r*sh + a - (p - r0*sh), c*sw + b - ...)
     first_h, first_w = p[0] - r0 * s[0], p[1] - c0 * s[1]
+    phases = []
     for a in range(s[0]):
         rows = _phase_slices(a, s[0], first_h, rh, out_hw[0])
         for b_ in range(s[1]):
             cs = _phase_slices(b_, s[1], first_w, rw, out_hw[1])
-            if rows is None or cs is None:
-                continue
-            src = z[:, rows[0], cs[0], a, b_]
-            dst = yn[:, rows[1], cs[1]]
+            if rows is not None and cs is not None:
+                phases.append((a, b_, rows, cs))
+
+    def write_phases(lo, hi):  # images lo..hi-1
+        for a, b_, rows, cs in phases:
+            src = z[lo:hi, rows[0], cs[0], a, b_]
+            dst = yn[lo:hi, rows[1], cs[1]]
             if b is None:
                 np.copyto(dst, src)
             else:
                 np.add(src, b, out=dst)
+
+    parallel.run(write_phases, n, 2 * yn.nbytes)
     return yn.transpose(0, 3, 1, 2)  # stored channels-last, as conv2d's output
 
 

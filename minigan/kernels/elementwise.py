@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from .. import backend
+from . import parallel
 from . import random as _random
 from .workspace import SCRATCH, take_like
 
@@ -69,6 +70,17 @@ def _inplace(ufunc, a, b):
     if np.broadcast_shapes(a.shape, np.shape(b)) == a.shape:
         return ufunc(a, b, out=a)
     return ufunc(a, b)
+
+
+def split_rows(fn, out, *arrays) -> None:
+    """``fn(out, *arrays)`` for a CPU elementwise pass, run as ``fn`` on blocks of the first
+    axis across minigan's CPU threads (``kernels.parallel``) when every array has out's shape
+    (each block then touches only its own rows). Otherwise one call on the whole arrays."""
+    if out.ndim == 0 or any(a.shape != out.shape for a in arrays):
+        fn(out, *arrays)
+        return
+    parallel.run(lambda lo, hi: fn(out[lo:hi], *(a[lo:hi] for a in arrays)), out.shape[0],
+                 (len(arrays) + 1) * out.nbytes)
 
 
 def out_like(x, *others):
@@ -164,8 +176,19 @@ def leaky_relu_forward(x, negative_slope: float):
     if negative_slope == 0.0:
         return _array(np.maximum(x, x.dtype.type(0)))
     # One temporary: leaky_relu(x) = max(x, s*x) for s <= 1 and min(x, s*x) for s > 1.
-    y = _array(x * negative_slope)
-    return (np.maximum if negative_slope <= 1.0 else np.minimum)(x, y, out=y)
+    pick = np.maximum if negative_slope <= 1.0 else np.minimum
+    if x.dtype.kind != "f":
+        y = _array(x * negative_slope)
+        return pick(x, y, out=y)
+    s = _scalar(x, negative_slope)
+
+    def block(yb, xb):
+        np.multiply(xb, s, out=yb)
+        pick(xb, yb, out=yb)
+
+    y = np.empty_like(x)  # (in x's layout)
+    split_rows(block, y, x)
+    return y
 
 
 def leaky_relu_inplace(y, negative_slope: float, bias=None):
@@ -184,9 +207,16 @@ def leaky_relu_inplace(y, negative_slope: float, bias=None):
     if bias is not None:
         y += bias
     if negative_slope == 0.0:
-        return np.maximum(y, y.dtype.type(0), out=y)
-    t = np.multiply(y, s, out=take_like(SCRATCH, y, y.dtype))
-    (np.maximum if negative_slope <= 1.0 else np.minimum)(y, t, out=y)
+        zero = y.dtype.type(0)
+        split_rows(lambda yb: np.maximum(yb, zero, out=yb), y)
+        return y
+    pick = np.maximum if negative_slope <= 1.0 else np.minimum
+
+    def block(yb, tb):  # (on blocks of rows across the CPU threads)
+        np.multiply(yb, s, out=tb)
+        pick(yb, tb, out=yb)
+
+    split_rows(block, y, take_like(SCRATCH, y, y.dtype))
     return y
 
 
@@ -214,10 +244,36 @@ def leaky_relu_backward(gy, x, negative_slope: float):
     s = dt.type(negative_slope)
     # 1 where x > 0, else 0 (NaN gives 0, i.e. slope); the bool mask lives in reused scratch
     # (a fresh temporary costs a page fault per 4 KiB, slower than the pass itself)
-    mask = np.greater(x, 0, out=take_like(SCRATCH, x, np.bool_))  # in x's layout
-    if s == 0:
-        return _select(mask, gy, dt)
-    f = mask.astype(dt)
+    mask = take_like(SCRATCH, x, np.bool_)  # in x's layout
+    it = _INT_OF_SIZE.get(gy.dtype.itemsize) if gy.dtype == dt else None
+    if gy.shape != x.shape or (s == 0 and it is None):
+        np.greater(x, 0, out=mask)
+        if s == 0:
+            return _select(mask, gy, dt)
+        return _leaky_factor_times(mask.astype(dt), gy, s, dt)
+    if s == 0:  # _select's branch-free form, on blocks of rows
+        out = np.empty_like(x, dtype=it)
+
+        def select(ob, xb, gb, mb):
+            np.greater(xb, 0, out=mb)
+            np.copyto(ob, mb)
+            ob *= gb.view(it)
+
+        split_rows(select, out, x, gy, mask)
+        return out.view(dt)
+    f = np.empty_like(x, dtype=dt)
+
+    def block(fb, xb, gb, mb):
+        np.greater(xb, 0, out=mb)
+        np.copyto(fb, mb)
+        _leaky_factor_times(fb, gb, s, dt)
+
+    split_rows(block, f, x, gy, mask)
+    return f
+
+
+def _leaky_factor_times(f, gy, s, dt):
+    """f (the 0/1 mask as dtype dt, overwritten) turned into 1 or s, times gy: the result."""
     one_minus_s = dt.type(1) - s
     if one_minus_s + s == 1:  # f*(1 - s) + s is then exactly 1 or s
         f *= one_minus_s

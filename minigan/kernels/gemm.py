@@ -1,6 +1,7 @@
 """Matrix products of 2-D arrays, with one direct cuBLAS call on the GPU.
 
-``matmul(a, b)`` is ``a @ b``. On the CPU it is NumPy's ``@``. On the GPU it calls cuBLAS's
+``matmul(a, b)`` is ``a @ b``. On the CPU it is NumPy's ``@``, split across minigan's CPU threads
+for 2-D float arrays (``kernels.parallel.matmul``). On the GPU it calls cuBLAS's
 ``sgemm``/``dgemm`` through CuPy's own bindings (``backend.cublas()``), on CuPy's handle and
 current stream, instead of ``cupy.matmul``: the same cuBLAS GEMM, without ``cupy.matmul``'s
 general (broadcasting, batched) host code around it. In a host profile of dcgan's step on an
@@ -39,6 +40,7 @@ import numpy as np
 
 from .. import backend
 from .elementwise import FLOAT_CTYPES, row_stride
+from .parallel import matmul as _cpu_matmul
 
 OP_N, OP_T = 0, 1  # cublasOperation_t
 _INT_MAX = 2**31 - 1
@@ -131,6 +133,8 @@ def matmul(a, b):
     """``a @ b``; for 2-D GPU arrays, one cuBLAS GEMM called directly (see the module). Every
     GEMM of minigan's layers and conv kernels comes through here."""
     if not backend.is_cupy_array(a):
+        if type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == b.ndim == 2:
+            return _cpu_matmul(a, b)  # split across minigan's CPU threads (kernels.parallel)
         return a @ b
     return _cublas_matmul(a, b)
 

@@ -23,6 +23,7 @@ import functools
 import numpy as np
 
 from .. import backend
+from .elementwise import split_rows
 from .workspace import SCRATCH, _workspace
 
 __all__ = ["adagrad_step", "adagrad_step_multi", "adam_step", "adam_step_capturable",
@@ -70,11 +71,20 @@ def _adam_step_numpy(param, grad, exp_avg, exp_avg_sq, beta1, beta2, eps, weight
                      step_size, bc2_sqrt):
     # Memory-bound: every NumPy call is one pass over the arrays, so the calls are few and the
     # one temporary is a reused scratch buffer (a fresh one faults in new pages every step).
+    # Large parameters are updated on blocks of rows across the CPU threads.
     tmp = _workspace.take(SCRATCH, param.shape, param.dtype)
+    extra = () if weight_decay == 0 else (_workspace.take("adam_g", param.shape, param.dtype),)
+    update = functools.partial(_adam_block, beta1=beta1, beta2=beta2, eps=eps,
+                               weight_decay=weight_decay, step_size=step_size,
+                               bc2_sqrt=bc2_sqrt)
+    split_rows(update, param, grad, exp_avg, exp_avg_sq, tmp, *extra)
+
+
+def _adam_block(param, grad, exp_avg, exp_avg_sq, tmp, decay_buf=None, *, beta1, beta2, eps,
+                weight_decay, step_size, bc2_sqrt):
     g = grad
     if weight_decay != 0:
-        g = np.multiply(param, weight_decay, out=_workspace.take("adam_g", param.shape,
-                                                                 param.dtype))
+        g = np.multiply(param, weight_decay, out=decay_buf)
         g += grad
     np.multiply(g, 1.0 - beta1, out=tmp)
     exp_avg *= beta1

@@ -51,6 +51,8 @@ TORCH_LINES = {
     # (no docstrings in torch 2.13: the schema of aten::log_softmax.int and aten::relu)
     "log_softmax": "log_softmax(input, dim, *, dtype=None)",
     "relu": "relu(input)",
+    # (its docstring names the one positional parameter by its type: "set_num_threads(int)")
+    "set_num_threads": "set_num_threads(n)",
     "clamp_min": "clamp_min(input, min)",
     "clamp_max": "clamp_max(input, max)",
     "unique_consecutive": "unique_consecutive(input, return_inverse=False, return_counts=False, "

@@ -1,0 +1,299 @@
+"""kernels.parallel: CPU kernels split across threads give the serial results, errors reach the
+caller, and the thread count is the user's to set."""
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import minigan
+from minigan.kernels import batchnorm as BN
+from minigan.kernels import conv as C
+from minigan.kernels import elementwise as E
+from minigan.kernels import optim as O
+from minigan.kernels import parallel as P
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    """Set the thread count for one test (restored after) with the size thresholds at their
+    minimum, so that even small test arrays are split."""
+    before = P.get_num_threads()
+    monkeypatch.setattr(P, "MIN_BYTES", 2)
+    monkeypatch.setattr(P, "MIN_GEMM_FLOPS", 1)
+    yield P.set_num_threads
+    P.set_num_threads(before)
+
+
+def test_blocks_cover_the_range_once_in_near_equal_parts():
+    for total in range(0, 12):
+        for parts in range(1, 6):
+            bl = P.blocks(total, parts)
+            assert [i for lo, hi in bl for i in range(lo, hi)] == list(range(total))
+            assert all(hi > lo for lo, hi in bl)
+            sizes = [hi - lo for lo, hi in bl]
+            if sizes:
+                assert max(sizes) - min(sizes) <= 1
+                assert len(bl) == min(parts, total)
+
+
+def test_run_splits_across_worker_threads(threads):
+    threads(3)
+    seen, lock = [], threading.Lock()
+
+    def fn(lo, hi):
+        with lock:
+            seen.append((lo, hi, threading.current_thread().name))
+
+    P.run(fn, 10, 10**6)
+    assert sorted((lo, hi) for lo, hi, _ in seen) == [(0, 4), (4, 7), (7, 10)]
+    names = {name for _, _, name in seen}
+    assert threading.current_thread().name in names
+    assert {"minigan-cpu-1", "minigan-cpu-2"} <= names
+
+
+def test_run_stays_serial_for_small_work_and_one_thread(threads, monkeypatch):
+    threads(2)
+    calls = []
+    monkeypatch.setattr(P, "MIN_BYTES", 1 << 20)
+    P.run(lambda lo, hi: calls.append((lo, hi)), 8, 1000)
+    assert calls == [(0, 8)]
+    threads(1)
+    calls.clear()
+    P.run(lambda lo, hi: calls.append((lo, hi)), 8, 1 << 30)
+    assert calls == [(0, 8)]
+    calls.clear()
+    P.run(lambda lo, hi: calls.append((lo, hi)), 0, 1 << 30)
+    assert calls == []
+
+
+@pytest.mark.parametrize("failing_block", [0, 1])
+def test_an_error_in_any_block_reaches_the_caller_after_all_blocks_ran(threads, failing_block):
+    threads(2)
+    finished = []
+
+    def fn(lo, hi):
+        if lo == failing_block * 5:
+            raise ValueError(f"block {lo}:{hi} failed")
+        finished.append(lo)
+
+    with pytest.raises(ValueError, match=f"block {failing_block * 5}:"):
+        P.run(fn, 10, 10**6)
+    assert finished == [(1 - failing_block) * 5]
+    # the pool is free again, and no stale answer is taken for the next call's
+    out = []
+    P.run(lambda lo, hi: out.append(lo), 10, 10**6)
+    assert sorted(out) == [0, 5]
+
+
+def test_a_nested_call_runs_serially_instead_of_waiting_on_itself(threads):
+    threads(2)
+    inner = []
+
+    def outer(lo, hi):
+        me = threading.current_thread().name
+        P.run(lambda a, b: inner.append((lo, a, b, threading.current_thread().name == me)),
+              4, 10**6)
+
+    t = threading.Thread(target=P.run, args=(outer, 2, 10**6), daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "a nested parallel call deadlocked"
+    # each outer block ran the inner blocks itself, one after the other
+    assert sorted(inner) == [(0, 0, 2, True), (0, 2, 4, True), (1, 0, 2, True),
+                             (1, 2, 4, True)]
+
+
+def test_set_num_threads_checks_its_argument(threads):
+    for bad in (0, -2, 1.5, True, "2", None):
+        with pytest.raises(ValueError, match="positive integer"):
+            minigan.set_num_threads(bad)
+    minigan.set_num_threads(np.int64(3))
+    assert minigan.get_num_threads() == 3 and minigan.get_num_threads is P.get_num_threads
+
+
+def test_the_default_thread_count_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("MINIGAN_NUM_THREADS", "5")
+    assert P._default_threads() == 5
+    for bad in ("0", "-1", "two", "1.5"):
+        monkeypatch.setenv("MINIGAN_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match="MINIGAN_NUM_THREADS"):
+            P._default_threads()
+    monkeypatch.delenv("MINIGAN_NUM_THREADS")
+    n = P._default_threads()
+    assert 1 <= n <= P._MAX_DEFAULT_THREADS
+    if hasattr(os, "sched_getaffinity"):
+        assert n == min(len(os.sched_getaffinity(0)), P._MAX_DEFAULT_THREADS)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,k,n", [(37, 19, 5), (5, 19, 37), (64, 1, 64), (1, 7, 1)])
+def test_matmul_matches_numpy_and_repeats_exactly(threads, dtype, m, k, n):
+    threads(3)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    wide = np.zeros((m, k + 3), dtype)
+    wide[:, 1:k + 1] = a  # a row-strided view
+    for x, y in ((a, b), (np.asfortranarray(a), b), (a, np.asfortranarray(b)),
+                 (wide[:, 1:k + 1], b)):
+        got = P.matmul(x, y)
+        np.testing.assert_allclose(got, x @ y, rtol=tol, atol=tol)
+        assert np.array_equal(got, P.matmul(x, y))
+    out = np.full((m, n), np.nan, dtype)
+    assert P.matmul(a, b, out=out) is out
+    np.testing.assert_allclose(out, a @ b, rtol=tol, atol=tol)
+
+
+def test_matmul_leaves_the_blas_thread_count_as_it_found_it(threads):
+    threads(2)
+    if not P.blas_controllable():
+        pytest.skip("the loaded BLAS has no thread control minigan knows (not OpenBLAS)")
+    before = P._blas["get"]()
+    P.matmul(np.ones((40, 30)), np.ones((30, 20)))
+    assert P._blas["get"]() == before
+
+
+def test_matmul_passes_what_it_cannot_split_to_numpy(threads):
+    threads(2)
+    a, b = np.arange(6).reshape(2, 3), np.arange(12).reshape(3, 4)  # integers: no BLAS
+    assert np.array_equal(P.matmul(a, b), a @ b)
+    with pytest.raises(ValueError):
+        P.matmul(np.ones((2, 3)), np.ones((4, 5)))
+    with pytest.raises(ValueError):
+        P.matmul(np.ones((2, 3)), np.ones((3, 5)), out=np.empty((2, 4)))
+
+
+def test_copyto_splits_along_an_axis_every_thread_can_share(threads):
+    threads(3)
+    rng = np.random.default_rng(1)
+    for shape in [(1, 2, 9, 4), (7, 1, 3), (2, 2), (5,)]:
+        src = rng.standard_normal(shape)
+        dst = np.zeros(shape[::-1]).T  # a transposed destination
+        P.copyto(dst, src)
+        assert np.array_equal(dst, src)
+    dst = np.zeros((4, 3))
+    P.copyto(dst, np.arange(3.0))  # a broadcast source: copied unsplit
+    assert np.array_equal(dst, np.broadcast_to(np.arange(3.0), (4, 3)))
+
+
+def _serial_and_split(threads, fn):
+    """fn() with one thread and with three (thresholds at their minimum)."""
+    threads(1)
+    one = fn()
+    threads(3)
+    return one, fn()
+
+
+def _same(a, b):
+    if isinstance(a, tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _same(x, y)
+        return
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape and a.dtype == b.dtype
+    assert np.array_equal(a, b, equal_nan=True)
+
+
+def _channels_last(a):
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.2, 1.5])
+def test_leaky_relu_kernels_give_the_serial_bits(threads, slope):
+    rng = np.random.default_rng(2)
+    x = _channels_last(rng.standard_normal((5, 17, 3, 4)).astype(np.float32))
+    x[0, 0, 0, :2] = [np.nan, -np.inf]
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+    gy[1, 1, 1, 1] = np.inf
+
+    def run():
+        y_in = x.copy(order="K")
+        return (E.leaky_relu_forward(x, slope), E.leaky_relu_inplace(y_in, slope),
+                E.leaky_relu_backward(gy, x, slope),
+                E.leaky_relu_backward(gy.astype(np.float64), x, slope))
+
+    one, split = _serial_and_split(threads, run)
+    _same(one, split)
+    assert E.leaky_relu_forward(x, slope).strides == x.strides  # x's layout kept
+
+
+@pytest.mark.parametrize("last", [False, True])
+def test_batch_norm_gives_the_serial_bits(threads, last):
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((70, 6, 5, 3)) * 3 + 1).astype(np.float32)  # > 64 rows: slabs
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+    if last:
+        x, gy = _channels_last(x), _channels_last(gy)
+    w = rng.standard_normal(6).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+
+    def run():
+        rm, rv = np.zeros(6, np.float32), np.ones(6, np.float32)
+        y, mean, invstd = BN.batch_norm_forward_train(x, w, b, rm, rv, 0.1, 1e-5)
+        return (y, mean, invstd, rm, rv) + tuple(BN.batch_norm_backward_train(gy, x, w, mean, invstd))
+
+    one, split = _serial_and_split(threads, run)
+    _same(one, split)
+
+
+def test_adam_gives_the_serial_bits(threads):
+    rng = np.random.default_rng(4)
+    p0 = rng.standard_normal((9, 4, 3)).astype(np.float32)
+    g = rng.standard_normal(p0.shape).astype(np.float32)
+
+    def run():
+        out = []
+        for wd in (0.0, 0.01):
+            p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
+            for step in (1, 2):
+                O.adam_step(p, g, m, v, step, 1e-3, 0.5, 0.999, 1e-8, wd)
+            out += [p, m, v]
+        return tuple(out)
+
+    one, split = _serial_and_split(threads, run)
+    _same(one, split)
+
+
+@pytest.mark.parametrize("cin,cout", [(1, 3), (3, 20), (20, 3), (20, 24)])
+def test_conv_kernels_split_match_serial(threads, cin, cout):
+    # the copies are exact; the GEMMs split into row or column blocks agree to rounding
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, cin, 9, 8)).astype(np.float32)
+    if cin >= 16:
+        x = _channels_last(x)
+    w = rng.standard_normal((cout, cin, 4, 4)).astype(np.float32)
+    wt = rng.standard_normal((cin, cout, 4, 4)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    gy = rng.standard_normal((6, cout, 4, 4)).astype(np.float32)
+
+    def run():
+        return (C.conv2d_forward(x, w, b, 2, 1), C.conv2d_grad_weight(x, gy, 4, 2, 1),
+                C.conv_transpose2d_forward(x, wt, b, 2, 1),
+                C.conv_transpose2d_forward(x, wt, None, 3, 2),  # col2im (k not a multiple of s)
+                C.im2col(x, 3, 2, 1), C.col2im(C.im2col(x, 3, 2, 1), x.shape, 3, 2, 1))
+
+    one, split = _serial_and_split(threads, run)
+    for a, b_ in zip(one, split):
+        assert a.shape == b_.shape and a.dtype == b_.dtype
+        np.testing.assert_allclose(b_, a, rtol=1e-5, atol=1e-5)
+    _same(one[4:], split[4:])  # im2col / col2im: copies and adds, exact
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork")
+def test_a_forked_child_starts_its_own_workers(threads):
+    threads(2)
+    P.run(lambda lo, hi: None, 4, 10**6)  # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:  # child: the parent's workers are not here; new ones must start
+        code = 1
+        try:
+            names = []
+            P.run(lambda lo, hi: names.append(threading.current_thread().name), 4, 10**6)
+            code = 0 if "minigan-cpu-1" in names else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
