@@ -2,6 +2,7 @@
 caller, and the thread count is the user's to set."""
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -151,8 +152,13 @@ def test_matmul_leaves_the_blas_thread_count_as_it_found_it(threads):
     if not P.blas_controllable():
         pytest.skip("the loaded BLAS has no thread control minigan knows (not OpenBLAS)")
     before = P._blas["get"]()
-    P.matmul(np.ones((40, 30)), np.ones((30, 20)))
-    assert P._blas["get"]() == before
+    try:
+        for count in (2, 3):
+            P._blas["set"](count)
+            P.matmul(np.ones((40, 30)), np.ones((30, 20)))
+            assert P._blas["get"]() == count
+    finally:
+        P._blas["set"](before)
 
 
 def test_matmul_passes_what_it_cannot_split_to_numpy(threads):
@@ -176,6 +182,14 @@ def test_copyto_splits_along_an_axis_every_thread_can_share(threads):
     dst = np.zeros((4, 3))
     P.copyto(dst, np.arange(3.0))  # a broadcast source: copied unsplit
     assert np.array_equal(dst, np.broadcast_to(np.arange(3.0), (4, 3)))
+
+
+def test_sum_outer_is_numpys_sum_bit_for_bit(threads):
+    threads(3)
+    rng = np.random.default_rng(6)
+    for shape in [(64, 33, 5), (7, 40)]:
+        a = (rng.standard_normal(shape) * 1e3).astype(np.float32)
+        assert np.array_equal(BN._sum_outer(a), a.sum(axis=0))
 
 
 def _serial_and_split(threads, fn):
@@ -295,5 +309,15 @@ def test_a_forked_child_starts_its_own_workers(threads):
             code = 0 if "minigan-cpu-1" in names else 2
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child's parallel call never finished (waiting on the "
+                        "parent's workers?)")
+        time.sleep(0.05)
     assert os.waitstatus_to_exitcode(status) == 0
