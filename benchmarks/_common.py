@@ -18,14 +18,16 @@ for _p in (str(ROOT), str(HERE)):  # run as `python benchmarks/x.py` from anywhe
 
 import numpy as np
 
+import minigan
 from minigan import backend
 
 
 def load_torch(device: str):
     """torch, configured for a fair comparison, or (None, why) when it cannot run here.
 
-    Threads: as many as NumPy's OpenBLAS runs (all cores unless OPENBLAS_NUM_THREADS says
-    otherwise; all cores when that count cannot be read). TF32: follows CUPY_TF32 (off unless it is 1),
+    Threads: as many as minigan's CPU kernels use (``minigan.get_num_threads()``: the CPUs
+    this process may use, at most 8, fewer where MINIGAN_NUM_THREADS, OMP_NUM_THREADS or
+    OPENBLAS_NUM_THREADS say so). TF32: follows CUPY_TF32 (off unless it is 1),
     for matmul and cuDNN convolutions alike (cuDNN allows TF32 by default in PyTorch).
     """
     try:
@@ -34,7 +36,7 @@ def load_torch(device: str):
         return None, f"PyTorch is not installed ({exc.__class__.__name__}: {exc})"
     if device == "cuda" and not torch.cuda.is_available():
         return None, f"PyTorch {torch.__version__} has no CUDA device here"
-    torch.set_num_threads(numpy_blas_threads() or os.cpu_count() or 1)
+    torch.set_num_threads(minigan.get_num_threads())
     tf32 = backend.tf32_enabled()
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
@@ -264,6 +266,7 @@ def environment(device: str, torch=None) -> dict:
         "numpy": np.__version__,
         "numpy_blas": blas_summary(),
         "numpy_blas_threads": numpy_blas_threads(),
+        "minigan_threads": minigan.get_num_threads(),
         "numpy_blas_core": numpy_blas_core(),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),

@@ -24,7 +24,9 @@ unsplit ones, so results can differ in the last bits between thread counts.
 
 **Thread count.** ``get_num_threads()`` / ``set_num_threads(n)`` (also ``minigan.`` names, as
 in PyTorch). The default is the ``MINIGAN_NUM_THREADS`` environment variable, else the number
-of CPUs this process may run on, at most 8. With one thread nothing is split and no worker
+of CPUs this process may run on, at most 8, and at most ``OMP_NUM_THREADS`` or
+``OPENBLAS_NUM_THREADS`` where those are set (so a job limited to one thread stays so). With
+one thread nothing is split and no worker
 exists. Only one parallel call runs at a time: a call made while another thread holds the pool
 runs serially (never blocks, never nests).
 """
@@ -60,7 +62,12 @@ def _default_threads() -> int:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, _MAX_DEFAULT_THREADS))
+    n = min(cpus, _MAX_DEFAULT_THREADS)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # as the BLAS and PyTorch take them
+        head = os.environ.get(name, "").split(",")[0].strip()
+        if head.isdigit() and int(head) > 0:
+            n = min(n, int(head))
+    return max(1, n)
 
 
 class _Pool:

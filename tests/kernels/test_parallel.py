@@ -121,10 +121,25 @@ def test_the_default_thread_count_comes_from_the_environment(monkeypatch):
         with pytest.raises(ValueError, match="MINIGAN_NUM_THREADS"):
             P._default_threads()
     monkeypatch.delenv("MINIGAN_NUM_THREADS")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     n = P._default_threads()
     assert 1 <= n <= P._MAX_DEFAULT_THREADS
     if hasattr(os, "sched_getaffinity"):
         assert n == min(len(os.sched_getaffinity(0)), P._MAX_DEFAULT_THREADS)
+    # a job limited to fewer threads through the usual variables is not given more
+    monkeypatch.setattr(P, "_MAX_DEFAULT_THREADS", 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert P._default_threads() == 16
+    monkeypatch.setenv("OMP_NUM_THREADS", "3,2")
+    assert P._default_threads() == 3
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert P._default_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "0")
+    assert P._default_threads() == 16  # (values that are no thread counts are not ours to judge)
+    monkeypatch.setenv("MINIGAN_NUM_THREADS", "20")
+    assert P._default_threads() == 20  # minigan's own variable wins
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
