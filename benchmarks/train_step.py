@@ -15,6 +15,9 @@ each framework's caching allocator from the same point (CuPy's pool; PyTorch's r
 with its allocated bytes reported too).
 
 --profile runs minigan's steps under cProfile and prints where the time goes, per kernel/op.
+cProfile sees the calling thread only: the blocks that minigan's CPU worker threads run
+(``kernels.parallel``) are not in it, and the caller's wait for them is charged to the kernel
+that waits, so the shares are of the step's wall time as the calling thread spends it.
 
 --cuda-graph (GPU) adds a third framework, ``minigan_graph``: minigan's step captured once as a
 CUDA graph and replayed (``minigan train --cuda-graph``, ``minigan/gan/graph.py``), timed in
@@ -410,7 +413,10 @@ def mem_child(args, torch) -> None:
 # Profiling: where minigan's CPU time goes, grouped per kernel/op
 
 _CATEGORIES = (
-    # (path inside minigan/, qualname test, category)
+    # (path inside minigan/, qualname test, category); a category of None makes the file's
+    # functions foreign: their time goes to the kernel that called them (kernels.parallel's
+    # thread hand-offs and waits, its split GEMMs)
+    ("kernels/parallel.py", lambda q: True, None),
     ("kernels/conv.py", lambda q: "col2im" in q, "conv: col2im (scatter-add)"),
     ("kernels/conv.py", lambda q: "im2col" in q or "_pad" in q, "conv: im2col (gather copy)"),
     ("kernels/conv.py", lambda q: "subpixel" in q,
@@ -461,8 +467,11 @@ def _qualnames() -> dict:
                 members = [m.fget if isinstance(m, property) else m for m in members]
             for f in members:
                 if inspect.isfunction(f):  # not getattr: the CuPy stub raises on any attribute
-                    code = f.__code__
-                    out[(code.co_filename, code.co_firstlineno)] = code.co_qualname
+                    codes = [f.__code__]
+                    while codes:  # with the functions defined inside it (blocks run by
+                        code = codes.pop()  # kernels.parallel, for one)
+                        out[(code.co_filename, code.co_firstlineno)] = code.co_qualname
+                        codes += [c for c in code.co_consts if inspect.iscode(c)]
     return out
 
 
@@ -480,55 +489,73 @@ def _own_category(func, pkg: str, qualnames: dict):
 
 
 def categorize(stats: pstats.Stats) -> tuple:
-    """Self time per category. Time inside NumPy's Python code and C builtins is charged to
-    the minigan function that called it (through chains of non-minigan callers)."""
+    """Self time per category. Time inside NumPy's Python code, C builtins and other foreign
+    functions (kernels.parallel's included) is charged to the minigan functions that called
+    them, through chains of foreign callers, in proportion to each caller's share of the
+    foreign function's cumulative time."""
     pkg = str(Path(minigan.__file__).resolve().parent)
     qualnames = _qualnames()
     raw = stats.stats
     memo = {}
+    other = "other (outside minigan)"
+    # A block that kernels.parallel runs is called by its pool's run(), which every split
+    # kernel shares; its time belongs to the function that made the block instead
+    # (``matmul.<locals>.<lambda>`` to ``matmul``), whose callers are the kernels.
+    funcs = {(f[0], qualnames.get((f[0], f[1]), f[2])): f for f in raw}
+    parallel_py = str(Path(pkg, "kernels", "parallel.py"))
 
-    def dominant(func, depth=0):
-        """The category of a minigan function, or the one most of a foreign function's calls
-        come from."""
+    def maker(func):
+        qual = qualnames.get((func[0], func[1]), "")
+        if func[0] != parallel_py or ".<locals>." not in qual:
+            return None
+        return funcs.get((func[0], qual.split(".<locals>.")[0]))
+
+    def mix(func, depth=0):
+        """{category: fraction} for a function's own time."""
         if func in memo:
             return memo[func]
+        made_by = maker(func)
+        if made_by is not None:
+            memo[func] = {other: 1.0}
+            memo[func] = mix(made_by, depth + 1)
+            return memo[func]
         cat = _own_category(func, pkg, qualnames)
-        if cat is None:
-            callers = raw.get(func, (0, 0, 0, 0, {}))[4]
-            memo[func] = "other (outside minigan)"  # guards recursion cycles
-            if callers and depth < 20:
-                best = max(callers.items(), key=lambda kv: kv[1][3])[0]
-                cat = dominant(best, depth + 1)
-            else:
-                cat = "other (outside minigan)"
-        memo[func] = cat
-        return cat
+        if cat is not None:
+            memo[func] = {cat: 1.0}
+            return memo[func]
+        memo[func] = {other: 1.0}  # guards recursion cycles
+        callers = raw.get(func, (0, 0, 0, 0, {}))[4]
+        total = sum(edge[3] for edge in callers.values())
+        if not callers or depth >= 30 or total <= 0:
+            return memo[func]
+        out = {}
+        for caller, edge in callers.items():
+            for c, f in mix(caller, depth + 1).items():
+                out[c] = out.get(c, 0.0) + f * edge[3] / total
+        memo[func] = out
+        return out
 
     per_cat, per_func = {}, []
     for func, (_cc, _nc, tt, _ct, callers) in raw.items():
         if func[2] in ("<method 'disable' of '_lsprof.Profiler' objects>",):
             continue
-        own = _own_category(func, pkg, qualnames)
-        if func[2] == _blas_gemm.__name__ and func[0] == __file__:
-            for caller, edge in callers.items():
-                cat = dominant(caller)
-                cat = "conv: GEMM (BLAS matmul)" if cat.startswith("conv") else cat
-                per_cat[cat] = per_cat.get(cat, 0.0) + edge[2]
-        elif own is not None or not callers:
-            cat = own or "other (outside minigan)"
-            per_cat[cat] = per_cat.get(cat, 0.0) + tt
-        else:  # split a foreign function's self time over its callers
-            for caller, edge in callers.items():
-                cat = dominant(caller)
-                per_cat[cat] = per_cat.get(cat, 0.0) + edge[2]
-            cat = dominant(func)
+        gemm = func[2] == _blas_gemm.__name__ and func[0] == __file__
+        shares = mix(func)
+        if gemm:  # a GEMM called (through any foreign chain) by a conv kernel is conv's GEMM
+            renamed = {}
+            for c, f in shares.items():
+                c = "conv: GEMM (BLAS matmul)" if c.startswith("conv") else c
+                renamed[c] = renamed.get(c, 0.0) + f
+            shares = renamed
+        for c, f in shares.items():
+            per_cat[c] = per_cat.get(c, 0.0) + f * tt
         label = func[2]
-        if func[2] == _blas_gemm.__name__ and func[0] == __file__:
+        if gemm:
             label = "numpy.matmul (BLAS GEMM)"
         elif func[0].startswith(pkg):
             label = (func[0][len(pkg):].lstrip("/") + ":"
                      + qualnames.get((func[0], func[1]), func[2]))
-        per_func.append((tt, label, cat))
+        per_func.append((tt, label, max(shares, key=shares.get)))
     return per_cat, sorted(per_func, reverse=True)
 
 

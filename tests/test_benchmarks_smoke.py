@@ -135,6 +135,32 @@ def test_train_step_profile(bench, capsys):
     assert any(k.startswith("conv") for k in prof["shares_pct"])
 
 
+def test_train_step_profile_charges_split_work_to_the_kernels(bench, capsys, monkeypatch):
+    # every kernel split across two threads: the GEMMs and copies run through the pool's
+    # shared hand-off, and must still be charged to the conv kernels that asked for them
+    from minigan.kernels import parallel
+    ts = bench("train_step")
+    before = parallel.get_num_threads()
+    monkeypatch.setattr(parallel, "MIN_BYTES", 2)
+    monkeypatch.setattr(parallel, "MIN_GEMM_FLOPS", 1)
+    parallel.set_num_threads(2)
+    try:
+        (prof,) = ts.main(["--model", "dcgan", "--batch-size", "4", "--steps", "2", "--warmup",
+                           "1", "--profile", "--profile-top", "400", "--json"])
+    finally:
+        parallel.set_num_threads(before)
+    capsys.readouterr()
+    shares = prof["shares_pct"]
+    assert sum(shares.values()) == pytest.approx(100.0, abs=0.5)
+    gemm = [f for f in prof["top_functions"] if f["function"] == "numpy.matmul (BLAS GEMM)"]
+    assert gemm and gemm[0]["category"] == "conv: GEMM (BLAS matmul)"
+    assert shares["conv: GEMM (BLAS matmul)"] >= gemm[0]["pct"] - 0.5
+    for f in prof["top_functions"]:
+        if f["function"].startswith("kernels/parallel.py:"):
+            assert f["category"].startswith("conv") or f["category"] in (
+                "batch norm", "elementwise (activations, BCE)", "Adam"), f
+
+
 def test_kernels_main(bench, capsys, tmp_path):
     kb = bench("kernels")
     out_file = tmp_path / "k.jsonl"
