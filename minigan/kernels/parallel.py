@@ -76,6 +76,7 @@ class _Pool:
     def __init__(self, threads: int):
         self.threads = threads
         self.busy = threading.Lock()
+        self.closed = False
         self.inboxes = []
         for i in range(threads - 1):
             inbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -99,8 +100,12 @@ class _Pool:
                 done.put(None)
 
     def close(self):
-        for inbox in self.inboxes:
-            inbox.put(None)
+        # (under the busy lock: a call that still holds this pool either finishes first or
+        # then finds it closed and runs serially, never waiting on a worker that has quit)
+        with self.busy:
+            self.closed = True
+            for inbox in self.inboxes:
+                inbox.put(None)
 
     def run(self, tasks) -> None:
         """Run every task (a callable of no arguments); return when all are done. The first
@@ -110,6 +115,10 @@ class _Pool:
                 t()
             return
         try:
+            if self.closed:
+                for t in tasks:
+                    t()
+                return
             # a queue of this call's own: should the caller be interrupted while waiting, a
             # late answer from a worker cannot be taken for a later call's
             done: queue.SimpleQueue = queue.SimpleQueue()

@@ -105,6 +105,19 @@ def test_a_nested_call_runs_serially_instead_of_waiting_on_itself(threads):
                              (1, 2, 4, True)]
 
 
+def test_a_call_holding_a_pool_that_was_replaced_still_finishes(threads):
+    threads(2)
+    old = P._pool()
+    threads(3)  # closes the old pool: its worker quits
+    out = []
+    t = threading.Thread(target=old.run, args=([lambda: out.append(1), lambda: out.append(2)],),
+                         daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "a call on a closed pool waited for a worker that had quit"
+    assert out == [1, 2]  # run serially by the caller
+
+
 def test_set_num_threads_checks_its_argument(threads):
     for bad in (0, -2, 1.5, True, "2", None):
         with pytest.raises(ValueError, match="positive integer"):
