@@ -909,7 +909,7 @@ def _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols=None):
             gyn = _workspace.take("gyt", (n, out_hw[0], out_hw[1], o), x.dtype)
             parallel.copyto(gyn, gy.transpose(0, 2, 3, 1))
         gw = _cpu_matmul(gyn.reshape(-1, o).T, cols,  # (O, kh*kw*C)
-                       out=_workspace.take("gemm", (o, cols.shape[1]), x.dtype))
+                         out=_workspace.take("gemm", (o, cols.shape[1]), x.dtype))
         # always a copy (never a view of the workspace, which ascontiguousarray would give for
         # 1x1 kernels or one channel)
         out = np.empty((o, c, k[0], k[1]), x.dtype)
@@ -921,7 +921,8 @@ def _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols=None):
         return _cpu_matmul(gyn.reshape(-1, o).T, cols.T).reshape(o, c, k[0], k[1])
     # gy as (O, N*Ho*Wo): a copy of gy, far smaller than cols, so the GEMM can use cols^T as is
     gyt = _workspace.take("gyt", (o, n) + tuple(out_hw), x.dtype)
-    parallel.copyto(gyt, gy.transpose(1, 0, 2, 3))  # (any layout of gy: no reshape, which may copy)
+    # (any layout of gy: no reshape, which may copy)
+    parallel.copyto(gyt, gy.transpose(1, 0, 2, 3))
     gw = _cpu_matmul(gyt.reshape(o, -1), cols.T)
     return gw.reshape(o, c, k[0], k[1])
 
@@ -1021,8 +1022,8 @@ def _conv_transpose2d_forward(x, w, b, stride, padding, output_padding, dilation
         elif xp is np and cout >= _CHANNELS_LAST_MIN:
             # the weight's columns as (i, j, cout): the product is the output channels-last
             yn = _cpu_matmul(np.ascontiguousarray(x).reshape(n, cin),
-                           _channels_last_weight(w).reshape(cin, -1),
-                           out=np.empty((n, kh * kw * cout), x.dtype)).reshape(n, kh, kw, cout)
+                             _channels_last_weight(w).reshape(cin, -1),
+                             out=np.empty((n, kh * kw * cout), x.dtype)).reshape(n, kh, kw, cout)
             if b is not None:
                 yn += b
             return yn.transpose(0, 3, 1, 2), False
@@ -1051,7 +1052,7 @@ def _conv_transpose_numpy(x, w, b, k, s, p, d, out_hw):
             xn = _to_channels_last(x, _workspace.take("xt", (n, h, wd, cin), x.dtype))
         w2 = _channels_last_weight(w).reshape(cin, -1)
         cols = _cpu_matmul(xn.reshape(-1, cin), w2,
-                         out=_workspace.take("cols", (n * h * wd, w2.shape[1]), x.dtype))
+                           out=_workspace.take("cols", (n * h * wd, w2.shape[1]), x.dtype))
         return _col2im_cpu_nhwc(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)
     # x as (Cin, N*H*W), so that one GEMM covers the batch: the transpose of x's free
     # (N*H*W, Cin) view when x is stored channels-last, else a copy of the (small) input
@@ -1060,10 +1061,12 @@ def _conv_transpose_numpy(x, w, b, k, s, p, d, out_hw):
         xt = xl.reshape(-1, cin).T
     else:
         xt = _workspace.take("xt", (cin, n, h, wd), x.dtype)
-        parallel.copyto(xt, x.transpose(1, 0, 2, 3))  # (any layout of x: no reshape, which may copy)
+        # (any layout of x: no reshape, which may copy)
+        parallel.copyto(xt, x.transpose(1, 0, 2, 3))
         xt = xt.reshape(cin, -1)
     w2 = np.ascontiguousarray(w).reshape(cin, -1)
-    cols = _cpu_matmul(w2.T, xt, out=_workspace.take("cols", (w2.shape[1], n * h * wd), x.dtype))
+    cols = _cpu_matmul(w2.T, xt,
+                       out=_workspace.take("cols", (w2.shape[1], n * h * wd), x.dtype))
     return _col2im_cpu(cols, (n, cout, *out_hw), (h, wd), k, s, p, d, bias=b)
 
 
@@ -1133,7 +1136,7 @@ def _conv_transpose_subpixel_numpy(x, w, b, k, s, p, out_hw, grid):
     w6 = w.reshape(cin, cout, mh, s[0], mw, s[1])[:, :, ::-1, :, ::-1, :]
     parallel.copyto(wsub, w6.transpose(2, 4, 0, 3, 5, 1))
     z = _cpu_matmul(cols, wsub.reshape(mh * mw * cin, -1),
-                  out=_workspace.take("gemm", (cols.shape[0], s[0] * s[1] * cout), x.dtype))
+                    out=_workspace.take("gemm", (cols.shape[0], s[0] * s[1] * cout), x.dtype))
     z = z.reshape(n, rh, rw, s[0], s[1], cout)
     yn = np.empty((n, *out_hw, cout), x.dtype)
     # window (r, c) phase (a, b) is output pixel (r*sh + a - (p - r0*sh), c*sw + b - ...)
