@@ -19,16 +19,17 @@ one two-threaded GEMM on dcgan64's shapes, and faster on the tallest ones. With 
 (MKL, Accelerate), GEMMs are left to that library's threads, unsplit.
 
 **Determinism.** The work is cut into the same blocks for the same shapes and thread count,
-so results repeat run to run. Reductions split into blocks sum in a different order than
-unsplit ones, so results can differ in the last bits between thread counts.
+so results repeat run to run. Elementwise passes, copies and batch norm's sums (split along
+the axes they do not reduce) give the same bits for any thread count. A GEMM's blocks may
+round differently from one unsplit product, in the last bits.
 
 **Thread count.** ``get_num_threads()`` / ``set_num_threads(n)`` (also ``minigan.`` names, as
 in PyTorch). The default is the ``MINIGAN_NUM_THREADS`` environment variable, else the number
 of CPUs this process may run on, at most 8, and at most ``OMP_NUM_THREADS`` or
 ``OPENBLAS_NUM_THREADS`` where those are set (so a job limited to one thread stays so). With
-one thread nothing is split and no worker
-exists. Only one parallel call runs at a time: a call made while another thread holds the pool
-runs serially (never blocks, never nests).
+one thread nothing is split and no worker exists. One parallel call runs at a time: a call
+made while another thread holds the pool runs its blocks serially (it never waits, and calls
+never nest).
 """
 from __future__ import annotations
 
