@@ -154,7 +154,9 @@ def get_num_threads() -> int:
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads (n >= 1) for minigan's CPU kernels, GEMMs included (see the module)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"set_num_threads: expected a positive integer, got {n!r}")
+    if n < 1:
         raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
     with _lock:
         old = _state["pool"]

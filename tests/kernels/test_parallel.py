@@ -119,8 +119,11 @@ def test_a_call_holding_a_pool_that_was_replaced_still_finishes(threads):
 
 
 def test_set_num_threads_checks_its_argument(threads):
-    for bad in (0, -2, 1.5, True, "2", None):
+    for bad in (0, -2):
         with pytest.raises(ValueError, match="positive integer"):
+            minigan.set_num_threads(bad)
+    for bad in (1.5, True, "2", None):
+        with pytest.raises(TypeError, match="positive integer"):
             minigan.set_num_threads(bad)
     minigan.set_num_threads(np.int64(3))
     assert minigan.get_num_threads() == 3 and minigan.get_num_threads is P.get_num_threads
