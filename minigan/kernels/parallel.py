@@ -302,8 +302,11 @@ def matmul(a, b, out=None):
     k = a.shape[1] if a.ndim == 2 else 0
     threads = get_num_threads()
     if (a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype or not _is_blasable(a)
-            or not _is_blasable(b) or (out is not None and (out.dtype != a.dtype or
-                                                            out.shape != (m, n)))
+            or not _is_blasable(b) or (out is not None and (
+                out.dtype != a.dtype or out.shape != (m, n)
+                # (NumPy buffers an out that overlaps an operand; blocks written in place
+                # would overwrite what other blocks still read)
+                or np.may_share_memory(out, a) or np.may_share_memory(out, b)))
             or not blas_controllable()):
         return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
     if out is None:

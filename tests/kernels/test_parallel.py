@@ -192,6 +192,16 @@ def test_matmul_leaves_the_blas_thread_count_as_it_found_it(threads):
         P._blas["set"](before)
 
 
+def test_matmul_into_an_operand_gives_numpys_product(threads):
+    threads(3)
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((30, 30))
+    b = rng.standard_normal((30, 30))
+    want = a @ b
+    assert P.matmul(a, b, out=b) is b  # (each row block reads all of b)
+    np.testing.assert_allclose(b, want, rtol=1e-12, atol=1e-12)
+
+
 def test_matmul_passes_what_it_cannot_split_to_numpy(threads):
     threads(2)
     a, b = np.arange(6).reshape(2, 3), np.arange(12).reshape(3, 4)  # integers: no BLAS
