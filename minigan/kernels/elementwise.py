@@ -75,8 +75,11 @@ def _inplace(ufunc, a, b):
 def split_rows(fn, out, *arrays) -> None:
     """``fn(out, *arrays)`` for a CPU elementwise pass, run as ``fn`` on blocks of the first
     axis across minigan's CPU threads (``kernels.parallel``) when every array has out's shape
-    (each block then touches only its own rows). Otherwise one call on the whole arrays."""
-    if out.ndim == 0 or any(a.shape != out.shape for a in arrays):
+    (each block then touches only its own rows) and none but out itself overlaps out in
+    memory. Otherwise one call on the whole arrays."""
+    if out.ndim == 0 or any(a.shape != out.shape or (a is not out and
+                                                     np.may_share_memory(a, out))
+                            for a in arrays):
         fn(out, *arrays)
         return
     parallel.run(lambda lo, hi: fn(out[lo:hi], *(a[lo:hi] for a in arrays)), out.shape[0],

@@ -220,10 +220,11 @@ def run(fn, total: int, nbytes: int) -> None:
 
 
 def copyto(dst, src) -> None:
-    """``np.copyto(dst, src)`` for arrays of one shape that do not overlap in memory, split
-    along the first axis long enough to give every thread a block (else the longest)."""
-    if dst.ndim == 0 or src.shape != dst.shape:
-        np.copyto(dst, src)
+    """``np.copyto(dst, src)``, split along the first axis long enough to give every thread a
+    block (else the longest), for arrays of one shape that do not overlap in memory (others
+    take NumPy's copyto as it is)."""
+    if dst.ndim == 0 or src.shape != dst.shape or np.may_share_memory(dst, src):
+        np.copyto(dst, src)  # (NumPy buffers an overlapping source)
         return
     threads = get_num_threads()
     axis = next((i for i, n in enumerate(dst.shape) if n >= threads),

@@ -220,6 +220,10 @@ def test_copyto_splits_along_an_axis_every_thread_can_share(threads):
         dst = np.zeros(shape[::-1]).T  # a transposed destination
         P.copyto(dst, src)
         assert np.array_equal(dst, src)
+    a = np.arange(40.0).reshape(8, 5)
+    want = a[::-1].copy()
+    P.copyto(a, a[::-1])  # overlapping: NumPy's buffered copy, not blocks in place
+    assert np.array_equal(a, want)
     dst = np.zeros((4, 3))
     P.copyto(dst, np.arange(3.0))  # a broadcast source: copied unsplit
     assert np.array_equal(dst, np.broadcast_to(np.arange(3.0), (4, 3)))
@@ -254,6 +258,17 @@ def _same(a, b):
 
 def _channels_last(a):
     return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def test_split_rows_leaves_overlapping_arrays_to_one_call(threads):
+    threads(3)
+    a = np.arange(12.0).reshape(6, 2)
+    want = a + a[::-1]
+    E.split_rows(lambda o, x: np.add(o, x, out=o), a, a[::-1])
+    assert np.array_equal(a, want)
+    b = np.arange(12.0).reshape(6, 2)
+    E.split_rows(lambda o, x: np.add(x, 1.0, out=o), b, b)  # out itself as an input: split
+    assert np.array_equal(b, np.arange(12.0).reshape(6, 2) + 1)
 
 
 @pytest.mark.parametrize("slope", [0.0, 0.2, 1.5])
