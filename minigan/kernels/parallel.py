@@ -178,7 +178,6 @@ def _pool():
 def _after_fork_in_child():
     # the workers do not exist in a forked child: start new ones on first use
     _state["pool"] = None
-    _blas["checked"] = False
 
 
 if hasattr(os, "register_at_fork"):
