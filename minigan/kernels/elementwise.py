@@ -171,13 +171,60 @@ _LEAKY_INPLACE = "y = y < (T)0 ? " + _NEGATIVE_PART.format(v="y") + " : y"
 _BIAS_LEAKY_INPLACE = "const T v = y + b; y = v < (T)0 ? " + _NEGATIVE_PART.format(v="v") + " : v"
 
 
+# ReLU on the CPU is np.maximum against zeros, but not against a scalar 0: NumPy's loop for
+# an array and a broadcast scalar is not vectorised for maximum (it branches per element),
+# and it ran 2-4x slower than maximum of two contiguous arrays (measured on AVX2 with NumPy
+# 2.4, random signs). So the data is viewed as rows of _ZEROS_LEN values and each row is
+# taken against one cached row of zeros, which stays in cache. Same values (the maximum of
+# x and +0 either way: NaN propagates, -0 gives +0).
+_ZEROS_LEN = 16384
+_ZEROS_ROWS: dict = {}
+
+
+def memory_order_flat(a):
+    """A 1-D view of a's elements in the order they lie in memory, when a is dense (C, F or
+    any permuted contiguous layout, like the channels-last conv outputs); else None."""
+    if a.flags.c_contiguous:
+        return a.reshape(-1)
+    if a.flags.f_contiguous:
+        return a.T.reshape(-1)
+    t = a.transpose(sorted(range(a.ndim), key=lambda i: -a.strides[i]))
+    return t.reshape(-1) if t.flags.c_contiguous else None
+
+
+def _relu_cpu(x, out):
+    """``np.maximum(x, 0, out=out)`` for NumPy arrays of one shape and dtype (out may be x),
+    through rows of cached zeros where x and out are dense in the same layout."""
+    xf = memory_order_flat(x) if x.strides == out.strides and x.dtype == out.dtype else None
+    yf = memory_order_flat(out) if xf is not None else None
+    if yf is None or x.ndim == 0:
+        return _array(np.maximum(x, x.dtype.type(0), out=out))
+    length = _ZEROS_LEN
+    zeros = _ZEROS_ROWS.get((x.dtype, length))
+    if zeros is None:
+        zeros = _ZEROS_ROWS.setdefault((x.dtype, length), np.zeros(length, x.dtype))
+    n = xf.size
+    rows = n // length
+    body = rows * length
+    if rows:
+        y2 = yf[:body].reshape(rows, length)
+        if out is x:
+            split_rows(lambda yb: np.maximum(yb, zeros, out=yb), y2)
+        else:
+            split_rows(lambda yb, xb: np.maximum(xb, zeros, out=yb), y2,
+                       xf[:body].reshape(rows, length))
+    if body < n:
+        np.maximum(xf[body:], zeros[:n - body], out=yf[body:])
+    return out
+
+
 def leaky_relu_forward(x, negative_slope: float):
     """y = x if x >= 0 else s*x (NaN propagates; a slope of 0 gives 0 for -inf, not 0*inf)."""
     if backend.is_cupy_array(x):
         k = _ew("T x, T s", "T y", _LEAKY_FWD, "minigan_leaky_relu_fwd")
         return k(x, _scalar(x, negative_slope), *out_like(x))
     if negative_slope == 0.0:
-        return _array(np.maximum(x, x.dtype.type(0)))
+        return _relu_cpu(x, np.empty_like(x))
     # One temporary: leaky_relu(x) = max(x, s*x) for s <= 1 and min(x, s*x) for s > 1.
     pick = np.maximum if negative_slope <= 1.0 else np.minimum
     if x.dtype.kind != "f":
@@ -210,9 +257,7 @@ def leaky_relu_inplace(y, negative_slope: float, bias=None):
     if bias is not None:
         y += bias
     if negative_slope == 0.0:
-        zero = y.dtype.type(0)
-        split_rows(lambda yb: np.maximum(yb, zero, out=yb), y)
-        return y
+        return _relu_cpu(y, y)
     pick = np.maximum if negative_slope <= 1.0 else np.minimum
 
     def block(yb, tb):  # (on blocks of rows across the CPU threads)
@@ -705,7 +750,7 @@ def relu_forward(x):
     """y = max(x, 0) (NaN propagates)."""
     if backend.is_cupy_array(x):
         return _ew("T x", "T y", "y = x < (T)0 ? (T)0 : x", "minigan_relu_fwd")(x, *out_like(x))
-    return _array(np.maximum(x, 0))
+    return _relu_cpu(x, np.empty_like(x))
 
 
 def relu_backward(gy, x):

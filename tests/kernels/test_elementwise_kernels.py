@@ -142,6 +142,56 @@ def test_relu(xp, dtype):
     _check(xp, K.relu_backward, lambda g, x: np.where(x > 0, g, 0.0), gy, x, dtype=dtype)
 
 
+def _relu_layouts(n_rows_of_zeros):
+    """Arrays of (3 + rows of K._ZEROS_LEN) values in the layouts activations come in, with
+    NaN, infinities and signed zeros among random values."""
+    base = np.random.default_rng(4).standard_normal(
+        (2, 3, 5, 7 + n_rows_of_zeros * K._ZEROS_LEN // 15 * 2)).astype(np.float32)
+    base.flat[:6] = [np.nan, -np.inf, np.inf, -0.0, 0.0, -np.nan]
+    channels_last = np.ascontiguousarray(base.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    return {"C": base, "F": np.asfortranarray(base), "channels-last": channels_last,
+            "strided": base[:, :, ::2], "reversed": base[::-1], "broadcast":
+            np.broadcast_to(base[:1], base.shape), "0-d": np.array(-2.5, np.float32),
+            "empty": base[:0]}
+
+
+@pytest.mark.parametrize("rows", [0, 1, 3])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32])
+def test_relu_cpu_gives_maximum_with_zero_in_every_layout(rows, dtype):
+    """The CPU ReLU (rows of cached zeros for dense arrays, one broadcast call otherwise) gives
+    np.maximum(x, 0)'s bits, in x's layout, forward, in place and through leaky_relu."""
+    for name, a in _relu_layouts(rows).items():
+        if dtype == np.int32:
+            a = np.nan_to_num(a * 100, posinf=7, neginf=-7)
+        x = a.astype(dtype) if a.ndim else np.asarray(a, dtype)
+        if name == "broadcast":
+            x = np.broadcast_to(x[:1], x.shape)
+        want = np.maximum(x, dtype(0))
+        for got in (K.relu_forward(x), K.leaky_relu_forward(x, 0.0)):
+            assert got.dtype == want.dtype and got.shape == want.shape, name
+            assert np.array_equal(got, want, equal_nan=dtype != np.int32), name
+            assert np.array_equal(np.signbit(got), np.signbit(want)), name
+            if name != "broadcast":
+                assert got.strides == np.empty_like(x).strides, name
+        if name == "broadcast":
+            continue
+        y = x.copy(order="K") if x.ndim else x.copy()
+        assert K.leaky_relu_inplace(y, 0.0) is y, name
+        assert np.array_equal(y, want, equal_nan=dtype != np.int32), name
+        if rows and name in ("C", "F", "channels-last"):  # the body and a tail both exercised
+            assert x.size > K._ZEROS_LEN and x.size % K._ZEROS_LEN, name
+
+
+def test_memory_order_flat_views_dense_arrays_only():
+    a = np.arange(24.0).reshape(2, 3, 4)
+    for dense in (a, a.T, a.transpose(1, 0, 2), np.asfortranarray(a), a[1:2], a[1:2, :, None]):
+        flat = K.memory_order_flat(dense)
+        assert flat is not None and np.shares_memory(flat, dense) and flat.size == dense.size
+        assert sorted(flat.tolist()) == sorted(dense.ravel().tolist())
+    for sparse in (a[:, ::2], a[::-1], np.broadcast_to(a[:1], a.shape), a[..., :3]):
+        assert K.memory_order_flat(sparse) is None
+
+
 def test_relu_and_leaky_propagate_nan(xp):
     x = xp.asarray(np.array([np.nan, -1.0, 2.0], dtype=np.float32))
     assert np.isnan(to_np(K.relu_forward(x))[0])
