@@ -49,7 +49,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import backend
-from .elementwise import FLOAT_CTYPES, tanh_backward, with_leading_strides
+from .elementwise import FLOAT_CTYPES, tanh_backward, tanh_forward, with_leading_strides
 from .gemm import matmul as _gemm
 from .gemm import try_gemm_into as _try_gemm_into
 from . import parallel
@@ -1004,7 +1004,7 @@ def conv_transpose2d_forward(x, w, b=None, stride=1, padding=0, output_padding=0
     """
     y, done = _conv_transpose2d_forward(x, w, b, stride, padding, output_padding, dilation, tanh)
     if tanh and not done:
-        y = backend.get_array_module(y).tanh(y, out=y)
+        y = tanh_forward(y, out=y)
     return y
 
 

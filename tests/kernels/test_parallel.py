@@ -291,6 +291,28 @@ def test_leaky_relu_kernels_give_the_serial_bits(threads, slope, monkeypatch):
     assert E.leaky_relu_forward(x, slope).strides == x.strides  # x's layout kept
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_kernels_give_the_serial_bits_in_the_input_layout(threads, dtype):
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((6, 3, 5, 4)) * 3).astype(dtype)
+    x[0, 0, 0, :3] = [np.nan, -np.inf, 40.0]
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    for a, g in ((x, gy), (_channels_last(x), gy), (x[:, :, ::2], gy[:, :, ::2])):
+        def run():
+            y_in = a.copy(order="K")
+            y = E.tanh_forward(a)
+            return y, E.tanh_inplace(y_in), E.tanh_forward(a, out=np.empty_like(a)), \
+                E.tanh_backward(g, y), E.tanh_backward(g.astype(np.float32), y)
+
+        one, split = _serial_and_split(threads, run)
+        _same(one, split)
+        _same(one[0], np.tanh(a))
+        _same(one[1], np.tanh(a))
+        with np.errstate(invalid="ignore"):
+            _same(one[3], g * (1 - np.tanh(a) * np.tanh(a)))
+        assert one[0].strides == np.empty_like(a).strides and one[0].dtype == dtype
+
+
 @pytest.mark.parametrize("last", [False, True])
 def test_batch_norm_gives_the_serial_bits(threads, last):
     rng = np.random.default_rng(3)
