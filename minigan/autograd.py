@@ -505,6 +505,24 @@ class _Accumulated:
 ACCUMULATED = _Accumulated()
 
 
+class _ZeroGrad:
+    """What a backward returns for an input its output depends on only through a piecewise
+    constant map (the mask of ReLU's gradient reads x): the gradient is zero, but the input
+    was used, and PyTorch gives it (and everything upstream of it) a zero gradient, not none.
+    The engine computes nothing for it: it marks the input as reached, passes the mark on
+    through the input's creator without calling that backward, and at the end gives zeros to
+    whatever the marks reached and no gradient did (a leaf's .grad, grad()'s results). A tensor
+    with hooks or a retained gradient gets the zeros at once, so its hooks see them."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "ZERO_GRAD"
+
+
+ZERO_GRAD = _ZeroGrad()
+
+
 class Function:
     """A differentiable operation. Subclasses implement ``forward`` and ``backward``.
 
@@ -935,6 +953,16 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph,
     queued = set()
     hooked: set = set()  # ids of tensors whose hooks have run
     hooked_leaves: list = []  # leaves with hooks whose gradients wait in grads
+    zeros: dict = {}  # id -> tensor reached only by ZERO_GRAD so far (see _ZeroGrad)
+
+    def mark_zero(x):
+        """x reached by ZERO_GRAD: None once marked, or zeros to pass on as a gradient."""
+        if x._hooks is not None or x._retains_grad:
+            return _zeros_for(x)
+        if id(x) not in zeros:
+            zeros[id(x)] = x
+            push(x.creator)
+        return None
 
     def push(f):
         if f is not None and id(f) not in queued and (needed is None or id(f) in needed):
@@ -947,14 +975,6 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph,
     with _SetGradMode(create_graph):
         while heap:
             _, f = heapq.heappop(heap)
-            if f.released:
-                raise RuntimeError(
-                    f"backward through {type(f).__name__} a second time: its graph was freed "
-                    "after the first backward; pass retain_graph=True the first time")
-            if create_graph and f.once_differentiable:
-                raise RuntimeError(
-                    f"{type(f).__name__} is once-differentiable: its backward cannot be "
-                    "differentiated again, so create_graph=True cannot go through it")
             refs = f.outputs
             if len(refs) == 1:  # (most functions: the general loop's work, in fewer steps)
                 o = refs[0]()
@@ -965,13 +985,16 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph,
                 else:
                     g = grads.pop(id(o), None)
                 if g is None:
-                    continue
-                if o._hooks is not None:
-                    g = _hooked(o, g, grads, target_ids, hooked, hooked_targets)
-                gys = [g]
+                    if not zeros or id(o) not in zeros:
+                        continue
+                    gys = None  # reached only by ZERO_GRAD
+                else:
+                    if o._hooks is not None:
+                        g = _hooked(o, g, grads, target_ids, hooked, hooked_targets)
+                    gys = [g]
             else:
                 gys = []
-                some = False
+                some = zero = False
                 for ref in refs:
                     o = ref()
                     if o is None:
@@ -985,9 +1008,23 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph,
                     gys.append(g)
                     if g is not None:
                         some = True
+                    elif o is not None and id(o) in zeros:
+                        zero = True
                 if not some:
-                    continue
-            if len(gys) > 1:  # (a single output's gradient is never None here)
+                    if not zero:
+                        continue
+                    gys = None
+            if gys is None and f.released:
+                continue  # (a zero gradient into a freed graph: nothing to compute or mark)
+            if f.released:
+                raise RuntimeError(
+                    f"backward through {type(f).__name__} a second time: its graph was freed "
+                    "after the first backward; pass retain_graph=True the first time")
+            if create_graph and f.once_differentiable and gys is not None:
+                raise RuntimeError(
+                    f"{type(f).__name__} is once-differentiable: its backward cannot be "
+                    "differentiated again, so create_graph=True cannot go through it")
+            if gys is not None and len(gys) > 1:  # (a single output's gradient is never None)
                 for i, g in enumerate(gys):  # multi-output functions get zeros for unused outputs
                     if g is None:
                         if not f.materializes_grads:
@@ -1008,22 +1045,26 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph,
                         want.append(id(x) in target_ids
                                     or (x.creator is not None and id(x.creator) in needed))
                 f.needs_input_grad = tuple(want)
-            if f.saves_inputs and f.stamp != _mutations[0]:
-                read = f.inputs if f.reads_inputs is None else f.reads_inputs()
-                for x in read:  # (a saved output is checked by f.output())
-                    if _changed_since(x, f.stamp):
-                        raise RuntimeError(
-                            f"a tensor of shape {x.shape} that {type(f).__name__}'s backward "
-                            "needs was changed in place after the forward (say by an optimizer "
-                            "step); run the forward again after the change, or backward first")
-            if f.accumulates and target_ids is None and not create_graph:
-                f.accumulate_into = _accumulation_targets(f)
-                try:
-                    gxs = f.backward(*gys)
-                finally:
-                    f.accumulate_into = None
+            if gys is None:  # zero in, zero out: no backward call, the marks passed on
+                gxs = (ZERO_GRAD,) * len(f.inputs)
             else:
-                gxs = f.backward(*gys)
+                if f.saves_inputs and f.stamp != _mutations[0]:
+                    read = f.inputs if f.reads_inputs is None else f.reads_inputs()
+                    for x in read:  # (a saved output is checked by f.output())
+                        if _changed_since(x, f.stamp):
+                            raise RuntimeError(
+                                f"a tensor of shape {x.shape} that {type(f).__name__}'s "
+                                "backward needs was changed in place after the forward (say "
+                                "by an optimizer step); run the forward again after the "
+                                "change, or backward first")
+                if f.accumulates and target_ids is None and not create_graph:
+                    f.accumulate_into = _accumulation_targets(f)
+                    try:
+                        gxs = f.backward(*gys)
+                    finally:
+                        f.accumulate_into = None
+                else:
+                    gxs = f.backward(*gys)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
             if len(gxs) != len(f.inputs):
@@ -1032,6 +1073,10 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph,
             for x, gx, want in zip(f.inputs, gxs, f.needs_input_grad):
                 if gx is None or not want or gx is ACCUMULATED:
                     continue
+                if gx is ZERO_GRAD:
+                    gx = mark_zero(x)
+                    if gx is None:
+                        continue
                 if gx.data.shape != x.data.shape:
                     raise RuntimeError(f"{type(f).__name__}.backward returned a gradient of shape "
                                        f"{gx.shape} for an input of shape {x.shape}")
@@ -1067,8 +1112,16 @@ def _run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph,
                 if t._hooks is not None and id(t) not in hooked and grads.get(id(t)) is not None:
                     _hooked(t, grads[id(t)], grads, target_ids, hooked, hooked_targets)
     if inputs is None:
+        for x in zeros.values():  # leaves the marks reached and no gradient did: zeros
+            if x.creator is None and x.grad is None:
+                x.grad = _zeros_for(x)
         return None
-    return [grads.get(id(t)) for t in inputs]
+    return [_zeros_for(t) if id(t) in zeros and grads.get(id(t)) is None else grads.get(id(t))
+            for t in inputs]
+
+
+def _zeros_for(t: Tensor) -> Tensor:
+    return Tensor(backend.get_array_module(t.data).zeros_like(t.data))
 
 
 def _hooked(t: Tensor, g: Tensor, grads: dict, target_ids, hooked: set,

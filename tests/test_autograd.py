@@ -625,3 +625,95 @@ def test_only_the_values_a_backward_reads_are_checked_for_in_place_changes():
         w.add_(1)
     with pytest.raises(RuntimeError, match="changed in place after the forward"):
         y.backward()
+
+
+# -- zero derivatives through activation masks (autograd.ZERO_GRAD) ---------------------------
+
+def _mask_net(fused: bool, slope: float):
+    """x -> Linear(3, 4) -> LeakyReLU(slope) (0: ReLU) -> Linear(4, 1), in float64: the
+    activation fused with its Linear by Sequential, or called on its own."""
+    minigan.manual_seed(3)
+    lin1, lin2 = minigan.nn.Linear(3, 4, dtype=minigan.float64), minigan.nn.Linear(
+        4, 1, dtype=minigan.float64)
+    act = minigan.nn.LeakyReLU(slope) if slope else minigan.nn.ReLU()
+    if fused:
+        return minigan.nn.Sequential(lin1, act, lin2), lin1, lin2
+    return (lambda x: lin2(act(lin1(x)))), lin1, lin2
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("slope", [0.0, 0.2])
+def test_a_parameter_reached_only_through_a_relu_mask_gets_a_zero_gradient(fused, slope):
+    """grad_x of a ReLU network depends on the first layer's bias only through the masks, a
+    piecewise-constant map: its gradient is zero, and it is given (PyTorch gives zeros too),
+    where it used to be missing (grad() refused it as unused; backward left .grad None)."""
+    net, lin1, lin2 = _mask_net(fused, slope)
+    x = minigan.tensor(np.random.default_rng(0).standard_normal((5, 3)), requires_grad=True)
+    (gx,) = minigan.grad(net(x).sum(), x, create_graph=True)
+    penalty = (gx * gx).sum()
+    (gb,) = minigan.grad(penalty, [lin1.bias], retain_graph=True)
+    assert gb.shape == (4,) and gb.dtype == np.float64 and not gb.numpy().any()
+    penalty.backward()
+    assert lin1.bias.grad is not None and not lin1.bias.grad.numpy().any()
+    assert x.grad is not None and x.grad.shape == x.shape and not x.grad.numpy().any()
+    assert lin1.weight.grad.numpy().any() and lin2.weight.grad.numpy().any()
+    assert lin2.bias.grad is None  # not upstream of any mask: no gradient at all, as in torch
+    # the weights' gradients are the finite-difference slopes of the penalty
+    w = lin1.weight
+    base = w.data.copy()
+
+    def pen():
+        (g,) = minigan.grad(net(x).sum(), x, create_graph=True)
+        return float((g * g).sum().item())
+    num = np.zeros_like(base)
+    for i in np.ndindex(base.shape):
+        for sign in (1, -1):
+            w.data[...] = base
+            w.data[i] += sign * 1e-6
+            num[i] += sign * pen() / 2e-6
+    w.data[...] = base
+    np.testing.assert_allclose(lin1.weight.grad.numpy(), num, rtol=1e-6, atol=1e-8)
+
+
+def test_zero_marks_compute_nothing_and_hooks_see_zeros():
+    """What the marks reach is not differentiated: an upstream function's backward is not
+    called. A hook or retain_grad on a marked tensor sees (real) zeros, which then flow."""
+    calls = []
+
+    class Spy(Function):
+        def forward(self, a):
+            return a * 1.0
+
+        def backward(self, g):
+            calls.append(g.numpy().copy())
+            return g
+
+    b = minigan.tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    h = Spy()(b)
+    (g,) = minigan.grad(F.relu(h * 3.0).sum(), h, create_graph=True)
+    calls.clear()
+    (g * g).sum().backward(retain_graph=True)
+    assert calls == [] and not b.grad.numpy().any()
+    b.grad = None
+    seen = []
+    h.register_hook(lambda t: seen.append(t.numpy().copy()))
+    (g * g).sum().backward()
+    assert len(seen) == 1 and seen[0].shape == (3,) and not seen[0].any()
+    assert len(calls) == 1 and not calls[0].any() and not b.grad.numpy().any()
+
+
+def test_a_zero_mark_into_a_freed_graph_is_dropped():
+    """A zero derivative that reaches a graph already freed by a backward adds nothing, so it
+    is dropped (no error), and what lies beyond gets no gradient from it."""
+    b = minigan.tensor(np.array([0.5, -1.0]), requires_grad=True)
+    h = b * 2.0
+    (g,) = minigan.grad(F.relu(h).sum(), h, create_graph=True)
+    h.sum().backward()  # frees h's creator
+    np.testing.assert_array_equal(b.grad.numpy(), [2.0, 2.0])
+    (g * 3.0).sum().backward()
+    np.testing.assert_array_equal(b.grad.numpy(), [2.0, 2.0])
+    c = minigan.tensor(np.array([0.5, -1.0]), requires_grad=True)
+    k = c * 2.0
+    (g,) = minigan.grad(F.relu(k).sum(), k, create_graph=True)
+    (g * 3.0).sum().backward()  # the same with k's creator alive: zeros
+    np.testing.assert_array_equal(c.grad.numpy(), [0.0, 0.0])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..autograd import ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled
+from ..autograd import ACCUMULATED, ZERO_GRAD, Function, Tensor, as_tensor, is_grad_enabled
 from ..kernels import elementwise as K
 from ..kernels.gemm import matmul as _gemm
 from . import basic as B
@@ -36,25 +36,33 @@ class LeakyReLU(Function):
         return K.leaky_relu_forward(x, self.slope)
 
     def backward(self, gy):
+        x = self.inputs[0]
         if not is_grad_enabled():  # no graph to record: the kernel alone
-            return Tensor(K.leaky_relu_backward(gy.data, self.inputs[0].data, self.slope))
-        return LeakyReLUGrad(self.inputs[0].data, self.slope)(gy)
+            return Tensor(K.leaky_relu_backward(gy.data, x.data, self.slope))
+        return LeakyReLUGrad(x.data, self.slope)(gy, x)
 
 
 class LeakyReLUGrad(Function):
     """gx = gy where x > 0 else s*gy; for s = 0 (ReLU) 0 is selected, not gy * 0, so an
     infinite gy there gives 0 (as PyTorch), at every order. Linear in gy with a
-    piecewise-constant mask, so its own backward is itself (and its derivative with respect
-    to x is zero almost everywhere)."""
+    piecewise-constant mask, so its own backward is itself, and its derivative with respect
+    to x is zero (almost everywhere).
+
+    The mask is read from the array ``x``. Called as ``(gy, anchor)``, with ``anchor`` the
+    graph tensor whose values made the mask (the activation's input, or a fused op's output),
+    the zero derivative reaches that tensor: ZERO_GRAD, so everything upstream of it gets a
+    zero gradient, as in PyTorch, instead of none, at no cost."""
 
     def __init__(self, x, slope: float):
         self.x, self.slope = x, slope
 
-    def forward(self, gy):
+    def forward(self, gy, anchor=None):
         return K.leaky_relu_backward(gy, self.x, self.slope)
 
     def backward(self, ggx):
-        return LeakyReLUGrad(self.x, self.slope)(ggx)
+        if len(self.inputs) == 1:
+            return LeakyReLUGrad(self.x, self.slope)(ggx)
+        return LeakyReLUGrad(self.x, self.slope)(ggx, self.inputs[1]), ZERO_GRAD
 
 
 class FusedLeakyReLU:
@@ -66,7 +74,9 @@ class FusedLeakyReLU:
         if not is_grad_enabled():
             gy = Tensor(K.leaky_relu_backward(gy.data, self.y, self.slope))
         else:
-            gy = LeakyReLUGrad(self.y, self.slope)(gy)
+            y = self.outputs[0]()  # (the mask's anchor: y's zero derivative reaches the inputs)
+            mask = LeakyReLUGrad(self.y, self.slope)
+            gy = mask(gy) if y is None else mask(gy, y)
         return super().backward(gy)
 
     def release(self) -> None:

@@ -59,4 +59,8 @@ def gradient_penalty(D, x, x_perturbed, generator, lam: float = 10.0, labels=Non
     # array (no reduction, no fill, and a contiguous operand for the GEMMs of the graph that
     # the double backward runs through; nothing writes into it)
     (g,) = grad(logits, x_hat, _seed(logits.data), create_graph=True)
+    # x_hat is this function's own: no .grad of it is ever read. The backward of the penalty
+    # reaches it only with the zero derivative of D's activation masks (autograd's
+    # ZERO_GRAD), which would give it a .grad of zeros, an allocation (a GPU launch) a step
+    x_hat.requires_grad_(False)
     return unit_norm_penalty(g, lam, 1e-12)
