@@ -1207,14 +1207,26 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
 
 
 class _ZeroDerivative(Function):
-    """``g`` as a function of ``x`` whose derivative is 0 (see ``grad``)."""
+    """``g`` as a function of ``x`` whose derivative is 0: the identity in g, ZERO_GRAD for x
+    (see ``grad`` and ``with_zero_derivative``)."""
+
+    saves_inputs = False
 
     def forward(self, g, x):
         return g
 
     def backward(self, gy):
-        x = self.inputs[1]
-        return None, Tensor(backend.get_array_module(x.data).zeros_like(x.data))
+        return gy, ZERO_GRAD
+
+
+def with_zero_derivative(g: Tensor, x: Tensor) -> Tensor:
+    """``g`` recorded as depending on ``x`` with a zero derivative, where a graph is being
+    recorded and x requires grad (else g itself): for a backward formula that reads x only
+    through a piecewise-constant map (a mask, a sign), so that what lies upstream of x gets a
+    zero gradient from it, as in PyTorch, rather than none."""
+    if not (_mode.enabled and x.requires_grad):
+        return g
+    return _ZeroDerivative()(g, x)
 
 
 class FunctionCtx:

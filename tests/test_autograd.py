@@ -717,3 +717,21 @@ def test_a_zero_mark_into_a_freed_graph_is_dropped():
     (g,) = minigan.grad(F.relu(k).sum(), k, create_graph=True)
     (g * 3.0).sum().backward()  # the same with k's creator alive: zeros
     np.testing.assert_array_equal(c.grad.numpy(), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("op", ["hardtanh", "relu6", "threshold", "hardshrink", "softshrink",
+                                "hardsigmoid", "abs"])
+def test_other_masked_gradients_give_their_input_a_zero_derivative(op):
+    """The other ops whose gradient is a mask (or a sign) times gy: the same zeros as PyTorch
+    for what lies upstream of their input, with every order still exact."""
+    fns = {"hardtanh": lambda h: F.hardtanh(h, -0.5, 0.5), "relu6": F.relu6,
+           "threshold": lambda h: F.threshold(h, 0.1, -2.0), "hardshrink": F.hardshrink,
+           "softshrink": F.softshrink, "hardsigmoid": F.hardsigmoid, "abs": lambda h: h.abs()}
+    rng = np.random.default_rng(5)
+    x = minigan.tensor(rng.standard_normal(7) * 4, requires_grad=True)
+    b = minigan.tensor(rng.standard_normal(7), requires_grad=True)
+    y = (fns[op](x * 2.0 + b) * 1.5).sum()
+    (gx,) = minigan.grad(y, x, create_graph=True)
+    assert gx.requires_grad
+    (gb,) = minigan.grad((gx * gx).sum(), [b])
+    assert gb.shape == (7,) and not gb.numpy().any()

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..autograd import ACCUMULATED, ZERO_GRAD, Function, Tensor, as_tensor, is_grad_enabled
+from ..autograd import (ACCUMULATED, ZERO_GRAD, Function, Tensor, as_tensor, is_grad_enabled,
+                        with_zero_derivative)
 from ..kernels import elementwise as K
 from ..kernels.gemm import matmul as _gemm
 from . import basic as B
@@ -376,6 +377,7 @@ class _PassOrZero(Function):
 
     def backward(self, gy):
         g = where(self.mask, gy, 0.0)
+        g = with_zero_derivative(g, self.inputs[0])  # (the mask's zero derivative reaches x)
         return g if self.divisor is None else g / self.divisor
 
     def release(self) -> None:

@@ -10,7 +10,8 @@ import math
 import numpy as np
 
 from .. import backend
-from ..autograd import ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled
+from ..autograd import (ACCUMULATED, Function, Tensor, as_tensor, is_grad_enabled,
+                        with_zero_derivative)
 from ..kernels import elementwise as K
 from ..kernels.gemm import matmul as _gemm
 from ..kernels.gemm import try_gemm_into as _try_gemm_into
@@ -331,8 +332,8 @@ class Abs(Function):
         self.saved = xp.asarray(xp.sign(x))  # (a 0-d NumPy x gives a NumPy scalar: an array)
         return xp.abs(x)
 
-    def backward(self, gy):
-        return gy * Tensor(self.saved)
+    def backward(self, gy):  # (a zero derivative in x: sign(x) is piecewise constant)
+        return with_zero_derivative(gy * Tensor(self.saved), self.inputs[0])
 
 
 # A tensor and a Python (or NumPy) number. The number is kept as a NumPy scalar of the tensor's
