@@ -284,6 +284,8 @@ def register_running_stats(module, num_features: int, track: bool, device, dtype
         module.register_buffer("running_mean", xp.zeros(num_features, dtype=dt))
         module.register_buffer("running_var", xp.ones(num_features, dtype=dt))
         module.register_buffer("num_batches_tracked", xp.zeros((), dtype=np.int64))
+        # a state without it (saved before torch had it) loads, and leaves it as it is
+        module._state_optional = ("num_batches_tracked",)
     else:
         for name in ("running_mean", "running_var", "num_batches_tracked"):
             module.register_buffer(name, None)

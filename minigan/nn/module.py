@@ -512,7 +512,10 @@ class Module:
             raise TypeError(f"load_state_dict for {type(self).__name__}: expected a dict-like "
                             f"state_dict (names to arrays), got a {type(state_dict).__name__}")
         own = OrderedDict((key, (m, store, name)) for key, m, store, name in self._state_items())
-        missing = [k for k in own if k not in state_dict]
+        # (a module's optional entries, such as batch norm's num_batches_tracked, which torch
+        # too fills in for a state that lacks it: left as they are, and not reported missing)
+        missing = [k for k, (m, _, name) in own.items() if k not in state_dict
+                   and name not in getattr(m, "_state_optional", ())]
         unexpected = [k for k in state_dict if k not in own]
         problems = []
         if strict and (missing or unexpected):

@@ -300,3 +300,23 @@ def test_half_precision_is_refused_by_name_and_changes_nothing(call):
                                         "float16"):
         call(m)
     assert m[0].weight.dtype == np.float32 and m[1].running_mean.dtype == np.float32
+
+
+def test_a_batch_norm_state_without_num_batches_tracked_loads_and_keeps_the_count():
+    """States saved before torch had num_batches_tracked lack it; torch fills it in, and so
+    does minigan: not missing, strict or not, and the module's own count stays. Any other
+    missing key is still refused."""
+    net = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    net(minigan.tensor(np.random.default_rng(0).standard_normal((4, 2)).astype(np.float32)))
+    assert int(net[1].num_batches_tracked) == 1
+    state = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    state["1.running_mean"] = np.full(3, 0.25, np.float32)
+    for strict in (True, False):
+        result = net.load_state_dict(state, strict=strict)
+        assert result.missing_keys == [] and result.unexpected_keys == []
+    np.testing.assert_array_equal(net[1].running_mean, np.full(3, 0.25, np.float32))
+    assert int(net[1].num_batches_tracked) == 1
+    del state["1.running_var"]
+    with pytest.raises(nn.StateDictError, match="missing keys: 1.running_var$"):
+        net.load_state_dict(state)
+    assert net.load_state_dict(state, strict=False).missing_keys == ["1.running_var"]
