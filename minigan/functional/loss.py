@@ -393,10 +393,14 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         raise ValueError(f"Target size {t.shape} must be the same as input size {x.shape} "
                          "(binary_cross_entropy_with_logits)")
     if pos_weight is not None:
-        # l = (1 - t) x + (1 + (pw - 1) t) softplus(-x)
+        # l = (1 - t) x + (1 + (pw - 1) t) softplus(-x), written as the sum of two terms that
+        # are >= 0 for t in [0, 1], (1 - t) softplus(x) + pw t softplus(-x) (softplus(x) = x +
+        # softplus(-x)): no cancellation, so a confident, right logit keeps its small loss
+        # (x = -25, t = 0: 1.4e-11, not 25 - 25), and softplus without its linear cut-off
         pw = _broadcast_weight("binary_cross_entropy_with_logits", "pos_weight",
                                _float_like(pos_weight, x), x.shape)
-        loss = (1.0 - t) * x + (1.0 + (pw - 1.0) * t) * softplus(B.neg(x))
+        loss = ((1.0 - t) * softplus(x, threshold=math.inf)
+                + (pw * t) * softplus(B.neg(x), threshold=math.inf))
     else:
         loss = BCEWithLogits()(x, t)
     if weight is not None:

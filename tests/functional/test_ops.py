@@ -380,3 +380,20 @@ def test_reshape_resolves_minus_one_and_refuses_bad_shapes_every_time():
     assert F.reshape(y, (5, -1)).shape == (5, 6)
     with pytest.raises(ValueError, match=r"\(5, 6\)"):
         F.reshape(y, (4, -1))
+
+
+def test_bce_with_logits_and_pos_weight_keeps_the_tails_of_confident_logits():
+    """With pos_weight the loss is (1 - t) softplus(x) + pw t softplus(-x), each term computed
+    without a cut-off: a confident, right logit keeps its tiny loss and gradient (1e-11 at
+    |x| = 25), which x - x cancelled to 0 before, and far logits stay finite."""
+    x = minigan.tensor(np.array([-25.0, -21.0, 25.0, 0.3, -800.0, 800.0]), requires_grad=True)
+    t = minigan.tensor(np.array([0.0, 0.0, 1.0, 0.3, 1.0, 0.0]))
+    pw = minigan.tensor(np.array([1.0, 2.0, 3.0, 0.5, 2.0, 1.0]))
+    loss = F.binary_cross_entropy_with_logits(x, t, pos_weight=pw, reduction="none")
+    xv, tv, pv = x.numpy(), t.numpy(), pw.numpy()
+    want = (1 - tv) * np.logaddexp(0, xv) + pv * tv * np.logaddexp(0, -xv)
+    np.testing.assert_allclose(loss.numpy(), want, rtol=1e-12, atol=0)
+    assert loss.numpy()[0] > 1e-11 and loss.numpy()[2] > 4e-11
+    loss.sum().backward()
+    want_g = (1 - tv) * np_sigmoid(xv) - pv * tv * np_sigmoid(-xv)
+    np.testing.assert_allclose(x.grad.numpy(), want_g, rtol=1e-12, atol=0)
