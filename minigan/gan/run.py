@@ -481,7 +481,9 @@ class Run:
                     f"non-finite loss at step {bad} (at step {self.step}: d_loss={d}, "
                     f"g_loss={g}); stopped. {good}. Try a lower learning rate.")
 
-        t0, step0 = time.perf_counter(), self.step
+        # img_per_s: the training steps' rate alone; the time spent on evaluations, grids,
+        # the GIF and checkpoints between two log rows (`aside`) is taken out of it
+        t0, step0, aside = time.perf_counter(), self.step, 0.0
         batches = self.loader.batches()
         train_step = self._step_function()
         try:
@@ -501,13 +503,15 @@ class Run:
                 if log_now:
                     now = time.perf_counter()
                     row = self._metrics_row(stats, (self.step - step0) * cfg.batch_size
-                                            / max(now - t0, 1e-9))
-                    t0, step0 = now, self.step
+                                            / max(now - t0 - aside, 1e-9))
+                    t0, step0, aside = now, self.step, 0.0
                     stop_if_diverged()
                     if eval_now:
+                        t_aside = time.perf_counter()
                         scores = self.evaluate()
                         row.update(scores)
                         bar.note(_eval_summary(self.step, scores))
+                        aside += time.perf_counter() - t_aside
                     _append_jsonl(metrics_path, row)
                     bar.update(self.step, row)
                 else:
@@ -515,11 +519,15 @@ class Run:
                 if self.step % cfg.sample_every == 0 or self.step == self.total_steps:
                     if not log_now:  # a log step has just checked
                         stop_if_diverged()  # no grid of a diverged G
+                    t_aside = time.perf_counter()
                     write_sample()
                     self.write_gif_and_plot()
+                    aside += time.perf_counter() - t_aside
                 if self.step % cfg.checkpoint_every == 0 or self.step == self.total_steps:
                     if _first_bad_step(first_bad) is None:
+                        t_aside = time.perf_counter()
                         last_good = self.save_checkpoint()
+                        aside += time.perf_counter() - t_aside
         finally:
             signal.signal(signal.SIGINT, old_handler)
             bar.close()

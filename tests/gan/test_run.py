@@ -138,6 +138,38 @@ def test_eval_every_need_not_be_a_multiple_of_log_every(tmp_path, tiny_data):
             assert 0 <= r["modes_covered"] <= 8 and 0.0 <= r["high_quality"] <= 1.0
 
 
+def test_img_per_s_leaves_out_evaluations_grids_and_checkpoints(tmp_path, tiny_data,
+                                                                monkeypatch):
+    """On a clock where a training step takes 1 s and every evaluation, grid, GIF and
+    checkpoint 1000 s, every row's rate is exactly batch_size images a second: the time
+    spent beside the steps is not charged to the next row (it used to be)."""
+    import minigan.gan.run as run_module
+    clock = [0.0]
+    monkeypatch.setattr(run_module.time, "perf_counter", lambda: clock[0])
+
+    def slow(fn):
+        def call(*a, **k):
+            clock[0] += 1000.0
+            return fn(*a, **k)
+        return call
+
+    cfg = _cfg(tmp_path, "gan", dataset="ring8", steps=7, log_every=2, eval_every=3,
+               eval_samples=64, sample_every=2, checkpoint_every=3)
+    run = Run(cfg, quiet=True)
+    step = run.trainer.step
+
+    def timed_step(*a, **k):
+        clock[0] += 1.0
+        return step(*a, **k)
+    run.trainer.step = timed_step
+    for name in ("evaluate", "write_points", "write_gif_and_plot", "save_checkpoint"):
+        monkeypatch.setattr(run, name, slow(getattr(run, name)))
+    out = run.train()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 3, 4, 6, 7]
+    assert [r["img_per_s"] for r in rows] == [16.0] * 5
+
+
 def test_evaluations_are_logged_in_one_line_each(tmp_path, tiny_data, capsys):
     cfg = _cfg(tmp_path, "gan", dataset="ring8", steps=4, log_every=4, eval_every=2,
                eval_samples=64, sample_every=100, checkpoint_every=100)
