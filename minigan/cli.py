@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -471,6 +472,13 @@ def main(argv=None) -> int:
         print(f"minigan {args.command}: out of memory: {e or 'MemoryError'}; "
               f"{_MEMORY_HINT[args.command].format(**vars(args))}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # stdout piped into a reader that stopped (| head): quiet, as a
+        # Unix tool that dies of SIGPIPE (status 141); what is left to flush goes nowhere
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # (stdout without a file descriptor)
+            pass
+        return 141
     except OSError as e:  # an output that cannot be written: a full disk, a file as a folder
         print(f"minigan {args.command}: {e}", file=sys.stderr)
         return 1

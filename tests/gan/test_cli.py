@@ -110,6 +110,24 @@ def test_info_json_is_json_alone_and_info_config_is_the_runs_config_json(checkpo
     assert json.loads(text) == d["config"]
 
 
+def test_output_piped_into_a_reader_that_stops_ends_quietly(checkpoints, capsys, monkeypatch):
+    """`minigan info --json CKPT | head -1`: the reader closes the pipe; minigan stops
+    without an error message, with the status of a Unix tool that dies of SIGPIPE."""
+    import io
+    import sys
+
+    class ClosedPipe(io.TextIOBase):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            raise io.UnsupportedOperation("no descriptor")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["info", checkpoints["cgan"], "--json"]) == 141
+    assert "Broken pipe" not in capsys.readouterr().err
+
+
 def _files(root):
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
