@@ -267,7 +267,10 @@ def load_checkpoint(path, device: str = "cpu") -> tuple[dict, dict]:
         # Checked here so that np.load never treats the file as a bare .npy or a pickle.
         raise CheckpointError(f"{where} is truncated or corrupt (not a zip/npz file)")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        # the file opened here, not by np.load: given a path, np.load leaves its file open when
+        # the zip is bad (a ResourceWarning for every torn checkpoint skipped)
+        with (open(path, "rb") if isinstance(path, Path) else contextlib.nullcontext(path)) as f, \
+                np.load(f, allow_pickle=False) as npz:
             info = _read_meta(npz, where)
             flat = _read_arrays(npz, info, where)
     except CheckpointError:

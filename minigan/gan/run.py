@@ -354,6 +354,7 @@ class Run:
                 raise ValueError(f"--resume {out}: {given} is below step {run.step}, which the run "
                                  f"has already reached ({latest.name}); give a larger total")
             run._truncate_metrics()
+            run._set_aside_abandoned(manager)
             if not quiet:  # (progress: --quiet silences it; warnings and notes still print)
                 _log(f"resumed {out} at step {run.step} from {latest.name}")
             _note_new_decay_total(cfg, run.step, meta.get("total_steps"), run.total_steps)
@@ -376,6 +377,26 @@ class Run:
             _log(f"warning: {w.message}")
         rows = [r for r in rows if _row_step(r, path) <= self.step]
         atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def _set_aside_abandoned(self, manager: CheckpointManager) -> None:
+        """What the run wrote after the checkpoint it resumes from, as _truncate_metrics does
+        for the log: grids of later steps are removed (they show a trajectory the resumed run
+        does not follow, and would stay in progress.gif if it stops earlier), and checkpoints
+        numbered after it, which did not load, are renamed ``*.unreadable``: kept to look at,
+        but no longer the newest files that every sample/info/eval call skips with a warning,
+        nor counted among the checkpoints kept."""
+        later = [p for p in manager.list() if _step_of(p) > self.step]
+        for p in later:
+            aside = p.with_name(p.name + ".unreadable")
+            os.replace(p, aside)
+            _log(f"note: {p.name} did not load; renamed to {aside.name}")
+        grids = [p for p in (self.out / "samples").glob("step_*.png")
+                 if _step_of(p) is not None and _step_of(p) > self.step]
+        for p in grids:
+            p.unlink()
+        if grids:
+            _log(f"note: removed {len(grids)} sample grid(s) of steps after {self.step}, "
+                 f"written before the run stopped")
 
     # ----- outputs
     def write_grid(self) -> Path:
@@ -630,6 +651,12 @@ def _reason(exc: BaseException) -> str:
         msg = exc.args[0]
         return msg if " " in msg else f"no {msg!r} entry"
     return str(exc) or type(exc).__name__
+
+
+def _step_of(path: Path):
+    """The step in an output's name (``step_00000300.png``, ``ckpt_00000300.npz``), or None."""
+    digits = path.name.split(".")[0].rpartition("_")[2]
+    return int(digits) if digits.isdigit() else None
 
 
 def _row_step(row: dict, path: Path):

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from minigan import backend
-from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minigan.checkpoint import CheckpointError, CheckpointWarning, load_checkpoint, save_checkpoint
 from minigan.cli import _given_train_flags, main
 from minigan.gan import run as run_mod
 from minigan.gan.images import read_metrics
@@ -68,6 +68,38 @@ def test_resume_drops_a_torn_last_metrics_line(tmp_path, tiny_data, capsys):
     assert (out / "metrics.jsonl").read_text().endswith("}\n")
     err = capsys.readouterr().err
     assert f"warning: {out / 'metrics.jsonl'}, line 5: dropped a torn last line" in err
+
+
+def test_resume_sets_aside_what_the_stopped_run_wrote_after_its_checkpoint(tmp_path, tiny_data,
+                                                                           capsys):
+    """A run killed after its step-6 checkpoint tore (a truncated file) and after its step-8
+    grid: the resume from step 4 to a lower total of 5 drops the later grids (so
+    progress.gif has only this trajectory's frames) and renames the checkpoint that did not
+    load, which is then neither pruned as a kept one nor skipped by every later call."""
+    out = Run(_ring(tmp_path, steps=8, checkpoint_every=2, sample_every=2),
+              quiet=True).train()
+    ck = out / "checkpoints"
+    assert sorted(p.name for p in ck.iterdir()) == [f"ckpt_0000000{i}.npz" for i in (4, 6, 8)]
+    (ck / "ckpt_00000008.npz").unlink()
+    torn = (ck / "ckpt_00000006.npz").read_bytes()
+    (ck / "ckpt_00000006.npz").write_bytes(torn[:len(torn) // 2])
+    with pytest.warns(CheckpointWarning, match="skipping unreadable checkpoint"):
+        run = Run.resume(out, quiet=True, steps=5)
+    assert run.step == 4
+    assert sorted(p.name for p in ck.iterdir()) == ["ckpt_00000004.npz",
+                                                    "ckpt_00000006.npz.unreadable"]
+    assert (ck / "ckpt_00000006.npz.unreadable").read_bytes() == torn[:len(torn) // 2]
+    assert sorted(p.name for p in (out / "samples").glob("*.png")) == [
+        f"step_0000000{i}.png" for i in (0, 2, 4)]
+    err = capsys.readouterr().err
+    assert "ckpt_00000006.npz did not load; renamed to ckpt_00000006.npz.unreadable" in err
+    assert "removed 2 sample grid(s) of steps after 4" in err
+    run.train()
+    assert sorted(p.name for p in (out / "samples").glob("*.png")) == [
+        f"step_0000000{i}.png" for i in (0, 2, 4, 5)]
+    with Image.open(out / "progress.gif") as gif:
+        assert gif.n_frames == 4
+    assert sorted(p.name for p in ck.glob("*.npz")) == ["ckpt_00000004.npz", "ckpt_00000005.npz"]
 
 
 def test_resume_refuses_a_bad_line_inside_the_log_and_changes_nothing(tmp_path, tiny_data):
