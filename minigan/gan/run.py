@@ -507,48 +507,53 @@ class Run:
         t0, step0, aside = time.perf_counter(), self.step, 0.0
         batches = self.loader.batches()
         train_step = self._step_function()
+        # NumPy's overflow and invalid-value warnings stay quiet in the steps: a loss that
+        # goes non-finite stops the run with its own message (stop_if_diverged), which the
+        # warnings' source lines in minigan's kernels would only bury
+        quiet_fp = np.errstate(over="ignore", invalid="ignore", divide="ignore")
         try:
-            while self.step < self.total_steps and not self._interrupted:
-                x, y = next(batches)
-                if cfg.lr_decay != "none":
-                    self.trainer.set_lr_scale(lr_scale(cfg.lr_decay, self.step,
-                                                       self.total_steps))
-                stats = train_step(Tensor(x), y if self.trainer.num_classes else None)
-                self.step += 1
-                first_bad = _track_nonfinite(first_bad, stats, self.step)
-                # an evaluation step is always a log step too (its metrics ride on the row),
-                # whether or not eval_every is a multiple of log_every
-                eval_now = bool(cfg.eval_every) and self.step % cfg.eval_every == 0
-                log_now = (eval_now or self.step % cfg.log_every == 0
-                           or self.step == self.total_steps)
-                if log_now:
-                    now = time.perf_counter()
-                    row = self._metrics_row(stats, (self.step - step0) * cfg.batch_size
-                                            / max(now - t0 - aside, 1e-9))
-                    t0, step0, aside = now, self.step, 0.0
-                    stop_if_diverged()
-                    if eval_now:
+            with quiet_fp:
+                while self.step < self.total_steps and not self._interrupted:
+                    x, y = next(batches)
+                    if cfg.lr_decay != "none":
+                        self.trainer.set_lr_scale(lr_scale(cfg.lr_decay, self.step,
+                                                           self.total_steps))
+                    stats = train_step(Tensor(x), y if self.trainer.num_classes else None)
+                    self.step += 1
+                    first_bad = _track_nonfinite(first_bad, stats, self.step)
+                    # an evaluation step is always a log step too (its metrics ride on the row),
+                    # whether or not eval_every is a multiple of log_every
+                    eval_now = bool(cfg.eval_every) and self.step % cfg.eval_every == 0
+                    log_now = (eval_now or self.step % cfg.log_every == 0
+                               or self.step == self.total_steps)
+                    if log_now:
+                        now = time.perf_counter()
+                        row = self._metrics_row(stats, (self.step - step0) * cfg.batch_size
+                                                / max(now - t0 - aside, 1e-9))
+                        t0, step0, aside = now, self.step, 0.0
+                        stop_if_diverged()
+                        if eval_now:
+                            t_aside = time.perf_counter()
+                            scores = self.evaluate()
+                            row.update(scores)
+                            bar.note(_eval_summary(self.step, scores))
+                            aside += time.perf_counter() - t_aside
+                        _append_jsonl(metrics_path, row)
+                        bar.update(self.step, row)
+                    else:
+                        bar.update(self.step)
+                    if self.step % cfg.sample_every == 0 or self.step == self.total_steps:
+                        if not log_now:  # a log step has just checked
+                            stop_if_diverged()  # no grid of a diverged G
                         t_aside = time.perf_counter()
-                        scores = self.evaluate()
-                        row.update(scores)
-                        bar.note(_eval_summary(self.step, scores))
+                        write_sample()
+                        self.write_gif_and_plot()
                         aside += time.perf_counter() - t_aside
-                    _append_jsonl(metrics_path, row)
-                    bar.update(self.step, row)
-                else:
-                    bar.update(self.step)
-                if self.step % cfg.sample_every == 0 or self.step == self.total_steps:
-                    if not log_now:  # a log step has just checked
-                        stop_if_diverged()  # no grid of a diverged G
-                    t_aside = time.perf_counter()
-                    write_sample()
-                    self.write_gif_and_plot()
-                    aside += time.perf_counter() - t_aside
-                if self.step % cfg.checkpoint_every == 0 or self.step == self.total_steps:
-                    if _first_bad_step(first_bad) is None:
-                        t_aside = time.perf_counter()
-                        last_good = self.save_checkpoint()
-                        aside += time.perf_counter() - t_aside
+                    if self.step % cfg.checkpoint_every == 0 or self.step == self.total_steps:
+                        if _first_bad_step(first_bad) is None:
+                            t_aside = time.perf_counter()
+                            last_good = self.save_checkpoint()
+                            aside += time.perf_counter() - t_aside
         finally:
             signal.signal(signal.SIGINT, old_handler)
             bar.close()

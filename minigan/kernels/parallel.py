@@ -33,7 +33,9 @@ never nest).
 """
 from __future__ import annotations
 
+import contextvars
 import ctypes
+import functools
 import os
 import queue
 import threading
@@ -124,7 +126,10 @@ class _Pool:
             # late answer from a worker cannot be taken for a later call's
             done: queue.SimpleQueue = queue.SimpleQueue()
             for inbox, t in zip(self.inboxes, tasks[1:]):
-                inbox.put((t, done))
+                # in a copy of the caller's context: NumPy keeps np.errstate in a context
+                # variable, so a worker's block warns (or raises, or stays quiet) as the
+                # caller asked
+                inbox.put((functools.partial(contextvars.copy_context().run, t), done))
             error = None
             try:
                 tasks[0]()

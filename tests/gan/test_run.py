@@ -77,6 +77,7 @@ def test_resume_matches_uninterrupted_run_exactly(tmp_path, tiny_data, preset):
             np.testing.assert_array_equal(wa[group][k], wb[group][k], err_msg=f"{group}/{k}")
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # NumPy's overflow warnings stay quiet
 def test_nonfinite_loss_stops_with_the_step_and_keeps_last_checkpoint(tmp_path, tiny_data):
     cfg = _cfg(tmp_path, "gan", steps=40, checkpoint_every=2, log_every=4, lr_d=1e35,
                lr_g=1e35)

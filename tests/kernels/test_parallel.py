@@ -3,6 +3,7 @@ caller, and the thread count is the user's to set."""
 import os
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -400,3 +401,25 @@ def test_a_forked_child_starts_its_own_workers(threads):
                         "parent's workers?)")
         time.sleep(0.05)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_workers_run_in_the_callers_numpy_error_state(threads):
+    """np.errstate lives in a context variable: each worker's block runs in a copy of the
+    caller's context, so an overflow in any block raises, warns or stays quiet as the caller
+    asked (a training run quiets them; its own check reports the non-finite loss)."""
+    threads(3)
+    a = np.full((6, 50), 1e30, np.float32)
+    out = np.empty_like(a)
+
+    def square(lo, hi):
+        if lo:  # only the workers' blocks overflow
+            np.multiply(a[lo:hi], a[lo:hi], out=out[lo:hi])
+
+    with np.errstate(over="raise"):
+        with pytest.raises(FloatingPointError, match="overflow"):
+            P.run(square, 6, 10 * a.nbytes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="ignore"):
+            P.run(square, 6, 10 * a.nbytes)
+    assert np.isinf(out[2:]).all()
