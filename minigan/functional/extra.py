@@ -126,10 +126,15 @@ def _linear_plan(in_size: int, out_size: int, align_corners: bool, scale, dtype:
     src = j * (in - 1) / (out - 1) with ``align_corners``, else max((j + 0.5) r - 0.5, 0)
     with r = 1 / scale (the given factor) or in / out; i0 = floor(src), i1 = min(i0 + 1,
     in - 1), weights l1 = src - i0 and l0 = 1 - l1, computed in the input's float type as
-    torch's kernels do. Index arrays and weights on ``device``; cached, as sizes repeat."""
+    torch's kernels do. An axis that keeps its size is copied (i0 = j, l1 = 0). Index arrays
+    and weights on ``device``; cached, as sizes repeat."""
     ft = np.dtype(dtype).type
     j = np.arange(out_size, dtype=ft)
-    if align_corners:
+    if in_size == out_size:
+        # an axis whose size does not change is copied, whatever the factor (torch's CPU
+        # kernels skip it: floor(3 * 1.3) = 3 rows stay the input's rows, not a blend at 1/1.3)
+        src = j
+    elif align_corners:
         r = ft((in_size - 1) / (out_size - 1)) if out_size > 1 else ft(0)
         src = j * r
     else:

@@ -112,7 +112,9 @@ def np_bilinear(x, out_hw, align_corners, scales=(None, None)):
     """Per-output-pixel bilinear blend (torch's source-index rule), written independently."""
     def coords(n_in, n_out, scale):
         j = np.arange(n_out, dtype=np.float64)
-        if align_corners:
+        if n_in == n_out:  # torch's CPU kernels copy an axis that keeps its size
+            src = j
+        elif align_corners:
             src = j * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
         else:
             r = 1.0 / scale if scale else n_in / n_out
@@ -448,7 +450,8 @@ def test_gumbel_softmax_eps_warns_and_device_checked():
 # ----------------------------------------------------------------------------- resizing
 
 RESIZES = [dict(size=(7, 3)), dict(scale_factor=2), dict(scale_factor=1.7),
-           dict(size=(1, 1)), dict(scale_factor=(0.5, 2.5))]
+           dict(size=(1, 1)), dict(scale_factor=(0.5, 2.5)),
+           dict(scale_factor=(1.2, 1.3))]  # floor(4 * 1.2) = 4 rows: that axis is copied
 
 
 @pytest.mark.parametrize("kw", RESIZES)
