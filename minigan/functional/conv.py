@@ -243,13 +243,58 @@ def _conv_operands(name: str, input, weight, weight_axes: str):
     return x, w, xs, ws
 
 
+def same_padding(kernel_size, dilation) -> tuple:
+    """``padding='same'`` of a stride-1 2-D conv as ``(padding, extra)``: the symmetric padding
+    each side, and the zero rows and columns added at the bottom and right when the total
+    dilation * (k - 1) is odd (where PyTorch puts the odd one)."""
+    total = [d * (k - 1) for d, k in zip(dilation, kernel_size)]
+    left = tuple(t // 2 for t in total)
+    return left, tuple(t - 2 * lf for t, lf in zip(total, left))
+
+
+def string_padding(fn: str, padding: str, stride, kernel_size, dilation) -> tuple:
+    """``(padding, extra)`` for ``padding='valid'`` or ``'same'`` (see ``same_padding``); the
+    errors of torch's for another string or 'same' with a stride."""
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding != "same":
+        raise ValueError(f"{fn}: invalid padding string {padding!r}, should be one of "
+                         "['valid', 'same']")
+    if tuple(stride) != (1, 1):
+        raise ValueError(f"{fn}: padding='same' is not supported for strided convolutions "
+                         f"(stride={tuple(stride)})")
+    return same_padding(kernel_size, dilation)
+
+
+def pad_end(x: Tensor, extra_h: int, extra_w: int) -> Tensor:
+    """x (N, C, H, W) with ``extra_h`` zero rows at the bottom and ``extra_w`` zero columns on
+    the right (how PyTorch places the odd pixel of a 'same' padding)."""
+    x = as_tensor(x)
+    xp = backend.get_array_module(x.data)
+    if extra_h:
+        n, c, _, w = x.shape
+        x = B.concat([x, Tensor(xp.zeros((n, c, extra_h, w), dtype=x.dtype))], 2)
+    if extra_w:
+        n, c, h, _ = x.shape
+        x = B.concat([x, Tensor(xp.zeros((n, c, h, extra_w), dtype=x.dtype))], 3)
+    return x
+
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
-    """PyTorch's ``F.conv2d`` (groups=1 only); weight of shape (out, in, kh, kw)."""
+    """PyTorch's ``F.conv2d`` (groups=1 only); weight of shape (out, in, kh, kw). ``padding``
+    is an int, a pair, ``'valid'`` or ``'same'`` (stride 1; see ``same_padding``)."""
     _check_groups("conv2d", groups)
     x, w, xs, ws = _conv_operands("conv2d", input, weight, "out, in, kh, kw")
     if xs[1] != ws[1]:
         raise ValueError(f"conv2d: input of shape {x.shape} has {x.shape[1]} channels but weight "
                          f"of shape {w.shape} expects {w.shape[1]}")
+    if isinstance(padding, str):
+        stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
+        padding, extra = string_padding("conv2d", padding, stride, tuple(ws[2:]), dilation)
+        if extra != (0, 0):
+            x = pad_end(x, *extra)
+            xs = x.shape
     f = Conv2d(_pair(stride, "stride", 1), _pair(padding, "padding", 0),
                _pair(dilation, "dilation", 1),
                keep_cols=w.requires_grad and is_grad_enabled() and backend.is_cupy_array(x.data))

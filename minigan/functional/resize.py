@@ -128,15 +128,3 @@ def _nearest_plan(in_hw: tuple, out_hw: tuple, scales: tuple, device: str):
             backend.to_device(cols.reshape(1, -1), device))
 
 
-def pad_end(x: Tensor, extra_h: int, extra_w: int) -> Tensor:
-    """x (N, C, H, W) with ``extra_h`` zero rows at the bottom and ``extra_w`` zero columns on
-    the right (how PyTorch places the odd pixel of a 'same' padding)."""
-    x = as_tensor(x)
-    xp = backend.get_array_module(x.data)
-    if extra_h:
-        n, c, _, w = x.shape
-        x = B.concat([x, Tensor(xp.zeros((n, c, extra_h, w), dtype=x.dtype))], 2)
-    if extra_w:
-        n, c, h, _ = x.shape
-        x = B.concat([x, Tensor(xp.zeros((n, c, h, extra_w), dtype=x.dtype))], 3)
-    return x

@@ -9,9 +9,9 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from ..functional.activation import linear_leaky_relu, linear_tanh
-from ..functional.conv import check_divisor_override, conv_transpose2d_tanh
+from ..functional.conv import (check_divisor_override, conv_transpose2d_tanh, pad_end,
+                               same_padding)
 from ..functional.norm import _batch_norm, checked_slope
-from ..functional.resize import pad_end
 from . import init
 from .container import Sequential  # noqa: F401 - its former home
 from .module import Module, Parameter
@@ -146,9 +146,7 @@ class Conv2d(Module):
         if self.padding == "valid":
             return (0, 0), (0, 0)
         if self.padding == "same":
-            total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
-            left = tuple(t // 2 for t in total)
-            return left, tuple(t - 2 * lf for t, lf in zip(total, left))
+            return same_padding(self.kernel_size, self.dilation)
         return self.padding, (0, 0)
 
     def reset_parameters(self):

@@ -10,7 +10,7 @@ import minigan
 import minigan.nn as nn
 import minigan.nn.functional as F
 from minigan import backend
-from minigan.functional.resize import pad_end
+from minigan.functional.conv import pad_end
 from minigan.testing import check_backward, check_double_backward
 
 R = np.random.default_rng(11)
@@ -35,6 +35,10 @@ def test_conv_same_padding_keeps_the_size_and_pads_the_odd_pixel_bottom_right(k,
     xp = np.pad(x, ((0, 0), (0, 0), (th // 2, th - th // 2), (tw // 2, tw - tw // 2)))
     ref = F.conv2d(minigan.tensor(xp, device=device), conv.weight, conv.bias, dilation=d)
     np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-13, atol=1e-13)
+    # F.conv2d takes the strings too, as torch's does
+    y_f = F.conv2d(minigan.tensor(x, device=device), conv.weight, conv.bias, padding="same",
+                   dilation=d)
+    np.testing.assert_array_equal(y_f.numpy(), y.numpy())
 
 
 def test_conv_same_with_an_even_kernel_is_differentiable_twice():
@@ -57,6 +61,13 @@ def test_conv_valid_padding_and_errors():
         nn.Conv2d(2, 3, 3, padding="full")
     with pytest.raises(ValueError, match=r"'same' is not supported for strided.*\(2, 2\)"):
         nn.Conv2d(2, 3, 3, stride=2, padding="same")
+    w = minigan.tensor(np.ones((3, 2, 3, 3), np.float32))
+    assert F.conv2d(x, w, padding="valid").shape == (1, 3, 3, 3)
+    with pytest.raises(ValueError, match="conv2d: invalid padding string 'full'"):
+        F.conv2d(x, w, padding="full")
+    with pytest.raises(ValueError, match=r"conv2d: padding='same' is not supported for strided"
+                                         r".*\(1, 2\)"):
+        F.conv2d(x, w, stride=(1, 2), padding="same")
     with pytest.raises(NotImplementedError, match="padding_mode='reflect'"):
         nn.Conv2d(2, 3, 3, padding_mode="reflect")
     with pytest.raises(ValueError, match="padding_mode='foo'"):
