@@ -1528,7 +1528,8 @@ def rad2deg(input) -> Tensor:
 class Logit(Function):
     """y = log(z / (1 - z)) with z = x clamped to [eps, 1 - eps] (x itself for ``eps`` None);
     gx = gy / (x (1 - x)) inside, 0 outside [eps, 1 - eps], and without eps NaN outside
-    [0, 1] (torch's ``logit_backward``). The masks are constant, so exact again."""
+    [0, 1] (torch's ``logit_backward``); at x = -0.0 as at +0.0. The masks are constant, so
+    exact again."""
 
     def __init__(self, eps):
         self.eps = eps
@@ -1551,7 +1552,9 @@ class Logit(Function):
         else:
             outside, fill = (xd < self.eps) | (xd > 1.0 - self.eps), 0.0
         safe = where(outside, 0.5, x)  # a harmless point outside, so no inf meets the mask
-        return where(outside, fill, gy / (safe * (1.0 - safe)))
+        # (+ 0.0 makes the product's -0.0 at x = -0.0 a +0.0: the derivative at 0 is +inf
+        # from either zero, as torch's scalar loop gives; its vectorised one is not consistent)
+        return where(outside, fill, gy / (safe * (1.0 - safe) + 0.0))
 
 
 def logit(input, eps=None) -> Tensor:

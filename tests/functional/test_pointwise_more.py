@@ -843,6 +843,11 @@ def test_unary_values_and_gradients_match_torch(device, name):
             # torch's logit(x, eps) gradient at a NaN input is NaN from its scalar loop but 0
             # from its vectorised one (float64 runs of 8 and more); minigan's is NaN
             want = np.where(np.isnan(x), NAN, want)
+        if name == "logit" and eps is None:
+            # at x = -0.0 torch's scalar loop gives +inf and its vectorised one -inf (which of
+            # the two runs depends on the CPU's vector width); minigan gives +inf, as at +0.0
+            assert _np(got)[1] == INF and _np(got)[0] == INF
+            want[1] = INF
         np.testing.assert_allclose(_np(got), want, rtol=1e-12, err_msg=str(eps))
 
 
