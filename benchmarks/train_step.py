@@ -445,6 +445,7 @@ _CATEGORIES = (
 
 
 _np_matmul = np.matmul
+_OTHER = "other (outside minigan)"
 
 
 def _blas_gemm(*args, **kwargs):
@@ -488,6 +489,17 @@ def _own_category(func, pkg: str, qualnames: dict):
     return None
 
 
+def _as_gemm(shares: dict) -> dict:
+    """Categories of time spent in a GEMM: a conv kernel's is conv's GEMM, any other's (a
+    Linear layer's, a matmul's, whatever op called it) the linear layers' GEMM."""
+    out = {}
+    for c, f in shares.items():
+        if c != _OTHER:
+            c = "conv: GEMM (BLAS matmul)" if c.startswith("conv") else "linear layers (GEMM)"
+        out[c] = out.get(c, 0.0) + f
+    return out
+
+
 def categorize(stats: pstats.Stats) -> tuple:
     """Self time per category. Time inside NumPy's Python code, C builtins and other foreign
     functions (kernels.parallel's included) is charged to the minigan functions that called
@@ -497,7 +509,7 @@ def categorize(stats: pstats.Stats) -> tuple:
     qualnames = _qualnames()
     raw = stats.stats
     memo = {}
-    other = "other (outside minigan)"
+    other = _OTHER
     # A block that kernels.parallel runs is called by its pool's run(), which every split
     # kernel shares; its time belongs to the function that made the block instead
     # (``matmul.<locals>.<lambda>`` to ``matmul``), whose callers are the kernels.
@@ -514,6 +526,12 @@ def categorize(stats: pstats.Stats) -> tuple:
         """{category: fraction} for a function's own time."""
         if func in memo:
             return memo[func]
+        if func[0] == parallel_py and qualnames.get((func[0], func[1])) == "matmul":
+            # the split GEMM: its hand-offs and its wait for the worker's block are GEMM time,
+            # whichever kernel called it
+            memo[func] = {other: 1.0}
+            memo[func] = _as_gemm(mix_callers(func, depth))
+            return memo[func]
         made_by = maker(func)
         if made_by is not None:
             memo[func] = {other: 1.0}
@@ -524,15 +542,20 @@ def categorize(stats: pstats.Stats) -> tuple:
             memo[func] = {cat: 1.0}
             return memo[func]
         memo[func] = {other: 1.0}  # guards recursion cycles
+        memo[func] = mix_callers(func, depth)
+        return memo[func]
+
+    def mix_callers(func, depth):
+        """{category: fraction} from func's callers, in proportion to their shares of its
+        cumulative time."""
         callers = raw.get(func, (0, 0, 0, 0, {}))[4]
         total = sum(edge[3] for edge in callers.values())
         if not callers or depth >= 30 or total <= 0:
-            return memo[func]
+            return {other: 1.0}
         out = {}
         for caller, edge in callers.items():
             for c, f in mix(caller, depth + 1).items():
                 out[c] = out.get(c, 0.0) + f * edge[3] / total
-        memo[func] = out
         return out
 
     per_cat, per_func = {}, []
@@ -542,11 +565,7 @@ def categorize(stats: pstats.Stats) -> tuple:
         gemm = func[2] == _blas_gemm.__name__ and func[0] == __file__
         shares = mix(func)
         if gemm:  # a GEMM called (through any foreign chain) by a conv kernel is conv's GEMM
-            renamed = {}
-            for c, f in shares.items():
-                c = "conv: GEMM (BLAS matmul)" if c.startswith("conv") else c
-                renamed[c] = renamed.get(c, 0.0) + f
-            shares = renamed
+            shares = _as_gemm(shares)
         for c, f in shares.items():
             per_cat[c] = per_cat.get(c, 0.0) + f * tt
         label = func[2]

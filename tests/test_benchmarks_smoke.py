@@ -159,6 +159,28 @@ def test_train_step_profile_charges_split_work_to_the_kernels(bench, capsys, mon
         if f["function"].startswith("kernels/parallel.py:"):
             assert f["category"].startswith("conv") or f["category"] in (
                 "batch norm", "elementwise (activations, BCE)", "Adam"), f
+    # the split GEMM's own time (its hand-offs; on the calling thread, the wait for the
+    # worker's block) is GEMM time, not the calling kernel's layout copies
+    (split,) = [f for f in prof["top_functions"] if f["function"] == "kernels/parallel.py:matmul"]
+    assert split["category"] == "conv: GEMM (BLAS matmul)"
+
+
+def test_train_step_profile_charges_linear_gemms_to_the_linear_layers(bench, capsys, monkeypatch):
+    from minigan.kernels import parallel
+    ts = bench("train_step")
+    before = parallel.get_num_threads()
+    monkeypatch.setattr(parallel, "MIN_GEMM_FLOPS", 1)
+    parallel.set_num_threads(2)
+    try:
+        (prof,) = ts.main(["--model", "gan", "--batch-size", "4", "--steps", "2", "--warmup",
+                           "1", "--profile", "--profile-top", "400", "--json"])
+    finally:
+        parallel.set_num_threads(before)
+    capsys.readouterr()
+    funcs = {f["function"]: f for f in prof["top_functions"]}
+    assert funcs["numpy.matmul (BLAS GEMM)"]["category"] == "linear layers (GEMM)"
+    assert funcs["kernels/parallel.py:matmul"]["category"] == "linear layers (GEMM)"
+    assert prof["shares_pct"]["linear layers (GEMM)"] >= funcs["numpy.matmul (BLAS GEMM)"]["pct"]
 
 
 def test_kernels_main(bench, capsys, tmp_path):
