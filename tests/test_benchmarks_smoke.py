@@ -135,9 +135,9 @@ def test_train_step_profile(bench, capsys):
     assert any(k.startswith("conv") for k in prof["shares_pct"])
 
 
-def test_train_step_profile_charges_split_work_to_the_kernels(bench, capsys, monkeypatch):
-    # every kernel split across two threads: the GEMMs and copies run through the pool's
-    # shared hand-off, and must still be charged to the conv kernels that asked for them
+def _profile_every_kernel_split(bench, capsys, monkeypatch, model: str) -> dict:
+    """train_step --profile of a few steps with every kernel split across two threads: the
+    GEMMs and copies run through the pool's shared hand-off."""
     from minigan.kernels import parallel
     ts = bench("train_step")
     before = parallel.get_num_threads()
@@ -145,11 +145,17 @@ def test_train_step_profile_charges_split_work_to_the_kernels(bench, capsys, mon
     monkeypatch.setattr(parallel, "MIN_GEMM_FLOPS", 1)
     parallel.set_num_threads(2)
     try:
-        (prof,) = ts.main(["--model", "dcgan", "--batch-size", "4", "--steps", "2", "--warmup",
+        (prof,) = ts.main(["--model", model, "--batch-size", "4", "--steps", "2", "--warmup",
                            "1", "--profile", "--profile-top", "400", "--json"])
     finally:
         parallel.set_num_threads(before)
     capsys.readouterr()
+    return prof
+
+
+def test_train_step_profile_charges_split_work_to_the_kernels(bench, capsys, monkeypatch):
+    # the split work must still be charged to the conv kernels that asked for it
+    prof = _profile_every_kernel_split(bench, capsys, monkeypatch, "dcgan")
     shares = prof["shares_pct"]
     assert sum(shares.values()) == pytest.approx(100.0, abs=0.5)
     gemm = [f for f in prof["top_functions"] if f["function"] == "numpy.matmul (BLAS GEMM)"]
@@ -166,17 +172,7 @@ def test_train_step_profile_charges_split_work_to_the_kernels(bench, capsys, mon
 
 
 def test_train_step_profile_charges_linear_gemms_to_the_linear_layers(bench, capsys, monkeypatch):
-    from minigan.kernels import parallel
-    ts = bench("train_step")
-    before = parallel.get_num_threads()
-    monkeypatch.setattr(parallel, "MIN_GEMM_FLOPS", 1)
-    parallel.set_num_threads(2)
-    try:
-        (prof,) = ts.main(["--model", "gan", "--batch-size", "4", "--steps", "2", "--warmup",
-                           "1", "--profile", "--profile-top", "400", "--json"])
-    finally:
-        parallel.set_num_threads(before)
-    capsys.readouterr()
+    prof = _profile_every_kernel_split(bench, capsys, monkeypatch, "gan")
     funcs = {f["function"]: f for f in prof["top_functions"]}
     assert funcs["numpy.matmul (BLAS GEMM)"]["category"] == "linear layers (GEMM)"
     assert funcs["kernels/parallel.py:matmul"]["category"] == "linear layers (GEMM)"
