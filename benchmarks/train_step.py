@@ -426,6 +426,7 @@ _CATEGORIES = (
                                                  "_channels_last_weight", "_to_channels_last")),
      "conv: layout copies (NCHW <-> GEMM operands)"),
     ("kernels/conv.py", lambda q: True, "conv: dispatch and checks"),
+    ("kernels/winograd.py", lambda q: True, "conv: Winograd transforms (input, weight, output)"),
     ("kernels/workspace.py", lambda q: True, "conv: dispatch and checks"),
     ("kernels/batchnorm.py", lambda q: True, "batch norm"),
     ("functional/norm.py", lambda q: True, "batch norm"),

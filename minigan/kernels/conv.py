@@ -33,7 +33,12 @@ GEMM produces it. The other CPU kernels (batch norm, activations) keep that layo
 conv's channels-last im2col reads it with a plain copy and no layout copy is made between
 layers. A transposed conv whose kernel is a multiple of its stride (DCGAN's k=4, s=2) skips
 col2im: its output phases come from one im2col of the input and one GEMM (the "sub-pixel" form,
-see ``_conv_transpose_subpixel_numpy``). Temporaries live in per-thread workspaces because
+see ``_conv_transpose_subpixel_numpy``). Where channels are wide (64+ in, 128+ out), the 2x2
+correlations in two DCGAN shapes run by Winograd F(2x2, 2x2) (``kernels.winograd``: 9 GEMMs
+instead of 16 multiplies' worth, so 9/16 of the work): that sub-pixel form, whose windows are
+2x2 for k = 2s, and a 4x4, stride-2 conv2d with an even output size, rewritten by
+space-to-depth as a 2x2 stride-1 correlation of 4C channels (forward, weight gradient, and the
+two from one input transform). Temporaries live in per-thread workspaces because
 allocating tens of MB per call costs page faults that can exceed the copy itself.
 
 GPU: im2col and col2im are RawKernels in gather form (every output element is written by one
@@ -52,7 +57,7 @@ from .. import backend
 from .elementwise import FLOAT_CTYPES, tanh_backward, tanh_forward, with_leading_strides
 from .gemm import matmul as _gemm
 from .gemm import try_gemm_into as _try_gemm_into
-from . import parallel
+from . import parallel, winograd
 from .parallel import matmul as _cpu_matmul
 from .workspace import _workspace, is_channels_last, release_workspace  # noqa: F401 (re-exported)
 
@@ -736,6 +741,8 @@ def conv2d_forward_and_grad_weight(x, w, gy, stride=1, padding=0, dilation=1, ta
         cols = _im2col_cupy(x, k, s, p, d, out_hw, tanh_y)
         return (_conv2d_forward_cupy(x, w, None, k, s, p, d, out_hw, cols),
                 _grad_weight_cupy(x, gy, k, s, p, d, out_hw, cols))
+    if _s2d_winograd(x.shape[1], o, k, s, d, out_hw):  # (no im2col: one transform for both)
+        return _conv2d_s2d_winograd(x, w, p, out_hw, gy=gy)
     # the layout each NumPy path below picks for its cols (their conditions are the same);
     # neither takes the workspace's "cols" buffer for anything else
     if x.shape[1] >= _CHANNELS_LAST_MIN:
@@ -785,6 +792,11 @@ def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw, cols=None):
             y += b
         return y.reshape(n, o, 1, 1)
     if c >= _CHANNELS_LAST_MIN:
+        if _s2d_winograd(c, o, k, s, d, out_hw):
+            yn = _conv2d_s2d_winograd(x, w, p, out_hw)
+            if b is not None:
+                yn += b
+            return yn.transpose(0, 3, 1, 2)
         # the GEMM's (N*Ho*Wo, O) product is the output itself, stored channels-last
         if cols is None:
             cols = _im2col_cpu_nhwc(x, k, s, p, d, out_hw)
@@ -815,6 +827,86 @@ def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw, cols=None):
     else:
         np.add(src, b.reshape(1, o, 1), out=y)
     return y.reshape(n, o, ho, wo)
+
+
+# CPU conv2d with a 4x4 kernel, stride 2 and no dilation (DCGAN's downsampling layers, and a
+# transposed conv's input gradient), by space-to-depth: with xpad the input padded by p, output
+# pixel (r, q) reads xpad rows 2r .. 2r + 3, i.e. rows r and r + 1 of
+#     xs[n, R, Q, (a, b, c)] = xpad[n, 2R + a, 2Q + b, c],
+# so the conv is a stride-1 2x2 correlation of xs (4C channels) with the kernel
+#     W[e, f][(a, b, c), o] = w[o, c, 2e + a, 2f + b],
+# which kernels.winograd computes, forward and weight gradient, with 9/16 of the direct GEMM's
+# multiplies. xs is four strided copies of x (one per parity of row and column), smaller than
+# the im2col matrix it replaces.
+
+def _s2d_winograd(c, o, k, s, d, out_hw) -> bool:
+    # (only for even output sizes: an odd one's extra tiles cost more than they save here,
+    # measured on the benchmark VM, where im2col's GEMM has no such waste)
+    return (k == (4, 4) and s == (2, 2) and d == (1, 1) and c >= _CHANNELS_LAST_MIN
+            and out_hw[0] % 2 == 0 and out_hw[1] % 2 == 0
+            and winograd.worthwhile(4 * c, o, *out_hw))
+
+
+def _space_to_depth(x, p, out_hw):
+    """xs (N, 2T + 1, 2V + 1, 4C) as above, in a workspace buffer (zeros outside x), with
+    T, V = ceil(Ho / 2), ceil(Wo / 2): what winograd.correlate2x2 reads for an Ho x Wo output."""
+    n, c, h, wd = x.shape
+    rows, cols = 2 * (-(-out_hw[0] // 2)) + 1, 2 * (-(-out_hw[1] // 2)) + 1
+    xs = _workspace.take("pad", (n, rows, cols, 2, 2, c), x.dtype)
+    xl = x.transpose(0, 2, 3, 1)  # (N, H, W, C): a plain view when x is stored channels-last
+
+    def parity(a, first, size, count):
+        """xs positions lo..hi-1 of parity a hold x's indices i0, i0 + 2, .."""
+        lo = max(0, -((a - first) // 2))  # ceil((first - a) / 2)
+        hi = max(lo, min(count, (size - 1 + first - a) // 2 + 1))
+        return lo, hi, 2 * lo + a - first
+
+    for a in range(2):
+        r0, r1, h0 = parity(a, p[0], h, rows)
+        for b in range(2):
+            c0, c1, w0 = parity(b, p[1], wd, cols)
+            plane = xs[:, :, :, a, b]
+            plane[:, :r0] = 0
+            plane[:, r1:] = 0
+            plane[:, r0:r1, :c0] = 0
+            plane[:, r0:r1, c1:] = 0
+            if r1 > r0 and c1 > c0:
+                parallel.copyto(plane[:, r0:r1, c0:c1],
+                                xl[:, h0:h0 + 2 * (r1 - r0) - 1:2, w0:w0 + 2 * (c1 - c0) - 1:2])
+    return xs.reshape(n, rows, cols, 4 * c)
+
+
+def _conv2d_s2d_winograd(x, w, p, out_hw, gy=None):
+    """The conv, (N, Ho, Wo, O) C-contiguous; with ``gy`` (N, O, Ho, Wo), the pair (the conv
+    as an (N, O, Ho, Wo) array stored channels-last, the weight gradient)."""
+    n, c = x.shape[:2]
+    o = w.shape[0]
+    xs = _space_to_depth(x, p, out_hw)
+    wt = _workspace.take("weight", (2, 2, 2, 2, c, o), w.dtype)  # (e, f, a, b, c, o)
+    parallel.copyto(wt, w.reshape(o, c, 2, 2, 2, 2).transpose(2, 4, 3, 5, 1, 0))
+    u = winograd.transform_weight(wt.reshape(2, 2, 4 * c, o),
+                                  out=_workspace.take("winograd_u", (3, 3, 4 * c, o), w.dtype))
+    yn = np.empty((n, *out_hw, o), x.dtype)
+    if gy is None:
+        return winograd.correlate2x2(xs, u, yn)
+    _, g4 = winograd.correlate2x2_and_grad_weight(xs, u, yn, gy.transpose(0, 2, 3, 1))
+    return yn.transpose(0, 3, 1, 2), _weight_from_s2d(g4, c)
+
+
+def _grad_weight_s2d_winograd(x, gy, p):
+    """The weight gradient, (O, C, 4, 4)."""
+    xs = _space_to_depth(x, p, gy.shape[2:])
+    return _weight_from_s2d(winograd.correlate2x2_grad_weight(xs, gy.transpose(0, 2, 3, 1)),
+                            x.shape[1])
+
+
+def _weight_from_s2d(g4, c):
+    """The (O, C, 4, 4) weight of a space-to-depth kernel g4 (e, f, O, (a, b, c))."""
+    o = g4.shape[2]
+    gw = np.empty((o, c, 4, 4), g4.dtype)
+    parallel.copyto(gw.reshape(o, c, 2, 2, 2, 2),  # gw[o, c, 2e + a, 2f + b]
+                    g4.reshape(2, 2, o, 2, 2, c).transpose(2, 5, 0, 3, 1, 4))
+    return gw
 
 
 def _conv2d_forward_cupy(x, w, b, k, s, p, d, out_hw, cols=None, keep=None):
@@ -901,6 +993,8 @@ def _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols=None):
                 o, k[0], k[1], c).transpose(0, 3, 1, 2).copy()
         gw = _cpu_matmul(g2, np.ascontiguousarray(x).reshape(n, c * k[0] * k[1]))
         return gw.reshape(o, c, k[0], k[1])
+    if _s2d_winograd(c, o, k, s, d, out_hw):
+        return _grad_weight_s2d_winograd(x, gy, p)
     gyn = _channels_last_view(gy)  # gy as (N*Ho*Wo, O): free when stored channels-last
     if c >= _CHANNELS_LAST_MIN:
         if cols is None:
@@ -1113,10 +1207,14 @@ def _conv_transpose_subpixel_numpy(x, w, b, k, s, p, out_hw, grid):
     n, cin, h, wd = x.shape
     cout = w.shape[1]
     (mh, r0, rh), (mw, c0, rw) = grid
-    # the padded channels-last input holds input rows r0 - mh + 1 .. r0 + rh - 1 (zeros where
+    wino = mh == mw == 2 and winograd.worthwhile(cin, s[0] * s[1] * cout, rh, rw)
+    # Winograd's tiles cover 2 x 2 windows: with an odd count of windows its last tiles read
+    # one more row (column) of input, which is zeros
+    th, tw = (rh + (rh & 1), rw + (rw & 1)) if wino else (rh, rw)
+    # the padded channels-last input holds input rows r0 - mh + 1 .. r0 + th - 1 (zeros where
     # they fall outside x); window r covers its rows r .. r + mh - 1
     top, left = mh - 1 - r0, mw - 1 - c0
-    ph_, pw_ = rh + mh - 1, rw + mw - 1
+    ph_, pw_ = th + mh - 1, tw + mw - 1
     xn = _workspace.take("pad", (n, ph_, pw_, cin), x.dtype)
     i0, i1 = max(0, -top), min(h, ph_ - top)
     j0, j1 = max(0, -left), min(wd, pw_ - left)
@@ -1126,17 +1224,22 @@ def _conv_transpose_subpixel_numpy(x, w, b, k, s, p, out_hw, grid):
     xn[:, u0:u1, :v0] = 0
     xn[:, u0:u1, v1:] = 0
     _to_channels_last(x[:, :, i0:i1, j0:j1], xn[:, u0:u1, v0:v1])
-    sn, sh, sw, sc = xn.strides
-    windows = as_strided(xn, (n, rh, rw, mh, mw, cin), (sn, sh, sw, sh, sw, sc),
-                         writeable=False)
-    cols = _workspace.take("cols", (n * rh * rw, mh * mw * cin), x.dtype)
-    parallel.copyto(cols.reshape(windows.shape), windows)
     # wsub[(e, f, ci), (a, b, co)] = w[ci, co, (mh-1-e)*sh + a, (mw-1-f)*sw + b]
     wsub = _workspace.take("weight", (mh, mw, cin, s[0], s[1], cout), w.dtype)
     w6 = w.reshape(cin, cout, mh, s[0], mw, s[1])[:, :, ::-1, :, ::-1, :]
     parallel.copyto(wsub, w6.transpose(2, 4, 0, 3, 5, 1))
-    z = _cpu_matmul(cols, wsub.reshape(mh * mw * cin, -1),
-                    out=_workspace.take("gemm", (cols.shape[0], s[0] * s[1] * cout), x.dtype))
+    z = _workspace.take("gemm", (n, rh, rw, s[0] * s[1] * cout), x.dtype)
+    if wino:
+        u = _workspace.take("winograd_u", (3, 3, cin, s[0] * s[1] * cout), w.dtype)
+        winograd.correlate2x2(
+            xn, winograd.transform_weight(wsub.reshape(2, 2, cin, -1), out=u), z)
+    else:
+        sn, sh, sw, sc = xn.strides
+        windows = as_strided(xn, (n, rh, rw, mh, mw, cin), (sn, sh, sw, sh, sw, sc),
+                             writeable=False)
+        cols = _workspace.take("cols", (n * rh * rw, mh * mw * cin), x.dtype)
+        parallel.copyto(cols.reshape(windows.shape), windows)
+        _cpu_matmul(cols, wsub.reshape(mh * mw * cin, -1), out=z.reshape(cols.shape[0], -1))
     z = z.reshape(n, rh, rw, s[0], s[1], cout)
     yn = np.empty((n, *out_hw, cout), x.dtype)
     # window (r, c) phase (a, b) is output pixel (r*sh + a - (p - r0*sh), c*sw + b - ...)
