@@ -423,9 +423,15 @@ _CATEGORIES = (
      "conv: sub-pixel transposed conv (window gather, phase writes)"),
     ("kernels/conv.py", lambda q: q.startswith(("_conv2d_forward", "_grad_weight",
                                                  "_conv_transpose", "conv_transpose2d_forward",
-                                                 "_channels_last_weight", "_to_channels_last")),
+                                                 "_channels_last_weight", "_to_channels_last",
+                                                 "_space_to_depth", "_weight_from_s2d",
+                                                 "_conv2d_s2d_winograd")),
      "conv: layout copies (NCHW <-> GEMM operands)"),
     ("kernels/conv.py", lambda q: True, "conv: dispatch and checks"),
+    # Winograd runs its whole pipeline (transforms and GEMMs) on each thread's block of images;
+    # what the calling thread spends waiting for the worker's block is neither alone
+    ("kernels/winograd.py", lambda q: q == "_blas_blocks",
+     "conv: Winograd, waiting for the worker's block (its transforms and GEMMs)"),
     ("kernels/winograd.py", lambda q: True, "conv: Winograd transforms (input, weight, output)"),
     ("kernels/workspace.py", lambda q: True, "conv: dispatch and checks"),
     ("kernels/batchnorm.py", lambda q: True, "batch norm"),

@@ -171,6 +171,22 @@ def test_train_step_profile_charges_split_work_to_the_kernels(bench, capsys, mon
     assert split["category"] == "conv: GEMM (BLAS matmul)"
 
 
+def test_train_step_profile_charges_winograd_waits_and_s2d_copies(bench, capsys, monkeypatch):
+    # dcgan64's 4x4 stride-2 convs with even outputs run as space-to-depth + Winograd: the
+    # s2d copies are layout copies (not dispatch), and the calling thread's wait for the
+    # worker's block of the Winograd pipeline is its own category (not the transforms)
+    prof = _profile_every_kernel_split(bench, capsys, monkeypatch, "dcgan64")
+    funcs = {f["function"]: f for f in prof["top_functions"]}
+    assert funcs["kernels/conv.py:_space_to_depth"]["category"] == \
+        "conv: layout copies (NCHW <-> GEMM operands)"
+    wait = "conv: Winograd, waiting for the worker's block (its transforms and GEMMs)"
+    assert funcs["kernels/winograd.py:_blas_blocks"]["category"] == wait
+    assert funcs["kernels/winograd.py:_input_transform"]["category"] == \
+        "conv: Winograd transforms (input, weight, output)"
+    assert prof["shares_pct"][wait] > 0
+    assert sum(prof["shares_pct"].values()) == pytest.approx(100.0, abs=0.5)
+
+
 def test_train_step_profile_charges_linear_gemms_to_the_linear_layers(bench, capsys, monkeypatch):
     prof = _profile_every_kernel_split(bench, capsys, monkeypatch, "gan")
     funcs = {f["function"]: f for f in prof["top_functions"]}

@@ -70,11 +70,16 @@ def transform_weight(w, out=None):
     """w (2, 2, Cin, Cout) -> G w G^T, (3, 3, Cin, Cout) C-contiguous: rows and columns each
     become (g0, g0 + g1, g1). Written into ``out`` when given."""
     u = np.empty((3, 3) + w.shape[2:], w.dtype) if out is None else out
-    # rows: u[0, :2] = w[0], u[2, :2] = w[1], u[1, :2] = w[0] + w[1]; then the columns likewise
-    u[0, :2], u[2, :2] = w[0], w[1]
-    np.add(w[0], w[1], out=u[1, :2])
-    u[:, 2] = u[:, 1]
-    u[:, 1] += u[:, 0]
+
+    def rows(lo, hi):  # input channels lo..hi-1
+        wb, ub = w[:, :, lo:hi], u[:, :, lo:hi]
+        # rows: u[0, :2] = w[0], u[2, :2] = w[1], u[1, :2] = w[0] + w[1]; then the columns
+        ub[0, :2], ub[2, :2] = wb[0], wb[1]
+        np.add(wb[0], wb[1], out=ub[1, :2])
+        ub[:, 2] = ub[:, 1]
+        ub[:, 1] += ub[:, 0]
+
+    parallel.run(rows, w.shape[2], w.nbytes + u.nbytes)
     return u
 
 

@@ -118,14 +118,18 @@ def test_float32_stays_float32_and_close():
     assert np.abs(gw - ref_gw).max() <= 1e-5 * np.abs(ref_gw).max()
 
 
-def test_transform_weight_is_g_w_gt():
+@pytest.mark.parametrize("cin", [1, 3, 7])
+def test_transform_weight_is_g_w_gt(cin, threads):
+    # (split over input channels across the pool's threads: 7 gives blocks of 4 and 3)
     rng = np.random.default_rng(5)
-    w = rng.standard_normal((2, 2, 3, 4))
+    w = rng.standard_normal((2, 2, cin, 4))
     g = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
     np.testing.assert_allclose(WG.transform_weight(w), np.einsum("ke,efio,lf->klio", g, w, g),
                                rtol=1e-15, atol=1e-15)
-    buf = np.empty((3, 3, 3, 4))
+    buf = np.full((3, 3, cin, 4), np.nan)
     assert WG.transform_weight(w, out=buf) is buf
+    np.testing.assert_allclose(buf, np.einsum("ke,efio,lf->klio", g, w, g), rtol=1e-15,
+                               atol=1e-15)
 
 
 def test_worthwhile_needs_wide_channels_and_little_tile_waste():
@@ -181,20 +185,32 @@ def winograd_everywhere(monkeypatch):
     return calls
 
 
+def poison_workspace():
+    """Every CPU scratch buffer to NaN bytes: a kernel that leaves part of one unwritten and
+    then reads it (stale data from an earlier call would hide that) gives NaNs."""
+    for buf in KC._workspace.buffers.values():
+        buf[:] = 0xFF
+
+
 @pytest.mark.parametrize("hw,p", [((8, 8), 1), ((12, 8), 1), ((9, 8), 1), ((6, 10), 0),
                                   ((6, 6), 2)])  # outputs 4x4, 6x4, 4x4, 2x4, 4x4
-def test_4x4_stride_2_conv_by_space_to_depth_matches_naive_loops(hw, p, winograd_everywhere):
+def test_4x4_stride_2_conv_by_space_to_depth_matches_naive_loops(hw, p, winograd_everywhere,
+                                                                  threads):
+    # (batch 3 over 2 threads: the space-to-depth copy's blocks are 2 and 1 images)
     rng = np.random.default_rng(hw[0] * 7 + p)
-    x, w, b = rng.standard_normal((2, 3, *hw)), rng.standard_normal((5, 3, 4, 4)), \
+    x, w, b = rng.standard_normal((3, 3, *hw)), rng.standard_normal((5, 3, 4, 4)), \
         rng.standard_normal(5)
     s, pp, d = (2, 2), (p, p), (1, 1)
+    poison_workspace()
     y = KC.conv2d_forward(x, w, b, s, pp, d)
     assert winograd_everywhere == ["correlate2x2"]
     np.testing.assert_allclose(y, ref_conv2d(x, w, b, s, pp, d), rtol=1e-11, atol=1e-11)
     gy = rng.standard_normal(y.shape)
     ref_gw = ref_grad_weight(x, gy, (4, 4), s, pp, d)
+    poison_workspace()
     gw = KC.conv2d_grad_weight(x, gy, (4, 4), s, pp, d)
     np.testing.assert_allclose(gw, ref_gw, rtol=1e-11, atol=1e-11)
+    poison_workspace()
     y2, gw2 = KC.conv2d_forward_and_grad_weight(x, w, gy, s, pp, d)
     np.testing.assert_allclose(y2, ref_conv2d(x, w, None, s, pp, d), rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(gw2, ref_gw, rtol=1e-11, atol=1e-11)
