@@ -9,8 +9,8 @@ per-category shares; launch_cost.py records the host cost per call.
 """
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 # Targets of the performance issue: (device, model, batch) -> max minigan/torch step-time ratio
@@ -24,10 +24,18 @@ def read(paths):
     """(train steps, kernels, profiles, launch costs, failures, the last environment seen)."""
     steps, kernels, profiles, launches, failures, env = [], [], [], [], [], {}
     for path in paths:
-        for line in Path(path).read_text().splitlines():
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise SystemExit(f"report.py: cannot read {path}: {exc.strerror or exc}") from None
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.startswith("{"):
                 continue
-            r = json.loads(line)
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"report.py: {path}, line {number}: not a JSON record "
+                                 f"({exc.msg})") from None
             env = r.get("env", env)
             if "shares_pct" in r:
                 profiles.append(r)
@@ -188,7 +196,12 @@ def profile_tables(profiles):
 
 
 def main(argv=None) -> str:
-    paths = (argv if argv is not None else sys.argv[1:]) or sorted(
+    ap = argparse.ArgumentParser(
+        description="Markdown tables from the JSON lines of train_step.py, kernels.py and "
+                    "launch_cost.py (other lines are skipped).")
+    ap.add_argument("paths", nargs="*", metavar="FILE",
+                    help="JSON-lines files (default: benchmarks/results/*.jsonl)")
+    paths = ap.parse_args(argv).paths or sorted(
         str(p) for p in (Path(__file__).parent / "results").glob("*.jsonl"))
     steps, kernels, profiles, launches, failures, env = read(paths)
     parts = []

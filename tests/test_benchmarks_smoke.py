@@ -244,6 +244,20 @@ def test_report_tables(bench, capsys, tmp_path):
     assert "| gan | 2 | minigan | 2 | 0.01 | 0.01 | 50% | 80% |" in text
 
 
+def test_report_names_a_missing_file_and_a_broken_record(bench, capsys, tmp_path):
+    report = bench("report")
+    missing = tmp_path / "none.jsonl"
+    with pytest.raises(SystemExit, match=r"cannot read .*none\.jsonl"):
+        report.main([str(missing)])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("# a header line, skipped\n{\"model\": \"gan\"}\n{\"model\": \n")
+    with pytest.raises(SystemExit, match=r"bad\.jsonl, line 3: not a JSON record"):
+        report.main([str(bad)])
+    with pytest.raises(SystemExit) as info:  # --help: usage, exit status 0
+        report.main(["--help"])
+    assert info.value.code == 0 and "JSON-lines files" in capsys.readouterr().out
+
+
 def test_report_keeps_narrow_runs_apart_and_tables_launch_costs(bench, capsys, tmp_path):
     """A --narrow run is not the preset: it gets a row of its own, with no target verdict.
     launch_cost.py's records get their own table."""
