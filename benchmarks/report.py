@@ -95,7 +95,8 @@ def step_table(steps):
             f"| {key[0]} | {key[1]} | {key[2]} | {cell(m)} | {cell(t)} | "
             f"{_fmt(ratio, '.2f')}{verdict} | {'≤ ' + str(target) if target else '-'} | "
             f"{_fmt(m and m['img_per_s'], '.0f')} | {_fmt(t and t['img_per_s'], '.0f')} | "
-            f"{_fmt(m and m.get('peak_mem_mb'), '.0f')} | {_fmt(t and t.get('peak_mem_mb'), '.0f')} |")
+            f"{_fmt(m and m.get('peak_mem_mb'), '.0f')} | "
+            f"{_fmt(t and t.get('peak_mem_mb'), '.0f')} |")
     return "\n".join(out)
 
 
