@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import platform
+import subprocess
 import sys
 import time
 from contextlib import redirect_stdout
@@ -256,6 +257,23 @@ def gpu_summary() -> dict:
             "cupy": cp.__version__, "cuda_runtime": cp.cuda.runtime.runtimeGetVersion()}
 
 
+def source_revision(root=ROOT):
+    """The commit the benchmarked minigan comes from, ``git rev-parse --short=12 HEAD``, with
+    ``+dirty`` when tracked files differ from it; None outside a git checkout (a copy of the
+    tree without ``.git``, or no git)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+    try:
+        if git("rev-parse", "--show-toplevel") != str(Path(root).resolve()):
+            return None  # root is not the top of a checkout: some enclosing repository's
+        rev = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev + ("+dirty" if dirty else "")
+
+
 def environment(device: str, torch=None) -> dict:
     """Machine, library versions, thread counts and the TF32 setting, for headers and JSON."""
     env = {
@@ -272,6 +290,7 @@ def environment(device: str, torch=None) -> dict:
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "tf32": backend.tf32_enabled(),
+        "minigan_commit": source_revision(),
     }
     try:
         env["loadavg_1m"] = round(os.getloadavg()[0], 2)

@@ -485,6 +485,33 @@ def test_cpu_isa_reads_family_model_and_vector_flags(bench):
     assert common.cpu_isa("") is None
     env = common.environment("cpu")
     assert "cpu_isa" in env and "numpy_blas_core" in env and "openblas_coretype" in env
+    assert "minigan_commit" in env
+
+
+def test_source_revision_names_the_commit_or_nothing(bench, tmp_path):
+    import re
+    import shutil
+    import subprocess
+    common = bench("_common")
+    assert common.source_revision(tmp_path) is None  # not a checkout
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "f.txt").write_text("a\n")
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",
+                        *args], check=True, capture_output=True)
+    git("init", "-q")
+    git("add", "f.txt")
+    git("commit", "-q", "-m", "one")
+    rev = common.source_revision(repo)
+    assert re.fullmatch(r"[0-9a-f]{12}", rev)
+    (repo / "f.txt").write_text("b\n")
+    assert common.source_revision(repo) == rev + "+dirty"
+    (repo / "sub").mkdir()  # a folder inside someone else's checkout is not a checkout
+    assert common.source_revision(repo / "sub") is None
     core = common.numpy_blas_core()
     assert core is None or (isinstance(core, str) and core)
 
