@@ -82,8 +82,9 @@ def _compared(steps, field, need=None):
 
 def step_table(steps):
     head = ("| device | model | batch | minigan ms (p10-p90) | torch ms (p10-p90) | ratio | "
-            "target | img/s minigan | img/s torch | peak MiB minigan | peak MiB torch |")
-    out = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "paired ratio (IQR) | target | img/s minigan | img/s torch | peak MiB minigan | "
+            "peak MiB torch |")
+    out = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for key, m, t, ratio, target, verdict in _compared(steps, "step_ms_median"):
 
         def cell(r):
@@ -91,9 +92,13 @@ def step_table(steps):
                 return "-"
             return f"{r['step_ms_median']:.2f} ({r['step_ms_p10']:.1f}-{r['step_ms_p90']:.1f})"
 
+        paired = "-"
+        if m and t and "ratio_paired_median" in m:
+            paired = (f"{m['ratio_paired_median']:.2f} ({m['ratio_paired_p25']:.2f}-"
+                      f"{m['ratio_paired_p75']:.2f})")
         out.append(
             f"| {key[0]} | {key[1]} | {key[2]} | {cell(m)} | {cell(t)} | "
-            f"{_fmt(ratio, '.2f')}{verdict} | {'≤ ' + str(target) if target else '-'} | "
+            f"{_fmt(ratio, '.2f')}{verdict} | {paired} | {'≤ ' + str(target) if target else '-'} | "
             f"{_fmt(m and m['img_per_s'], '.0f')} | {_fmt(t and t['img_per_s'], '.0f')} | "
             f"{_fmt(m and m.get('peak_mem_mb'), '.0f')} | "
             f"{_fmt(t and t.get('peak_mem_mb'), '.0f')} |")

@@ -279,6 +279,20 @@ def time_interleaved(runners, warmup: int, steps: int, block: int) -> dict:
     return times
 
 
+def paired_block_ratios(times_a, times_b, block: int) -> list:
+    """Ratios of the median step of each of ``time_interleaved``'s blocks for runner a to that
+    of the same block for runner b: the two ran one right after the other, so a drift in
+    machine load that spans the run moves both sides of a pair alike, where it moves the two
+    overall medians by how it falls on each runner's blocks."""
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
+    if len(times_a) != len(times_b):
+        raise ValueError(f"the two runners timed {len(times_a)} and {len(times_b)} steps: "
+                         "not the same blocks")
+    return [float(np.median(times_a[i:i + block]) / np.median(times_b[i:i + block]))
+            for i in range(0, len(times_a), block)]
+
+
 def time_pipelined(runners, steps: int, block: int) -> dict:
     """Per-step times in seconds, each the wall time of ``block`` back-to-back steps between
     two synchronisations, divided by ``block``: the throughput a training loop sees, where the
@@ -778,6 +792,11 @@ def main(argv=None) -> list:
         if ref is None or rec is ref:
             continue
         rec["ratio_vs_torch"] = rec["step_ms_median"] / ref["step_ms_median"]
+        pairs = paired_block_ratios(times[rec["framework"]], times["torch"], args.block)
+        rec.update({"ratio_paired_median": float(np.median(pairs)),
+                    "ratio_paired_p25": float(np.percentile(pairs, 25)),
+                    "ratio_paired_p75": float(np.percentile(pairs, 75)),
+                    "ratio_paired_blocks": len(pairs)})
         if piped is not None:
             rec["pipelined_ratio_vs_torch"] = (rec["pipelined_ms_median"]
                                                / ref["pipelined_ms_median"])
@@ -785,7 +804,9 @@ def main(argv=None) -> list:
         if m0 is not None and m1 is not None and m1 > 0:
             rec["mem_ratio_vs_torch"] = m0 / m1
     if ref is not None and len(records) == 2:  # the torch record names its one ratio too
-        for key in ("ratio_vs_torch", "pipelined_ratio_vs_torch", "mem_ratio_vs_torch"):
+        for key in ("ratio_vs_torch", "ratio_paired_median", "ratio_paired_p25",
+                    "ratio_paired_p75", "ratio_paired_blocks", "pipelined_ratio_vs_torch",
+                    "mem_ratio_vs_torch"):
             if key in records[0]:
                 ref[key] = records[0][key]
     for rec in records + failed:
@@ -825,6 +846,9 @@ def emit(records, args, table=None) -> None:
         if "mem_ratio_vs_torch" in records[0]:
             extra = f", memory ratio {records[0]['mem_ratio_vs_torch']:.2f}"
         print(f"\nminigan/torch step-time ratio: {records[0]['ratio_vs_torch']:.2f}{extra}")
+        print(f"paired by block: median {records[0]['ratio_paired_median']:.2f} (IQR "
+              f"{records[0]['ratio_paired_p25']:.2f}-{records[0]['ratio_paired_p75']:.2f}, "
+              f"{records[0]['ratio_paired_blocks']} blocks)")
         if "pipelined_ratio_vs_torch" in records[0]:
             print(f"pipelined ({records[0]['pipelined_block']} steps per sync): minigan "
                   f"{records[0]['pipelined_ms_median']:.2f} ms, torch "

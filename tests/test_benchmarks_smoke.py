@@ -217,6 +217,56 @@ def test_kernels_main(bench, capsys, tmp_path):
     assert len(convs) == 6  # three D layers, forward and backward
 
 
+def test_paired_block_ratios_follow_the_blocks(bench):
+    ts = bench("train_step")
+    # a 1.25x slower runner under a load that changes from step to step (the last block
+    # short): every pair is 1.25 while the spread of either runner's steps is 8x
+    load = [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 2.0, 3.0]
+    b = [0.01 * f for f in load]
+    a = [1.25 * t for t in b]
+    assert ts.paired_block_ratios(a, b, 3) == pytest.approx([1.25, 1.25, 1.25])
+    # each pair is its own blocks' medians: a burst in one of a's blocks moves only that pair
+    a[3:6] = [0.3, 0.3, 0.3]
+    assert ts.paired_block_ratios(a, b, 3) == pytest.approx([1.25, 5.0, 1.25])
+    with pytest.raises(ValueError, match="block must be >= 1"):
+        ts.paired_block_ratios(a, b, 0)
+    with pytest.raises(ValueError, match="timed 8 and 7 steps"):
+        ts.paired_block_ratios(a, b[:7], 3)
+
+
+def test_train_step_records_the_paired_ratio(bench, capsys, monkeypatch):
+    """With a twin (here minigan itself under the twin's name: torch is unimportable in these
+    tests), the minigan record carries the block-paired ratio next to the ratio of medians."""
+    ts = bench("train_step")
+
+    class FakeTorch:
+        __version__ = "fake"
+
+        @staticmethod
+        def get_num_threads():
+            return 1
+
+    monkeypatch.setattr(ts.C, "load_torch", lambda device: (FakeTorch, None))
+    real_make = ts.make_runner
+
+    def make_runner(framework, model, device, torch=None, narrow=1):
+        if framework != "torch":
+            return real_make(framework, model, device, torch, narrow)
+        twin = ts.MiniganRunner(model, device, narrow)
+        twin.name = "torch"
+        return twin
+
+    monkeypatch.setattr(ts, "make_runner", make_runner)
+    (rec, twin) = ts.main(["--model", "gan", "--batch-size", "2", "--steps", "5", "--warmup",
+                           "0", "--block", "2", "--torch", "--no-memory", "--json"])
+    capsys.readouterr()
+    assert rec["framework"] == "minigan" and twin["framework"] == "torch"
+    assert rec["ratio_paired_blocks"] == 3  # blocks of 2, 2 and 1 steps
+    assert rec["ratio_paired_p25"] <= rec["ratio_paired_median"] <= rec["ratio_paired_p75"]
+    assert 0 < rec["ratio_paired_median"] and twin["ratio_paired_median"] == \
+        rec["ratio_paired_median"]
+
+
 def test_report_tables(bench, capsys, tmp_path):
     out = tmp_path / "r.jsonl"
     bench("train_step").main(["--model", "gan", "--batch-size", "2", "--steps", "1", "--warmup",
@@ -275,7 +325,7 @@ def test_report_keeps_narrow_runs_apart_and_tables_launch_costs(bench, capsys, t
                                "--warmup", "0", "--json", "--out", str(out)])
     capsys.readouterr()
     text = bench("report").main([str(out)])
-    assert "| cpu | gan | 64 |" in text and "0.50 ok | ≤ 1.0 |" in text
+    assert "| cpu | gan | 64 |" in text and "0.50 ok | - | ≤ 1.0 |" in text  # (no pairs)
     narrow_rows = [ln for ln in text.splitlines() if ln.startswith("| cpu | gan (narrow 16) | 64 |")]
     assert len(narrow_rows) == 1 and "0.50 |" in narrow_rows[0]
     assert " ok " not in narrow_rows[0] and "≤" not in narrow_rows[0]
@@ -645,12 +695,14 @@ def test_report_gives_the_cuda_graph_step_a_row_of_its_own(bench, capsys, tmp_pa
         return {"framework": fw, "model": "gan", "device": "cuda", "batch_size": 64,
                 "step_ms_median": ms, "step_ms_p10": ms, "step_ms_p90": ms,
                 "img_per_s": 64e3 / ms, "peak_mem_mb": 10.0}
-    out.write_text("\n".join(json.dumps(rec(fw, ms)) for fw, ms in
-                             (("minigan", 6.0), ("minigan_graph", 1.0), ("torch", 5.0))) + "\n")
+    recs = [rec(fw, ms) for fw, ms in (("minigan", 6.0), ("minigan_graph", 1.0), ("torch", 5.0))]
+    recs[0].update(ratio_paired_median=1.18, ratio_paired_p25=1.1, ratio_paired_p75=1.25)
+    out.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     text = bench("report").main([str(out)])
-    assert "| cuda | gan | 64 | 6.00 (6.0-6.0) | 5.00 (5.0-5.0) | 1.20 MISS | ≤ 1.0 |" in text
-    assert ("| cuda | gan (CUDA graph) | 64 | 1.00 (1.0-1.0) | 5.00 (5.0-5.0) | 0.20 ok | ≤ 1.0 |"
-            in text)
+    assert ("| cuda | gan | 64 | 6.00 (6.0-6.0) | 5.00 (5.0-5.0) | 1.20 MISS | 1.18 (1.10-1.25) | "
+            "≤ 1.0 |") in text
+    assert ("| cuda | gan (CUDA graph) | 64 | 1.00 (1.0-1.0) | 5.00 (5.0-5.0) | 0.20 ok | - | "
+            "≤ 1.0 |") in text
 
 
 def test_a_graph_step_that_fails_to_build_is_reported_and_the_rest_still_timed(
