@@ -259,8 +259,9 @@ def gpu_summary() -> dict:
 
 def source_revision(root=ROOT):
     """The commit the benchmarked minigan comes from, ``git rev-parse --short=12 HEAD``, with
-    ``+dirty`` when tracked files differ from it; None outside a git checkout (a copy of the
-    tree without ``.git``, or no git)."""
+    ``+dirty`` when tracked code differs from it (anything but ``benchmarks/results/``, which
+    the benchmarks themselves append to, and markdown); None outside a git checkout (a copy of
+    the tree without ``.git``, or no git)."""
     def git(*args):
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
@@ -268,7 +269,8 @@ def source_revision(root=ROOT):
         if git("rev-parse", "--show-toplevel") != str(Path(root).resolve()):
             return None  # root is not the top of a checkout: some enclosing repository's
         rev = git("rev-parse", "--short=12", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                    ":(exclude)benchmarks/results", ":(exclude)*.md")
     except (OSError, subprocess.SubprocessError):
         return None
     return rev + ("+dirty" if dirty else "")

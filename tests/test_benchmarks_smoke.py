@@ -558,6 +558,16 @@ def test_source_revision_names_the_commit_or_nothing(bench, tmp_path):
     git("commit", "-q", "-m", "one")
     rev = common.source_revision(repo)
     assert re.fullmatch(r"[0-9a-f]{12}", rev)
+    results = repo / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "r.jsonl").write_text("{}\n")
+    (repo / "README.md").write_text("x\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "two")
+    rev = common.source_revision(repo)
+    (results / "r.jsonl").write_text("{}\n{}\n")  # a benchmark appending its records
+    (repo / "README.md").write_text("y\n")
+    assert common.source_revision(repo) == rev  # neither is code
     (repo / "f.txt").write_text("b\n")
     assert common.source_revision(repo) == rev + "+dirty"
     (repo / "sub").mkdir()  # a folder inside someone else's checkout is not a checkout
