@@ -335,3 +335,42 @@ def matmul(a, b, out=None):
             set_fn(before)
     return out
 
+
+def matmul_pair(first, second) -> None:
+    """Two independent products, each ``(a, b, out)`` with ``out`` given: ``np.matmul(a, b,
+    out=out)`` for both. With exactly two threads and two GEMMs of equal work, each runs whole,
+    as one single-threaded BLAS call, on a thread of its own: no split, no second hand-off, and
+    each thread's GEMM keeps its operands to itself (a transposed conv's backward, whose two
+    GEMMs both read one im2col matrix: 2-6% faster than the two split GEMMs one after the
+    other on dcgan's 3136 x 2048 x 256 pair). Otherwise ``matmul`` on each in turn."""
+    (a1, b1, o1), (a2, b2, o2) = first, second
+    flops = [2 * a.shape[0] * a.shape[1] * b.shape[1] if a.ndim == 2 and b.ndim == 2 else 0
+             for a, b in ((a1, b1), (a2, b2))]
+    whole = (get_num_threads() == 2 and flops[0] == flops[1] and flops[0] >= MIN_GEMM_FLOPS
+             and all(_plain_gemm(a, b, o) for a, b, o in (first, second))
+             and not (np.may_share_memory(o1, o2) or np.may_share_memory(o1, a2)
+                      or np.may_share_memory(o1, b2) or np.may_share_memory(o2, a1)
+                      or np.may_share_memory(o2, b1))
+             and blas_controllable())
+    if not whole:
+        matmul(a1, b1, out=o1)
+        matmul(a2, b2, out=o2)
+        return
+    get_fn, set_fn = _blas["get"], _blas["set"]
+    before = get_fn()
+    if before != 1:
+        set_fn(1)
+    try:
+        _pool().run([lambda: np.matmul(a1, b1, out=o1), lambda: np.matmul(a2, b2, out=o2)])
+    finally:
+        if before != 1:
+            set_fn(before)
+
+
+def _plain_gemm(a, b, out) -> bool:
+    """What ``matmul`` would hand to BLAS in blocks: 2-D float operands of one dtype with a
+    unit stride, and an ``out`` of the product's shape and dtype that overlaps neither."""
+    return (a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0] and a.dtype == b.dtype
+            and _is_blasable(a) and _is_blasable(b) and out is not None
+            and out.dtype == a.dtype and out.shape == (a.shape[0], b.shape[1])
+            and not np.may_share_memory(out, a) and not np.may_share_memory(out, b))

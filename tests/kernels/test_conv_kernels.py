@@ -294,6 +294,42 @@ def test_conv2d_forward_and_grad_weight_is_the_two_calls_from_one_im2col(
         KC.conv2d_forward_and_grad_weight(x, w, gy[:1], s, p, d)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_forward_and_grad_weight_channels_last_pair_runs_its_two_gemms_side_by_side(
+        monkeypatch, threads, cpu_layout):
+    """x and gy stored channels-last (a generator's layers): the pair's two GEMMs, the same
+    work, run one per thread when there are two (no split ``matmul``), and either way give the
+    naive loops' conv and weight gradient."""
+    from minigan.kernels import parallel as P
+    before = P.get_num_threads()
+    monkeypatch.setattr(P, "MIN_BYTES", 2)
+    monkeypatch.setattr(P, "MIN_GEMM_FLOPS", 1)
+    split, pairs = [], []
+    real_matmul, real_pair = P.matmul, P.matmul_pair
+    monkeypatch.setattr(P, "matmul", lambda *a, **kw: split.append(1) or real_matmul(*a, **kw))
+    monkeypatch.setattr(P, "matmul_pair", lambda *a: pairs.append(1) or real_pair(*a))
+    rng = np.random.default_rng(21)
+    n, c, hw, o, k, s, p, d = 3, 20, (8, 8), 17, (4, 4), (2, 2), (1, 1), (1, 1)
+
+    def channels_last(a):
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    x = channels_last(_rand(rng, n, c, *hw))
+    w = _rand(rng, o, c, *k)
+    gy = channels_last(_rand(rng, n, o, *KC.conv_output_size(hw, k, s, p, d)))
+    P.set_num_threads(threads)
+    try:
+        y, gw = KC.conv2d_forward_and_grad_weight(x, w, gy, s, p, d)
+    finally:
+        P.set_num_threads(before)
+    if cpu_layout == "nchw":  # the NCHW im2col path: its own two products, no pair
+        assert not pairs
+    else:  # one pair: whole on two threads, else each product through matmul
+        assert len(pairs) == 1 and len(split) == (0 if threads == 2 else 2)
+    np.testing.assert_allclose(y, ref_conv2d(x, w, None, s, p, d), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw, ref_grad_weight(x, gy, k, s, p, d), rtol=1e-12, atol=1e-12)
+    assert gw.shape == w.shape and gw.flags.c_contiguous and not np.shares_memory(gw, y)
+
+
 def test_conv2d_input_and_weight_grads_is_the_two_calls():
     rng = np.random.default_rng(11)
     for (n, c, hw, o, k, s, p, d) in [(2, 3, (9, 8), 4, (3, 2), (2, 1), (1, 0), (1, 2)),

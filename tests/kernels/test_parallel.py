@@ -203,6 +203,43 @@ def test_matmul_into_an_operand_gives_numpys_product(threads):
     np.testing.assert_allclose(b, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_pair_runs_equal_gemms_whole_side_by_side(threads, monkeypatch, dtype):
+    rng = np.random.default_rng(3)
+    a1, b1 = (rng.standard_normal(shape).astype(dtype) for shape in ((40, 30), (30, 20)))
+    a2, b2 = (rng.standard_normal(shape).astype(dtype) for shape in ((20, 40), (40, 30)))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    split = []
+    real = P.matmul
+    monkeypatch.setattr(P, "matmul", lambda *a, **kw: split.append(1) or real(*a, **kw))
+    for count, whole in ((2, P.blas_controllable()), (1, False), (3, False)):
+        threads(count)
+        split.clear()
+        o1, o2 = np.full((40, 20), np.nan, dtype), np.full((20, 30), np.nan, dtype)
+        before = P._blas["get"]() if P.blas_controllable() else None
+        P.matmul_pair((a1, b1, o1), (a2.T.T, b2, o2))
+        np.testing.assert_allclose(o1, a1 @ b1, rtol=tol, atol=tol)
+        np.testing.assert_allclose(o2, a2 @ b2, rtol=tol, atol=tol)
+        assert len(split) == (0 if whole else 2)
+        if before is not None:
+            assert P._blas["get"]() == before
+    threads(2)
+    # unequal work, an output overlapping the other product's operand, a non-float operand:
+    # each product through matmul, in turn
+    for pair in (((a1, b1, np.empty((40, 20), dtype)), (a1[:20], b1, np.empty((20, 20), dtype))),
+                 ((a1, b1, o1), (o1[:20], b1[:20], np.empty((20, 20), dtype)))):
+        split.clear()
+        want = [x @ y for x, y, _ in pair]
+        P.matmul_pair(*pair)
+        assert len(split) == 2
+        for (_, _, out), ref in zip(pair, want):
+            np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
+    ints = (np.arange(6).reshape(2, 3), np.arange(12).reshape(3, 4), np.empty((2, 4), int))
+    split.clear()
+    P.matmul_pair(ints, (np.ones((2, 3)), np.ones((3, 4)), np.empty((2, 4))))
+    assert len(split) == 2 and np.array_equal(ints[2], ints[0] @ ints[1])
+
+
 def test_matmul_passes_what_it_cannot_split_to_numpy(threads):
     threads(2)
     a, b = np.arange(6).reshape(2, 3), np.arange(12).reshape(3, 4)  # integers: no BLAS
