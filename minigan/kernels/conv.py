@@ -747,28 +747,37 @@ def conv2d_forward_and_grad_weight(x, w, gy, stride=1, padding=0, dilation=1, ta
     # neither takes the workspace's "cols" buffer for anything else
     if x.shape[1] >= _CHANNELS_LAST_MIN:
         cols = _im2col_cpu_nhwc(x, k, s, p, d, out_hw)
-        if _channels_last_view(gy) is not None:
-            return _forward_and_grad_weight_nhwc(x, w, gy, k, out_hw, cols)
+        gyn = _channels_last_view(gy)
+        if gyn is not None:
+            return _forward_and_grad_weight_nhwc(x, w, gyn, k, out_hw, cols)
     else:
         cols = _im2col_cpu(x, k, s, p, d, out_hw)
     return (_conv2d_forward_numpy(x, w, None, k, s, p, d, out_hw, cols),
             _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols))
 
 
-def _forward_and_grad_weight_nhwc(x, w, gy, k, out_hw, cols):
-    """The channels-last pair from one im2col ``cols`` (N*Ho*Wo, kh*kw*C), gy stored
-    channels-last: the conv, cols @ W^T, and the weight gradient, gy^T @ cols. The two GEMMs
-    have the same work and run side by side (``parallel.matmul_pair``); each is then what
-    ``_conv2d_forward_numpy`` and ``_grad_weight_numpy`` make of it."""
-    n, c = x.shape[:2]
+def _forward_and_grad_weight_nhwc(x, w, gyn, k, out_hw, cols):
+    """The channels-last pair from one im2col ``cols`` (N*Ho*Wo, kh*kw*C), with gyn the output
+    gradient's (N, Ho, Wo, O) view: the conv, cols @ W^T, and the weight gradient,
+    gy^T @ cols. The two GEMMs have the same work and run side by side
+    (``parallel.matmul_pair``); each is then what ``_conv2d_forward_numpy`` and
+    ``_grad_weight_numpy`` make of it."""
+    n = x.shape[0]
     o = w.shape[0]
     w2 = _channels_last_weight(w).reshape(o, -1)  # (O, kh*kw*C)
     yn = np.empty((cols.shape[0], o), x.dtype)
     gw = _workspace.take("gemm", (o, cols.shape[1]), x.dtype)
-    parallel.matmul_pair((cols, w2.T, yn), (_channels_last_view(gy).reshape(-1, o).T, cols, gw))
-    out = np.empty((o, c, k[0], k[1]), x.dtype)
-    parallel.copyto(out, gw.reshape(o, k[0], k[1], c).transpose(0, 3, 1, 2))
-    return yn.reshape(n, *out_hw, o).transpose(0, 3, 1, 2), out
+    parallel.matmul_pair((cols, w2.T, yn), (gyn.reshape(-1, o).T, cols, gw))
+    return yn.reshape(n, *out_hw, o).transpose(0, 3, 1, 2), _weight_from_channels_last(gw, w.shape)
+
+
+def _weight_from_channels_last(gw, shape):
+    """A fresh (O, C, kh, kw) weight from its (O, kh*kw*C) channels-last product (a workspace
+    buffer: always copied, never a view of it)."""
+    o, c, kh, kw = shape
+    out = np.empty(shape, gw.dtype)
+    parallel.copyto(out, gw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
+    return out
 
 
 def conv2d_input_and_weight_grads(x, w, gy, stride=1, padding=0, dilation=1,
@@ -1032,9 +1041,7 @@ def _grad_weight_numpy(x, gy, k, s, p, d, out_hw, cols=None):
                          out=_workspace.take("gemm", (o, cols.shape[1]), x.dtype))
         # always a copy (never a view of the workspace, which ascontiguousarray would give for
         # 1x1 kernels or one channel)
-        out = np.empty((o, c, k[0], k[1]), x.dtype)
-        parallel.copyto(out, gw.reshape(o, k[0], k[1], c).transpose(0, 3, 1, 2))
-        return out
+        return _weight_from_channels_last(gw, (o, c, k[0], k[1]))
     if cols is None:
         cols = _im2col_cpu(x, k, s, p, d, out_hw)
     if gyn is not None:

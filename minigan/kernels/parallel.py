@@ -33,6 +33,7 @@ never nest).
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import ctypes
 import functools
@@ -298,6 +299,22 @@ def _is_blasable(a) -> bool:
         (s0 == item and s1 % item == 0 and s1 >= a.shape[0] * item)
 
 
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Inside the block the BLAS library runs one thread per call (each pool thread then makes
+    its own single-threaded GEMMs, and OpenBLAS's workers stay asleep); its count is restored
+    after. Only where ``blas_controllable()``."""
+    get_fn, set_fn = _blas["get"], _blas["set"]
+    before = get_fn()
+    if before != 1:
+        set_fn(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            set_fn(before)
+
+
 def matmul(a, b, out=None):
     """``np.matmul(a, b, out=out)`` for 2-D float NumPy arrays, computed as one single-threaded
     BLAS GEMM per pool thread on a block of the product's rows (or of its columns when it has
@@ -317,11 +334,7 @@ def matmul(a, b, out=None):
     if out is None:
         out = np.empty((m, n), a.dtype)
     parts = 1 if threads < 2 or 2 * m * n * k < MIN_GEMM_FLOPS else threads
-    get_fn, set_fn = _blas["get"], _blas["set"]
-    before = get_fn()
-    if before != 1:
-        set_fn(1)
-    try:
+    with single_threaded_blas():
         if parts == 1:
             np.matmul(a, b, out=out)
         elif m >= n:
@@ -330,9 +343,6 @@ def matmul(a, b, out=None):
         else:
             _pool().run([(lambda lo=lo, hi=hi: np.matmul(a, b[:, lo:hi], out=out[:, lo:hi]))
                          for lo, hi in blocks(n, parts)])
-    finally:
-        if before != 1:
-            set_fn(before)
     return out
 
 
@@ -344,27 +354,18 @@ def matmul_pair(first, second) -> None:
     GEMMs both read one im2col matrix: 2-6% faster than the two split GEMMs one after the
     other on dcgan's 3136 x 2048 x 256 pair). Otherwise ``matmul`` on each in turn."""
     (a1, b1, o1), (a2, b2, o2) = first, second
-    flops = [2 * a.shape[0] * a.shape[1] * b.shape[1] if a.ndim == 2 and b.ndim == 2 else 0
-             for a, b in ((a1, b1), (a2, b2))]
-    whole = (get_num_threads() == 2 and flops[0] == flops[1] and flops[0] >= MIN_GEMM_FLOPS
-             and all(_plain_gemm(a, b, o) for a, b, o in (first, second))
-             and not (np.may_share_memory(o1, o2) or np.may_share_memory(o1, a2)
-                      or np.may_share_memory(o1, b2) or np.may_share_memory(o2, a1)
-                      or np.may_share_memory(o2, b1))
+    whole = (get_num_threads() == 2 and _plain_gemm(a1, b1, o1) and _plain_gemm(a2, b2, o2)
+             and a1.shape[0] * a1.shape[1] * b1.shape[1] == a2.shape[0] * a2.shape[1] * b2.shape[1]
+             and 2 * a1.shape[0] * a1.shape[1] * b1.shape[1] >= MIN_GEMM_FLOPS
+             and not any(np.may_share_memory(o, q) for o, q in ((o1, o2), (o1, a2), (o1, b2),
+                                                                (o2, a1), (o2, b1)))
              and blas_controllable())
     if not whole:
         matmul(a1, b1, out=o1)
         matmul(a2, b2, out=o2)
         return
-    get_fn, set_fn = _blas["get"], _blas["set"]
-    before = get_fn()
-    if before != 1:
-        set_fn(1)
-    try:
+    with single_threaded_blas():
         _pool().run([lambda: np.matmul(a1, b1, out=o1), lambda: np.matmul(a2, b2, out=o2)])
-    finally:
-        if before != 1:
-            set_fn(before)
 
 
 def _plain_gemm(a, b, out) -> bool:

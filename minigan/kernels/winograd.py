@@ -104,16 +104,9 @@ def _blas_blocks(fn, total: int, flops: int) -> None:
             or not parallel.blas_controllable():
         fn(0, total)
         return
-    get_fn, set_fn = parallel._blas["get"], parallel._blas["set"]
-    before = get_fn()
-    if before != 1:
-        set_fn(1)
-    try:
+    with parallel.single_threaded_blas():
         parallel._pool().run([(lambda lo=lo, hi=hi: fn(lo, hi))
                               for lo, hi in parallel.blocks(total, threads)])
-    finally:
-        if before != 1:
-            set_fn(before)
 
 
 def correlate2x2(xn, u, out):
