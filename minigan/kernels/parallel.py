@@ -23,6 +23,13 @@ so results repeat run to run. Elementwise passes, copies and batch norm's sums (
 the axes they do not reduce) give the same bits for any thread count. A GEMM's blocks may
 round differently from one unsplit product, in the last bits.
 
+**Waiting between blocks.** Where libc has spin locks (Linux) and each thread has a CPU of its
+own, the workers spin-wait for their next block without the GIL, and the caller spin-waits for
+theirs, instead of sleeping: a hand-off then takes microseconds instead of a thread wake-up
+(tens of microseconds each way, about 125 times per dcgan step). An idle worker spins for
+``MINIGAN_SPIN_MS`` milliseconds (default 5; 0 turns spinning off) to twice that after the
+pool's last call, then sleeps until the next one (see "spin-waiting workers" below).
+
 **Thread count.** ``get_num_threads()`` / ``set_num_threads(n)`` (also ``minigan.`` names, as
 in PyTorch). The default is the ``MINIGAN_NUM_THREADS`` environment variable, else the number
 of CPUs this process may run on, at most 8, and at most ``OMP_NUM_THREADS`` or
@@ -40,6 +47,7 @@ import functools
 import os
 import queue
 import threading
+import time
 
 import numpy as np
 
@@ -62,11 +70,7 @@ def _default_threads() -> int:
         if n < 1:
             raise ValueError(f"MINIGAN_NUM_THREADS must be a positive integer, got {env!r}")
         return n
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    n = min(cpus, _MAX_DEFAULT_THREADS)
+    n = min(_cpus(), _MAX_DEFAULT_THREADS)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # as the BLAS and PyTorch take them
         head = os.environ.get(name, "").split(",")[0].strip()
         if head.isdigit() and int(head) > 0:
@@ -75,7 +79,10 @@ def _default_threads() -> int:
 
 
 class _Pool:
-    """``threads - 1`` daemon workers; the calling thread runs the first block itself."""
+    """``threads - 1`` daemon workers, asleep in a queue between blocks; the calling thread
+    runs the first block itself."""
+
+    spinning = False
 
     def __init__(self, threads: int):
         self.threads = threads
@@ -146,6 +153,214 @@ class _Pool:
             self.busy.release()
 
 
+# ---- spin-waiting workers --------------------------------------------------------------------
+#
+# A block handed to a worker that sleeps in a queue's futex starts late: the measured median
+# in a dcgan step was 50 us from the hand-off to the worker's first instruction (a wake-up of
+# the sleeping thread, on a VM of its virtual CPU), and the caller, asleep in its own wait,
+# resumes 33 us after the worker's last. With about 125 calls per dcgan step that was 14 ms of
+# waiting per step. Workers that spin between blocks, as OpenMP's and OpenBLAS's do, start
+# within microseconds. They must spin without the GIL (a Python loop would hold it, and take
+# it from the caller at every pass), so they wait inside one C call: libc's
+# pthread_spin_lock, through ctypes, which releases the GIL around foreign calls. glibc's and
+# musl's spin locks are a word with no owner (unlock is a plain release store), so one thread
+# may release what another took: here each worker's "go" word is released by the caller to
+# hand it a block, and its "done" word by the worker when the block is finished. The caller
+# waits for "done" the same way, which is bounded by the worker's block.
+#
+# A worker left spinning would hold a core for as long as the process lives, so a watchdog
+# thread checks every ``spin_s`` seconds whether the pool made a call since it last looked;
+# after a period without one it hands each worker a "sleep" word instead of a block, and the
+# worker then waits in a queue (no CPU) until the next call wakes it. A worker thus spins for
+# ``spin_s`` to ``2 * spin_s`` after the pool's last call (MINIGAN_SPIN_MS, default 5 ms).
+# Spinning is used only where every thread has a CPU of its own (a spinning thread sharing a
+# CPU with the thread it waits for would take that thread's time), with 0 ms to turn it off.
+
+DEFAULT_SPIN_MS = 5.0
+_SLEEP, _QUIT = object(), object()
+_libc_spin: dict = {"checked": False, "lock": None, "unlock": None, "init": None}
+
+
+def _spin_functions():
+    """libc's (pthread_spin_init, pthread_spin_lock, pthread_spin_unlock) through ctypes, or
+    None where they are missing (macOS, Windows)."""
+    if not _libc_spin["checked"]:
+        with _lock:
+            if not _libc_spin["checked"]:
+                try:
+                    libc = ctypes.CDLL(None)  # the process's own symbols: libc's among them
+                    fns = [getattr(libc, name) for name in
+                           ("pthread_spin_init", "pthread_spin_lock", "pthread_spin_unlock")]
+                except (OSError, AttributeError, TypeError):
+                    fns = None
+                if fns is not None:
+                    for f in fns:
+                        f.restype, f.argtypes = ctypes.c_int, [ctypes.c_void_p]
+                    fns[0].argtypes = [ctypes.c_void_p, ctypes.c_int]
+                    _libc_spin.update(init=fns[0], lock=fns[1], unlock=fns[2])
+                _libc_spin["checked"] = True
+    if _libc_spin["lock"] is None:
+        return None
+    return _libc_spin["init"], _libc_spin["lock"], _libc_spin["unlock"]
+
+
+def spin_seconds() -> float:
+    """How long (s) an idle worker spin-waits for the next block before it sleeps: the
+    ``MINIGAN_SPIN_MS`` environment variable (milliseconds, 0 for never) or 5 ms."""
+    env = os.environ.get("MINIGAN_SPIN_MS", "").strip()
+    if not env:
+        return DEFAULT_SPIN_MS / 1000.0
+    try:
+        ms = float(env)
+    except ValueError:
+        ms = -1.0
+    if not ms >= 0 or ms == float("inf"):
+        raise ValueError(f"MINIGAN_SPIN_MS must be a number of milliseconds >= 0, got {env!r}")
+    return ms / 1000.0
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _spins(threads: int, spin_s: float) -> bool:
+    """Whether a pool of ``threads`` spins: allowed, possible here, and a CPU per thread."""
+    return spin_s > 0 and threads <= _cpus() and _spin_functions() is not None
+
+
+class _SpinWorker:
+    """One worker thread: its block slot, its error, and its two spin words (held in ctypes
+    ints that live as long as the worker)."""
+
+    def __init__(self, name: str):
+        init, lock, _ = _spin_functions()
+        self.words = (ctypes.c_int(0), ctypes.c_int(0))
+        self.go, self.done = (ctypes.addressof(w) for w in self.words)
+        for word in (self.go, self.done):
+            if init(word, 0) != 0:  # (PTHREAD_PROCESS_PRIVATE)
+                raise OSError("pthread_spin_init failed")
+            lock(word)  # taken: "no block yet", "not finished"
+        self.slot = None
+        self.error = None
+        self.asleep = False
+        self.wake: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._work, daemon=True, name=name)
+        self.thread.start()
+
+    def _work(self):
+        _, lock, unlock = _spin_functions()
+        go, done = self.go, self.done
+        while True:
+            lock(go)  # spins in C, without the GIL, until the caller releases "go"
+            item, self.slot = self.slot, None
+            if item is _SLEEP:
+                unlock(done)  # (the watchdog waits for this)
+                self.wake.get()  # asleep until a call (or close) wakes it
+                continue
+            if item is _QUIT:
+                return
+            try:
+                item()
+            except BaseException as e:  # handed to the caller, which re-raises it
+                self.error = e
+            unlock(done)
+
+
+class _SpinPool:
+    """``threads - 1`` spin-waiting workers (see above) and their watchdog; ``run`` as
+    ``_Pool.run``."""
+
+    spinning = True
+
+    def __init__(self, threads: int, spin_s: float):
+        self.threads = threads
+        self.spin_s = spin_s
+        self.busy = threading.Lock()
+        self.closed = False
+        self.calls = 0  # calls that used the workers (the watchdog's sign of activity)
+        self.awake = threading.Event()  # set while a worker spins
+        self.workers = [_SpinWorker(f"minigan-cpu-{i + 1}") for i in range(threads - 1)]
+        self.awake.set()
+        self.watchdog = threading.Thread(target=self._watch, daemon=True,
+                                         name="minigan-cpu-watchdog")
+        self.watchdog.start()
+
+    def _watch(self):
+        _, lock, unlock = _spin_functions()
+        seen = -1
+        while not self.closed:
+            self.awake.wait()
+            time.sleep(self.spin_s)
+            if self.calls != seen:  # a call since the last look: keep spinning
+                seen = self.calls
+                continue
+            if not self.busy.acquire(blocking=False):  # a call in flight
+                continue
+            try:
+                if self.closed:
+                    return
+                for w in self.workers:
+                    if not w.asleep:
+                        w.slot = _SLEEP
+                        unlock(w.go)
+                        lock(w.done)  # it took the word: it now sleeps in its queue
+                        w.asleep = True
+                self.awake.clear()  # (under busy: a call's set() comes after this)
+            finally:
+                self.busy.release()
+
+    def close(self):
+        with self.busy:
+            self.closed = True
+            unlock = _spin_functions()[2]
+            for w in self.workers:
+                w.slot = _QUIT
+                unlock(w.go)
+                if w.asleep:
+                    w.wake.put(None)
+            self.awake.set()  # (the watchdog sees closed and returns)
+
+    def run(self, tasks) -> None:
+        if len(tasks) == 1 or not self.busy.acquire(blocking=False):
+            for t in tasks:
+                t()
+            return
+        try:
+            if self.closed:
+                for t in tasks:
+                    t()
+                return
+            _, lock, unlock = _spin_functions()
+            self.calls += 1
+            used = self.workers[:len(tasks) - 1]
+            for w, t in zip(used, tasks[1:]):
+                w.error = None
+                # (a copy of the caller's context: see _Pool.run)
+                w.slot = functools.partial(contextvars.copy_context().run, t)
+                unlock(w.go)
+                if w.asleep:
+                    w.asleep = False
+                    w.wake.put(None)
+                    self.awake.set()
+            error = None
+            try:
+                tasks[0]()
+            except BaseException as e:
+                error = e
+            for w in used:
+                lock(w.done)  # spins in C, without the GIL, until that worker's block is done
+                if w.error is not None and error is None:
+                    error = w.error
+                w.error = None
+            if error is not None:
+                raise error
+        finally:
+            self.busy.release()
+
+
 _state = {"threads": None, "pool": None}
 _lock = threading.Lock()
 
@@ -174,10 +389,13 @@ def set_num_threads(n: int) -> None:
 def _pool():
     pool = _state["pool"]
     if pool is None:
+        _spin_functions()  # (looked up before _lock is taken: it takes _lock itself)
         with _lock:
             pool = _state["pool"]
             if pool is None:
-                pool = _state["pool"] = _Pool(get_num_threads())
+                n, spin_s = get_num_threads(), spin_seconds()
+                pool = _state["pool"] = (_SpinPool(n, spin_s) if n > 1 and _spins(n, spin_s)
+                                         else _Pool(n))
     return pool
 
 

@@ -16,14 +16,29 @@ from minigan.kernels import optim as O
 from minigan.kernels import parallel as P
 
 
-@pytest.fixture
-def threads(monkeypatch):
+@pytest.fixture(params=["spin", "queue"])
+def threads(monkeypatch, request):
     """Set the thread count for one test (restored after) with the size thresholds at their
-    minimum, so that even small test arrays are split."""
+    minimum, so that even small test arrays are split. Each test runs twice: with workers that
+    spin-wait between blocks (forced even where threads outnumber the CPUs, with a short spin)
+    and with workers that sleep in a queue."""
+    if request.param == "spin" and P._spin_functions() is None:
+        pytest.skip("no pthread spin locks here: every pool's workers sleep in a queue")
     before = P.get_num_threads()
     monkeypatch.setattr(P, "MIN_BYTES", 2)
     monkeypatch.setattr(P, "MIN_GEMM_FLOPS", 1)
-    yield P.set_num_threads
+    if request.param == "spin":
+        monkeypatch.setenv("MINIGAN_SPIN_MS", "1")
+        monkeypatch.setattr(P, "_cpus", lambda: 64)
+    else:
+        monkeypatch.setenv("MINIGAN_SPIN_MS", "0")
+
+    def set_threads(n):
+        P.set_num_threads(n)
+        assert P._pool().spinning == (request.param == "spin" and n > 1)
+
+    yield set_threads
+    monkeypatch.undo()
     P.set_num_threads(before)
 
 
@@ -463,3 +478,96 @@ def test_workers_run_in_the_callers_numpy_error_state(threads):
         with np.errstate(over="ignore"):
             P.run(square, 6, 10 * a.nbytes)
     assert np.isinf(out[2:]).all()
+
+
+def test_spin_seconds_come_from_the_environment(monkeypatch):
+    monkeypatch.delenv("MINIGAN_SPIN_MS", raising=False)
+    assert P.spin_seconds() == P.DEFAULT_SPIN_MS / 1000
+    for value, seconds in (("2.5", 0.0025), ("0", 0.0), (" 40 ", 0.04)):
+        monkeypatch.setenv("MINIGAN_SPIN_MS", value)
+        assert P.spin_seconds() == pytest.approx(seconds)
+    for bad in ("-1", "five", "inf", "nan"):
+        monkeypatch.setenv("MINIGAN_SPIN_MS", bad)
+        with pytest.raises(ValueError, match=f"MINIGAN_SPIN_MS.*{bad!r}"):
+            P.spin_seconds()
+
+
+def test_the_pool_spins_only_where_it_may_and_can(monkeypatch):
+    monkeypatch.setattr(P, "_cpus", lambda: 4)
+    if P._spin_functions() is not None:
+        assert P._spins(4, 0.005) and P._spins(2, 0.005)
+    assert not P._spins(5, 0.005)  # more threads than CPUs: a spinner would take a CPU's time
+    assert not P._spins(2, 0.0)  # turned off
+    monkeypatch.setattr(P, "_libc_spin", {"checked": True, "lock": None, "unlock": None,
+                                          "init": None})
+    assert P._spin_functions() is None and not P._spins(2, 0.005)  # no libc spin locks here
+    before = P.get_num_threads()
+    try:
+        P.set_num_threads(2)
+        assert type(P._pool()) is P._Pool  # the sleeping workers instead, and they work
+        out = []
+        P._pool().run([lambda: out.append(threading.current_thread().name),
+                       lambda: out.append(threading.current_thread().name)])
+        assert sorted(out) == sorted([threading.current_thread().name, "minigan-cpu-1"])
+    finally:
+        monkeypatch.undo()
+        P.set_num_threads(before)
+
+
+def _cpu_seconds(thread) -> float:
+    """CPU time a thread of this process has run, from /proc (Linux)."""
+    with open(f"/proc/self/task/{thread.native_id}/schedstat") as f:
+        return int(f.read().split()[0]) / 1e9
+
+
+@pytest.mark.skipif(P._spin_functions() is None or not os.path.exists("/proc/self/task"),
+                    reason="needs pthread spin locks and /proc")
+def test_idle_workers_spin_a_while_then_sleep_then_wake_for_the_next_call():
+    pool = P._SpinPool(2, 0.2)
+    try:
+        worker = pool.workers[0].thread
+        names = []
+        pool.run([lambda: None, lambda: names.append(threading.current_thread().name)])
+        assert names == ["minigan-cpu-1"]
+        # spinning: the worker runs on its CPU while nothing is asked of it
+        a = _cpu_seconds(worker)
+        time.sleep(0.1)
+        assert _cpu_seconds(worker) - a > 0.03, "the worker did not spin after the call"
+        # after 0.2-0.4 s without a call the watchdog puts it to sleep: it no longer runs
+        deadline = time.monotonic() + 10
+        while not pool.workers[0].asleep:
+            assert time.monotonic() < deadline, "the watchdog never put the idle worker to sleep"
+            time.sleep(0.05)
+        a = _cpu_seconds(worker)
+        time.sleep(0.3)
+        assert _cpu_seconds(worker) - a < 0.02, "an idle worker kept running"
+        # the next call wakes it; its block runs there, and it spins again
+        pool.run([lambda: None, lambda: names.append(threading.current_thread().name)])
+        assert names == ["minigan-cpu-1"] * 2 and not pool.workers[0].asleep
+        a = _cpu_seconds(worker)
+        time.sleep(0.1)
+        assert _cpu_seconds(worker) - a > 0.03, "the woken worker did not spin again"
+    finally:
+        pool.close()
+    for t in [w.thread for w in pool.workers] + [pool.watchdog]:
+        t.join(10)
+        assert not t.is_alive(), f"{t.name} still runs after close()"
+
+
+@pytest.mark.skipif(P._spin_functions() is None, reason="needs pthread spin locks")
+@pytest.mark.parametrize("asleep", [False, True])
+def test_closing_a_spinning_pool_ends_its_threads_awake_or_asleep(asleep):
+    pool = P._SpinPool(3, 0.01)
+    pool.run([lambda: None] * 3)
+    if asleep:
+        deadline = time.monotonic() + 10
+        while not all(w.asleep for w in pool.workers):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    pool.close()
+    for t in [w.thread for w in pool.workers] + [pool.watchdog]:
+        t.join(10)
+        assert not t.is_alive(), f"{t.name} still runs after close()"
+    out = []
+    pool.run([lambda: out.append(1), lambda: out.append(2)])  # closed: the caller runs both
+    assert out == [1, 2]
