@@ -140,10 +140,11 @@ class _Pool:
                 inbox.put((functools.partial(contextvars.copy_context().run, t), done))
             error = None
             try:
-                tasks[0]()
+                for t in (tasks[0], *tasks[len(self.inboxes) + 1:]):  # (more blocks than
+                    t()                                                # workers: the caller's)
             except BaseException as e:
                 error = e
-            for _ in tasks[1:]:
+            for _ in tasks[1:len(self.inboxes) + 1]:
                 e = done.get()
                 if e is not None and error is None:
                     error = e
@@ -178,7 +179,8 @@ class _Pool:
 
 DEFAULT_SPIN_MS = 5.0
 _SLEEP, _QUIT = object(), object()
-_libc_spin: dict = {"checked": False, "lock": None, "unlock": None, "init": None}
+_libc_spin: dict = {"checked": False, "lock": None, "unlock": None, "init": None,
+                    "trylock": None}
 
 
 def _spin_functions():
@@ -190,14 +192,15 @@ def _spin_functions():
                 try:
                     libc = ctypes.CDLL(None)  # the process's own symbols: libc's among them
                     fns = [getattr(libc, name) for name in
-                           ("pthread_spin_init", "pthread_spin_lock", "pthread_spin_unlock")]
+                           ("pthread_spin_init", "pthread_spin_lock", "pthread_spin_unlock",
+                            "pthread_spin_trylock")]
                 except (OSError, AttributeError, TypeError):
                     fns = None
                 if fns is not None:
                     for f in fns:
                         f.restype, f.argtypes = ctypes.c_int, [ctypes.c_void_p]
                     fns[0].argtypes = [ctypes.c_void_p, ctypes.c_int]
-                    _libc_spin.update(init=fns[0], lock=fns[1], unlock=fns[2])
+                    _libc_spin.update(init=fns[0], lock=fns[1], unlock=fns[2], trylock=fns[3])
                 _libc_spin["checked"] = True
     if _libc_spin["lock"] is None:
         return None
@@ -244,6 +247,7 @@ class _SpinWorker:
                 raise OSError("pthread_spin_init failed")
             lock(word)  # taken: "no block yet", "not finished"
         self.slot = None
+        self.call = self.finished = 0  # the pool call of its latest block, and of its last done
         self.error = None
         self.asleep = False
         self.wake: queue.SimpleQueue = queue.SimpleQueue()
@@ -255,7 +259,7 @@ class _SpinWorker:
         go, done = self.go, self.done
         while True:
             lock(go)  # spins in C, without the GIL, until the caller releases "go"
-            item, self.slot = self.slot, None
+            item, self.slot, call = self.slot, None, self.call
             if item is _SLEEP:
                 unlock(done)  # (the watchdog waits for this)
                 self.wake.get()  # asleep until a call (or close) wakes it
@@ -267,6 +271,7 @@ class _SpinWorker:
             except BaseException as e:  # handed to the caller, which re-raises it
                 self.error = e
             unlock(done)
+            self.finished = call  # (after the unlock: see _SpinPool.run's interrupted wait)
 
 
 class _SpinPool:
@@ -340,6 +345,7 @@ class _SpinPool:
                 w.error = None
                 # (a copy of the caller's context: see _Pool.run)
                 w.slot = functools.partial(contextvars.copy_context().run, t)
+                w.call = self.calls
                 unlock(w.go)
                 if w.asleep:
                     w.asleep = False
@@ -347,14 +353,27 @@ class _SpinPool:
                     self.awake.set()
             error = None
             try:
-                tasks[0]()
+                for t in (tasks[0], *tasks[len(used) + 1:]):  # (more blocks than workers: the
+                    t()                                      # caller runs the rest)
             except BaseException as e:
                 error = e
-            for w in used:
-                lock(w.done)  # spins in C, without the GIL, until that worker's block is done
-                if w.error is not None and error is None:
-                    error = w.error
-                w.error = None
+            pending = list(used)
+            try:
+                while pending:
+                    lock(pending[0].done)  # spins in C, without the GIL, until it is done
+                    w = pending.pop(0)
+                    if w.error is not None and error is None:
+                        error = w.error
+                    w.error = None
+            finally:
+                # an interrupt between two waits (or right after one, before its pop): the
+                # other workers' blocks still finish before this call returns, and no "done"
+                # is left over for the next call (trylock takes it unless that wait had)
+                for w in pending:
+                    while w.finished != self.calls:
+                        time.sleep(1e-4)
+                    _libc_spin["trylock"](w.done)
+                    w.error = None
             if error is not None:
                 raise error
         finally:

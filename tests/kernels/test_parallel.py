@@ -571,3 +571,56 @@ def test_closing_a_spinning_pool_ends_its_threads_awake_or_asleep(asleep):
     out = []
     pool.run([lambda: out.append(1), lambda: out.append(2)])  # closed: the caller runs both
     assert out == [1, 2]
+
+
+@pytest.mark.parametrize("kind", ["spin", "queue"])
+def test_a_call_with_more_blocks_than_workers_runs_them_all(kind):
+    if kind == "spin" and P._spin_functions() is None:
+        pytest.skip("no pthread spin locks here")
+    pool = P._SpinPool(2, 0.01) if kind == "spin" else P._Pool(2)
+    try:
+        out = []
+        pool.run([lambda i=i: out.append(i) for i in range(5)])
+        assert sorted(out) == [0, 1, 2, 3, 4]
+    finally:
+        pool.close()
+
+
+@pytest.mark.skipif(P._spin_functions() is None, reason="needs pthread spin locks")
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_an_interrupt_between_waits_still_waits_for_every_block(monkeypatch, when):
+    """A KeyboardInterrupt that lands on the caller while it waits for its workers (before a
+    wait's C call, or after it returned) still lets every worker's block finish before the call
+    returns, and leaves no "done" behind that would let a later call return early."""
+    pool = P._SpinPool(3, 0.05)
+    try:
+        real = P._spin_functions()
+        interrupted = []
+
+        def lock(word):
+            if not interrupted and word == pool.workers[0].done:
+                interrupted.append(word)
+                if when == "before":
+                    raise KeyboardInterrupt
+                real[1](word)
+                raise KeyboardInterrupt
+            return real[1](word)
+
+        finished = []
+
+        def slow(tag):
+            def block():
+                time.sleep(0.2)
+                finished.append(tag)
+            return block
+
+        monkeypatch.setitem(P._libc_spin, "lock", lock)
+        with pytest.raises(KeyboardInterrupt):
+            pool.run([lambda: None, lambda: finished.append("fast"), slow("slow")])
+        assert interrupted and sorted(finished) == ["fast", "slow"]
+        monkeypatch.setitem(P._libc_spin, "lock", real[1])
+        finished.clear()
+        pool.run([lambda: None, slow("a"), slow("b")])
+        assert sorted(finished) == ["a", "b"], "a later call returned before its blocks ended"
+    finally:
+        pool.close()
