@@ -120,7 +120,9 @@ class _Pool:
 
     def run(self, tasks) -> None:
         """Run every task (a callable of no arguments); return when all are done. The first
-        error raised by any of them is re-raised after the others finish."""
+        error raised by any of them is re-raised after the others finish. With one task, on a
+        closed pool, or while another call holds the pool (a nested call), the caller runs
+        them in turn."""
         if len(tasks) == 1 or not self.busy.acquire(blocking=False):
             for t in tasks:
                 t()
@@ -130,28 +132,32 @@ class _Pool:
                 for t in tasks:
                     t()
                 return
-            # a queue of this call's own: should the caller be interrupted while waiting, a
-            # late answer from a worker cannot be taken for a later call's
-            done: queue.SimpleQueue = queue.SimpleQueue()
-            for inbox, t in zip(self.inboxes, tasks[1:]):
-                # in a copy of the caller's context: NumPy keeps np.errstate in a context
-                # variable, so a worker's block warns (or raises, or stays quiet) as the
-                # caller asked
-                inbox.put((functools.partial(contextvars.copy_context().run, t), done))
-            error = None
-            try:
-                for t in (tasks[0], *tasks[len(self.inboxes) + 1:]):  # (more blocks than
-                    t()                                                # workers: the caller's)
-            except BaseException as e:
-                error = e
-            for _ in tasks[1:len(self.inboxes) + 1]:
-                e = done.get()
-                if e is not None and error is None:
-                    error = e
-            if error is not None:
-                raise error
+            self._split(tasks)
         finally:
             self.busy.release()
+
+    def _split(self, tasks) -> None:
+        """``run``'s tasks on the caller and the workers (the pool held)."""
+        # a queue of this call's own: should the caller be interrupted while waiting, a
+        # late answer from a worker cannot be taken for a later call's
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        for inbox, t in zip(self.inboxes, tasks[1:]):
+            # in a copy of the caller's context: NumPy keeps np.errstate in a context
+            # variable, so a worker's block warns (or raises, or stays quiet) as the
+            # caller asked
+            inbox.put((functools.partial(contextvars.copy_context().run, t), done))
+        error = None
+        try:
+            for t in (tasks[0], *tasks[len(self.inboxes) + 1:]):  # (more blocks than
+                t()                                                # workers: the caller's)
+        except BaseException as e:
+            error = e
+        for _ in tasks[1:len(self.inboxes) + 1]:
+            e = done.get()
+            if e is not None and error is None:
+                error = e
+        if error is not None:
+            raise error
 
 
 # ---- spin-waiting workers --------------------------------------------------------------------
@@ -328,56 +334,48 @@ class _SpinPool:
                     w.wake.put(None)
             self.awake.set()  # (the watchdog sees closed and returns)
 
-    def run(self, tasks) -> None:
-        if len(tasks) == 1 or not self.busy.acquire(blocking=False):
-            for t in tasks:
-                t()
-            return
+    run = _Pool.run
+
+    def _split(self, tasks) -> None:
+        """``_Pool._split``, handing blocks over and waiting for them by the spin words."""
+        _, lock, unlock = _spin_functions()
+        self.calls += 1
+        used = self.workers[:len(tasks) - 1]
+        for w, t in zip(used, tasks[1:]):
+            w.error = None
+            # (a copy of the caller's context: see _Pool._split)
+            w.slot = functools.partial(contextvars.copy_context().run, t)
+            w.call = self.calls
+            unlock(w.go)
+            if w.asleep:
+                w.asleep = False
+                w.wake.put(None)
+                self.awake.set()
+        error = None
         try:
-            if self.closed:
-                for t in tasks:
-                    t()
-                return
-            _, lock, unlock = _spin_functions()
-            self.calls += 1
-            used = self.workers[:len(tasks) - 1]
-            for w, t in zip(used, tasks[1:]):
+            for t in (tasks[0], *tasks[len(used) + 1:]):  # (more blocks than workers: the
+                t()                                      # caller runs the rest)
+        except BaseException as e:
+            error = e
+        pending = list(used)
+        try:
+            while pending:
+                lock(pending[0].done)  # spins in C, without the GIL, until it is done
+                w = pending.pop(0)
+                if w.error is not None and error is None:
+                    error = w.error
                 w.error = None
-                # (a copy of the caller's context: see _Pool.run)
-                w.slot = functools.partial(contextvars.copy_context().run, t)
-                w.call = self.calls
-                unlock(w.go)
-                if w.asleep:
-                    w.asleep = False
-                    w.wake.put(None)
-                    self.awake.set()
-            error = None
-            try:
-                for t in (tasks[0], *tasks[len(used) + 1:]):  # (more blocks than workers: the
-                    t()                                      # caller runs the rest)
-            except BaseException as e:
-                error = e
-            pending = list(used)
-            try:
-                while pending:
-                    lock(pending[0].done)  # spins in C, without the GIL, until it is done
-                    w = pending.pop(0)
-                    if w.error is not None and error is None:
-                        error = w.error
-                    w.error = None
-            finally:
-                # an interrupt between two waits (or right after one, before its pop): the
-                # other workers' blocks still finish before this call returns, and no "done"
-                # is left over for the next call (trylock takes it unless that wait had)
-                for w in pending:
-                    while w.finished != self.calls:
-                        time.sleep(1e-4)
-                    _libc_spin["trylock"](w.done)
-                    w.error = None
-            if error is not None:
-                raise error
         finally:
-            self.busy.release()
+            # an interrupt between two waits (or right after one, before its pop): the
+            # other workers' blocks still finish before this call returns, and no "done"
+            # is left over for the next call (trylock takes it unless that wait had)
+            for w in pending:
+                while w.finished != self.calls:
+                    time.sleep(1e-4)
+                _libc_spin["trylock"](w.done)
+                w.error = None
+        if error is not None:
+            raise error
 
 
 _state = {"threads": None, "pool": None}
