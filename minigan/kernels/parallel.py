@@ -123,7 +123,7 @@ class _Pool:
         error raised by any of them is re-raised after the others finish. With one task, on a
         closed pool, or while another call holds the pool (a nested call), the caller runs
         them in turn."""
-        if len(tasks) == 1 or not self.busy.acquire(blocking=False):
+        if len(tasks) == 1 or not self._take():
             for t in tasks:
                 t()
             return
@@ -135,6 +135,10 @@ class _Pool:
             self._split(tasks)
         finally:
             self.busy.release()
+
+    def _take(self) -> bool:
+        """Hold the pool for a call, if no other call holds it."""
+        return self.busy.acquire(blocking=False)
 
     def _split(self, tasks) -> None:
         """``run``'s tasks on the caller and the workers (the pool held)."""
@@ -292,6 +296,7 @@ class _SpinPool:
         self.busy = threading.Lock()
         self.closed = False
         self.calls = 0  # calls that used the workers (the watchdog's sign of activity)
+        self.parking = False  # the watchdog holds busy to put the workers to sleep
         self.awake = threading.Event()  # set while a worker spins
         self.workers = [_SpinWorker(f"minigan-cpu-{i + 1}") for i in range(threads - 1)]
         self.awake.set()
@@ -310,6 +315,7 @@ class _SpinPool:
                 continue
             if not self.busy.acquire(blocking=False):  # a call in flight
                 continue
+            self.parking = True
             try:
                 if self.closed:
                     return
@@ -321,6 +327,7 @@ class _SpinPool:
                         w.asleep = True
                 self.awake.clear()  # (under busy: a call's set() comes after this)
             finally:
+                self.parking = False
                 self.busy.release()
 
     def close(self):
@@ -335,6 +342,14 @@ class _SpinPool:
             self.awake.set()  # (the watchdog sees closed and returns)
 
     run = _Pool.run
+
+    def _take(self) -> bool:
+        # the watchdog holds the pool only while it puts the workers to sleep (microseconds):
+        # a call then waits for it, instead of running its blocks alone as it would for a call
+        # in flight
+        if self.busy.acquire(blocking=False):
+            return True
+        return self.parking and self.busy.acquire()
 
     def _split(self, tasks) -> None:
         """``_Pool._split``, handing blocks over and waiting for them by the spin words."""

@@ -624,3 +624,28 @@ def test_an_interrupt_between_waits_still_waits_for_every_block(monkeypatch, whe
         assert sorted(finished) == ["a", "b"], "a later call returned before its blocks ended"
     finally:
         pool.close()
+
+
+@pytest.mark.skipif(P._spin_functions() is None, reason="needs pthread spin locks")
+def test_a_call_that_meets_the_watchdog_putting_workers_to_sleep_waits_and_splits():
+    """The watchdog holds the pool for a moment to put idle workers to sleep; a call arriving
+    then waits for it and still splits (any other holder means a call in flight: serial)."""
+    pool = P._SpinPool(2, 60.0)  # (its own watchdog stays out of the way)
+    try:
+        for parking, expected in ((True, "minigan-cpu-1"), (False, "MainThread")):
+            assert pool.busy.acquire(blocking=False)
+            pool.parking = parking
+
+            def release():
+                time.sleep(0.05)
+                pool.parking = False
+                pool.busy.release()
+
+            t = threading.Thread(target=release)
+            t.start()
+            names = []
+            pool.run([lambda: None, lambda: names.append(threading.current_thread().name)])
+            t.join()
+            assert names == [expected]
+    finally:
+        pool.close()
