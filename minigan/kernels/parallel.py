@@ -195,7 +195,8 @@ _libc_spin: dict = {"checked": False, "lock": None, "unlock": None, "init": None
 
 def _spin_functions():
     """libc's (pthread_spin_init, pthread_spin_lock, pthread_spin_unlock) through ctypes, or
-    None where they are missing (macOS, Windows)."""
+    None where they are missing (macOS, Windows). pthread_spin_trylock, looked up with them,
+    is ``_libc_spin["trylock"]`` (only an interrupted wait needs it)."""
     if not _libc_spin["checked"]:
         with _lock:
             if not _libc_spin["checked"]:
