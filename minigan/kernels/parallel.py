@@ -193,12 +193,14 @@ _libc_spin: dict = {"checked": False, "lock": None, "unlock": None, "init": None
                     "trylock": None}
 
 
+_spin_lookup = threading.Lock()
+
+
 def _spin_functions():
-    """libc's (pthread_spin_init, pthread_spin_lock, pthread_spin_unlock) through ctypes, or
-    None where they are missing (macOS, Windows). pthread_spin_trylock, looked up with them,
-    is ``_libc_spin["trylock"]`` (only an interrupted wait needs it)."""
+    """libc's (pthread_spin_init, pthread_spin_lock, pthread_spin_unlock,
+    pthread_spin_trylock) through ctypes, or None where they are missing (macOS, Windows)."""
     if not _libc_spin["checked"]:
-        with _lock:
+        with _spin_lookup:
             if not _libc_spin["checked"]:
                 try:
                     libc = ctypes.CDLL(None)  # the process's own symbols: libc's among them
@@ -215,7 +217,7 @@ def _spin_functions():
                 _libc_spin["checked"] = True
     if _libc_spin["lock"] is None:
         return None
-    return _libc_spin["init"], _libc_spin["lock"], _libc_spin["unlock"]
+    return _libc_spin["init"], _libc_spin["lock"], _libc_spin["unlock"], _libc_spin["trylock"]
 
 
 def spin_seconds() -> float:
@@ -250,7 +252,7 @@ class _SpinWorker:
     ints that live as long as the worker)."""
 
     def __init__(self, name: str):
-        init, lock, _ = _spin_functions()
+        init, lock, _, _ = _spin_functions()
         self.words = (ctypes.c_int(0), ctypes.c_int(0))
         self.go, self.done = (ctypes.addressof(w) for w in self.words)
         for word in (self.go, self.done):
@@ -266,7 +268,7 @@ class _SpinWorker:
         self.thread.start()
 
     def _work(self):
-        _, lock, unlock = _spin_functions()
+        _, lock, unlock, _ = _spin_functions()
         go, done = self.go, self.done
         while True:
             lock(go)  # spins in C, without the GIL, until the caller releases "go"
@@ -282,7 +284,7 @@ class _SpinWorker:
             except BaseException as e:  # handed to the caller, which re-raises it
                 self.error = e
             unlock(done)
-            self.finished = call  # (after the unlock: see _SpinPool.run's interrupted wait)
+            self.finished = call  # (after the unlock: see _SpinPool._split's interrupted wait)
 
 
 class _SpinPool:
@@ -306,7 +308,7 @@ class _SpinPool:
         self.watchdog.start()
 
     def _watch(self):
-        _, lock, unlock = _spin_functions()
+        _, lock, unlock, _ = _spin_functions()
         seen = -1
         while not self.closed:
             self.awake.wait()
@@ -354,7 +356,7 @@ class _SpinPool:
 
     def _split(self, tasks) -> None:
         """``_Pool._split``, handing blocks over and waiting for them by the spin words."""
-        _, lock, unlock = _spin_functions()
+        _, lock, unlock, trylock = _spin_functions()
         self.calls += 1
         used = self.workers[:len(tasks) - 1]
         for w, t in zip(used, tasks[1:]):
@@ -388,7 +390,7 @@ class _SpinPool:
             for w in pending:
                 while w.finished != self.calls:
                     time.sleep(1e-4)
-                _libc_spin["trylock"](w.done)
+                trylock(w.done)
                 w.error = None
         if error is not None:
             raise error
@@ -422,7 +424,6 @@ def set_num_threads(n: int) -> None:
 def _pool():
     pool = _state["pool"]
     if pool is None:
-        _spin_functions()  # (looked up before _lock is taken: it takes _lock itself)
         with _lock:
             pool = _state["pool"]
             if pool is None:
