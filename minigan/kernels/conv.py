@@ -34,11 +34,12 @@ conv's channels-last im2col reads it with a plain copy and no layout copy is mad
 layers. A transposed conv whose kernel is a multiple of its stride (DCGAN's k=4, s=2) skips
 col2im: its output phases come from one im2col of the input and one GEMM (the "sub-pixel" form,
 see ``_conv_transpose_subpixel_numpy``). Where channels are wide (64+ in, 128+ out), the 2x2
-correlations in two DCGAN shapes run by Winograd F(2x2, 2x2) (``kernels.winograd``: 9 GEMMs
-instead of 16 multiplies' worth, so 9/16 of the work): that sub-pixel form, whose windows are
-2x2 for k = 2s, and a 4x4, stride-2 conv2d with an even output size, rewritten by
-space-to-depth as a 2x2 stride-1 correlation of 4C channels (forward, weight gradient, and the
-two from one input transform). Temporaries live in per-thread workspaces because
+correlations in two DCGAN shapes run by Winograd (``kernels.winograd``: F(2, 2) tiles, 9
+products per 2x2 outputs instead of 16, and an F(3, 2) tile ending each odd axis, so a 7x7
+grid takes 100 instead of 196): that sub-pixel form, whose windows are 2x2 for k = 2s, and a
+4x4, stride-2 conv2d, rewritten by space-to-depth as a 2x2 stride-1 correlation of 4C
+channels (forward, weight gradient, and the two from one input transform). Temporaries live
+in per-thread workspaces because
 allocating tens of MB per call costs page faults that can exceed the copy itself.
 
 GPU: im2col and col2im are RawKernels in gather form (every output element is written by one
@@ -863,22 +864,19 @@ def _conv2d_forward_numpy(x, w, b, k, s, p, d, out_hw, cols=None):
 # so the conv is a stride-1 2x2 correlation of xs (4C channels) with the kernel
 #     W[e, f][(a, b, c), o] = w[o, c, 2e + a, 2f + b],
 # which kernels.winograd computes, forward and weight gradient, with 9/16 of the direct GEMM's
-# multiplies. xs is four strided copies of x (one per parity of row and column), smaller than
-# the im2col matrix it replaces.
+# multiplies (100/196 on dcgan's odd 7x7 outputs). xs is four strided copies of x (one per
+# parity of row and column), smaller than the im2col matrix it replaces.
 
 def _s2d_winograd(c, o, k, s, d, out_hw) -> bool:
-    # (only for even output sizes: an odd one's extra tiles cost more than they save here,
-    # measured on the benchmark VM, where im2col's GEMM has no such waste)
     return (k == (4, 4) and s == (2, 2) and d == (1, 1) and c >= _CHANNELS_LAST_MIN
-            and out_hw[0] % 2 == 0 and out_hw[1] % 2 == 0
             and winograd.worthwhile(4 * c, o, *out_hw))
 
 
 def _space_to_depth(x, p, out_hw):
-    """xs (N, 2T + 1, 2V + 1, 4C) as above, in a workspace buffer (zeros outside x), with
-    T, V = ceil(Ho / 2), ceil(Wo / 2): what winograd.correlate2x2 reads for an Ho x Wo output."""
+    """xs (N, Ho + 1, Wo + 1, 4C) as above, in a workspace buffer (zeros outside x): what
+    winograd.correlate2x2 reads for an Ho x Wo output."""
     n, c, h, wd = x.shape
-    rows, cols = 2 * (-(-out_hw[0] // 2)) + 1, 2 * (-(-out_hw[1] // 2)) + 1
+    rows, cols = out_hw[0] + 1, out_hw[1] + 1
     xs = _workspace.take("pad", (n, rows, cols, 2, 2, c), x.dtype)
     xl = x.transpose(0, 2, 3, 1)  # (N, H, W, C): a plain view when x is stored channels-last
 
@@ -914,8 +912,9 @@ def _conv2d_s2d_winograd(x, w, p, out_hw, gy=None):
     xs = _space_to_depth(x, p, out_hw)
     wt = _workspace.take("weight", (2, 2, 2, 2, c, o), w.dtype)  # (e, f, a, b, c, o)
     parallel.copyto(wt, w.reshape(o, c, 2, 2, 2, 2).transpose(2, 4, 3, 5, 1, 0))
+    t = winograd.weight_types(*out_hw)
     u = winograd.transform_weight(wt.reshape(2, 2, 4 * c, o),
-                                  out=_workspace.take("winograd_u", (3, 3, 4 * c, o), w.dtype))
+                                  out=_workspace.take("winograd_u", (t, t, 4 * c, o), w.dtype))
     yn = np.empty((n, *out_hw, o), x.dtype)
     if gy is None:
         return winograd.correlate2x2(xs, u, yn)
@@ -1241,13 +1240,10 @@ def _conv_transpose_subpixel_numpy(x, w, b, k, s, p, out_hw, grid):
     cout = w.shape[1]
     (mh, r0, rh), (mw, c0, rw) = grid
     wino = mh == mw == 2 and winograd.worthwhile(cin, s[0] * s[1] * cout, rh, rw)
-    # Winograd's tiles cover 2 x 2 windows: with an odd count of windows its last tiles read
-    # one more row (column) of input, which is zeros
-    th, tw = (rh + (rh & 1), rw + (rw & 1)) if wino else (rh, rw)
-    # the padded channels-last input holds input rows r0 - mh + 1 .. r0 + th - 1 (zeros where
+    # the padded channels-last input holds input rows r0 - mh + 1 .. r0 + rh - 1 (zeros where
     # they fall outside x); window r covers its rows r .. r + mh - 1
     top, left = mh - 1 - r0, mw - 1 - c0
-    ph_, pw_ = th + mh - 1, tw + mw - 1
+    ph_, pw_ = rh + mh - 1, rw + mw - 1
     xn = _workspace.take("pad", (n, ph_, pw_, cin), x.dtype)
     i0, i1 = max(0, -top), min(h, ph_ - top)
     j0, j1 = max(0, -left), min(wd, pw_ - left)
@@ -1263,7 +1259,8 @@ def _conv_transpose_subpixel_numpy(x, w, b, k, s, p, out_hw, grid):
     parallel.copyto(wsub, w6.transpose(2, 4, 0, 3, 5, 1))
     z = _workspace.take("gemm", (n, rh, rw, s[0] * s[1] * cout), x.dtype)
     if wino:
-        u = _workspace.take("winograd_u", (3, 3, cin, s[0] * s[1] * cout), w.dtype)
+        t = winograd.weight_types(rh, rw)
+        u = _workspace.take("winograd_u", (t, t, cin, s[0] * s[1] * cout), w.dtype)
         winograd.correlate2x2(
             xn, winograd.transform_weight(wsub.reshape(2, 2, cin, -1), out=u), z)
     else:

@@ -1,4 +1,4 @@
-"""CPU Winograd F(2x2, 2x2): a stride-1 correlation with a 2x2 kernel in 9 GEMMs instead of 16.
+"""CPU Winograd: a stride-1 correlation with a 2x2 kernel in fewer multiplies than the direct GEMM.
 
 Where it is used: a transposed conv whose kernel is twice its stride (DCGAN's k=4, s=2, p=1)
 runs in conv.py's sub-pixel form, one correlation of the channels-last, padded input with a
@@ -8,34 +8,45 @@ runs in conv.py's sub-pixel form, one correlation of the channels-last, padded i
 
 That is also how a conv2d's input gradient runs (a transposed conv), so it covers the
 generator's upsampling layers and the backward pass through the discriminator's downsampling
-ones. As one GEMM it is (N*R*C, 4*Cin) @ (4*Cin, Cout): 4 multiplies per output value and input
-channel. On a 2-core CPU those GEMMs are already at BLAS's peak, so fewer multiplies is the only
-way left to make them faster.
+ones; a 4x4 stride-2 conv2d becomes one by space-to-depth. As one GEMM it is
+(N*R*C, 4*Cin) @ (4*Cin, Cout): 4 multiplies per output value and input channel. On a 2-core
+CPU those GEMMs are already at BLAS's peak, so fewer multiplies is the only way left to make
+them faster.
 
-**The algorithm.** Cut the output into 2x2 tiles; tile (t, u) reads the 3x3 input patch d at
-rows 2t..2t+2 and columns 2u..2u+2. In one dimension the two outputs of a 2-tap correlation,
-y0 = d0 g0 + d1 g1 and y1 = d1 g0 + d2 g1, take three products instead of four:
+**The algorithm.** Each axis of outputs is cut into tiles. In one dimension the two outputs of
+a 2-tap correlation, y0 = d0 g0 + d1 g1 and y1 = d1 g0 + d2 g1, take three products instead of
+four (Winograd's F(2, 2)):
 
-    m0 = (d0 - d1) g0,   m1 = d1 (g0 + g1),   m2 = (d2 - d1) g1,   y0 = m0 + m1,   y1 = m1 + m2,
+    m0 = (d0 - d1) g0,   m1 = d1 (g0 + g1),   m2 = (d2 - d1) g1,   y0 = m0 + m1,   y1 = m1 + m2.
 
-i.e. y = A^T [(G g) * (B^T d)] with B^T = [[1, -1, 0], [0, 1, 0], [0, -1, 1]],
-G = [[1, 0], [1, 1], [0, 1]] and A^T = [[1, 1, 0], [0, 1, 1]]. Nested over rows and columns, a
-2x2 tile takes 9 products instead of 16, and over channels each product is a matrix product:
-with V[k, l] = (B^T d B)[k, l] (one (tiles, Cin) matrix for each of the 9 (k, l)) and
-W[k, l] = (G w G^T)[k, l] (Cin, Cout), M[k, l] = V[k, l] @ W[k, l], and the tile's outputs are
-A^T M A. The GEMMs do 9/16 of the direct form's multiply-adds. Every transform coefficient is
-0 or +-1, so the transforms are exact adds and subtracts: the result differs from the direct
-GEMM's by rounding only (about 1e-6 relative in float32, 1e-15 in float64).
+An odd axis (dcgan's 7x7 grids) ends in one tile of three outputs, F(3, 2), four products
+instead of six (the transpose of F(2, 3), points 0, 1, -1 and infinity):
 
-**Cost.** The transforms are elementwise passes over the input (9/4 of its size) and over the 9
-products (9/4 of the output), a few ms at DCGAN sizes against the tens of ms the GEMMs save.
-An odd number of output rows or columns is rounded up to whole tiles (the caller pads the input
-with zeros), which costs at most one extra row and column of tiles; ``worthwhile`` refuses
-grids where that would cost more than half again the work.
+    m0 = (d0 - d2) g0,   m1 = (d1 + d2)/2 (g0 + g1),   m2 = (d3 - d1) g1,
+    m3 = (d2 - d1)/2 (g0 - g1),   y0 = m0 + m1 + m3,   y1 = m1 - m3,   y2 = m1 + m2 + m3,
+
+and an axis of length 1 in one direct "tile" (m0 = d0 g0, m2 = d1 g1, y0 = m0 + m2). So 7
+outputs take 3 + 3 + 4 = 10 products instead of 14, and a 7x7 grid 100 instead of 196, where
+rounding it up to 8x8 tiles would take 144. Every product ("slot") pairs transformed input
+values with one of four transformed weights, its type: g0 (0), g0 + g1 (1), g1 (2) and
+g0 - g1 (3, F(3, 2) only). Nested over rows and columns, a slot pair (u, v) multiplies by
+U[u, v] = (G w G^T)[u, v], and over channels the products of all the slot pairs of one type
+pair, in every tile, are one GEMM: (slots, Cin) @ U[u, v] (Cin, Cout). The outputs are
+A^T M A. Every transform coefficient is 0, +-1 or +-1/2, so the transforms are exact up to the
+rounding of adds: results differ from the direct GEMM's by about 1e-6 relative in float32,
+1e-15 in float64.
+
+**Layout.** For a block of nb images, the slots of type pair (u, v) are one C-contiguous
+(nb, rows of tiles with type u, columns of tiles with type v, C) array, all of them carved
+from one flat buffer: each is one GEMM operand as it stands.
+
+**Cost.** The transforms are elementwise passes over the input and over the products, a few
+ms at DCGAN sizes against the tens of ms the GEMMs save. No tile reads past the direct form's
+inputs, so nothing is wasted on rounding a grid up.
 
 **Threads.** The images are cut into one block per pool thread, and each thread runs the whole
-pipeline (input transform, 9 single-threaded GEMMs, output transform) on its own block, a few
-images at a time so that its temporaries stay small. There is no barrier between the stages.
+pipeline (input transform, the GEMMs, output transform) on its own block, a few images at a
+time so that its temporaries stay small. There is no barrier between the stages.
 """
 from __future__ import annotations
 
@@ -45,54 +56,225 @@ from . import parallel
 from .workspace import _workspace
 
 __all__ = ["correlate2x2", "correlate2x2_and_grad_weight", "correlate2x2_grad_weight",
-           "transform_weight", "worthwhile"]
+           "transform_weight", "weight_types", "worthwhile"]
 
-# Below these channel counts the GEMMs are too narrow for the 7/16 of their work saved to pay
-# for the transforms (measured on the benchmark VM; see benchmarks/README.md).
+# Below these channel counts the GEMMs are too narrow for the work saved to pay for the
+# transforms (measured on the benchmark VM; see benchmarks/README.md).
 MIN_IN_CHANNELS = 64
 MIN_OUT_CHANNELS = 128
-# Tiles (GEMM rows) per chunk of images: enough rows for BLAS to run near its peak, few enough
-# that a chunk's temporaries (9 * rows * (Cin + Cout) values) stay a few MB.
+# GEMM rows per chunk of images (of the largest slot type pair): enough rows for BLAS to run
+# near its peak, few enough that a chunk's temporaries stay a few MB.
 _ROWS_PER_CHUNK = 512
-# at most this much more work from rounding an odd grid up to whole tiles
-MAX_TILE_GROWTH = 1.5
 
 
 def worthwhile(cin: int, cout: int, rows: int, cols: int) -> bool:
     """Whether a (rows x cols)-output, Cin -> Cout 2x2 correlation should take this path."""
-    if cin < MIN_IN_CHANNELS or cout < MIN_OUT_CHANNELS or rows < 2 or cols < 2:
-        return False
-    grown = (rows + (rows & 1)) * (cols + (cols & 1))
-    return grown <= MAX_TILE_GROWTH * rows * cols
+    return cin >= MIN_IN_CHANNELS and cout >= MIN_OUT_CHANNELS and rows >= 2 and cols >= 2
 
 
-def transform_weight(w, out=None):
-    """w (2, 2, Cin, Cout) -> G w G^T, (3, 3, Cin, Cout) C-contiguous: rows and columns each
-    become (g0, g0 + g1, g1). Written into ``out`` when given."""
-    u = np.empty((3, 3) + w.shape[2:], w.dtype) if out is None else out
+def weight_types(rows: int, cols: int) -> int:
+    """How many weight types an R x Q output needs (``transform_weight``'s ``types``): 4 when
+    an axis has an F(3, 2) tile (an odd length of 3 or more), else 3."""
+    return 4 if any(n % 2 and n > 1 for n in (rows, cols)) else 3
 
-    def rows(lo, hi):  # input channels lo..hi-1
-        wb, ub = w[:, :, lo:hi], u[:, :, lo:hi]
-        # rows: u[0, :2] = w[0], u[2, :2] = w[1], u[1, :2] = w[0] + w[1]; then the columns
-        ub[0, :2], ub[2, :2] = wb[0], wb[1]
-        np.add(wb[0], wb[1], out=ub[1, :2])
-        ub[:, 2] = ub[:, 1]
-        ub[:, 1] += ub[:, 0]
 
-    parallel.run(rows, w.shape[2], w.nbytes + u.nbytes)
-    return u
+class _Axis:
+    """The tiles of one axis of ``length`` outputs: ``pairs`` F(2, 2) tiles, then ``end``
+    (3: one F(3, 2) tile; 1: one direct tile; None: nothing). ``counts[u]``: how many tiles
+    have a slot of type u (the pairs' come first, then the end tile's); ``offsets[u]``: where
+    type u's slots start when all of them are in one axis, sorted by type."""
+
+    __slots__ = ("length", "pairs", "end", "counts", "offsets", "slots")
+
+    def __init__(self, length: int):
+        self.length = length
+        if length % 2 == 0:
+            self.pairs, self.end = length // 2, None
+        else:
+            self.pairs, self.end = (length - 3) // 2 if length > 1 else 0, min(length, 3)
+        ends = {None: (), 1: (0, 2), 3: (0, 1, 2, 3)}[self.end]
+        self.counts = tuple((self.pairs if u < 3 else 0) + (u in ends) for u in range(4))
+        self.offsets = tuple(sum(self.counts[:u]) for u in range(4))
+        self.slots = sum(self.counts)
+
+    def split(self, a) -> list:
+        """a's first axis (all slots, sorted by type) as one view per type (None if none)."""
+        return [a[o:o + c] if c else None for o, c in zip(self.offsets, self.counts)]
+
+
+class _Plan:
+    """The slots of an R x Q output. For nb images, the slots of column type v are one
+    (row slots, column slots of type v, nb, C) array; the slots of the type pair (u, v) are
+    its C-contiguous run of the row slots of type u: one GEMM operand as it stands. (The
+    images innermost but for the channels: the transforms' passes then run over long
+    contiguous stretches.)"""
+
+    def __init__(self, rows: int, cols: int):
+        self.rows, self.cols = _Axis(rows), _Axis(cols)
+        self.slots = self.rows.slots * self.cols.slots
+        self.pairs = [(u, v) for u in range(4) for v in range(4)
+                      if self.rows.counts[u] and self.cols.counts[v]]
+        # images per chunk: about _ROWS_PER_CHUNK rows in the largest GEMM
+        self.chunk = max(1, _ROWS_PER_CHUNK // (max(self.rows.counts) * max(self.cols.counts)))
+
+    def blocks(self, flat, nb: int, c: int) -> list:
+        """Per column type v, the (row slots, column slots of type v, nb, c) view of a flat
+        buffer of nb * slots * c values (None for a type without slots)."""
+        out, at = [], 0
+        for k in self.cols.counts:
+            size = self.rows.slots * nb * k * c
+            out.append(flat[at:at + size].reshape(self.rows.slots, k, nb, c) if k else None)
+            at += size
+        return out
+
+    def operand(self, blocks, u: int, v: int):
+        """The (rows, c) matrix of slot type pair (u, v) in ``blocks``."""
+        o, k = self.rows.offsets[u], self.rows.counts[u]
+        b = blocks[v][o:o + k]
+        return b.reshape(-1, b.shape[-1])
+
+
+def _forward(a, axis: int):
+    """A view of a with ``axis`` moved to the front."""
+    return np.moveaxis(a, axis, 0)
+
+
+def _axis_input(take, ax: _Axis, dst) -> None:
+    """B^T d along one axis: dst[u] (type u's slots first, then anything) from the inputs,
+    take(start, stop, step) giving those positions (that axis first, as dst)."""
+    p, e = ax.pairs, 2 * ax.pairs
+    if p:
+        od = take(1, e, 2)
+        np.subtract(take(0, e, 2), od, out=dst[0][:p])
+        np.copyto(dst[1][:p], od)
+        np.subtract(take(2, e + 1, 2), od, out=dst[2][:p])
+    if ax.end == 1:
+        np.copyto(dst[0][p:], take(e, e + 1))
+        np.copyto(dst[2][p:], take(e + 1, e + 2))
+    elif ax.end == 3:
+        s = [take(e + i, e + i + 1) for i in range(4)]
+        m1, m3 = dst[1][p:], dst[3]  # (the end tile's type 3 is the only one)
+        np.subtract(s[0], s[2], out=dst[0][p:])
+        np.add(s[1], s[2], out=m1)
+        np.multiply(m1, 0.5, out=m1)
+        np.subtract(s[3], s[1], out=dst[2][p:])
+        np.subtract(s[2], s[1], out=m3)
+        np.multiply(m3, 0.5, out=m3)
+
+
+def _axis_output(m, ax: _Axis, put) -> None:
+    """A^T M along one axis, from m[u] (type u's slots first): put(start, stop, step) gives
+    the output positions to write (that axis first)."""
+    p, e = ax.pairs, 2 * ax.pairs
+    if p:
+        m1 = m[1][:p]
+        np.add(m[0][:p], m1, out=put(0, e, 2))
+        np.add(m1, m[2][:p], out=put(1, e, 2))
+    if ax.end == 1:
+        np.add(m[0][p:], m[2][p:], out=put(e, e + 1))
+    elif ax.end == 3:
+        m1 = m[1][p:]
+        y0, y1, y2 = (put(e + i, e + i + 1) for i in range(3))
+        np.add(m1, m[3], out=y0)
+        np.subtract(m1, m[3], out=y1)
+        np.add(y0, m[2][p:], out=y2)
+        np.add(y0, m[0][p:], out=y0)
+
+
+def _axis_gradient(take, ax: _Axis, dst) -> None:
+    """The adjoint of ``_axis_output``: dst[u] (type u's slots first) = A g of the gradient,
+    take(start, stop, step) giving its positions (that axis first)."""
+    p, e = ax.pairs, 2 * ax.pairs
+    if p:
+        ge, go = take(0, e, 2), take(1, e, 2)
+        np.copyto(dst[0][:p], ge)
+        np.add(ge, go, out=dst[1][:p])
+        np.copyto(dst[2][:p], go)
+    if ax.end:
+        g0 = take(e, e + 1)
+        np.copyto(dst[0][p:], g0)
+        if ax.end == 1:
+            np.copyto(dst[2][p:], g0)
+        else:
+            g1, g2, m3 = take(e + 1, e + 2), take(e + 2, e + 3), dst[3]
+            np.copyto(dst[2][p:], g2)
+            np.add(g0, g2, out=m3)
+            np.add(m3, g1, out=dst[1][p:])
+            np.subtract(m3, g1, out=m3)
+
+
+def _along(a, axis: int):
+    """take/put for _axis_*: positions start:stop:step of a's ``axis``, that axis first."""
+    lead = (slice(None),) * axis
+    return lambda start, stop, step=1: _forward(a[lead + (slice(start, stop, step),)], axis)
+
+
+def _rows_of(a):
+    """take/put for _axis_* over the rows of an image array a (nb, rows, cols, C): positions
+    start:stop:step of its rows, as (rows, cols, nb, C) (the blocks' order)."""
+    return lambda start, stop, step=1: a[:, start:stop:step].transpose(1, 2, 0, 3)
+
+
+def _input_transform(x, plan: _Plan, vb) -> None:
+    """The slots B^T d B of x (nb, >= R + 1, >= Q + 1, C) into the blocks vb
+    (``plan.blocks``): rows into a (row slots, Q + 1, nb, C) scratch array, then columns."""
+    nb, c = x.shape[0], x.shape[3]
+    q1 = plan.cols.length + 1
+    r = _workspace.take("winograd_rows", (plan.rows.slots, q1, nb, c), x.dtype)
+    _axis_input(_rows_of(x[:, :, :q1]), plan.rows, plan.rows.split(r))
+    _axis_input(_along(r, 1), plan.cols, [None if b is None else _forward(b, 1) for b in vb])
+
+
+def _output_transform(mb, plan: _Plan, out) -> None:
+    """out (nb, R, Q, Cout), any strides, = A^T M A from the product blocks mb (overwritten).
+
+    Columns first, in place: the blocks of column types 0 and 2 end up holding the even and
+    the odd output columns (and the F(3, 2) tile's last column, if any, is type 3's block),
+    so that each group is one (row slots, columns, nb, Cout) array; then rows, from each group
+    into its columns of out."""
+    ax = plan.cols
+    p, e = ax.pairs, 2 * ax.pairs
+    m = mb
+    if p:
+        m1 = m[1][:, :p]
+        np.add(m[0][:, :p], m1, out=m[0][:, :p])
+        np.add(m[2][:, :p], m1, out=m[2][:, :p])
+    evens, odds, last = m[0][:, :p + (ax.end is not None)], m[2][:, :p], None
+    if ax.end == 1:
+        np.add(m[0][:, p:], m[2][:, p:], out=m[0][:, p:])
+    elif ax.end == 3:
+        m0, m1, m2, m3 = m[0][:, p:], m[1][:, p:], m[2][:, p:], m[3]
+        np.add(m0, m1, out=m0)
+        np.add(m0, m3, out=m0)      # y0 = m0 + m1 + m3
+        np.add(m2, m1, out=m2)
+        np.subtract(m1, m3, out=m1)  # y1 = m1 - m3
+        np.add(m3, m2, out=m3)      # y2 = m1 + m2 + m3
+        np.copyto(m2, m1)           # (y1 after the pairs' odd columns)
+        odds, last = m[2][:, :p + 1], m3
+    for group, cols in ((evens, slice(0, e + 1, 2)), (odds, slice(1, e + 2, 2)),
+                        (last, slice(e + 2, e + 3))):
+        if group is not None and group.shape[1]:
+            _axis_output(plan.rows.split(group), plan.rows, _rows_of(out[:, :, cols]))
 
 
 def _check_fit(what, xn, out_shape):
     n, h1, w1, _ = xn.shape
     rows, cols = out_shape[1:3]
-    t, v = -(-rows // 2), -(-cols // 2)
-    if out_shape[0] != n or h1 < 2 * t + 1 or w1 < 2 * v + 1 \
+    if out_shape[0] != n or h1 < rows + 1 or w1 < cols + 1 \
             or (xn.size and xn.strides[3] != xn.itemsize):
         raise ValueError(f"{what}: input {xn.shape} and output {tuple(out_shape)} do not fit: "
-                         f"expected (N, >= 2*ceil(R/2) + 1, >= 2*ceil(Q/2) + 1, Cin) with a "
-                         f"unit stride in Cin, and (N, R, Q, Cout)")
-    return t, v
+                         f"expected (N, >= R + 1, >= Q + 1, Cin) with a unit stride in Cin, "
+                         f"and (N, R, Q, Cout)")
+    return _Plan(rows, cols)
+
+
+def _check_weight(what, u, xn, out_shape):
+    t = weight_types(*out_shape[1:3])
+    cin, cout = xn.shape[3], out_shape[3]
+    if u.shape != (t, t, cin, cout):
+        raise ValueError(f"{what}: transformed weight {u.shape} does not fit input "
+                         f"{xn.shape} and output {tuple(out_shape)}: expected "
+                         f"({t}, {t}, {cin}, {cout})")
 
 
 def _blas_blocks(fn, total: int, flops: int) -> None:
@@ -109,76 +291,59 @@ def _blas_blocks(fn, total: int, flops: int) -> None:
                               for lo, hi in parallel.blocks(total, threads)])
 
 
+def transform_weight(w, out=None, types: int = 3):
+    """w (2, 2, Cin, Cout) -> G w G^T, (types, types, Cin, Cout) C-contiguous: rows and
+    columns each become (g0, g0 + g1, g1) and, with ``types=4`` (``weight_types``), g0 - g1.
+    Written into ``out`` when given (its shape then gives the types)."""
+    if out is not None:
+        types = out.shape[0]
+    if types not in (3, 4):
+        raise ValueError(f"transform_weight: types must be 3 or 4, got {types}")
+    u = np.empty((types, types) + w.shape[2:], w.dtype) if out is None else out
+
+    def rows(lo, hi):  # input channels lo..hi-1
+        wb, ub = w[:, :, lo:hi], u[:, :, lo:hi]
+        # rows: u[0, :2] = w[0], u[2, :2] = w[1], u[1, :2] = w[0] + w[1] (u[3, :2] the
+        # difference); then the columns, the same way in place
+        ub[0, :2], ub[2, :2] = wb[0], wb[1]
+        np.add(wb[0], wb[1], out=ub[1, :2])
+        if types == 4:
+            np.subtract(wb[0], wb[1], out=ub[3, :2])
+            np.subtract(ub[:, 0], ub[:, 1], out=ub[:, 3])
+        ub[:, 2] = ub[:, 1]
+        ub[:, 1] += ub[:, 0]
+
+    parallel.run(rows, w.shape[2], w.nbytes + u.nbytes)
+    return u
+
+
 def correlate2x2(xn, u, out):
     """out[n, r, c, :] = sum_{e, f} xn[n, r + e, c + f, :] @ w[e, f] for every (r, c) of out.
 
-    out: (N, R, Q, Cout), written in place (any strides); u: ``transform_weight(w)``,
-    (3, 3, Cin, Cout); xn: (N, >= 2T + 1, >= 2V + 1, Cin) with T = ceil(R / 2) and
-    V = ceil(Q / 2), unit-strided in its last axis (a channels-last padded image). With R odd,
-    the row after the last one read by the direct form is read too (it must hold finite
-    values, zeros in practice): its products go into an output row that is not written.
-    Columns likewise. Returns out."""
-    t, v = _check_fit("correlate2x2", xn, out.shape)
+    out: (N, R, Q, Cout), written in place (any strides); u: ``transform_weight(w,
+    types=weight_types(R, Q))``; xn: (N, >= R + 1, >= Q + 1, Cin), unit-strided in its last
+    axis (a channels-last padded image; rows and columns past R + 1 and Q + 1 are not read).
+    Returns out."""
+    plan = _check_fit("correlate2x2", xn, out.shape)
+    _check_weight("correlate2x2", u, xn, out.shape)
     n, cin, cout = xn.shape[0], xn.shape[3], out.shape[3]
-    if u.shape != (3, 3, cin, cout):
-        raise ValueError(f"correlate2x2: transformed weight {u.shape} does not fit input "
-                         f"{xn.shape} and output {out.shape}: expected (3, 3, {cin}, {cout})")
     if out.size == 0:
         return out
-    xn = xn[:, :2 * t + 1, :2 * v + 1]
-    u9 = u.reshape(9, cin, cout)
-    chunk = max(1, _ROWS_PER_CHUNK // (t * v))
 
     def images(lo, hi):  # the whole pipeline, a few images at a time
-        for s in range(lo, hi, chunk):
-            e = min(hi, s + chunk)
-            vm = _workspace.take("winograd_v", (3, 3, e - s, t, v, cin), xn.dtype)
-            _input_transform(xn[s:e], vm)
-            _products(vm, u9, out[s:e])
+        for s in range(lo, hi, plan.chunk):
+            e = min(hi, s + plan.chunk)
+            vb = plan.blocks(_workspace.take("winograd_v", ((e - s) * plan.slots * cin,),
+                                             xn.dtype), e - s, cin)
+            _input_transform(xn[s:e], plan, vb)
+            mb = plan.blocks(_workspace.take("winograd_m", ((e - s) * plan.slots * cout,),
+                                             out.dtype), e - s, cout)
+            for uv in plan.pairs:
+                np.matmul(plan.operand(vb, *uv), u[uv], out=plan.operand(mb, *uv))
+            _output_transform(mb, plan, out[s:e])
 
-    _blas_blocks(images, n, 18 * n * t * v * cin * cout)
+    _blas_blocks(images, n, 2 * n * plan.slots * cin * cout)
     return out
-
-
-def _products(vm, u9, out):
-    """M = V[k] @ U[k] for V (3, 3, nb, t, v, Cin), then out (nb, R, Q, Cout) = A^T M A (the
-    last tile row or column cut short where R or Q is odd), in the calling thread."""
-    nb, t, v, cin = vm.shape[2:]
-    cout = u9.shape[-1]
-    m = _workspace.take("winograd_m", (9, nb * t * v, cout), vm.dtype)
-    np.matmul(vm.reshape(9, nb * t * v, cin), u9, out=m)
-    _output_transform(m.reshape(3, 3, nb, t, v, cout), lambda i, j: out[:, i::2, j::2])
-
-
-def _input_transform(x, vm):
-    """V = B^T d B for every 3x3 patch d (step 2) of x (nb, 2t + 1, 2v + 1, C), into
-    vm (3, 3, nb, t, v, C)."""
-    nb, _, w1, c = x.shape
-    t, v = vm.shape[3:5]
-    # rows first (B^T d), into r0 and r2 (the middle row is d1 itself) ...
-    xe, xo = x[:, 0::2], x[:, 1::2]  # rows 0, 2, .., 2t and 1, 3, .., 2t - 1
-    r = _workspace.take("winograd_rows", (2, nb, t, w1, c), x.dtype)
-    np.subtract(xe[:, :t], xo, out=r[0])
-    np.subtract(xe[:, 1:], xo, out=r[1])
-    # ... then columns (d B)
-    for k, src in ((0, r[0]), (1, xo), (2, r[1])):
-        ce, co = src[:, :, 0::2], src[:, :, 1::2]
-        np.subtract(ce[:, :, :v], co, out=vm[k, 0])
-        np.copyto(vm[k, 1], co)
-        np.subtract(ce[:, :, 1:], co, out=vm[k, 2])
-
-
-def _output_transform(m, out):
-    """A^T M A from m (3, 3, ...): columns first, in place (M[k, 0] += M[k, 1],
-    M[k, 2] += M[k, 1]); then output (i, j) is M'[i, j'] + M'[i + 1, j'] (j' = 0, 2), written
-    into out(i, j), an array that may be shorter than m's (then m is cut to its shape)."""
-    np.add(m[:, 0], m[:, 1], out=m[:, 0])
-    np.add(m[:, 2], m[:, 1], out=m[:, 2])
-    for i in range(2):
-        for j, col in ((0, 0), (1, 2)):
-            dst = out(i, j)
-            cut = tuple(slice(0, n) for n in dst.shape)
-            np.add(m[i, col][cut], m[i + 1, col][cut], out=dst)
 
 
 def correlate2x2_grad_weight(xn, gy):
@@ -186,88 +351,100 @@ def correlate2x2_grad_weight(xn, gy):
     weight gradient of ``correlate2x2`` (out = gy's shape (N, R, Q, Cout), any strides; xn as
     there).
 
-    The same algorithm with the roles swapped: within a 2x2 tile of gy positions, the four
-    taps' sums sum_{i, j} d[i + e, j + f] g[i, j] are a 2-tap correlation of the 3x3 input
-    patch d with the tile g as its kernel, so gw = A^T [sum over tiles of (B^T d B) * (G g G^T)]
-    A, and the sum over tiles (and channels' pairs) is 9 GEMMs (G g G^T)[k, l]^T @ V[k, l],
-    of (Cout, tiles) @ (tiles, Cin). An odd R or Q adds a zero row or column to gy. (Cout
-    first: a conv's weight is (O, C, kh, kw).)"""
-    t, v = _check_fit("correlate2x2_grad_weight", xn, gy.shape)
+    The same algorithm with the roles swapped: gw = G^T [sum over slots of V * (A g)] G, where
+    A g is the adjoint of the output transform applied to gy, and the sum over slots (and
+    channels' pairs) is one GEMM per slot type pair, (A g)[u, v]^T @ V[u, v], of
+    (Cout, slots) @ (slots, Cin). (Cout first: a conv's weight is (O, C, kh, kw).)"""
+    plan = _check_fit("correlate2x2_grad_weight", xn, gy.shape)
     if gy.size == 0:
         return np.zeros((2, 2, gy.shape[3], xn.shape[3]), np.result_type(xn.dtype, gy.dtype))
-    return _grad_weight(_transformed_input(xn, t, v), gy)
+    return _grad_weight(plan, _transformed_input(xn, plan), gy)
 
 
 def correlate2x2_and_grad_weight(xn, u, out, gy):
     """``(correlate2x2(xn, u, out), correlate2x2_grad_weight(xn, gy))`` with one input
     transform of xn for both (gy must have out's shape): a transposed conv's backward, whose
-    input gradient and weight gradient both read its output gradient's windows."""
-    t, v = _check_fit("correlate2x2_and_grad_weight", xn, out.shape)
-    n, cin, cout = xn.shape[0], xn.shape[3], out.shape[3]
-    if gy.shape[:3] != out.shape[:3] or u.shape != (3, 3, cin, cout):
+    input gradient and weight gradient both read its output gradient's windows. Here each
+    stage runs over the whole batch (the products as split GEMMs), one after the other."""
+    plan = _check_fit("correlate2x2_and_grad_weight", xn, out.shape)
+    n, cout = xn.shape[0], out.shape[3]
+    if gy.shape[:3] != out.shape[:3]:
         raise ValueError(f"correlate2x2_and_grad_weight: input {xn.shape}, transformed weight "
                          f"{u.shape}, output {out.shape} and gradient {gy.shape} do not fit")
+    _check_weight("correlate2x2_and_grad_weight", u, xn, out.shape)
     if out.size == 0 or gy.size == 0:
         return correlate2x2(xn, u, out), correlate2x2_grad_weight(xn, gy)
-    vm = _transformed_input(xn, t, v)
-    gw = _grad_weight(vm, gy)
-    u9 = u.reshape(9, cin, cout)
-    chunk = max(1, _ROWS_PER_CHUNK // (t * v))
-
-    def images(lo, hi):
-        for s in range(lo, hi, chunk):
-            e = min(hi, s + chunk)
-            _products(vm[:, :, s:e], u9, out[s:e])
-
-    _blas_blocks(images, n, 18 * n * t * v * cin * cout)
+    vb = _transformed_input(xn, plan)
+    gw = _grad_weight(plan, vb, gy)
+    mb = plan.blocks(_workspace.take("winograd_m", (n * plan.slots * cout,), out.dtype), n, cout)
+    for uv in plan.pairs:
+        parallel.matmul(plan.operand(vb, *uv), u[uv], out=plan.operand(mb, *uv))
+    parallel.run(lambda lo, hi: _output_transform(_images(mb, lo, hi), plan, out[lo:hi]), n,
+                 4 * out.nbytes)
     return out, gw
 
 
-def _transformed_input(xn, t, v):
-    """V (3, 3, N, t, v, Cin) of the whole batch, in a workspace buffer."""
+def _images(blocks, lo: int, hi: int) -> list:
+    """Images lo..hi-1 of ``plan.blocks`` views."""
+    return [None if b is None else b[:, :, lo:hi] for b in blocks]
+
+
+def _transformed_input(xn, plan: _Plan) -> list:
+    """The slot blocks V (``plan.blocks``, Cin) of the whole batch, in a workspace buffer."""
     n, cin = xn.shape[0], xn.shape[3]
-    xn = xn[:, :2 * t + 1, :2 * v + 1]
-    vm = _workspace.take("winograd_gv", (3, 3, n, t, v, cin), xn.dtype)
-    parallel.run(lambda lo, hi: _input_transform(xn[lo:hi], vm[:, :, lo:hi]), n,
-                 4 * vm.nbytes)
-    return vm
+    flat = _workspace.take("winograd_gv", (n * plan.slots * cin,), xn.dtype)
+    vb = plan.blocks(flat, n, cin)
+    parallel.run(lambda lo, hi: _input_transform(xn[lo:hi], plan, _images(vb, lo, hi)), n,
+                 4 * flat.nbytes)
+    return vb
 
 
-def _grad_weight(vm, gy):
-    """correlate2x2_grad_weight from V = _transformed_input(xn)."""
-    n, t, v, cin = vm.shape[2:]
-    rows, cols, cout = gy.shape[1:]
-    gw = np.zeros((2, 2, cout, cin), np.result_type(vm.dtype, gy.dtype))
-    gm = _workspace.take("winograd_gg", (3, 3, n, t, v, cout), gy.dtype)
+def _grad_weight(plan: _Plan, vb, gy):
+    """correlate2x2_grad_weight from V = _transformed_input(xn, plan)."""
+    n, cin = vb[0].shape[2], vb[0].shape[3]
+    cout = gy.shape[3]
+    dtype = np.result_type(vb[0].dtype, gy.dtype)
+    gw = np.empty((2, 2, cout, cin), dtype)
+    gflat = _workspace.take("winograd_gg", (n * plan.slots * cout,), gy.dtype)
+    gb = plan.blocks(gflat, n, cout)
+    q = plan.cols.length
 
-    def transform(lo, hi):  # images lo..hi-1
-        # G g G^T of each 2x2 tile of gy (rows, then columns, each (g0, g0 + g1, g1)); a
-        # missing last row or column of an odd count is zero
-        g = gy[lo:hi]
-        gr = _workspace.take("winograd_grows", (3, hi - lo, t, 2 * v, cout), gy.dtype)
-        ge, go = g[:, 0::2], g[:, 1::2]
-        k = go.shape[1]
-        gr[:, :, :, cols:] = 0
-        np.copyto(gr[0, :, :, :cols], ge)
-        np.copyto(gr[1, :, :, :cols], ge)
-        np.add(gr[1, :, :k, :cols], go, out=gr[1, :, :k, :cols])
-        gr[2, :, k:] = 0
-        np.copyto(gr[2, :, :k, :cols], go)
-        ce, co = gr[:, :, :, 0::2], gr[:, :, :, 1::2]
-        gk = gm[:, :, lo:hi]
-        np.copyto(gk[:, 0], ce)
-        np.add(ce, co, out=gk[:, 1])
-        np.copyto(gk[:, 2], co)
+    def transform(lo, hi):  # A g A^T of images lo..hi-1: rows, then columns
+        r = _workspace.take("winograd_grows", (plan.rows.slots, q, hi - lo, cout), gy.dtype)
+        _axis_gradient(_rows_of(gy[lo:hi]), plan.rows, plan.rows.split(r))
+        _axis_gradient(_along(r, 1), plan.cols,
+                       [None if b is None else _forward(b[:, :, lo:hi], 1) for b in gb])
 
-    parallel.run(transform, n, 4 * gm.nbytes)
-    v9 = vm.reshape(9, n * t * v, cin)
-    g9 = gm.reshape(9, n * t * v, cout)
-    m = _workspace.take("winograd_m", (9, cout, cin), gw.dtype)
+    parallel.run(transform, n, 4 * gflat.nbytes)
+    m = _workspace.take("winograd_mg", (len(plan.pairs), cout, cin), dtype)
+    mk = dict(zip(plan.pairs, m))
 
-    def products(lo, hi):  # rows lo..hi-1 of every product (output channels)
-        for k in range(9):
-            np.matmul(g9[k, :, lo:hi].T, v9[k], out=m[k, lo:hi])
+    def products(lo, hi):  # output channels lo..hi-1: the GEMMs, then G^T M G of their rows
+        for uv in plan.pairs:
+            np.matmul(plan.operand(gb, *uv)[:, lo:hi].T, plan.operand(vb, *uv),
+                      out=mk[uv][lo:hi])
+        for e in range(2):  # gw[e, f] = sum_{u, v} G[u, e] G[v, f] M[u, v]
+            for f in range(2):
+                _combine(gw[e, f, lo:hi], [(mk[u, v][lo:hi], _G[u][e] * _G[v][f])
+                                           for u, v in plan.pairs if _G[u][e] * _G[v][f]])
 
-    _blas_blocks(products, cout, 18 * n * t * v * cin * cout)
-    _output_transform(m.reshape(3, 3, cout, cin), lambda i, j: gw[i, j])
+    _blas_blocks(products, cout, 2 * n * plan.slots * cin * cout)
     return gw
+
+
+# the 2-tap weight each slot type multiplies by: (coefficient of g0, of g1)
+_G = ((1, 0), (1, 1), (0, 1), (1, -1))
+
+
+def _combine(out, terms) -> None:
+    """out = sum of coefficient * array over terms (coefficients +-1), zero without any."""
+    if not terms:
+        out.fill(0)
+        return
+    (first, c), rest = terms[0], terms[1:]
+    if c == 1:
+        np.copyto(out, first)
+    else:
+        np.negative(first, out=out)
+    for a, c in rest:
+        (np.add if c == 1 else np.subtract)(out, a, out=out)
