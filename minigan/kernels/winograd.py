@@ -376,7 +376,9 @@ def correlate2x2_and_grad_weight(xn, u, out, gy):
         return correlate2x2(xn, u, out), correlate2x2_grad_weight(xn, gy)
     vb = _transformed_input(xn, plan)
     gw = _grad_weight(plan, vb, gy)
-    mb = plan.blocks(_workspace.take("winograd_m", (n * plan.slots * cout,), out.dtype), n, cout)
+    # (the products go where the gradient's slots were: the same size, and spent by now)
+    mb = plan.blocks(_workspace.take("winograd_m", (n * plan.slots * cout,), out.dtype), n,
+                     cout)
     for uv in plan.pairs:
         parallel.matmul(plan.operand(vb, *uv), u[uv], out=plan.operand(mb, *uv))
     parallel.run(lambda lo, hi: _output_transform(_images(mb, lo, hi), plan, out[lo:hi]), n,
@@ -392,7 +394,7 @@ def _images(blocks, lo: int, hi: int) -> list:
 def _transformed_input(xn, plan: _Plan) -> list:
     """The slot blocks V (``plan.blocks``, Cin) of the whole batch, in a workspace buffer."""
     n, cin = xn.shape[0], xn.shape[3]
-    flat = _workspace.take("winograd_gv", (n * plan.slots * cin,), xn.dtype)
+    flat = _workspace.take("winograd_v", (n * plan.slots * cin,), xn.dtype)
     vb = plan.blocks(flat, n, cin)
     parallel.run(lambda lo, hi: _input_transform(xn[lo:hi], plan, _images(vb, lo, hi)), n,
                  4 * flat.nbytes)
@@ -405,28 +407,30 @@ def _grad_weight(plan: _Plan, vb, gy):
     cout = gy.shape[3]
     dtype = np.result_type(vb[0].dtype, gy.dtype)
     gw = np.empty((2, 2, cout, cin), dtype)
-    gflat = _workspace.take("winograd_gg", (n * plan.slots * cout,), gy.dtype)
+    gflat = _workspace.take("winograd_m", (n * plan.slots * cout,), gy.dtype)
     gb = plan.blocks(gflat, n, cout)
     q = plan.cols.length
 
     def transform(lo, hi):  # A g A^T of images lo..hi-1: rows, then columns
-        r = _workspace.take("winograd_grows", (plan.rows.slots, q, hi - lo, cout), gy.dtype)
+        r = _workspace.take("winograd_rows", (plan.rows.slots, q, hi - lo, cout), gy.dtype)
         _axis_gradient(_rows_of(gy[lo:hi]), plan.rows, plan.rows.split(r))
         _axis_gradient(_along(r, 1), plan.cols,
                        [None if b is None else _forward(b[:, :, lo:hi], 1) for b in gb])
 
     parallel.run(transform, n, 4 * gflat.nbytes)
-    m = _workspace.take("winograd_mg", (len(plan.pairs), cout, cin), dtype)
-    mk = dict(zip(plan.pairs, m))
+    # gw[e, f] = sum_{u, v} G[u, e] G[v, f] M[u, v]: each pair's M is added into the (up to
+    # four) gw[e, f] it enters as soon as it is made, so only one is held at a time
+    terms = {uv: [(e, f, _G[uv[0]][e] * _G[uv[1]][f]) for e in range(2) for f in range(2)
+                  if _G[uv[0]][e] * _G[uv[1]][f]] for uv in plan.pairs}
 
-    def products(lo, hi):  # output channels lo..hi-1: the GEMMs, then G^T M G of their rows
+    def products(lo, hi):  # output channels lo..hi-1
+        m = _workspace.take("winograd_mg", (hi - lo, cin), dtype)
+        gw[:, :, lo:hi] = 0
         for uv in plan.pairs:
-            np.matmul(plan.operand(gb, *uv)[:, lo:hi].T, plan.operand(vb, *uv),
-                      out=mk[uv][lo:hi])
-        for e in range(2):  # gw[e, f] = sum_{u, v} G[u, e] G[v, f] M[u, v]
-            for f in range(2):
-                _combine(gw[e, f, lo:hi], [(mk[u, v][lo:hi], _G[u][e] * _G[v][f])
-                                           for u, v in plan.pairs if _G[u][e] * _G[v][f]])
+            np.matmul(plan.operand(gb, *uv)[:, lo:hi].T, plan.operand(vb, *uv), out=m)
+            for e, f, c in terms[uv]:
+                dst = gw[e, f, lo:hi]
+                (np.add if c == 1 else np.subtract)(dst, m, out=dst)
 
     _blas_blocks(products, cout, 2 * n * plan.slots * cin * cout)
     return gw
@@ -434,17 +438,3 @@ def _grad_weight(plan: _Plan, vb, gy):
 
 # the 2-tap weight each slot type multiplies by: (coefficient of g0, of g1)
 _G = ((1, 0), (1, 1), (0, 1), (1, -1))
-
-
-def _combine(out, terms) -> None:
-    """out = sum of coefficient * array over terms (coefficients +-1), zero without any."""
-    if not terms:
-        out.fill(0)
-        return
-    (first, c), rest = terms[0], terms[1:]
-    if c == 1:
-        np.copyto(out, first)
-    else:
-        np.negative(first, out=out)
-    for a, c in rest:
-        (np.add if c == 1 else np.subtract)(out, a, out=out)
