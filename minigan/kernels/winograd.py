@@ -36,17 +36,24 @@ A^T M A. Every transform coefficient is 0, +-1 or +-1/2, so the transforms are e
 rounding of adds: results differ from the direct GEMM's by about 1e-6 relative in float32,
 1e-15 in float64.
 
-**Layout.** For a block of nb images, the slots of type pair (u, v) are one C-contiguous
-(nb, rows of tiles with type u, columns of tiles with type v, C) array, all of them carved
-from one flat buffer: each is one GEMM operand as it stands.
+**Layout.** For a block of nb images, the slots of each column type v are one C-contiguous
+(row slots, column slots of type v, nb, C) array, its row slots sorted by type, all carved
+from one flat buffer (``_Plan.blocks``). The slots of type pair (u, v) are then a contiguous
+run of it, one GEMM operand as it stands, and with the images just before the channels the
+transforms' passes run over long contiguous stretches. The output transform works on the
+products in place (see ``_output_transform``).
 
 **Cost.** The transforms are elementwise passes over the input and over the products, a few
 ms at DCGAN sizes against the tens of ms the GEMMs save. No tile reads past the direct form's
 inputs, so nothing is wasted on rounding a grid up.
 
-**Threads.** The images are cut into one block per pool thread, and each thread runs the whole
-pipeline (input transform, the GEMMs, output transform) on its own block, a few images at a
-time so that its temporaries stay small. There is no barrier between the stages.
+**Threads.** For the correlation, the images are cut into one block per pool thread, and each
+thread runs the whole pipeline (input transform, the GEMMs, output transform) on its own
+block, a few images at a time so that its temporaries stay small, with no barrier between the
+stages (measured faster than whole-batch stages with split GEMMs: see benchmarks/README.md).
+The weight gradient needs every image's slots in each GEMM, so it and the fused pair run stage
+by stage over the whole batch: the transforms split by images, the GEMMs by output channels
+(the gradient) or by rows (the pair's correlation).
 """
 from __future__ import annotations
 
