@@ -39,8 +39,8 @@ products per 2x2 outputs instead of 16, and an F(3, 2) tile ending each odd axis
 grid takes 100 instead of 196): that sub-pixel form, whose windows are 2x2 for k = 2s, and a
 4x4, stride-2 conv2d, rewritten by space-to-depth as a 2x2 stride-1 correlation of 4C
 channels (forward, weight gradient, and the two from one input transform). Temporaries live
-in per-thread workspaces because
-allocating tens of MB per call costs page faults that can exceed the copy itself.
+in per-thread workspaces because allocating tens of MB per call costs page faults that can
+exceed the copy itself.
 
 GPU: im2col and col2im are RawKernels in gather form (every output element is written by one
 thread, no atomics, deterministic); GEMMs are cuBLAS through ``cupy.matmul``. Kernels are
