@@ -82,7 +82,11 @@ def worthwhile(cin: int, cout: int, rows: int, cols: int) -> bool:
 def weight_types(rows: int, cols: int) -> int:
     """How many weight types an R x Q output needs (``transform_weight``'s ``types``): 4 when
     an axis has an F(3, 2) tile (an odd length of 3 or more), else 3."""
-    return 4 if any(n % 2 and n > 1 for n in (rows, cols)) else 3
+    return 4 if 3 in (_Axis(rows).end, _Axis(cols).end) else 3
+
+
+# the 2-tap weight each slot type multiplies by: (coefficient of g0, of g1)
+_G = ((1, 0), (1, 1), (0, 1), (1, -1))
 
 
 class _Axis:
@@ -441,7 +445,3 @@ def _grad_weight(plan: _Plan, vb, gy):
 
     _blas_blocks(products, cout, 2 * n * plan.slots * cin * cout)
     return gw
-
-
-# the 2-tap weight each slot type multiplies by: (coefficient of g0, of g1)
-_G = ((1, 0), (1, 1), (0, 1), (1, -1))
