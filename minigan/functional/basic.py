@@ -1335,7 +1335,12 @@ class GetItem(Function):
         self.index = index
 
     def forward(self, x):
-        return x[self.index]
+        try:
+            return x[self.index]
+        except ValueError as e:  # CuPy's word for index arrays that do not broadcast
+            if "broadcast" not in str(e):
+                raise
+            raise IndexError(f"getitem: the index arrays do not broadcast together: {e}") from e
 
     def backward(self, gy):
         return GetItemGrad(self.index, self.inputs[0].shape)(gy)

@@ -305,8 +305,8 @@ def test_getitem_matches_torch(device):
 
 def test_getitem_errors_as_torch(device):
     x = _t(X, device)
-    with pytest.raises(IndexError):
-        x[False, 0, [1, 0]]  # [] and [1, 0] do not broadcast, in torch neither
+    with pytest.raises(IndexError, match=r"broadcast"):
+        x[False, 0, [1, 0]]  # [] and [1, 0] do not broadcast, in torch neither (CuPy: ValueError)
     with pytest.raises(IndexError):
         _t(Y, device)[[[0, 1], [1, 2], [0, 0]]]  # a tuple of three, too many
 

@@ -282,10 +282,11 @@ def test_binary_edge_values(device):
                                                                -NAN])
     np.testing.assert_array_equal(y, [-1.0, 0.0, NAN, -INF, 2.0, -3.0])
     assert not np.signbit(y[1]) and np.signbit(y[2])
-    np.testing.assert_array_equal(
-        run(minigan.float_power, [-8.0, 0.0, 2.0, 0.0, INF, 1.0], [1 / 3, -1.0, 0.5, 0.0, -1.0,
-                                                                   NAN]),
-        [NAN, INF, np.sqrt(2.0), 1.0, 0.0, 1.0])
+    # CUDA's pow is within 2 ulp (2 ** 0.5 came 1 ulp under sqrt(2) on an H200); the edges exact
+    y = run(minigan.float_power, [-8.0, 0.0, 2.0, 0.0, INF, 1.0], [1 / 3, -1.0, 0.5, 0.0, -1.0,
+                                                                   NAN])
+    np.testing.assert_array_equal(y[[0, 1, 3, 4, 5]], [NAN, INF, 1.0, 0.0, 1.0])
+    np.testing.assert_allclose(y[2], np.sqrt(2.0), rtol=4.5e-16, atol=0)
 
 
 def test_xlogy_numbers_either_side(device):
@@ -379,7 +380,8 @@ def test_float_power_gradient_comes_back_in_the_input_dtype(device):
     np.testing.assert_array_equal(gx, [0.0, 0.0])
     np.testing.assert_array_equal(ge, [0.0, 0.0])
     y = minigan.float_power(3, _t([1.0, 2.0], device, np.float32))
-    assert y.dtype == np.float64 and _np(y).tolist() == [3.0, 9.0]
+    assert y.dtype == np.float64  # CUDA's pow gave 3 ** 1 one ulp under 3 on an H200
+    np.testing.assert_allclose(_np(y), [3.0, 9.0], rtol=4.5e-16, atol=0)
 
 
 BINARY_GRAD = [

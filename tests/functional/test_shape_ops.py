@@ -195,7 +195,13 @@ def test_forward_matches_numpy(name, fn, ref, inputs, device):
         assert y.device == device
         assert y.dtype == np.float64
         assert y.shape == np.shape(e)
-        np.testing.assert_array_equal(y.numpy(), e)
+        if name in _SUMS and device == "cuda":  # the GPU adds in another order
+            np.testing.assert_allclose(y.numpy(), e, rtol=1e-15, atol=0)
+        else:
+            np.testing.assert_array_equal(y.numpy(), e)
+
+
+_SUMS = {"trace"}
 
 
 @pytest.mark.parametrize("name,fn,ref,inputs", CASES, ids=[c[0] for c in CASES])
@@ -984,10 +990,11 @@ def test_take_along_dim_wraps_indices_as_torch(device):
     np.testing.assert_array_equal(x.grad.numpy(), [[0, 0, 0, 1], [2, 0, 0, 0], [0, 3, 0, 0]])
     # broadcast outside dim, and gradients of both orders
     b = np.array([[[-2, 0, -9]]])  # (1, 1, 3) against (2, 3, 4)
-    xs = [backend.to_device(normal(2, 3, 4), device)]
-    got = F.take_along_dim(_t(xs[0], device), _t(b, device), 2)
+    host = normal(2, 3, 4)
+    xs = [backend.to_device(host, device)]
+    got = F.take_along_dim(_t(host, device), _t(b, device), 2)
     np.testing.assert_array_equal(got.numpy(), np.take_along_axis(
-        backend.to_numpy(xs[0]), np.broadcast_to(b % 4, (2, 3, 3)), 2))
+        host, np.broadcast_to(b % 4, (2, 3, 3)), 2))
     check_backward(lambda t: F.take_along_dim(t, _t(b, device), 2), xs)
     check_double_backward(lambda t: F.take_along_dim(t, _t(b, device), 2) ** 2, xs)
     # without dim the flattened indices must be in range (torch's gather refuses -1 there)

@@ -287,7 +287,12 @@ class ndarray(np.ndarray):
                           else i for i in (k if isinstance(k, tuple) else (k,)))
             res = h[probe if isinstance(k, tuple) else probe[0]]
         else:
-            res = h[k]
+            try:
+                res = h[k]
+            except IndexError as e:  # CuPy raises ValueError where index arrays do not broadcast
+                if "broadcast" in str(e):
+                    raise ValueError(f"operands could not be broadcast together: {e}") from None
+                raise
         if isinstance(res, np.generic):  # integers only: CuPy gives a 0-d view, NumPy a copy
             res = h[(k if isinstance(k, tuple) else (k,)) + (Ellipsis,)]
         if res.size and not np.may_share_memory(res, h):
