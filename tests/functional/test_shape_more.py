@@ -800,8 +800,11 @@ def _same_as_torch(got, want):
         return
     got, want = _np(got), want.numpy()
     assert (got.dtype, got.shape) == (want.dtype, want.shape)
-    # (torch may fuse alpha * source + input into one rounding: the last bit can differ)
-    np.testing.assert_allclose(got, want, rtol=1e-15, atol=0)
+    # (torch may fuse alpha * source + input into one rounding, and minigan's GPU kernel may
+    # too: the last bit of the larger term can differ, which a cancelling sum makes relatively
+    # large, so the slack is in units of the largest value: -0.01337 came 5.6e-17 off on an H200)
+    scale = float(np.abs(want).max()) if want.size and want.dtype.kind == "f" else 0.0
+    np.testing.assert_allclose(got, want, rtol=1e-15, atol=1e-15 * scale)
 
 
 def test_values_and_dtypes_match_torch(device):
