@@ -203,7 +203,8 @@ class ndarray(np.ndarray):
         if out is not None:
             _refuse_host(out, ufunc.__name__)
             kwargs["out"] = tuple(_host(o) for o in out)
-        LOG.launch("ufunc", ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}")
+        LOG.launch("ufunc", ufunc.__name__ if method == "__call__"
+                   else f"{ufunc.__name__}.{method}")
 
         def run():
             with np.errstate(all="ignore") if _capturing() else contextlib.nullcontext():
