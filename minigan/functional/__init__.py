@@ -441,12 +441,18 @@ def _setitem(a, index, value) -> None:
     index = B._device_index(index, a)  # (tensors unwrapped; index arrays on x's device)
     steps = B._torch_steps(index, a) if isinstance(index, tuple) else None
     if steps is None:
-        d[index] = v
+        try:
+            d[index] = v
+        except ValueError as e:  # (CuPy's word for index arrays that do not broadcast, too)
+            err = B.index_broadcast_error(e, d, index)
+            if err is None:
+                raise
+            raise err from e
     else:  # torch's order of the selected elements: write through their flat positions
         xp = backend.get_array_module(d)
         pos = xp.arange(d.size).reshape(d.shape)
         for step in steps:
-            pos = pos[step]
+            pos = B.take_index(pos, step)
         d[xp.unravel_index(pos, d.shape)] = xp.broadcast_to(xp.asarray(v), pos.shape)
     mark_modified(a)
 

@@ -1335,12 +1335,7 @@ class GetItem(Function):
         self.index = index
 
     def forward(self, x):
-        try:
-            return x[self.index]
-        except ValueError as e:  # CuPy's word for index arrays that do not broadcast
-            if "broadcast" not in str(e):
-                raise
-            raise IndexError(f"getitem: the index arrays do not broadcast together: {e}") from e
+        return take_index(x, self.index)
 
     def backward(self, gy):
         return GetItemGrad(self.index, self.inputs[0].shape)(gy)
@@ -1368,6 +1363,35 @@ class GetItemGrad(Function):
 
     def backward(self, ggx):
         return GetItem(self.index)(ggx)
+
+
+def take_index(a, index):
+    """``a[index]`` for a NumPy or CuPy array, with NumPy's (and torch's) IndexError where the
+    index arrays do not broadcast together: CuPy raises ValueError there."""
+    try:
+        return a[index]
+    except ValueError as e:
+        err = index_broadcast_error(e, a, index)
+        if err is None:
+            raise
+        raise err from e
+
+
+def index_broadcast_error(e: ValueError, a, index):
+    """The IndexError for a ValueError ``e`` that CuPy raised for ``a[index]``, or for an
+    assignment through it, when the index arrays do not broadcast together; None when ``e`` is
+    about something else. CuPy words an assigned value of the wrong shape the same way
+    ("could not be broadcast"), so the index is read once more to tell (errors only)."""
+    if "broadcast" not in str(e):
+        return None
+    try:
+        a[index]
+    except ValueError as again:
+        if "broadcast" in str(again):
+            return IndexError(f"indexing: the index arrays do not broadcast together: {again}")
+    except IndexError:
+        pass
+    return None
 
 
 def _basic_index(index) -> bool:

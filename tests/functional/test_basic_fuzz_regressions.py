@@ -311,6 +311,18 @@ def test_getitem_errors_as_torch(device):
         _t(Y, device)[[[0, 1], [1, 2], [0, 0]]]  # a tuple of three, too many
 
 
+def test_setitem_errors_as_torch(device):
+    x = _t(X, device)
+    with pytest.raises(IndexError, match=r"broadcast"):
+        x[False, 0, [1, 0]] = 1.0  # torch's reading of the index (steps through positions)
+    with pytest.raises(IndexError, match=r"broadcast"):
+        x[[0, 1], [0, 1, 2]] = 1.0  # NumPy's reading: two index arrays of lengths 2 and 3
+    with pytest.raises(ValueError, match=r"broadcast") as info:
+        x[[0, 1]] = backend.to_device(np.ones(5), device)  # the value's shape, not the index
+    assert not isinstance(info.value, IndexError)
+    np.testing.assert_array_equal(_np(x), X)  # nothing written
+
+
 def test_getitem_of_torch_indexes_is_differentiable(device):
     a = backend.to_device(np.random.default_rng(6).standard_normal((2, 3, 4)), device)
     for index in ((_t(np.int64(0), device), S, [1, 0]), (True, 0, [1, 0]),

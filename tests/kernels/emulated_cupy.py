@@ -178,6 +178,18 @@ _IN_PLACE = frozenset({"copyto", "put", "place", "putmask", "fill_diagonal", "pu
 _JOINS = frozenset({"concatenate", "stack", "vstack", "hstack", "column_stack", "concat"})
 
 
+@contextlib.contextmanager
+def _cupy_index_errors():
+    """CuPy raises ValueError where NumPy raises IndexError for index arrays that do not
+    broadcast together (read or written through)."""
+    try:
+        yield
+    except IndexError as e:
+        if "broadcast" in str(e):
+            raise ValueError(f"operands could not be broadcast together: {e}") from None
+        raise
+
+
 class ndarray(np.ndarray):
     """A device array: NumPy storage, CuPy's rules about mixing with host arrays."""
 
@@ -288,12 +300,8 @@ class ndarray(np.ndarray):
                           else i for i in (k if isinstance(k, tuple) else (k,)))
             res = h[probe if isinstance(k, tuple) else probe[0]]
         else:
-            try:
+            with _cupy_index_errors():
                 res = h[k]
-            except IndexError as e:  # CuPy raises ValueError where index arrays do not broadcast
-                if "broadcast" in str(e):
-                    raise ValueError(f"operands could not be broadcast together: {e}") from None
-                raise
         if isinstance(res, np.generic):  # integers only: CuPy gives a 0-d view, NumPy a copy
             res = h[(k if isinstance(k, tuple) else (k,)) + (Ellipsis,)]
         if res.size and not np.may_share_memory(res, h):
@@ -308,7 +316,8 @@ class ndarray(np.ndarray):
         h, k, v = np.asarray(self), _host_tree(key), _host(value)
 
         def run():
-            h[k] = v
+            with _cupy_index_errors():
+                h[k] = v
         if not _defer(run):
             run()
 
